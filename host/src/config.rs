@@ -1,0 +1,1141 @@
+//! Rill's configuration, loaded from `rill.yaml`.
+//!
+//! Every setting has a default: an empty file (or no file at all) gives a
+//! working configuration. Unknown keys and bad values are refused with the
+//! key's dotted path, what was expected and, when the YAML parser knows it,
+//! the line and column:
+//!
+//! ```text
+//! publish.idle_timeout: invalid duration "abc": expected a duration like "10s" (line 3, column 17)
+//! ```
+//!
+//! Durations are humantime strings (`"10s"`, `"500ms"`, `"1m 30s"`); for the
+//! timeouts documented as such, `"0s"` means "disabled".
+//!
+//! Single keys can be overridden from the environment with
+//! `RILL_<SECTION>_<KEY>` (upper-cased dotted path, dots replaced by `_`), e.g.
+//! `RILL_HTTP_LISTEN`, `RILL_PLUGINS_DIR`, `RILL_PUBLISH_IDLE_TIMEOUT`; see
+//! [`Config::apply_env`].
+//!
+//! Each plugin's own section (`plugins.<name>`) is kept as raw YAML and handed
+//! to the plugin as text ([`Config::plugin_section_yaml`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "RILL_";
+
+/// Allowed range of the ring sizes (`publish.*_ring`), which must also be
+/// powers of two.
+pub const RING_RANGE: std::ops::RangeInclusive<usize> = 16..=65536;
+
+/// Allowed range of `subscribe.queue_frames`.
+pub const QUEUE_RANGE: std::ops::RangeInclusive<usize> = 16..=65536;
+
+/// Upper bound of `dispatcher_workers` (0 means one per core).
+pub const MAX_DISPATCHER_WORKERS: usize = 1024;
+
+/// The whole configuration (`rill.yaml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory watched for plugin libraries. Default `plugins`.
+    pub plugins_dir: PathBuf,
+    /// Directory for the server's own state (private plugin copies, ...).
+    /// Default `state`.
+    pub state_dir: PathBuf,
+    /// How long an old plugin generation keeps serving the sessions it had
+    /// open after a reload or removal. Default 30s.
+    #[serde(with = "duration")]
+    pub drain_timeout: Duration,
+    /// How long a shutdown waits for sessions to end. Default 10s.
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// Number of dispatcher worker threads; 0 = one per core. Default 0.
+    pub dispatcher_workers: usize,
+    /// Logging.
+    #[serde(deserialize_with = "section")]
+    pub log: LogConfig,
+    /// HTTP listener (management API, HTTP-based protocols).
+    #[serde(deserialize_with = "section")]
+    pub http: HttpConfig,
+    /// Publisher-side stream settings.
+    #[serde(deserialize_with = "section")]
+    pub publish: PublishConfig,
+    /// Subscriber-side stream settings.
+    #[serde(deserialize_with = "section")]
+    pub subscribe: SubscribeConfig,
+    /// Each plugin's own section, by plugin name, kept as raw YAML.
+    #[serde(deserialize_with = "section")]
+    pub plugins: BTreeMap<String, Value>,
+}
+
+/// `log:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A level (`trace`, `debug`, `info`, `warn`, `error`, `off`) or a
+    /// comma-separated list of `tracing` filter directives such as
+    /// `info,rill::engine=debug`. A bare word must be a level (a bare target
+    /// name is refused to catch typos; write `target=trace`). Default `info`.
+    pub level: String,
+    /// Output format. Default `text`.
+    pub format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `http:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listening address. Default `0.0.0.0:8080`.
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// Bearer token required by the management API; none = no
+    /// authentication. Default none. Note: `Debug` and [`Config::to_yaml`]
+    /// show it; redact before exposing a config.
+    pub api_token: Option<String>,
+}
+
+/// `publish:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishConfig {
+    /// A publisher that sends no data for this long is closed; 0 = off.
+    /// Default 10s.
+    #[serde(with = "duration")]
+    pub publish_timeout: Duration,
+    /// A stream that never had a subscriber is closed after this; 0 = off.
+    /// Default 0s.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// After the last subscriber left, the stream is closed after this;
+    /// 0 = off. Default 0s.
+    #[serde(with = "duration")]
+    pub delay_close_timeout: Duration,
+    /// A publisher that drops and returns within this keeps the same stream
+    /// and its players. Default 5s.
+    #[serde(with = "duration")]
+    pub reconnect_grace: Duration,
+    /// A new publisher of an already published stream replaces (kicks) the
+    /// existing one instead of being refused. Default false.
+    pub kick_existing: bool,
+    /// A timestamp jump larger than this is a discontinuity and is smoothed.
+    /// Must be > 0. Default 1s.
+    #[serde(with = "duration")]
+    pub max_ts_jump: Duration,
+    /// Video frame ring size (power of two in 16..=65536). Default 256.
+    pub video_ring: usize,
+    /// Audio frame ring size (power of two in 16..=65536). Default 64.
+    pub audio_ring: usize,
+    /// Data frame ring size (power of two in 16..=65536). Default 16.
+    pub data_ring: usize,
+}
+
+/// `subscribe:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscribeConfig {
+    /// How long a player waits for a stream nobody publishes yet.
+    /// Default 10s.
+    #[serde(with = "duration")]
+    pub wait_timeout: Duration,
+    /// A subscriber that stays behind longer than this is closed. Must be
+    /// greater than 0s. Default 10s.
+    #[serde(with = "duration")]
+    pub max_lag: Duration,
+    /// Bound of each subscriber's queue, in frames (16..=65536).
+    /// Default 512.
+    pub queue_frames: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            plugins_dir: PathBuf::from("plugins"),
+            state_dir: PathBuf::from("state"),
+            drain_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            dispatcher_workers: 0,
+            log: LogConfig::default(),
+            http: HttpConfig::default(),
+            publish: PublishConfig::default(),
+            subscribe: SubscribeConfig::default(),
+            plugins: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            api_token: None,
+        }
+    }
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            publish_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::ZERO,
+            delay_close_timeout: Duration::ZERO,
+            reconnect_grace: Duration::from_secs(5),
+            kick_existing: false,
+            max_ts_jump: Duration::from_secs(1),
+            video_ring: 256,
+            audio_ring: 64,
+            data_ring: 16,
+        }
+    }
+}
+
+impl Default for SubscribeConfig {
+    fn default() -> Self {
+        SubscribeConfig {
+            wait_timeout: Duration::from_secs(10),
+            max_lag: Duration::from_secs(10),
+            queue_frames: 512,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates a configuration from YAML text. An empty
+    /// document (or one holding only comments or `null`) gives the defaults.
+    pub fn from_yaml_str(text: &str) -> Result<Config, ConfigErrors> {
+        // A document without content is the default configuration; checking
+        // through `Value` first keeps the typed pass below (which has line
+        // numbers) for documents that have something in them.
+        let value: Value = serde_yaml::from_str(text).map_err(|e| yaml_error(".", e))?;
+        let config = if value.is_null() {
+            Config::default()
+        } else {
+            let de = serde_yaml::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(path_error)?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates the file at `path`. A missing or
+    /// unreadable file is an error naming the path (the caller decides
+    /// whether running on defaults is acceptable).
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                path.display().to_string(),
+                format!("cannot read config file: {e}"),
+            )
+        })?;
+        Config::from_yaml_str(&text)
+    }
+
+    /// Checks the ranges and values serde alone cannot (ring sizes, log
+    /// filter, ...). Reports every problem found, not only the first.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut fail = |path: &str, message: String| errors.push(ConfigError::new(path, message));
+
+        if self.plugins_dir.as_os_str().is_empty() {
+            fail("plugins_dir", "must not be empty".to_owned());
+        }
+        if self.state_dir.as_os_str().is_empty() {
+            fail("state_dir", "must not be empty".to_owned());
+        }
+        if self.dispatcher_workers > MAX_DISPATCHER_WORKERS {
+            fail(
+                "dispatcher_workers",
+                format!(
+                    "{} is too many: expected 0 (one per core) up to {MAX_DISPATCHER_WORKERS}",
+                    self.dispatcher_workers
+                ),
+            );
+        }
+        if let Err(message) = check_log_level(&self.log.level) {
+            fail("log.level", message);
+        }
+        if self.http.api_token.as_deref() == Some("") {
+            fail(
+                "http.api_token",
+                "must not be empty (leave the key out to disable authentication)".to_owned(),
+            );
+        }
+        if self.publish.max_ts_jump.is_zero() {
+            fail("publish.max_ts_jump", "must be greater than 0s".to_owned());
+        }
+        for (key, size) in [
+            ("publish.video_ring", self.publish.video_ring),
+            ("publish.audio_ring", self.publish.audio_ring),
+            ("publish.data_ring", self.publish.data_ring),
+        ] {
+            if !size.is_power_of_two() || !RING_RANGE.contains(&size) {
+                fail(
+                    key,
+                    format!(
+                        "{size} is not allowed: expected a power of two between {} and {}",
+                        RING_RANGE.start(),
+                        RING_RANGE.end()
+                    ),
+                );
+            }
+        }
+        if self.subscribe.max_lag.is_zero() {
+            fail("subscribe.max_lag", "must be greater than 0s".to_owned());
+        }
+        if !QUEUE_RANGE.contains(&self.subscribe.queue_frames) {
+            fail(
+                "subscribe.queue_frames",
+                format!(
+                    "{} is out of range: expected a number between {} and {}",
+                    self.subscribe.queue_frames,
+                    QUEUE_RANGE.start(),
+                    QUEUE_RANGE.end()
+                ),
+            );
+        }
+        for name in self.plugins.keys() {
+            if name.trim().is_empty() {
+                fail("plugins", "plugin names must not be empty".to_owned());
+            }
+        }
+
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// The configuration as YAML text (every key, defaults included); it
+    /// parses back to an equal `Config`. Shows `http.api_token`.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self)
+            .unwrap_or_else(|e| format!("# cannot serialize the configuration: {e}\n"))
+    }
+
+    /// The section `plugins.<name>` re-serialized as YAML text, as handed to
+    /// the plugin. An absent or empty (`null`) section gives `"{}\n"`, which
+    /// every map-shaped plugin config accepts as "all defaults".
+    pub fn plugin_section_yaml(&self, name: &str) -> String {
+        match self.plugins.get(name) {
+            None | Some(Value::Null) => "{}\n".to_owned(),
+            Some(section) => serde_yaml::to_string(section).unwrap_or_else(|_| "{}\n".to_owned()),
+        }
+    }
+
+    /// Applies environment overrides of single keys and re-validates.
+    ///
+    /// A variable `RILL_<PATH>` where `<PATH>` is a key's dotted path
+    /// upper-cased with `.` replaced by `_` (e.g. `RILL_HTTP_LISTEN`,
+    /// `RILL_PLUGINS_DIR`, `RILL_PUBLISH_IDLE_TIMEOUT`) sets that key. The
+    /// value is read as a YAML scalar (so `true`, `512` work), falling back
+    /// to the raw text for string keys; an empty value sets an optional key
+    /// (`http.api_token`) to none. Keys are discovered from the serialized
+    /// configuration, so every key gets an override; the `plugins` map is
+    /// not reachable this way.
+    ///
+    /// Variables that don't name a key are ignored (pass the whole
+    /// environment). A variable naming a key with a bad value is an error
+    /// naming the variable; all such errors are reported, and on error
+    /// `self` is left unchanged.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigErrors> {
+        let mut tree = serde_yaml::to_value(&*self).map_err(|e| {
+            ConfigError::new(".", format!("cannot serialize the configuration: {e}"))
+        })?;
+        let keys = env_keys(&tree);
+        let mut errors = Vec::new();
+        // (variable, dotted key) of each override applied, for messages.
+        let mut applied: Vec<(String, String)> = Vec::new();
+
+        for (var, raw) in vars {
+            if !var.starts_with(ENV_PREFIX) {
+                continue;
+            }
+            let Some(key) = keys.iter().find(|k| k.var == var) else {
+                continue;
+            };
+            let mut first_error = None;
+            let mut accepted = false;
+            for candidate in env_candidates(&raw) {
+                let mut trial = tree.clone();
+                if !set_path(&mut trial, &key.path, candidate) {
+                    continue;
+                }
+                match serde_path_to_error::deserialize::<_, Config>(trial.clone()) {
+                    Ok(_) => {
+                        tree = trial;
+                        accepted = true;
+                        break;
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e.into_inner().to_string());
+                    }
+                }
+            }
+            if accepted {
+                applied.retain(|(v, _)| *v != var);
+                applied.push((var, key.dotted.clone()));
+            } else {
+                let reason = first_error.unwrap_or_else(|| "cannot set this key".to_owned());
+                errors.push(ConfigError::new(
+                    key.dotted.clone(),
+                    format!("{reason} (from environment variable {var}={raw:?})"),
+                ));
+            }
+        }
+
+        // The overrides that were accepted, validated together (range checks
+        // are reported even when other variables were refused above).
+        let config: Config = match serde_path_to_error::deserialize(tree) {
+            Ok(config) => config,
+            Err(e) => {
+                errors.push(ConfigError::new(
+                    e.path().to_string(),
+                    e.into_inner().to_string(),
+                ));
+                return Err(ConfigErrors(errors));
+            }
+        };
+        if let Err(ConfigErrors(invalid)) = config.validate() {
+            for mut error in invalid {
+                if let Some((var, _)) = applied.iter().find(|(_, key)| *key == error.path) {
+                    error.message = format!("{} (from environment variable {var})", error.message);
+                }
+                errors.push(error);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        *self = config;
+        Ok(())
+    }
+}
+
+/// One problem in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the key (`publish.idle_timeout`), `.` for the whole
+    /// document, or the file's path when it could not be read.
+    pub path: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+    /// 1-based line in the YAML text, when known.
+    pub line: Option<usize>,
+    /// 1-based column in the YAML text, when known.
+    pub column: Option<usize>,
+}
+
+impl ConfigError {
+    /// An error without a position.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            f.write_str(&self.message)?;
+        } else {
+            write!(f, "{}: {}", self.path, self.message)?;
+        }
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, " (line {line}, column {column})"),
+            (Some(line), None) => write!(f, " (line {line})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// All the problems found in a configuration (never empty when returned as
+/// an error). Displays one problem per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The problems, in the order found.
+    pub fn errors(&self) -> &[ConfigError] {
+        &self.0
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        ConfigErrors(vec![error])
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl IntoIterator for ConfigErrors {
+    type Item = ConfigError;
+    type IntoIter = std::vec::IntoIter<ConfigError>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors from serde_yaml.
+
+/// Converts a parse error, keeping the dotted path and the position.
+fn path_error(error: serde_path_to_error::Error<serde_yaml::Error>) -> ConfigError {
+    let path = error.path().to_string();
+    yaml_error(&path, error.into_inner())
+}
+
+/// Converts a serde_yaml error: the position moves to `line`/`column` and is
+/// removed from the message, as is serde_yaml's own path prefix.
+fn yaml_error(path: &str, error: serde_yaml::Error) -> ConfigError {
+    let location = error.location();
+    let mut message = error.to_string();
+    if let Some(loc) = &location {
+        let at = format!(" at line {} column {}", loc.line(), loc.column());
+        if let Some(start) = message.find(&at) {
+            message.replace_range(start..start + at.len(), "");
+        }
+    }
+    // serde_yaml prefixes messages with the path it tracks itself (the same
+    // key or its parent); the caller shows ours.
+    if path != "." {
+        let mut prefix = path;
+        loop {
+            if let Some(rest) = message
+                .strip_prefix(prefix)
+                .and_then(|m| m.strip_prefix(": "))
+            {
+                message = rest.to_owned();
+                break;
+            }
+            match prefix.rfind('.') {
+                Some(dot) => prefix = &prefix[..dot],
+                None => break,
+            }
+        }
+    }
+    ConfigError {
+        path: path.to_owned(),
+        message,
+        line: location.as_ref().map(|l| l.line()),
+        column: location.as_ref().map(|l| l.column()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Field (de)serializers.
+
+/// Humantime durations, with a clear message for bad values.
+mod duration {
+    use std::fmt;
+    use std::time::Duration;
+
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::Serializer;
+
+    const EXPECTED: &str = "a duration like \"10s\"";
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        humantime_serde::serialize(value, serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        struct DurationVisitor;
+        impl Visitor<'_> for DurationVisitor {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+                humantime_serde::re::humantime::parse_duration(v.trim()).map_err(|_| {
+                    E::custom(format_args!("invalid duration {v:?}: expected {EXPECTED}"))
+                })
+            }
+        }
+        deserializer.deserialize_str(DurationVisitor)
+    }
+}
+
+/// A `SocketAddr` with a clear message for bad values.
+fn socket_addr<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    struct AddrVisitor;
+    impl serde::de::Visitor<'_> for AddrVisitor {
+        type Value = SocketAddr;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an IP address and port like \"0.0.0.0:8080\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SocketAddr, E> {
+            v.trim().parse().map_err(|_| {
+                E::custom(format_args!(
+                    "invalid address {v:?}: expected an IP address and port like \"0.0.0.0:8080\""
+                ))
+            })
+        }
+    }
+    deserializer.deserialize_str(AddrVisitor)
+}
+
+/// A section that may be written empty (`publish:` with nothing under it,
+/// i.e. `null`), which means "all defaults".
+fn section<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Checks `log.level`: levels and `tracing` filter directives.
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    const EXPECTED: &str =
+        "expected trace, debug, info, warn, error, off or filter directives like \"info,rill=debug\"";
+    if level.trim().is_empty() {
+        return Err(format!("empty log level: {EXPECTED}"));
+    }
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if LEVELS.iter().any(|l| l.eq_ignore_ascii_case(directive)) {
+            continue;
+        }
+        if !directive.contains('=') && !directive.contains('[') {
+            return Err(format!("unknown log level {directive:?}: {EXPECTED}"));
+        }
+        if let Err(e) = directive.parse::<tracing_subscriber::filter::Directive>() {
+            return Err(format!("invalid log filter directive {directive:?}: {e}"));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Environment overrides.
+
+/// A key reachable from the environment.
+struct EnvKey {
+    /// `RILL_PUBLISH_IDLE_TIMEOUT`
+    var: String,
+    /// `["publish", "idle_timeout"]`
+    path: Vec<String>,
+    /// `publish.idle_timeout`
+    dotted: String,
+}
+
+/// Every leaf key of the serialized configuration, except under `plugins`.
+fn env_keys(tree: &Value) -> Vec<EnvKey> {
+    fn walk(value: &Value, path: &mut Vec<String>, out: &mut Vec<EnvKey>) {
+        match value {
+            Value::Mapping(map) => {
+                for (key, child) in map {
+                    let Some(key) = key.as_str() else { continue };
+                    if path.is_empty() && key == "plugins" {
+                        continue;
+                    }
+                    path.push(key.to_owned());
+                    walk(child, path, out);
+                    path.pop();
+                }
+            }
+            _ if !path.is_empty() => out.push(EnvKey {
+                var: format!("{ENV_PREFIX}{}", path.join("_").to_ascii_uppercase()),
+                path: path.clone(),
+                dotted: path.join("."),
+            }),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(tree, &mut Vec::new(), &mut out);
+    out
+}
+
+/// The values to try for an environment variable's text, best first: the
+/// text read as a YAML scalar (numbers, booleans, `null` for empty), then
+/// the text itself as a string.
+fn env_candidates(raw: &str) -> Vec<Value> {
+    let text = Value::String(raw.to_owned());
+    let mut candidates = Vec::with_capacity(2);
+    if let Ok(parsed) = serde_yaml::from_str::<Value>(raw) {
+        let scalar = matches!(
+            parsed,
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_)
+        );
+        if scalar && parsed != text {
+            candidates.push(parsed);
+        }
+    }
+    candidates.push(text);
+    candidates
+}
+
+/// Sets the value at `path` in a tree of mappings; false if a parent is
+/// missing or not a mapping.
+fn set_path(tree: &mut Value, path: &[String], value: Value) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut node = tree;
+    for key in parents {
+        match node.get_mut(key.as_str()) {
+            Some(child) => node = child,
+            None => return false,
+        }
+    }
+    match node.as_mapping_mut() {
+        Some(map) => {
+            map.insert(Value::String(last.clone()), value);
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn errors_of(text: &str) -> ConfigErrors {
+        match Config::from_yaml_str(text) {
+            Ok(config) => panic!("expected an error, got {config:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn empty_text_gives_defaults() {
+        for text in ["", "\n", "# only a comment\n", "~\n", "null", "---\n"] {
+            let config = Config::from_yaml_str(text).expect(text);
+            assert_eq!(config, Config::default(), "{text:?}");
+        }
+        let c = Config::default();
+        assert_eq!(c.plugins_dir, PathBuf::from("plugins"));
+        assert_eq!(c.state_dir, PathBuf::from("state"));
+        assert_eq!(c.drain_timeout, Duration::from_secs(30));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(c.dispatcher_workers, 0);
+        assert_eq!(c.log.level, "info");
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert_eq!(c.http.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.http.api_token, None);
+        assert_eq!(c.publish.publish_timeout, Duration::from_secs(10));
+        assert_eq!(c.publish.idle_timeout, Duration::ZERO);
+        assert_eq!(c.publish.delay_close_timeout, Duration::ZERO);
+        assert_eq!(c.publish.reconnect_grace, Duration::from_secs(5));
+        assert!(!c.publish.kick_existing);
+        assert_eq!(c.publish.max_ts_jump, Duration::from_secs(1));
+        assert_eq!(
+            (
+                c.publish.video_ring,
+                c.publish.audio_ring,
+                c.publish.data_ring
+            ),
+            (256, 64, 16)
+        );
+        assert_eq!(c.subscribe.wait_timeout, Duration::from_secs(10));
+        assert_eq!(c.subscribe.max_lag, Duration::from_secs(10));
+        assert_eq!(c.subscribe.queue_frames, 512);
+        assert!(c.plugins.is_empty());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn empty_sections_give_defaults() {
+        let config =
+            Config::from_yaml_str("log:\nhttp:\npublish:\nsubscribe:\nplugins:\n").unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn partial_section_keeps_other_defaults() {
+        let config = Config::from_yaml_str("publish:\n  idle_timeout: 30s\n").unwrap();
+        assert_eq!(config.publish.idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.publish.publish_timeout, Duration::from_secs(10));
+        assert_eq!(config.subscribe, SubscribeConfig::default());
+    }
+
+    const FULL: &str = r#"
+plugins_dir: /usr/lib/rill/plugins
+state_dir: /var/lib/rill
+drain_timeout: 1m
+shutdown_timeout: 15s
+dispatcher_workers: 4
+log:
+  level: info,rill::engine=debug
+  format: json
+http:
+  listen: "127.0.0.1:9090"
+  api_token: s3cret
+publish:
+  publish_timeout: 20s
+  idle_timeout: 30s
+  delay_close_timeout: 500ms
+  reconnect_grace: 0s
+  kick_existing: true
+  max_ts_jump: 2s
+  video_ring: 1024
+  audio_ring: 128
+  data_ring: 32
+subscribe:
+  wait_timeout: 3s
+  max_lag: 1m 30s
+  queue_frames: 100
+plugins:
+  rtmp:
+    listen: "0.0.0.0:1935"
+    chunk_size: 4096
+  hls:
+    segment: 2s
+    windows: [a, b]
+"#;
+
+    #[test]
+    fn full_example_round_trip() {
+        let config = Config::from_yaml_str(FULL).unwrap();
+        assert_eq!(config.plugins_dir, PathBuf::from("/usr/lib/rill/plugins"));
+        assert_eq!(config.drain_timeout, Duration::from_secs(60));
+        assert_eq!(config.dispatcher_workers, 4);
+        assert_eq!(config.log.level, "info,rill::engine=debug");
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.http.listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(config.http.api_token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            config.publish.delay_close_timeout,
+            Duration::from_millis(500)
+        );
+        assert_eq!(config.publish.reconnect_grace, Duration::ZERO);
+        assert!(config.publish.kick_existing);
+        assert_eq!(config.publish.video_ring, 1024);
+        assert_eq!(config.subscribe.max_lag, Duration::from_secs(90));
+        assert_eq!(config.subscribe.queue_frames, 100);
+        assert_eq!(config.plugins.len(), 2);
+
+        let text = config.to_yaml();
+        let again = Config::from_yaml_str(&text).unwrap();
+        assert_eq!(again, config, "{text}");
+        assert!(text.contains("drain_timeout: 1m"), "{text}");
+
+        let defaults = Config::default().to_yaml();
+        assert_eq!(Config::from_yaml_str(&defaults).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        let errors = errors_of("plugins_dir: p\nplugin_dir: x\n");
+        assert_eq!(errors.0.len(), 1);
+        let e = &errors.0[0];
+        assert_eq!(e.path, "plugin_dir");
+        assert!(e.message.contains("unknown field `plugin_dir`"), "{e}");
+        assert!(
+            e.message.contains("plugins_dir"),
+            "expected keys listed: {e}"
+        );
+        assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn unknown_nested_key() {
+        let errors = errors_of("publish:\n  idel_timeout: 10s\n");
+        let e = &errors.0[0];
+        assert_eq!(e.path, "publish.idel_timeout");
+        assert!(
+            e.message.contains("idle_timeout"),
+            "expected keys listed: {e}"
+        );
+        assert!(!e.message.contains(" at line"), "{e}");
+        assert_eq!((e.line, e.column), (Some(2), Some(3)));
+        assert!(
+            errors
+                .to_string()
+                .starts_with("publish.idel_timeout: unknown field"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn wrong_type() {
+        let errors = errors_of("dispatcher_workers: \"many\"\n");
+        let e = &errors.0[0];
+        assert_eq!(e.path, "dispatcher_workers");
+        assert!(e.message.contains("invalid type"), "{e}");
+        assert!(e.message.contains("usize"), "{e}");
+        assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn bad_address() {
+        let errors = errors_of("http:\n  listen: \"nope\"\n");
+        let e = &errors.0[0];
+        assert_eq!(e.path, "http.listen");
+        assert!(e.message.contains("invalid address \"nope\""), "{e}");
+        assert!(e.message.contains("0.0.0.0:8080"), "{e}");
+        assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn bad_duration() {
+        let errors = errors_of("publish:\n  idle_timeout: abc\n");
+        let e = &errors.0[0];
+        assert_eq!(e.path, "publish.idle_timeout");
+        assert_eq!(
+            e.message,
+            "invalid duration \"abc\": expected a duration like \"10s\""
+        );
+        let errors = errors_of("subscribe:\n  wait_timeout: 10\n");
+        assert_eq!(errors.0[0].path, "subscribe.wait_timeout");
+        assert!(
+            errors.0[0].message.contains("expected a duration like"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn bad_log_values() {
+        let errors = errors_of("log:\n  format: xml\n");
+        assert_eq!(errors.0[0].path, "log.format");
+        assert!(errors.0[0].message.contains("`text`"), "{errors}");
+        let errors = errors_of("log:\n  level: inof\n");
+        assert_eq!(errors.0[0].path, "log.level");
+        let errors = errors_of("log:\n  level: info,rill=loud\n");
+        assert_eq!(errors.0[0].path, "log.level");
+        for ok in [
+            "debug",
+            "WARN",
+            "off",
+            "info,rill::engine=trace",
+            "rill=debug",
+        ] {
+            let text = format!("log:\n  level: \"{ok}\"\n");
+            Config::from_yaml_str(&text).expect(ok);
+        }
+    }
+
+    #[test]
+    fn ring_sizes_must_be_powers_of_two_and_all_problems_reported() {
+        let errors = errors_of(
+            "publish:\n  video_ring: 100\n  audio_ring: 8\n  data_ring: 131072\nsubscribe:\n  queue_frames: 1\n",
+        );
+        let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "publish.video_ring",
+                "publish.audio_ring",
+                "publish.data_ring",
+                "subscribe.queue_frames"
+            ]
+        );
+        assert!(errors.0[0].message.contains("power of two"), "{errors}");
+        assert_eq!(errors.to_string().lines().count(), 4);
+        Config::from_yaml_str("publish:\n  video_ring: 65536\n  data_ring: 16\n").unwrap();
+    }
+
+    #[test]
+    fn plugin_section_passthrough() {
+        let config = Config::from_yaml_str(FULL).unwrap();
+        let rtmp = config.plugin_section_yaml("rtmp");
+        let value: Value = serde_yaml::from_str(&rtmp).unwrap();
+        assert_eq!(
+            value.get("listen").and_then(Value::as_str),
+            Some("0.0.0.0:1935")
+        );
+        assert_eq!(value.get("chunk_size").and_then(Value::as_u64), Some(4096));
+        assert_eq!(&value, config.plugins.get("rtmp").unwrap());
+        assert_eq!(config.plugin_section_yaml("absent"), "{}\n");
+        let config = Config::from_yaml_str("plugins:\n  flv:\n").unwrap();
+        assert_eq!(config.plugin_section_yaml("flv"), "{}\n");
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut config = Config::default();
+        config
+            .apply_env(env(&[
+                ("RILL_HTTP_LISTEN", "127.0.0.1:1234"),
+                ("RILL_PLUGINS_DIR", "/opt/plugins"),
+                ("RILL_PUBLISH_IDLE_TIMEOUT", "45s"),
+                ("RILL_LOG_LEVEL", "debug"),
+                ("RILL_SUBSCRIBE_WAIT_TIMEOUT", "2s"),
+                ("RILL_PUBLISH_KICK_EXISTING", "true"),
+                ("RILL_PUBLISH_VIDEO_RING", "512"),
+                ("RILL_HTTP_API_TOKEN", "1234"),
+                ("RILL_DISPATCHER_WORKERS", "3"),
+                ("RILL_NOT_A_KEY", "whatever"),
+                ("RILL_PLUGINS_RTMP", "ignored"),
+                ("HOME", "/root"),
+            ]))
+            .unwrap();
+        assert_eq!(config.http.listen, "127.0.0.1:1234".parse().unwrap());
+        assert_eq!(config.plugins_dir, PathBuf::from("/opt/plugins"));
+        assert_eq!(config.publish.idle_timeout, Duration::from_secs(45));
+        assert_eq!(config.log.level, "debug");
+        assert_eq!(config.subscribe.wait_timeout, Duration::from_secs(2));
+        assert!(config.publish.kick_existing);
+        assert_eq!(config.publish.video_ring, 512);
+        assert_eq!(config.http.api_token.as_deref(), Some("1234"));
+        assert_eq!(config.dispatcher_workers, 3);
+        assert!(config.plugins.is_empty());
+
+        config
+            .apply_env(env(&[("RILL_HTTP_API_TOKEN", "")]))
+            .unwrap();
+        assert_eq!(config.http.api_token, None);
+    }
+
+    #[test]
+    fn env_overrides_bad_values() {
+        let mut config = Config::default();
+        let before = config.clone();
+        let errors = config
+            .apply_env(env(&[
+                ("RILL_PUBLISH_IDLE_TIMEOUT", "abc"),
+                ("RILL_HTTP_LISTEN", "nope"),
+                ("RILL_DISPATCHER_WORKERS", "-1"),
+                ("RILL_LOG_LEVEL", "debug"),
+                ("RILL_PUBLISH_DATA_RING", "17"),
+            ]))
+            .unwrap_err();
+        assert_eq!(config, before, "unchanged on error");
+        let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "publish.idle_timeout",
+                "http.listen",
+                "dispatcher_workers",
+                "publish.data_ring"
+            ]
+        );
+        assert!(
+            errors.0[3].message.contains("RILL_PUBLISH_DATA_RING"),
+            "{errors}"
+        );
+        assert!(
+            errors.0[0].message.contains("RILL_PUBLISH_IDLE_TIMEOUT"),
+            "{errors}"
+        );
+        assert!(errors.0[0].message.contains("invalid duration"), "{errors}");
+        assert!(errors.0[1].message.contains("RILL_HTTP_LISTEN"), "{errors}");
+
+        // Well-typed but out of range: reported by validation, naming the variable.
+        let errors = config
+            .apply_env(env(&[("RILL_PUBLISH_AUDIO_RING", "100")]))
+            .unwrap_err();
+        assert_eq!(errors.0[0].path, "publish.audio_ring");
+        assert!(
+            errors.0[0].message.contains("RILL_PUBLISH_AUDIO_RING"),
+            "{errors}"
+        );
+        assert_eq!(config, before);
+    }
+
+    #[test]
+    fn env_names_are_unique_and_cover_every_key() {
+        let tree = serde_yaml::to_value(Config::default()).unwrap();
+        let keys = env_keys(&tree);
+        let mut names: Vec<&str> = keys.iter().map(|k| k.var.as_str()).collect();
+        assert!(names.contains(&"RILL_HTTP_API_TOKEN"));
+        assert!(names.contains(&"RILL_SUBSCRIBE_QUEUE_FRAMES"));
+        assert_eq!(names.len(), 21);
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), keys.len(), "ambiguous environment names");
+    }
+
+    #[test]
+    fn display_has_line_numbers() {
+        let errors = errors_of("log:\n  level: info\npublish:\n  idle_timeout: abc\n");
+        assert_eq!(
+            errors.to_string(),
+            "publish.idle_timeout: invalid duration \"abc\": expected a duration like \"10s\" (line 4, column 17)"
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let errors = errors_of("publish:\n  idle_timeout: [\n");
+        let e = &errors.0[0];
+        assert!(e.line.is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn load_missing_file_names_path() {
+        let path = Path::new("/nonexistent/dir/rill.yaml");
+        let errors = Config::load(path).unwrap_err();
+        assert_eq!(errors.0[0].path, "/nonexistent/dir/rill.yaml");
+        assert!(errors.to_string().contains("/nonexistent/dir/rill.yaml"));
+    }
+
+    #[test]
+    fn load_reads_file() {
+        let dir = std::env::temp_dir().join(format!("rill-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rill.yaml");
+        std::fs::write(&path, "http:\n  listen: 127.0.0.1:8081\n").unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.http.listen.port(), 8081);
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(Config::load(&path).unwrap(), Config::default());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

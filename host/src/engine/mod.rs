@@ -1,0 +1,28 @@
+//! The stream engine: frames, track rings with their GOP index, streams and
+//! their lifecycle, the dispatcher, subscribers.
+
+mod dispatch;
+mod engine;
+mod error;
+mod frame;
+pub mod lifecycle;
+pub mod ring;
+mod settings;
+mod stats;
+mod stream;
+mod subscriber;
+mod sync;
+pub mod timestamp;
+mod track;
+
+pub use engine::{validate_path, Engine, Publisher, SubscriberSnapshot, MAX_PATH_LEN};
+pub use error::EngineError;
+pub use frame::{Frame, FrameCache, FrameRef};
+pub use lifecycle::Phase;
+pub use settings::EngineSettings;
+pub use stream::{PublisherInfo, PublisherSnapshot, StreamSnapshot, TrackSnapshot, MAX_TRACKS};
+pub use subscriber::{EndReason, SubscribeEnd, Subscriber, SubscriberInfo};
+pub use track::{fourcc_str, TrackInfo};
+
+#[cfg(test)]
+mod tests;

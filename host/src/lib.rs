@@ -1,0 +1,4 @@
+//! Rill's host: the stream engine, the plugin manager and the process.
+
+pub mod config;
+pub mod engine;
