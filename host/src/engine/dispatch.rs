@@ -80,12 +80,19 @@ impl DispatchState {
                 .is_some_and(|t| t.kind() == RILL_TRACK_DATA)
         };
         let configs = self.configs.iter().flatten();
-        self.start_set.extend(configs.clone().filter(|f| is_data(f)).cloned());
-        self.start_set.extend(configs.filter(|f| !is_data(f)).cloned());
+        self.start_set
+            .extend(configs.clone().filter(|f| is_data(f)).cloned());
+        self.start_set
+            .extend(configs.filter(|f| !is_data(f)).cloned());
     }
 
     /// Reads everything new and offers it to every subscriber.
-    pub(crate) fn run(&mut self, tracks: &Arc<Vec<Arc<Track>>>, now: Instant, max_lag: std::time::Duration) {
+    pub(crate) fn run(
+        &mut self,
+        tracks: &Arc<Vec<Arc<Track>>>,
+        now: Instant,
+        max_lag: std::time::Duration,
+    ) {
         self.refresh_tracks(tracks);
         self.batch.clear();
         let mut lapped = false;

@@ -199,7 +199,9 @@ impl Lifecycle {
                 } else {
                     // The stream task reports each one left, which closes an
                     // abandoned stream.
-                    vec![Action::FailWaiters(expired.into_iter().map(|(id, _)| id).collect())]
+                    vec![Action::FailWaiters(
+                        expired.into_iter().map(|(id, _)| id).collect(),
+                    )]
                 }
             }
             Phase::Publishing => {
@@ -214,7 +216,8 @@ impl Lifecycle {
                     return self.close(CloseWhy::Idle);
                 }
                 if let Some(e) = self.empty_since {
-                    if !t.delay_close.is_zero() && self.ever_subscribed && now >= e + t.delay_close {
+                    if !t.delay_close.is_zero() && self.ever_subscribed && now >= e + t.delay_close
+                    {
                         return self.close(CloseWhy::NoSubscribers);
                     }
                 }
@@ -253,8 +256,8 @@ mod tests {
     fn t() -> Timeouts {
         Timeouts {
             publish: 10 * S,
-            idle: 0 * S,
-            delay_close: 0 * S,
+            idle: Duration::ZERO,
+            delay_close: Duration::ZERO,
             reconnect_grace: 5 * S,
             wait: 3 * S,
         }
@@ -267,9 +270,15 @@ mod tests {
         l.subscriber_joined(1, t0);
         l.subscriber_joined(2, t0 + S);
         assert_eq!(l.next_deadline(), Some(t0 + 3 * S));
-        assert_eq!(l.on_timeout(t0 + 3 * S, None), vec![Action::FailWaiters(vec![1])]);
+        assert_eq!(
+            l.on_timeout(t0 + 3 * S, None),
+            vec![Action::FailWaiters(vec![1])]
+        );
         assert_eq!(l.subscriber_left(1, t0 + 3 * S), vec![]);
-        assert_eq!(l.on_timeout(t0 + 4 * S, None), vec![Action::FailWaiters(vec![2])]);
+        assert_eq!(
+            l.on_timeout(t0 + 4 * S, None),
+            vec![Action::FailWaiters(vec![2])]
+        );
         assert_eq!(
             l.subscriber_left(2, t0 + 4 * S),
             vec![Action::CloseStream(CloseWhy::Abandoned)]
@@ -283,7 +292,11 @@ mod tests {
         l.subscriber_joined(1, t0);
         l.publisher_attached(t0 + S);
         assert_eq!(l.phase(), Phase::Publishing);
-        assert_eq!(l.next_deadline(), Some(t0 + 11 * S), "only the publish timeout");
+        assert_eq!(
+            l.next_deadline(),
+            Some(t0 + 11 * S),
+            "only the publish timeout"
+        );
         assert_eq!(l.on_timeout(t0 + 5 * S, Some(t0 + 5 * S)), vec![]);
     }
 
@@ -322,7 +335,7 @@ mod tests {
         let t0 = Instant::now();
         let mut tt = t();
         tt.idle = 30 * S;
-        tt.publish = 0 * S;
+        tt.publish = Duration::ZERO;
         let mut l = Lifecycle::new(tt, t0);
         l.publisher_attached(t0);
         assert_eq!(l.next_deadline(), Some(t0 + 30 * S));
@@ -342,7 +355,7 @@ mod tests {
         let t0 = Instant::now();
         let mut tt = t();
         tt.delay_close = 20 * S;
-        tt.publish = 0 * S;
+        tt.publish = Duration::ZERO;
         let mut l = Lifecycle::new(tt, t0);
         l.publisher_attached(t0);
         l.subscriber_joined(1, t0);
@@ -362,7 +375,7 @@ mod tests {
     fn zero_grace_closes_at_once() {
         let t0 = Instant::now();
         let mut tt = t();
-        tt.reconnect_grace = 0 * S;
+        tt.reconnect_grace = Duration::ZERO;
         let mut l = Lifecycle::new(tt, t0);
         l.publisher_attached(t0);
         assert_eq!(

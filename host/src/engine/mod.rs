@@ -2,10 +2,10 @@
 //! their lifecycle, the dispatcher, subscribers.
 
 mod dispatch;
-mod engine;
 mod error;
 mod frame;
 pub mod lifecycle;
+mod manager;
 pub mod ring;
 mod settings;
 mod stats;
@@ -15,10 +15,10 @@ mod sync;
 pub mod timestamp;
 mod track;
 
-pub use engine::{validate_path, Engine, Publisher, SubscriberSnapshot, MAX_PATH_LEN};
 pub use error::EngineError;
 pub use frame::{Frame, FrameCache, FrameRef};
 pub use lifecycle::Phase;
+pub use manager::{validate_path, Engine, Publisher, SubscriberSnapshot, MAX_PATH_LEN};
 pub use settings::EngineSettings;
 pub use stream::{PublisherInfo, PublisherSnapshot, StreamSnapshot, TrackSnapshot, MAX_TRACKS};
 pub use subscriber::{EndReason, SubscribeEnd, Subscriber, SubscriberInfo};

@@ -33,7 +33,9 @@ pub enum Read<T> {
     /// Nothing has been written at this position yet.
     NotYet,
     /// The position was overwritten; `oldest` is the oldest position still held.
-    Lapped { oldest: u64 },
+    Lapped {
+        oldest: u64,
+    },
 }
 
 pub struct Ring<T> {

@@ -14,17 +14,20 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use rill_abi::{RILL_CODEC_METADATA, RILL_FRAME_CONFIG, RILL_FRAME_DISCONTINUITY, RILL_FRAME_KEY, RILL_TRACK_DATA};
+use rill_abi::{
+    RILL_CODEC_METADATA, RILL_FRAME_CONFIG, RILL_FRAME_DISCONTINUITY, RILL_FRAME_KEY,
+    RILL_TRACK_DATA,
+};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{DispatchState, Work};
-use super::engine::EngineInner;
 use super::error::EngineError;
 use super::frame::Frame;
 use super::lifecycle::{Action, CloseWhy, Lifecycle, Phase};
+use super::manager::EngineInner;
 use super::stats::Counter;
 use super::subscriber::{EndReason, SubscribeEnd, SubscriberShared};
 use super::timestamp::TimestampCorrector;
@@ -101,7 +104,12 @@ pub struct Stream {
 }
 
 impl Stream {
-    pub(crate) fn new(id: u64, path: String, engine: &Arc<EngineInner>, worker: usize) -> Arc<Stream> {
+    pub(crate) fn new(
+        id: u64,
+        path: String,
+        engine: &Arc<EngineInner>,
+        worker: usize,
+    ) -> Arc<Stream> {
         let settings = engine.settings.load();
         Arc::new(Stream {
             id,
@@ -212,10 +220,9 @@ impl Stream {
         let tracks = self.tracks.load_full();
         // A returning publisher gets its old tracks back, matched by kind, so
         // players keep the same track ids.
-        if let Some(t) = tracks
-            .iter()
-            .find(|t| t.kind() == info.kind && !ing.claimed.get(t.id as usize).copied().unwrap_or(false))
-        {
+        if let Some(t) = tracks.iter().find(|t| {
+            t.kind() == info.kind && !ing.claimed.get(t.id as usize).copied().unwrap_or(false)
+        }) {
             *t.info.lock() = info;
             let id = t.id;
             ing.claimed.resize(tracks.len(), false);
@@ -251,10 +258,17 @@ impl Stream {
             let tracks = self.tracks.load();
             let track = tracks
                 .get(frame.track() as usize)
-                .filter(|_| ing.claimed.get(frame.track() as usize).copied().unwrap_or(false))
+                .filter(|_| {
+                    ing.claimed
+                        .get(frame.track() as usize)
+                        .copied()
+                        .unwrap_or(false)
+                })
                 .ok_or(EngineError::NoSuchTrack(frame.track()))?;
             let media = !frame.is_config();
-            let c = ing.ts.correct(frame.track() as usize, frame.pts(), frame.dts(), media);
+            let c = ing
+                .ts
+                .correct(frame.track() as usize, frame.pts(), frame.dts(), media);
             frame.set_times(c.pts, c.dts);
             if c.discontinuity {
                 frame.add_flags(RILL_FRAME_DISCONTINUITY);
@@ -275,7 +289,12 @@ impl Stream {
     /// Metadata (an FLV onMetaData body) travels as a config frame on the
     /// stream's data track, so it reaches players in order and is part of the
     /// start set of every new subscriber.
-    pub(crate) fn set_metadata(self: &Arc<Self>, epoch: u64, data_track: &mut Option<u32>, body: Bytes) -> Result<(), EngineError> {
+    pub(crate) fn set_metadata(
+        self: &Arc<Self>,
+        epoch: u64,
+        data_track: &mut Option<u32>,
+        body: Bytes,
+    ) -> Result<(), EngineError> {
         let track = match *data_track {
             Some(t) => t,
             None => {
@@ -289,7 +308,14 @@ impl Stream {
                 t
             }
         };
-        let frame = Frame::new(track, RILL_CODEC_METADATA, RILL_FRAME_CONFIG | RILL_FRAME_KEY, 0, 0, body);
+        let frame = Frame::new(
+            track,
+            RILL_CODEC_METADATA,
+            RILL_FRAME_CONFIG | RILL_FRAME_KEY,
+            0,
+            0,
+            body,
+        );
         self.write(epoch, frame)
     }
 
@@ -341,7 +367,10 @@ impl Stream {
 
     // ---- subscriber side -------------------------------------------------
 
-    pub(crate) fn add_subscriber(self: &Arc<Self>, sub: Arc<SubscriberShared>) -> Result<(), EngineError> {
+    pub(crate) fn add_subscriber(
+        self: &Arc<Self>,
+        sub: Arc<SubscriberShared>,
+    ) -> Result<(), EngineError> {
         let mut c = self.control.lock();
         if c.lifecycle.phase() == Phase::Closed {
             return Err(EngineError::StreamClosing);
@@ -409,10 +438,18 @@ impl Stream {
                 }
                 Action::CloseStream(why) => {
                     let (reason, msg) = match why {
-                        CloseWhy::Idle => (EndReason::StreamClosed, "no subscriber within the idle timeout"),
-                        CloseWhy::NoSubscribers => (EndReason::StreamClosed, "no subscriber within the delay-close timeout"),
+                        CloseWhy::Idle => (
+                            EndReason::StreamClosed,
+                            "no subscriber within the idle timeout",
+                        ),
+                        CloseWhy::NoSubscribers => (
+                            EndReason::StreamClosed,
+                            "no subscriber within the delay-close timeout",
+                        ),
                         CloseWhy::PublisherGone => (EndReason::PublisherGone, "the publisher left"),
-                        CloseWhy::Abandoned => (EndReason::StreamClosed, "nobody publishes or waits"),
+                        CloseWhy::Abandoned => {
+                            (EndReason::StreamClosed, "nobody publishes or waits")
+                        }
                     };
                     self.close(SubscribeEnd::new(reason, msg));
                 }
@@ -492,7 +529,10 @@ impl Stream {
             }
         }
         if !self.is_closed() {
-            self.close(SubscribeEnd::new(EndReason::Shutdown, "the server is shutting down"));
+            self.close(SubscribeEnd::new(
+                EndReason::Shutdown,
+                "the server is shutting down",
+            ));
         }
     }
 
@@ -563,7 +603,9 @@ impl Stream {
 }
 
 pub(crate) fn unix_secs(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// A stream as the management API shows it.

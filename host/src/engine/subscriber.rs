@@ -241,7 +241,8 @@ impl SubscriberShared {
             }
         }
         // Behind = dropping, or more than half a queue to catch up on.
-        let behind = matches!(q.mode, Mode::AwaitKey { started: true }) || q.frames.len() > q.cap / 2;
+        let behind =
+            matches!(q.mode, Mode::AwaitKey { started: true }) || q.frames.len() > q.cap / 2;
         if !behind {
             q.lag_since = None;
         } else {

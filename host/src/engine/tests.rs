@@ -75,10 +75,24 @@ impl Source {
             })
             .unwrap();
         p.set_metadata(Bytes::from_static(b"meta")).unwrap();
-        p.write(Frame::new(v, RILL_CODEC_H264, RILL_FRAME_CONFIG, 0, 0, Bytes::from_static(b"avcC")))
-            .unwrap();
-        p.write(Frame::new(a, RILL_CODEC_AAC, RILL_FRAME_CONFIG, 0, 0, Bytes::from_static(b"asc")))
-            .unwrap();
+        p.write(Frame::new(
+            v,
+            RILL_CODEC_H264,
+            RILL_FRAME_CONFIG,
+            0,
+            0,
+            Bytes::from_static(b"avcC"),
+        ))
+        .unwrap();
+        p.write(Frame::new(
+            a,
+            RILL_CODEC_AAC,
+            RILL_FRAME_CONFIG,
+            0,
+            0,
+            Bytes::from_static(b"asc"),
+        ))
+        .unwrap();
         Source { p, v, a, n: 0 }
     }
 
@@ -89,10 +103,24 @@ impl Source {
         let flags = if self.n % gop == 0 { RILL_FRAME_KEY } else { 0 };
         let body = Bytes::from(self.n.to_be_bytes().to_vec());
         self.p
-            .write(Frame::new(self.v, RILL_CODEC_H264, flags, t, t, body.clone()))
+            .write(Frame::new(
+                self.v,
+                RILL_CODEC_H264,
+                flags,
+                t,
+                t,
+                body.clone(),
+            ))
             .unwrap();
         self.p
-            .write(Frame::new(self.a, RILL_CODEC_AAC, RILL_FRAME_KEY, t + 5 * MS, t + 5 * MS, body))
+            .write(Frame::new(
+                self.a,
+                RILL_CODEC_AAC,
+                RILL_FRAME_KEY,
+                t + 5 * MS,
+                t + 5 * MS,
+                body,
+            ))
             .unwrap();
         self.n += 1;
     }
@@ -128,7 +156,11 @@ async fn late_subscriber_starts_at_newest_keyframe_after_metadata_and_configs() 
     assert!(first_media.is_key() && first_media.track() == src.v);
     assert_eq!(video_index(first_media), 20, "newest keyframe");
     // Then the rest of the GOP, both tracks, in ingest order.
-    let media: Vec<_> = got[3..].iter().filter(|f| f.track() == src.v).map(|f| video_index(f)).collect();
+    let media: Vec<_> = got[3..]
+        .iter()
+        .filter(|f| f.track() == src.v)
+        .map(|f| video_index(f))
+        .collect();
     assert_eq!(media, (20..25).collect::<Vec<_>>());
     assert_eq!(got.len(), 3 + 10);
     // Live frames follow.
@@ -169,7 +201,10 @@ async fn wait_timeout_ends_a_subscriber_with_a_clear_reason() {
     assert!(end.message.contains("live/nobody"));
     assert_eq!(started.elapsed(), Duration::from_secs(3));
     settle().await;
-    assert!(e.stream("live/nobody").is_none(), "abandoned stream removed");
+    assert!(
+        e.stream("live/nobody").is_none(),
+        "abandoned stream removed"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -179,7 +214,9 @@ async fn publish_timeout_detaches_a_silent_publisher_then_grace_closes() {
     let mut s = e.subscribe("live/silent", sinfo()).unwrap();
     src.step(10);
     settle().await;
-    tokio::time::timeout(Duration::from_secs(11), src.p.closed()).await.expect("detached");
+    tokio::time::timeout(Duration::from_secs(11), src.p.closed())
+        .await
+        .expect("detached");
     assert!(src.p.closed_reason().unwrap().contains("no data"));
     assert_eq!(e.stream("live/silent").unwrap().state, "waiting_reconnect");
     let mut ended = None;
@@ -249,9 +286,16 @@ async fn reconnect_within_grace_keeps_players_with_monotonic_time() {
     }
     assert_eq!(s.try_recv().map(|r| r.is_ok()), None, "still subscribed");
     for track in [src.v, src.a] {
-        let dts: Vec<_> = got.iter().filter(|f| f.track() == track && !f.is_config()).map(|f| f.dts()).collect();
+        let dts: Vec<_> = got
+            .iter()
+            .filter(|f| f.track() == track && !f.is_config())
+            .map(|f| f.dts())
+            .collect();
         assert_eq!(dts.len(), 60);
-        assert!(dts.windows(2).all(|w| w[1] > w[0]), "track {track}: {dts:?}");
+        assert!(
+            dts.windows(2).all(|w| w[1] > w[0]),
+            "track {track}: {dts:?}"
+        );
     }
 }
 
@@ -259,14 +303,18 @@ async fn reconnect_within_grace_keeps_players_with_monotonic_time() {
 async fn second_publisher_is_refused_or_kicks_with_kick_existing() {
     let e = Engine::new(settings());
     let src = Source::start(&e, "live/k");
-    assert!(matches!(e.publish("live/k", pinfo()), Err(EngineError::Busy(_))));
+    assert!(matches!(
+        e.publish("live/k", pinfo()),
+        Err(EngineError::Busy(_))
+    ));
     let mut st = settings();
     st.kick_existing = true;
     e.update_settings(st);
     let _new = e.publish("live/k", pinfo()).unwrap();
     assert!(src.p.closed_reason().unwrap().contains("replaced"));
     assert!(matches!(
-        src.p.write(Frame::new(0, RILL_CODEC_H264, 0, 0, 0, Bytes::new())),
+        src.p
+            .write(Frame::new(0, RILL_CODEC_H264, 0, 0, 0, Bytes::new())),
         Err(EngineError::PublisherClosed)
     ));
 }
@@ -286,14 +334,25 @@ async fn slow_subscriber_drops_whole_gops_and_is_closed_after_max_lag() {
         tokio::time::sleep(Duration::from_millis(40)).await;
         fast_got.extend(drain(&mut fast));
     }
-    let fast_video: Vec<_> = fast_got.iter().filter(|f| f.track() == src.v && !f.is_config()).map(|f| video_index(f)).collect();
-    assert_eq!(fast_video, (0..60).collect::<Vec<_>>(), "the fast one lost nothing");
+    let fast_video: Vec<_> = fast_got
+        .iter()
+        .filter(|f| f.track() == src.v && !f.is_config())
+        .map(|f| video_index(f))
+        .collect();
+    assert_eq!(
+        fast_video,
+        (0..60).collect::<Vec<_>>(),
+        "the fast one lost nothing"
+    );
     assert!(slow.drops() > 0);
     assert!(slow.queued() <= 64 + 3);
     // The slow one now reads: what it has is whole GOPs: every run of video
     // after a gap starts at a keyframe.
     let got = drain(&mut slow);
-    let video: Vec<_> = got.iter().filter(|f| f.track() == src.v && !f.is_config()).collect();
+    let video: Vec<_> = got
+        .iter()
+        .filter(|f| f.track() == src.v && !f.is_config())
+        .collect();
     for w in video.windows(2) {
         let (a, b) = (video_index(w[0]), video_index(w[1]));
         if b != a + 1 {
@@ -313,7 +372,11 @@ async fn slow_subscriber_drops_whole_gops_and_is_closed_after_max_lag() {
     }
     let end = end.and_then(|r| r.err());
     assert_eq!(end.expect("closed").reason, EndReason::TooSlow);
-    assert_eq!(e.stream("live/slow").unwrap().subscribers, 2, "until its handle drops");
+    assert_eq!(
+        e.stream("live/slow").unwrap().subscribers,
+        2,
+        "until its handle drops"
+    );
     drop(slow);
     assert_eq!(e.stream("live/slow").unwrap().subscribers, 1);
 }
@@ -336,7 +399,10 @@ async fn shutdown_ends_streams_and_players_in_order() {
     assert_eq!(n, 5, "queued frames delivered first");
     assert_eq!(end.reason, EndReason::Shutdown);
     assert!(src.p.closed_reason().is_some());
-    assert!(matches!(e.subscribe("live/s1", sinfo()), Err(EngineError::ShuttingDown)));
+    assert!(matches!(
+        e.subscribe("live/s1", sinfo()),
+        Err(EngineError::ShuttingDown)
+    ));
     assert!(e.streams().is_empty());
 }
 
@@ -382,7 +448,16 @@ async fn counters_and_snapshot() {
 
 #[test]
 fn paths_are_validated() {
-    for bad in ["", "live", "/live/a", "live/", "live//a", "live/../a", "live/a b", "live/ä"] {
+    for bad in [
+        "",
+        "live",
+        "/live/a",
+        "live/",
+        "live//a",
+        "live/../a",
+        "live/a b",
+        "live/ä",
+    ] {
         assert!(validate_path(bad).is_err(), "{bad:?}");
     }
     for good in ["live/a", "app/x-1_2.3~", "a/b/c"] {

@@ -37,7 +37,15 @@ pub(crate) struct EngineInner {
 }
 
 impl EngineInner {
+    /// Hands work to a stream's worker. Without workers (manual dispatch, for
+    /// benchmarks) joins run inline and dispatch waits for `dispatch_now`.
     pub(crate) fn send_work(&self, worker: usize, work: Work) {
+        if self.workers.is_empty() {
+            if let Work::Join(stream, sub) = work {
+                stream.join_now(sub);
+            }
+            return;
+        }
         // A closed worker means shutdown; the work no longer matters.
         let _ = self.workers[worker % self.workers.len()].send(work);
     }
@@ -56,6 +64,17 @@ impl Engine {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        Self::with_workers(settings, n)
+    }
+
+    /// An engine whose streams are dispatched only by `dispatch_now`, on the
+    /// caller's thread (benchmarks measure dispatch this way).
+    #[doc(hidden)]
+    pub fn manual(settings: EngineSettings) -> Engine {
+        Self::with_workers(settings, 0)
+    }
+
+    fn with_workers(settings: EngineSettings, n: usize) -> Engine {
         let tasks = TaskTracker::new();
         let root = CancellationToken::new();
         let workers = (0..n)
@@ -119,7 +138,9 @@ impl Engine {
             match f(&stream) {
                 Err(EngineError::StreamClosing) => {
                     // It is leaving the registry; make sure, then retry.
-                    self.inner.streams.remove_if(path, |_, s| Arc::ptr_eq(s, &stream));
+                    self.inner
+                        .streams
+                        .remove_if(path, |_, s| Arc::ptr_eq(s, &stream));
                 }
                 other => return other,
             }
@@ -160,7 +181,9 @@ impl Engine {
         let queue = self.inner.settings.load().queue_frames;
         let id = self.next_id();
         let shared = SubscriberShared::new(id, info, queue);
-        let stream = self.with_stream(path, |s| s.add_subscriber(shared.clone()).map(|_| s.clone()))?;
+        let stream = self.with_stream(path, |s| {
+            s.add_subscriber(shared.clone()).map(|_| s.clone())
+        })?;
         Ok(Subscriber { shared, stream })
     }
 
@@ -213,7 +236,10 @@ impl Engine {
         self.inner.accepting.store(false, Ordering::Release);
         let streams: Vec<_> = self.inner.streams.iter().map(|s| s.clone()).collect();
         for s in streams {
-            s.close(SubscribeEnd::new(EndReason::Shutdown, "the server is shutting down"));
+            s.close(SubscribeEnd::new(
+                EndReason::Shutdown,
+                "the server is shutting down",
+            ));
         }
         self.inner.root.cancel();
         self.inner.tasks.close();
@@ -256,7 +282,8 @@ impl Publisher {
 
     /// Sets the stream's metadata (an FLV onMetaData body).
     pub fn set_metadata(&mut self, body: Bytes) -> Result<(), EngineError> {
-        self.stream.set_metadata(self.epoch, &mut self.data_track, body)
+        self.stream
+            .set_metadata(self.epoch, &mut self.data_track, body)
     }
 
     /// Whether the engine detached this publisher, and why.
@@ -323,7 +350,10 @@ pub fn validate_path(path: &str) -> Result<(), EngineError> {
         if s.is_empty() || s == "." || s == ".." {
             return bad("empty, '.' or '..' segment");
         }
-        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)) {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+        {
             return bad("only letters, digits and -_.~ are allowed");
         }
     }

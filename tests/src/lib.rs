@@ -1,0 +1,387 @@
+//! Harness for end-to-end tests: runs the real `rill` binary with a private
+//! plugins dir and config on free loopback ports, and real clients against it
+//! (ffmpeg publishes, ffprobe/ffmpeg play), reporting what the clients decoded.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The workspace's target directory (tests run from target/<profile>/deps).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+pub fn workspace_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` every 50 ms until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_port(port: u16, timeout: Duration) -> bool {
+    wait_for(timeout, || TcpStream::connect(("127.0.0.1", port)).ok()).is_some()
+}
+
+/// A running `rill` with its own directory, killed on drop. Its log (stderr
+/// and stdout) is kept and printed when a test fails.
+pub struct Rill {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub http_port: u16,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Rill {
+    /// Starts rill with `extra_yaml` appended to a config that sets the HTTP
+    /// port and the plugins dir (`<dir>/plugins`, filled from `plugins`).
+    pub fn start(extra_yaml: &str, plugins: &[PathBuf]) -> Rill {
+        let dir = tempfile::tempdir().unwrap();
+        let pdir = dir.path().join("plugins");
+        std::fs::create_dir_all(&pdir).unwrap();
+        for p in plugins {
+            std::fs::copy(p, pdir.join(p.file_name().unwrap())).unwrap();
+        }
+        let http_port = free_port();
+        let config = format!(
+            "plugins_dir: {}\nstate_dir: {}\nhttp:\n  listen: 127.0.0.1:{http_port}\n{extra_yaml}",
+            pdir.display(),
+            dir.path().join("state").display()
+        );
+        let cfg = dir.path().join("rill.yaml");
+        std::fs::write(&cfg, config).unwrap();
+        let bin = target_dir().join("rill");
+        assert!(
+            bin.exists(),
+            "{} missing: run `cargo build --workspace` first",
+            bin.display()
+        );
+        let mut child = Command::new(bin)
+            .arg("--config")
+            .arg(&cfg)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rill");
+        let log = Arc::new(Mutex::new(String::new()));
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let r = Rill {
+            child,
+            dir,
+            http_port,
+            log,
+        };
+        assert!(
+            wait_port(http_port, Duration::from_secs(10)),
+            "rill did not start:\n{}",
+            r.log()
+        );
+        r
+    }
+
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// GET on the HTTP API; returns (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.http_port, path)
+    }
+
+    /// GET a JSON document from the HTTP API.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+}
+
+impl Drop for Rill {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- rill log ----\n{}", self.log());
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET (no keep-alive) for API checks.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = match resp.find("\r\n\r\n") {
+        Some(i) => resp[i + 4..].to_string(),
+        None => String::new(),
+    };
+    let body = if resp
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some(i) = s.find("\r\n") {
+        let n = usize::from_str_radix(s[..i].trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&s[i + 2..i + 2 + n]);
+        s = &s[i + 2 + n + 2..];
+    }
+    out
+}
+
+/// Which ffmpeg: Debian's (`ffmpeg`) or the static modern one with Enhanced
+/// RTMP (`target/tools/ffmpeg9`, fetched by scripts/install-deps).
+pub fn ffmpeg(modern: bool) -> PathBuf {
+    if modern {
+        let p = workspace_dir().join("target/tools/ffmpeg9");
+        assert!(
+            p.exists(),
+            "{} missing: run scripts/install-deps",
+            p.display()
+        );
+        p
+    } else {
+        PathBuf::from("ffmpeg")
+    }
+}
+
+/// An ffmpeg publishing a test pattern + tone, paced in real time (`-re`),
+/// for `secs` seconds. `vcodec`/`acodec` are ffmpeg encoder names; `extra`
+/// goes before the output (e.g. `["-f", "flv"]`).
+pub fn publish_lavfi(
+    modern: bool,
+    secs: u32,
+    vcodec: &str,
+    acodec: &str,
+    extra: &[&str],
+    url: &str,
+) -> Child {
+    let mut cmd = Command::new(ffmpeg(modern));
+    cmd.args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size=320x240:rate=25:duration={secs}"),
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("sine=frequency=440:sample_rate=48000:duration={secs}"),
+        ]);
+    if !vcodec.is_empty() {
+        cmd.args(["-c:v", vcodec]);
+        if vcodec == "libx264" {
+            cmd.args([
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+                "-g",
+                "25",
+                "-pix_fmt",
+                "yuv420p",
+            ]);
+        }
+        if vcodec == "libx265" {
+            cmd.args([
+                "-preset",
+                "ultrafast",
+                "-x265-params",
+                "keyint=25:log-level=error",
+                "-pix_fmt",
+                "yuv420p",
+            ]);
+        }
+        if vcodec == "libsvtav1" {
+            cmd.args(["-preset", "12", "-g", "25", "-pix_fmt", "yuv420p"]);
+        }
+    } else {
+        cmd.arg("-vn");
+    }
+    if !acodec.is_empty() {
+        cmd.args(["-c:a", acodec, "-b:a", "64k"]);
+    } else {
+        cmd.arg("-an");
+    }
+    cmd.args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd.spawn().expect("spawn ffmpeg")
+}
+
+/// What a real client decoded: per stream, the codec and the frames' timestamps.
+#[derive(Debug, Default, Clone)]
+pub struct Decoded {
+    /// (stream index, dts, pts) per packet, in file order.
+    pub packets: Vec<(usize, i64, i64)>,
+    pub stderr: String,
+}
+
+impl Decoded {
+    pub fn count(&self, stream: usize) -> usize {
+        self.packets.iter().filter(|p| p.0 == stream).count()
+    }
+    /// Whether each stream's dts strictly increase.
+    pub fn monotonic(&self, stream: usize) -> bool {
+        let d: Vec<_> = self
+            .packets
+            .iter()
+            .filter(|p| p.0 == stream)
+            .map(|p| p.1)
+            .collect();
+        d.windows(2).all(|w| w[1] > w[0])
+    }
+}
+
+/// Plays `url` with ffmpeg for up to `secs` seconds of media, decoding
+/// everything (`-f framemd5` prints a line per decoded frame).
+pub fn play(modern: bool, url: &str, secs: u32, input_opts: &[&str]) -> Decoded {
+    let out = Command::new(ffmpeg(modern))
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rw_timeout",
+            "15000000",
+        ])
+        .args(input_opts)
+        .args(["-i", url, "-t", &secs.to_string(), "-f", "framemd5", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffmpeg");
+    parse_framemd5(
+        &String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn parse_framemd5(text: &str, stderr: String) -> Decoded {
+    let mut d = Decoded {
+        stderr,
+        ..Default::default()
+    };
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<_> = line.split(',').map(str::trim).collect();
+        if f.len() >= 6 {
+            if let (Ok(s), Ok(dts), Ok(pts)) = (f[0].parse(), f[1].parse(), f[2].parse()) {
+                d.packets.push((s, dts, pts));
+            }
+        }
+    }
+    d
+}
+
+/// ffprobe's view of `url`: (codec_type, codec_name) per stream.
+pub fn probe(url: &str, input_opts: &[&str]) -> Vec<(String, String)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-rw_timeout", "15000000"])
+        .args(input_opts)
+        .args(["-show_streams", "-of", "json", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffprobe");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["streams"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["codec_type"].as_str().unwrap_or("").to_string(),
+                        s["codec_name"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn framemd5_lines_parse() {
+        let d = super::parse_framemd5(
+            "#tb 0: 1/25\n0,          0,          0,        1,   115200, 3a4e\n1,  0, 0, 1024, 4096, ff\n0, 1, 1, 1, 115200, 00\n",
+            String::new(),
+        );
+        assert_eq!(d.count(0), 2);
+        assert!(d.monotonic(0));
+    }
+}
