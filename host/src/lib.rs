@@ -2,3 +2,5 @@
 
 pub mod config;
 pub mod engine;
+pub mod http;
+pub mod plugin;

@@ -1,10 +1,13 @@
 //! `rill`: the server process.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use rill::config::Config;
 use rill::engine::{Engine, EngineSettings};
+use rill::http::{self, AppState};
+use rill::plugin::PluginManager;
 
 #[derive(Parser, Debug)]
 #[command(name = "rill", version, about = "Rill live-streaming media server")]
@@ -30,8 +33,9 @@ fn main() -> std::process::ExitCode {
         eprintln!("rill: environment:\n{e}");
         return std::process::ExitCode::from(2);
     }
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.level.clone());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log.level))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = match tokio::runtime::Runtime::new() {
@@ -41,12 +45,48 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    rt.block_on(async {
-        let engine = Engine::new(EngineSettings::from_config(&config));
-        tracing::info!("rill {} started", env!("CARGO_PKG_VERSION"));
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-        engine.shutdown().await;
-    });
+    rt.block_on(run(config))
+}
+
+async fn run(config: Config) -> std::process::ExitCode {
+    let engine = Engine::new(EngineSettings::from_config(&config));
+    let plugins = PluginManager::new(engine.clone(), &config);
+    if let Err(e) = plugins.start().await {
+        tracing::error!("{e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState {
+        engine: engine.clone(),
+        plugins: plugins.clone(),
+        started: std::time::Instant::now(),
+    };
+    let http = match http::serve(config.http.listen, state, async {
+        let _ = stop_rx.await;
+    })
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("HTTP listen {}: {e}", config.http.listen);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("rill {} ready", env!("CARGO_PKG_VERSION"));
+    wait_for_stop().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(());
+    plugins.shutdown(config.shutdown_timeout).await;
+    engine.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
     std::process::ExitCode::SUCCESS
+}
+
+async fn wait_for_stop() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

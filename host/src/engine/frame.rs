@@ -94,37 +94,62 @@ impl Frame {
     }
 }
 
-/// Muxed forms of a frame, keyed by a value the muxer picks (for example a hash
-/// of its chunk size and stream id), so the first subscriber muxes and the
-/// others reuse the bytes. Holds at most [`FrameCache::SLOTS`] forms; a frame
-/// muxed more ways than that simply is not cached beyond it.
+/// Muxed forms of a frame ("companions"), keyed by a value the muxer picks (for
+/// example a hash of its chunk size and stream id), so the first subscriber
+/// muxes and the others reuse the bytes. Holds at most [`FrameCache::SLOTS`].
 #[derive(Debug, Default)]
 pub struct FrameCache {
     // A Vec that stays empty (no allocation) for frames nobody caches.
-    slots: Mutex<Vec<(u64, Bytes)>>,
+    slots: Mutex<Vec<(u64, FrameRef)>>,
+}
+
+/// Why a companion was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheError {
+    /// The key is taken (another subscriber won the race: use its value).
+    Busy,
+    /// Every slot is taken.
+    Full,
 }
 
 impl FrameCache {
     pub const SLOTS: usize = 4;
 
-    pub fn get(&self, key: u64) -> Option<Bytes> {
+    pub fn get(&self, key: u64) -> Option<FrameRef> {
         self.slots
             .lock()
             .iter()
             .find(|(k, _)| *k == key)
-            .map(|(_, b)| b.clone())
+            .map(|(_, f)| f.clone())
     }
 
-    /// Stores `bytes` under `key` unless that key is already present (then the
-    /// first value wins and is returned, so racing muxers agree on one copy).
-    pub fn get_or_insert(&self, key: u64, bytes: Bytes) -> Bytes {
+    pub fn insert(&self, key: u64, value: FrameRef) -> Result<(), CacheError> {
         let mut slots = self.slots.lock();
-        if let Some((_, b)) = slots.iter().find(|(k, _)| *k == key) {
-            return b.clone();
+        if slots.iter().any(|(k, _)| *k == key) {
+            return Err(CacheError::Busy);
         }
-        if slots.len() < Self::SLOTS {
-            slots.push((key, bytes.clone()));
+        if slots.len() >= Self::SLOTS {
+            return Err(CacheError::Full);
         }
-        bytes
+        slots.push((key, value));
+        Ok(())
+    }
+}
+
+impl Frame {
+    /// The same frame (shared payload, same stream position) with extra
+    /// flags: for the one subscriber that needs them.
+    pub(crate) fn with_flags(&self, flags: u32) -> Frame {
+        Frame {
+            track: self.track,
+            codec: self.codec,
+            flags: self.flags | flags,
+            pts: self.pts,
+            dts: self.dts,
+            payload: self.payload.clone(),
+            pos: self.pos,
+            seq: self.seq,
+            cache: FrameCache::default(),
+        }
     }
 }

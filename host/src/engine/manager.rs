@@ -295,6 +295,11 @@ impl Publisher {
     pub async fn closed(&self) {
         self.end.token.cancelled().await
     }
+
+    /// `closed` as an owned future, for hosts that poll it next to others.
+    pub fn closed_owned(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.end.token.clone().cancelled_owned()
+    }
 }
 
 impl Drop for Publisher {

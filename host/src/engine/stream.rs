@@ -339,6 +339,10 @@ impl Stream {
         }
     }
 
+    pub(crate) fn track_info(&self, track: u32) -> Option<TrackInfo> {
+        self.tracks.load().get(track as usize).map(|t| t.info())
+    }
+
     // ---- dispatcher side ---------------------------------------------------
 
     pub(crate) fn dispatch_now(&self) {
@@ -602,7 +606,7 @@ impl Stream {
     }
 }
 
-pub(crate) fn unix_secs(t: SystemTime) -> f64 {
+pub fn unix_secs(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)

@@ -17,6 +17,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
+use rill_abi::RILL_FRAME_DISCONTINUITY;
 use tokio::time::Instant;
 
 use super::frame::FrameRef;
@@ -233,7 +234,13 @@ impl SubscriberShared {
                     && q.frames.len() <= q.cap / 2;
                 if can_start {
                     q.frames.extend(ctx.start_set.iter().cloned());
-                    q.frames.push_back(frame.clone());
+                    if started {
+                        // Frames were lost before this one: say so, to this
+                        // subscriber only (a rare shallow copy).
+                        q.frames.push_back(Arc::new(frame.with_flags(RILL_FRAME_DISCONTINUITY)));
+                    } else {
+                        q.frames.push_back(frame.clone());
+                    }
                     q.mode = Mode::Live;
                 } else if started && !frame.is_config() {
                     self.drops.fetch_add(1, Ordering::Relaxed);
@@ -315,17 +322,17 @@ impl Subscriber {
     }
 
     /// The next frame, waiting for one; or why the subscription ended.
-    pub async fn recv(&mut self) -> Result<FrameRef, SubscribeEnd> {
+    pub async fn recv(&self) -> Result<FrameRef, SubscribeEnd> {
         poll_fn(|cx| self.shared.poll_recv(cx)).await
     }
 
     /// `recv` as a poll function, for hand-written futures and host glue.
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<FrameRef, SubscribeEnd>> {
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<FrameRef, SubscribeEnd>> {
         self.shared.poll_recv(cx)
     }
 
     /// A frame if one is queued, the end if it ended, or None.
-    pub fn try_recv(&mut self) -> Option<Result<FrameRef, SubscribeEnd>> {
+    pub fn try_recv(&self) -> Option<Result<FrameRef, SubscribeEnd>> {
         self.shared.try_recv()
     }
 
@@ -338,6 +345,11 @@ impl Subscriber {
     /// Frames dropped because this subscriber was too slow.
     pub fn drops(&self) -> u64 {
         self.shared.drops.load(Ordering::Relaxed)
+    }
+
+    /// What the stream's track `track` carries, if it exists.
+    pub fn track_info(&self, track: u32) -> Option<super::track::TrackInfo> {
+        self.stream.track_info(track)
     }
 
     /// Frames queued and not yet taken.

@@ -357,6 +357,7 @@ async fn slow_subscriber_drops_whole_gops_and_is_closed_after_max_lag() {
         let (a, b) = (video_index(w[0]), video_index(w[1]));
         if b != a + 1 {
             assert!(w[1].is_key(), "resumed at {b} which is not a keyframe");
+            assert!(w[1].is_discontinuity(), "resumed keyframe {b} not flagged");
         }
     }
     // Stopping reading again for longer than max_lag closes it.

@@ -1,0 +1,157 @@
+//! What every plugin instance shares: the engine, the runtime, the
+//! listeners (which outlive generations) and the HTTP route table.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
+use tokio::task::AbortHandle;
+
+use super::instance::{Instance, ListenDecl};
+use super::session::{self, Io, Origin};
+use crate::engine::Engine;
+
+pub(crate) struct HostShared {
+    pub engine: Engine,
+    pub rt: tokio::runtime::Handle,
+    pub listeners: Listeners,
+    /// Origin of `clock_monotonic_us`.
+    pub epoch: std::time::Instant,
+}
+
+/// Where a listener's new connections go: the plugin's current generation.
+struct Target {
+    inst: Arc<Instance>,
+    listener_id: u32,
+}
+
+struct ListenerEntry {
+    owner: String,
+    target: ArcSwapOption<Target>,
+    task: AbortHandle,
+}
+
+/// TCP listeners by address. A listener belongs to a plugin (by name), not
+/// to a generation: a reload re-targets it, so no connection is refused.
+#[derive(Default)]
+pub(crate) struct Listeners {
+    map: Mutex<HashMap<SocketAddr, Arc<ListenerEntry>>>,
+}
+
+impl Listeners {
+    /// The plugin listening on `addr`, if any.
+    pub(crate) fn owner_of(&self, addr: &SocketAddr) -> Option<String> {
+        self.map.lock().get(addr).map(|e| e.owner.clone())
+    }
+
+    /// Makes `inst`'s declared listeners live: new sockets start accepting,
+    /// inherited ones switch to `inst`, and the plugin's listeners it no
+    /// longer declares close.
+    pub(crate) fn activate(&self, inst: &Arc<Instance>, decls: Vec<ListenDecl>, rt: &tokio::runtime::Handle) {
+        let mut map = self.map.lock();
+        for d in &decls {
+            let target = Arc::new(Target {
+                inst: inst.clone(),
+                listener_id: d.listener_id,
+            });
+            if let Some(e) = map.get(&d.addr) {
+                e.target.store(Some(target));
+                continue;
+            }
+            let Some(sock) = d.socket.as_ref().and_then(|s| s.try_clone().ok()) else {
+                continue;
+            };
+            let entry = Arc::new_cyclic(|weak: &std::sync::Weak<ListenerEntry>| {
+                let weak = weak.clone();
+                let _g = rt.enter();
+                let task = rt.spawn(accept_loop(sock, weak)).abort_handle();
+                ListenerEntry {
+                    owner: inst.name.clone(),
+                    target: ArcSwapOption::from(Some(target)),
+                    task,
+                }
+            });
+            tracing::info!(plugin = %inst.name, addr = %d.addr, "listening");
+            map.insert(d.addr, entry);
+        }
+        map.retain(|addr, e| {
+            let keep = e.owner != inst.name || decls.iter().any(|d| d.addr == *addr);
+            if !keep {
+                tracing::info!(plugin = %e.owner, addr = %addr, "listener closed");
+                e.task.abort();
+            }
+            keep
+        });
+    }
+
+    /// Closes every listener of plugin `name`.
+    pub(crate) fn remove_plugin(&self, name: &str) {
+        self.map.lock().retain(|_, e| {
+            if e.owner == name {
+                e.task.abort();
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    pub(crate) fn close_all(&self) {
+        for (_, e) in self.map.lock().drain() {
+            e.task.abort();
+        }
+    }
+}
+
+async fn accept_loop(sock: std::net::TcpListener, entry: std::sync::Weak<ListenerEntry>) {
+    let listener = match tokio::net::TcpListener::from_std(sock) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("listener: {e}");
+            return;
+        }
+    };
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: back off, keep serving.
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(entry) = entry.upgrade() else { return };
+        let Some(t) = entry.target.load_full() else { continue };
+        if t.inst.draining.load(std::sync::atomic::Ordering::Acquire) {
+            continue;
+        }
+        let _ = sock.set_nodelay(true);
+        let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let (rd, wr) = sock.into_split();
+        session::spawn(
+            &t.inst,
+            Io::Stream(Box::new(rd), Box::new(wr)),
+            Origin::Listener(t.listener_id),
+            peer.to_string(),
+            local,
+            std::ptr::null_mut(),
+        );
+    }
+}
+
+/// Parses a listen address: `host:port`, `[v6]:port`, or `:port` (all
+/// interfaces).
+pub(crate) fn parse_listen_addr(s: &str) -> Option<SocketAddr> {
+    let s = s.trim();
+    if let Some(port) = s.strip_prefix(':') {
+        return port.parse::<u16>().ok().map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
+    }
+    if let Ok(a) = s.parse() {
+        return Some(a);
+    }
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs().ok()?.next()
+}

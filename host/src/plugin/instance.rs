@@ -1,0 +1,278 @@
+//! One generation of one plugin: the instance its `create` made, the
+//! sessions it serves, its timers and posts.
+//!
+//! The `RillHost *` a plugin gets is a pointer to its `Instance`, which the
+//! manager keeps alive until `destroy` has returned.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use rill_abi::*;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
+
+use super::host::HostShared;
+use super::session::{Ctl, SessionShared};
+
+/// A listener or route the plugin declared in `create`; the manager makes
+/// them live when the generation is activated.
+#[derive(Debug, Clone)]
+pub(crate) struct ListenDecl {
+    pub addr: std::net::SocketAddr,
+    pub listener_id: u32,
+    /// Bound here when nobody had the address yet.
+    pub socket: Option<Arc<std::net::TcpListener>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RouteDecl {
+    pub method: String,
+    pub pattern: String,
+    pub route_id: u32,
+}
+
+pub(crate) enum InstMsg {
+    Post(usize),
+    Timer { handle: u64, timer_id: u64 },
+}
+
+pub(crate) struct Instance {
+    pub name: String,
+    pub version: String,
+    pub generation: u64,
+    pub desc: RillPluginDescriptor,
+    pub config: String,
+    pub loaded_at: SystemTime,
+    pub host: Arc<HostShared>,
+    instance: AtomicPtr<c_void>,
+    pub(crate) creating: AtomicBool,
+    pub(crate) draining: AtomicBool,
+    pub(crate) listens: Mutex<Vec<ListenDecl>>,
+    pub(crate) routes: Mutex<Vec<RouteDecl>>,
+    pub(crate) sessions: DashMap<u64, Arc<SessionShared>>,
+    pub(crate) sessions_changed: Notify,
+    /// Every callback of a `RILL_PLUGIN_SERIALIZED` plugin takes this.
+    serial: Option<Mutex<()>>,
+    /// Instance-level callbacks never run concurrently with each other.
+    inst_serial: Mutex<()>,
+    inst_tx: Mutex<Option<mpsc::UnboundedSender<InstMsg>>>,
+    inst_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Timer handle → (session id or 0, its task).
+    pub(crate) timers: Mutex<HashMap<u64, (u64, AbortHandle, bool)>>,
+    pub(crate) next_timer: AtomicU64,
+}
+
+// SAFETY: the raw pointers inside (the plugin's instance pointer, the
+// descriptor's static strings and fn pointers) are only handed back to the
+// plugin, whose ABI contract says which calls may run on which threads; the
+// host never dereferences them.
+unsafe impl Send for Instance {}
+// SAFETY: as for Send; all mutable state is behind atomics and locks.
+unsafe impl Sync for Instance {}
+
+impl Instance {
+    pub(crate) fn new(
+        desc: RillPluginDescriptor,
+        name: String,
+        version: String,
+        generation: u64,
+        config: String,
+        host: Arc<HostShared>,
+    ) -> Arc<Instance> {
+        let serialized = desc.flags & RILL_PLUGIN_SERIALIZED != 0;
+        Arc::new(Instance {
+            name,
+            version,
+            generation,
+            desc,
+            config,
+            loaded_at: SystemTime::now(),
+            host,
+            instance: AtomicPtr::new(std::ptr::null_mut()),
+            creating: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            listens: Mutex::new(Vec::new()),
+            routes: Mutex::new(Vec::new()),
+            sessions: DashMap::new(),
+            sessions_changed: Notify::new(),
+            serial: serialized.then(|| Mutex::new(())),
+            inst_serial: Mutex::new(()),
+            inst_tx: Mutex::new(None),
+            inst_task: Mutex::new(None),
+            timers: Mutex::new(HashMap::new()),
+            next_timer: AtomicU64::new(1),
+        })
+    }
+
+    pub(crate) fn host_ptr(self: &Arc<Self>) -> *mut RillHost {
+        Arc::as_ptr(self) as *mut RillHost
+    }
+
+    pub(crate) fn instance_ptr(&self) -> *mut c_void {
+        self.instance.load(Ordering::Acquire)
+    }
+
+    /// Runs a plugin callback under the plugin's serialization rule.
+    pub(crate) fn call<R>(&self, f: impl FnOnce(&RillPluginDescriptor, *mut c_void) -> R) -> R {
+        let _g = self.serial.as_ref().map(|m| m.lock());
+        f(&self.desc, self.instance_ptr())
+    }
+
+    /// Runs an instance-level callback (never concurrent with another one).
+    pub(crate) fn call_instance<R>(&self, f: impl FnOnce(&RillPluginDescriptor, *mut c_void) -> R) -> R {
+        let _i = self.inst_serial.lock();
+        self.call(f)
+    }
+
+    /// Calls the plugin's `create`. Listeners and routes it declares are
+    /// recorded for `activate`.
+    pub(crate) fn create(self: &Arc<Self>) -> Result<(), String> {
+        let Some(create) = self.desc.create else {
+            return Err("plugin has no create callback".into());
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.inst_tx.lock() = Some(tx);
+        *self.inst_task.lock() = Some(self.host.rt.spawn(instance_task(self.clone(), rx)));
+        self.creating.store(true, Ordering::Release);
+        let mut inst: *mut c_void = std::ptr::null_mut();
+        let host = self.host_ptr();
+        let api: *const RillHostApi = &super::api::HOST_API;
+        let status = {
+            let _i = self.inst_serial.lock();
+            let _g = self.serial.as_ref().map(|m| m.lock());
+            // SAFETY: create is the plugin's required callback; api and host
+            // stay valid until destroy returns (the manager holds this Arc).
+            unsafe { create(api, host, &mut inst) }
+        };
+        self.creating.store(false, Ordering::Release);
+        self.instance.store(inst, Ordering::Release);
+        if status < 0 {
+            self.stop_instance_task();
+            return Err(format!("create failed: {}", rill_status_name(status)));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn drain(&self) {
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.call_instance(|d, inst| {
+            if let Some(f) = d.drain {
+                // SAFETY: the plugin's callback with its own instance.
+                unsafe { f(inst) }
+            }
+        });
+    }
+
+    /// Waits until every session ended or `timeout` passed; then closes the
+    /// rest and waits for them (bounded) to finish.
+    pub(crate) async fn wait_sessions(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.sessions_changed.notified();
+            if self.sessions.is_empty() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                break;
+            }
+        }
+        for s in self.sessions.iter() {
+            s.send(Ctl::Close {
+                reason: RILL_END_SHUTDOWN,
+                why: "plugin generation drained".into(),
+            });
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let changed = self.sessions_changed.notified();
+                if self.sessions.is_empty() {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await;
+    }
+
+    /// The last call: no sessions, no timers, posts delivered, then destroy.
+    pub(crate) async fn destroy(&self) {
+        let timers: Vec<_> = self.timers.lock().drain().collect();
+        for (_, (_, abort, _)) in timers {
+            abort.abort();
+        }
+        self.stop_instance_task();
+        let task = self.inst_task.lock().take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+        self.call_instance(|d, inst| {
+            if let Some(f) = d.destroy {
+                // SAFETY: the plugin's required callback, called once, last.
+                unsafe { f(inst) }
+            }
+        });
+        tracing::info!(plugin = %self.name, generation = self.generation, "plugin instance destroyed");
+    }
+
+    fn stop_instance_task(&self) {
+        self.inst_tx.lock().take();
+    }
+
+    pub(crate) fn post_instance(&self, arg: usize) -> bool {
+        match &*self.inst_tx.lock() {
+            Some(tx) => tx.send(InstMsg::Post(arg)).is_ok(),
+            None => false,
+        }
+    }
+
+    pub(crate) fn send_instance(&self, m: InstMsg) {
+        if let Some(tx) = &*self.inst_tx.lock() {
+            let _ = tx.send(m);
+        }
+    }
+
+    pub(crate) fn log(&self, level: u32, msg: &str) {
+        let (name, gen) = (&self.name, self.generation);
+        match level {
+            RILL_LOG_ERROR => tracing::error!(plugin = %name, generation = gen, "{msg}"),
+            RILL_LOG_WARN => tracing::warn!(plugin = %name, generation = gen, "{msg}"),
+            RILL_LOG_INFO => tracing::info!(plugin = %name, generation = gen, "{msg}"),
+            RILL_LOG_DEBUG => tracing::debug!(plugin = %name, generation = gen, "{msg}"),
+            _ => tracing::trace!(plugin = %name, generation = gen, "{msg}"),
+        }
+    }
+}
+
+/// Instance-level posts and timers, one at a time.
+async fn instance_task(inst: Arc<Instance>, mut rx: mpsc::UnboundedReceiver<InstMsg>) {
+    while let Some(m) = rx.recv().await {
+        match m {
+            InstMsg::Post(arg) => {
+                inst.call_instance(|d, i| {
+                    if let Some(f) = d.on_post {
+                        // SAFETY: plugin callback; arg is the plugin's own.
+                        unsafe { f(i, std::ptr::null_mut(), std::ptr::null_mut(), arg as *mut c_void) };
+                    }
+                });
+            }
+            InstMsg::Timer { handle, timer_id } => {
+                if !super::session::timer_fires(&inst, handle) {
+                    continue;
+                }
+                inst.call_instance(|d, i| {
+                    if let Some(f) = d.on_timer {
+                        // SAFETY: plugin callback for its own timer.
+                        unsafe { f(i, std::ptr::null_mut(), std::ptr::null_mut(), timer_id) };
+                    }
+                });
+            }
+        }
+    }
+}

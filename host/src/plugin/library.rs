@@ -1,0 +1,953 @@
+//! Loading one plugin file safely: copy it to a private, unique path, open it
+//! with `dlopen(RTLD_NOW | RTLD_LOCAL)`, call its entry point and validate
+//! the descriptor it returns (see DESIGN.md, "Plugins at run time").
+//!
+//! What this module guarantees to the rest of the host:
+//!
+//! - **The bytes loaded are the bytes hashed.** The file is read once; the
+//!   hash, the private copy and therefore the code that runs all come from
+//!   that one read, whatever happens to the file afterwards.
+//! - **A new file is new code.** glibc's `dlopen` returns the handle it
+//!   already has for a path (even after a rename over it), so every load
+//!   opens a byte copy at a path this process never opened before.
+//! - **A bad file is an error, not a crash.** Truncated or corrupt ELF files
+//!   are refused before `dlopen` (mapping one and touching a page past the
+//!   end of the file raises SIGBUS and kills the process); every other check
+//!   is a [`LoadError`] naming the file and the reason.
+//! - **Libraries are never unloaded.** `dlclose` is unsound for Rust
+//!   cdylibs; every opened library, valid or not, stays mapped until the
+//!   process exits, so a descriptor's fn pointers and strings stay valid
+//!   forever.
+//!
+//! Loading blocks (file I/O, `dlopen`, the plugin's static initialisers and
+//! its entry point): call [`load`] from a blocking thread
+//! (`tokio::task::spawn_blocking`), not from an async task.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use rill_abi::{
+    rill_read_descriptor, rill_v1_0_size_of_descriptor, DescriptorError, RillPluginDescriptor,
+    RillPluginEntryV1, RILL_ABI_MAJOR, RILL_ABI_MINOR,
+};
+use sha2::{Digest, Sha256};
+
+/// The extension of plugin files on this platform (`so`, `dylib`, `dll`).
+pub const DYLIB_EXTENSION: &str = std::env::consts::DLL_EXTENSION;
+
+/// The longest plugin name accepted (the ABI's `[a-z0-9_-]+`, capped here).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Plugin files larger than this are refused without being read whole.
+pub const MAX_PLUGIN_FILE_SIZE: u64 = 1 << 30;
+
+/// The entry symbol, NUL-terminated for `dlsym`.
+const ENTRY_SYMBOL: &[u8] = b"rill_plugin_entry_v1\0";
+
+/// Every path this process ever handed to `dlopen`. A path in here is never
+/// used again for another copy, even after its file was removed: `dlopen`
+/// matches already-loaded libraries by path name and would return the old
+/// code.
+static EVER_OPENED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// One plugin library, loaded and validated. Cheap to clone; holds no
+/// resource (the library itself is never unloaded).
+#[derive(Clone)]
+pub struct LoadedLibrary {
+    /// The plugin's name (`[a-z0-9_-]{1,64}`): its identity across reloads
+    /// and its config section.
+    pub name: String,
+    /// The plugin's version text, as it reports it.
+    pub version: String,
+    /// One line for operators; may be empty.
+    pub description: String,
+    /// ABI major the plugin was built with (always `RILL_ABI_MAJOR`).
+    pub abi_major: u16,
+    /// ABI minor the plugin was built with (may differ from the host's).
+    pub abi_minor: u16,
+    /// `RILL_PLUGIN_*` flags.
+    pub flags: u32,
+    /// A full copy of the plugin's descriptor: fields past the plugin's
+    /// `struct_size` (a plugin older than the host) read as NULL / zero.
+    /// Its fn pointers and strings point into the library, which is never
+    /// unloaded: they stay valid for the life of the process. `Copy`,
+    /// `Send` and `Sync`; which callbacks may run concurrently is the ABI's
+    /// contract (see `RillPluginDescriptor`), not this struct's.
+    pub descriptor: RillPluginDescriptor,
+    /// The address the entry point returned (the plugin's own static
+    /// descriptor), for logs and identity checks. Do not dereference it as a
+    /// `RillPluginDescriptor`: it may be shorter than the host's.
+    pub descriptor_addr: usize,
+    /// The file in `plugins_dir` this was loaded from.
+    pub source: PathBuf,
+    /// The private byte copy that was actually opened.
+    pub private_copy: PathBuf,
+    /// Lower-case hex SHA-256 of the file's content (see [`hash_bytes`]).
+    pub hash: String,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// The generation number given to [`load`].
+    pub generation: u64,
+    /// When the load finished.
+    pub loaded_at: SystemTime,
+    /// True when abi_stable's deep layout check ran and passed (a Rust
+    /// plugin built with `abi-check`, same ABI minor as the host). False for
+    /// C plugins, Rust plugins without the root module, and other minors:
+    /// those were checked by magic, major and `struct_size` only.
+    pub layout_checked: bool,
+}
+
+impl fmt::Debug for LoadedLibrary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedLibrary")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("description", &self.description)
+            .field("abi", &format_args!("{}.{}", self.abi_major, self.abi_minor))
+            .field("flags", &self.flags)
+            .field("descriptor_addr", &format_args!("{:#x}", self.descriptor_addr))
+            .field("source", &self.source)
+            .field("private_copy", &self.private_copy)
+            .field("hash", &self.hash)
+            .field("size", &self.size)
+            .field("generation", &self.generation)
+            .field("loaded_at", &self.loaded_at)
+            .field("layout_checked", &self.layout_checked)
+            .finish()
+    }
+}
+
+/// Why a plugin file was not loaded. Every message names the plugin file
+/// (`path`) and says what is wrong with it in an operator's words.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// Reading the file, or writing or preparing its private copy, failed.
+    Io {
+        /// The file or directory the operation was about.
+        path: PathBuf,
+        /// What was being done ("cannot read plugin file", ...).
+        action: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Not a loadable shared library: not ELF, truncated, corrupt, built
+    /// for another machine, or a dependency is missing (`dlopen`'s text).
+    NotALibrary {
+        /// The plugin file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The library does not export `rill_plugin_entry_v1`.
+    NoEntry {
+        /// The plugin file.
+        path: PathBuf,
+        /// `dlsym`'s text.
+        reason: String,
+    },
+    /// `rill_plugin_entry_v1` returned NULL: the plugin refuses this host.
+    EntryRefused {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// The descriptor's magic is not `RILL_PLUGIN_MAGIC`.
+    BadMagic {
+        /// The plugin file.
+        path: PathBuf,
+        /// The magic found.
+        found: u32,
+    },
+    /// Built for another ABI major.
+    AbiMajor {
+        /// The plugin file.
+        path: PathBuf,
+        /// The plugin's major.
+        found: u16,
+        /// The host's major (`RILL_ABI_MAJOR`).
+        expected: u16,
+    },
+    /// The descriptor is smaller than ABI 1.0's.
+    TooSmall {
+        /// The plugin file.
+        path: PathBuf,
+        /// The descriptor's `struct_size`.
+        struct_size: u32,
+        /// ABI 1.0's descriptor size.
+        min: usize,
+    },
+    /// The name is empty, longer than 64 bytes, or not `[a-z0-9_-]`.
+    BadName {
+        /// The plugin file.
+        path: PathBuf,
+        /// The name found (lossy, at most 64 bytes shown).
+        name: String,
+    },
+    /// The version or description is not valid UTF-8.
+    BadText {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// A required callback (`create`, `destroy`) is NULL.
+    MissingCallback {
+        /// The plugin file.
+        path: PathBuf,
+        /// The callback's name.
+        callback: &'static str,
+    },
+    /// abi_stable's deep layout check found the plugin's view of the ABI
+    /// different from the host's.
+    Layout {
+        /// The plugin file.
+        path: PathBuf,
+        /// abi_stable's report.
+        message: String,
+    },
+}
+
+impl LoadError {
+    /// The plugin file (or, for some I/O errors, the private directory or
+    /// copy) the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            LoadError::Io { path, .. }
+            | LoadError::NotALibrary { path, .. }
+            | LoadError::NoEntry { path, .. }
+            | LoadError::EntryRefused { path }
+            | LoadError::BadMagic { path, .. }
+            | LoadError::AbiMajor { path, .. }
+            | LoadError::TooSmall { path, .. }
+            | LoadError::BadName { path, .. }
+            | LoadError::BadText { path }
+            | LoadError::MissingCallback { path, .. }
+            | LoadError::Layout { path, .. } => path,
+        }
+    }
+
+    /// A short stable identifier of the variant, for the API and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LoadError::Io { .. } => "io",
+            LoadError::NotALibrary { .. } => "not_a_library",
+            LoadError::NoEntry { .. } => "no_entry",
+            LoadError::EntryRefused { .. } => "entry_refused",
+            LoadError::BadMagic { .. } => "bad_magic",
+            LoadError::AbiMajor { .. } => "abi_major",
+            LoadError::TooSmall { .. } => "too_small",
+            LoadError::BadName { .. } => "bad_name",
+            LoadError::BadText { .. } => "bad_text",
+            LoadError::MissingCallback { .. } => "missing_callback",
+            LoadError::Layout { .. } => "layout",
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Io {
+                path,
+                action,
+                source,
+            } => write!(f, "{}: {action}: {source}", path.display()),
+            LoadError::NotALibrary { path, reason } => write!(
+                f,
+                "plugin {}: not a loadable shared library: {reason}",
+                path.display()
+            ),
+            LoadError::NoEntry { path, reason } => write!(
+                f,
+                "plugin {}: not a Rill plugin: it does not export `rill_plugin_entry_v1` ({reason})",
+                path.display()
+            ),
+            LoadError::EntryRefused { path } => write!(
+                f,
+                "plugin {}: its entry point returned NULL: it refuses to run on this host \
+                 (ABI {RILL_ABI_MAJOR}.{RILL_ABI_MINOR})",
+                path.display()
+            ),
+            LoadError::BadMagic { path, found } => write!(
+                f,
+                "plugin {}: not a Rill plugin descriptor: magic {found:#010x}, expected {:#010x}",
+                path.display(),
+                rill_abi::RILL_PLUGIN_MAGIC
+            ),
+            LoadError::AbiMajor {
+                path,
+                found,
+                expected,
+            } => write!(
+                f,
+                "plugin {}: built for Rill ABI {found}.x, this host speaks ABI {expected}.x: \
+                 rebuild the plugin against this host's rill.h / rill-abi",
+                path.display()
+            ),
+            LoadError::TooSmall {
+                path,
+                struct_size,
+                min,
+            } => write!(
+                f,
+                "plugin {}: descriptor struct_size {struct_size} is smaller than ABI 1.0's {min} \
+                 bytes (corrupt or not built from rill.h)",
+                path.display()
+            ),
+            LoadError::BadName { path, name } => write!(
+                f,
+                "plugin {}: invalid plugin name {name:?}: it must be 1 to {MAX_NAME_LEN} \
+                 characters of [a-z0-9_-]",
+                path.display()
+            ),
+            LoadError::BadText { path } => write!(
+                f,
+                "plugin {}: its version or description is not valid UTF-8",
+                path.display()
+            ),
+            LoadError::MissingCallback { path, callback } => write!(
+                f,
+                "plugin {}: required callback `{callback}` is NULL",
+                path.display()
+            ),
+            LoadError::Layout { path, message } => write!(
+                f,
+                "plugin {}: its ABI layout differs from this host's (rebuild it against the \
+                 same rill-abi): {message}",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`: the identity of a plugin file's
+/// content (64 hex digits).
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(digest.len() * 2);
+    for b in digest.iter() {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Loads the plugin file `source` as generation `generation`, through a
+/// private byte copy in `private_dir` (created with mode 0700 if missing).
+///
+/// Blocking. On success the library stays loaded for the life of the
+/// process; nothing has been called but the entry point (and the library's
+/// static initialisers): `create` is the caller's. On failure the private
+/// copy is removed (the library may stay mapped; it is never unloaded).
+pub fn load(source: &Path, private_dir: &Path, generation: u64) -> Result<LoadedLibrary, LoadError> {
+    let bytes = read_plugin_file(source)?;
+    check_object_file(&bytes).map_err(|reason| LoadError::NotALibrary {
+        path: source.to_path_buf(),
+        reason,
+    })?;
+    let hash = hash_bytes(&bytes);
+    prepare_private_dir(private_dir, source)?;
+    let private_copy = write_private_copy(source, private_dir, generation, &hash, &bytes)?;
+    match open_and_validate(source, &private_copy) {
+        Ok((descriptor, descriptor_addr, layout_checked)) => {
+            // SAFETY: rill_read_descriptor checked that the strings are valid
+            // UTF-8 views; they live in the library, which is never unloaded.
+            let (name, version, description) = unsafe {
+                (
+                    descriptor.name.to_str().unwrap_or_default().to_owned(),
+                    descriptor.version.to_str().unwrap_or_default().to_owned(),
+                    descriptor.description.to_str().unwrap_or_default().to_owned(),
+                )
+            };
+            Ok(LoadedLibrary {
+                name,
+                version,
+                description,
+                abi_major: descriptor.abi_major,
+                abi_minor: descriptor.abi_minor,
+                flags: descriptor.flags,
+                descriptor,
+                descriptor_addr,
+                source: source.to_path_buf(),
+                private_copy,
+                hash,
+                size: bytes.len() as u64,
+                generation,
+                loaded_at: SystemTime::now(),
+                layout_checked,
+            })
+        }
+        Err(e) => {
+            // The library may stay mapped (never dlclose); its file can go.
+            let _ = fs::remove_file(&private_copy);
+            Err(e)
+        }
+    }
+}
+
+/// Removes the private copies in `private_dir` that this process did not
+/// open: leftovers of earlier runs (the files of a running process's
+/// libraries can be removed safely, but the host keeps its own for
+/// debuggers). Only names of the form `<stem>.<generation>.<hash8>[-n].<ext>`
+/// are touched. Returns how many files were removed.
+pub fn remove_stale_copies(private_dir: &Path) -> io::Result<usize> {
+    let opened = lock_opened().clone();
+    let mut removed = 0;
+    for entry in fs::read_dir(private_dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !is_private_copy_name(name) || opened.contains(&path) || !entry.file_type()?.is_file() {
+            continue;
+        }
+        fs::remove_file(&path)?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+fn lock_opened() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+    // A poisoned set is still a correct set: insertions are single calls.
+    EVER_OPENED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `<stem>.<digits>.<8 hex>[-<digits>].<ext>`
+fn is_private_copy_name(name: &str) -> bool {
+    let Some(rest) = name.strip_suffix(DYLIB_EXTENSION).and_then(|r| r.strip_suffix('.')) else {
+        return false;
+    };
+    let mut parts = rest.rsplitn(3, '.');
+    let (Some(hash_part), Some(generation), Some(stem)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let (hash8, dedup) = match hash_part.split_once('-') {
+        Some((h, n)) => (h, Some(n)),
+        None => (hash_part, None),
+    };
+    !stem.is_empty()
+        && !generation.is_empty()
+        && generation.bytes().all(|b| b.is_ascii_digit())
+        && hash8.len() == 8
+        && hash8.bytes().all(|b| b.is_ascii_hexdigit())
+        && dedup.is_none_or(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn read_plugin_file(source: &Path) -> Result<Vec<u8>, LoadError> {
+    let io_err = |source_err| LoadError::Io {
+        path: source.to_path_buf(),
+        action: "cannot read plugin file",
+        source: source_err,
+    };
+    let meta = fs::metadata(source).map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(LoadError::NotALibrary {
+            path: source.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    if meta.len() > MAX_PLUGIN_FILE_SIZE {
+        return Err(LoadError::NotALibrary {
+            path: source.to_path_buf(),
+            reason: format!(
+                "the file is {} bytes, more than the {} bytes a plugin may have",
+                meta.len(),
+                MAX_PLUGIN_FILE_SIZE
+            ),
+        });
+    }
+    fs::read(source).map_err(io_err)
+}
+
+/// Creates the private directory (mode 0700) or checks an existing one: it
+/// must be a directory nobody else can write to (or they could swap the
+/// code between our write and our `dlopen`), and not the plugins directory
+/// itself (the copies would be picked up as new plugins).
+fn prepare_private_dir(private_dir: &Path, source: &Path) -> Result<(), LoadError> {
+    let io_err = |action, e| LoadError::Io {
+        path: private_dir.to_path_buf(),
+        action,
+        source: e,
+    };
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(private_dir)
+        .map_err(|e| io_err("cannot create the plugins' private directory", e))?;
+    let meta = fs::metadata(private_dir)
+        .map_err(|e| io_err("cannot inspect the plugins' private directory", e))?;
+    if !meta.is_dir() {
+        return Err(io_err(
+            "the plugins' private directory is not a directory",
+            io::Error::from(io::ErrorKind::NotADirectory),
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o022 != 0 {
+            return Err(io_err(
+                "the plugins' private directory is writable by group or others (chmod 700 it)",
+                io::Error::from(io::ErrorKind::PermissionDenied),
+            ));
+        }
+    }
+    let source_dir = match source.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => Path::new("."),
+    };
+    if let (Ok(a), Ok(b)) = (fs::canonicalize(source_dir), fs::canonicalize(private_dir)) {
+        if a == b {
+            return Err(io_err(
+                "the plugins' private directory must not be the plugins directory",
+                io::Error::from(io::ErrorKind::InvalidInput),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a new file `<stem>.<generation>.<hash8>[-n].<ext>` in
+/// `private_dir` that did not exist and was never opened by this process.
+fn write_private_copy(
+    source: &Path,
+    private_dir: &Path,
+    generation: u64,
+    hash: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, LoadError> {
+    let stem: String = source
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' })
+        .take(100)
+        .collect();
+    let stem = if stem.is_empty() { "plugin".to_string() } else { stem };
+    let ext = source
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or(DYLIB_EXTENSION);
+    let hash8 = &hash[..8.min(hash.len())];
+    let mut last_err = None;
+    for n in 0..1000u32 {
+        let file_name = if n == 0 {
+            format!("{stem}.{generation}.{hash8}.{ext}")
+        } else {
+            format!("{stem}.{generation}.{hash8}-{n}.{ext}")
+        };
+        let path = private_dir.join(file_name);
+        if lock_opened().contains(&path) {
+            continue;
+        }
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        match opts.open(&path) {
+            Ok(mut f) => {
+                if let Err(e) = f.write_all(bytes).and_then(|()| f.flush()) {
+                    drop(f);
+                    let _ = fs::remove_file(&path);
+                    return Err(LoadError::Io {
+                        path,
+                        action: "cannot write the plugin's private copy",
+                        source: e,
+                    });
+                }
+                return Ok(path);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
+            Err(e) => {
+                return Err(LoadError::Io {
+                    path,
+                    action: "cannot create the plugin's private copy",
+                    source: e,
+                })
+            }
+        }
+    }
+    Err(LoadError::Io {
+        path: private_dir.to_path_buf(),
+        action: "no free name for the plugin's private copy",
+        source: last_err.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)),
+    })
+}
+
+/// Opens the private copy (never closed), calls the entry point, validates
+/// the descriptor and runs the deep layout check when it applies. Returns
+/// the descriptor copy, the address the entry returned and whether the
+/// layout check ran.
+fn open_and_validate(
+    source: &Path,
+    private_copy: &Path,
+) -> Result<(RillPluginDescriptor, usize, bool), LoadError> {
+    let path = || source.to_path_buf();
+    lock_opened().insert(private_copy.to_path_buf());
+
+    let library = open_library(private_copy).map_err(|e| LoadError::NotALibrary {
+        path: path(),
+        reason: e.to_string(),
+    })?;
+    // Never unloaded: dlclose is unsound for Rust cdylibs (DESIGN.md). The
+    // leaked handle keeps the library mapped for the life of the process, so
+    // everything below may keep pointers into it.
+    let library: &'static Library = Box::leak(Box::new(library));
+
+    // SAFETY: `Option<RillPluginEntryV1>` is a nullable fn pointer, the same
+    // size as the symbol's address; the symbol's real type is fixed by the
+    // ABI (a plugin exporting something else under this name is broken in a
+    // way no loader can detect; magic and struct_size checks below catch
+    // most of it). A genuine NULL symbol reads as None.
+    let entry: Option<RillPluginEntryV1> = match unsafe { library.get::<Option<RillPluginEntryV1>>(ENTRY_SYMBOL) } {
+        Ok(sym) => *sym,
+        Err(e) => {
+            return Err(LoadError::NoEntry {
+                path: path(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let Some(entry) = entry else {
+        return Err(LoadError::NoEntry {
+            path: path(),
+            reason: "the symbol's address is NULL".into(),
+        });
+    };
+
+    // SAFETY: `entry` is the plugin's `rill_plugin_entry_v1`, which the ABI
+    // lets the host call once per load on any thread, before anything else,
+    // with its ABI version. Its code stays mapped (never unloaded).
+    let raw = unsafe { entry(u32::from(RILL_ABI_MAJOR), u32::from(RILL_ABI_MINOR)) };
+
+    // SAFETY: `raw` is NULL or what the entry point returned: a static
+    // descriptor of at least its `struct_size` bytes, with static strings,
+    // in a library that is never unloaded (rill_read_descriptor's contract).
+    let descriptor = match unsafe { rill_read_descriptor(raw) } {
+        Ok(d) => d,
+        Err(e) => return Err(descriptor_error(source, raw, e)),
+    };
+    // SAFETY: validated UTF-8 view of static bytes in the library.
+    let name = unsafe { descriptor.name.to_str() }.unwrap_or_default();
+    if name.len() > MAX_NAME_LEN {
+        return Err(LoadError::BadName {
+            path: path(),
+            name: shorten(name.as_bytes()),
+        });
+    }
+
+    let layout_checked = if descriptor.abi_minor == RILL_ABI_MINOR {
+        deep_layout_check(private_copy).map_err(|message| LoadError::Layout {
+            path: path(),
+            message,
+        })?
+    } else {
+        // abi_stable demands identical layouts; another minor differs by
+        // design (appended fields), which struct_size already handles.
+        false
+    };
+    Ok((descriptor, raw as usize, layout_checked))
+}
+
+#[cfg(unix)]
+type Library = libloading::os::unix::Library;
+#[cfg(not(unix))]
+type Library = libloading::Library;
+
+#[cfg(unix)]
+fn open_library(path: &Path) -> Result<Library, libloading::Error> {
+    use libloading::os::unix::{RTLD_LOCAL, RTLD_NOW};
+    // SAFETY: loading a library runs its static initialisers; that is the
+    // point of a plugin, which the operator installed. The file is a private
+    // copy in a directory only this user can write, already checked to be a
+    // complete ELF file (no SIGBUS on a truncated one). RTLD_NOW resolves
+    // every symbol now, so a missing dependency fails here and not at a
+    // later call; RTLD_LOCAL keeps the plugin's symbols out of the global
+    // namespace (two generations export the same names).
+    unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
+}
+
+#[cfg(not(unix))]
+fn open_library(path: &Path) -> Result<Library, libloading::Error> {
+    // SAFETY: as for the unix version: the operator's plugin, from a private
+    // copy; Windows resolves imports at load.
+    unsafe { Library::new(path) }
+}
+
+/// abi_stable's deep layout check of a Rust plugin (root module exported
+/// by `export_plugin!` with `abi-check`): `Ok(true)` checked and equal,
+/// `Ok(false)` no root module (C plugin), `Err` the mismatch report.
+fn deep_layout_check(private_copy: &Path) -> Result<bool, String> {
+    // check_layout opens the same path again (dlopen returns the handle we
+    // already hold) and leaks it: nothing is unloaded. Guard against a panic
+    // inside abi_stable or the plugin's root-module constructor: a bad file
+    // must be an error, not a crashed loader thread.
+    match std::panic::catch_unwind(|| rill_abi::stable::check_layout(private_copy)) {
+        Ok(Ok(Some(_root))) => Ok(true),
+        Ok(Ok(None)) => Ok(false),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the abi_stable layout check panicked".into()),
+    }
+}
+
+/// Maps the ABI crate's refusal to a LoadError naming the file.
+fn descriptor_error(
+    source: &Path,
+    raw: *const RillPluginDescriptor,
+    e: DescriptorError,
+) -> LoadError {
+    let path = source.to_path_buf();
+    match e {
+        DescriptorError::Null => LoadError::EntryRefused { path },
+        DescriptorError::BadMagic(found) => LoadError::BadMagic { path, found },
+        DescriptorError::AbiMajor(found) => LoadError::AbiMajor {
+            path,
+            found,
+            expected: RILL_ABI_MAJOR,
+        },
+        DescriptorError::TooSmall(struct_size) => LoadError::TooSmall {
+            path,
+            struct_size,
+            min: rill_v1_0_size_of_descriptor(),
+        },
+        DescriptorError::MissingCallback(callback) => LoadError::MissingCallback { path, callback },
+        DescriptorError::BadText => LoadError::BadText { path },
+        DescriptorError::BadName => {
+            // SAFETY: BadName is only returned after magic, major and
+            // struct_size >= ABI 1.0's size were checked, so `raw` points to
+            // at least a 1.0 descriptor and `name` lies within it (read
+            // unaligned, by value: no reference to plugin memory is formed).
+            // Its bytes are the plugin's static string (the same read
+            // rill_read_descriptor just did); at most 64 are shown.
+            let name = unsafe {
+                let s = core::ptr::addr_of!((*raw).name).read_unaligned();
+                let shown = rill_abi::RillStr {
+                    ptr: s.ptr,
+                    len: s.len.min(MAX_NAME_LEN),
+                };
+                shorten(shown.as_bytes())
+            };
+            LoadError::BadName { path, name }
+        }
+    }
+}
+
+fn shorten(bytes: &[u8]) -> String {
+    let shown = &bytes[..bytes.len().min(MAX_NAME_LEN)];
+    let mut s = String::from_utf8_lossy(shown).into_owned();
+    if bytes.len() > MAX_NAME_LEN {
+        s.push('…');
+    }
+    s
+}
+
+/// Refuses files `dlopen` must not see: on ELF platforms, a file whose
+/// program headers reach past its end (a truncated or half-written copy).
+/// glibc maps such a file and then faults (SIGBUS) on the missing pages,
+/// killing the whole process; this check makes it an error instead.
+/// Non-ELF files are left to `dlopen`, which refuses them cleanly.
+fn check_object_file(bytes: &[u8]) -> Result<(), String> {
+    if bytes.is_empty() {
+        return Err("the file is empty".into());
+    }
+    if cfg!(any(target_vendor = "apple", windows)) {
+        return Ok(());
+    }
+    check_elf(bytes)
+}
+
+/// Structural check of an ELF shared object: header, program headers and
+/// section header table all inside the file, every segment's file bytes
+/// present.
+fn check_elf(bytes: &[u8]) -> Result<(), String> {
+    const TRUNC: &str = "truncated or corrupt ELF file";
+    if bytes.len() < 16 || &bytes[..4] != b"\x7fELF" {
+        return Err("not an ELF file (no ELF header)".into());
+    }
+    let is64 = match bytes[4] {
+        1 => false,
+        2 => true,
+        c => return Err(format!("not a valid ELF file (class {c})")),
+    };
+    let le = match bytes[5] {
+        1 => true,
+        2 => false,
+        d => return Err(format!("not a valid ELF file (data encoding {d})")),
+    };
+    let rd = |off: usize, size: usize| -> Option<u64> {
+        let b = bytes.get(off..off.checked_add(size)?)?;
+        let mut v = 0u64;
+        for i in 0..size {
+            let byte = if le { b[size - 1 - i] } else { b[i] };
+            v = (v << 8) | u64::from(byte);
+        }
+        Some(v)
+    };
+    let header_len = if is64 { 64 } else { 52 };
+    if bytes.len() < header_len {
+        return Err(format!("{TRUNC}: {} bytes, shorter than its ELF header", bytes.len()));
+    }
+    let e_type = rd(16, 2).unwrap_or(0);
+    if e_type != 3 {
+        return Err(format!("not a shared library (ELF type {e_type}, expected ET_DYN)"));
+    }
+    let (phoff, shoff, phentsize, phnum, shentsize, shnum) = if is64 {
+        (rd(32, 8), rd(40, 8), rd(54, 2), rd(56, 2), rd(58, 2), rd(60, 2))
+    } else {
+        (rd(28, 4), rd(32, 4), rd(42, 2), rd(44, 2), rd(46, 2), rd(48, 2))
+    };
+    let (Some(phoff), Some(shoff), Some(phentsize), Some(phnum), Some(shentsize), Some(shnum)) =
+        (phoff, shoff, phentsize, phnum, shentsize, shnum)
+    else {
+        return Err(TRUNC.into());
+    };
+    let len = bytes.len() as u64;
+    let min_phent = if is64 { 56 } else { 32 };
+    if phnum == 0 || phentsize < min_phent {
+        return Err(format!("{TRUNC}: no valid program headers"));
+    }
+    let table_end = |off: u64, ent: u64, num: u64| ent.checked_mul(num).and_then(|n| off.checked_add(n));
+    match table_end(phoff, phentsize, phnum) {
+        Some(end) if end <= len => {}
+        _ => {
+            return Err(format!(
+                "{TRUNC}: its program headers end past the end of the file ({len} bytes)"
+            ))
+        }
+    }
+    for i in 0..phnum {
+        let base = (phoff + i * phentsize) as usize;
+        let (offset, filesz) = if is64 {
+            (rd(base + 8, 8), rd(base + 32, 8))
+        } else {
+            (rd(base + 4, 4), rd(base + 16, 4))
+        };
+        let (Some(offset), Some(filesz)) = (offset, filesz) else {
+            return Err(TRUNC.into());
+        };
+        if filesz == 0 {
+            continue;
+        }
+        match offset.checked_add(filesz) {
+            Some(end) if end <= len => {}
+            _ => {
+                return Err(format!(
+                    "{TRUNC}: segment {i} needs bytes up to offset {} but the file has {len} \
+                     (a partial copy? install by writing a temporary file and renaming it)",
+                    offset.saturating_add(filesz)
+                ))
+            }
+        }
+    }
+    if shoff != 0 && shnum != 0 {
+        match table_end(shoff, shentsize, shnum) {
+            Some(end) if end <= len => {}
+            _ => {
+                return Err(format!(
+                    "{TRUNC}: its section headers end past the end of the file ({len} bytes; \
+                     a partial copy?)"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_hex_sha256() {
+        assert_eq!(
+            hash_bytes(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(hash_bytes(b"").len(), 64);
+    }
+
+    #[test]
+    fn private_copy_names() {
+        let ext = DYLIB_EXTENSION;
+        assert!(is_private_copy_name(&format!("librtmp.3.deadbeef.{ext}")));
+        assert!(is_private_copy_name(&format!("a.b.0.0123abcd-2.{ext}")));
+        assert!(!is_private_copy_name(&format!("librtmp.{ext}")));
+        assert!(!is_private_copy_name(&format!("librtmp.x.deadbeef.{ext}")));
+        assert!(!is_private_copy_name(&format!("librtmp.3.deadbee.{ext}")));
+        assert!(!is_private_copy_name(&format!("librtmp.3.deadbeef-.{ext}")));
+        assert!(!is_private_copy_name("librtmp.3.deadbeef.txt"));
+        assert!(!is_private_copy_name(&format!(".3.deadbeef.{ext}")));
+    }
+
+    #[test]
+    fn elf_check_refuses_garbage_without_panicking() {
+        assert!(check_elf(b"").is_err());
+        assert!(check_elf(b"hello world, not a library").is_err());
+        assert!(check_elf(b"\x7fELF").is_err());
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2;
+        h[5] = 1;
+        h[16] = 3; // ET_DYN
+        // No program headers.
+        assert!(check_elf(&h).unwrap_err().contains("program headers"));
+        // Program header table far past the end, with overflowing sizes.
+        h[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        h[54..56].copy_from_slice(&56u16.to_le_bytes());
+        h[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(check_elf(&h).unwrap_err().contains("program headers"));
+        // ET_EXEC is not a shared library.
+        h[16] = 2;
+        assert!(check_elf(&h).unwrap_err().contains("ET_DYN"));
+    }
+
+    #[test]
+    fn elf_check_accepts_a_real_library_and_refuses_every_prefix() {
+        // The test binary's own dependencies are real shared objects; use the
+        // first one found in /proc/self/maps.
+        let Ok(maps) = fs::read_to_string("/proc/self/maps") else {
+            eprintln!("skipped: no /proc/self/maps");
+            return;
+        };
+        let Some(lib) = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.starts_with('/') && p.contains(".so"))
+        else {
+            eprintln!("skipped: no shared library mapped");
+            return;
+        };
+        let bytes = fs::read(lib).expect("read a mapped library");
+        check_elf(&bytes).unwrap_or_else(|e| panic!("{lib}: {e}"));
+        for cut in [1, 16, 63, 64, 200, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+            assert!(check_elf(&bytes[..cut]).is_err(), "{lib} cut at {cut} accepted");
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The plugin manager: loads every plugin in `plugins_dir`, watches the
+//! directory, and swaps generations.
+//!
+//! Reload = load a private copy of the new file, `create` it, make its
+//! listeners and routes live (new sessions go to it), then drain the old
+//! generation: its open sessions finish on the old code until they end or
+//! `drain_timeout` closes them, and only then is it destroyed. A file that
+//! fails anywhere on that path leaves the running generation serving, with
+//! the reason in the plugin's `last_error`. Removing the file drains and
+//! stops the plugin. Libraries are never unloaded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::host::{HostShared, Listeners};
+use super::instance::Instance;
+use super::library::{self, LoadedLibrary};
+use super::watch::{self, PluginFileEvent, PluginWatcher};
+use crate::config::Config;
+use crate::engine::Engine;
+
+/// A plugin as the management API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// `major.minor` of the ABI the plugin was built against.
+    pub abi: String,
+    pub generation: u64,
+    pub file: String,
+    pub file_hash: String,
+    /// Unix time, seconds.
+    pub loaded_at: f64,
+    /// "running", "failed" (never loaded), "stopped" (file removed).
+    pub state: &'static str,
+    pub last_error: Option<String>,
+    pub reload_failures: u64,
+    /// Generations still draining.
+    pub draining: usize,
+    /// Sessions open on the current generation.
+    pub sessions: usize,
+    /// Whether abi_stable's deep layout check ran (Rust plugins).
+    pub layout_checked: bool,
+}
+
+struct Slot {
+    file: PathBuf,
+    lib: Option<LoadedLibrary>,
+    current: Option<Arc<Instance>>,
+    generation: u64,
+    last_error: Option<String>,
+    reload_failures: u64,
+    draining: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct Inner {
+    host: Arc<HostShared>,
+    dir: PathBuf,
+    private_dir: PathBuf,
+    config: parking_lot::Mutex<Config>,
+    /// By plugin name; files that never loaded are keyed by file name.
+    slots: Mutex<BTreeMap<String, Slot>>,
+    watcher: parking_lot::Mutex<Option<PluginWatcher>>,
+}
+
+#[derive(Clone)]
+pub struct PluginManager {
+    inner: Arc<Inner>,
+}
+
+impl PluginManager {
+    /// A manager for `config.plugins_dir`; call `start` to load and watch.
+    pub fn new(engine: Engine, config: &Config) -> PluginManager {
+        let host = Arc::new(HostShared {
+            engine,
+            rt: tokio::runtime::Handle::current(),
+            listeners: Listeners::default(),
+            epoch: std::time::Instant::now(),
+        });
+        PluginManager {
+            inner: Arc::new(Inner {
+                host,
+                dir: config.plugins_dir.clone(),
+                private_dir: config.state_dir.join("loaded-plugins"),
+                config: parking_lot::Mutex::new(config.clone()),
+                slots: Mutex::new(BTreeMap::new()),
+                watcher: parking_lot::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Loads every plugin file present, then watches the directory.
+    pub async fn start(&self) -> Result<(), String> {
+        let dir = &self.inner.dir;
+        std::fs::create_dir_all(&self.inner.private_dir)
+            .map_err(|e| format!("state dir {}: {e}", self.inner.private_dir.display()))?;
+        let _ = library::remove_stale_copies(&self.inner.private_dir);
+        if !dir.is_dir() {
+            return Err(format!("plugins_dir {} is not a directory", dir.display()));
+        }
+        let (watcher, mut rx) = PluginWatcher::start(dir).map_err(|e| format!("watching {}: {e}", dir.display()))?;
+        *self.inner.watcher.lock() = Some(watcher);
+        for f in watch::scan(dir).map_err(|e| format!("reading {}: {e}", dir.display()))? {
+            self.load_file(&f).await;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    PluginFileEvent::Changed(p) => me.load_file(&p).await,
+                    PluginFileEvent::Removed(p) => me.remove_file(&p).await,
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Loads (or reloads) the plugin in `file`. Errors are logged and kept
+    /// in the plugin's state; the running generation stays.
+    pub async fn load_file(&self, file: &Path) {
+        let mut slots = self.inner.slots.lock().await;
+        // Same bytes as what runs: nothing to do (a touch, a duplicate event).
+        if let Ok(hash) = watch::file_hash(file) {
+            if slots.values().any(|s| s.file == file && s.lib.as_ref().is_some_and(|l| l.hash == hash)) {
+                return;
+            }
+        }
+        let known = slots.iter().find(|(_, s)| s.file == file).map(|(n, _)| n.clone());
+        let generation = known.as_ref().and_then(|n| slots.get(n)).map_or(0, |s| s.generation) + 1;
+        let lib = match tokio::task::block_in_place(|| library::load(file, &self.inner.private_dir, generation)) {
+            Ok(l) => l,
+            Err(e) => {
+                let key = known.unwrap_or_else(|| file_key(file));
+                fail(&mut slots, key, file, format!("{e}"));
+                return;
+            }
+        };
+        let name = lib.name.clone();
+        if let Some(other) = slots.get(&name).filter(|s| s.file != file && s.current.is_some()) {
+            let msg = format!("plugin {name} is already loaded from {}", other.file.display());
+            fail(&mut slots, file_key(file), file, msg);
+            return;
+        }
+        // A file that failed before under its file name now has its name.
+        if let Some(k) = known.filter(|k| *k != name) {
+            slots.remove(&k);
+        }
+        let generation = slots.get(&name).map_or(0, |s| s.generation) + 1;
+        let section = self.inner.config.lock().plugin_section_yaml(&name);
+        let inst = Instance::new(
+            lib.descriptor,
+            name.clone(),
+            lib.version.clone(),
+            generation,
+            section,
+            self.inner.host.clone(),
+        );
+        if let Err(e) = inst.create() {
+            fail(&mut slots, name, file, format!("{} {}: {e}", lib.name, lib.version));
+            return;
+        }
+        let decls = std::mem::take(&mut *inst.listens.lock());
+        self.inner.host.listeners.activate(&inst, decls, &self.inner.host.rt);
+        let slot = slots.entry(name.clone()).or_insert_with(|| Slot {
+            file: file.to_path_buf(),
+            lib: None,
+            current: None,
+            generation: 0,
+            last_error: None,
+            reload_failures: 0,
+            draining: Default::default(),
+        });
+        slot.file = file.to_path_buf();
+        slot.generation = generation;
+        slot.last_error = None;
+        tracing::info!(plugin = %name, version = %lib.version, generation, hash = %lib.hash, "plugin loaded");
+        slot.lib = Some(lib);
+        if let Some(old) = slot.current.replace(inst) {
+            self.retire(old, slot.draining.clone());
+        }
+    }
+
+    /// Drains a generation in the background, then destroys it.
+    fn retire(&self, old: Arc<Instance>, count: Arc<std::sync::atomic::AtomicUsize>) {
+        let timeout = self.inner.config.lock().drain_timeout;
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::spawn(async move {
+            tracing::info!(plugin = %old.name, generation = old.generation, sessions = old.sessions.len(), "draining old generation");
+            old.drain();
+            old.wait_sessions(timeout).await;
+            old.destroy().await;
+            count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+
+    /// The file is gone: drain and stop its plugin.
+    pub async fn remove_file(&self, file: &Path) {
+        let mut slots = self.inner.slots.lock().await;
+        let Some(name) = slots.iter().find(|(_, s)| s.file == file).map(|(n, _)| n.clone()) else {
+            return;
+        };
+        let slot = slots.get_mut(&name).expect("found above");
+        if let Some(old) = slot.current.take() {
+            tracing::info!(plugin = %name, "plugin file removed: stopping");
+            self.inner.host.listeners.remove_plugin(&name);
+            self.retire(old, slot.draining.clone());
+        } else {
+            slots.remove(&name);
+        }
+    }
+
+    /// Reloads a plugin from its file (management API).
+    pub async fn reload(&self, name: &str) -> Result<(), String> {
+        let file = {
+            let slots = self.inner.slots.lock().await;
+            let s = slots.get(name).ok_or_else(|| format!("no plugin {name}"))?;
+            s.file.clone()
+        };
+        {
+            // Force: forget the hash so the same bytes load again.
+            let mut slots = self.inner.slots.lock().await;
+            if let Some(l) = slots.get_mut(name).and_then(|s| s.lib.as_mut()) {
+                l.hash.clear();
+            }
+        }
+        self.load_file(&file).await;
+        let slots = self.inner.slots.lock().await;
+        match slots.get(name).and_then(|s| s.last_error.clone()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every plugin's state, by name.
+    pub async fn plugins(&self) -> Vec<PluginInfo> {
+        let slots = self.inner.slots.lock().await;
+        slots
+            .iter()
+            .map(|(name, s)| {
+                let lib = s.lib.as_ref();
+                PluginInfo {
+                    name: name.clone(),
+                    version: lib.map(|l| l.version.clone()).unwrap_or_default(),
+                    description: lib.map(|l| l.description.clone()).unwrap_or_default(),
+                    abi: lib.map(|l| format!("{}.{}", l.abi_major, l.abi_minor)).unwrap_or_default(),
+                    generation: s.generation,
+                    file: s.file.display().to_string(),
+                    file_hash: lib.map(|l| l.hash.clone()).unwrap_or_default(),
+                    loaded_at: lib.map_or(0.0, |l| crate::engine::unix_secs(l.loaded_at)),
+                    state: match (&s.current, lib) {
+                        (Some(_), _) => "running",
+                        (None, Some(_)) => "stopped",
+                        (None, None) => "failed",
+                    },
+                    last_error: s.last_error.clone(),
+                    reload_failures: s.reload_failures,
+                    draining: s.draining.load(std::sync::atomic::Ordering::Relaxed),
+                    sessions: s.current.as_ref().map_or(0, |i| i.sessions.len()),
+                    layout_checked: lib.is_some_and(|l| l.layout_checked),
+                }
+            })
+            .collect()
+    }
+
+    /// Drains and destroys every plugin (shutdown), waiting up to `timeout`
+    /// for open sessions.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.inner.watcher.lock().take();
+        self.inner.host.listeners.close_all();
+        let current: Vec<_> = {
+            let mut slots = self.inner.slots.lock().await;
+            slots.values_mut().filter_map(|s| s.current.take()).collect()
+        };
+        for i in &current {
+            i.drain();
+        }
+        for i in current {
+            i.wait_sessions(timeout).await;
+            i.destroy().await;
+        }
+    }
+}
+
+fn file_key(file: &Path) -> String {
+    file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn fail(slots: &mut BTreeMap<String, Slot>, key: String, file: &Path, msg: String) {
+    tracing::error!(file = %file.display(), "plugin not loaded: {msg}");
+    let slot = slots.entry(key).or_insert_with(|| Slot {
+        file: file.to_path_buf(),
+        lib: None,
+        current: None,
+        generation: 0,
+        last_error: None,
+        reload_failures: 0,
+        draining: Default::default(),
+    });
+    slot.last_error = Some(msg);
+    slot.reload_failures += 1;
+    let _ = SystemTime::now();
+}
