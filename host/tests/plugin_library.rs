@@ -59,7 +59,11 @@ impl Src<'_> {
             entry_name,
         } = self;
         let destroy = if *destroy { "tiny_destroy" } else { "NULL" };
-        let ret = if *entry_returns_null { "NULL" } else { "&DESCRIPTOR" };
+        let ret = if *entry_returns_null {
+            "NULL"
+        } else {
+            "&DESCRIPTOR"
+        };
         format!(
             r#"
 #include "rill.h"
@@ -149,13 +153,14 @@ fn dirs() -> Dirs {
 
 /// Compiles `src` into `out` (a shared library).
 fn build(d: &Dirs, src: &Src<'_>, out: &Path) {
-    let c = d.build.join(format!(
-        "{}.c",
-        out.file_stem().unwrap().to_string_lossy()
-    ));
+    let c = d
+        .build
+        .join(format!("{}.c", out.file_stem().unwrap().to_string_lossy()));
     fs::write(&c, src.render()).unwrap();
     let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror"])
+        .args([
+            "-shared", "-fPIC", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror",
+        ])
         .arg("-I")
         .arg(include_dir())
         .arg("-o")
@@ -192,7 +197,10 @@ fn create_destroy(lib: &LoadedLibrary) -> usize {
     // SAFETY: the test plugin's create ignores api and host and writes the
     // instance pointer; destroy ignores it. The library is never unloaded.
     unsafe {
-        assert_eq!(create(ptr::null(), ptr::null_mut(), &mut instance), rill_abi::RILL_OK);
+        assert_eq!(
+            create(ptr::null(), ptr::null_mut(), &mut instance),
+            rill_abi::RILL_OK
+        );
         destroy(instance);
     }
     instance as usize
@@ -225,10 +233,16 @@ fn valid_minimal_plugin_loads() {
     assert_eq!(lib.name, "tiny");
     assert_eq!(lib.version, "1.0.0");
     assert_eq!(lib.description, "a tiny test plugin");
-    assert_eq!((lib.abi_major, lib.abi_minor), (RILL_ABI_MAJOR, RILL_ABI_MINOR));
+    assert_eq!(
+        (lib.abi_major, lib.abi_minor),
+        (RILL_ABI_MAJOR, RILL_ABI_MINOR)
+    );
     assert_eq!(lib.flags, 0);
     assert_eq!(lib.generation, 7);
-    assert!(!lib.layout_checked, "a C plugin has no abi_stable root module");
+    assert!(
+        !lib.layout_checked,
+        "a C plugin has no abi_stable root module"
+    );
     assert_eq!(lib.source, src);
     assert_eq!(lib.hash, file_hash(&src).unwrap());
     assert_eq!(lib.hash.len(), 64);
@@ -245,10 +259,17 @@ fn valid_minimal_plugin_loads() {
         format!("libtiny.7.{}.{}", &lib.hash[..8], library::DYLIB_EXTENSION)
     );
     assert_eq!(lib.private_copy.parent().unwrap(), d.private);
-    assert_eq!(fs::read(&lib.private_copy).unwrap(), fs::read(&src).unwrap());
+    assert_eq!(
+        fs::read(&lib.private_copy).unwrap(),
+        fs::read(&src).unwrap()
+    );
     let mode = fs::metadata(&d.private).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "private dir mode {mode:o}");
-    let mode = fs::metadata(&lib.private_copy).unwrap().permissions().mode() & 0o077;
+    let mode = fs::metadata(&lib.private_copy)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o077;
     assert_eq!(mode, 0, "private copy readable by others");
 
     assert_eq!(create_destroy(&lib), 1);
@@ -260,7 +281,14 @@ fn entry_returning_null_is_refused() {
     require_cc!();
     let d = dirs();
     let p = plugin_path(&d, "null");
-    build(&d, &Src { entry_returns_null: true, ..Src::default() }, &p);
+    build(
+        &d,
+        &Src {
+            entry_returns_null: true,
+            ..Src::default()
+        },
+        &p,
+    );
     let err = refused(&d, &p);
     assert!(matches!(err, LoadError::EntryRefused { .. }), "{err:?}");
     assert!(err.to_string().contains("returned NULL"), "{err}");
@@ -272,9 +300,25 @@ fn wrong_magic_is_refused() {
     require_cc!();
     let d = dirs();
     let p = plugin_path(&d, "magic");
-    build(&d, &Src { magic: "0x12345678u", ..Src::default() }, &p);
+    build(
+        &d,
+        &Src {
+            magic: "0x12345678u",
+            ..Src::default()
+        },
+        &p,
+    );
     let err = refused(&d, &p);
-    assert!(matches!(err, LoadError::BadMagic { found: 0x1234_5678, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            LoadError::BadMagic {
+                found: 0x1234_5678,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("magic 0x12345678"), "{err}");
 }
 
@@ -283,10 +327,24 @@ fn other_abi_major_is_refused() {
     require_cc!();
     let d = dirs();
     let p = plugin_path(&d, "major2");
-    build(&d, &Src { major: "2", ..Src::default() }, &p);
+    build(
+        &d,
+        &Src {
+            major: "2",
+            ..Src::default()
+        },
+        &p,
+    );
     let err = refused(&d, &p);
     assert!(
-        matches!(err, LoadError::AbiMajor { found: 2, expected: RILL_ABI_MAJOR, .. }),
+        matches!(
+            err,
+            LoadError::AbiMajor {
+                found: 2,
+                expected: RILL_ABI_MAJOR,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let msg = err.to_string();
@@ -298,7 +356,14 @@ fn missing_entry_symbol_is_refused() {
     require_cc!();
     let d = dirs();
     let p = plugin_path(&d, "noentry");
-    build(&d, &Src { entry_name: "some_other_function", ..Src::default() }, &p);
+    build(
+        &d,
+        &Src {
+            entry_name: "some_other_function",
+            ..Src::default()
+        },
+        &p,
+    );
     let err = refused(&d, &p);
     assert!(matches!(err, LoadError::NoEntry { .. }), "{err:?}");
     assert!(err.to_string().contains("rill_plugin_entry_v1"), "{err}");
@@ -314,11 +379,25 @@ fn truncated_copies_are_refused_without_crashing() {
     let p = plugin_path(&d, "truncated");
     // glibc would map most of these and die of SIGBUS at the first touch of
     // a missing page: the loader must refuse them before dlopen.
-    for cut in [1, 10, 64, 1000, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+    for cut in [
+        1,
+        10,
+        64,
+        1000,
+        bytes.len() / 3,
+        bytes.len() / 2,
+        bytes.len() - 1,
+    ] {
         fs::write(&p, &bytes[..cut]).unwrap();
         let err = refused(&d, &p);
-        assert!(matches!(err, LoadError::NotALibrary { .. }), "cut {cut}: {err:?}");
-        assert!(err.to_string().contains("not a loadable shared library"), "{err}");
+        assert!(
+            matches!(err, LoadError::NotALibrary { .. }),
+            "cut {cut}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains("not a loadable shared library"),
+            "{err}"
+        );
     }
     fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
     let err = refused(&d, &p);
@@ -344,10 +423,23 @@ fn missing_required_callback_is_refused() {
     require_cc!();
     let d = dirs();
     let p = plugin_path(&d, "nodestroy");
-    build(&d, &Src { destroy: false, ..Src::default() }, &p);
+    build(
+        &d,
+        &Src {
+            destroy: false,
+            ..Src::default()
+        },
+        &p,
+    );
     let err = refused(&d, &p);
     assert!(
-        matches!(err, LoadError::MissingCallback { callback: "destroy", .. }),
+        matches!(
+            err,
+            LoadError::MissingCallback {
+                callback: "destroy",
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("`destroy`"), "{err}");
@@ -358,17 +450,39 @@ fn bad_names_are_refused() {
     require_cc!();
     let d = dirs();
     let long = "a".repeat(65);
-    for (stem, name) in [("upper", "Tiny"), ("space", "ti ny"), ("blank", ""), ("long", long.as_str())] {
+    for (stem, name) in [
+        ("upper", "Tiny"),
+        ("space", "ti ny"),
+        ("blank", ""),
+        ("long", long.as_str()),
+    ] {
         let p = plugin_path(&d, stem);
-        build(&d, &Src { name, ..Src::default() }, &p);
+        build(
+            &d,
+            &Src {
+                name,
+                ..Src::default()
+            },
+            &p,
+        );
         let err = refused(&d, &p);
-        assert!(matches!(err, LoadError::BadName { .. }), "{name:?}: {err:?}");
+        assert!(
+            matches!(err, LoadError::BadName { .. }),
+            "{name:?}: {err:?}"
+        );
         assert!(err.to_string().contains("invalid plugin name"), "{err}");
     }
     // 64 is the limit, inclusive.
     let p = plugin_path(&d, "sixtyfour");
     let name = "b".repeat(64);
-    build(&d, &Src { name: &name, ..Src::default() }, &p);
+    build(
+        &d,
+        &Src {
+            name: &name,
+            ..Src::default()
+        },
+        &p,
+    );
     assert_eq!(library::load(&p, &d.private, 1).unwrap().name, name);
 }
 
@@ -377,7 +491,14 @@ fn too_small_descriptor_is_refused() {
     require_cc!();
     let d = dirs();
     let p = plugin_path(&d, "small");
-    build(&d, &Src { struct_size: "40", ..Src::default() }, &p);
+    build(
+        &d,
+        &Src {
+            struct_size: "40",
+            ..Src::default()
+        },
+        &p,
+    );
     let err = refused(&d, &p);
     assert!(
         matches!(err, LoadError::TooSmall { struct_size: 40, min, .. } if min == rill_abi::rill_v1_0_size_of_descriptor()),
@@ -403,12 +524,19 @@ fn unsafe_private_dirs_are_refused() {
     // The plugins directory itself.
     let err = library::load(&p, &d.plugins, 1).unwrap_err();
     assert!(matches!(err, LoadError::Io { .. }), "{err:?}");
-    assert!(err.to_string().contains("must not be the plugins directory"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("must not be the plugins directory"),
+        "{err}"
+    );
     // A directory others can write to.
     fs::create_dir(&d.private).unwrap();
     fs::set_permissions(&d.private, fs::Permissions::from_mode(0o777)).unwrap();
     let err = library::load(&p, &d.private, 1).unwrap_err();
-    assert!(err.to_string().contains("writable by group or others"), "{err}");
+    assert!(
+        err.to_string().contains("writable by group or others"),
+        "{err}"
+    );
     assert!(private_files(&d).is_empty());
 }
 
@@ -420,13 +548,29 @@ fn reload_of_same_path_gets_new_code_and_old_stays_mapped() {
     require_cc!();
     let d = dirs();
     let p = plugin_path(&d, "libtiny");
-    build(&d, &Src { version: "1.0.0", tag: 1, ..Src::default() }, &p);
+    build(
+        &d,
+        &Src {
+            version: "1.0.0",
+            tag: 1,
+            ..Src::default()
+        },
+        &p,
+    );
     let old = library::load(&p, &d.private, 1).expect("load v1");
     assert_eq!(old.version, "1.0.0");
 
     // Rebuild in place (what `cc -o` does to an existing output), then load
     // again from the same path.
-    build(&d, &Src { version: "2.0.0", tag: 2, ..Src::default() }, &p);
+    build(
+        &d,
+        &Src {
+            version: "2.0.0",
+            tag: 2,
+            ..Src::default()
+        },
+        &p,
+    );
     let new = library::load(&p, &d.private, 2).expect("load v2");
     assert_eq!(new.version, "2.0.0");
     assert_ne!(new.hash, old.hash);
@@ -467,7 +611,11 @@ fn reload_of_same_path_gets_new_code_and_old_stays_mapped() {
 #[test]
 fn rust_sdk_plugin_gets_the_deep_layout_check() {
     let exe = std::env::current_exe().unwrap();
-    let Some(examples) = exe.parent().and_then(Path::parent).map(|p| p.join("examples")) else {
+    let Some(examples) = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("examples"))
+    else {
         return;
     };
     let name = format!(

@@ -67,6 +67,11 @@ impl Rill {
     /// Starts rill with `extra_yaml` appended to a config that sets the HTTP
     /// port and the plugins dir (`<dir>/plugins`, filled from `plugins`).
     pub fn start(extra_yaml: &str, plugins: &[PathBuf]) -> Rill {
+        Self::start_with_env(extra_yaml, plugins, &[])
+    }
+
+    /// `start` with extra environment variables for the server.
+    pub fn start_with_env(extra_yaml: &str, plugins: &[PathBuf], env: &[(&str, &str)]) -> Rill {
         let dir = tempfile::tempdir().unwrap();
         let pdir = dir.path().join("plugins");
         std::fs::create_dir_all(&pdir).unwrap();
@@ -91,6 +96,7 @@ impl Rill {
             .arg("--config")
             .arg(&cfg)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -383,5 +389,114 @@ mod tests {
         );
         assert_eq!(d.count(0), 2);
         assert!(d.monotonic(0));
+    }
+}
+
+/// Builds the C plugin template with its own Makefile in a private dir
+/// (tests run in parallel), with `VERSION` set; `asan` builds the sanitized
+/// variant. Returns the library's path.
+pub fn build_template(version: &str, asan: bool) -> PathBuf {
+    let src = workspace_dir().join("plugin-template");
+    let dir = std::env::temp_dir().join(format!(
+        "rill-tpl-{}-{version}-{asan}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["flvtcp.c", "Makefile"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let target = if asan { "asan" } else { "all" };
+    let out = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(&dir)
+        .arg(target)
+        .arg(format!("VERSION={version}"))
+        .arg(format!(
+            "INCLUDE={}",
+            workspace_dir().join("include").display()
+        ))
+        .output()
+        .expect("run make");
+    assert!(
+        out.status.success(),
+        "make failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join(if asan {
+        "libflvtcp-asan.so"
+    } else {
+        "libflvtcp.so"
+    })
+}
+
+/// Installs a plugin the way operators are told to: copy to a temporary
+/// name in the plugins dir, then rename over the final name.
+pub fn install_plugin(lib: &Path, plugins_dir: &Path, name: &str) {
+    let tmp = plugins_dir.join(format!(".{name}.tmp"));
+    std::fs::copy(lib, &tmp).unwrap();
+    std::fs::rename(&tmp, plugins_dir.join(name)).unwrap();
+}
+
+/// The plugin named `name` in `/api/v1/plugins`.
+pub fn plugin_state(rill: &Rill, name: &str) -> Option<serde_json::Value> {
+    let v = rill.get_json("/api/v1/plugins");
+    v["plugins"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
+}
+
+/// Reads a TCP stream in a thread, counting FLV tags by type and noting when
+/// each arrived, until `stop` or EOF.
+pub struct FlvReader {
+    pub tags: Arc<Mutex<Vec<(u8, u32, Instant)>>>,
+    pub handle: std::thread::JoinHandle<()>,
+}
+
+impl FlvReader {
+    pub fn connect(port: u16) -> FlvReader {
+        let tags = Arc::new(Mutex::new(Vec::new()));
+        let t = tags.clone();
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect play port");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut hdr = [0u8; 13];
+            if s.read_exact(&mut hdr).is_err() || &hdr[..3] != b"FLV" {
+                return;
+            }
+            loop {
+                let mut th = [0u8; 11];
+                if s.read_exact(&mut th).is_err() {
+                    return;
+                }
+                let size = u32::from_be_bytes([0, th[1], th[2], th[3]]) as usize;
+                let ts = u32::from_be_bytes([th[7], th[4], th[5], th[6]]);
+                let mut body = vec![0u8; size + 4];
+                if s.read_exact(&mut body).is_err() {
+                    return;
+                }
+                t.lock().unwrap().push((th[0], ts, Instant::now()));
+            }
+        });
+        FlvReader { tags, handle }
+    }
+
+    pub fn video_count(&self) -> usize {
+        self.tags
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| t.0 == 9)
+            .count()
+    }
+
+    /// The longest wall-clock gap between consecutive video tags.
+    pub fn max_video_gap(&self) -> Duration {
+        let tags = self.tags.lock().unwrap();
+        let v: Vec<_> = tags.iter().filter(|t| t.0 == 9).map(|t| t.2).collect();
+        v.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
     }
 }

@@ -20,7 +20,9 @@ pub use frame::{CacheError, Frame, FrameCache, FrameRef};
 pub use lifecycle::Phase;
 pub use manager::{validate_path, Engine, Publisher, SubscriberSnapshot, MAX_PATH_LEN};
 pub use settings::EngineSettings;
-pub use stream::{unix_secs, PublisherInfo, PublisherSnapshot, StreamSnapshot, TrackSnapshot, MAX_TRACKS};
+pub use stream::{
+    unix_secs, PublisherInfo, PublisherSnapshot, StreamSnapshot, TrackSnapshot, MAX_TRACKS,
+};
 pub use subscriber::{EndReason, SubscribeEnd, Subscriber, SubscriberInfo};
 pub use track::{fourcc_str, TrackInfo};
 

@@ -237,7 +237,8 @@ impl SubscriberShared {
                     if started {
                         // Frames were lost before this one: say so, to this
                         // subscriber only (a rare shallow copy).
-                        q.frames.push_back(Arc::new(frame.with_flags(RILL_FRAME_DISCONTINUITY)));
+                        q.frames
+                            .push_back(Arc::new(frame.with_flags(RILL_FRAME_DISCONTINUITY)));
                     } else {
                         q.frames.push_back(frame.clone());
                     }

@@ -39,7 +39,10 @@ pub async fn serve(
     tracing::info!(addr = %listen, "HTTP listening");
     let app = router(state);
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!("HTTP server: {e}");
         }
     }))
@@ -65,7 +68,12 @@ async fn streams(State(s): State<AppState>) -> Json<serde_json::Value> {
 /// RFC 7807 problem+json.
 pub fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
     let body = json!({ "type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail });
-    (status, [("content-type", "application/problem+json")], body.to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

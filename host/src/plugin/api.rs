@@ -121,9 +121,14 @@ unsafe extern "C" fn clock_wall_us(_host: *mut RillHost) -> i64 {
 
 // ---- frames ------------------------------------------------------------------
 
-unsafe extern "C" fn frame_alloc(_host: *mut RillHost, len: usize, data: *mut *mut u8) -> *mut RillFrameBuf {
+unsafe extern "C" fn frame_alloc(
+    _host: *mut RillHost,
+    len: usize,
+    data: *mut *mut u8,
+) -> *mut RillFrameBuf {
     guard("frame_alloc", std::ptr::null_mut(), || {
-        let (buf, p) = frames::alloc_buf(len).unwrap_or((std::ptr::null_mut(), std::ptr::null_mut()));
+        let (buf, p) =
+            frames::alloc_buf(len).unwrap_or((std::ptr::null_mut(), std::ptr::null_mut()));
         if !data.is_null() {
             // SAFETY: the plugin passed a writable out-pointer.
             unsafe { *data = p };
@@ -132,7 +137,11 @@ unsafe extern "C" fn frame_alloc(_host: *mut RillHost, len: usize, data: *mut *m
     })
 }
 
-unsafe extern "C" fn frame_freeze(buf: *mut RillFrameBuf, len: usize, info: *const RillFrameInfo) -> *mut RillFrame {
+unsafe extern "C" fn frame_freeze(
+    buf: *mut RillFrameBuf,
+    len: usize,
+    info: *const RillFrameInfo,
+) -> *mut RillFrame {
     guard("frame_freeze", std::ptr::null_mut(), || {
         // SAFETY: buf from frame_alloc (consumed), info per contract.
         match unsafe { frames::freeze_buf(buf, len) } {
@@ -147,7 +156,12 @@ unsafe extern "C" fn frame_buf_free(buf: *mut RillFrameBuf) {
     guard("frame_buf_free", (), || unsafe { frames::free_buf(buf) })
 }
 
-unsafe extern "C" fn frame_copy(_host: *mut RillHost, data: *const u8, len: usize, info: *const RillFrameInfo) -> *mut RillFrame {
+unsafe extern "C" fn frame_copy(
+    _host: *mut RillHost,
+    data: *const u8,
+    len: usize,
+    info: *const RillFrameInfo,
+) -> *mut RillFrame {
     guard("frame_copy", std::ptr::null_mut(), || {
         if len > frames::MAX_FRAME_BYTES || (data.is_null() && len > 0) {
             return std::ptr::null_mut();
@@ -159,7 +173,9 @@ unsafe extern "C" fn frame_copy(_host: *mut RillHost, data: *const u8, len: usiz
             Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(data, len) })
         };
         // SAFETY: info per contract.
-        frames::give(frames::frame_from(bytes, &unsafe { frames::read_info(info) }))
+        frames::give(frames::frame_from(bytes, &unsafe {
+            frames::read_info(info)
+        }))
     })
 }
 
@@ -177,15 +193,19 @@ unsafe extern "C" fn frame_wrap(
         }
         let bytes = frames::wrap(data, len, release, user);
         // SAFETY: info per contract.
-        frames::give(frames::frame_from(bytes, &unsafe { frames::read_info(info) }))
+        frames::give(frames::frame_from(bytes, &unsafe {
+            frames::read_info(info)
+        }))
     })
 }
 
 unsafe extern "C" fn frame_retain(frame: *const RillFrame) -> *mut RillFrame {
     // SAFETY: frame is a live handle the plugin holds or borrows.
-    guard("frame_retain", std::ptr::null_mut(), || match unsafe { frames::borrow(frame) } {
-        Some(f) => frames::give(f),
-        None => std::ptr::null_mut(),
+    guard("frame_retain", std::ptr::null_mut(), || {
+        match unsafe { frames::borrow(frame) } {
+            Some(f) => frames::give(f),
+            None => std::ptr::null_mut(),
+        }
     })
 }
 
@@ -194,7 +214,12 @@ unsafe extern "C" fn frame_release(frame: *mut RillFrame) {
     guard("frame_release", (), || unsafe { frames::take(frame) })
 }
 
-unsafe extern "C" fn frame_slice(frame: *const RillFrame, offset: usize, len: usize, info: *const RillFrameInfo) -> *mut RillFrame {
+unsafe extern "C" fn frame_slice(
+    frame: *const RillFrame,
+    offset: usize,
+    len: usize,
+    info: *const RillFrameInfo,
+) -> *mut RillFrame {
     guard("frame_slice", std::ptr::null_mut(), || {
         // SAFETY: frame is live per contract.
         let Some(f) = (unsafe { frames::borrow(frame) }) else {
@@ -241,7 +266,11 @@ unsafe extern "C" fn frame_info(frame: *const RillFrame, info: *mut RillFrameInf
         // SAFETY: copy only the prefix the caller knows (n bytes), from a
         // full local value into the caller's struct; struct_size is kept.
         unsafe {
-            std::ptr::copy_nonoverlapping((&full as *const RillFrameInfo as *const u8).add(4), (info as *mut u8).add(4), n - 4);
+            std::ptr::copy_nonoverlapping(
+                (&full as *const RillFrameInfo as *const u8).add(4),
+                (info as *mut u8).add(4),
+                n - 4,
+            );
         }
         RILL_OK
     })
@@ -255,7 +284,11 @@ fn scoped_key(i: &Instance, key: u64) -> u64 {
     key ^ h.finish()
 }
 
-unsafe extern "C" fn frame_cache_get(host: *mut RillHost, frame: *const RillFrame, key: u64) -> *mut RillFrame {
+unsafe extern "C" fn frame_cache_get(
+    host: *mut RillHost,
+    frame: *const RillFrame,
+    key: u64,
+) -> *mut RillFrame {
     guard("frame_cache_get", std::ptr::null_mut(), || {
         // SAFETY: host and frame per contract.
         let (Some(i), false) = (unsafe { inst(host) }, frame.is_null()) else {
@@ -263,11 +296,18 @@ unsafe extern "C" fn frame_cache_get(host: *mut RillHost, frame: *const RillFram
         };
         // SAFETY: frame is live per contract.
         let f = unsafe { &*(frame as *const crate::engine::Frame) };
-        f.cache().get(scoped_key(&i, key)).map_or(std::ptr::null_mut(), frames::give)
+        f.cache()
+            .get(scoped_key(&i, key))
+            .map_or(std::ptr::null_mut(), frames::give)
     })
 }
 
-unsafe extern "C" fn frame_cache_set(host: *mut RillHost, frame: *const RillFrame, key: u64, value: *const RillFrame) -> i32 {
+unsafe extern "C" fn frame_cache_set(
+    host: *mut RillHost,
+    frame: *const RillFrame,
+    key: u64,
+    value: *const RillFrame,
+) -> i32 {
     guard("frame_cache_set", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(i), Some(v)) = (unsafe { inst(host) }, unsafe { frames::borrow(value) }) else {
@@ -288,10 +328,20 @@ unsafe extern "C" fn frame_cache_set(host: *mut RillHost, frame: *const RillFram
 
 // ---- publishing --------------------------------------------------------------
 
-unsafe extern "C" fn publish_open(host: *mut RillHost, conn: *mut RillConn, path: RillStr, query: RillStr, out: *mut *mut RillPublisher) -> i32 {
+unsafe extern "C" fn publish_open(
+    host: *mut RillHost,
+    conn: *mut RillConn,
+    path: RillStr,
+    query: RillStr,
+    out: *mut *mut RillPublisher,
+) -> i32 {
     guard("publish_open", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
-        let (Some(i), Some(s), Some(path)) = (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe { text(path) }) else {
+        let (Some(i), Some(s), Some(path)) =
+            (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe {
+                text(path)
+            })
+        else {
             return RILL_ERR_INVALID;
         };
         let _ = query;
@@ -357,7 +407,14 @@ unsafe extern "C" fn publisher_write(p: *mut RillPublisher, frame: *const RillFr
         };
         // The engine stamps ring positions into the frame it stores, so it
         // takes its own shallow copy (payload shared, no byte copy).
-        let owned = crate::engine::Frame::new(f.track(), f.codec(), f.flags(), f.pts(), f.dts(), f.payload().clone());
+        let owned = crate::engine::Frame::new(
+            f.track(),
+            f.codec(),
+            f.flags(),
+            f.pts(),
+            f.dts(),
+            f.payload().clone(),
+        );
         match e.publisher.write(owned) {
             Ok(()) => RILL_OK,
             Err(err) => engine_status(&err),
@@ -401,7 +458,11 @@ unsafe extern "C" fn subscribe_open(
 ) -> i32 {
     guard("subscribe_open", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
-        let (Some(i), Some(s), Some(path)) = (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe { text(path) }) else {
+        let (Some(i), Some(s), Some(path)) =
+            (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe {
+                text(path)
+            })
+        else {
             return RILL_ERR_INVALID;
         };
         let _ = query;
@@ -414,7 +475,12 @@ unsafe extern "C" fn subscribe_open(
         // SAFETY: opts per contract (NULL: defaults).
         let o = unsafe { rill_read_sized(opts) }.unwrap_or_default();
         let path = path.trim_matches('/');
-        if o.wait_timeout_us < 0 && i.host.engine.stream(path).is_none_or(|st| st.publisher.is_none()) {
+        if o.wait_timeout_us < 0
+            && i.host
+                .engine
+                .stream(path)
+                .is_none_or(|st| st.publisher.is_none())
+        {
             return RILL_ERR_NOT_FOUND;
         }
         let info = SubscriberInfo {
@@ -440,7 +506,11 @@ unsafe fn subentry<'a>(p: *mut RillSubscriber) -> Option<&'a mut SubEntry> {
     unsafe { (p as *mut SubEntry).as_mut() }
 }
 
-unsafe extern "C" fn subscriber_track_info(p: *mut RillSubscriber, track: u32, info: *mut RillTrackInfo) -> i32 {
+unsafe extern "C" fn subscriber_track_info(
+    p: *mut RillSubscriber,
+    track: u32,
+    info: *mut RillTrackInfo,
+) -> i32 {
     guard("subscriber_track_info", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let Some(e) = (unsafe { subentry(p) }) else {
@@ -477,11 +547,20 @@ unsafe fn copy_out<T: RillSized>(src: &T, dst: *mut T) -> i32 {
         return RILL_ERR_INVALID;
     }
     // SAFETY: n bytes fit both; the first 4 (struct_size) stay the caller's.
-    unsafe { std::ptr::copy_nonoverlapping((src as *const T as *const u8).add(4), (dst as *mut u8).add(4), n - 4) };
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (src as *const T as *const u8).add(4),
+            (dst as *mut u8).add(4),
+            n - 4,
+        )
+    };
     RILL_OK
 }
 
-unsafe extern "C" fn subscriber_stats(p: *mut RillSubscriber, stats: *mut RillSubscriberStats) -> i32 {
+unsafe extern "C" fn subscriber_stats(
+    p: *mut RillSubscriber,
+    stats: *mut RillSubscriberStats,
+) -> i32 {
     guard("subscriber_stats", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let Some(e) = (unsafe { subentry(p) }) else {
@@ -517,7 +596,12 @@ unsafe extern "C" fn subscriber_close(p: *mut RillSubscriber) {
 
 // ---- connections -------------------------------------------------------------
 
-unsafe extern "C" fn listen(host: *mut RillHost, addr: RillStr, listener_id: u32, flags: u32) -> i32 {
+unsafe extern "C" fn listen(
+    host: *mut RillHost,
+    addr: RillStr,
+    listener_id: u32,
+    flags: u32,
+) -> i32 {
     guard("listen", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(i), Some(a)) = (unsafe { inst(host) }, unsafe { text(addr) }) else {
@@ -540,7 +624,10 @@ unsafe extern "C" fn listen(host: *mut RillHost, addr: RillStr, listener_id: u32
         let socket = match i.host.listeners.owner_of(&sa) {
             Some(owner) if owner == i.name => None,
             Some(owner) => {
-                i.log(RILL_LOG_ERROR, &format!("listen {sa}: plugin {owner} has it"));
+                i.log(
+                    RILL_LOG_ERROR,
+                    &format!("listen {sa}: plugin {owner} has it"),
+                );
                 return RILL_ERR_BUSY;
             }
             None => match bind(sa) {
@@ -561,7 +648,11 @@ unsafe extern "C" fn listen(host: *mut RillHost, addr: RillStr, listener_id: u32
 }
 
 fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
     sock.set_reuse_address(true)?;
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
@@ -569,7 +660,13 @@ fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(sock.into())
 }
 
-unsafe extern "C" fn connect(host: *mut RillHost, addr: RillStr, flags: u32, session_user: *mut c_void, conn_id: *mut u64) -> i32 {
+unsafe extern "C" fn connect(
+    host: *mut RillHost,
+    addr: RillStr,
+    flags: u32,
+    session_user: *mut c_void,
+    conn_id: *mut u64,
+) -> i32 {
     guard("connect", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(i), Some(a)) = (unsafe { inst(host) }, unsafe { text(addr) }) else {
@@ -587,13 +684,24 @@ unsafe extern "C" fn connect(host: *mut RillHost, addr: RillStr, flags: u32, ses
     })
 }
 
-unsafe extern "C" fn session_open(host: *mut RillHost, session_user: *mut c_void, conn_id: *mut u64) -> i32 {
+unsafe extern "C" fn session_open(
+    host: *mut RillHost,
+    session_user: *mut c_void,
+    conn_id: *mut u64,
+) -> i32 {
     guard("session_open", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let Some(i) = (unsafe { inst(host) }) else {
             return RILL_ERR_INVALID;
         };
-        let id = session::spawn(&i, Io::None, Origin::Session, String::new(), String::new(), session_user);
+        let id = session::spawn(
+            &i,
+            Io::None,
+            Origin::Session,
+            String::new(),
+            String::new(),
+            session_user,
+        );
         if !conn_id.is_null() {
             // SAFETY: a writable out-pointer.
             unsafe { *conn_id = id };
@@ -638,7 +746,9 @@ unsafe extern "C" fn conn_write_frame(conn: *mut RillConn, frame: *const RillFra
 
 unsafe extern "C" fn conn_pending(conn: *mut RillConn) -> u64 {
     // SAFETY: per contract.
-    guard("conn_pending", 0, || unsafe { sess(conn) }.map_or(0, |s| s.pending() as u64))
+    guard("conn_pending", 0, || {
+        unsafe { sess(conn) }.map_or(0, |s| s.pending() as u64)
+    })
 }
 
 unsafe extern "C" fn conn_pause_read(conn: *mut RillConn, paused: u32) -> i32 {
@@ -691,10 +801,19 @@ unsafe extern "C" fn conn_local_addr(conn: *mut RillConn) -> RillStr {
 
 // ---- HTTP (routed by the host's HTTP server) -----------------------------------
 
-unsafe extern "C" fn http_route(host: *mut RillHost, method: RillStr, pattern: RillStr, route_id: u32) -> i32 {
+unsafe extern "C" fn http_route(
+    host: *mut RillHost,
+    method: RillStr,
+    pattern: RillStr,
+    route_id: u32,
+) -> i32 {
     guard("http_route", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
-        let (Some(i), Some(m), Some(p)) = (unsafe { inst(host) }, unsafe { text(method) }, unsafe { text(pattern) }) else {
+        let (Some(i), Some(m), Some(p)) =
+            (unsafe { inst(host) }, unsafe { text(method) }, unsafe {
+                text(pattern)
+            })
+        else {
             return RILL_ERR_INVALID;
         };
         if !i.creating.load(Ordering::Acquire) || p.is_empty() {
@@ -713,11 +832,22 @@ unsafe extern "C" fn http_route(host: *mut RillHost, method: RillStr, pattern: R
     })
 }
 
-unsafe extern "C" fn http_respond(_c: *mut RillConn, _s: u32, _h: *const RillHeader, _n: usize, _b: u32, _l: u64) -> i32 {
+unsafe extern "C" fn http_respond(
+    _c: *mut RillConn,
+    _s: u32,
+    _h: *const RillHeader,
+    _n: usize,
+    _b: u32,
+    _l: u64,
+) -> i32 {
     RILL_ERR_UNSUPPORTED
 }
 
-unsafe extern "C" fn http_upgrade_websocket(_c: *mut RillConn, _h: *const RillHeader, _n: usize) -> i32 {
+unsafe extern "C" fn http_upgrade_websocket(
+    _c: *mut RillConn,
+    _h: *const RillHeader,
+    _n: usize,
+) -> i32 {
     RILL_ERR_UNSUPPORTED
 }
 
@@ -727,7 +857,13 @@ unsafe extern "C" fn ws_send(_c: *mut RillConn, _op: u32, _d: *const u8, _l: usi
 
 // ---- UDP: not yet served by this host -------------------------------------------
 
-unsafe extern "C" fn udp_bind(_h: *mut RillHost, _c: *mut RillConn, _a: RillStr, _id: u32, _o: *mut *mut RillUdp) -> i32 {
+unsafe extern "C" fn udp_bind(
+    _h: *mut RillHost,
+    _c: *mut RillConn,
+    _a: RillStr,
+    _id: u32,
+    _o: *mut *mut RillUdp,
+) -> i32 {
     RILL_ERR_UNSUPPORTED
 }
 unsafe extern "C" fn udp_send_to(_u: *mut RillUdp, _a: RillStr, _d: *const u8, _l: usize) -> i32 {
@@ -740,7 +876,14 @@ unsafe extern "C" fn udp_close(_u: *mut RillUdp) {}
 
 // ---- timers and posts ---------------------------------------------------------------
 
-unsafe extern "C" fn timer_start(host: *mut RillHost, conn: *mut RillConn, delay_us: u64, repeat: u32, timer_id: u64, handle: *mut u64) -> i32 {
+unsafe extern "C" fn timer_start(
+    host: *mut RillHost,
+    conn: *mut RillConn,
+    delay_us: u64,
+    repeat: u32,
+    timer_id: u64,
+    handle: *mut u64,
+) -> i32 {
     guard("timer_start", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let Some(i) = (unsafe { inst(host) }) else {
@@ -748,7 +891,13 @@ unsafe extern "C" fn timer_start(host: *mut RillHost, conn: *mut RillConn, delay
         };
         // SAFETY: per contract (NULL: instance timer).
         let s = unsafe { sess(conn) };
-        let h = session::start_timer(&i, s.as_ref(), Duration::from_micros(delay_us), repeat != 0, timer_id);
+        let h = session::start_timer(
+            &i,
+            s.as_ref(),
+            Duration::from_micros(delay_us),
+            repeat != 0,
+            timer_id,
+        );
         if !handle.is_null() {
             // SAFETY: a writable out-pointer.
             unsafe { *handle = h };

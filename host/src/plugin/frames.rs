@@ -154,7 +154,12 @@ impl Drop for Wrapped {
     }
 }
 
-pub(crate) fn wrap(data: *const u8, len: usize, release: RillReleaseFn, user: *mut c_void) -> Bytes {
+pub(crate) fn wrap(
+    data: *const u8,
+    len: usize,
+    release: RillReleaseFn,
+    user: *mut c_void,
+) -> Bytes {
     Bytes::from_owner(Wrapped {
         data,
         len,

@@ -49,7 +49,12 @@ impl Listeners {
     /// Makes `inst`'s declared listeners live: new sockets start accepting,
     /// inherited ones switch to `inst`, and the plugin's listeners it no
     /// longer declares close.
-    pub(crate) fn activate(&self, inst: &Arc<Instance>, decls: Vec<ListenDecl>, rt: &tokio::runtime::Handle) {
+    pub(crate) fn activate(
+        &self,
+        inst: &Arc<Instance>,
+        decls: Vec<ListenDecl>,
+        rt: &tokio::runtime::Handle,
+    ) {
         let mut map = self.map.lock();
         for d in &decls {
             let target = Arc::new(Target {
@@ -124,7 +129,9 @@ async fn accept_loop(sock: std::net::TcpListener, entry: std::sync::Weak<Listene
             }
         };
         let Some(entry) = entry.upgrade() else { return };
-        let Some(t) = entry.target.load_full() else { continue };
+        let Some(t) = entry.target.load_full() else {
+            continue;
+        };
         if t.inst.draining.load(std::sync::atomic::Ordering::Acquire) {
             continue;
         }
@@ -147,7 +154,10 @@ async fn accept_loop(sock: std::net::TcpListener, entry: std::sync::Weak<Listene
 pub(crate) fn parse_listen_addr(s: &str) -> Option<SocketAddr> {
     let s = s.trim();
     if let Some(port) = s.strip_prefix(':') {
-        return port.parse::<u16>().ok().map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
+        return port
+            .parse::<u16>()
+            .ok()
+            .map(|p| SocketAddr::from(([0, 0, 0, 0], p)));
     }
     if let Ok(a) = s.parse() {
         return Some(a);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
@@ -43,11 +43,9 @@ pub(crate) enum InstMsg {
 
 pub(crate) struct Instance {
     pub name: String,
-    pub version: String,
     pub generation: u64,
     pub desc: RillPluginDescriptor,
     pub config: String,
-    pub loaded_at: SystemTime,
     pub host: Arc<HostShared>,
     instance: AtomicPtr<c_void>,
     pub(crate) creating: AtomicBool,
@@ -79,7 +77,6 @@ impl Instance {
     pub(crate) fn new(
         desc: RillPluginDescriptor,
         name: String,
-        version: String,
         generation: u64,
         config: String,
         host: Arc<HostShared>,
@@ -87,11 +84,9 @@ impl Instance {
         let serialized = desc.flags & RILL_PLUGIN_SERIALIZED != 0;
         Arc::new(Instance {
             name,
-            version,
             generation,
             desc,
             config,
-            loaded_at: SystemTime::now(),
             host,
             instance: AtomicPtr::new(std::ptr::null_mut()),
             creating: AtomicBool::new(false),
@@ -124,7 +119,10 @@ impl Instance {
     }
 
     /// Runs an instance-level callback (never concurrent with another one).
-    pub(crate) fn call_instance<R>(&self, f: impl FnOnce(&RillPluginDescriptor, *mut c_void) -> R) -> R {
+    pub(crate) fn call_instance<R>(
+        &self,
+        f: impl FnOnce(&RillPluginDescriptor, *mut c_void) -> R,
+    ) -> R {
         let _i = self.inst_serial.lock();
         self.call(f)
     }
@@ -258,7 +256,14 @@ async fn instance_task(inst: Arc<Instance>, mut rx: mpsc::UnboundedReceiver<Inst
                 inst.call_instance(|d, i| {
                     if let Some(f) = d.on_post {
                         // SAFETY: plugin callback; arg is the plugin's own.
-                        unsafe { f(i, std::ptr::null_mut(), std::ptr::null_mut(), arg as *mut c_void) };
+                        unsafe {
+                            f(
+                                i,
+                                std::ptr::null_mut(),
+                                std::ptr::null_mut(),
+                                arg as *mut c_void,
+                            )
+                        };
                     }
                 });
             }

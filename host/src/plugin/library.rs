@@ -108,9 +108,15 @@ impl fmt::Debug for LoadedLibrary {
             .field("name", &self.name)
             .field("version", &self.version)
             .field("description", &self.description)
-            .field("abi", &format_args!("{}.{}", self.abi_major, self.abi_minor))
+            .field(
+                "abi",
+                &format_args!("{}.{}", self.abi_major, self.abi_minor),
+            )
             .field("flags", &self.flags)
-            .field("descriptor_addr", &format_args!("{:#x}", self.descriptor_addr))
+            .field(
+                "descriptor_addr",
+                &format_args!("{:#x}", self.descriptor_addr),
+            )
             .field("source", &self.source)
             .field("private_copy", &self.private_copy)
             .field("hash", &self.hash)
@@ -353,7 +359,11 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// process; nothing has been called but the entry point (and the library's
 /// static initialisers): `create` is the caller's. On failure the private
 /// copy is removed (the library may stay mapped; it is never unloaded).
-pub fn load(source: &Path, private_dir: &Path, generation: u64) -> Result<LoadedLibrary, LoadError> {
+pub fn load(
+    source: &Path,
+    private_dir: &Path,
+    generation: u64,
+) -> Result<LoadedLibrary, LoadError> {
     let bytes = read_plugin_file(source)?;
     check_object_file(&bytes).map_err(|reason| LoadError::NotALibrary {
         path: source.to_path_buf(),
@@ -370,7 +380,11 @@ pub fn load(source: &Path, private_dir: &Path, generation: u64) -> Result<Loaded
                 (
                     descriptor.name.to_str().unwrap_or_default().to_owned(),
                     descriptor.version.to_str().unwrap_or_default().to_owned(),
-                    descriptor.description.to_str().unwrap_or_default().to_owned(),
+                    descriptor
+                        .description
+                        .to_str()
+                        .unwrap_or_default()
+                        .to_owned(),
                 )
             };
             Ok(LoadedLibrary {
@@ -429,11 +443,15 @@ fn lock_opened() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
 
 /// `<stem>.<digits>.<8 hex>[-<digits>].<ext>`
 fn is_private_copy_name(name: &str) -> bool {
-    let Some(rest) = name.strip_suffix(DYLIB_EXTENSION).and_then(|r| r.strip_suffix('.')) else {
+    let Some(rest) = name
+        .strip_suffix(DYLIB_EXTENSION)
+        .and_then(|r| r.strip_suffix('.'))
+    else {
         return false;
     };
     let mut parts = rest.rsplitn(3, '.');
-    let (Some(hash_part), Some(generation), Some(stem)) = (parts.next(), parts.next(), parts.next())
+    let (Some(hash_part), Some(generation), Some(stem)) =
+        (parts.next(), parts.next(), parts.next())
     else {
         return false;
     };
@@ -543,10 +561,20 @@ fn write_private_copy(
         .map(|s| s.to_string_lossy())
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(100)
         .collect();
-    let stem = if stem.is_empty() { "plugin".to_string() } else { stem };
+    let stem = if stem.is_empty() {
+        "plugin".to_string()
+    } else {
+        stem
+    };
     let ext = source
         .extension()
         .and_then(|e| e.to_str())
@@ -626,15 +654,16 @@ fn open_and_validate(
     // ABI (a plugin exporting something else under this name is broken in a
     // way no loader can detect; magic and struct_size checks below catch
     // most of it). A genuine NULL symbol reads as None.
-    let entry: Option<RillPluginEntryV1> = match unsafe { library.get::<Option<RillPluginEntryV1>>(ENTRY_SYMBOL) } {
-        Ok(sym) => *sym,
-        Err(e) => {
-            return Err(LoadError::NoEntry {
-                path: path(),
-                reason: e.to_string(),
-            })
-        }
-    };
+    let entry: Option<RillPluginEntryV1> =
+        match unsafe { library.get::<Option<RillPluginEntryV1>>(ENTRY_SYMBOL) } {
+            Ok(sym) => *sym,
+            Err(e) => {
+                return Err(LoadError::NoEntry {
+                    path: path(),
+                    reason: e.to_string(),
+                })
+            }
+        };
     let Some(entry) = entry else {
         return Err(LoadError::NoEntry {
             path: path(),
@@ -812,16 +841,35 @@ fn check_elf(bytes: &[u8]) -> Result<(), String> {
     };
     let header_len = if is64 { 64 } else { 52 };
     if bytes.len() < header_len {
-        return Err(format!("{TRUNC}: {} bytes, shorter than its ELF header", bytes.len()));
+        return Err(format!(
+            "{TRUNC}: {} bytes, shorter than its ELF header",
+            bytes.len()
+        ));
     }
     let e_type = rd(16, 2).unwrap_or(0);
     if e_type != 3 {
-        return Err(format!("not a shared library (ELF type {e_type}, expected ET_DYN)"));
+        return Err(format!(
+            "not a shared library (ELF type {e_type}, expected ET_DYN)"
+        ));
     }
     let (phoff, shoff, phentsize, phnum, shentsize, shnum) = if is64 {
-        (rd(32, 8), rd(40, 8), rd(54, 2), rd(56, 2), rd(58, 2), rd(60, 2))
+        (
+            rd(32, 8),
+            rd(40, 8),
+            rd(54, 2),
+            rd(56, 2),
+            rd(58, 2),
+            rd(60, 2),
+        )
     } else {
-        (rd(28, 4), rd(32, 4), rd(42, 2), rd(44, 2), rd(46, 2), rd(48, 2))
+        (
+            rd(28, 4),
+            rd(32, 4),
+            rd(42, 2),
+            rd(44, 2),
+            rd(46, 2),
+            rd(48, 2),
+        )
     };
     let (Some(phoff), Some(shoff), Some(phentsize), Some(phnum), Some(shentsize), Some(shnum)) =
         (phoff, shoff, phentsize, phnum, shentsize, shnum)
@@ -833,7 +881,8 @@ fn check_elf(bytes: &[u8]) -> Result<(), String> {
     if phnum == 0 || phentsize < min_phent {
         return Err(format!("{TRUNC}: no valid program headers"));
     }
-    let table_end = |off: u64, ent: u64, num: u64| ent.checked_mul(num).and_then(|n| off.checked_add(n));
+    let table_end =
+        |off: u64, ent: u64, num: u64| ent.checked_mul(num).and_then(|n| off.checked_add(n));
     match table_end(phoff, phentsize, phnum) {
         Some(end) if end <= len => {}
         _ => {
@@ -916,7 +965,7 @@ mod tests {
         h[4] = 2;
         h[5] = 1;
         h[16] = 3; // ET_DYN
-        // No program headers.
+                   // No program headers.
         assert!(check_elf(&h).unwrap_err().contains("program headers"));
         // Program header table far past the end, with overflowing sizes.
         h[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -946,8 +995,20 @@ mod tests {
         };
         let bytes = fs::read(lib).expect("read a mapped library");
         check_elf(&bytes).unwrap_or_else(|e| panic!("{lib}: {e}"));
-        for cut in [1, 16, 63, 64, 200, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
-            assert!(check_elf(&bytes[..cut]).is_err(), "{lib} cut at {cut} accepted");
+        for cut in [
+            1,
+            16,
+            63,
+            64,
+            200,
+            bytes.len() / 3,
+            bytes.len() / 2,
+            bytes.len() - 1,
+        ] {
+            assert!(
+                check_elf(&bytes[..cut]).is_err(),
+                "{lib} cut at {cut} accepted"
+            );
         }
     }
 }

@@ -104,7 +104,8 @@ impl PluginManager {
         if !dir.is_dir() {
             return Err(format!("plugins_dir {} is not a directory", dir.display()));
         }
-        let (watcher, mut rx) = PluginWatcher::start(dir).map_err(|e| format!("watching {}: {e}", dir.display()))?;
+        let (watcher, mut rx) =
+            PluginWatcher::start(dir).map_err(|e| format!("watching {}: {e}", dir.display()))?;
         *self.inner.watcher.lock() = Some(watcher);
         for f in watch::scan(dir).map_err(|e| format!("reading {}: {e}", dir.display()))? {
             self.load_file(&f).await;
@@ -127,13 +128,25 @@ impl PluginManager {
         let mut slots = self.inner.slots.lock().await;
         // Same bytes as what runs: nothing to do (a touch, a duplicate event).
         if let Ok(hash) = watch::file_hash(file) {
-            if slots.values().any(|s| s.file == file && s.lib.as_ref().is_some_and(|l| l.hash == hash)) {
+            if slots
+                .values()
+                .any(|s| s.file == file && s.lib.as_ref().is_some_and(|l| l.hash == hash))
+            {
                 return;
             }
         }
-        let known = slots.iter().find(|(_, s)| s.file == file).map(|(n, _)| n.clone());
-        let generation = known.as_ref().and_then(|n| slots.get(n)).map_or(0, |s| s.generation) + 1;
-        let lib = match tokio::task::block_in_place(|| library::load(file, &self.inner.private_dir, generation)) {
+        let known = slots
+            .iter()
+            .find(|(_, s)| s.file == file)
+            .map(|(n, _)| n.clone());
+        let generation = known
+            .as_ref()
+            .and_then(|n| slots.get(n))
+            .map_or(0, |s| s.generation)
+            + 1;
+        let lib = match tokio::task::block_in_place(|| {
+            library::load(file, &self.inner.private_dir, generation)
+        }) {
             Ok(l) => l,
             Err(e) => {
                 let key = known.unwrap_or_else(|| file_key(file));
@@ -142,8 +155,14 @@ impl PluginManager {
             }
         };
         let name = lib.name.clone();
-        if let Some(other) = slots.get(&name).filter(|s| s.file != file && s.current.is_some()) {
-            let msg = format!("plugin {name} is already loaded from {}", other.file.display());
+        if let Some(other) = slots
+            .get(&name)
+            .filter(|s| s.file != file && s.current.is_some())
+        {
+            let msg = format!(
+                "plugin {name} is already loaded from {}",
+                other.file.display()
+            );
             fail(&mut slots, file_key(file), file, msg);
             return;
         }
@@ -156,17 +175,24 @@ impl PluginManager {
         let inst = Instance::new(
             lib.descriptor,
             name.clone(),
-            lib.version.clone(),
             generation,
             section,
             self.inner.host.clone(),
         );
         if let Err(e) = inst.create() {
-            fail(&mut slots, name, file, format!("{} {}: {e}", lib.name, lib.version));
+            fail(
+                &mut slots,
+                name,
+                file,
+                format!("{} {}: {e}", lib.name, lib.version),
+            );
             return;
         }
         let decls = std::mem::take(&mut *inst.listens.lock());
-        self.inner.host.listeners.activate(&inst, decls, &self.inner.host.rt);
+        self.inner
+            .host
+            .listeners
+            .activate(&inst, decls, &self.inner.host.rt);
         let slot = slots.entry(name.clone()).or_insert_with(|| Slot {
             file: file.to_path_buf(),
             lib: None,
@@ -202,7 +228,11 @@ impl PluginManager {
     /// The file is gone: drain and stop its plugin.
     pub async fn remove_file(&self, file: &Path) {
         let mut slots = self.inner.slots.lock().await;
-        let Some(name) = slots.iter().find(|(_, s)| s.file == file).map(|(n, _)| n.clone()) else {
+        let Some(name) = slots
+            .iter()
+            .find(|(_, s)| s.file == file)
+            .map(|(n, _)| n.clone())
+        else {
             return;
         };
         let slot = slots.get_mut(&name).expect("found above");
@@ -248,7 +278,9 @@ impl PluginManager {
                     name: name.clone(),
                     version: lib.map(|l| l.version.clone()).unwrap_or_default(),
                     description: lib.map(|l| l.description.clone()).unwrap_or_default(),
-                    abi: lib.map(|l| format!("{}.{}", l.abi_major, l.abi_minor)).unwrap_or_default(),
+                    abi: lib
+                        .map(|l| format!("{}.{}", l.abi_major, l.abi_minor))
+                        .unwrap_or_default(),
                     generation: s.generation,
                     file: s.file.display().to_string(),
                     file_hash: lib.map(|l| l.hash.clone()).unwrap_or_default(),
@@ -275,7 +307,10 @@ impl PluginManager {
         self.inner.host.listeners.close_all();
         let current: Vec<_> = {
             let mut slots = self.inner.slots.lock().await;
-            slots.values_mut().filter_map(|s| s.current.take()).collect()
+            slots
+                .values_mut()
+                .filter_map(|s| s.current.take())
+                .collect()
         };
         for i in &current {
             i.drain();
@@ -288,7 +323,9 @@ impl PluginManager {
 }
 
 fn file_key(file: &Path) -> String {
-    file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    file.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn fail(slots: &mut BTreeMap<String, Slot>, key: String, file: &Path, msg: String) {

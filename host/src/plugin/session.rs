@@ -180,7 +180,8 @@ impl SessionShared {
     pub(crate) fn remove_subscriber(&self, p: *mut RillSubscriber) -> bool {
         let mut st = self.st.lock();
         let before = st.subs.len();
-        st.subs.retain(|e| !std::ptr::eq(&**e, p as *const SubEntry));
+        st.subs
+            .retain(|e| !std::ptr::eq(&**e, p as *const SubEntry));
         before != st.subs.len()
     }
 
@@ -200,25 +201,9 @@ impl SessionShared {
     pub(crate) fn remove_publisher(&self, p: *mut RillPublisher) -> bool {
         let mut st = self.st.lock();
         let before = st.pubs.len();
-        st.pubs.retain(|e| !std::ptr::eq(&**e, p as *const PubEntry));
-        before != st.pubs.len()
-    }
-
-    /// Runs `f` on a live publisher entry of this session.
-    pub(crate) fn with_publisher<R>(&self, p: *mut RillPublisher, f: impl FnOnce(&mut PubEntry) -> R) -> Option<R> {
-        let mut st = self.st.lock();
         st.pubs
-            .iter_mut()
-            .find(|e| std::ptr::eq(&***e, p as *const PubEntry))
-            .map(|e| f(e))
-    }
-
-    pub(crate) fn with_subscriber<R>(&self, p: *mut RillSubscriber, f: impl FnOnce(&mut SubEntry) -> R) -> Option<R> {
-        let mut st = self.st.lock();
-        st.subs
-            .iter_mut()
-            .find(|e| std::ptr::eq(&***e, p as *const SubEntry))
-            .map(|e| f(e))
+            .retain(|e| !std::ptr::eq(&**e, p as *const PubEntry));
+        before != st.pubs.len()
     }
 
     /// A status from a session callback: negative ends the session.
@@ -276,14 +261,17 @@ impl SessionShared {
                 if first {
                     let s = inst.call(|d, i| {
                         // SAFETY: plugin callback, its own session and handle.
-                        d.on_subscribe_start.map_or(RILL_OK, |f| unsafe { f(i, user, sub) })
+                        d.on_subscribe_start
+                            .map_or(RILL_OK, |f| unsafe { f(i, user, sub) })
                     });
                     self.check("on_subscribe_start", s);
                 }
                 if !skip && self.st.lock().subs.iter().any(|e| std::ptr::eq(&**e, p)) {
                     let s = inst.call(|d, i| {
                         // SAFETY: plugin callback; the frame is lent for the call.
-                        d.on_frame.map_or(RILL_OK, |f| unsafe { f(i, user, sub, frames::lend(&frame)) })
+                        d.on_frame.map_or(RILL_OK, |f| unsafe {
+                            f(i, user, sub, frames::lend(&frame))
+                        })
                     });
                     self.check("on_frame", s);
                 }
@@ -298,7 +286,13 @@ impl SessionShared {
                 let s = inst.call(|d, i| {
                     // SAFETY: plugin callback; `why` is lent for the call.
                     d.on_subscribe_end.map_or(RILL_OK, |f| unsafe {
-                        f(i, user, p as *mut RillSubscriber, end_code(&end), RillStr::from_str(&why))
+                        f(
+                            i,
+                            user,
+                            p as *mut RillSubscriber,
+                            end_code(&end),
+                            RillStr::from_str(&why),
+                        )
                     })
                 });
                 self.check("on_subscribe_end", s);
@@ -312,7 +306,13 @@ impl SessionShared {
                 let s = inst.call(|d, i| {
                     // SAFETY: plugin callback; `why` is lent for the call.
                     d.on_publish_end.map_or(RILL_OK, |f| unsafe {
-                        f(i, user, p as *mut RillPublisher, code, RillStr::from_str(&why))
+                        f(
+                            i,
+                            user,
+                            p as *mut RillPublisher,
+                            code,
+                            RillStr::from_str(&why),
+                        )
                     })
                 });
                 self.check("on_publish_end", s);
@@ -328,7 +328,8 @@ impl SessionShared {
             Ctl::Post(arg) => {
                 let s = self.inst.call(|d, i| {
                     // SAFETY: plugin callback with its own posted argument.
-                    d.on_post.map_or(RILL_OK, |f| unsafe { f(i, user, conn, arg as *mut c_void) })
+                    d.on_post
+                        .map_or(RILL_OK, |f| unsafe { f(i, user, conn, arg as *mut c_void) })
                 });
                 self.check("on_post", s);
             }
@@ -336,7 +337,8 @@ impl SessionShared {
                 if timer_fires(&self.inst, handle) {
                     let s = self.inst.call(|d, i| {
                         // SAFETY: plugin callback for its own timer.
-                        d.on_timer.map_or(RILL_OK, |f| unsafe { f(i, user, conn, timer_id) })
+                        d.on_timer
+                            .map_or(RILL_OK, |f| unsafe { f(i, user, conn, timer_id) })
                     });
                     self.check("on_timer", s);
                 }
@@ -359,7 +361,8 @@ impl SessionShared {
             let (user, conn) = (self.user(), self.conn_ptr());
             let s = self.inst.call(|d, i| {
                 // SAFETY: plugin callback for its own session.
-                d.on_conn_writable.map_or(RILL_OK, |f| unsafe { f(i, user, conn) })
+                d.on_conn_writable
+                    .map_or(RILL_OK, |f| unsafe { f(i, user, conn) })
             });
             self.check("on_conn_writable", s);
         }
@@ -405,7 +408,13 @@ pub(crate) fn timer_fires(inst: &Instance, handle: u64) -> bool {
 }
 
 /// Starts a timer for `session` (None: the instance). Returns its handle.
-pub(crate) fn start_timer(inst: &Arc<Instance>, session: Option<&Arc<SessionShared>>, delay: Duration, repeat: bool, timer_id: u64) -> u64 {
+pub(crate) fn start_timer(
+    inst: &Arc<Instance>,
+    session: Option<&Arc<SessionShared>>,
+    delay: Duration,
+    repeat: bool,
+    timer_id: u64,
+) -> u64 {
     let handle = inst.next_timer.fetch_add(1, Ordering::Relaxed);
     let delay = delay.max(Duration::from_millis(1));
     let sid = session.map_or(0, |s| s.id);
@@ -444,11 +453,21 @@ pub(crate) fn start_timer(inst: &Arc<Instance>, session: Option<&Arc<SessionShar
 /// The transport of a session.
 pub(crate) enum Io {
     None,
-    Stream(Box<dyn AsyncRead + Send + Unpin>, Box<dyn AsyncWrite + Send + Unpin>),
+    Stream(
+        Box<dyn AsyncRead + Send + Unpin>,
+        Box<dyn AsyncWrite + Send + Unpin>,
+    ),
 }
 
 /// Creates a session and runs it on its own task.
-pub(crate) fn spawn(inst: &Arc<Instance>, io: Io, origin: Origin, peer: String, local: String, preset_user: *mut c_void) -> u64 {
+pub(crate) fn spawn(
+    inst: &Arc<Instance>,
+    io: Io,
+    origin: Origin,
+    peer: String,
+    local: String,
+    preset_user: *mut c_void,
+) -> u64 {
     let (tx, rx) = mpsc::unbounded_channel();
     let sink = match io {
         Io::None => Sink::None,
@@ -493,11 +512,22 @@ pub(crate) fn spawn_connect(inst: &Arc<Instance>, addr: String, user: *mut c_voi
     let user = UserPtr(user);
     inst.host.rt.spawn(async move {
         let user = user;
-        match tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addr)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect(&addr),
+        )
+        .await
+        {
             Ok(Ok(sock)) => {
                 let _ = sock.set_nodelay(true);
                 let (rd, wr) = sock.into_split();
-                run(s, Io::Stream(Box::new(rd), Box::new(wr)), rx, Origin::Connect).await
+                run(
+                    s,
+                    Io::Stream(Box::new(rd), Box::new(wr)),
+                    rx,
+                    Origin::Connect,
+                )
+                .await
             }
             res => {
                 let why = match res {
@@ -528,7 +558,9 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
         let (conn, mut user) = (s.conn_ptr(), s.user());
         let status = s.inst.call(|d, i| {
             // SAFETY: plugin callback; `user` is a local it may write.
-            d.on_conn_open.map_or(RILL_ERR_UNSUPPORTED, |f| unsafe { f(i, conn, listener_id, &mut user) })
+            d.on_conn_open.map_or(RILL_ERR_UNSUPPORTED, |f| unsafe {
+                f(i, conn, listener_id, &mut user)
+            })
         });
         s.user.store(user, Ordering::Release);
         status
@@ -644,7 +676,14 @@ fn finish(s: &Arc<SessionShared>, mut rx: mpsc::UnboundedReceiver<Ctl>) {
             s.inst.call(|d, i| {
                 if let Some(f) = d.on_post {
                     // SAFETY: plugin callback; session gone: NULL session.
-                    unsafe { f(i, std::ptr::null_mut(), std::ptr::null_mut(), arg as *mut c_void) };
+                    unsafe {
+                        f(
+                            i,
+                            std::ptr::null_mut(),
+                            std::ptr::null_mut(),
+                            arg as *mut c_void,
+                        )
+                    };
                 }
             });
         }
@@ -652,7 +691,10 @@ fn finish(s: &Arc<SessionShared>, mut rx: mpsc::UnboundedReceiver<Ctl>) {
     s.inst.sessions_changed.notify_waiters();
 }
 
-async fn read_some(rd: Option<&mut Box<dyn AsyncRead + Send + Unpin>>, buf: &mut [u8]) -> std::io::Result<usize> {
+async fn read_some(
+    rd: Option<&mut Box<dyn AsyncRead + Send + Unpin>>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
     match rd {
         Some(r) => r.read(buf).await,
         None => std::future::pending().await,
@@ -683,7 +725,9 @@ async fn write_some(
     st.out_bytes -= n;
     let mut left = n;
     while left > 0 {
-        let Some(front) = st.out.front_mut() else { break };
+        let Some(front) = st.out.front_mut() else {
+            break;
+        };
         if front.len() <= left {
             left -= front.len();
             st.out.pop_front();

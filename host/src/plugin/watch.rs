@@ -105,10 +105,18 @@ impl fmt::Display for WatchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WatchError::Dir { dir, source } => {
-                write!(f, "cannot watch plugins directory {}: {source}", dir.display())
+                write!(
+                    f,
+                    "cannot watch plugins directory {}: {source}",
+                    dir.display()
+                )
             }
             WatchError::Notify { dir, source } => {
-                write!(f, "cannot watch plugins directory {}: {source}", dir.display())
+                write!(
+                    f,
+                    "cannot watch plugins directory {}: {source}",
+                    dir.display()
+                )
             }
             WatchError::Thread(e) => write!(f, "cannot start the plugin watcher thread: {e}"),
         }
@@ -136,7 +144,9 @@ pub struct PluginWatcher {
 
 impl fmt::Debug for PluginWatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PluginWatcher").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("PluginWatcher")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -176,13 +186,14 @@ impl PluginWatcher {
         let stop = Arc::new(AtomicBool::new(false));
 
         let notify_tx = raw_tx.clone();
-        let mut debouncer = new_debouncer(config.debounce, None, move |res: DebounceEventResult| {
-            let _ = notify_tx.send(Notice::from_debouncer(res));
-        })
-        .map_err(|source| WatchError::Notify {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+        let mut debouncer =
+            new_debouncer(config.debounce, None, move |res: DebounceEventResult| {
+                let _ = notify_tx.send(Notice::from_debouncer(res));
+            })
+            .map_err(|source| WatchError::Notify {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
         debouncer
             .watch(dir, RecursiveMode::NonRecursive)
             .map_err(|source| WatchError::Notify {
@@ -238,7 +249,11 @@ pub fn is_plugin_file_name(name: &OsStr) -> bool {
     let Some(name) = name.to_str() else {
         return false;
     };
-    if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") || name.ends_with('~') {
+    if name.starts_with('.')
+        || name.ends_with(".tmp")
+        || name.ends_with(".part")
+        || name.ends_with('~')
+    {
         return false;
     }
     let Some((stem, ext)) = name.rsplit_once('.') else {
@@ -304,7 +319,11 @@ impl Notice {
                 Notice::Paths(paths)
             }
             Err(errors) => Notice::Rescan(
-                errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ),
         }
     }
@@ -476,24 +495,41 @@ mod tests {
         assert!(is_plugin_file_name(OsStr::new(&so("librill_rtmp"))));
         assert!(is_plugin_file_name(OsStr::new(&so("a.b"))));
         assert!(!is_plugin_file_name(OsStr::new(&so(".hidden"))));
-        assert!(!is_plugin_file_name(OsStr::new(&format!("{}.tmp", so("x")))));
-        assert!(!is_plugin_file_name(OsStr::new(&format!("{}.part", so("x")))));
+        assert!(!is_plugin_file_name(OsStr::new(&format!(
+            "{}.tmp",
+            so("x")
+        ))));
+        assert!(!is_plugin_file_name(OsStr::new(&format!(
+            "{}.part",
+            so("x")
+        ))));
         assert!(!is_plugin_file_name(OsStr::new(&format!("{}~", so("x")))));
         assert!(!is_plugin_file_name(OsStr::new("x.txt")));
         assert!(!is_plugin_file_name(OsStr::new(DYLIB_EXTENSION)));
-        assert!(!is_plugin_file_name(OsStr::new(&format!(".{DYLIB_EXTENSION}"))));
+        assert!(!is_plugin_file_name(OsStr::new(&format!(
+            ".{DYLIB_EXTENSION}"
+        ))));
         assert!(!is_plugin_file_name(OsStr::new("noext")));
     }
 
     #[test]
     fn scan_lists_plugin_files_sorted() {
         let dir = tempfile::tempdir().unwrap();
-        for n in [so("b"), so("a"), so(".h"), "c.txt".into(), format!("{}.tmp", so("d"))] {
+        for n in [
+            so("b"),
+            so("a"),
+            so(".h"),
+            "c.txt".into(),
+            format!("{}.tmp", so("d")),
+        ] {
             fs::write(dir.path().join(n), b"x").unwrap();
         }
         fs::create_dir(dir.path().join(so("dir"))).unwrap();
         let got = scan(dir.path()).unwrap();
-        assert_eq!(got, vec![dir.path().join(so("a")), dir.path().join(so("b"))]);
+        assert_eq!(
+            got,
+            vec![dir.path().join(so("a")), dir.path().join(so("b"))]
+        );
     }
 
     #[test]
@@ -511,6 +547,9 @@ mod tests {
     fn start_refuses_missing_dir() {
         let dir = tempfile::tempdir().unwrap();
         let err = PluginWatcher::start(&dir.path().join("nope")).unwrap_err();
-        assert!(err.to_string().contains("cannot watch plugins directory"), "{err}");
+        assert!(
+            err.to_string().contains("cannot watch plugins directory"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,561 @@
+//! `RillHostApi`: the function table the host hands a plugin at `create`,
+//! and the structs and constants its calls take.
+
+use core::ffi::c_void;
+
+#[cfg(feature = "abi-check")]
+use abi_stable::StableAbi;
+
+use crate::frame::{RillFrameInfo, RillTrackInfo};
+use crate::types::{
+    RillBytes, RillConn, RillFrame, RillFrameBuf, RillHeader, RillHost, RillPublisher,
+    RillReleaseFn, RillSized, RillStr, RillSubscriber, RillUdp,
+};
+
+/// `subscribe_open` flag: do not deliver video frames.
+pub const RILL_SUBSCRIBE_NO_VIDEO: u32 = 1 << 0;
+/// `subscribe_open` flag: do not deliver audio frames.
+pub const RILL_SUBSCRIBE_NO_AUDIO: u32 = 1 << 1;
+/// `subscribe_open` flag: do not deliver metadata or data-track frames.
+pub const RILL_SUBSCRIBE_NO_DATA: u32 = 1 << 2;
+/// `subscribe_open` flag: start at the next keyframe instead of the newest
+/// one already in the GOP cache (lower latency, slower start).
+pub const RILL_SUBSCRIBE_LIVE_EDGE: u32 = 1 << 3;
+
+/// Options for `subscribe_open`. NULL means all defaults.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "abi-check", derive(StableAbi))]
+pub struct RillSubscribeOptions {
+    /// `sizeof(RillSubscribeOptions)` as the caller knows it.
+    pub struct_size: u32,
+    /// `RILL_SUBSCRIBE_*` flags.
+    pub flags: u32,
+    /// How long to wait for a publisher when the stream is not published:
+    /// 0 = the host's configured wait timeout, < 0 = do not wait
+    /// (`subscribe_open` then fails with `RILL_ERR_NOT_FOUND`), > 0 = µs.
+    pub wait_timeout_us: i64,
+}
+
+// SAFETY: repr(C), starts with u32 struct_size, all fields are integers.
+unsafe impl RillSized for RillSubscribeOptions {}
+
+/// A subscriber's counters, from `subscriber_stats`. The caller sets
+/// `struct_size`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "abi-check", derive(StableAbi))]
+pub struct RillSubscriberStats {
+    /// `sizeof(RillSubscriberStats)` as the caller knows it.
+    pub struct_size: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+    /// Frames pushed to `on_frame`.
+    pub frames_delivered: u64,
+    /// Payload bytes pushed to `on_frame`.
+    pub bytes_delivered: u64,
+    /// Frames dropped because the subscriber fell behind.
+    pub frames_dropped: u64,
+    /// Whole GOPs skipped because the subscriber fell behind.
+    pub gops_dropped: u64,
+    /// Frames queued for this subscriber right now.
+    pub frames_queued: u64,
+}
+
+// SAFETY: repr(C), starts with u32 struct_size, all fields are integers.
+unsafe impl RillSized for RillSubscriberStats {}
+
+/// `listen` flag: terminate TLS on this listener with the host's
+/// certificate (`RILL_ERR_UNSUPPORTED` when the host has none).
+pub const RILL_LISTEN_TLS: u32 = 1 << 0;
+/// `connect` flag: speak TLS to the peer (`RILL_ERR_UNSUPPORTED` when the
+/// host has no TLS client).
+pub const RILL_CONNECT_TLS: u32 = 1 << 0;
+/// The `listener_id` that `on_conn_open` receives for a connection the
+/// plugin opened with `connect`.
+pub const RILL_LISTENER_CONNECT: u32 = 0xFFFF_FFFFu32;
+/// The `listener_id` that `on_conn_open` receives for a socket-less session
+/// the plugin opened with `session_open`.
+pub const RILL_LISTENER_SESSION: u32 = 0xFFFF_FFFEu32;
+
+/// `RillHttpRequest.flags`: the request asks for a WebSocket upgrade (a
+/// valid `Upgrade: websocket` handshake); answer with
+/// `http_upgrade_websocket` or a plain response.
+pub const RILL_HTTP_UPGRADE_WEBSOCKET: u32 = 1 << 0;
+/// `RillHttpRequest.flags`: the request came over TLS (https, wss).
+pub const RILL_HTTP_TLS: u32 = 1 << 1;
+
+/// `http_respond` body kind: exactly `content_length` bytes follow (0: no
+/// body). The host sends `Content-Length`.
+pub const RILL_HTTP_BODY_FIXED: u32 = 0;
+/// `http_respond` body kind: chunked transfer encoding (HTTP/1.1); each
+/// `conn_write` / `conn_write_frame` becomes one chunk; `conn_close` sends
+/// the last chunk.
+pub const RILL_HTTP_BODY_CHUNKED: u32 = 1;
+/// `http_respond` body kind: the body runs until the connection closes (no
+/// keep-alive). What HTTP-FLV players expect.
+pub const RILL_HTTP_BODY_CLOSE: u32 = 2;
+
+/// `ws_send` opcode: a text message (payload must be UTF-8).
+pub const RILL_WS_TEXT: u32 = 1;
+/// `ws_send` opcode: a binary message.
+pub const RILL_WS_BINARY: u32 = 2;
+
+/// An HTTP request routed to a plugin (`on_http_request`). Everything in it
+/// is borrowed for that call: copy what you keep.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "abi-check", derive(StableAbi))]
+pub struct RillHttpRequest {
+    /// `sizeof(RillHttpRequest)` as the host knows it: read fields past
+    /// version 1.0 only when `RILL_HAS` says they are there.
+    pub struct_size: u32,
+    /// `RILL_HTTP_*` flags.
+    pub flags: u32,
+    /// Method, upper-case (`GET`, `POST`, ...).
+    pub method: RillStr,
+    /// Path as sent, percent-encoded, without the query (`/live/test.flv`).
+    pub path: RillStr,
+    /// Query string without the `?` (may be empty).
+    pub query: RillStr,
+    /// The request headers, names lower-case, in the order received.
+    pub headers: *const RillHeader,
+    /// Number of entries in `headers`.
+    pub header_count: usize,
+    /// The request body, read whole by the host (up to its body size cap;
+    /// larger bodies are refused with 413 before the plugin sees them).
+    pub body: RillBytes,
+}
+
+// SAFETY: repr(C), starts with u32 struct_size; integers, raw pointers and
+// RillStr/RillBytes are valid when zeroed.
+unsafe impl RillSized for RillHttpRequest {}
+
+/// The host's function table: every call a plugin can make.
+///
+/// Handed to the plugin's `create` with the `RillHost *` context; the table
+/// and the context stay valid until `destroy` returns. Never dereference it
+/// past `struct_size`: a newer plugin on an older host sees a shorter table
+/// (check with `RILL_HAS_FN(RillHostApi, api, field)`). Every field present
+/// in ABI 1.0 is non-NULL.
+///
+/// Rules for every call:
+///
+/// - Threads. Only these are thread-safe and may be called from a plugin's
+///   own threads: `post`, `log`, `log_enabled`, the clocks and every
+///   `frame_*` call. Everything else is called only from inside a callback,
+///   on the thread running it, and only with handles of that callback's own
+///   session (`listen` and `http_route` only in `create`). To reach another
+///   session, `post` to its id; a new session (`connect`, `session_open`)
+///   sets itself up in its own `on_conn_open`. The host may check this and
+///   return `RILL_ERR_INVALID`.
+/// - Ownership. Arguments are borrowed for the call: the host copies or
+///   retains what it keeps. A returned `RillFrame *` is a new reference the
+///   plugin must `frame_release`. A returned `RillStr` is valid as long as the
+///   call says.
+/// - No re-entrancy. A host call never runs a plugin callback before it
+///   returns: `conn_close` inside `on_conn_data` delivers `on_conn_close`
+///   after `on_conn_data` returns.
+/// - Status. `int32_t` results are `RILL_OK` (0), a positive success code
+///   (`RILL_FULL`) or a negative `RILL_ERR_*`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+#[cfg_attr(feature = "abi-check", derive(StableAbi))]
+pub struct RillHostApi {
+    /// `sizeof(RillHostApi)` as the host was built.
+    pub struct_size: u32,
+    /// The host's ABI major version (`RILL_ABI_MAJOR`).
+    pub abi_major: u16,
+    /// The host's ABI minor version: fields added in minor N are present
+    /// when this is >= N (and `RILL_HAS_FN` agrees).
+    pub abi_minor: u16,
+
+    // ---- logging, configuration, clock -------------------------------
+    /// Logs `msg` at `level` (`RILL_LOG_*`) into the host's log, tagged with
+    /// the plugin's name and generation. Thread-safe.
+    pub log: Option<unsafe extern "C" fn(host: *mut RillHost, level: u32, msg: RillStr)>,
+    /// 1 when a message at `level` would be logged, else 0: skip formatting
+    /// what nobody reads. Thread-safe.
+    pub log_enabled: Option<unsafe extern "C" fn(host: *mut RillHost, level: u32) -> u32>,
+    /// The plugin's configuration section (`plugins.<name>` of the host's
+    /// config) as YAML text; empty when absent. Valid until `destroy`
+    /// returns. The text is fixed for the instance's life: when the section
+    /// changes, the host starts a new generation with the new text.
+    pub config: Option<unsafe extern "C" fn(host: *mut RillHost) -> RillStr>,
+    /// Monotonic clock, µs (same clock as frame timestamps are corrected
+    /// against; arbitrary origin). Thread-safe.
+    pub clock_monotonic_us: Option<unsafe extern "C" fn(host: *mut RillHost) -> i64>,
+    /// Wall clock, µs since the Unix epoch. Thread-safe.
+    pub clock_wall_us: Option<unsafe extern "C" fn(host: *mut RillHost) -> i64>,
+
+    // ---- frames (all thread-safe) ------------------------------------
+    /// Allocates a writable buffer of `len` bytes and stores its address in
+    /// `*data`. Fill it, then `frame_freeze` it (no copy) or
+    /// `frame_buf_free` it. Returns NULL (and `*data` = NULL) when out of
+    /// memory or over the host's frame size cap.
+    pub frame_alloc: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            len: usize,
+            data: *mut *mut u8,
+        ) -> *mut RillFrameBuf,
+    >,
+    /// Turns a buffer into a frame: the first `len` bytes (`len` <= the
+    /// allocated length) with metadata `info` (NULL: all zero). Consumes
+    /// `buf` (even on failure); returns a new reference, or NULL when `len`
+    /// is too large or `info` invalid.
+    pub frame_freeze: Option<
+        unsafe extern "C" fn(
+            buf: *mut RillFrameBuf,
+            len: usize,
+            info: *const RillFrameInfo,
+        ) -> *mut RillFrame,
+    >,
+    /// Drops an unfrozen buffer.
+    pub frame_buf_free: Option<unsafe extern "C" fn(buf: *mut RillFrameBuf)>,
+    /// A new frame holding a copy of `len` bytes at `data`, with metadata
+    /// `info` (NULL: all zero). Returns a new reference, or NULL.
+    pub frame_copy: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            data: *const u8,
+            len: usize,
+            info: *const RillFrameInfo,
+        ) -> *mut RillFrame,
+    >,
+    /// A new frame over the plugin's own memory, without copying. The bytes
+    /// must stay valid and unchanged until the host calls `release(user,
+    /// data, len)`, exactly once, when the last reference is gone (see
+    /// `RillReleaseFn`). Returns a new reference; on NULL (failure) `release`
+    /// is NOT called and the memory is still the caller's.
+    pub frame_wrap: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            data: *const u8,
+            len: usize,
+            release: RillReleaseFn,
+            user: *mut c_void,
+            info: *const RillFrameInfo,
+        ) -> *mut RillFrame,
+    >,
+    /// Takes one more reference to `frame`; returns it (the same pointer or
+    /// an equivalent one) to release separately.
+    pub frame_retain: Option<unsafe extern "C" fn(frame: *const RillFrame) -> *mut RillFrame>,
+    /// Gives back one reference. NULL is ignored.
+    pub frame_release: Option<unsafe extern "C" fn(frame: *mut RillFrame)>,
+    /// A new frame over bytes `[offset, offset + len)` of `frame`, sharing
+    /// its memory, with metadata `info` (NULL: `frame`'s own). Returns a new
+    /// reference, or NULL when the range is out of bounds.
+    pub frame_slice: Option<
+        unsafe extern "C" fn(
+            frame: *const RillFrame,
+            offset: usize,
+            len: usize,
+            info: *const RillFrameInfo,
+        ) -> *mut RillFrame,
+    >,
+    /// The frame's bytes; valid while the caller holds a reference (or
+    /// borrows the frame).
+    pub frame_data: Option<unsafe extern "C" fn(frame: *const RillFrame) -> RillBytes>,
+    /// Copies the frame's metadata into `*info` (the caller set
+    /// `info->struct_size`).
+    pub frame_info:
+        Option<unsafe extern "C" fn(frame: *const RillFrame, info: *mut RillFrameInfo) -> i32>,
+    /// The frame's cached companion for `key`, as a new reference, or NULL.
+    ///
+    /// The cache lets a plugin mux a frame once and send the same bytes to
+    /// every subscriber: mux on a miss, `frame_cache_set` the result, and
+    /// `conn_write_frame` it. `key` is the plugin's choice (e.g. a hash of its
+    /// mux settings); keys are scoped to the calling plugin instance. Entries
+    /// live as long as the frame.
+    pub frame_cache_get: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            frame: *const RillFrame,
+            key: u64,
+        ) -> *mut RillFrame,
+    >,
+    /// Stores `value` (the host takes its own reference) as `frame`'s
+    /// companion for `key`. `RILL_ERR_BUSY` when `key` is already set
+    /// (another session won the race: use either), `RILL_ERR_NOMEM` when the
+    /// frame's cache is full (at least `RILL_FRAME_CACHE_MIN_SLOTS` keys
+    /// fit), `RILL_ERR_INVALID` when `value` is `frame`. Cache plain byte
+    /// frames only: a cycle (A cached on B and B on A) would never be freed.
+    pub frame_cache_set: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            frame: *const RillFrame,
+            key: u64,
+            value: *const RillFrame,
+        ) -> i32,
+    >,
+
+    // ---- publishing ---------------------------------------------------
+    /// Starts publishing stream `path` (`app/name`, no leading `/`; the host
+    /// normalizes slashes) for session `conn`, with the client's `query`
+    /// (without `?`, for authentication). Stores the publisher in `*out`.
+    /// `RILL_ERR_BUSY`: someone already publishes it and the host's
+    /// kick-existing policy is off. `RILL_ERR_DENIED`: refused by policy or
+    /// the instance is draining. `RILL_ERR_INVALID`: bad path, NULL `conn`.
+    pub publish_open: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            conn: *mut RillConn,
+            path: RillStr,
+            query: RillStr,
+            out: *mut *mut RillPublisher,
+        ) -> i32,
+    >,
+    /// Declares a track (video, audio or data). Returns its id (>= 0, used
+    /// as `RillFrameInfo.track`) or a negative status. Tracks can be added
+    /// after frames of other tracks were written.
+    pub publisher_add_track: Option<
+        unsafe extern "C" fn(publisher: *mut RillPublisher, info: *const RillTrackInfo) -> i32,
+    >,
+    /// Writes a frame (borrowed: the host takes its own reference, the
+    /// caller still releases its own). Config frames (`RILL_FRAME_CONFIG`)
+    /// replace the track's decoder configuration. The host corrects
+    /// timestamps per track. `RILL_ERR_CLOSED` after `on_publish_end`.
+    pub publisher_write:
+        Option<unsafe extern "C" fn(publisher: *mut RillPublisher, frame: *const RillFrame) -> i32>,
+    /// Sets the stream metadata (an FLV script-tag body, see
+    /// `RILL_CODEC_METADATA`; borrowed). New subscribers get it first;
+    /// current ones get it in order.
+    pub publisher_set_metadata:
+        Option<unsafe extern "C" fn(publisher: *mut RillPublisher, frame: *const RillFrame) -> i32>,
+    /// Stops publishing and frees the handle. Subscribers keep waiting for a
+    /// publisher to come back within the host's grace window.
+    pub publisher_close: Option<unsafe extern "C" fn(publisher: *mut RillPublisher)>,
+
+    // ---- subscribing --------------------------------------------------
+    /// Subscribes session `conn` to stream `path` (`opts` NULL: defaults).
+    /// On `RILL_OK`, `*out` holds the subscriber and, once the stream is
+    /// live, the host pushes frames to `on_frame` (after `on_subscribe_start`).
+    /// When nobody publishes yet it waits (`wait_timeout_us`) and ends with
+    /// `on_subscribe_end(RILL_END_TIMEOUT)` if none comes.
+    /// `RILL_ERR_NOT_FOUND`: not published and no waiting asked for.
+    /// `RILL_ERR_DENIED`: refused by policy or the instance is draining.
+    pub subscribe_open: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            conn: *mut RillConn,
+            path: RillStr,
+            query: RillStr,
+            opts: *const RillSubscribeOptions,
+            out: *mut *mut RillSubscriber,
+        ) -> i32,
+    >,
+    /// Describes track `track` of the stream's current publisher into
+    /// `*info` (the caller set `info->struct_size`). `RILL_ERR_NOT_FOUND`
+    /// when the publisher has no such track (yet).
+    pub subscriber_track_info: Option<
+        unsafe extern "C" fn(
+            subscriber: *mut RillSubscriber,
+            track: u32,
+            info: *mut RillTrackInfo,
+        ) -> i32,
+    >,
+    /// Fills `*stats` (the caller set `stats->struct_size`).
+    pub subscriber_stats: Option<
+        unsafe extern "C" fn(
+            subscriber: *mut RillSubscriber,
+            stats: *mut RillSubscriberStats,
+        ) -> i32,
+    >,
+    /// Unsubscribes and frees the handle; no callback for it follows.
+    pub subscriber_close: Option<unsafe extern "C" fn(subscriber: *mut RillSubscriber)>,
+
+    // ---- connections ---------------------------------------------------
+    /// Listens on TCP `addr` (`host:port`, `[v6]:port`, or `:port` for every
+    /// interface); new connections arrive at `on_conn_open` with
+    /// `listener_id`. Only during `create`. `flags`: `RILL_LISTEN_*`.
+    /// Listeners outlive generations: when a new generation listens where
+    /// the previous one did, the host hands the socket over (no rebind, no
+    /// refused connections); listeners nobody re-declares close when the
+    /// old generation drains. It all takes effect only when `create` returns
+    /// `RILL_OK`: a failed create leaves the running generation's listeners
+    /// as they were. `RILL_ERR_BUSY`: another plugin has `addr`.
+    /// `RILL_ERR_IO`: bind failed.
+    pub listen: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            addr: RillStr,
+            listener_id: u32,
+            flags: u32,
+        ) -> i32,
+    >,
+    /// Opens an outbound TCP connection to `addr` (`host:port`; names are
+    /// resolved) as a new session, and stores its id (see `conn_id`) in
+    /// `*conn_id` (may be NULL). When connected, the session's first
+    /// callback is `on_conn_open(conn, RILL_LISTENER_CONNECT, &su)` with
+    /// `su` preset to `session_user`; if connecting fails, its only callback
+    /// is `on_conn_close(session_user, conn, RILL_END_ERROR, why)`. Those may
+    /// run on another thread before this call returns. Non-OK: nothing was
+    /// started and no callback follows. `flags`: `RILL_CONNECT_*`.
+    pub connect: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            addr: RillStr,
+            flags: u32,
+            session_user: *mut c_void,
+            conn_id: *mut u64,
+        ) -> i32,
+    >,
+    /// Creates a session without a socket (a recorder, a relay's worker):
+    /// it can publish, subscribe, run timers, bind UDP and receive posts;
+    /// `conn_write` on it returns `RILL_ERR_UNSUPPORTED`. Stores its id in
+    /// `*conn_id` (may be NULL). Its first callback is
+    /// `on_conn_open(conn, RILL_LISTENER_SESSION, &su)` with `su` preset to
+    /// `session_user` (set it up there, in its own context); end it with
+    /// `conn_close`, which delivers `on_conn_close`. Non-OK: no callback
+    /// follows.
+    pub session_open: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            session_user: *mut c_void,
+            conn_id: *mut u64,
+        ) -> i32,
+    >,
+    /// The session's id: unique in the process, never reused, never 0. The
+    /// one way to name a session from another thread (`post`).
+    pub conn_id: Option<unsafe extern "C" fn(conn: *mut RillConn) -> u64>,
+    /// Queues a copy of `len` bytes for sending (after a WebSocket upgrade:
+    /// one binary message; with a chunked HTTP body: one chunk).
+    /// `RILL_OK`: queued. `RILL_FULL`: queued, but the queue is now above
+    /// its high-water mark: finish the message you are writing (the hard
+    /// cap leaves room for at least 16 MiB more), then write nothing until
+    /// `on_conn_writable`. `RILL_ERR_AGAIN`: the queue was already above its
+    /// hard cap, NOT queued. `RILL_ERR_CLOSED`: closed or closing.
+    pub conn_write:
+        Option<unsafe extern "C" fn(conn: *mut RillConn, data: *const u8, len: usize) -> i32>,
+    /// As `conn_write` with the frame's bytes, without copying: the host
+    /// keeps its own reference until they are sent (the frame stays
+    /// borrowed). The path for "mux once, send to many" (`frame_cache_get`).
+    pub conn_write_frame:
+        Option<unsafe extern "C" fn(conn: *mut RillConn, frame: *const RillFrame) -> i32>,
+    /// Bytes queued for sending and not yet written to the socket.
+    pub conn_pending: Option<unsafe extern "C" fn(conn: *mut RillConn) -> u64>,
+    /// Stops (`paused` != 0) or resumes (0) reading from the socket, and so
+    /// `on_conn_data` (the peer then feels TCP backpressure).
+    pub conn_pause_read: Option<unsafe extern "C" fn(conn: *mut RillConn, paused: u32) -> i32>,
+    /// Ends the session: queued output is flushed (with a deadline), then the
+    /// socket closes (chunked HTTP: the last chunk is sent first; WebSocket:
+    /// a close frame). `on_conn_close(reason)` follows after the current
+    /// callback returns; nothing else does. Calling it again is harmless.
+    pub conn_close: Option<unsafe extern "C" fn(conn: *mut RillConn, reason: u32) -> i32>,
+    /// The peer's address as `ip:port` (empty for socket-less sessions).
+    /// Valid as long as the session.
+    pub conn_peer_addr: Option<unsafe extern "C" fn(conn: *mut RillConn) -> RillStr>,
+    /// The local address of the connection as `ip:port` (empty for
+    /// socket-less sessions). Valid as long as the session.
+    pub conn_local_addr: Option<unsafe extern "C" fn(conn: *mut RillConn) -> RillStr>,
+
+    // ---- HTTP and WebSocket ------------------------------------------
+    /// Routes HTTP requests on the host's HTTP server to `on_http_request`
+    /// with `route_id`. Only during `create`. `method`: `GET`, ... or empty
+    /// for any. `pattern`: an exact path (`/api/x`), a prefix (`/live/*`) or
+    /// a suffix (`*.flv`). Precedence: exact, then the longest prefix, then
+    /// the longest suffix. Routes pass to a new generation like listeners
+    /// (when its `create` succeeds).
+    /// `RILL_ERR_BUSY`: another plugin has the same method and pattern.
+    pub http_route: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            method: RillStr,
+            pattern: RillStr,
+            route_id: u32,
+        ) -> i32,
+    >,
+    /// Sends the response head: `status` (200, 404, ...), extra headers
+    /// (the host adds Date, Server, Connection and the body framing), and
+    /// how the body is framed: `body` = `RILL_HTTP_BODY_*`, `content_length`
+    /// for `RILL_HTTP_BODY_FIXED`. Then write the body with `conn_write` /
+    /// `conn_write_frame` and finish with `conn_close(conn, RILL_END_NORMAL)`
+    /// (the host keeps the TCP connection alive when it can; the next
+    /// request is a new session). Once per request; with
+    /// `RILL_HTTP_BODY_FIXED`, writes past `content_length` fail with
+    /// `RILL_ERR_INVALID`.
+    pub http_respond: Option<
+        unsafe extern "C" fn(
+            conn: *mut RillConn,
+            status: u32,
+            headers: *const RillHeader,
+            header_count: usize,
+            body: u32,
+            content_length: u64,
+        ) -> i32,
+    >,
+    /// Accepts the WebSocket upgrade of a request flagged
+    /// `RILL_HTTP_UPGRADE_WEBSOCKET` (sends 101 with the extra `headers`).
+    /// Afterwards each `conn_write` / `conn_write_frame` sends one binary
+    /// message, `ws_send` sends a message of any type, `on_conn_data`
+    /// receives each complete message's payload (the host reassembles
+    /// fragments and answers pings), and `conn_close` sends a close frame.
+    pub http_upgrade_websocket: Option<
+        unsafe extern "C" fn(
+            conn: *mut RillConn,
+            headers: *const RillHeader,
+            header_count: usize,
+        ) -> i32,
+    >,
+    /// Sends one WebSocket message (`RILL_WS_TEXT` or `RILL_WS_BINARY`).
+    /// Results as `conn_write`.
+    pub ws_send: Option<
+        unsafe extern "C" fn(conn: *mut RillConn, opcode: u32, data: *const u8, len: usize) -> i32,
+    >,
+
+    // ---- UDP -----------------------------------------------------------
+    /// Binds a UDP socket for session `conn` at `addr` (`ip:port`, port 0:
+    /// any free port); datagrams arrive at `on_udp_data` with `socket_id`.
+    /// Stores the socket in `*out`. `RILL_ERR_IO`: bind failed (port taken).
+    pub udp_bind: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            conn: *mut RillConn,
+            addr: RillStr,
+            socket_id: u32,
+            out: *mut *mut RillUdp,
+        ) -> i32,
+    >,
+    /// Sends one datagram (copied) to `addr` (`ip:port`). `RILL_ERR_AGAIN`:
+    /// the socket's send buffer is full, dropped.
+    pub udp_send_to: Option<
+        unsafe extern "C" fn(udp: *mut RillUdp, addr: RillStr, data: *const u8, len: usize) -> i32,
+    >,
+    /// The socket's bound address as `ip:port`. Valid as long as the socket.
+    pub udp_local_addr: Option<unsafe extern "C" fn(udp: *mut RillUdp) -> RillStr>,
+    /// Closes the socket and frees the handle.
+    pub udp_close: Option<unsafe extern "C" fn(udp: *mut RillUdp)>,
+
+    // ---- timers and cross-thread posts ------------------------------
+    /// Starts a timer that calls `on_timer(session_user, conn, timer_id)`
+    /// after `delay_us`, then every `delay_us` when `repeat` != 0. `conn`
+    /// NULL: an instance-level timer (session_user NULL). Stores a handle
+    /// (never 0) in `*handle` (may be NULL). Session timers end with the
+    /// session; all timers end before `destroy`.
+    pub timer_start: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            conn: *mut RillConn,
+            delay_us: u64,
+            repeat: u32,
+            timer_id: u64,
+            handle: *mut u64,
+        ) -> i32,
+    >,
+    /// Cancels a timer: no `on_timer` for it runs after this returns.
+    /// `RILL_ERR_NOT_FOUND`: it already fired (one-shot) or was cancelled.
+    pub timer_cancel: Option<unsafe extern "C" fn(host: *mut RillHost, handle: u64) -> i32>,
+    /// Callable from any thread: queues `on_post(session_user, conn, arg)`
+    /// on session `conn_id` (from `conn_id`), or on the instance when
+    /// `conn_id` is 0. `RILL_OK`: it will be delivered exactly once (if the
+    /// session ends first, it is delivered with `conn` and `session_user`
+    /// NULL, so `arg` can be freed). `RILL_ERR_CLOSED`: the session is gone
+    /// or the instance destroyed; not delivered, `arg` is still yours.
+    pub post:
+        Option<unsafe extern "C" fn(host: *mut RillHost, conn_id: u64, arg: *mut c_void) -> i32>,
+}
+
+// SAFETY: repr(C), starts with u32 struct_size; every other field is an
+// integer or a nullable fn pointer, all valid when zeroed.
+unsafe impl RillSized for RillHostApi {}
