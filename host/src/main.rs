@@ -60,6 +60,7 @@ async fn run(config: Config) -> std::process::ExitCode {
         engine: engine.clone(),
         plugins: plugins.clone(),
         started: std::time::Instant::now(),
+        local: config.http.listen.to_string(),
     };
     let http = match http::serve(config.http.listen, state, async {
         let _ = stop_rx.await;

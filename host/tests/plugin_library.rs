@@ -601,6 +601,10 @@ fn reload_of_same_path_gets_new_code_and_old_stays_mapped() {
     assert!(!stale.exists());
     assert!(old.private_copy.exists() && new.private_copy.exists() && again.private_copy.exists());
     assert!(d.private.join("notes.txt").exists());
+    assert_eq!(
+        library::remove_stale_copies(&d.build.join("absent")).unwrap(),
+        0
+    );
 }
 
 /// A Rust plugin built through the SDK with `abi-check` exports an

@@ -379,19 +379,6 @@ pub fn probe(url: &str, input_opts: &[&str]) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn framemd5_lines_parse() {
-        let d = super::parse_framemd5(
-            "#tb 0: 1/25\n0,          0,          0,        1,   115200, 3a4e\n1,  0, 0, 1024, 4096, ff\n0, 1, 1, 1, 115200, 00\n",
-            String::new(),
-        );
-        assert_eq!(d.count(0), 2);
-        assert!(d.monotonic(0));
-    }
-}
-
 /// Builds the C plugin template with its own Makefile in a private dir
 /// (tests run in parallel), with `VERSION` set; `asan` builds the sanitized
 /// variant. Returns the library's path.
@@ -498,5 +485,18 @@ impl FlvReader {
         let tags = self.tags.lock().unwrap();
         let v: Vec<_> = tags.iter().filter(|t| t.0 == 9).map(|t| t.2).collect();
         v.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn framemd5_lines_parse() {
+        let d = super::parse_framemd5(
+            "#tb 0: 1/25\n0,          0,          0,        1,   115200, 3a4e\n1,  0, 0, 1024, 4096, ff\n0, 1, 1, 1, 115200, 00\n",
+            String::new(),
+        );
+        assert_eq!(d.count(0), 2);
+        assert!(d.monotonic(0));
     }
 }

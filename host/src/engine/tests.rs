@@ -126,7 +126,7 @@ impl Source {
     }
 }
 
-fn drain(s: &mut Subscriber) -> Vec<FrameRef> {
+fn drain(s: &Subscriber) -> Vec<FrameRef> {
     let mut v = Vec::new();
     while let Some(Ok(f)) = s.try_recv() {
         v.push(f);
@@ -146,9 +146,9 @@ async fn late_subscriber_starts_at_newest_keyframe_after_metadata_and_configs() 
         src.step(10);
     }
     settle().await;
-    let mut s = e.subscribe("live/a", sinfo()).unwrap();
+    let s = e.subscribe("live/a", sinfo()).unwrap();
     settle().await;
-    let got = drain(&mut s);
+    let got = drain(&s);
     assert_eq!(got[0].codec(), RILL_CODEC_METADATA);
     assert!(got[1].is_config() && got[1].codec() == RILL_CODEC_H264);
     assert!(got[2].is_config() && got[2].codec() == RILL_CODEC_AAC);
@@ -166,7 +166,7 @@ async fn late_subscriber_starts_at_newest_keyframe_after_metadata_and_configs() 
     // Live frames follow.
     src.step(10);
     settle().await;
-    let next = drain(&mut s);
+    let next = drain(&s);
     assert_eq!(next.len(), 2);
     assert_eq!(video_index(&next[0]), 25);
 }
@@ -174,7 +174,7 @@ async fn late_subscriber_starts_at_newest_keyframe_after_metadata_and_configs() 
 #[tokio::test(start_paused = true)]
 async fn waiting_subscriber_is_attached_when_the_publisher_arrives() {
     let e = Engine::new(settings());
-    let mut s = e.subscribe("live/w", sinfo()).unwrap();
+    let s = e.subscribe("live/w", sinfo()).unwrap();
     settle().await;
     assert!(s.try_recv().is_none());
     assert_eq!(e.stream("live/w").unwrap().state, "waiting_publisher");
@@ -182,19 +182,19 @@ async fn waiting_subscriber_is_attached_when_the_publisher_arrives() {
     let mut src = Source::start(&e, "live/w");
     src.step(10);
     settle().await;
-    let got = drain(&mut s);
+    let got = drain(&s);
     assert_eq!(got.len(), 3 + 2, "metadata, 2 configs, key video, audio");
     // Past the wait timeout: still playing, the publisher came in time.
     tokio::time::sleep(Duration::from_secs(5)).await;
     src.step(10);
     settle().await;
-    assert_eq!(drain(&mut s).len(), 2);
+    assert_eq!(drain(&s).len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn wait_timeout_ends_a_subscriber_with_a_clear_reason() {
     let e = Engine::new(settings());
-    let mut s = e.subscribe("live/nobody", sinfo()).unwrap();
+    let s = e.subscribe("live/nobody", sinfo()).unwrap();
     let started = tokio::time::Instant::now();
     let end = s.recv().await.unwrap_err();
     assert_eq!(end.reason, EndReason::WaitTimeout);
@@ -211,7 +211,7 @@ async fn wait_timeout_ends_a_subscriber_with_a_clear_reason() {
 async fn publish_timeout_detaches_a_silent_publisher_then_grace_closes() {
     let e = Engine::new(settings());
     let mut src = Source::start(&e, "live/silent");
-    let mut s = e.subscribe("live/silent", sinfo()).unwrap();
+    let s = e.subscribe("live/silent", sinfo()).unwrap();
     src.step(10);
     settle().await;
     tokio::time::timeout(Duration::from_secs(11), src.p.closed())
@@ -266,12 +266,12 @@ async fn delay_close_after_the_last_subscriber_leaves() {
 async fn reconnect_within_grace_keeps_players_with_monotonic_time() {
     let e = Engine::new(settings());
     let mut src = Source::start(&e, "live/rc");
-    let mut s = e.subscribe("live/rc", sinfo()).unwrap();
+    let s = e.subscribe("live/rc", sinfo()).unwrap();
     let mut got = Vec::new();
     for _ in 0..30 {
         src.step(10);
         settle().await;
-        got.extend(drain(&mut s));
+        got.extend(drain(&s));
     }
     drop(src);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -282,7 +282,7 @@ async fn reconnect_within_grace_keeps_players_with_monotonic_time() {
     for _ in 0..30 {
         src.step(10);
         settle().await;
-        got.extend(drain(&mut s));
+        got.extend(drain(&s));
     }
     assert_eq!(s.try_recv().map(|r| r.is_ok()), None, "still subscribed");
     for track in [src.v, src.a] {
@@ -323,8 +323,8 @@ async fn second_publisher_is_refused_or_kicks_with_kick_existing() {
 async fn slow_subscriber_drops_whole_gops_and_is_closed_after_max_lag() {
     let e = Engine::new(settings());
     let mut src = Source::start(&e, "live/slow");
-    let mut fast = e.subscribe("live/slow", sinfo()).unwrap();
-    let mut slow = e.subscribe("live/slow", sinfo()).unwrap();
+    let fast = e.subscribe("live/slow", sinfo()).unwrap();
+    let slow = e.subscribe("live/slow", sinfo()).unwrap();
     settle().await;
     let mut fast_got = Vec::new();
     // 25 fps video + audio; GOP of 10; queue of 64 frames. The slow one reads
@@ -332,7 +332,7 @@ async fn slow_subscriber_drops_whole_gops_and_is_closed_after_max_lag() {
     for _ in 0..60 {
         src.step(10);
         tokio::time::sleep(Duration::from_millis(40)).await;
-        fast_got.extend(drain(&mut fast));
+        fast_got.extend(drain(&fast));
     }
     let fast_video: Vec<_> = fast_got
         .iter()
@@ -348,7 +348,7 @@ async fn slow_subscriber_drops_whole_gops_and_is_closed_after_max_lag() {
     assert!(slow.queued() <= 64 + 3);
     // The slow one now reads: what it has is whole GOPs: every run of video
     // after a gap starts at a keyframe.
-    let got = drain(&mut slow);
+    let got = drain(&slow);
     let video: Vec<_> = got
         .iter()
         .filter(|f| f.track() == src.v && !f.is_config())
@@ -365,7 +365,7 @@ async fn slow_subscriber_drops_whole_gops_and_is_closed_after_max_lag() {
     for _ in 0..200 {
         src.step(10);
         tokio::time::sleep(Duration::from_millis(40)).await;
-        drain(&mut fast);
+        drain(&fast);
         if slow.is_closed() {
             end = slow.try_recv();
             break;
@@ -386,7 +386,7 @@ async fn slow_subscriber_drops_whole_gops_and_is_closed_after_max_lag() {
 async fn shutdown_ends_streams_and_players_in_order() {
     let e = Engine::new(settings());
     let mut src = Source::start(&e, "live/s1");
-    let mut s = e.subscribe("live/s1", sinfo()).unwrap();
+    let s = e.subscribe("live/s1", sinfo()).unwrap();
     src.step(10);
     settle().await;
     e.shutdown().await;
@@ -411,7 +411,7 @@ async fn shutdown_ends_streams_and_players_in_order() {
 async fn kicks_through_the_api() {
     let e = Engine::new(settings());
     let mut src = Source::start(&e, "live/kk");
-    let mut s = e.subscribe("live/kk", sinfo()).unwrap();
+    let s = e.subscribe("live/kk", sinfo()).unwrap();
     src.step(10);
     settle().await;
     let subs = e.subscribers("live/kk").unwrap();
@@ -427,11 +427,11 @@ async fn kicks_through_the_api() {
 async fn counters_and_snapshot() {
     let e = Engine::new(settings());
     let mut src = Source::start(&e, "live/c");
-    let mut s = e.subscribe("live/c", sinfo()).unwrap();
+    let s = e.subscribe("live/c", sinfo()).unwrap();
     for _ in 0..25 {
         src.step(5);
         tokio::time::sleep(Duration::from_millis(40)).await;
-        drain(&mut s);
+        drain(&s);
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let snap = e.stream("live/c").unwrap();

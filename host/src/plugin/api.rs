@@ -832,27 +832,88 @@ unsafe extern "C" fn http_route(
     })
 }
 
+/// # Safety
+/// `h` is NULL or `n` headers the plugin lends for the call.
+unsafe fn headers_of(h: *const RillHeader, n: usize) -> Option<Vec<(String, String)>> {
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    if h.is_null() || n > 256 {
+        return None;
+    }
+    // SAFETY: per contract, n readable headers.
+    let hs = unsafe { std::slice::from_raw_parts(h, n) };
+    hs.iter()
+        .map(|h| {
+            // SAFETY: lent for the call.
+            let (k, v) = unsafe { (text(h.name)?, text(h.value)?) };
+            // No header injection: names are tokens, values one line.
+            let ok = !k.is_empty()
+                && k.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+                && !v.contains(['\r', '\n']);
+            ok.then(|| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
 unsafe extern "C" fn http_respond(
-    _c: *mut RillConn,
-    _s: u32,
-    _h: *const RillHeader,
-    _n: usize,
-    _b: u32,
-    _l: u64,
+    conn: *mut RillConn,
+    status: u32,
+    headers: *const RillHeader,
+    n: usize,
+    body: u32,
+    length: u64,
 ) -> i32 {
-    RILL_ERR_UNSUPPORTED
+    guard("http_respond", RILL_ERR_PANIC, || {
+        // SAFETY: per contract.
+        let (Some(s), Some(headers)) = (unsafe { sess(conn) }, unsafe { headers_of(headers, n) })
+        else {
+            return RILL_ERR_INVALID;
+        };
+        if !(100..=599).contains(&status) || body > RILL_HTTP_BODY_CLOSE {
+            return RILL_ERR_INVALID;
+        }
+        s.answer_http(session::HttpAnswer::Respond {
+            status: status as u16,
+            headers,
+            body,
+            length,
+        })
+    })
 }
 
 unsafe extern "C" fn http_upgrade_websocket(
-    _c: *mut RillConn,
-    _h: *const RillHeader,
-    _n: usize,
+    conn: *mut RillConn,
+    headers: *const RillHeader,
+    n: usize,
 ) -> i32 {
-    RILL_ERR_UNSUPPORTED
+    guard("http_upgrade_websocket", RILL_ERR_PANIC, || {
+        // SAFETY: per contract.
+        let (Some(s), Some(headers)) = (unsafe { sess(conn) }, unsafe { headers_of(headers, n) })
+        else {
+            return RILL_ERR_INVALID;
+        };
+        s.answer_http(session::HttpAnswer::Upgrade { headers })
+    })
 }
 
-unsafe extern "C" fn ws_send(_c: *mut RillConn, _op: u32, _d: *const u8, _l: usize) -> i32 {
-    RILL_ERR_UNSUPPORTED
+unsafe extern "C" fn ws_send(conn: *mut RillConn, opcode: u32, data: *const u8, len: usize) -> i32 {
+    guard("ws_send", RILL_ERR_PANIC, || {
+        // SAFETY: per contract.
+        let Some(s) = (unsafe { sess(conn) }) else {
+            return RILL_ERR_INVALID;
+        };
+        if (data.is_null() && len > 0) || !(opcode == RILL_WS_TEXT || opcode == RILL_WS_BINARY) {
+            return RILL_ERR_INVALID;
+        }
+        let b = if len == 0 {
+            Bytes::new()
+        } else {
+            // SAFETY: the plugin lends len readable bytes.
+            Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(data, len) })
+        };
+        s.queue_ws(b, opcode == RILL_WS_TEXT)
+    })
 }
 
 // ---- UDP: not yet served by this host -------------------------------------------

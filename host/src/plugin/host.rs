@@ -17,6 +17,7 @@ pub(crate) struct HostShared {
     pub engine: Engine,
     pub rt: tokio::runtime::Handle,
     pub listeners: Listeners,
+    pub routes: super::routes::Routes,
     /// Origin of `clock_monotonic_us`.
     pub epoch: std::time::Instant,
 }

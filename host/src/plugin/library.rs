@@ -49,10 +49,10 @@ pub const MAX_PLUGIN_FILE_SIZE: u64 = 1 << 30;
 /// The entry symbol, NUL-terminated for `dlsym`.
 const ENTRY_SYMBOL: &[u8] = b"rill_plugin_entry_v1\0";
 
-/// Every path this process ever handed to `dlopen`. A path in here is never
-/// used again for another copy, even after its file was removed: `dlopen`
-/// matches already-loaded libraries by path name and would return the old
-/// code.
+/// Every private-copy path this process ever claimed (and so possibly
+/// handed to `dlopen`). A path in here is never used again for another
+/// copy, even after its file was removed: `dlopen` matches already-loaded
+/// libraries by path name and would return the old code.
 static EVER_OPENED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// One plugin library, loaded and validated. Cheap to clone; holds no
@@ -211,8 +211,13 @@ pub enum LoadError {
     Layout {
         /// The plugin file.
         path: PathBuf,
-        /// abi_stable's report.
+        /// The gist of abi_stable's report: what differs and where (e.g.
+        /// `mismatched type: expected u32, found i32 (at
+        /// entry.__returns.0.flags)`).
         message: String,
+        /// abi_stable's full report (hundreds of lines: every type layout
+        /// on the way to the difference), for the log.
+        report: String,
     },
 }
 
@@ -319,7 +324,7 @@ impl fmt::Display for LoadError {
                 "plugin {}: required callback `{callback}` is NULL",
                 path.display()
             ),
-            LoadError::Layout { path, message } => write!(
+            LoadError::Layout { path, message, .. } => write!(
                 f,
                 "plugin {}: its ABI layout differs from this host's (rebuild it against the \
                  same rill-abi): {message}",
@@ -417,11 +422,17 @@ pub fn load(
 /// open: leftovers of earlier runs (the files of a running process's
 /// libraries can be removed safely, but the host keeps its own for
 /// debuggers). Only names of the form `<stem>.<generation>.<hash8>[-n].<ext>`
-/// are touched. Returns how many files were removed.
+/// are touched; a missing directory has nothing to remove. Returns how many
+/// files were removed.
 pub fn remove_stale_copies(private_dir: &Path) -> io::Result<usize> {
     let opened = lock_opened().clone();
     let mut removed = 0;
-    for entry in fs::read_dir(private_dir)? {
+    let entries = match fs::read_dir(private_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
         let entry = entry?;
         let path = entry.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -589,7 +600,10 @@ fn write_private_copy(
             format!("{stem}.{generation}.{hash8}-{n}.{ext}")
         };
         let path = private_dir.join(file_name);
-        if lock_opened().contains(&path) {
+        // Claim the name before creating the file, so neither a concurrent
+        // load nor `remove_stale_copies` can take it or remove it; a claimed
+        // name is never used again, whatever happens next.
+        if !lock_opened().insert(path.clone()) {
             continue;
         }
         let mut opts = fs::OpenOptions::new();
@@ -638,7 +652,7 @@ fn open_and_validate(
     private_copy: &Path,
 ) -> Result<(RillPluginDescriptor, usize, bool), LoadError> {
     let path = || source.to_path_buf();
-    lock_opened().insert(private_copy.to_path_buf());
+    debug_assert!(lock_opened().contains(private_copy));
 
     let library = open_library(private_copy).map_err(|e| LoadError::NotALibrary {
         path: path(),
@@ -693,9 +707,10 @@ fn open_and_validate(
     }
 
     let layout_checked = if descriptor.abi_minor == RILL_ABI_MINOR {
-        deep_layout_check(private_copy).map_err(|message| LoadError::Layout {
+        deep_layout_check(private_copy).map_err(|report| LoadError::Layout {
             path: path(),
-            message,
+            message: summarize_layout_report(&report),
+            report,
         })?
     } else {
         // abi_stable demands identical layouts; another minor differs by
@@ -786,6 +801,75 @@ fn descriptor_error(
             LoadError::BadName { path, name }
         }
     }
+}
+
+/// The gist of abi_stable's layout report: its `Error:` entries (with the
+/// expected and found types) and the field path to the last difference.
+/// Falls back to the report's start when its shape is not recognised.
+fn summarize_layout_report(report: &str) -> String {
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let mut errors = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(what) = lines[i].strip_prefix("Error:") else {
+            i += 1;
+            continue;
+        };
+        let (mut expected, mut found) = (Vec::new(), Vec::new());
+        let mut section = 0;
+        i += 1;
+        while i < lines.len() && !lines[i].starts_with("Error:") {
+            match lines[i] {
+                "Expected:" => section = 1,
+                "Found:" => section = 2,
+                "" if section == 2 && !found.is_empty() => break,
+                "" => {}
+                l if section == 1 => expected.push(l),
+                l if section == 2 => found.push(l),
+                _ => {}
+            }
+            i += 1;
+        }
+        errors.push(format!(
+            "{}: expected {}, found {}",
+            what.trim(),
+            expected.join(" "),
+            found.join(" ")
+        ));
+    }
+    let mut at = Vec::new();
+    for (k, l) in lines.iter().enumerate() {
+        let count = l
+            .strip_suffix("error(s)inside:")
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        if count == 0 {
+            continue;
+        }
+        at = lines[k + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with("Layout of expected type:"))
+            .filter_map(|l| l.strip_prefix("field_name:"))
+            .collect();
+    }
+    if errors.is_empty() {
+        let flat = report.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut cut = flat.len().min(500);
+        while !flat.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        return flat[..cut].to_string();
+    }
+    let extra = errors.len().saturating_sub(3);
+    errors.truncate(3);
+    let mut s = errors.join("; ");
+    if extra > 0 {
+        s.push_str(&format!(" (and {extra} more)"));
+    }
+    if !at.is_empty() {
+        s.push_str(&format!(" (at {})", at.join(".")));
+    }
+    s
 }
 
 fn shorten(bytes: &[u8]) -> String {
@@ -940,6 +1024,31 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(hash_bytes(b"").len(), 64);
+    }
+
+    /// The shape of abi_stable 0.11's report (cut down from a real one:
+    /// a plugin whose descriptor had `flags: i32`).
+    #[test]
+    fn layout_report_summary() {
+        let report = "\nCompared <this>:\n    --- Type Layout ---\n    type:PrefixRef<'a, RillRootModule>\n\n\
+            0 error(s).\n\n0 error(s)inside:\n    <other>\n\n    field_name:0\n\n\
+            Layout of expected type:\n    x\n\n\
+            1 error(s)inside:\n    <other>\n\n    field_name:0\n    type:RillRootModule\n\n\
+            field_name:entry\n    type:AFunctionPointer\n\n    field_name:__returns\n\n\
+            field_name:0\n    type:RillPluginDescriptor\n\n    field_name:flags\n    type:i32\n\n\
+            Layout of expected type:\n    --- Type Layout ---\n    type:u32\n\n\
+            Layout of found type:\n    --- Type Layout ---\n    type:i32\n\n\n\n\
+            Error:mismatched type\nExpected:\n    u32\nFound:\n    i32\n\n\n";
+        assert_eq!(
+            summarize_layout_report(report),
+            "mismatched type: expected u32, found i32 (at 0.entry.__returns.0.flags)"
+        );
+        assert_eq!(
+            summarize_layout_report("  something\n  else  "),
+            "something else"
+        );
+        let long = "é".repeat(400);
+        assert!(summarize_layout_report(&long).len() <= 500);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 use super::host::{HostShared, Listeners};
 use super::instance::Instance;
 use super::library::{self, LoadedLibrary};
+use super::session;
 use super::watch::{self, PluginFileEvent, PluginWatcher};
 use crate::config::Config;
 use crate::engine::Engine;
@@ -81,6 +82,7 @@ impl PluginManager {
             engine,
             rt: tokio::runtime::Handle::current(),
             listeners: Listeners::default(),
+            routes: Default::default(),
             epoch: std::time::Instant::now(),
         });
         PluginManager {
@@ -193,6 +195,8 @@ impl PluginManager {
             .host
             .listeners
             .activate(&inst, decls, &self.inner.host.rt);
+        let routes = std::mem::take(&mut *inst.routes.lock());
+        self.inner.host.routes.activate(&inst, routes);
         let slot = slots.entry(name.clone()).or_insert_with(|| Slot {
             file: file.to_path_buf(),
             lib: None,
@@ -239,6 +243,7 @@ impl PluginManager {
         if let Some(old) = slot.current.take() {
             tracing::info!(plugin = %name, "plugin file removed: stopping");
             self.inner.host.listeners.remove_plugin(&name);
+            self.inner.host.routes.remove_plugin(&name);
             self.retire(old, slot.draining.clone());
         } else {
             slots.remove(&name);
@@ -265,6 +270,32 @@ impl PluginManager {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Hands an HTTP request to the plugin route that matches it; None when
+    /// no plugin route does.
+    pub fn route_http(
+        &self,
+        req: session::HttpRequest,
+        peer: String,
+        local: String,
+    ) -> Option<tokio::sync::oneshot::Receiver<session::HttpReply>> {
+        let route = self.inner.host.routes.find(&req.method, &req.path)?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let x = session::HttpExchange {
+            route_id: route.route_id,
+            req,
+            reply,
+        };
+        session::spawn(
+            &route.inst,
+            session::Io::Http(x),
+            session::Origin::Session,
+            peer,
+            local,
+            std::ptr::null_mut(),
+        );
+        Some(rx)
     }
 
     /// Every plugin's state, by name.

@@ -8,7 +8,9 @@ mod host;
 mod instance;
 pub mod library;
 mod manager;
+mod routes;
 mod session;
 pub mod watch;
 
 pub use manager::{PluginInfo, PluginManager};
+pub use session::{HttpReply as PluginReply, HttpRequest as PluginRequest};

@@ -41,7 +41,11 @@ impl Routes {
     /// The plugin's routes become `decls`, served by `inst`.
     pub(crate) fn activate(&self, inst: &Arc<Instance>, decls: Vec<RouteDecl>) {
         self.table.rcu(|t| {
-            let mut next: Vec<Route> = t.iter().filter(|r| r.plugin != inst.name).cloned().collect();
+            let mut next: Vec<Route> = t
+                .iter()
+                .filter(|r| r.plugin != inst.name)
+                .cloned()
+                .collect();
             next.extend(decls.iter().map(|d| Route {
                 plugin: inst.name.clone(),
                 method: d.method.clone(),
@@ -54,8 +58,12 @@ impl Routes {
     }
 
     pub(crate) fn remove_plugin(&self, name: &str) {
-        self.table
-            .rcu(|t| t.iter().filter(|r| r.plugin != name).cloned().collect::<Vec<_>>());
+        self.table.rcu(|t| {
+            t.iter()
+                .filter(|r| r.plugin != name)
+                .cloned()
+                .collect::<Vec<_>>()
+        });
     }
 
     /// The route for a request: an exact path first, then the longest

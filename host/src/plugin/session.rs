@@ -19,11 +19,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::extract::ws::{Message, WebSocket};
 use bytes::{Buf, Bytes};
+use futures_util::stream::SplitStream;
+use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use rill_abi::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::frames;
@@ -74,17 +77,46 @@ pub(crate) enum Sink {
     None,
     /// A byte stream (TCP).
     Stream,
+    /// An HTTP exchange: a response body, or WebSocket messages after an
+    /// upgrade.
+    Http,
+}
+
+/// One queued write: bytes, or one WebSocket message (`text` for text).
+#[derive(Clone)]
+pub(crate) struct Out {
+    data: Bytes,
+    text: bool,
+}
+
+/// What the plugin answered to an HTTP request, waiting for the task.
+pub(crate) enum HttpAnswer {
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: u32,
+        length: u64,
+    },
+    Upgrade {
+        headers: Vec<(String, String)>,
+    },
 }
 
 #[derive(Default)]
 pub(crate) struct SessionState {
-    out: VecDeque<Bytes>,
+    out: VecDeque<Out>,
     out_bytes: usize,
     want_writable: bool,
     close: Option<(u32, String)>,
     paused: bool,
+    // Boxed for stable addresses: plugin handles point into the boxes.
+    #[allow(clippy::vec_box)]
     pub subs: Vec<Box<SubEntry>>,
+    #[allow(clippy::vec_box)]
     pub pubs: Vec<Box<PubEntry>>,
+    /// HTTP sessions: the answer not yet sent, and whether one was given.
+    http_answer: Option<HttpAnswer>,
+    http_answered: bool,
 }
 
 pub(crate) struct SessionShared {
@@ -126,6 +158,32 @@ impl SessionShared {
 
     /// Queues bytes to send. Statuses as `conn_write`.
     pub(crate) fn queue_write(&self, b: Bytes) -> i32 {
+        self.queue(b, false)
+    }
+
+    /// Queues one WebSocket message (`ws_send`).
+    pub(crate) fn queue_ws(&self, b: Bytes, text: bool) -> i32 {
+        if self.sink != Sink::Http {
+            return RILL_ERR_UNSUPPORTED;
+        }
+        self.queue(b, text)
+    }
+
+    /// Records the plugin's answer to an HTTP request (once per request).
+    pub(crate) fn answer_http(&self, a: HttpAnswer) -> i32 {
+        if self.sink != Sink::Http {
+            return RILL_ERR_UNSUPPORTED;
+        }
+        let mut st = self.st.lock();
+        if st.http_answered || st.close.is_some() {
+            return RILL_ERR_INVALID;
+        }
+        st.http_answered = true;
+        st.http_answer = Some(a);
+        RILL_OK
+    }
+
+    fn queue(&self, b: Bytes, text: bool) -> i32 {
         let mut st = self.st.lock();
         if st.close.is_some() {
             return RILL_ERR_CLOSED;
@@ -138,8 +196,8 @@ impl SessionShared {
             return RILL_ERR_AGAIN;
         }
         st.out_bytes += b.len();
-        if !b.is_empty() {
-            st.out.push_back(b);
+        if !b.is_empty() || text {
+            st.out.push_back(Out { data: b, text });
         }
         if st.out_bytes > HIGH_WATER {
             st.want_writable = true;
@@ -457,6 +515,69 @@ pub(crate) enum Io {
         Box<dyn AsyncRead + Send + Unpin>,
         Box<dyn AsyncWrite + Send + Unpin>,
     ),
+    Http(HttpExchange),
+}
+
+/// An HTTP request routed to a plugin, owned (the plugin sees views of it).
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// Names lower-case.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub websocket: bool,
+}
+
+pub(crate) struct HttpExchange {
+    pub route_id: u32,
+    pub req: HttpRequest,
+    pub reply: oneshot::Sender<HttpReply>,
+}
+
+/// What the HTTP server sends the client.
+pub enum HttpReply {
+    /// The plugin refused the request (or ended without answering).
+    Error(u16, String),
+    Response {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: u32,
+        length: u64,
+        chunks: mpsc::Receiver<Bytes>,
+    },
+    Upgrade {
+        headers: Vec<(String, String)>,
+        socket: oneshot::Sender<WebSocket>,
+    },
+}
+
+/// Where a running session's bytes go, as it changes (an HTTP exchange
+/// becomes a body or a WebSocket).
+enum Transport {
+    None,
+    Stream(
+        Box<dyn AsyncRead + Send + Unpin>,
+        Box<dyn AsyncWrite + Send + Unpin>,
+    ),
+    /// Waiting for the plugin's answer.
+    HttpPending(Option<oneshot::Sender<HttpReply>>),
+    /// Streaming a response body.
+    Body(mpsc::Sender<Bytes>),
+    /// Upgrade accepted, waiting for the socket.
+    WsPending(oneshot::Receiver<WebSocket>),
+    Ws(SplitStream<WebSocket>, mpsc::Sender<Message>),
+}
+
+/// Maps a refusing status of `on_http_request` to the HTTP answer.
+fn http_status_for(status: i32) -> u16 {
+    match status {
+        RILL_ERR_NOT_FOUND => 404,
+        RILL_ERR_DENIED => 403,
+        RILL_ERR_INVALID => 400,
+        RILL_ERR_BUSY | RILL_ERR_AGAIN => 503,
+        _ => 500,
+    }
 }
 
 /// Creates a session and runs it on its own task.
@@ -472,6 +593,7 @@ pub(crate) fn spawn(
     let sink = match io {
         Io::None => Sink::None,
         Io::Stream(..) => Sink::Stream,
+        Io::Http(..) => Sink::Http,
     };
     let s = Arc::new(SessionShared {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
@@ -554,32 +676,50 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
         Origin::Connect => RILL_LISTENER_CONNECT,
         Origin::Session => RILL_LISTENER_SESSION,
     };
-    let status = {
-        let (conn, mut user) = (s.conn_ptr(), s.user());
-        let status = s.inst.call(|d, i| {
-            // SAFETY: plugin callback; `user` is a local it may write.
-            d.on_conn_open.map_or(RILL_ERR_UNSUPPORTED, |f| unsafe {
-                f(i, conn, listener_id, &mut user)
-            })
-        });
-        s.user.store(user, Ordering::Release);
-        status
+    let mut t = match io {
+        Io::None => Transport::None,
+        Io::Stream(r, w) => Transport::Stream(r, w),
+        Io::Http(x) => {
+            let status = open_http(&s, &x);
+            if status < 0 {
+                let _ = x.reply.send(HttpReply::Error(
+                    http_status_for(status),
+                    rill_status_name(status).into(),
+                ));
+                close_handles(&s);
+                finish(&s, rx);
+                return;
+            }
+            Transport::HttpPending(Some(x.reply))
+        }
     };
-    if status < 0 {
-        tracing::debug!(plugin = %s.inst.name, session = s.id, "on_conn_open refused: {}", rill_status_name(status));
-        // No on_conn_close follows a refused open.
-        close_handles(&s);
-        finish(&s, rx);
-        return;
+    if !matches!(t, Transport::HttpPending(_)) {
+        let status = {
+            let (conn, mut user) = (s.conn_ptr(), s.user());
+            let status = s.inst.call(|d, i| {
+                // SAFETY: plugin callback; `user` is a local it may write.
+                d.on_conn_open.map_or(RILL_ERR_UNSUPPORTED, |f| unsafe {
+                    f(i, conn, listener_id, &mut user)
+                })
+            });
+            s.user.store(user, Ordering::Release);
+            status
+        };
+        if status < 0 {
+            tracing::debug!(plugin = %s.inst.name, session = s.id, "on_conn_open refused: {}", rill_status_name(status));
+            // No on_conn_close follows a refused open.
+            close_handles(&s);
+            finish(&s, rx);
+            return;
+        }
     }
-    let (mut rd, mut wr) = match io {
-        Io::None => (None, None),
-        Io::Stream(r, w) => (Some(r), Some(w)),
-    };
     let mut buf = vec![0u8; 64 * 1024];
     let mut scratch: Vec<Bytes> = Vec::with_capacity(32);
     let end: (u32, String) = loop {
         s.maybe_writable();
+        if let Err(e) = answer_http(&s, &mut t) {
+            break e;
+        }
         let (paused, has_out, take_media) = {
             let st = s.st.lock();
             if let Some(c) = &st.close {
@@ -596,15 +736,14 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
                     }
                 }
             }
-            r = write_some(wr.as_mut(), &s, &mut scratch), if has_out && wr.is_some() => {
-                if let Err(e) = r {
-                    break (RILL_END_ERROR, format!("write: {e}"));
-                }
-            }
-            r = read_some(rd.as_mut(), &mut buf), if !paused && rd.is_some() => match r {
-                Ok(0) => break (RILL_END_PEER, "peer closed the connection".into()),
-                Ok(n) => {
-                    let data = &buf[..n];
+            ev = io_step(&mut t, &s, &mut scratch, &mut buf, has_out, !paused) => match ev {
+                IoEvent::Wrote(Ok(())) => {}
+                IoEvent::Wrote(Err(e)) => break (RILL_END_PEER, format!("write: {e}")),
+                IoEvent::Read(Ok(Some(data))) => {
+                    let data: &[u8] = match &data {
+                        Incoming::Buf(n) => &buf[..*n],
+                        Incoming::Msg(b) => b,
+                    };
                     let (u, conn) = (s.user(), s.conn_ptr());
                     let st = s.inst.call(|d, i| {
                         // SAFETY: plugin callback; data is lent for the call.
@@ -612,27 +751,25 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
                     });
                     s.check("on_conn_data", st);
                 }
-                Err(e) => break (RILL_END_ERROR, format!("read: {e}")),
+                IoEvent::Read(Ok(None)) => break (RILL_END_PEER, "peer closed the connection".into()),
+                IoEvent::Read(Err(e)) => break (RILL_END_ERROR, format!("read: {e}")),
+                IoEvent::Changed(Ok(next)) => t = next,
+                IoEvent::Changed(Err(end)) => break end,
             },
             m = poll_fn(|cx| s.poll_media(cx)), if take_media => s.on_media(m),
         }
     };
-    // Flush what the plugin queued (an orderly end), unless the socket broke.
-    if let Some(w) = wr.as_mut() {
-        if end.0 != RILL_END_ERROR {
-            let _ = tokio::time::timeout(FLUSH_DEADLINE, async {
-                while !s.st.lock().out.is_empty() {
-                    if write_some(Some(&mut *w), &s, &mut scratch).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = w.shutdown().await;
-            })
-            .await;
-        }
+    // Flush what the plugin queued (an orderly end), unless the peer broke.
+    if end.0 != RILL_END_ERROR {
+        let _ = tokio::time::timeout(FLUSH_DEADLINE, flush(&mut t, &s, &mut scratch)).await;
     }
-    drop(wr);
-    drop(rd);
+    if let Transport::HttpPending(Some(reply)) = std::mem::replace(&mut t, Transport::None) {
+        let _ = reply.send(HttpReply::Error(
+            500,
+            format!("the plugin ended without answering: {}", end.1),
+        ));
+    }
+    drop(t);
     s.st.lock().close.get_or_insert(end.clone());
     let (u, conn) = (s.user(), s.conn_ptr());
     s.inst.call(|d, i| {
@@ -643,6 +780,245 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
     });
     close_handles(&s);
     finish(&s, rx);
+}
+
+/// Calls `on_http_request` with views of the owned request.
+fn open_http(s: &Arc<SessionShared>, x: &HttpExchange) -> i32 {
+    let r = &x.req;
+    let headers: Vec<RillHeader> = r
+        .headers
+        .iter()
+        .map(|(n, v)| RillHeader {
+            name: RillStr::from_str(n),
+            value: RillStr::from_str(v),
+        })
+        .collect();
+    let req = RillHttpRequest {
+        struct_size: std::mem::size_of::<RillHttpRequest>() as u32,
+        flags: if r.websocket {
+            RILL_HTTP_UPGRADE_WEBSOCKET
+        } else {
+            0
+        },
+        method: RillStr::from_str(&r.method),
+        path: RillStr::from_str(&r.path),
+        query: RillStr::from_str(&r.query),
+        headers: headers.as_ptr(),
+        header_count: headers.len(),
+        body: RillBytes::from_slice(&r.body),
+    };
+    let (conn, mut user) = (s.conn_ptr(), s.user());
+    let route_id = x.route_id;
+    let status = s.inst.call(|d, i| {
+        // SAFETY: plugin callback; the request is lent for the call.
+        d.on_http_request.map_or(RILL_ERR_NOT_FOUND, |f| unsafe {
+            f(i, conn, route_id, &req, &mut user)
+        })
+    });
+    s.user.store(user, Ordering::Release);
+    status
+}
+
+/// Sends the plugin's HTTP answer once it gave one.
+fn answer_http(s: &SessionShared, t: &mut Transport) -> Result<(), (u32, String)> {
+    let Transport::HttpPending(reply) = t else {
+        return Ok(());
+    };
+    let Some(answer) = s.st.lock().http_answer.take() else {
+        return Ok(());
+    };
+    let Some(reply) = reply.take() else {
+        return Ok(());
+    };
+    let gone = || (RILL_END_PEER, "the client went away".to_string());
+    match answer {
+        HttpAnswer::Respond {
+            status,
+            headers,
+            body,
+            length,
+        } => {
+            let (tx, chunks) = mpsc::channel(16);
+            reply
+                .send(HttpReply::Response {
+                    status,
+                    headers,
+                    body,
+                    length,
+                    chunks,
+                })
+                .map_err(|_| gone())?;
+            *t = Transport::Body(tx);
+        }
+        HttpAnswer::Upgrade { headers } => {
+            let (socket, rx) = oneshot::channel();
+            reply
+                .send(HttpReply::Upgrade { headers, socket })
+                .map_err(|_| gone())?;
+            *t = Transport::WsPending(rx);
+        }
+    }
+    Ok(())
+}
+
+enum Incoming {
+    Buf(usize),
+    Msg(Bytes),
+}
+
+enum IoEvent {
+    Wrote(std::io::Result<()>),
+    /// `Ok(None)`: the end of input.
+    Read(std::io::Result<Option<Incoming>>),
+    /// The transport changed (the WebSocket arrived) or ended (the HTTP
+    /// client went away).
+    Changed(Result<Transport, (u32, String)>),
+}
+
+fn gone() -> (u32, String) {
+    (RILL_END_PEER, "the client went away".into())
+}
+
+/// One step of I/O on whatever the transport is now: a write when output
+/// is queued, a read when reading is not paused, or a transport event.
+async fn io_step(
+    t: &mut Transport,
+    s: &SessionShared,
+    scratch: &mut Vec<Bytes>,
+    buf: &mut [u8],
+    can_write: bool,
+    can_read: bool,
+) -> IoEvent {
+    match t {
+        Transport::Stream(r, w) => tokio::select! {
+            res = write_stream(w, s, scratch), if can_write => IoEvent::Wrote(res),
+            res = r.read(buf), if can_read => IoEvent::Read(res.map(|n| (n > 0).then_some(Incoming::Buf(n)))),
+            else => std::future::pending().await,
+        },
+        Transport::Body(tx) => tokio::select! {
+            res = write_chan(tx, s, |o| o.data), if can_write => IoEvent::Wrote(res),
+            _ = tx.closed() => IoEvent::Changed(Err(gone())),
+        },
+        Transport::Ws(stream, tx) => tokio::select! {
+            res = write_chan(tx, s, ws_message), if can_write => IoEvent::Wrote(res),
+            m = next_ws(stream), if can_read => IoEvent::Read(m),
+            _ = tx.closed() => IoEvent::Changed(Err(gone())),
+        },
+        Transport::WsPending(rx) => match rx.await {
+            Ok(ws) => {
+                let (mut sink, stream) = ws.split();
+                let (tx, mut out) = mpsc::channel::<Message>(16);
+                tokio::spawn(async move {
+                    while let Some(m) = out.recv().await {
+                        if sink.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = sink.close().await;
+                });
+                IoEvent::Changed(Ok(Transport::Ws(stream, tx)))
+            }
+            Err(_) => IoEvent::Changed(Err((RILL_END_PEER, "WebSocket upgrade failed".into()))),
+        },
+        Transport::None | Transport::HttpPending(_) => std::future::pending().await,
+    }
+}
+
+fn ws_message(o: Out) -> Message {
+    if o.text {
+        Message::Text(String::from_utf8_lossy(&o.data).into_owned().into())
+    } else {
+        Message::Binary(o.data)
+    }
+}
+
+async fn next_ws(stream: &mut SplitStream<WebSocket>) -> std::io::Result<Option<Incoming>> {
+    loop {
+        match stream.next().await {
+            None | Some(Ok(Message::Close(_))) => return Ok(None),
+            Some(Ok(Message::Binary(b))) => return Ok(Some(Incoming::Msg(b))),
+            Some(Ok(Message::Text(t))) => {
+                return Ok(Some(Incoming::Msg(Bytes::copy_from_slice(t.as_bytes()))))
+            }
+            Some(Ok(_)) => continue, // ping/pong: answered by the WebSocket layer
+            Some(Err(e)) => return Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Drains what is queued before the session ends (bounded by the caller).
+async fn flush(
+    t: &mut Transport,
+    s: &SessionShared,
+    scratch: &mut Vec<Bytes>,
+) -> std::io::Result<()> {
+    while !s.st.lock().out.is_empty() {
+        match t {
+            Transport::Stream(_, w) => write_stream(w, s, scratch).await?,
+            Transport::Body(tx) => write_chan(tx, s, |o| o.data).await?,
+            Transport::Ws(_, tx) => write_chan(tx, s, ws_message).await?,
+            _ => break,
+        }
+    }
+    if let Transport::Stream(_, w) = t {
+        w.shutdown().await?;
+    }
+    Ok(())
+}
+
+/// Sends the oldest queued item as one chunk or message (cancel-safe: the
+/// item leaves the queue only once the channel took it).
+async fn write_chan<T>(
+    tx: &mpsc::Sender<T>,
+    s: &SessionShared,
+    map: impl FnOnce(Out) -> T,
+) -> std::io::Result<()> {
+    let permit = tx
+        .reserve()
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+    let mut st = s.st.lock();
+    if let Some(o) = st.out.pop_front() {
+        st.out_bytes -= o.data.len();
+        drop(st);
+        permit.send(map(o));
+    }
+    Ok(())
+}
+
+/// Writes up to 32 queued buffers in one vectored write and drops what was
+/// written (cancel-safe: nothing leaves the queue before the write returns).
+async fn write_stream(
+    w: &mut Box<dyn AsyncWrite + Send + Unpin>,
+    s: &SessionShared,
+    scratch: &mut Vec<Bytes>,
+) -> std::io::Result<()> {
+    scratch.clear();
+    scratch.extend(s.st.lock().out.iter().take(32).map(|o| o.data.clone()));
+    let mut slices = [IoSlice::new(&[]); 32];
+    for (sl, b) in slices.iter_mut().zip(scratch.iter()) {
+        *sl = IoSlice::new(b);
+    }
+    let n = w.write_vectored(&slices[..scratch.len()]).await?;
+    if n == 0 && !scratch.is_empty() {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    let mut st = s.st.lock();
+    st.out_bytes -= n;
+    let mut left = n;
+    while left > 0 {
+        let Some(front) = st.out.front_mut() else {
+            break;
+        };
+        if front.data.len() <= left {
+            left -= front.data.len();
+            st.out.pop_front();
+        } else {
+            front.data.advance(left);
+            left = 0;
+        }
+    }
+    Ok(())
 }
 
 /// Closes the publishers and subscribers the plugin left open, and the
@@ -689,52 +1065,4 @@ fn finish(s: &Arc<SessionShared>, mut rx: mpsc::UnboundedReceiver<Ctl>) {
         }
     }
     s.inst.sessions_changed.notify_waiters();
-}
-
-async fn read_some(
-    rd: Option<&mut Box<dyn AsyncRead + Send + Unpin>>,
-    buf: &mut [u8],
-) -> std::io::Result<usize> {
-    match rd {
-        Some(r) => r.read(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Writes what is queued (up to 32 buffers in one vectored write) and
-/// drops what was written.
-async fn write_some(
-    wr: Option<&mut Box<dyn AsyncWrite + Send + Unpin>>,
-    s: &SessionShared,
-    scratch: &mut Vec<Bytes>,
-) -> std::io::Result<()> {
-    let Some(w) = wr else {
-        return std::future::pending().await;
-    };
-    scratch.clear();
-    scratch.extend(s.st.lock().out.iter().take(32).cloned());
-    let mut slices = [IoSlice::new(&[]); 32];
-    for (sl, b) in slices.iter_mut().zip(scratch.iter()) {
-        *sl = IoSlice::new(b);
-    }
-    let n = w.write_vectored(&slices[..scratch.len()]).await?;
-    if n == 0 {
-        return Err(std::io::ErrorKind::WriteZero.into());
-    }
-    let mut st = s.st.lock();
-    st.out_bytes -= n;
-    let mut left = n;
-    while left > 0 {
-        let Some(front) = st.out.front_mut() else {
-            break;
-        };
-        if front.len() <= left {
-            left -= front.len();
-            st.out.pop_front();
-        } else {
-            front.advance(left);
-            left = 0;
-        }
-    }
-    Ok(())
 }

@@ -543,6 +543,140 @@ mod tests {
         assert!(file_hash(&dir.path().join("missing")).is_err());
     }
 
+    const WAIT: Duration = Duration::from_secs(10);
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<PluginFileEvent>) -> PluginFileEvent {
+        tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("no event within 10 s")
+            .expect("watcher channel closed")
+    }
+
+    /// Nothing arrives for `d` (longer than debounce + two settle looks).
+    async fn quiet(rx: &mut mpsc::UnboundedReceiver<PluginFileEvent>, d: Duration) {
+        if let Ok(ev) = tokio::time::timeout(d, rx.recv()).await {
+            panic!("unexpected event {ev:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn rename_from_temp_name_is_one_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_w, mut rx) = PluginWatcher::start(dir.path()).unwrap();
+        let tmp = dir.path().join(format!("{}.tmp", so("x")));
+        fs::write(&tmp, vec![7u8; 4096]).unwrap();
+        fs::rename(&tmp, dir.path().join(so("x"))).unwrap();
+        assert_eq!(
+            next(&mut rx).await,
+            PluginFileEvent::Changed(dir.path().join(so("x")))
+        );
+        quiet(&mut rx, Duration::from_millis(1200)).await;
+    }
+
+    #[tokio::test]
+    async fn slow_write_is_reported_once_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_w, mut rx) = PluginWatcher::start(dir.path()).unwrap();
+        let path = dir.path().join(so("slow"));
+        let mut f = fs::File::create(&path).unwrap();
+        f.write_all(&[1u8; 8192]).unwrap();
+        f.flush().unwrap();
+        let half = Instant::now();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        f.write_all(&[2u8; 8192]).unwrap();
+        drop(f);
+        let pause = half.elapsed();
+        assert_eq!(next(&mut rx).await, PluginFileEvent::Changed(path.clone()));
+        if pause < Duration::from_millis(350) {
+            // The half file held still for less than debounce + settle: it
+            // must not have been reported, so this was the only event.
+            quiet(&mut rx, Duration::from_millis(1200)).await;
+        } else {
+            // A machine so loaded that the pause stretched may have reported
+            // the half file; the whole file then follows.
+            eprintln!("note: the pause between the halves stretched to {pause:?}");
+            let _ = tokio::time::timeout(Duration::from_millis(1200), rx.recv()).await;
+        }
+        assert_eq!(fs::metadata(&path).unwrap().len(), 16384);
+    }
+
+    /// A writer slower than the debounce (chunks every 50 ms, debounce
+    /// 50 ms): the debouncer reports the path mid-write, again and again;
+    /// only the settle check holds the event back until the file is whole.
+    #[tokio::test]
+    async fn settle_check_holds_back_a_file_still_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = WatchConfig {
+            debounce: Duration::from_millis(50),
+            settle: Duration::from_millis(200),
+        };
+        let (_w, mut rx) = PluginWatcher::start_with(dir.path(), config).unwrap();
+        let path = dir.path().join(so("growing"));
+        let mut f = fs::File::create(&path).unwrap();
+        for _ in 0..12 {
+            let wrote = Instant::now();
+            f.write_all(&[3u8; 1000]).unwrap();
+            f.flush().unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            while let Ok(ev) = rx.try_recv() {
+                // Allowed only if this machine stalled the writer for longer
+                // than the settle time (the file did hold still that long).
+                assert!(
+                    wrote.elapsed() >= config.settle,
+                    "{ev:?} reported while the file was still being written"
+                );
+            }
+        }
+        drop(f);
+        assert_eq!(next(&mut rx).await, PluginFileEvent::Changed(path.clone()));
+        assert_eq!(fs::metadata(&path).unwrap().len(), 12_000);
+        quiet(&mut rx, Duration::from_millis(600)).await;
+    }
+
+    #[tokio::test]
+    async fn removal_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(so("gone"));
+        fs::write(&path, b"present at start").unwrap();
+        let (_w, mut rx) = PluginWatcher::start(dir.path()).unwrap();
+        fs::remove_file(&path).unwrap();
+        assert_eq!(next(&mut rx).await, PluginFileEvent::Removed(path.clone()));
+        // Added again: a change; then renamed away to a non-plugin name: gone.
+        fs::write(&path, b"back").unwrap();
+        assert_eq!(next(&mut rx).await, PluginFileEvent::Changed(path.clone()));
+        fs::rename(&path, dir.path().join("gone.disabled")).unwrap();
+        assert_eq!(next(&mut rx).await, PluginFileEvent::Removed(path));
+        quiet(&mut rx, Duration::from_millis(800)).await;
+    }
+
+    #[tokio::test]
+    async fn non_plugin_files_and_untouched_files_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let present = dir.path().join(so("present"));
+        fs::write(&present, b"v1").unwrap();
+        let (_w, mut rx) = PluginWatcher::start(dir.path()).unwrap();
+        fs::write(dir.path().join("notes.txt"), b"hello").unwrap();
+        fs::write(dir.path().join(format!(".{}", so("hidden"))), b"x").unwrap();
+        fs::write(dir.path().join(format!("{}.part", so("dl"))), b"x").unwrap();
+        fs::write(dir.path().join(format!("{}~", so("bak"))), b"x").unwrap();
+        quiet(&mut rx, Duration::from_millis(1200)).await;
+        // A file present at start is reported when it changes.
+        fs::write(&present, b"version 2").unwrap();
+        assert_eq!(next(&mut rx).await, PluginFileEvent::Changed(present));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_watcher_closes_the_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, mut rx) = PluginWatcher::start(dir.path()).unwrap();
+        assert_eq!(w.dir(), dir.path());
+        drop(w);
+        let end = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("channel not closed");
+        assert_eq!(end, None);
+    }
+
     #[test]
     fn start_refuses_missing_dir() {
         let dir = tempfile::tempdir().unwrap();

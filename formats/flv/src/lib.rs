@@ -1,0 +1,14 @@
+//! FLV and AMF0 for Rill's plugins: FLV tag bodies (classic and Enhanced
+//! RTMP) to the host's frame model and back, the FLV stream framing, and
+//! AMF0. Shared by the RTMP and HTTP-FLV plugins; no I/O.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod amf0;
+pub mod error;
+pub mod stream;
+pub mod tag;
+
+pub use error::Error;
+pub use tag::Frame;

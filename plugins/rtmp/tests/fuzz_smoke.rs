@@ -1,0 +1,543 @@
+//! Runs every fuzz target body over its committed seed corpus and a few
+//! thousand deterministic mutations of it, so the normal (stable) test run
+//! exercises what `cargo +nightly fuzz run <target>` explores at length.
+//!
+//! `cargo test -p rill-plugin-rtmp --test fuzz_smoke -- --ignored` rewrites
+//! the seed corpus from the generators below.
+
+use std::fs;
+use std::path::PathBuf;
+
+use bytes::BytesMut;
+use rill_plugin_rtmp::amf0::{self, Value};
+use rill_plugin_rtmp::chunk::{self, ChunkWriter, MessageHeader};
+use rill_plugin_rtmp::fuzzing;
+use rill_plugin_rtmp::handshake::{ClientHandshake, Mode, Scheme, PACKET_SIZE};
+use rill_plugin_rtmp::message::{Command, Message, UserControl};
+
+type Target = fn(&[u8]);
+
+const TARGETS: [(&str, Target, usize); 5] = [
+    ("handshake", fuzzing::handshake, 2_000),
+    ("chunk", fuzzing::chunk, 20_000),
+    ("amf0", fuzzing::amf0, 20_000),
+    ("flv_tag", fuzzing::flv_tag, 20_000),
+    ("session", fuzzing::session, 8_000),
+];
+
+fn corpus_dir(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target)
+}
+
+/// xorshift64*: deterministic and dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+/// Interesting bytes for RTMP: header markers, AMF markers, lengths.
+const MAGIC: [u8; 12] = [
+    0x00, 0x01, 0x02, 0x03, 0x07, 0x09, 0x7f, 0x80, 0xc3, 0xff, 0x0a, 0x12,
+];
+
+fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
+    for _ in 0..1 + rng.below(4) {
+        let len = input.len();
+        match rng.below(8) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                input[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len);
+                input[i] = if rng.below(2) == 0 {
+                    rng.next() as u8
+                } else {
+                    MAGIC[rng.below(MAGIC.len())]
+                };
+            }
+            2 => {
+                let i = rng.below(len + 1);
+                let n = 1 + rng.below(8);
+                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                input.splice(i..i, bytes);
+            }
+            3 if len > 0 => {
+                let i = rng.below(len);
+                let n = 1 + rng.below((len - i).min(64));
+                input.drain(i..i + n);
+            }
+            4 if len > 0 => {
+                input.truncate(rng.below(len));
+            }
+            5 if len > 0 => {
+                let i = rng.below(len);
+                let n = 1 + rng.below((len - i).min(64));
+                let copy = input[i..i + n].to_vec();
+                let at = rng.below(len + 1);
+                input.splice(at..at, copy);
+            }
+            6 if !seeds.is_empty() => {
+                let other = &seeds[rng.below(seeds.len())];
+                let at = rng.below(len + 1);
+                let from = rng.below(other.len() + 1);
+                input.truncate(at);
+                input.extend_from_slice(&other[from..]);
+            }
+            _ if len >= 4 => {
+                // Overwrite a 32-bit field with an edge value.
+                let i = rng.below(len - 3);
+                let v: u32 =
+                    [0, 1, 0x7f, 0x80, 0xffff, 0xff_ffff, 0x7fff_ffff, u32::MAX][rng.below(8)];
+                input[i..i + 4].copy_from_slice(&v.to_be_bytes());
+            }
+            _ => input.push(rng.next() as u8),
+        }
+    }
+}
+
+#[test]
+fn fuzz_targets_over_corpus_and_mutations() {
+    for (i, (name, target, rounds)) in TARGETS.iter().enumerate() {
+        let mut seeds: Vec<Vec<u8>> = fs::read_dir(corpus_dir(name))
+            .unwrap_or_else(|e| panic!("corpus for {name}: {e}"))
+            .map(|e| fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        seeds.sort();
+        assert!(seeds.len() >= 3, "{name}: seed corpus too small");
+        for seed in &seeds {
+            target(seed);
+        }
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
+        for round in 0..*rounds {
+            let mut input = if round % 10 == 9 {
+                // Pure noise now and then.
+                (0..rng.below(512)).map(|_| rng.next() as u8).collect()
+            } else {
+                seeds[rng.below(seeds.len())].clone()
+            };
+            mutate(&mut rng, &seeds, &mut input);
+            target(&input);
+        }
+    }
+}
+
+// ---- seed corpus generators ----
+
+/// A named seed file.
+type Seed = (&'static str, Vec<u8>);
+
+fn pattern(seed: u8) -> [u8; PACKET_SIZE] {
+    let mut p = [0u8; PACKET_SIZE];
+    for (i, b) in p.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(151).wrapping_add(seed);
+    }
+    p
+}
+
+fn handshake_seeds() -> Vec<Seed> {
+    let (_, simple) = ClientHandshake::with_random(Mode::Simple, pattern(1), pattern(2));
+    let (_, digest1) =
+        ClientHandshake::with_random(Mode::Digest(Scheme::Scheme1), pattern(3), pattern(4));
+    let (_, digest0) =
+        ClientHandshake::with_random(Mode::Digest(Scheme::Scheme0), pattern(5), pattern(6));
+    let mut full = digest1.clone();
+    full.extend_from_slice(&pattern(7));
+    full.extend_from_slice(b"\x03\x00\x00\x00");
+    vec![
+        ("c0c1_simple", simple),
+        ("c0c1_digest_scheme1", digest1),
+        ("c0c1_digest_scheme0", digest0),
+        ("c0c1c2_then_chunk", full),
+    ]
+}
+
+fn command(
+    w: &mut ChunkWriter,
+    out: &mut BytesMut,
+    stream_id: u32,
+    name: &str,
+    txn: f64,
+    obj: Value,
+    args: Vec<Value>,
+) {
+    let csid = if stream_id == 0 { 3 } else { 8 };
+    Message::Command(Command::new(name, txn, obj, args))
+        .write(w, csid, stream_id, 0, out)
+        .unwrap();
+}
+
+fn media(w: &ChunkWriter, out: &mut BytesMut, type_id: u8, ts: u32, body: &[u8]) {
+    let header = MessageHeader {
+        csid: if type_id == 8 { 4 } else { 6 },
+        timestamp: ts,
+        type_id,
+        stream_id: 1,
+    };
+    w.write(&header, body, out).unwrap();
+}
+
+fn connect_obj() -> Value {
+    Value::object([
+        ("app", Value::string("live")),
+        ("type", Value::string("nonprivate")),
+        (
+            "flashVer",
+            Value::string("FMLE/3.0 (compatible; Lavf59.27.100)"),
+        ),
+        ("tcUrl", Value::string("rtmp://127.0.0.1:1935/live")),
+    ])
+}
+
+fn metadata() -> Vec<u8> {
+    amf0::encode_all(&[
+        Value::string("@setDataFrame"),
+        Value::string("onMetaData"),
+        Value::EcmaArray(vec![
+            ("duration".into(), Value::Number(0.0)),
+            ("width".into(), Value::Number(320.0)),
+            ("height".into(), Value::Number(240.0)),
+            ("videocodecid".into(), Value::Number(7.0)),
+            ("encoder".into(), Value::string("Lavf59.27.100")),
+        ]),
+    ])
+    .unwrap()
+}
+
+const AVC_SEQ: &[u8] = &[
+    0x17, 0x00, 0x00, 0x00, 0x00, 0x01, 0x42, 0xc0, 0x0d, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x42, 0xc0,
+    0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03,
+    0x20, 0xf1, 0x42, 0x99, 0x20, 0x01, 0x00, 0x04, 0x68, 0xcb, 0x83, 0xcb, 0x20,
+];
+
+fn session_seeds() -> Vec<Seed> {
+    // Publish, as ffmpeg does it.
+    let mut w = ChunkWriter::new();
+    let mut p = BytesMut::new();
+    w.set_chunk_size(4096, &mut p);
+    command(&mut w, &mut p, 0, "connect", 1.0, connect_obj(), vec![]);
+    command(
+        &mut w,
+        &mut p,
+        0,
+        "releaseStream",
+        2.0,
+        Value::Null,
+        vec![Value::string("cam")],
+    );
+    command(
+        &mut w,
+        &mut p,
+        0,
+        "FCPublish",
+        3.0,
+        Value::Null,
+        vec![Value::string("cam")],
+    );
+    command(&mut w, &mut p, 0, "createStream", 4.0, Value::Null, vec![]);
+    command(
+        &mut w,
+        &mut p,
+        1,
+        "publish",
+        5.0,
+        Value::Null,
+        vec![Value::string("cam?t=1"), Value::string("live")],
+    );
+    let header = MessageHeader {
+        csid: 4,
+        timestamp: 0,
+        type_id: chunk::DATA_AMF0,
+        stream_id: 1,
+    };
+    w.write(&header, &metadata(), &mut p).unwrap();
+    media(&w, &mut p, 9, 0, AVC_SEQ);
+    media(&w, &mut p, 8, 0, &[0xaf, 0x00, 0x12, 0x10]);
+    media(
+        &w,
+        &mut p,
+        9,
+        0,
+        &[0x17, 0x01, 0, 0, 0x50, 0, 0, 0, 3, 0x65, 0x88, 0x84],
+    );
+    media(&w, &mut p, 8, 23, &[0xaf, 0x01, 0x21, 0x10, 0x04, 0x60]);
+    media(&w, &mut p, 9, 40, b"\x91av01\x12\x00\x0a");
+    media(&w, &mut p, 8, 43, b"\x91Opus\xfc\xff\xfe");
+    media(
+        &w,
+        &mut p,
+        9,
+        0x0100_0000,
+        &[0x27, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x41],
+    );
+    command(
+        &mut w,
+        &mut p,
+        0,
+        "FCUnpublish",
+        6.0,
+        Value::Null,
+        vec![Value::string("cam")],
+    );
+    command(
+        &mut w,
+        &mut p,
+        0,
+        "deleteStream",
+        7.0,
+        Value::Null,
+        vec![Value::Number(1.0)],
+    );
+
+    // Play, with the calls ffmpeg and Flash players make.
+    let mut w = ChunkWriter::new();
+    let mut q = BytesMut::new();
+    command(&mut w, &mut q, 0, "connect", 1.0, connect_obj(), vec![]);
+    Message::WindowAckSize(5_000_000)
+        .write(&mut w, 2, 0, 0, &mut q)
+        .unwrap();
+    command(&mut w, &mut q, 0, "createStream", 2.0, Value::Null, vec![]);
+    command(
+        &mut w,
+        &mut q,
+        0,
+        "getStreamLength",
+        3.0,
+        Value::Null,
+        vec![Value::string("cam")],
+    );
+    command(
+        &mut w,
+        &mut q,
+        1,
+        "play",
+        4.0,
+        Value::Null,
+        vec![Value::string("cam"), Value::Number(-2000.0)],
+    );
+    let ubl = UserControl::SetBufferLength {
+        stream_id: 1,
+        millis: 3000,
+    };
+    Message::UserControl(ubl)
+        .write(&mut w, 2, 0, 0, &mut q)
+        .unwrap();
+    Message::UserControl(UserControl::PingRequest(99))
+        .write(&mut w, 2, 0, 0, &mut q)
+        .unwrap();
+    command(&mut w, &mut q, 0, "_checkbw", 5.0, Value::Null, vec![]);
+    command(&mut w, &mut q, 0, "nope", 6.0, Value::Null, vec![]);
+    command(&mut w, &mut q, 1, "closeStream", 0.0, Value::Null, vec![]);
+
+    // Two streams, play2, aggregate media.
+    let mut w = ChunkWriter::new();
+    let mut r = BytesMut::new();
+    command(&mut w, &mut r, 0, "connect", 1.0, connect_obj(), vec![]);
+    command(&mut w, &mut r, 0, "createStream", 2.0, Value::Null, vec![]);
+    command(&mut w, &mut r, 0, "createStream", 3.0, Value::Null, vec![]);
+    let arg = Value::object([("streamName", Value::string("x"))]);
+    command(&mut w, &mut r, 2, "play2", 0.0, Value::Null, vec![arg]);
+    command(
+        &mut w,
+        &mut r,
+        1,
+        "publish",
+        4.0,
+        Value::Null,
+        vec![Value::string("y")],
+    );
+    let mut agg = Vec::new();
+    for (t, body) in [
+        (8u8, &[0xafu8, 1, 9][..]),
+        (9, &[0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41][..]),
+    ] {
+        agg.push(t);
+        agg.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        agg.extend_from_slice(&[0, 0, 10, 0, 0, 0, 0]);
+        agg.extend_from_slice(body);
+        agg.extend_from_slice(&(body.len() as u32 + 11).to_be_bytes());
+    }
+    let header = MessageHeader {
+        csid: 6,
+        timestamp: 10,
+        type_id: chunk::AGGREGATE,
+        stream_id: 1,
+    };
+    w.write(&header, &agg, &mut r).unwrap();
+
+    vec![
+        ("publish_ffmpeg", p.to_vec()),
+        ("play", q.to_vec()),
+        ("two_streams_aggregate", r.to_vec()),
+    ]
+}
+
+fn chunk_seeds() -> Vec<Seed> {
+    let mut formats = Vec::new();
+    formats.extend_from_slice(&[0x04, 0x00, 0x03, 0xE8, 0, 0, 2, 8, 1, 0, 0, 0, 0xAF, 1]);
+    formats.extend_from_slice(&[0x44, 0, 0, 23, 0, 0, 3, 8, 0xAF, 1, 2]);
+    formats.extend_from_slice(&[0x84, 0, 0, 24, 0xAF, 1, 3]);
+    formats.extend_from_slice(&[0xC4, 0xAF, 1, 4]);
+    let ext = chunk::serialize_message(
+        128,
+        &MessageHeader {
+            csid: 6,
+            timestamp: 0x0100_0000,
+            type_id: 9,
+            stream_id: 1,
+        },
+        &[&[7u8; 300]],
+    );
+    let mut sized = BytesMut::new();
+    let mut w = ChunkWriter::new();
+    w.set_chunk_size(200, &mut sized);
+    for csid in [3u32, 64, 320] {
+        let h = MessageHeader {
+            csid,
+            timestamp: 5,
+            type_id: 20,
+            stream_id: 0,
+        };
+        w.write(&h, &[1u8; 450], &mut sized).unwrap();
+    }
+    let mut interleaved = vec![0x04, 0, 0, 10, 0, 0, 200, 8, 1, 0, 0, 0];
+    interleaved.extend_from_slice(&[1u8; 128]);
+    interleaved.extend_from_slice(&[0x06, 0, 0, 10, 0, 0, 130, 9, 1, 0, 0, 0]);
+    interleaved.extend_from_slice(&[2u8; 128]);
+    interleaved.push(0xC4);
+    interleaved.extend_from_slice(&[1u8; 72]);
+    interleaved.push(0xC6);
+    interleaved.extend_from_slice(&[2u8; 2]);
+    interleaved.extend_from_slice(&[0x02, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, 4]);
+    vec![
+        ("formats_0123", formats),
+        ("extended_timestamp", ext.unwrap().to_vec()),
+        ("chunk_size_and_csids", sized.to_vec()),
+        ("interleaved_abort", interleaved),
+    ]
+}
+
+fn amf0_seeds() -> Vec<Seed> {
+    let connect = Command::new("connect", 1.0, connect_obj(), vec![])
+        .encode()
+        .unwrap();
+    let nested = amf0::encode_all(&[
+        Value::StrictArray(vec![
+            Value::Number(f64::MAX),
+            Value::Boolean(false),
+            Value::Undefined,
+            Value::Date {
+                millis: 1.7e12,
+                time_zone: 0,
+            },
+            Value::object([("o", Value::object([("p", Value::EcmaArray(vec![]))]))]),
+        ]),
+        Value::string("x".repeat(65_600)),
+    ])
+    .unwrap();
+    let fourcc = amf0::encode_all(&[Value::object([(
+        "fourCcList",
+        Value::StrictArray(["av01", "vp09", "hvc1", "Opus"].map(Value::string).to_vec()),
+    )])])
+    .unwrap();
+    vec![
+        ("connect", connect),
+        ("metadata", metadata()),
+        ("nested_long", nested),
+        ("fourcc_list", fourcc),
+    ]
+}
+
+fn flv_seeds() -> Vec<Seed> {
+    let tag = |sel: u8, ts: u32, body: &[u8]| {
+        let mut v = vec![sel];
+        v.extend_from_slice(&ts.to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    };
+    // Selector: 0 audio, 1 video, 2 script.
+    vec![
+        ("avc_seq", tag(1, 0, AVC_SEQ)),
+        (
+            "avc_nalu",
+            tag(1, 40, &[0x27, 0x01, 0, 0, 0x50, 0, 0, 0, 2, 0x41, 0x9a]),
+        ),
+        (
+            "hevc_legacy",
+            tag(1, 5, &[0x1c, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x26]),
+        ),
+        (
+            "hevc_ex",
+            tag(1, 100, b"\xa1hvc1\x00\x00\x28\x00\x00\x00\x01\x02"),
+        ),
+        (
+            "av1_modex",
+            tag(
+                1,
+                10,
+                &[
+                    0x97, 0x02, 0x07, 0xa1, 0x20, 0x03, b'a', b'v', b'0', b'1', 0x0a,
+                ],
+            ),
+        ),
+        ("vp9", tag(1, 7, b"\x90vp09\x01\x00\x00")),
+        ("aac", tag(0, 23, &[0xaf, 0x01, 0x21, 0x10, 0x04])),
+        ("aac_seq", tag(0, 0, &[0xaf, 0x00, 0x12, 0x10])),
+        ("opus_head", tag(0, 0, b"\x90OpusOpusHead\x01\x02\x38\x01")),
+        ("mp3", tag(0, 26, &[0x2f, 0xff, 0xfb, 0x90])),
+        ("metadata", tag(2, 0, &metadata())),
+    ]
+}
+
+#[test]
+#[ignore = "rewrites fuzz/corpus; run on purpose"]
+fn write_seed_corpus() {
+    let mut sets: [(&str, Vec<Seed>); 5] = [
+        ("handshake", handshake_seeds()),
+        ("chunk", chunk_seeds()),
+        ("amf0", amf0_seeds()),
+        ("flv_tag", flv_seeds()),
+        ("session", session_seeds()),
+    ];
+    // Real ffmpeg byte streams, after the handshake, cut to a seed's size.
+    let mut real = Vec::new();
+    for (name, file) in [
+        ("ffmpeg5_publish", "ffmpeg5.1_publish_h264_aac.bin"),
+        ("ffmpeg5_play", "ffmpeg5.1_play.bin"),
+        ("ffmpeg9_publish_enhanced", "ffmpeg9_publish_hevc_opus.bin"),
+    ] {
+        let data = fs::read(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data")
+                .join(file),
+        )
+        .unwrap();
+        let stream = &data[2 * PACKET_SIZE + 1..];
+        real.push((name, stream[..stream.len().min(4096)].to_vec()));
+    }
+    sets[1].1.extend(real.iter().cloned());
+    sets[4].1.extend(real);
+    for (target, seeds) in sets {
+        let dir = corpus_dir(target);
+        fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in seeds {
+            fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+}
