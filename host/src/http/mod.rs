@@ -42,7 +42,7 @@ pub async fn serve(
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(addr = %listen, "HTTP listening");
-    let app = router(state);
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
