@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use rill::config::Config;
 use rill::engine::{Engine, EngineSettings};
-use rill::http::{self, AppState};
+use rill::http::{self, AppState, SetLogLevel};
 use rill::plugin::PluginManager;
 
 #[derive(Parser, Debug)]
@@ -33,11 +33,7 @@ fn main() -> std::process::ExitCode {
         eprintln!("rill: environment:\n{e}");
         return std::process::ExitCode::from(2);
     }
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.level.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let set_log_level = init_logging(&config);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -45,10 +41,34 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    rt.block_on(run(config))
+    rt.block_on(run(config, set_log_level))
 }
 
-async fn run(config: Config) -> std::process::ExitCode {
+/// Logs to stderr through tracing: plain text without colour when not on a
+/// terminal (journald adds the time), or JSON. Returns how to change the
+/// level while running. `RUST_LOG`, when set, wins over `log.level`.
+fn init_logging(config: &Config) -> SetLogLevel {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.level.clone());
+    let (filter, handle) = reload::Layer::new(EnvFilter::new(level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let registry = tracing_subscriber::registry().with(filter);
+    match config.log.format {
+        rill::config::LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
+        rill::config::LogFormat::Text => registry
+            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+            .init(),
+    }
+    std::sync::Arc::new(move |level: &str| {
+        let f = EnvFilter::try_new(level).map_err(|e| format!("log.level {level:?}: {e}"))?;
+        handle.reload(f).map_err(|e| e.to_string())
+    })
+}
+
+async fn run(config: Config, set_log_level: SetLogLevel) -> std::process::ExitCode {
     let engine = Engine::new(EngineSettings::from_config(&config));
     let plugins = PluginManager::new(engine.clone(), &config);
     if let Err(e) = plugins.start().await {
@@ -61,6 +81,8 @@ async fn run(config: Config) -> std::process::ExitCode {
         plugins: plugins.clone(),
         started: std::time::Instant::now(),
         local: config.http.listen.to_string(),
+        config: std::sync::Arc::new(parking_lot::Mutex::new(config.clone())),
+        set_log_level,
     };
     let http = match http::serve(config.http.listen, state, async {
         let _ = stop_rx.await;

@@ -34,6 +34,32 @@ pub(crate) struct EngineInner {
     accepting: AtomicBool,
     /// Reference point for the stream's atomic "last data" timestamps.
     pub(crate) epoch: Instant,
+    pub(crate) totals: Totals,
+}
+
+/// Engine-wide totals: ingest counted as it happens; subscribers' output
+/// folded in when they leave (live ones are summed at read).
+#[derive(Default)]
+pub(crate) struct Totals {
+    pub frames_in: super::stats::Counter,
+    pub bytes_in: super::stats::Counter,
+    pub frames_out: super::stats::Counter,
+    pub bytes_out: super::stats::Counter,
+    pub dropped: super::stats::Counter,
+}
+
+/// Engine-wide counters, for metrics.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct EngineTotals {
+    pub frames_in: u64,
+    pub bytes_in: u64,
+    pub frames_out: u64,
+    pub bytes_out: u64,
+    pub frames_dropped: u64,
+    pub streams: usize,
+    pub publishers: usize,
+    /// Live subscribers by protocol.
+    pub subscribers: std::collections::BTreeMap<String, usize>,
 }
 
 impl EngineInner {
@@ -95,6 +121,7 @@ impl Engine {
                 next_worker: AtomicUsize::new(0),
                 accepting: AtomicBool::new(true),
                 epoch: Instant::now(),
+                totals: Totals::default(),
             }),
         }
     }
@@ -207,6 +234,30 @@ impl Engine {
             .collect();
         v.sort_by_key(|s| s.id);
         Some(v)
+    }
+
+    /// Engine-wide counters (live subscribers included).
+    pub fn totals(&self) -> EngineTotals {
+        let t = &self.inner.totals;
+        let mut out = EngineTotals {
+            frames_in: t.frames_in.get(),
+            bytes_in: t.bytes_in.get(),
+            frames_out: t.frames_out.get(),
+            bytes_out: t.bytes_out.get(),
+            frames_dropped: t.dropped.get(),
+            ..Default::default()
+        };
+        for s in self.inner.streams.iter() {
+            out.streams += 1;
+            out.publishers += s.has_publisher() as usize;
+            for sub in s.subscriber_list() {
+                out.frames_out += sub.frames.get();
+                out.bytes_out += sub.bytes.get();
+                out.frames_dropped += sub.drops.load(Ordering::Relaxed);
+                *out.subscribers.entry(sub.info.protocol.clone()).or_default() += 1;
+            }
+        }
+        out
     }
 
     /// Detaches the publisher of `path`; the stream then waits for it to come

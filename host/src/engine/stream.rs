@@ -281,6 +281,10 @@ impl Stream {
         }
         self.frames_in.add(1);
         self.bytes_in.add(len);
+        if let Some(e) = self.engine.upgrade() {
+            e.totals.frames_in.add(1);
+            e.totals.bytes_in.add(len);
+        }
         self.touch_data();
         self.schedule();
         Ok(())
@@ -393,13 +397,28 @@ impl Stream {
     /// Idempotent: only the first call per subscriber counts.
     pub(crate) fn subscriber_left(self: &Arc<Self>, id: u64) {
         let mut c = self.control.lock();
-        if self.subscribers.lock().remove(&id).is_none() {
+        let Some(sub) = self.subscribers.lock().remove(&id) else {
             return;
-        }
+        };
+        self.fold_totals(&sub);
         let actions = c.lifecycle.subscriber_left(id, Instant::now());
         drop(c);
         self.poke.notify_one();
         self.execute(actions);
+    }
+
+    /// A leaving subscriber's output joins the engine's totals. (What it
+    /// takes from its queue after this is not counted there.)
+    fn fold_totals(&self, sub: &SubscriberShared) {
+        if let Some(e) = self.engine.upgrade() {
+            e.totals.frames_out.add(sub.frames.get());
+            e.totals.bytes_out.add(sub.bytes.get());
+            e.totals.dropped.add(sub.drops.load(Ordering::Relaxed));
+        }
+    }
+
+    pub(crate) fn has_publisher(&self) -> bool {
+        self.control.lock().publisher.is_some()
     }
 
     pub(crate) fn subscriber(&self, id: u64) -> Option<Arc<SubscriberShared>> {
@@ -478,6 +497,7 @@ impl Stream {
         let subs: Vec<_> = self.subscribers.lock().drain().map(|(_, s)| s).collect();
         for s in subs {
             s.close(end.clone(), true);
+            self.fold_totals(&s);
         }
         if let Some(e) = self.engine.upgrade() {
             e.streams.remove_if(&self.path, |_, s| Arc::ptr_eq(s, self));

@@ -1,20 +1,30 @@
-//! The host's HTTP server: the management API (and, through plugin routes,
-//! HTTP-FLV and friends).
+//! The host's HTTP server: the management API under `/api/v1`, Prometheus
+//! metrics at `/metrics`, and everything else routed to plugins (HTTP-FLV,
+//! WebSocket-FLV, ...). API errors are RFC 7807 problem+json.
+
+mod metrics;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use parking_lot::Mutex;
 use rill_abi::{RILL_HTTP_BODY_CLOSE, RILL_HTTP_BODY_FIXED};
 use serde_json::json;
 
-use crate::engine::Engine;
+use crate::config::Config;
+use crate::engine::{Engine, EngineSettings};
 use crate::plugin::{PluginManager, PluginReply, PluginRequest};
+
+/// Changes the log filter while running; Err names what is wrong.
+pub type SetLogLevel = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,14 +33,49 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// The HTTP listen address, as plugins see it (`conn_local_addr`).
     pub local: String,
+    /// The running config (what `GET /api/v1/config` shows).
+    pub config: Arc<Mutex<Config>>,
+    pub set_log_level: SetLogLevel,
 }
 
+/// Every API route, as the OpenAPI description lists them (kept in step by a
+/// test).
+pub const API_ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/server"),
+    ("get", "/api/v1/streams"),
+    ("get", "/api/v1/streams/{path}"),
+    ("delete", "/api/v1/streams/{path}"),
+    ("get", "/api/v1/streams/{path}/subscribers"),
+    ("delete", "/api/v1/subscribers/{id}"),
+    ("get", "/api/v1/plugins"),
+    ("post", "/api/v1/plugins/{name}/reload"),
+    ("get", "/api/v1/config"),
+    ("put", "/api/v1/config"),
+    ("post", "/api/v1/config/validate"),
+    ("get", "/metrics"),
+];
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/api/v1/server", get(server))
-        .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/streams", get(streams))
+        // Stream paths contain slashes: one wildcard route serves the stream
+        // and its `/subscribers`.
+        .route(
+            "/api/v1/streams/{*path}",
+            get(stream_get).delete(stream_delete),
+        )
+        .route("/api/v1/subscribers/{id}", delete(subscriber_delete))
+        .route("/api/v1/plugins", get(plugins))
+        .route("/api/v1/plugins/{name}/reload", post(plugin_reload))
+        .route("/api/v1/config", get(config_get).put(config_put))
+        .route("/api/v1/config/validate", post(config_validate))
+        .layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .merge(api)
+        .route("/metrics", get(metrics::metrics))
         .fallback(plugin_route)
+        .layer(middleware::from_fn(cors))
         .with_state(state)
 }
 
@@ -53,26 +98,21 @@ pub async fn serve(
     }))
 }
 
-async fn server(State(s): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({
-        "name": "rill",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": s.started.elapsed().as_secs_f64(),
-        "streams": s.engine.streams().len(),
-    }))
-}
-
-async fn plugins(State(s): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "plugins": s.plugins.plugins().await }))
-}
-
-async fn streams(State(s): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "streams": s.engine.streams() }))
-}
-
 /// RFC 7807 problem+json.
-pub fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
-    let body = json!({ "type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail });
+pub fn problem(status: StatusCode, detail: &str) -> Response {
+    problem_with(status, detail, json!({}))
+}
+
+fn problem_with(status: StatusCode, detail: &str, extra: serde_json::Value) -> Response {
+    let mut body = json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
     (
         status,
         [("content-type", "application/problem+json")],
@@ -81,12 +121,215 @@ pub fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
         .into_response()
 }
 
+/// `http.api_token`: without the bearer token every API call is 401.
+async fn auth(State(s): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    let token = s.config.lock().http.api_token.clone();
+    if let Some(token) = token {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            let mut r = problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            r.headers_mut()
+                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// CORS for players and dashboards served from other origins.
+async fn cors(req: Request, next: Next) -> Response {
+    if req.method() == Method::OPTIONS {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        h.insert(
+            "access-control-allow-methods",
+            HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+        );
+        h.insert(
+            "access-control-allow-headers",
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert("access-control-max-age", HeaderValue::from_static("86400"));
+        return r;
+    }
+    let mut r = next.run(req).await;
+    r.headers_mut()
+        .entry("access-control-allow-origin")
+        .or_insert(HeaderValue::from_static("*"));
+    r
+}
+
+async fn api_not_found() -> Response {
+    problem(StatusCode::NOT_FOUND, "no such API route")
+}
+
+async fn server(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let t = s.engine.totals();
+    Json(json!({
+        "name": "rill",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": s.started.elapsed().as_secs_f64(),
+        "streams": t.streams,
+        "publishers": t.publishers,
+        "subscribers": t.subscribers.values().sum::<usize>(),
+        "plugins": s.plugins.plugins().await.len(),
+    }))
+}
+
+async fn streams(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "streams": s.engine.streams() }))
+}
+
+async fn stream_get(State(s): State<AppState>, Path(path): Path<String>) -> Response {
+    if let Some(p) = path.strip_suffix("/subscribers") {
+        return match s.engine.subscribers(p) {
+            Some(subs) => Json(json!({ "subscribers": subs })).into_response(),
+            None => problem(StatusCode::NOT_FOUND, &format!("no stream {p}")),
+        };
+    }
+    match s.engine.stream(&path) {
+        Some(st) => Json(st).into_response(),
+        None => problem(StatusCode::NOT_FOUND, &format!("no stream {path}")),
+    }
+}
+
+async fn stream_delete(State(s): State<AppState>, Path(path): Path<String>) -> Response {
+    if s.engine.stream(&path).is_none() {
+        return problem(StatusCode::NOT_FOUND, &format!("no stream {path}"));
+    }
+    if s.engine.kick_publisher(&path) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        problem(
+            StatusCode::CONFLICT,
+            &format!("stream {path} has no publisher"),
+        )
+    }
+}
+
+async fn subscriber_delete(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return problem(StatusCode::BAD_REQUEST, "subscriber id must be a number");
+    };
+    if s.engine.kick_subscriber(id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        problem(StatusCode::NOT_FOUND, &format!("no subscriber {id}"))
+    }
+}
+
+async fn plugins(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "plugins": s.plugins.plugins().await }))
+}
+
+async fn plugin_reload(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    if !s.plugins.plugins().await.iter().any(|p| p.name == name) {
+        return problem(StatusCode::NOT_FOUND, &format!("no plugin {name}"));
+    }
+    match s.plugins.reload(&name).await {
+        Ok(()) => {
+            let p = s
+                .plugins
+                .plugins()
+                .await
+                .into_iter()
+                .find(|p| p.name == name);
+            Json(json!({ "plugin": p })).into_response()
+        }
+        Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, &e),
+    }
+}
+
+/// The config with secrets redacted.
+fn redacted(c: &Config) -> serde_json::Value {
+    let mut v = serde_json::to_value(c).unwrap_or_default();
+    if !v["http"]["api_token"].is_null() {
+        v["http"]["api_token"] = json!("<redacted>");
+    }
+    v
+}
+
+async fn config_get(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(redacted(&s.config.lock()))
+}
+
+fn parse_config(body: &Bytes) -> Result<Config, Response> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| problem(StatusCode::BAD_REQUEST, "the body is not UTF-8"))?;
+    Config::from_yaml_str(text).map_err(|e| {
+        let errors: Vec<_> = e
+            .errors()
+            .iter()
+            .map(|e| json!({ "path": e.path, "message": e.message, "line": e.line, "column": e.column }))
+            .collect();
+        problem_with(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string(), json!({ "errors": errors }))
+    })
+}
+
+async fn config_validate(body: Bytes) -> Response {
+    match parse_config(&body) {
+        Ok(_) => Json(json!({ "valid": true })).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Applies what can change live; says what needs a restart.
+async fn config_put(State(s): State<AppState>, body: Bytes) -> Response {
+    let new = match parse_config(&body) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let old = s.config.lock().clone();
+    let mut restart = Vec::new();
+    if new.http.listen != old.http.listen {
+        restart.push("http.listen");
+    }
+    if new.plugins_dir != old.plugins_dir {
+        restart.push("plugins_dir");
+    }
+    if new.state_dir != old.state_dir {
+        restart.push("state_dir");
+    }
+    if new.dispatcher_workers != old.dispatcher_workers {
+        restart.push("dispatcher_workers");
+    }
+    if new.log.format != old.log.format {
+        restart.push("log.format");
+    }
+    if new.log.level != old.log.level {
+        if let Err(e) = (s.set_log_level)(&new.log.level) {
+            return problem(StatusCode::UNPROCESSABLE_ENTITY, &e);
+        }
+    }
+    let mut settings = EngineSettings::from_config(&new);
+    settings.dispatcher_workers = s.engine.settings().dispatcher_workers;
+    s.engine.update_settings(settings);
+    *s.config.lock() = new.clone();
+    let reloaded = s.plugins.update_config(&new).await;
+    Json(json!({ "applied": true, "restart_required": restart, "plugins_reloaded": reloaded }))
+        .into_response()
+}
+
+/// Largest request body handed to a plugin.
+const MAX_PLUGIN_BODY: usize = 1 << 20;
+
 /// Everything the API does not serve goes to plugin routes (HTTP-FLV, ...).
 async fn plugin_route(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        return api_not_found().await;
+    }
     let (mut parts, body) = req.into_parts();
     let upgrade = parts
         .headers
@@ -101,13 +344,7 @@ async fn plugin_route(
     };
     let body = match axum::body::to_bytes(body, MAX_PLUGIN_BODY).await {
         Ok(b) => b,
-        Err(_) => {
-            return problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Payload Too Large",
-                "request body over 1 MiB",
-            )
-        }
+        Err(_) => return problem(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB"),
     };
     let req = PluginRequest {
         method: parts.method.as_str().to_string(),
@@ -127,18 +364,17 @@ async fn plugin_route(
         websocket: ws.is_some(),
     };
     let Some(reply) = s.plugins.route_http(req, peer.to_string(), s.local.clone()) else {
-        return problem(StatusCode::NOT_FOUND, "Not Found", "no such route");
+        return problem(StatusCode::NOT_FOUND, "no such route");
     };
     match reply.await {
         Err(_) => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error",
             "the plugin session ended",
         ),
-        Ok(PluginReply::Error(code, why)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            problem(status, status.canonical_reason().unwrap_or("Error"), &why)
-        }
+        Ok(PluginReply::Error(code, why)) => problem(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &why,
+        ),
         Ok(PluginReply::Response {
             status,
             headers,
@@ -182,14 +418,7 @@ async fn plugin_route(
                 }
                 resp
             }
-            None => problem(
-                StatusCode::BAD_REQUEST,
-                "Bad Request",
-                "not a WebSocket upgrade request",
-            ),
+            None => problem(StatusCode::BAD_REQUEST, "not a WebSocket upgrade request"),
         },
     }
 }
-
-/// Largest request body handed to a plugin.
-const MAX_PLUGIN_BODY: usize = 1 << 20;

@@ -250,6 +250,28 @@ impl PluginManager {
         }
     }
 
+    /// Takes a new config: plugins whose section changed get a new
+    /// generation with it, the same way a new file does. Returns their names.
+    pub async fn update_config(&self, config: &Config) -> Vec<String> {
+        let changed: Vec<String> = {
+            let old = self.inner.config.lock().clone();
+            let slots = self.inner.slots.lock().await;
+            slots
+                .iter()
+                .filter(|(_, s)| s.current.is_some())
+                .map(|(n, _)| n.clone())
+                .filter(|n| old.plugin_section_yaml(n) != config.plugin_section_yaml(n))
+                .collect()
+        };
+        *self.inner.config.lock() = config.clone();
+        for name in &changed {
+            if let Err(e) = self.reload(name).await {
+                tracing::error!(plugin = %name, "reload with the new config failed: {e}");
+            }
+        }
+        changed
+    }
+
     /// Reloads a plugin from its file (management API).
     pub async fn reload(&self, name: &str) -> Result<(), String> {
         let file = {

@@ -1,0 +1,133 @@
+//! `/metrics` in the Prometheus text format (prometheus-client). A collector
+//! reads the engine and plugin state at scrape time, so the data path keeps
+//! no extra counters for it.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::AppState;
+use crate::engine::EngineTotals;
+use crate::plugin::PluginInfo;
+
+#[derive(Debug)]
+struct Snapshot {
+    totals: EngineTotals,
+    plugins: Vec<PluginInfo>,
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
+    ConstGauge::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let t = &self.totals;
+        gauge(
+            &mut e,
+            "rill_streams",
+            "Streams in the registry",
+            t.streams as i64,
+        )?;
+        gauge(
+            &mut e,
+            "rill_publishers",
+            "Streams with a publisher attached",
+            t.publishers as i64,
+        )?;
+        {
+            let mut fam = e.encode_descriptor(
+                "rill_subscribers",
+                "Subscribers by protocol",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (proto, n) in &t.subscribers {
+                let labels = [("protocol", proto.as_str())];
+                ConstGauge::new(*n as i64).encode(fam.encode_family(&labels)?)?;
+            }
+        }
+        counter(&mut e, "rill_frames_in", "Frames published", t.frames_in)?;
+        counter(
+            &mut e,
+            "rill_bytes_in",
+            "Payload bytes published",
+            t.bytes_in,
+        )?;
+        counter(
+            &mut e,
+            "rill_frames_out",
+            "Frames taken by subscribers",
+            t.frames_out,
+        )?;
+        counter(
+            &mut e,
+            "rill_bytes_out",
+            "Payload bytes taken by subscribers",
+            t.bytes_out,
+        )?;
+        counter(
+            &mut e,
+            "rill_frames_dropped",
+            "Frames dropped for slow subscribers",
+            t.frames_dropped,
+        )?;
+        {
+            let mut fam = e.encode_descriptor(
+                "rill_plugin_generation",
+                "Current generation per plugin",
+                None,
+                MetricType::Gauge,
+            )?;
+            for p in &self.plugins {
+                let labels = [("plugin", p.name.as_str())];
+                ConstGauge::new(p.generation as i64).encode(fam.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut fam = e.encode_descriptor(
+                "rill_plugin_reload_failures",
+                "Plugin files refused",
+                None,
+                MetricType::Counter,
+            )?;
+            for p in &self.plugins {
+                let labels = [("plugin", p.name.as_str())];
+                ConstCounter::new(p.reload_failures).encode(fam.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) async fn metrics(State(s): State<AppState>) -> Response {
+    let mut reg = Registry::default();
+    reg.register_collector(Box::new(Snapshot {
+        totals: s.engine.totals(),
+        plugins: s.plugins.plugins().await,
+    }));
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &reg).is_err() {
+        return super::problem(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics encoding failed",
+        );
+    }
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
