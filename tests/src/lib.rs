@@ -2,6 +2,8 @@
 //! plugins dir and config on free loopback ports, and real clients against it
 //! (ffmpeg publishes, ffprobe/ffmpeg play), reporting what the clients decoded.
 
+pub mod rtmp;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -162,12 +164,34 @@ impl Drop for Rill {
 
 /// A minimal HTTP/1.1 GET (no keep-alive) for API checks.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let (status, head, body) = http_request(port, "GET", path, None, "");
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (status, body)
+}
+
+/// One HTTP/1.1 request (`Connection: close`), optionally with a bearer
+/// token; returns (status, lower-cased head, body as sent).
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
     use std::io::Write;
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut resp = String::new();
@@ -175,21 +199,10 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let status = resp
         .split_whitespace()
         .nth(1)
-        .and_then(|s| s.parse().ok())
+        .and_then(|x| x.parse().ok())
         .unwrap_or(0);
-    let body = match resp.find("\r\n\r\n") {
-        Some(i) => resp[i + 4..].to_string(),
-        None => String::new(),
-    };
-    let body = if resp
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(&body)
-    } else {
-        body
-    };
-    (status, body)
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    (status, head.to_ascii_lowercase(), body.to_string())
 }
 
 fn dechunk(mut s: &str) -> String {

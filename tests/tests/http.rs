@@ -180,35 +180,6 @@ fn missing_stream_waits_then_404s_and_disconnect_ends_subscription() {
     let _ = pubr.wait();
 }
 
-fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(0);
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    (status, head.to_ascii_lowercase(), body.to_string())
-}
-
 fn is_problem(head: &str, body: &str, status: u16) -> bool {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     head.contains("content-type: application/problem+json")
@@ -231,17 +202,17 @@ fn api_routes_errors_and_token() {
         ("DELETE", "/api/v1/subscribers/1"),
         ("PUT", "/api/v1/config"),
     ] {
-        let (st, head, body) = request(port, m, p, None, "");
+        let (st, head, body) = http_request(port, m, p, None, "");
         assert_eq!(st, 401, "{m} {p}");
         assert!(is_problem(&head, &body, 401), "{body}");
-        assert_eq!(request(port, m, p, Some("wrong"), "").0, 401);
+        assert_eq!(http_request(port, m, p, Some("wrong"), "").0, 401);
     }
-    assert_eq!(request(port, "GET", "/metrics", None, "").0, 200);
+    assert_eq!(http_request(port, "GET", "/metrics", None, "").0, 200);
 
-    let (st, _, body) = request(port, "GET", "/api/v1/server", tok, "");
+    let (st, _, body) = http_request(port, "GET", "/api/v1/server", tok, "");
     assert_eq!(st, 200);
     assert!(body.contains("\"version\""));
-    let (st, _, body) = request(port, "GET", "/api/v1/plugins", tok, "");
+    let (st, _, body) = http_request(port, "GET", "/api/v1/plugins", tok, "");
     assert_eq!(st, 200);
     assert!(
         body.contains("\"flvtcp\"") && body.contains("\"flv\""),
@@ -252,12 +223,12 @@ fn api_routes_errors_and_token() {
     let mut pubr = publish(&s, 30);
     let listed = |want: bool| {
         wait_for(Duration::from_secs(10), || {
-            let (_, _, b) = request(port, "GET", "/api/v1/streams", tok, "");
+            let (_, _, b) = http_request(port, "GET", "/api/v1/streams", tok, "");
             (b.contains("live/test") == want).then_some(())
         })
     };
     listed(true).expect("publish not listed");
-    let (st, _, body) = request(port, "GET", "/api/v1/streams/live/test", tok, "");
+    let (st, _, body) = http_request(port, "GET", "/api/v1/streams/live/test", tok, "");
     assert_eq!(st, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["state"], "publishing");
@@ -271,7 +242,7 @@ fn api_routes_errors_and_token() {
     write!(c, "GET /live/test.flv HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut buf = [0u8; 1024];
     c.read_exact(&mut buf).unwrap();
-    let (st, _, body) = request(
+    let (st, _, body) = http_request(
         port,
         "GET",
         "/api/v1/streams/live/test/subscribers",
@@ -283,7 +254,7 @@ fn api_routes_errors_and_token() {
     let id = v["subscribers"][0]["id"].as_u64().expect("one subscriber");
     assert_eq!(v["subscribers"][0]["protocol"], "flv");
     assert_eq!(
-        request(
+        http_request(
             port,
             "DELETE",
             &format!("/api/v1/subscribers/{id}"),
@@ -293,7 +264,7 @@ fn api_routes_errors_and_token() {
         .0,
         204
     );
-    let (st, head, body) = request(
+    let (st, head, body) = http_request(
         port,
         "DELETE",
         &format!("/api/v1/subscribers/{id}"),
@@ -301,7 +272,7 @@ fn api_routes_errors_and_token() {
         "",
     );
     assert!(st == 404 && is_problem(&head, &body, 404), "{st} {body}");
-    let (st, head, body) = request(port, "DELETE", "/api/v1/subscribers/x", tok, "");
+    let (st, head, body) = http_request(port, "DELETE", "/api/v1/subscribers/x", tok, "");
     assert!(st == 400 && is_problem(&head, &body, 400));
 
     // Problems for unknown things.
@@ -310,26 +281,26 @@ fn api_routes_errors_and_token() {
         "/api/v1/streams/live/none/subscribers",
         "/api/v1/nothing",
     ] {
-        let (st, head, body) = request(port, "GET", p, tok, "");
+        let (st, head, body) = http_request(port, "GET", p, tok, "");
         assert!(
             st == 404 && is_problem(&head, &body, 404),
             "{p}: {st} {body}"
         );
     }
-    let (st, head, body) = request(port, "POST", "/api/v1/plugins/nope/reload", tok, "");
+    let (st, head, body) = http_request(port, "POST", "/api/v1/plugins/nope/reload", tok, "");
     assert!(st == 404 && is_problem(&head, &body, 404));
-    let (st, _, body) = request(port, "POST", "/api/v1/plugins/flv/reload", tok, "");
+    let (st, _, body) = http_request(port, "POST", "/api/v1/plugins/flv/reload", tok, "");
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("\"generation\":2"), "{body}");
 
     // Config: read (token redacted), validate, update.
-    let (st, _, body) = request(port, "GET", "/api/v1/config", tok, "");
+    let (st, _, body) = http_request(port, "GET", "/api/v1/config", tok, "");
     assert_eq!(st, 200);
     assert!(
         body.contains("<redacted>") && !body.contains("s3cret"),
         "{body}"
     );
-    let (st, head, body) = request(
+    let (st, head, body) = http_request(
         port,
         "POST",
         "/api/v1/config/validate",
@@ -339,7 +310,7 @@ fn api_routes_errors_and_token() {
     assert!(st == 422 && is_problem(&head, &body, 422), "{body}");
     assert!(body.contains("publish.idel_timeout"), "{body}");
     assert_eq!(
-        request(
+        http_request(
             port,
             "POST",
             "/api/v1/config/validate",
@@ -356,14 +327,14 @@ fn api_routes_errors_and_token() {
         s.ingest,
         free_port()
     );
-    let (st, _, body) = request(port, "PUT", "/api/v1/config", tok, &new);
+    let (st, _, body) = http_request(port, "PUT", "/api/v1/config", tok, &new);
     assert_eq!(st, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["restart_required"], serde_json::json!(["http.listen"]));
     assert_eq!(v["plugins_reloaded"], serde_json::json!(["flvtcp"]));
 
     // Kick the publisher; with no grace the stream leaves the list within 1 s.
-    let (st, _, _) = request(port, "DELETE", "/api/v1/streams/live/test", tok, "");
+    let (st, _, _) = http_request(port, "DELETE", "/api/v1/streams/live/test", tok, "");
     assert_eq!(st, 204);
     let gone = Instant::now();
     listed(false).expect("unpublish not reflected");
@@ -372,10 +343,10 @@ fn api_routes_errors_and_token() {
         "took {:?}",
         gone.elapsed()
     );
-    let (st, head, body) = request(port, "DELETE", "/api/v1/streams/live/test", tok, "");
+    let (st, head, body) = http_request(port, "DELETE", "/api/v1/streams/live/test", tok, "");
     assert!(st == 404 && is_problem(&head, &body, 404));
 
-    let (_, _, metrics) = request(port, "GET", "/metrics", None, "");
+    let (_, _, metrics) = http_request(port, "GET", "/metrics", None, "");
     for name in [
         "rill_streams",
         "rill_frames_in_total",

@@ -261,7 +261,7 @@ async fn config_get(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(redacted(&s.config.lock()))
 }
 
-fn parse_config(body: &Bytes) -> Result<Config, Response> {
+fn parse_config(body: &Bytes) -> Result<Config, Box<Response>> {
     let text = std::str::from_utf8(body)
         .map_err(|_| problem(StatusCode::BAD_REQUEST, "the body is not UTF-8"))?;
     Config::from_yaml_str(text).map_err(|e| {
@@ -270,14 +270,14 @@ fn parse_config(body: &Bytes) -> Result<Config, Response> {
             .iter()
             .map(|e| json!({ "path": e.path, "message": e.message, "line": e.line, "column": e.column }))
             .collect();
-        problem_with(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string(), json!({ "errors": errors }))
+        Box::new(problem_with(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string(), json!({ "errors": errors })))
     })
 }
 
 async fn config_validate(body: Bytes) -> Response {
     match parse_config(&body) {
         Ok(_) => Json(json!({ "valid": true })).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -285,7 +285,7 @@ async fn config_validate(body: Bytes) -> Response {
 async fn config_put(State(s): State<AppState>, body: Bytes) -> Response {
     let new = match parse_config(&body) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let old = s.config.lock().clone();
     let mut restart = Vec::new();

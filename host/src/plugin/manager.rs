@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -58,6 +58,20 @@ struct Slot {
     last_error: Option<String>,
     reload_failures: u64,
     draining: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Slot {
+    fn new(file: &Path) -> Slot {
+        Slot {
+            file: file.to_path_buf(),
+            lib: None,
+            current: None,
+            generation: 0,
+            last_error: None,
+            reload_failures: 0,
+            draining: Default::default(),
+        }
+    }
 }
 
 struct Inner {
@@ -197,15 +211,7 @@ impl PluginManager {
             .activate(&inst, decls, &self.inner.host.rt);
         let routes = std::mem::take(&mut *inst.routes.lock());
         self.inner.host.routes.activate(&inst, routes);
-        let slot = slots.entry(name.clone()).or_insert_with(|| Slot {
-            file: file.to_path_buf(),
-            lib: None,
-            current: None,
-            generation: 0,
-            last_error: None,
-            reload_failures: 0,
-            draining: Default::default(),
-        });
+        let slot = slots.entry(name.clone()).or_insert_with(|| Slot::new(file));
         slot.file = file.to_path_buf();
         slot.generation = generation;
         slot.last_error = None;
@@ -383,16 +389,7 @@ fn file_key(file: &Path) -> String {
 
 fn fail(slots: &mut BTreeMap<String, Slot>, key: String, file: &Path, msg: String) {
     tracing::error!(file = %file.display(), "plugin not loaded: {msg}");
-    let slot = slots.entry(key).or_insert_with(|| Slot {
-        file: file.to_path_buf(),
-        lib: None,
-        current: None,
-        generation: 0,
-        last_error: None,
-        reload_failures: 0,
-        draining: Default::default(),
-    });
+    let slot = slots.entry(key).or_insert_with(|| Slot::new(file));
     slot.last_error = Some(msg);
     slot.reload_failures += 1;
-    let _ = SystemTime::now();
 }
