@@ -4,3 +4,4 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod plugin;
+pub mod server;

@@ -5,7 +5,6 @@
 mod metrics;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::WebSocketUpgrade;
@@ -15,28 +14,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use parking_lot::Mutex;
 use rill_abi::{RILL_HTTP_BODY_CLOSE, RILL_HTTP_BODY_FIXED};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineSettings};
-use crate::plugin::{PluginManager, PluginReply, PluginRequest};
+use crate::plugin::{PluginReply, PluginRequest};
 
-/// Changes the log filter while running; Err names what is wrong.
-pub type SetLogLevel = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Engine,
-    pub plugins: PluginManager,
-    pub started: std::time::Instant,
-    /// The HTTP listen address, as plugins see it (`conn_local_addr`).
-    pub local: String,
-    /// The running config (what `GET /api/v1/config` shows).
-    pub config: Arc<Mutex<Config>>,
-    pub set_log_level: SetLogLevel,
-}
+pub use crate::server::{AppState, SetLogLevel};
 
 /// Every API route, as the OpenAPI description lists them (kept in step by a
 /// test).
@@ -287,35 +271,15 @@ async fn config_put(State(s): State<AppState>, body: Bytes) -> Response {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let old = s.config.lock().clone();
-    let mut restart = Vec::new();
-    if new.http.listen != old.http.listen {
-        restart.push("http.listen");
+    match s.apply_config(new).await {
+        Ok(report) => Json(json!({
+            "applied": true,
+            "restart_required": report.restart_required,
+            "plugins_reloaded": report.plugins_reloaded,
+        }))
+        .into_response(),
+        Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, &e),
     }
-    if new.plugins_dir != old.plugins_dir {
-        restart.push("plugins_dir");
-    }
-    if new.state_dir != old.state_dir {
-        restart.push("state_dir");
-    }
-    if new.dispatcher_workers != old.dispatcher_workers {
-        restart.push("dispatcher_workers");
-    }
-    if new.log.format != old.log.format {
-        restart.push("log.format");
-    }
-    if new.log.level != old.log.level {
-        if let Err(e) = (s.set_log_level)(&new.log.level) {
-            return problem(StatusCode::UNPROCESSABLE_ENTITY, &e);
-        }
-    }
-    let mut settings = EngineSettings::from_config(&new);
-    settings.dispatcher_workers = s.engine.settings().dispatcher_workers;
-    s.engine.update_settings(settings);
-    *s.config.lock() = new.clone();
-    let reloaded = s.plugins.update_config(&new).await;
-    Json(json!({ "applied": true, "restart_required": restart, "plugins_reloaded": reloaded }))
-        .into_response()
 }
 
 /// Largest request body handed to a plugin.

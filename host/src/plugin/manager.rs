@@ -359,11 +359,23 @@ impl PluginManager {
             .collect()
     }
 
-    /// Drains and destroys every plugin (shutdown), waiting up to `timeout`
-    /// for open sessions.
-    pub async fn shutdown(&self, timeout: Duration) {
+    /// Shutdown, first half: stop watching, close every listener and route,
+    /// and tell every instance to drain. Open sessions go on.
+    pub async fn stop_accepting(&self) {
         self.inner.watcher.lock().take();
         self.inner.host.listeners.close_all();
+        let slots = self.inner.slots.lock().await;
+        for (name, s) in slots.iter() {
+            self.inner.host.routes.remove_plugin(name);
+            if let Some(i) = &s.current {
+                i.drain();
+            }
+        }
+    }
+
+    /// Shutdown, second half: wait up to `timeout` for open sessions (then
+    /// close them), and destroy every instance.
+    pub async fn finish(&self, timeout: Duration) {
         let current: Vec<_> = {
             let mut slots = self.inner.slots.lock().await;
             slots
@@ -371,11 +383,12 @@ impl PluginManager {
                 .filter_map(|s| s.current.take())
                 .collect()
         };
+        let deadline = tokio::time::Instant::now() + timeout;
         for i in &current {
-            i.drain();
+            i.wait_sessions(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                .await;
         }
         for i in current {
-            i.wait_sessions(timeout).await;
             i.destroy().await;
         }
     }
