@@ -30,10 +30,12 @@ fn example_config_is_complete_and_holds_the_defaults() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/rill.yaml");
     let text = std::fs::read_to_string(path).unwrap();
     let example = Config::from_yaml_str(&text).unwrap_or_else(|e| panic!("{path}:\n{e}"));
-    let mut expected = Config::default();
-    expected.plugins_dir = "/usr/lib/rill/plugins".into();
-    expected.state_dir = "/var/lib/rill".into();
-    expected.plugins = example.plugins.clone();
+    let expected = Config {
+        plugins_dir: "/usr/lib/rill/plugins".into(),
+        state_dir: "/var/lib/rill".into(),
+        plugins: example.plugins.clone(),
+        ..Default::default()
+    };
     assert_eq!(
         example, expected,
         "packaging/rill.yaml no longer shows the defaults"
