@@ -152,6 +152,10 @@ impl DispatchState {
         if sub.is_closed() {
             return;
         }
+        if sub.info.live_edge {
+            self.subs.push(sub);
+            return;
+        }
         let key = self
             .tracks
             .get(self.primary as usize)

@@ -126,6 +126,11 @@ impl Lifecycle {
     }
 
     pub fn subscriber_joined(&mut self, id: u64, now: Instant) {
+        self.subscriber_joined_waiting(id, now, self.t.wait);
+    }
+
+    /// A subscriber joined that waits `wait` for a publisher (if none yet).
+    pub fn subscriber_joined_waiting(&mut self, id: u64, now: Instant, wait: Duration) {
         if self.phase == Phase::Closed {
             return;
         }
@@ -133,7 +138,7 @@ impl Lifecycle {
         self.ever_subscribed = true;
         self.empty_since = None;
         if self.phase == Phase::WaitingPublisher {
-            self.waiting.push((id, now + self.t.wait));
+            self.waiting.push((id, now + wait));
         }
     }
 

@@ -254,7 +254,9 @@ impl Engine {
                 out.frames_out += sub.frames.get();
                 out.bytes_out += sub.bytes.get();
                 out.frames_dropped += sub.drops.load(Ordering::Relaxed);
-                *out.subscribers.entry(sub.info.protocol.clone()).or_default() += 1;
+                *out.subscribers
+                    .entry(sub.info.protocol.clone())
+                    .or_default() += 1;
             }
         }
         out

@@ -18,7 +18,9 @@ mod track;
 pub use error::EngineError;
 pub use frame::{CacheError, Frame, FrameCache, FrameRef};
 pub use lifecycle::Phase;
-pub use manager::{validate_path, Engine, EngineTotals, Publisher, SubscriberSnapshot, MAX_PATH_LEN};
+pub use manager::{
+    validate_path, Engine, EngineTotals, Publisher, SubscriberSnapshot, MAX_PATH_LEN,
+};
 pub use settings::EngineSettings;
 pub use stream::{
     unix_secs, PublisherInfo, PublisherSnapshot, StreamSnapshot, TrackSnapshot, MAX_TRACKS,

@@ -383,7 +383,12 @@ impl Stream {
         if c.lifecycle.phase() == Phase::Closed {
             return Err(EngineError::StreamClosing);
         }
-        c.lifecycle.subscriber_joined(sub.id, Instant::now());
+        match sub.info.wait_timeout {
+            Some(w) => c
+                .lifecycle
+                .subscriber_joined_waiting(sub.id, Instant::now(), w),
+            None => c.lifecycle.subscriber_joined(sub.id, Instant::now()),
+        }
         self.subscribers.lock().insert(sub.id, sub.clone());
         drop(c);
         self.poke.notify_one();

@@ -79,13 +79,18 @@ impl fmt::Display for SubscribeEnd {
     }
 }
 
-/// Who is subscribing, for the management API.
+/// Who is subscribing (for the management API), and how.
 #[derive(Debug, Clone, Default)]
 pub struct SubscriberInfo {
     /// Protocol name, e.g. "rtmp", "http-flv".
     pub protocol: String,
     /// Remote address of the player, if any.
     pub remote: String,
+    /// Start at the next keyframe instead of the newest one in the GOP
+    /// cache: lower latency, slower start.
+    pub live_edge: bool,
+    /// How long to wait for a publisher; None = `subscribe.wait_timeout`.
+    pub wait_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,6 +38,7 @@ fn sinfo() -> SubscriberInfo {
     SubscriberInfo {
         protocol: "test".into(),
         remote: "127.0.0.1:2".into(),
+        ..Default::default()
     }
 }
 
@@ -485,4 +486,42 @@ async fn bad_tracks_are_refused() {
         p.add_track(TrackInfo::default()),
         Err(EngineError::TooManyTracks(_))
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn live_edge_subscriber_waits_for_the_next_keyframe() {
+    let e = Engine::new(settings());
+    let mut src = Source::start(&e, "live/edge");
+    for _ in 0..15 {
+        src.step(10);
+    }
+    settle().await;
+    let info = SubscriberInfo {
+        live_edge: true,
+        ..sinfo()
+    };
+    let s = e.subscribe("live/edge", info).unwrap();
+    settle().await;
+    assert!(drain(&s).is_empty(), "no GOP replay at the live edge");
+    for _ in 0..6 {
+        src.step(10);
+    }
+    settle().await;
+    let got = drain(&s);
+    assert_eq!(got[0].codec(), RILL_CODEC_METADATA);
+    let first = got.iter().find(|f| !f.is_config()).unwrap();
+    assert_eq!(video_index(first), 20, "starts at the next keyframe");
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_subscriber_wait_timeout() {
+    let e = Engine::new(settings());
+    let info = SubscriberInfo {
+        wait_timeout: Some(Duration::from_millis(500)),
+        ..sinfo()
+    };
+    let s = e.subscribe("live/short", info).unwrap();
+    let t = tokio::time::Instant::now();
+    assert_eq!(s.recv().await.unwrap_err().reason, EndReason::WaitTimeout);
+    assert_eq!(t.elapsed(), Duration::from_millis(500));
 }

@@ -486,6 +486,9 @@ unsafe extern "C" fn subscribe_open(
         let info = SubscriberInfo {
             protocol: i.name.clone(),
             remote: s.peer.clone(),
+            live_edge: o.flags & RILL_SUBSCRIBE_LIVE_EDGE != 0,
+            wait_timeout: (o.wait_timeout_us > 0)
+                .then(|| Duration::from_micros(o.wait_timeout_us as u64)),
         };
         match i.host.engine.subscribe(path, info) {
             Ok(sub) => {
