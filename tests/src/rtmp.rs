@@ -82,6 +82,12 @@ impl Server {
         );
     }
 
+    /// Waits until a line of the server's log satisfies `pred` (log lines
+    /// arrive through a pipe, a little after what they describe).
+    pub fn wait_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        wait_for(timeout, || self.rill.log().lines().any(&pred).then_some(())).is_some()
+    }
+
     /// The stream `path` from the API, if it exists.
     pub fn stream(&self, path: &str) -> Option<serde_json::Value> {
         let v = self.rill.get_json("/api/v1/streams");
@@ -180,7 +186,14 @@ pub fn summary(d: &Decoded) -> String {
 /// ffprobe's view of a file: (codec_type, codec_name, packets) per stream.
 pub fn probe_file(path: &Path) -> Vec<(String, String, u64)> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_packets", "-show_streams", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-count_packets",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .stdin(Stdio::null())
         .output()
@@ -231,7 +244,8 @@ impl RawClient {
     /// Connects and completes the handshake (C0 C1 → S0 S1 S2 → C2).
     pub fn handshake(port: u16) -> RawClient {
         let mut sock = TcpStream::connect(("127.0.0.1", port)).expect("connect RTMP port");
-        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut c0c1 = vec![3u8];
         c0c1.extend_from_slice(&[0; 8]); // time, zero: the simple form
         c0c1.extend((0..1528u32).map(|i| (i.wrapping_mul(7919) >> 3) as u8));
@@ -247,6 +261,31 @@ impl RawClient {
     /// Sends bytes (errors ignored: the server may have closed already).
     pub fn send(&mut self, data: &[u8]) {
         let _ = self.sock.write_all(data);
+    }
+
+    /// Reads at most `chunk` bytes every `tick` (a player on a slow link)
+    /// until the server closes the connection or `timeout` passes. Returns
+    /// (bytes read, whether it was closed).
+    pub fn read_slowly(&mut self, chunk: usize, tick: Duration, timeout: Duration) -> (u64, bool) {
+        let end = Instant::now() + timeout;
+        self.sock.set_read_timeout(Some(tick)).unwrap();
+        let mut buf = vec![0u8; chunk];
+        let mut total = 0u64;
+        while Instant::now() < end {
+            let t = Instant::now();
+            match self.sock.read(&mut buf) {
+                Ok(0) => return (total, true),
+                Ok(n) => total += n as u64,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return (total, true),
+            }
+            std::thread::sleep(tick.saturating_sub(t.elapsed()));
+        }
+        (total, false)
     }
 
     /// Whether the server closes the connection within `timeout` (reads and
@@ -271,6 +310,63 @@ impl RawClient {
         }
         false
     }
+}
+
+/// An RTMP chunk: format 0 header on `csid` with `payload` cut into
+/// 128-byte chunks (the default chunk size).
+pub fn chunk(csid: u8, type_id: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut b = vec![csid, 0, 0, 0];
+    b.extend_from_slice(&len.to_be_bytes()[1..]);
+    b.push(type_id);
+    b.extend_from_slice(&stream_id.to_le_bytes());
+    for (i, c) in payload.chunks(128).enumerate() {
+        if i > 0 {
+            b.push(0xC0 | csid);
+        }
+        b.extend_from_slice(c);
+    }
+    b
+}
+
+pub fn amf_str(s: &str) -> Vec<u8> {
+    let mut b = vec![2];
+    b.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    b.extend_from_slice(s.as_bytes());
+    b
+}
+
+pub fn amf_num(n: f64) -> Vec<u8> {
+    let mut b = vec![0];
+    b.extend_from_slice(&n.to_be_bytes());
+    b
+}
+
+/// `connect` to app `live` (transaction 1).
+pub fn connect_command() -> Vec<u8> {
+    let mut p = amf_str("connect");
+    p.extend(amf_num(1.0));
+    p.push(3);
+    for (k, v) in [("app", "live"), ("tcUrl", "rtmp://127.0.0.1/live")] {
+        p.extend_from_slice(&(k.len() as u16).to_be_bytes());
+        p.extend_from_slice(k.as_bytes());
+        p.extend(amf_str(v));
+    }
+    p.extend_from_slice(&[0, 0, 9]);
+    chunk(3, 20, 0, &p)
+}
+
+/// `createStream` (transaction 2; the server's first stream is 1), then
+/// `play` of `name` on stream 1.
+pub fn play_commands(name: &str) -> Vec<u8> {
+    let mut create = amf_str("createStream");
+    create.extend(amf_num(2.0));
+    create.push(5);
+    let mut play = amf_str("play");
+    play.extend(amf_num(0.0));
+    play.push(5);
+    play.extend(amf_str(name));
+    [chunk(3, 20, 0, &create), chunk(8, 20, 1, &play)].concat()
 }
 
 /// A GStreamer element exists (`gst-inspect-1.0 <name>`).
@@ -312,8 +408,20 @@ pub fn run_for(mut cmd: Command, timeout: Duration) -> (String, String) {
             s
         })
     };
-    let out = drain(child.0.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>));
-    let err = drain(child.0.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .0
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .0
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    );
     let exited = |c: &mut Guard, until: Instant| loop {
         if let Ok(Some(_)) = c.0.try_wait() {
             return true;
@@ -330,5 +438,8 @@ pub fn run_for(mut cmd: Command, timeout: Duration) -> (String, String) {
         exited(&mut child, Instant::now() + Duration::from_secs(5));
     }
     drop(child);
-    (out.join().unwrap_or_default(), err.join().unwrap_or_default())
+    (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    )
 }

@@ -145,7 +145,7 @@ fn unreachable_empty<T>() -> Read<T> {
     Read::NotYet
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(rill_loom)))]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -267,7 +267,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, rill_loom))]
 mod loom_tests {
     use super::*;
     use loom::thread;

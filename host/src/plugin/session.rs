@@ -725,7 +725,12 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
             if let Some(c) = &st.close {
                 break c.clone();
             }
-            (st.paused, !st.out.is_empty(), st.out_bytes < HIGH_WATER)
+            (
+                st.paused,
+                !st.out.is_empty(),
+                // After RILL_FULL, no frames until on_conn_writable said so.
+                st.out_bytes < HIGH_WATER && !st.want_writable,
+            )
         };
         tokio::select! {
             biased;

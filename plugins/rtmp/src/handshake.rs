@@ -228,12 +228,13 @@ impl ServerHandshake {
         let mut used = 0;
         if self.state == ServerState::C0C1 {
             used += self.c0c1.fill(data);
+            // C0 is checked as soon as it arrives: a peer speaking something
+            // else (HTTP, TLS) is refused at once, not after 1537 bytes.
+            if self.c0c1.len > 0 && self.c0c1.buf[0] != RTMP_VERSION {
+                return Err(Error::UnsupportedVersion(self.c0c1.buf[0]));
+            }
             if !self.c0c1.full() {
                 return Ok(used);
-            }
-            let version = self.c0c1.buf[0];
-            if version != RTMP_VERSION {
-                return Err(Error::UnsupportedVersion(version));
             }
             let mut c1 = [0u8; PACKET_SIZE];
             c1.copy_from_slice(&self.c0c1.buf[1..]);
@@ -505,5 +506,14 @@ mod tests {
             server.feed(&data, &mut Vec::new()),
             Err(Error::UnsupportedVersion(6))
         );
+        // Refused on C0 alone: an HTTP request on the port fails at once.
+        let mut server = ServerHandshake::new();
+        assert_eq!(
+            server.feed(b"G", &mut Vec::new()),
+            Err(Error::UnsupportedVersion(b'G'))
+        );
+        let mut server = ServerHandshake::new();
+        assert_eq!(server.feed(&[3], &mut Vec::new()), Ok(1));
+        assert_eq!(server.feed(&[0; 10], &mut Vec::new()), Ok(10));
     }
 }

@@ -11,17 +11,26 @@
 //! - [`flv`]: FLV tag bodies ↔ media [`Frame`]s (classic and Enhanced RTMP).
 //! - [`session`]: one server connection: [`Session`].
 //! - [`limits`]: the resource bounds every parser honours.
+//! - [`config`]: the `plugins.rtmp` section.
+//! - [`outbox`]: outbound flow control (backpressure, catching up at keyframes).
+//! - [`plugin`]: the glue that makes this crate the host's `rtmp` plugin
+//!   (through the SDK's `export_plugin!`; the only place with `unsafe`,
+//!   inside that macro).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod chunk;
+pub mod config;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handshake;
 pub mod limits;
 pub mod message;
+pub mod outbox;
+#[allow(unsafe_code)]
+pub mod plugin;
 pub mod session;
 
 pub use error::Error;

@@ -1,0 +1,364 @@
+//! The plugin's configuration: the `plugins.rtmp` section of the host's
+//! config, handed over as YAML text.
+//!
+//! The section is flat (`key: value` lines), so it is read by a small parser
+//! rather than a YAML library, which keeps the cdylib small:
+//!
+//! ```yaml
+//! plugins:
+//!   rtmp:
+//!     listen: 0.0.0.0:1935       # where encoders and players connect
+//!     chunk_size: 4096           # outbound chunk size (4096..=65536)
+//!     handshake_timeout: 10s     # handshake + connect must finish within
+//!     idle_timeout: 30s          # no input and nothing playing: close (0s: never)
+//!     max_message_size: 8MiB     # largest inbound message
+//!     max_chunk_streams: 64      # chunk stream ids per connection
+//!     min_chunk_size: 128        # inbound Set Chunk Size bounds
+//!     max_chunk_size: 16MiB
+//!     max_amf_depth: 32          # AMF0 nesting
+//!     max_streams: 16            # createStream per connection
+//!     max_queued_bytes: 32MiB    # inbound bytes held while a decision is pending
+//!     max_pending_bytes: 4MiB    # media a player may have waiting for its socket
+//! ```
+//!
+//! Unknown keys and bad values are errors (the instance is not created and
+//! the host keeps what runs), as in the host's own configuration.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::limits::Limits;
+
+/// Everything the plugin reads from its section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// TCP address to listen on.
+    pub listen: String,
+    /// Outbound chunk size, announced right after connect.
+    pub chunk_size: u32,
+    /// Handshake and `connect` must be done within this, or the connection
+    /// is closed.
+    pub handshake_timeout: Duration,
+    /// A connection that sent nothing for this long and plays nothing is
+    /// closed (a stalled publisher, a client that never publishes). Zero
+    /// disables it.
+    pub idle_timeout: Duration,
+    /// Media bytes a player may have waiting for its socket (after the host
+    /// reported its queue full) before it skips to the next keyframe.
+    pub max_pending_bytes: usize,
+    /// The parser limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:1935".to_owned(),
+            chunk_size: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_pending_bytes: 4 << 20,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A configuration error: the key (if any) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key, or empty for the section as a whole.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "plugins.rtmp: {}", self.message)
+        } else {
+            write!(f, "plugins.rtmp.{}: {}", self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+const KEYS: &[&str] = &[
+    "listen",
+    "chunk_size",
+    "handshake_timeout",
+    "idle_timeout",
+    "max_message_size",
+    "max_chunk_streams",
+    "min_chunk_size",
+    "max_chunk_size",
+    "max_amf_depth",
+    "max_streams",
+    "max_queued_bytes",
+    "max_pending_bytes",
+];
+
+impl Config {
+    /// Parses the section's YAML text (empty, `{}` or `null`: defaults).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        let err = |key: &str, message: String| ConfigError {
+            key: key.to_owned(),
+            message,
+        };
+        let trimmed = text.trim();
+        if matches!(trimmed, "" | "{}" | "null" | "~") {
+            return Ok(c);
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for line in text.lines() {
+            let content = strip_comment(line);
+            if matches!(content.trim(), "" | "---" | "{}") {
+                continue;
+            }
+            if content.starts_with(char::is_whitespace) || content.trim_start().starts_with('-') {
+                return Err(err(
+                    "",
+                    format!("expected flat `key: value` lines, got {:?}", line.trim()),
+                ));
+            }
+            let Some((key, value)) = content.split_once(':') else {
+                return Err(err("", format!("expected `key: value`, got {:?}", line)));
+            };
+            let key = key.trim();
+            let value = unquote(value.trim());
+            let Some(known) = KEYS.iter().copied().find(|k| *k == key) else {
+                return Err(err(
+                    key,
+                    format!("unknown key (known: {})", KEYS.join(", ")),
+                ));
+            };
+            if seen.contains(&known) {
+                return Err(err(key, "set twice".into()));
+            }
+            seen.push(known);
+            if value.is_empty() {
+                return Err(err(key, "a value is required (nested maps are not)".into()));
+            }
+            let l = &mut c.limits;
+            match known {
+                "listen" => c.listen = value.to_owned(),
+                "chunk_size" => c.chunk_size = size(value, 4096, 65536).map_err(|m| err(key, m))?,
+                "handshake_timeout" => {
+                    c.handshake_timeout = duration(value).map_err(|m| err(key, m))?;
+                    if c.handshake_timeout.is_zero() {
+                        return Err(err(key, "must be greater than 0s".into()));
+                    }
+                }
+                "idle_timeout" => c.idle_timeout = duration(value).map_err(|m| err(key, m))?,
+                "max_message_size" => {
+                    // The 24-bit length field bounds what a peer can announce.
+                    l.max_message_size = size(value, 1024, 0xFF_FFFF).map_err(|m| err(key, m))?
+                }
+                "max_chunk_streams" => {
+                    l.max_chunk_streams = size(value, 2, 65536).map_err(|m| err(key, m))? as usize
+                }
+                "min_chunk_size" => {
+                    l.min_chunk_size = size(value, 1, 0x7FFF_FFFF).map_err(|m| err(key, m))?
+                }
+                "max_chunk_size" => {
+                    l.max_chunk_size = size(value, 128, 0x7FFF_FFFF).map_err(|m| err(key, m))?
+                }
+                "max_amf_depth" => {
+                    l.max_amf_depth = size(value, 1, 1024).map_err(|m| err(key, m))? as usize
+                }
+                "max_streams" => {
+                    l.max_streams = size(value, 1, 1 << 16).map_err(|m| err(key, m))?
+                }
+                "max_queued_bytes" => {
+                    l.max_queued_bytes =
+                        size(value, 4096, u32::MAX).map_err(|m| err(key, m))? as usize
+                }
+                "max_pending_bytes" => {
+                    c.max_pending_bytes =
+                        size(value, 64 << 10, u32::MAX).map_err(|m| err(key, m))? as usize
+                }
+                _ => unreachable!("every key in KEYS is handled"),
+            }
+        }
+        if c.limits.min_chunk_size > c.limits.max_chunk_size {
+            return Err(err(
+                "min_chunk_size",
+                format!(
+                    "{} is above max_chunk_size {}",
+                    c.limits.min_chunk_size, c.limits.max_chunk_size
+                ),
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// The line without a trailing `# comment` (a `#` starts one at the line's
+/// start or after whitespace, outside quotes).
+fn strip_comment(line: &str) -> &str {
+    let mut quote = None;
+    let mut prev_space = true;
+    for (i, ch) in line.char_indices() {
+        match (quote, ch) {
+            (None, '"' | '\'') => quote = Some(ch),
+            (Some(q), c) if c == q => quote = None,
+            (None, '#') if prev_space => return &line[..i],
+            _ => {}
+        }
+        prev_space = ch.is_whitespace();
+    }
+    line
+}
+
+fn unquote(v: &str) -> &str {
+    for q in ['"', '\''] {
+        if let Some(inner) = v.strip_prefix(q).and_then(|s| s.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    v
+}
+
+/// A byte count or plain number: `4096`, `64KiB`, `8MiB`, `1GiB` (also
+/// `K`, `KB`, `M`, `MB`, `G`, `GB`, all binary), within `min..=max`.
+fn size(v: &str, min: u32, max: u32) -> Result<u32, String> {
+    let s = v.replace('_', "");
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{v:?} is not a number or size"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        u => return Err(format!("unknown unit {u:?} in {v:?}")),
+    };
+    let n = n.saturating_mul(mult);
+    if n < min as u64 || n > max as u64 {
+        return Err(format!("{v} is outside {min}..={max}"));
+    }
+    Ok(n as u32)
+}
+
+/// A duration: `10s`, `500ms`, `2m`, `1h`, `1m30s`; a bare number is seconds.
+fn duration(v: &str) -> Result<Duration, String> {
+    let bad = || format!("{v:?} is not a duration (e.g. 10s, 500ms, 2m)");
+    let s: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    if s.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s.as_str();
+    while !rest.is_empty() {
+        let split = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(split);
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let d = match unit {
+            "us" | "µs" => Duration::from_micros(n),
+            "ms" => Duration::from_millis(n),
+            "s" | "sec" => Duration::from_secs(n),
+            "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(d);
+        rest = next;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_sections_give_defaults() {
+        for text in ["", "{}\n", "null\n", "# nothing\n", "---\n{}\n"] {
+            assert_eq!(Config::parse(text).unwrap(), Config::default(), "{text:?}");
+        }
+        let d = Config::default();
+        assert_eq!(d.listen, "0.0.0.0:1935");
+        assert!(d.chunk_size >= 4096);
+    }
+
+    #[test]
+    fn reads_every_key() {
+        let c = Config::parse(
+            "listen: '127.0.0.1:19350'\nchunk_size: 8192\nhandshake_timeout: 3s\nidle_timeout: 1m30s\n\
+             max_message_size: 1MiB\nmax_chunk_streams: 8\nmin_chunk_size: 256\nmax_chunk_size: 64KiB\n\
+             max_amf_depth: 10 # comment\nmax_streams: 4\nmax_queued_bytes: 2M\nmax_pending_bytes: 512K\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:19350");
+        assert_eq!(c.chunk_size, 8192);
+        assert_eq!(c.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(c.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.max_pending_bytes, 512 << 10);
+        let l = &c.limits;
+        assert_eq!(l.max_message_size, 1 << 20);
+        assert_eq!(l.max_chunk_streams, 8);
+        assert_eq!(l.min_chunk_size, 256);
+        assert_eq!(l.max_chunk_size, 64 << 10);
+        assert_eq!(l.max_amf_depth, 10);
+        assert_eq!(l.max_streams, 4);
+        assert_eq!(l.max_queued_bytes, 2 << 20);
+    }
+
+    #[test]
+    fn what_the_host_serializes_parses() {
+        // serde_norway's rendering of a section: plain scalars, quoted when
+        // they would read as something else.
+        let c = Config::parse("listen: 127.0.0.1:1935\nidle_timeout: 0s\n").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:1935");
+        assert_eq!(c.idle_timeout, Duration::ZERO);
+        let c = Config::parse("listen: \"[::1]:1935\"\nchunk_size: 4096\n").unwrap();
+        assert_eq!(c.listen, "[::1]:1935");
+    }
+
+    #[test]
+    fn refuses_what_it_does_not_understand() {
+        for (text, key) in [
+            ("lissen: 1.2.3.4:1\n", "lissen"),
+            ("chunk_size: 128\n", "chunk_size"),
+            ("chunk_size: big\n", "chunk_size"),
+            ("handshake_timeout: 0s\n", "handshake_timeout"),
+            ("idle_timeout: soon\n", "idle_timeout"),
+            ("max_message_size: 1TiB\n", "max_message_size"),
+            ("listen:\n  host: x\n", "listen"),
+            ("listen: a\nlisten: b\n", "listen"),
+            (
+                "min_chunk_size: 4096\nmax_chunk_size: 1024\n",
+                "min_chunk_size",
+            ),
+        ] {
+            let e = Config::parse(text).unwrap_err();
+            assert_eq!(e.key, key, "{text:?}: {e}");
+        }
+        assert!(Config::parse("- a\n").is_err());
+        assert!(Config::parse("  indented: 1\n").is_err());
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(duration("1h 2m").unwrap(), Duration::from_secs(3720));
+        assert!(duration("s").is_err());
+        assert!(duration("5x").is_err());
+        assert_eq!(size("1_000", 0, u32::MAX).unwrap(), 1000);
+        assert_eq!(size("4 KiB", 0, u32::MAX).unwrap(), 4096);
+        assert!(size("-1", 0, u32::MAX).is_err());
+        assert!(size("99999999G", 0, u32::MAX).is_err());
+    }
+}

@@ -1,0 +1,813 @@
+//! The plugin glue: the sans-IO [`Session`] driven by the host through the
+//! SDK. One [`Conn`] per TCP connection; the host never runs two callbacks of
+//! one connection at once, so each connection's state is plain data.
+//!
+//! - Input: `on_data` feeds the session, handles its events, and queues its
+//!   replies. Bad input logs a reason and closes this connection only.
+//! - Publish: `publish_open` on request (`BUSY`/`DENIED` → `BadName`),
+//!   tracks declared from the first frame of each kind, frames handed over
+//!   without a copy (`frame_wrap` of the received bytes), metadata through
+//!   `publisher_set_metadata`.
+//! - Play: `subscribe_open` (the host's wait queue holds a player that comes
+//!   before its publisher), `Play.Start` at once, then every frame chunked
+//!   once per chunk settings and shared through the host's per-frame cache.
+//! - Output: a FIFO of byte buffers and shared frames. After the host reports
+//!   its queue full (`RILL_FULL`) nothing is written until `on_writable`;
+//!   frames arriving meanwhile wait here, up to `max_pending_bytes` of media,
+//!   past which the player skips to the next keyframe.
+//! - Timers: handshake (+ connect) deadline, idle deadline.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rill_abi::sdk::{
+    Conn, Error as SdkError, Flow, FrameInfo, FrameRef, Host, Plugin, Publisher, PublisherId,
+    Result, Subscriber, SubscriberId, TimerHandle, TrackInfo,
+};
+use rill_abi::{
+    rill_codec_kind, rill_fourcc, rill_log, RILL_CODEC_METADATA, RILL_END_ERROR, RILL_END_KICKED,
+    RILL_END_NORMAL, RILL_END_PUBLISHER_GONE, RILL_END_SHUTDOWN, RILL_END_TIMEOUT,
+    RILL_END_TOO_SLOW, RILL_FRAME_CONFIG, RILL_FRAME_KEY, RILL_METADATA_TRACK, RILL_TRACK_AUDIO,
+    RILL_TRACK_DATA, RILL_TRACK_VIDEO,
+};
+
+use crate::amf0::{self, Value};
+use crate::config::Config;
+use crate::error::Error;
+use crate::outbox::{Gate, Out, Outbox, Written};
+use crate::session::{serialize_frame, ChunkParams, Event, Session, Settings};
+use crate::Frame;
+
+const TIMER_HANDSHAKE: u64 = 1;
+const TIMER_IDLE: u64 = 2;
+
+/// Tracks a publisher may declare (a codec change declares a new one).
+const MAX_TRACKS: usize = 8;
+
+/// The plugin instance.
+pub struct Rtmp {
+    host: Host,
+    config: Config,
+}
+
+impl Plugin for Rtmp {
+    type Session = Connection;
+    const DESCRIPTION: &'static str = "RTMP and Enhanced RTMP: publish and play";
+
+    fn create(host: &Host) -> Result<Self> {
+        let config = match Config::parse(&host.config()) {
+            Ok(c) => c,
+            Err(e) => {
+                rill_log!(host, Error, "{e}");
+                return Err(SdkError::INVALID);
+            }
+        };
+        if let Err(e) = host.listen(&config.listen, 1, 0) {
+            rill_log!(host, Error, "cannot listen on {}: {e}", config.listen);
+            return Err(e);
+        }
+        rill_log!(
+            host,
+            Info,
+            "RTMP listening on {} (chunk size {})",
+            config.listen,
+            config.chunk_size
+        );
+        Ok(Rtmp {
+            host: *host,
+            config,
+        })
+    }
+
+    fn on_conn_open(&self, conn: &Conn, _listener_id: u32) -> Result<Connection> {
+        let settings = Settings {
+            chunk_size: self.config.chunk_size,
+            ..Settings::default()
+        };
+        let mut c = Connection {
+            core: Session::with_settings(self.config.limits.clone(), settings),
+            peer: conn.peer_addr().to_owned(),
+            pubs: Vec::new(),
+            players: Vec::new(),
+            out: Outbox::default(),
+            last_input_us: self.host.now_us(),
+            handshake_timer: None,
+            closing: false,
+        };
+        c.handshake_timer = conn
+            .timer_start(self.config.handshake_timeout, false, TIMER_HANDSHAKE)
+            .ok();
+        if !self.config.idle_timeout.is_zero() {
+            conn.timer_start(self.config.idle_timeout, false, TIMER_IDLE)?;
+        }
+        Ok(c)
+    }
+
+    fn on_data(&self, s: &mut Connection, conn: &Conn, data: &[u8]) -> Result<()> {
+        s.last_input_us = self.host.now_us();
+        if let Err(e) = s.core.feed(data) {
+            // Events queued before the error (a publish that was accepted,
+            // media) still count; then the connection goes.
+            self.pump(s, conn);
+            return self.fail(s, conn, &e);
+        }
+        if s.handshake_timer.is_some() && s.core.connect_info().is_some() {
+            if let Some(t) = s.handshake_timer.take() {
+                let _ = self.host.timer_cancel(t);
+            }
+        }
+        self.pump(s, conn);
+        Ok(())
+    }
+
+    fn on_writable(&self, s: &mut Connection, conn: &Conn) -> Result<()> {
+        s.out.unblock();
+        flush(&mut s.out, conn, false);
+        Ok(())
+    }
+
+    fn on_close(&self, mut s: Connection, _conn: &Conn, reason: u32, why: &str) {
+        s.core.close();
+        while s.core.poll_event().is_some() {}
+        for p in &s.pubs {
+            rill_log!(
+                self.host,
+                Info,
+                "{}: {} unpublished ({why})",
+                s.peer,
+                p.path
+            );
+        }
+        for p in &s.players {
+            rill_log!(
+                self.host,
+                Info,
+                "{}: stopped playing {} ({why}): {}",
+                s.peer,
+                p.path,
+                p.counts()
+            );
+        }
+        if reason != RILL_END_NORMAL {
+            rill_log!(self.host, Debug, "{}: closed ({why})", s.peer);
+        }
+        // Dropping the state closes its publishers and subscribers.
+    }
+
+    fn on_frame(
+        &self,
+        s: &mut Connection,
+        conn: &Conn,
+        sub: SubscriberId,
+        frame: &FrameRef,
+    ) -> Result<()> {
+        let Some(i) = s.players.iter().position(|p| p.sub.id() == sub) else {
+            return Ok(());
+        };
+        let info = frame.info();
+        let config = info.flags & RILL_FRAME_CONFIG != 0 || info.codec == RILL_CODEC_METADATA;
+        let key = info.flags & RILL_FRAME_KEY != 0;
+        let p = &mut s.players[i];
+        if !p.gate.admit(kind_of(info.codec), key, config) {
+            return Ok(());
+        }
+        let Some(params) = s.core.chunk_params(p.stream_id) else {
+            return Ok(());
+        };
+        let serialized = frame.cache_get_or(cache_key(&params), |f| {
+            p.muxed += 1;
+            let bytes = serialize(&params, f, &info).map_err(|e| {
+                if !p.warned_codec {
+                    p.warned_codec = true;
+                    rill_log!(
+                        self.host,
+                        Warn,
+                        "{}: cannot send {} to an RTMP player of {}: {e}",
+                        s.peer,
+                        fourcc_name(info.codec),
+                        p.path
+                    );
+                }
+                SdkError::UNSUPPORTED
+            })?;
+            self.host.frame_wrap(bytes, &info)
+        });
+        let Ok(serialized) = serialized else {
+            return Ok(());
+        };
+        // Replies of the session (acks, pings) go first, in order.
+        s.take_transmit();
+        let len = serialized.data().len();
+        if !config && s.out.over_cap(len, self.config.max_pending_bytes) {
+            // Behind by the cap while the host's queue is full: the waiting
+            // media goes, and every player here resumes at a keyframe.
+            let dropped = s.out.drop_media();
+            for p in &mut s.players {
+                p.gate.restart(0);
+            }
+            let p = &mut s.players[i];
+            p.gate.restart(dropped);
+            rill_log!(
+                self.host,
+                Debug,
+                "{}: player of {} behind by {} bytes, skipping to the next keyframe",
+                s.peer,
+                p.path,
+                self.config.max_pending_bytes
+            );
+            // This frame may be where it resumes.
+            if !p.gate.admit(kind_of(info.codec), key, config) {
+                return Ok(());
+            }
+        }
+        s.players[i].sent += 1;
+        s.out.push_frame(serialized, len, !config);
+        flush(&mut s.out, conn, false);
+        Ok(())
+    }
+
+    fn on_subscribe_end(
+        &self,
+        s: &mut Connection,
+        conn: &Conn,
+        sub: SubscriberId,
+        reason: u32,
+        why: &str,
+    ) -> Result<()> {
+        let Some(i) = s.players.iter().position(|p| p.sub.id() == sub) else {
+            return Ok(());
+        };
+        let p = s.players.remove(i);
+        let id = p.stream_id;
+        let path = &p.path;
+        // Media still waiting for the socket is moot now; what is said
+        // below must reach the player before the close.
+        s.out.drop_media();
+        let r = match reason {
+            RILL_END_TIMEOUT => s.core.send_status(
+                id,
+                "error",
+                "NetStream.Play.StreamNotFound",
+                &format!("No one published {path} in time."),
+            ),
+            RILL_END_PUBLISHER_GONE => s.core.notify_unpublished(id).and_then(|_| {
+                s.core.send_status(
+                    id,
+                    "status",
+                    "NetStream.Play.Stop",
+                    &format!("Stopped playing {path}."),
+                )
+            }),
+            _ => s.core.send_status(
+                id,
+                "status",
+                "NetStream.Play.Stop",
+                &format!("Stopped playing {path}: {why}."),
+            ),
+        };
+        rill_log!(
+            self.host,
+            Info,
+            "{}: play of {path} ended ({why}): {}",
+            s.peer,
+            p.counts()
+        );
+        drop(p);
+        if r.is_err() || (s.players.is_empty() && s.pubs.is_empty()) {
+            let code = match reason {
+                RILL_END_TIMEOUT | RILL_END_KICKED | RILL_END_TOO_SLOW | RILL_END_SHUTDOWN => {
+                    reason
+                }
+                _ => RILL_END_NORMAL,
+            };
+            self.finish(s, conn, code);
+        } else {
+            s.take_transmit();
+            flush(&mut s.out, conn, false);
+        }
+        Ok(())
+    }
+
+    fn on_publish_end(
+        &self,
+        s: &mut Connection,
+        conn: &Conn,
+        publisher: PublisherId,
+        reason: u32,
+        why: &str,
+    ) -> Result<()> {
+        let Some(i) = s.pubs.iter().position(|p| p.publisher.id() == publisher) else {
+            return Ok(());
+        };
+        let p = s.pubs.remove(i);
+        rill_log!(
+            self.host,
+            Info,
+            "{}: publishing {} ended by the host ({why})",
+            s.peer,
+            p.path
+        );
+        let _ = s.core.send_status(
+            p.stream_id,
+            "error",
+            "NetStream.Publish.BadName",
+            &format!("Publishing {} ended: {why}.", p.path),
+        );
+        drop(p);
+        self.finish(s, conn, reason);
+        Ok(())
+    }
+
+    fn on_timer(&self, session: Option<(&mut Connection, &Conn)>, timer_id: u64) -> Result<()> {
+        let Some((s, conn)) = session else {
+            return Ok(());
+        };
+        match timer_id {
+            TIMER_HANDSHAKE => {
+                s.handshake_timer = None;
+                if s.core.connect_info().is_none() && !s.closing {
+                    rill_log!(
+                        self.host,
+                        Info,
+                        "{}: no handshake and connect within {:?}; closing",
+                        s.peer,
+                        self.config.handshake_timeout
+                    );
+                    s.closing = true;
+                    conn.close(RILL_END_TIMEOUT)?;
+                }
+            }
+            TIMER_IDLE => {
+                let idle = self.config.idle_timeout;
+                let elapsed = Duration::from_micros(
+                    self.host.now_us().saturating_sub(s.last_input_us).max(0) as u64,
+                );
+                // An open play is activity: the host ends it when its
+                // stream goes away.
+                if !s.players.is_empty() || elapsed < idle {
+                    let next = if s.players.is_empty() {
+                        idle - elapsed
+                    } else {
+                        idle
+                    };
+                    conn.timer_start(next.max(Duration::from_millis(100)), false, TIMER_IDLE)?;
+                } else if !s.closing {
+                    rill_log!(
+                        self.host,
+                        Info,
+                        "{}: nothing received for {:?}; closing",
+                        s.peer,
+                        elapsed
+                    );
+                    s.closing = true;
+                    conn.close(RILL_END_TIMEOUT)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Rtmp {
+    /// Handles the session's events, then sends what it queued.
+    fn pump(&self, s: &mut Connection, conn: &Conn) {
+        while let Some(ev) = s.core.poll_event() {
+            if let Err(e) = self.on_event(s, conn, ev) {
+                let _ = self.fail(s, conn, &e);
+                return;
+            }
+        }
+        s.take_transmit();
+        flush(&mut s.out, conn, false);
+    }
+
+    fn on_event(&self, s: &mut Connection, conn: &Conn, ev: Event) -> Result<(), Error> {
+        match ev {
+            Event::Connected(info) => {
+                rill_log!(
+                    self.host,
+                    Debug,
+                    "{}: connect app={:?} flashVer={:?} fourCcList={:?}",
+                    s.peer,
+                    info.app,
+                    info.flash_ver.as_deref().unwrap_or(""),
+                    info.fourcc_list
+                );
+            }
+            Event::PublishRequested {
+                stream_id,
+                path,
+                query,
+                ..
+            } => match conn.publish(&path, query.as_deref().unwrap_or("")) {
+                Ok(publisher) => {
+                    rill_log!(self.host, Info, "{}: publishing {path}", s.peer);
+                    s.pubs.push(Pub {
+                        stream_id,
+                        path,
+                        publisher,
+                        tracks: Vec::new(),
+                        meta: TrackHints::default(),
+                        warned: Vec::new(),
+                    });
+                    s.core.accept_publish(stream_id)?;
+                }
+                Err(e) => {
+                    let why = match e {
+                        SdkError::BUSY => "Stream already publishing.",
+                        SdkError::DENIED => "Publishing not allowed.",
+                        _ => "Cannot publish.",
+                    };
+                    rill_log!(self.host, Info, "{}: publish {path} refused: {}", s.peer, e);
+                    s.core.reject_publish(stream_id, why)?;
+                }
+            },
+            Event::PlayRequested {
+                stream_id,
+                path,
+                query,
+            } => match conn.subscribe(&path, query.as_deref().unwrap_or(""), None) {
+                Ok(sub) => {
+                    rill_log!(self.host, Info, "{}: playing {path}", s.peer);
+                    s.players.push(Play {
+                        stream_id,
+                        path,
+                        sub,
+                        gate: Gate::default(),
+                        sent: 0,
+                        muxed: 0,
+                        warned_codec: false,
+                    });
+                    s.core.accept_play(stream_id)?;
+                }
+                Err(e) => {
+                    rill_log!(self.host, Info, "{}: play {path} refused: {e}", s.peer);
+                    let why = match e {
+                        SdkError::DENIED => "Playing not allowed.",
+                        _ => "No such stream.",
+                    };
+                    s.core.reject_play(stream_id, why)?;
+                }
+            },
+            Event::Media { stream_id, frame } => {
+                if let Some(p) = s.pubs.iter_mut().find(|p| p.stream_id == stream_id) {
+                    p.write(&self.host, &s.peer, frame);
+                }
+            }
+            Event::Metadata { stream_id, frame } => {
+                if let Some(p) = s.pubs.iter_mut().find(|p| p.stream_id == stream_id) {
+                    p.set_metadata(&self.host, &s.peer, frame, self.config.limits.max_amf_depth);
+                }
+            }
+            Event::Unpublished { stream_id, path } => {
+                if let Some(i) = s.pubs.iter().position(|p| p.stream_id == stream_id) {
+                    s.pubs.remove(i);
+                    rill_log!(self.host, Info, "{}: {path} unpublished", s.peer);
+                }
+            }
+            Event::PlayStopped { stream_id, path } => {
+                if let Some(i) = s.players.iter().position(|p| p.stream_id == stream_id) {
+                    let p = s.players.remove(i);
+                    rill_log!(
+                        self.host,
+                        Info,
+                        "{}: stopped playing {path}: {}",
+                        s.peer,
+                        p.counts()
+                    );
+                }
+            }
+            Event::MediaDropped { stream_id, reason } => {
+                let path = s
+                    .pubs
+                    .iter()
+                    .find(|p| p.stream_id == stream_id)
+                    .map_or("?", |p| p.path.as_str());
+                rill_log!(
+                    self.host,
+                    Warn,
+                    "{}: media of {path} dropped: {reason}",
+                    s.peer
+                );
+            }
+            Event::Closed => {}
+        }
+        Ok(())
+    }
+
+    /// Bad input or a failed answer: log why, close this connection.
+    fn fail(&self, s: &mut Connection, conn: &Conn, e: &Error) -> Result<()> {
+        if !s.closing {
+            rill_log!(self.host, Warn, "{}: {e}; closing the connection", s.peer);
+            s.closing = true;
+            s.out.clear();
+            conn.close(RILL_END_ERROR)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the session's last words (even past backpressure: they are
+    /// small and the host leaves room), then closes.
+    fn finish(&self, s: &mut Connection, conn: &Conn, reason: u32) {
+        if s.closing {
+            return;
+        }
+        s.closing = true;
+        s.out.drop_media();
+        s.take_transmit();
+        flush(&mut s.out, conn, true);
+        let _ = conn.close(reason);
+    }
+}
+
+/// One connection's state.
+pub struct Connection {
+    core: Session,
+    peer: String,
+    pubs: Vec<Pub>,
+    players: Vec<Play>,
+    out: Outbox<FrameRef>,
+    last_input_us: i64,
+    handshake_timer: Option<TimerHandle>,
+    closing: bool,
+}
+
+impl Connection {
+    /// Moves the session's queued messages to the outbox.
+    fn take_transmit(&mut self) {
+        while let Some(b) = self.core.poll_transmit() {
+            self.out.push_bytes(b);
+        }
+    }
+}
+
+/// Writes what the outbox lets through (`force`: all of it).
+fn flush(out: &mut Outbox<FrameRef>, conn: &Conn, force: bool) {
+    out.flush(force, |o| {
+        let r = match o {
+            Out::Bytes(b) => conn.write(b),
+            Out::Frame { frame, .. } => conn.write_frame(frame),
+        };
+        match r {
+            Ok(Flow::Ready) => Written::Ready,
+            Ok(Flow::Full) => Written::Full,
+            Err(SdkError::AGAIN) => Written::Again,
+            Err(_) => Written::Closed,
+        }
+    });
+}
+
+/// A stream this connection publishes.
+struct Pub {
+    stream_id: u32,
+    path: String,
+    publisher: Publisher,
+    /// (kind, codec, track id) declared so far.
+    tracks: Vec<(u32, u32, u32)>,
+    meta: TrackHints,
+    /// Write errors already logged.
+    warned: Vec<i32>,
+}
+
+/// What `onMetaData` says about the tracks, for their declarations.
+#[derive(Default, Clone, Copy)]
+struct TrackHints {
+    width: u32,
+    height: u32,
+    sample_rate: u32,
+    channels: u32,
+}
+
+impl Pub {
+    fn track(&mut self, host: &Host, kind: u32, codec: u32) -> Result<u32> {
+        if let Some(t) = self
+            .tracks
+            .iter()
+            .rev()
+            .find(|t| t.0 == kind && t.1 == codec)
+        {
+            return Ok(t.2);
+        }
+        if self.tracks.len() >= MAX_TRACKS {
+            return Err(SdkError::NOMEM);
+        }
+        let mut ti = TrackInfo::new();
+        ti.kind = kind;
+        ti.codec = codec;
+        if kind == RILL_TRACK_VIDEO {
+            ti.width = self.meta.width;
+            ti.height = self.meta.height;
+        } else {
+            ti.sample_rate = self.meta.sample_rate;
+            ti.channels = self.meta.channels;
+        }
+        let id = self.publisher.add_track(&ti)?;
+        rill_log!(
+            host,
+            Debug,
+            "{}: track {id}: {}",
+            self.path,
+            fourcc_name(codec)
+        );
+        self.tracks.push((kind, codec, id));
+        Ok(id)
+    }
+
+    fn write(&mut self, host: &Host, peer: &str, frame: Frame) {
+        let kind = kind_of(frame.codec);
+        if kind != RILL_TRACK_VIDEO && kind != RILL_TRACK_AUDIO {
+            return self.warn(host, peer, SdkError::UNSUPPORTED.code(), "unknown codec");
+        }
+        let r = self.track(host, kind, frame.codec).and_then(|track| {
+            let info = FrameInfo {
+                track,
+                codec: frame.codec,
+                flags: frame.flags,
+                pts: frame.pts,
+                dts: frame.dts,
+                ..FrameInfo::new()
+            };
+            let f = host.frame_wrap(frame.payload, &info)?;
+            self.publisher.write(&f)
+        });
+        if let Err(e) = r {
+            self.warn(host, peer, e.code(), &e.to_string());
+        }
+    }
+
+    fn set_metadata(&mut self, host: &Host, peer: &str, frame: Frame, depth: usize) {
+        if let Ok(values) = amf0::decode_all(&frame.payload, depth) {
+            if let Some(obj) = values.get(1) {
+                let num = |k: &str| {
+                    obj.get(k)
+                        .and_then(Value::as_f64)
+                        .filter(|n| n.is_finite() && *n >= 0.0 && *n < u32::MAX as f64)
+                        .map_or(0, |n| n as u32)
+                };
+                self.meta = TrackHints {
+                    width: num("width"),
+                    height: num("height"),
+                    sample_rate: num("audiosamplerate"),
+                    channels: match obj.get("stereo") {
+                        Some(Value::Boolean(true)) => 2,
+                        Some(Value::Boolean(false)) => 1,
+                        _ => num("audiochannels"),
+                    },
+                };
+            }
+        }
+        let info = FrameInfo {
+            track: RILL_METADATA_TRACK,
+            codec: RILL_CODEC_METADATA,
+            flags: RILL_FRAME_CONFIG,
+            pts: frame.pts,
+            dts: frame.dts,
+            ..FrameInfo::new()
+        };
+        let r = host
+            .frame_wrap(frame.payload, &info)
+            .and_then(|f| self.publisher.set_metadata(&f));
+        if let Err(e) = r {
+            self.warn(host, peer, e.code(), &format!("metadata: {e}"));
+        }
+    }
+
+    /// Logs a write problem once per kind.
+    fn warn(&mut self, host: &Host, peer: &str, code: i32, what: &str) {
+        if !self.warned.contains(&code) && self.warned.len() < 8 {
+            self.warned.push(code);
+            rill_log!(
+                host,
+                Warn,
+                "{peer}: frames of {} not published: {what}",
+                self.path
+            );
+        }
+    }
+}
+
+/// A stream this connection plays.
+struct Play {
+    stream_id: u32,
+    path: String,
+    sub: Subscriber,
+    /// Where it may resume after falling behind.
+    gate: Gate,
+    /// Frames queued for sending.
+    sent: u64,
+    /// Frames this player chunked itself (the rest came from the per-frame
+    /// cache, chunked by another player with the same settings).
+    muxed: u64,
+    warned_codec: bool,
+}
+
+impl Play {
+    fn counts(&self) -> String {
+        format!(
+            "{} frames sent, {} muxed here, {} skipped",
+            self.sent, self.muxed, self.gate.skipped
+        )
+    }
+}
+
+/// Wraps a host frame as the owner of a [`Bytes`] (no copy).
+struct FrameBytes(FrameRef);
+
+impl AsRef<[u8]> for FrameBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.data()
+    }
+}
+
+/// Chunks one host frame as an RTMP message for `params`.
+fn serialize(params: &ChunkParams, f: &FrameRef, info: &FrameInfo) -> Result<Bytes, Error> {
+    let frame = Frame {
+        codec: info.codec,
+        flags: info.flags,
+        pts: info.pts,
+        dts: info.dts,
+        payload: Bytes::from_owner(FrameBytes(f.clone())),
+    };
+    serialize_frame(params, &frame)
+}
+
+/// The per-frame cache key of serialized bytes for `params`: FNV-1a over
+/// the wire-format version and the parameters.
+fn cache_key(params: &ChunkParams) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(b"rtmp-chunked/1");
+    eat(&params.chunk_size.to_le_bytes());
+    eat(&params.stream_id.to_le_bytes());
+    h
+}
+
+/// The track kind of a codec, including FourCCs the host has no constant
+/// for but FLV carries.
+fn kind_of(codec: u32) -> u32 {
+    match rill_codec_kind(codec) {
+        0 => match codec {
+            c if c == rill_fourcc(b"vp08") => RILL_TRACK_VIDEO,
+            c if c == rill_fourcc(b"ac-3")
+                || c == rill_fourcc(b"ec-3")
+                || c == rill_fourcc(b"fLaC") =>
+            {
+                RILL_TRACK_AUDIO
+            }
+            _ => 0,
+        },
+        RILL_TRACK_DATA => RILL_TRACK_DATA,
+        k => k,
+    }
+}
+
+fn fourcc_name(codec: u32) -> String {
+    codec
+        .to_le_bytes()
+        .iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect()
+}
+
+rill_abi::export_plugin!(Rtmp, "rtmp");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keys_differ_by_params_only() {
+        let a = ChunkParams {
+            chunk_size: 4096,
+            stream_id: 1,
+        };
+        let b = ChunkParams {
+            chunk_size: 4096,
+            stream_id: 2,
+        };
+        let c = ChunkParams {
+            chunk_size: 8192,
+            stream_id: 1,
+        };
+        assert_eq!(cache_key(&a), cache_key(&a.clone()));
+        assert_ne!(cache_key(&a), cache_key(&b));
+        assert_ne!(cache_key(&a), cache_key(&c));
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(kind_of(rill_abi::RILL_CODEC_H264), RILL_TRACK_VIDEO);
+        assert_eq!(kind_of(rill_abi::RILL_CODEC_OPUS), RILL_TRACK_AUDIO);
+        assert_eq!(kind_of(rill_fourcc(b"vp08")), RILL_TRACK_VIDEO);
+        assert_eq!(kind_of(rill_fourcc(b"fLaC")), RILL_TRACK_AUDIO);
+        assert_eq!(kind_of(RILL_CODEC_METADATA), RILL_TRACK_DATA);
+        assert_eq!(kind_of(rill_fourcc(b"zzzz")), 0);
+        assert_eq!(fourcc_name(rill_abi::RILL_CODEC_H265), "hvc1");
+    }
+}
