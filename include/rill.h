@@ -982,14 +982,16 @@ typedef struct RillPluginDescriptor {
     // config changes arrive in order. After frames were dropped because the
     // subscriber fell behind, the next (a keyframe) has
     // `RILL_FRAME_DISCONTINUITY`. The host stops pushing while the
-    // session's outbound queue is above its high-water mark.
+    // session's outbound queue is above its high-water mark, and after a
+    // write returned `RILL_FULL` until `on_conn_writable` has run.
     int32_t (*on_frame)(void *instance,
                         void *session_user,
                         struct RillSubscriber *sub,
                         const struct RillFrame *frame);
-    // The subscribed stream is live (right after `subscribe_open` when it
-    // already was, else when a publisher came): frames follow. Again after
-    // a publisher came back within the grace window.
+    // The subscribed stream is live: called once per subscription, just
+    // before its first frame (at once when the stream was live, else when a
+    // publisher came). A publisher returning within the grace window does
+    // not call it again: its frames simply go on, timestamps continuing.
     int32_t (*on_subscribe_start)(void *instance, void *session_user, struct RillSubscriber *sub);
     // The subscription ended (`RILL_END_TIMEOUT`, `RILL_END_PUBLISHER_GONE`,
     // `RILL_END_KICKED`, `RILL_END_TOO_SLOW`, `RILL_END_SHUTDOWN`); no more

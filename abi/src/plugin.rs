@@ -200,7 +200,8 @@ pub struct RillPluginDescriptor {
     /// config changes arrive in order. After frames were dropped because the
     /// subscriber fell behind, the next (a keyframe) has
     /// `RILL_FRAME_DISCONTINUITY`. The host stops pushing while the
-    /// session's outbound queue is above its high-water mark.
+    /// session's outbound queue is above its high-water mark, and after a
+    /// write returned `RILL_FULL` until `on_conn_writable` has run.
     pub on_frame: Option<
         unsafe extern "C" fn(
             instance: *mut c_void,
@@ -209,9 +210,10 @@ pub struct RillPluginDescriptor {
             frame: *const RillFrame,
         ) -> i32,
     >,
-    /// The subscribed stream is live (right after `subscribe_open` when it
-    /// already was, else when a publisher came): frames follow. Again after
-    /// a publisher came back within the grace window.
+    /// The subscribed stream is live: called once per subscription, just
+    /// before its first frame (at once when the stream was live, else when a
+    /// publisher came). A publisher returning within the grace window does
+    /// not call it again: its frames simply go on, timestamps continuing.
     pub on_subscribe_start: Option<
         unsafe extern "C" fn(
             instance: *mut c_void,
