@@ -328,6 +328,32 @@ unsafe extern "C" fn frame_cache_set(
 
 // ---- publishing --------------------------------------------------------------
 
+/// What publish_open and subscribe_open check first: live handles, a text
+/// path (slashes around it trimmed), an out-pointer, an instance not draining.
+///
+/// # Safety
+/// As for `inst`, `sess` and `text`.
+unsafe fn open_args<'a>(
+    host: *mut RillHost,
+    conn: *mut RillConn,
+    path: RillStr,
+    out_is_null: bool,
+) -> Result<(Arc<Instance>, Arc<SessionShared>, &'a str), i32> {
+    // SAFETY: forwarded contract.
+    let (Some(i), Some(s), Some(path)) = (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe {
+        text(path)
+    }) else {
+        return Err(RILL_ERR_INVALID);
+    };
+    if out_is_null {
+        return Err(RILL_ERR_INVALID);
+    }
+    if i.draining.load(Ordering::Acquire) {
+        return Err(RILL_ERR_DENIED);
+    }
+    Ok((i, s, path.trim_matches('/')))
+}
+
 unsafe extern "C" fn publish_open(
     host: *mut RillHost,
     conn: *mut RillConn,
@@ -337,21 +363,11 @@ unsafe extern "C" fn publish_open(
 ) -> i32 {
     guard("publish_open", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
-        let (Some(i), Some(s), Some(path)) =
-            (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe {
-                text(path)
-            })
-        else {
-            return RILL_ERR_INVALID;
+        let (i, s, path) = match unsafe { open_args(host, conn, path, out.is_null()) } {
+            Ok(a) => a,
+            Err(status) => return status,
         };
         let _ = query;
-        if out.is_null() {
-            return RILL_ERR_INVALID;
-        }
-        if i.draining.load(Ordering::Acquire) {
-            return RILL_ERR_DENIED;
-        }
-        let path = path.trim_matches('/');
         let info = PublisherInfo {
             protocol: i.name.clone(),
             remote: s.peer.clone(),
@@ -458,23 +474,13 @@ unsafe extern "C" fn subscribe_open(
 ) -> i32 {
     guard("subscribe_open", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
-        let (Some(i), Some(s), Some(path)) =
-            (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe {
-                text(path)
-            })
-        else {
-            return RILL_ERR_INVALID;
+        let (i, s, path) = match unsafe { open_args(host, conn, path, out.is_null()) } {
+            Ok(a) => a,
+            Err(status) => return status,
         };
         let _ = query;
-        if out.is_null() {
-            return RILL_ERR_INVALID;
-        }
-        if i.draining.load(Ordering::Acquire) {
-            return RILL_ERR_DENIED;
-        }
         // SAFETY: opts per contract (NULL: defaults).
         let o = unsafe { rill_read_sized(opts) }.unwrap_or_default();
-        let path = path.trim_matches('/');
         if o.wait_timeout_us < 0
             && i.host
                 .engine
