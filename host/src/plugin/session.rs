@@ -40,6 +40,11 @@ pub const HIGH_WATER: usize = 1 << 20;
 pub const LOW_WATER: usize = 256 << 10;
 /// A write that would queue more than this is refused (`RILL_ERR_AGAIN`).
 pub const HARD_CAP: usize = 16 << 20;
+/// The read buffer of a session starts at this size and doubles, up to the
+/// max, each time a read fills it (a 64 KiB buffer per idle player was most
+/// of a player's memory).
+const READ_BUF_MIN: usize = 4 << 10;
+const READ_BUF_MAX: usize = 64 << 10;
 /// How long queued output may take to flush when a session closes.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -713,7 +718,8 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
             return;
         }
     }
-    let mut buf = vec![0u8; 64 * 1024];
+    // Players hardly send anything: start small, grow for publishers.
+    let mut buf = vec![0u8; READ_BUF_MIN];
     let mut scratch: Vec<Bytes> = Vec::with_capacity(32);
     let end: (u32, String) = loop {
         s.maybe_writable();
@@ -745,6 +751,9 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
                 IoEvent::Wrote(Ok(())) => {}
                 IoEvent::Wrote(Err(e)) => break (RILL_END_PEER, format!("write: {e}")),
                 IoEvent::Read(Ok(Some(data))) => {
+                    if matches!(data, Incoming::Buf(n) if n == buf.len() && n < READ_BUF_MAX) {
+                        buf.resize(buf.len() * 2, 0);
+                    }
                     let data: &[u8] = match &data {
                         Incoming::Buf(n) => &buf[..*n],
                         Incoming::Msg(b) => b,
