@@ -1,0 +1,597 @@
+//! rill-loadgen: players and publishers by the thousand from one process,
+//! a null server (the floor), and the benchmark report.
+//!
+//! ```text
+//! rill-loadgen run --play rtmp://127.0.0.1:1935/live/test --players 1000 \
+//!     --publish rtmp://127.0.0.1:1935/live/test --file stream.flv \
+//!     --duration 30 --server-pid 1234 --json out.json
+//! rill-loadgen null --listen 127.0.0.1:19400 --file stream.flv
+//! rill-loadgen report target/bench/runs/*.json --out-dir target/bench
+//! ```
+
+mod flvsrc;
+mod httpflv;
+mod null;
+mod procstat;
+mod publish;
+mod report;
+mod rtmp;
+mod sei;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+
+use crate::flvsrc::FlvFile;
+use crate::stats::{Player, Quantiles, Shared};
+
+#[derive(Parser)]
+#[command(
+    name = "rill-loadgen",
+    about = "Load generator and benchmark report for Rill"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// N players (and optionally a publisher) against a server.
+    Run(RunArgs),
+    /// The null server: the same pre-muxed bytes to every player (the floor).
+    Null {
+        /// Address to listen on (RTMP and HTTP-FLV on the same port).
+        #[arg(long, default_value = "127.0.0.1:19400")]
+        listen: String,
+        /// Port on 127.0.0.1 (overrides --listen).
+        #[arg(long)]
+        port: Option<u16>,
+        /// The FLV file to loop.
+        #[arg(long)]
+        file: PathBuf,
+        /// TCP_NODELAY on players' sockets (Rill sets it; nginx-rtmp
+        /// leaves Nagle on).
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+        nodelay: bool,
+    },
+    /// Table, ratios and chart from the JSON files of `run`.
+    Report {
+        /// JSON files written by `run --json`.
+        files: Vec<PathBuf>,
+        /// Where summary.json, table.md and chart.svg go.
+        #[arg(long, default_value = "target/bench")]
+        out_dir: PathBuf,
+        /// A line describing the machine, for table.md.
+        #[arg(long, default_value = "")]
+        machine: String,
+    },
+}
+
+#[derive(Parser, Clone)]
+struct RunArgs {
+    /// rtmp://host:port/app/stream or http://host:port/app/stream.flv
+    #[arg(long)]
+    play: String,
+    /// Number of players.
+    #[arg(long, default_value_t = 100)]
+    players: usize,
+    /// Publish the file first: rtmp://host:port/app/stream, or tcp://host:port
+    /// for FLV over TCP (Rill's C template plugin).
+    #[arg(long)]
+    publish: Option<String>,
+    /// Publishers (each its own stream): with M > 1, publisher i sends to
+    /// the stream name + "-i" and player j plays stream j mod M.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// The FLV file to publish (H.264 frames get the latency stamp); without
+    /// --publish, it still gives the ramp (one GOP at least) and bit rate.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Measurement window in seconds, after the ramp and settle.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Seconds between the publish and the first player (fills the GOP).
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Players started per second (the ramp lasts one GOP at least).
+    #[arg(long, default_value_t = 500.0)]
+    ramp_rate: f64,
+    /// Seconds after the last player started before the window opens.
+    #[arg(long, default_value_t = 2.0)]
+    settle: f64,
+    /// Server process to measure (its direct children too, e.g. nginx
+    /// workers); repeatable.
+    #[arg(long)]
+    server_pid: Vec<u32>,
+    /// Name of this run in the report, e.g. rill-rtmp.
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Server name (rill, nginx, null) for ratios.
+    #[arg(long, default_value = "")]
+    server: String,
+    /// Name of the stream (e.g. 2500k) for grouping in the report.
+    #[arg(long, default_value = "")]
+    stream: String,
+    /// Write the result here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Read buffer per player, bytes.
+    #[arg(long, default_value_t = 32 * 1024)]
+    read_buf: usize,
+    /// Runtime worker threads (default: the CPUs this process may use).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct ServerCost {
+    pub pids: Vec<u32>,
+    /// CPU seconds in the measurement window.
+    pub cpu_s: f64,
+    /// CPU seconds while players connected (ramp + settle).
+    pub cpu_s_ramp: f64,
+    /// CPU seconds per player-minute in the window.
+    pub cpu_s_per_player_min: f64,
+    /// CPU share of one core in the window.
+    pub cpu_util: f64,
+    pub pss_idle_kib: u64,
+    pub pss_loaded_kib: u64,
+    pub mem_per_player_kib: f64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct RunResult {
+    pub label: String,
+    pub server: String,
+    pub proto: String,
+    pub stream: String,
+    pub stream_kbps: f64,
+    pub players: usize,
+    pub duration_s: f64,
+    pub ramp_s: f64,
+    pub connected: usize,
+    pub got_picture: usize,
+    pub kept_up: usize,
+    pub stalls: u64,
+    pub skips: u64,
+    pub errors: BTreeMap<String, usize>,
+    pub ttff_ms: Quantiles,
+    pub latency_ms: Quantiles,
+    /// Received bit rate per player (whole connection), Mbit/s.
+    pub mbit_per_player: f64,
+    pub video_fps_per_player: f64,
+    pub server_cost: Option<ServerCost>,
+    pub client_cpu_s: f64,
+    pub publisher: Option<publish::PubStats>,
+    pub publishers: usize,
+}
+
+#[derive(Clone)]
+enum PlayUrl {
+    Rtmp(rtmp::RtmpUrl),
+    Http(httpflv::HttpUrl),
+}
+
+impl PlayUrl {
+    /// The URL of stream `i` of `m` (itself when m == 1).
+    fn nth(&self, i: usize, m: usize) -> PlayUrl {
+        if m <= 1 {
+            return self.clone();
+        }
+        match self {
+            PlayUrl::Rtmp(u) => PlayUrl::Rtmp(u.with_stream(&format!("{}-{i}", u.stream))),
+            PlayUrl::Http(u) => {
+                let mut u = u.clone();
+                u.path = match u.path.strip_suffix(".flv") {
+                    Some(p) => format!("{p}-{i}.flv"),
+                    None => format!("{}-{i}", u.path),
+                };
+                PlayUrl::Http(u)
+            }
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Run(a) => run_cmd(a),
+        Cmd::Null {
+            listen,
+            port,
+            file,
+            nodelay,
+        } => {
+            let listen = port.map_or(listen, |p| format!("127.0.0.1:{p}"));
+            FlvFile::load(&file).and_then(|f| null::run(&listen, f, nodelay))
+        }
+        Cmd::Report {
+            files,
+            out_dir,
+            machine,
+        } => report::report(&files, &out_dir, &machine),
+    };
+    if let Err(e) = r {
+        eprintln!("rill-loadgen: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run_cmd(a: RunArgs) -> Result<(), String> {
+    let threads = a.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .map_err(|e| e.to_string())?;
+    let res = rt.block_on(run(a.clone()))?;
+    print_result(&res);
+    if let Some(p) = &a.json {
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).ok();
+        }
+        let text = serde_json::to_string_pretty(&res).map_err(|e| e.to_string())?;
+        std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+async fn run(a: RunArgs) -> Result<RunResult, String> {
+    let url = if a.play.starts_with("rtmp://") {
+        PlayUrl::Rtmp(rtmp::RtmpUrl::parse(&a.play)?)
+    } else {
+        PlayUrl::Http(httpflv::HttpUrl::parse(&a.play)?)
+    };
+    let file = a.file.as_ref().map(|f| FlvFile::load(f)).transpose()?;
+    let n = a.players;
+    // Players arrive spread over at least one GOP, so that they meet every
+    // phase of it (a server without a GOP cache makes them wait for the
+    // next key frame).
+    let gop = file.as_ref().map_or(0.0, |f| f.gop_ms() as f64 / 1000.0);
+    let ramp = Duration::from_secs_f64((n as f64 / a.ramp_rate.max(1.0)).max(gop));
+    let settle = Duration::from_secs_f64(a.settle);
+    let window = Duration::from_secs_f64(a.duration);
+
+    // 1. The publisher, then the warm-up (the GOP cache fills).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut publishers = Vec::new();
+    let m = if a.publish.is_some() {
+        a.publishers.max(1)
+    } else {
+        1
+    };
+    if let Some(url) = &a.publish {
+        let file = file.clone().ok_or("--publish needs --file")?;
+        let target = publish::Target::parse(url)?;
+        for i in 0..m {
+            let t = target.nth(i, m)?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            publishers.push(tokio::spawn(publish::run(
+                t,
+                file.clone(),
+                stop_rx.clone(),
+                tx,
+            )));
+            match tokio::time::timeout(Duration::from_secs(10), rx).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => return Err(format!("publish {i}: {e}")),
+                _ => return Err(format!("publish {i}: no answer within 10 s")),
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
+
+    // 2. The idle server.
+    let pids = procstat::with_children(&a.server_pid);
+    let pss_idle = procstat::pss_kib(&pids);
+    let cpu_idle = procstat::cpu_seconds(&pids);
+
+    // 3. The players, ramped.
+    let shared = Arc::new(Shared::default());
+    let t0 = Instant::now();
+    let win_start = t0 + ramp + settle;
+    let end = win_start + window;
+    let urls: Vec<Arc<PlayUrl>> = (0..m).map(|i| Arc::new(url.nth(i, m))).collect();
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let at = t0 + ramp.mul_f64(i as f64 / n as f64);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+        let (url, shared) = (urls[i % m].clone(), shared.clone());
+        let rb = a.read_buf;
+        handles.push(tokio::spawn(async move {
+            let mut p = Player::new();
+            let r = match &*url {
+                PlayUrl::Rtmp(u) => rtmp::play(u.clone(), &mut p, &shared, end).await,
+                PlayUrl::Http(u) => httpflv::play(u.clone(), &mut p, &shared, end, rb).await,
+            };
+            if let Err(e) = r {
+                p.error = Some(e);
+            }
+            p.finish(Instant::now().min(end), &shared);
+            p
+        }));
+    }
+
+    // 4. The window.
+    tokio::time::sleep_until(tokio::time::Instant::from_std(win_start)).await;
+    let pids = procstat::with_children(&a.server_pid);
+    let cpu0 = procstat::cpu_seconds(&pids);
+    let client0 = procstat::self_cpu_seconds();
+    tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
+    let cpu1 = procstat::cpu_seconds(&pids);
+    let client1 = procstat::self_cpu_seconds();
+    let pss_loaded = procstat::pss_kib(&pids);
+    let elapsed = Instant::now() - win_start;
+
+    // 5. The books.
+    let mut players = Vec::with_capacity(n);
+    for h in handles {
+        players.push(h.await.map_err(|e| e.to_string())?);
+    }
+    let _ = stop_tx.send(true);
+    let mut pub_stats: Option<publish::PubStats> = None;
+    for h in publishers {
+        if let Ok(st) = h.await {
+            // One line for all: totals, the worst lateness, the first error.
+            let t = pub_stats.get_or_insert_with(Default::default);
+            t.frames += st.frames;
+            t.bytes += st.bytes;
+            t.max_late_ms = t.max_late_ms.max(st.max_late_ms);
+            if t.error.is_none() {
+                t.error = st.error;
+            }
+        }
+    }
+    let mut res = RunResult {
+        label: a.label.clone(),
+        server: a.server.clone(),
+        publishers: m,
+        proto: match &url {
+            PlayUrl::Rtmp(_) => "rtmp".into(),
+            PlayUrl::Http(_) => "http-flv".into(),
+        },
+        stream: a.stream.clone(),
+        stream_kbps: file.as_ref().map_or(0.0, |f| f.bitrate / 1000.0),
+        players: n,
+        duration_s: elapsed.as_secs_f64(),
+        ramp_s: (ramp + settle).as_secs_f64(),
+        client_cpu_s: client1 - client0,
+        publisher: pub_stats,
+        ..Default::default()
+    };
+    let mut ttff = Vec::new();
+    let mut bits = 0.0;
+    let mut fps = 0.0;
+    for p in &players {
+        res.connected += p.connected.is_some() as usize;
+        res.got_picture += p.first_key.is_some() as usize;
+        res.kept_up += p.kept_up() as usize;
+        res.stalls += p.stalls as u64;
+        res.skips += p.skips as u64;
+        if let Some(e) = &p.error {
+            *res.errors.entry(e.clone()).or_default() += 1;
+        }
+        if let Some(t) = p.ttff() {
+            ttff.push(t.as_micros() as u64);
+        }
+        let secs = end
+            .saturating_duration_since(p.start)
+            .as_secs_f64()
+            .max(1e-3);
+        bits += p.bytes as f64 * 8.0 / secs;
+        fps += p.video as f64 / secs;
+    }
+    res.mbit_per_player = bits / n.max(1) as f64 / 1e6;
+    res.video_fps_per_player = fps / n.max(1) as f64;
+    res.ttff_ms = stats::quantiles(ttff);
+    res.latency_ms = shared.latency.lock().unwrap().summary();
+    if !pids.is_empty() {
+        let cpu = cpu1 - cpu0;
+        let minutes = elapsed.as_secs_f64() / 60.0;
+        res.server_cost = Some(ServerCost {
+            pids,
+            cpu_s: cpu,
+            cpu_s_ramp: cpu0 - cpu_idle,
+            cpu_s_per_player_min: cpu / (n.max(1) as f64 * minutes),
+            cpu_util: cpu / elapsed.as_secs_f64(),
+            pss_idle_kib: pss_idle,
+            pss_loaded_kib: pss_loaded,
+            mem_per_player_kib: (pss_loaded as f64 - pss_idle as f64) / n.max(1) as f64,
+        });
+    }
+    Ok(res)
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{x:.1}"))
+}
+
+fn print_result(r: &RunResult) {
+    println!(
+        "{} [{} {} {}]: {} players, {:.0} s window",
+        r.label, r.server, r.proto, r.stream, r.players, r.duration_s
+    );
+    println!(
+        "  connected {}  picture {}  kept up {}  stalls {}  skips {}  {:.2} Mbit/s/player  {:.1} fps/player",
+        r.connected,
+        r.got_picture,
+        r.kept_up,
+        r.stalls,
+        r.skips,
+        r.mbit_per_player,
+        r.video_fps_per_player
+    );
+    println!(
+        "  time to first frame ms: p50 {} p99 {} max {}",
+        opt(r.ttff_ms.p50),
+        opt(r.ttff_ms.p99),
+        opt(r.ttff_ms.max)
+    );
+    println!(
+        "  latency ms ({} samples): p50 {} p99 {} max {}",
+        r.latency_ms.samples,
+        opt(r.latency_ms.p50),
+        opt(r.latency_ms.p99),
+        opt(r.latency_ms.max)
+    );
+    if let Some(c) = &r.server_cost {
+        println!(
+            "  server: {:.2} CPU s in window ({:.0}% of a core), {:.4} CPU s per player-minute, PSS {} → {} KiB, {:.1} KiB per player",
+            c.cpu_s,
+            c.cpu_util * 100.0,
+            c.cpu_s_per_player_min,
+            c.pss_idle_kib,
+            c.pss_loaded_kib,
+            c.mem_per_player_kib
+        );
+    }
+    println!("  client CPU s in window: {:.2}", r.client_cpu_s);
+    for (e, k) in &r.errors {
+        println!("  error ×{k}: {e}");
+    }
+    if let Some(p) = &r.publisher {
+        if let Some(e) = &p.error {
+            println!("  publisher error: {e}");
+        }
+        println!(
+            "  publishers: {}, {} frames, max late {:.1} ms",
+            r.publishers, p.frames, p.max_late_ms
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny synthetic FLV: 2 s of 25 fps "H.264" (key frame every 25) and
+    /// AAC every 23 ms. Nothing decodes it; servers and players only look at
+    /// the headers.
+    pub(crate) fn synthetic_flv() -> Vec<u8> {
+        use rill_flv::stream::{header, tag};
+        let mut f = header(true, true).to_vec();
+        let mut md = vec![0x02, 0x00, 10];
+        md.extend_from_slice(b"onMetaData");
+        md.extend_from_slice(&[0x08, 0, 0, 0, 0, 0, 0, 9]);
+        f.extend_from_slice(&tag(18, 0, &md));
+        let avcc = [0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 0];
+        f.extend_from_slice(&tag(9, 0, &avcc));
+        f.extend_from_slice(&tag(8, 0, &[0xaf, 0, 0x12, 0x10]));
+        let mut frames: Vec<(u32, u8, Vec<u8>)> = Vec::new();
+        for i in 0..50u32 {
+            let key = i % 25 == 0;
+            let mut b = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0, 0, 0, 0, 200];
+            b.push(if key { 0x65 } else { 0x41 });
+            b.extend(std::iter::repeat_n(0x5a, 199));
+            frames.push((i * 40, 9, b));
+        }
+        for i in 0..87u32 {
+            frames.push((i * 23, 8, vec![0xaf, 1, 0x21, 0x10, 0x04]));
+        }
+        frames.sort_by_key(|f| (f.0, f.1));
+        for (ts, k, b) in frames {
+            f.extend_from_slice(&tag(k, ts, &b));
+        }
+        f
+    }
+
+    #[test]
+    fn file_loops_with_stamps() {
+        let file = FlvFile::parse(bytes::Bytes::from(synthetic_flv())).unwrap();
+        // Audio's next frame is due at 2001 ms, video's at 2000 ms.
+        assert_eq!(file.period_ms, 2001);
+        assert_eq!(file.gop_ms(), 1001);
+        let mut l = flvsrc::Looper::new(file.clone());
+        let n = file.frames.len();
+        let mut last = 0;
+        for i in 0..2 * n + 1 {
+            let ts = l.next_ts();
+            assert!(ts >= last, "timestamps go on across laps");
+            last = ts;
+            let t = l.next();
+            if i == n {
+                assert_eq!(t.ts, 2001);
+            }
+            if t.kind == 9 {
+                assert!(sei::find(&t.body[..64.min(t.body.len())], 4).is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn hist_quantiles() {
+        let mut h = stats::Hist::default();
+        for v in 1..=10_000u64 {
+            h.add(v);
+        }
+        let q = h.summary();
+        assert!((q.p50.unwrap() - 5.0).abs() < 0.05, "{q:?}");
+        assert!((q.p99.unwrap() - 9.9).abs() < 0.1, "{q:?}");
+        assert_eq!(q.max, Some(10.0));
+    }
+
+    /// The null server and players over RTMP and HTTP-FLV, for real, on
+    /// loopback: everyone gets a picture at once (GOP cache) and keeps up.
+    #[test]
+    fn null_server_feeds_players() {
+        let dir = std::env::temp_dir().join(format!("rill-loadgen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.flv");
+        std::fs::write(&path, synthetic_flv()).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let file = FlvFile::load(&path).unwrap();
+        std::thread::spawn(move || null::run(&format!("127.0.0.1:{port}"), file, false));
+        std::thread::sleep(Duration::from_millis(300));
+        for play in [
+            format!("rtmp://127.0.0.1:{port}/live/test"),
+            format!("http://127.0.0.1:{port}/live/test.flv"),
+        ] {
+            let a = RunArgs::parse_from([
+                "run",
+                "--play",
+                &play,
+                "--players",
+                "5",
+                "--duration",
+                "1.5",
+                "--warmup",
+                "0.2",
+                "--settle",
+                "0.2",
+                "--ramp-rate",
+                "50",
+                "--file",
+                path.to_str().unwrap(),
+            ]);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let r = rt.block_on(run(a)).unwrap();
+            assert_eq!(r.kept_up, 5, "{play}: {r:?}");
+            assert!(r.ttff_ms.p99.unwrap() < 500.0, "{play}: {r:?}");
+            assert!(r.latency_ms.samples > 50, "{play}: {r:?}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,164 @@
+//! The wall-clock stamp the load generator puts in every H.264 frame it
+//! publishes: one SEI NAL unit (user data unregistered, payload type 5) with
+//! a fixed UUID, the wall-clock time in microseconds and a frame sequence
+//! number. Servers pass video payloads through untouched (Rill's frames are
+//! zero-copy slices of the NAL units, nginx-rtmp forwards tag bodies), so a
+//! player reads back exactly what the publisher wrote and the difference to
+//! its own clock is the end-to-end latency. Decoders skip unknown SEI.
+//!
+//! The payload bytes are chosen so that no `00 00` pair can occur (every
+//! number is written 7 bits per byte with the top bit set), so the NAL needs
+//! no emulation prevention and stays byte-exact on the wire.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// 16 bytes, no zero byte.
+pub const UUID: &[u8; 16] = b"rill-loadgen-ts!";
+/// SEI payload: UUID, 8 bytes of time, 4 bytes of sequence number.
+const PAYLOAD_LEN: usize = 16 + 8 + 4;
+/// NAL header, payload type, payload size, payload, rbsp trailing bits.
+pub const NAL_LEN: usize = 3 + PAYLOAD_LEN + 1;
+
+/// Microseconds since the Unix epoch (the same clock in every process of
+/// the machine, so a null server in another process can stamp too).
+pub fn wall_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn put7(out: &mut [u8], mut v: u64) {
+    for b in out.iter_mut().rev() {
+        *b = 0x80 | (v & 0x7f) as u8;
+        v >>= 7;
+    }
+}
+
+fn get7(b: &[u8]) -> u64 {
+    b.iter()
+        .fold(0u64, |acc, &x| (acc << 7) | (x & 0x7f) as u64)
+}
+
+/// The SEI NAL unit (without length prefix).
+pub fn nal(seq: u32, us: u64) -> [u8; NAL_LEN] {
+    let mut n = [0u8; NAL_LEN];
+    n[0] = 0x06; // nal_unit_type 6 (SEI), nal_ref_idc 0
+    n[1] = 5; // user_data_unregistered
+    n[2] = PAYLOAD_LEN as u8;
+    n[3..19].copy_from_slice(UUID);
+    put7(&mut n[19..27], us);
+    put7(&mut n[27..31], seq as u64);
+    n[31] = 0x80;
+    n
+}
+
+/// Whether `body` is a classic FLV AVC coded-frames body (not a sequence
+/// header, not Enhanced RTMP).
+pub fn is_avc_nalu(body: &[u8]) -> bool {
+    body.len() > 5 && body[0] & 0x80 == 0 && body[0] & 0x0f == 7 && body[1] == 1
+}
+
+/// Whether `body` is a video key frame (classic or Enhanced RTMP frame type).
+pub fn is_video_key(body: &[u8]) -> bool {
+    body.first().is_some_and(|b| (b >> 4) & 0x7 == 1)
+}
+
+/// Whether `body` is an AVC sequence header; returns the NAL length size.
+pub fn avc_config_nal_len(body: &[u8]) -> Option<usize> {
+    if body.len() > 9 && body[0] & 0x80 == 0 && body[0] & 0x0f == 7 && body[1] == 0 {
+        Some((body[9] & 3) as usize + 1)
+    } else {
+        None
+    }
+}
+
+/// Whether the body is a sequence header / decoder config (classic AVC or
+/// AAC, or an Enhanced RTMP SequenceStart).
+pub fn is_config(kind: u8, body: &[u8]) -> bool {
+    match kind {
+        9 => {
+            if body.first().is_some_and(|b| b & 0x80 != 0) {
+                body[0] & 0x0f == 0
+            } else {
+                body.get(1) == Some(&0) && body[0] & 0x0f >= 7
+            }
+        }
+        8 => body.first().is_some_and(|b| b >> 4 == 10) && body.get(1) == Some(&0),
+        _ => false,
+    }
+}
+
+fn read_len(b: &[u8], n: usize) -> Option<usize> {
+    let s = b.get(..n)?;
+    Some(s.iter().fold(0usize, |a, &x| (a << 8) | x as usize))
+}
+
+/// Where to insert the stamp: after an access unit delimiter, else first.
+fn insert_at(body: &[u8], nal_len: usize) -> usize {
+    let first = 5;
+    if let Some(l) = read_len(&body[first..], nal_len) {
+        if body.get(first + nal_len).is_some_and(|h| h & 0x1f == 9) {
+            return (first + nal_len + l).min(body.len());
+        }
+    }
+    first
+}
+
+/// A copy of the AVC coded-frames `body` with the stamp SEI inserted.
+pub fn stamp(body: &[u8], nal_len: usize, seq: u32, us: u64) -> Vec<u8> {
+    let at = insert_at(body, nal_len);
+    let mut out = Vec::with_capacity(body.len() + nal_len + NAL_LEN);
+    out.extend_from_slice(&body[..at]);
+    let len = (NAL_LEN as u32).to_be_bytes();
+    out.extend_from_slice(&len[4 - nal_len..]);
+    out.extend_from_slice(&nal(seq, us));
+    out.extend_from_slice(&body[at..]);
+    out
+}
+
+/// Finds the stamp in the first bytes of an AVC coded-frames body (the stamp
+/// is among the first two NAL units, so 64 bytes are enough). Returns
+/// (sequence number, wall-clock µs).
+pub fn find(prefix: &[u8], nal_len: usize) -> Option<(u32, u64)> {
+    if !is_avc_nalu(prefix) {
+        return None;
+    }
+    let mut pos = 5;
+    for _ in 0..2 {
+        let l = read_len(&prefix[pos..], nal_len)?;
+        let n = prefix.get(pos + nal_len..)?;
+        if l == NAL_LEN && n.len() >= NAL_LEN - 1 && n[0] == 0x06 && n[1] == 5 {
+            if &n[3..19] == UUID {
+                return Some((get7(&n[27..31]) as u32, get7(&n[19..27])));
+            }
+            return None;
+        }
+        if n.first().is_some_and(|h| h & 0x1f != 9) {
+            return None;
+        }
+        pos += nal_len + l;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_without_zero_pairs() {
+        let body = [0x27, 1, 0, 0, 0, 0, 0, 0, 3, 0x41, 0x9a, 0x00];
+        let us = 1_700_000_000_123_456;
+        let s = stamp(&body, 4, 77, us);
+        assert_eq!(find(&s, 4), Some((77, us)));
+        let n = nal(0, 0);
+        assert!(n.windows(2).all(|w| w != [0, 0]));
+        // After an AUD.
+        let aud = [0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x09, 0xf0, 0, 0, 0, 1, 0x65];
+        let s = stamp(&aud, 4, 5, us);
+        assert_eq!(&s[5..11], &aud[5..11]);
+        assert_eq!(find(&s, 4), Some((5, us)));
+        assert_eq!(find(&body, 4), None);
+    }
+}
