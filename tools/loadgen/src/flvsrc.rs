@@ -142,6 +142,12 @@ impl FlvFile {
         Ok(Arc::new(f))
     }
 
+    /// Video frames per second (None without video).
+    pub fn video_fps(&self) -> Option<f64> {
+        let n = self.frames.iter().filter(|t| t.kind == 9).count();
+        (n > 0).then(|| n as f64 * 1000.0 / self.period_ms as f64)
+    }
+
     /// Longest distance between two video key frames (a whole lap when
     /// there is one key frame), ms: the longest a player of a server
     /// without a GOP cache waits for a picture.

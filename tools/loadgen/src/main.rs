@@ -146,6 +146,7 @@ pub struct ServerCost {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(default)]
 pub struct RunResult {
     pub label: String,
     pub server: String,
@@ -160,6 +161,10 @@ pub struct RunResult {
     pub kept_up: usize,
     pub stalls: u64,
     pub skips: u64,
+    /// Players with a frame later than 1 s after its publication.
+    pub too_late: usize,
+    /// Players that received fewer than 90% of the stream's video frames.
+    pub too_few_frames: usize,
     pub errors: BTreeMap<String, usize>,
     pub ttff_ms: Quantiles,
     pub latency_ms: Quantiles,
@@ -375,13 +380,16 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
         publisher: pub_stats,
         ..Default::default()
     };
+    let fps = file.as_ref().and_then(|f| f.video_fps());
     let mut ttff = Vec::new();
     let mut bits = 0.0;
-    let mut fps = 0.0;
+    let mut rate = 0.0;
     for p in &players {
         res.connected += p.connected.is_some() as usize;
         res.got_picture += p.first_key.is_some() as usize;
-        res.kept_up += p.kept_up() as usize;
+        res.kept_up += p.kept_up(fps, end) as usize;
+        res.too_late += (p.max_latency_us > stats::STALL.as_micros() as u64) as usize;
+        res.too_few_frames += !p.enough_frames(fps, end) as usize;
         res.stalls += p.stalls as u64;
         res.skips += p.skips as u64;
         if let Some(e) = &p.error {
@@ -395,10 +403,10 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
             .as_secs_f64()
             .max(1e-3);
         bits += p.bytes as f64 * 8.0 / secs;
-        fps += p.video as f64 / secs;
+        rate += p.video as f64 / secs;
     }
     res.mbit_per_player = bits / n.max(1) as f64 / 1e6;
-    res.video_fps_per_player = fps / n.max(1) as f64;
+    res.video_fps_per_player = rate / n.max(1) as f64;
     res.ttff_ms = stats::quantiles(ttff);
     res.latency_ms = shared.latency.lock().unwrap().summary();
     if !pids.is_empty() {
@@ -428,10 +436,12 @@ fn print_result(r: &RunResult) {
         r.label, r.server, r.proto, r.stream, r.players, r.duration_s
     );
     println!(
-        "  connected {}  picture {}  kept up {}  stalls {}  skips {}  {:.2} Mbit/s/player  {:.1} fps/player",
+        "  connected {}  picture {}  kept up {} (late {}, short {})  stalls {}  skips {}  {:.2} Mbit/s/player  {:.1} fps/player",
         r.connected,
         r.got_picture,
         r.kept_up,
+        r.too_late,
+        r.too_few_frames,
         r.stalls,
         r.skips,
         r.mbit_per_player,

@@ -44,7 +44,7 @@ pub fn run(listen: &str, file: Arc<FlvFile>, nodelay: bool) -> Result<(), String
     let f = file.clone();
     std::thread::Builder::new()
         .name("broadcast".into())
-        .spawn(move || broadcast(f, rx))
+        .spawn(move || broadcast(f, rx, nodelay))
         .map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -66,7 +66,7 @@ pub fn run(listen: &str, file: Arc<FlvFile>, nodelay: bool) -> Result<(), String
             };
             let tx = tx.clone();
             tokio::spawn(async move {
-                if let Err(e) = setup(s, tx, nodelay).await {
+                if let Err(e) = setup(s, tx).await {
                     eprintln!("null: {e}");
                 }
             });
@@ -74,9 +74,11 @@ pub fn run(listen: &str, file: Arc<FlvFile>, nodelay: bool) -> Result<(), String
     })
 }
 
-async fn setup(mut s: TcpStream, tx: mpsc::Sender<Joiner>, nodelay: bool) -> Result<(), String> {
-    // The exchange before play is many small writes: without TCP_NODELAY,
-    // Nagle would hold each one until the client's delayed ACK (40 ms).
+async fn setup(mut s: TcpStream, tx: mpsc::Sender<Joiner>) -> Result<(), String> {
+    // The exchange before play and the first burst (headers, GOP) are
+    // written with TCP_NODELAY: with Nagle, a burst smaller than one
+    // segment would wait for the client's delayed ACK of the replies
+    // before it (40 ms). The broadcaster applies `--nodelay` afterwards.
     s.set_nodelay(true).ok();
     let mut buf = vec![0u8; 8192];
     let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
@@ -89,7 +91,6 @@ async fn setup(mut s: TcpStream, tx: mpsc::Sender<Joiner>, nodelay: bool) -> Res
         http_setup(&mut s, &mut buf, n).await?
     };
     let Some(kind) = kind else { return Ok(()) };
-    s.set_nodelay(nodelay).ok();
     let sock = s.into_std().map_err(|e| e.to_string())?;
     tx.send(Joiner { sock, kind }).map_err(|e| e.to_string())
 }
@@ -264,7 +265,7 @@ impl Client {
     }
 }
 
-fn broadcast(file: Arc<FlvFile>, rx: mpsc::Receiver<Joiner>) {
+fn broadcast(file: Arc<FlvFile>, rx: mpsc::Receiver<Joiner>, nodelay: bool) {
     let mut looper = Looper::new(file.clone());
     let start = Instant::now();
     let mut clients: Vec<Client> = Vec::new();
@@ -295,6 +296,7 @@ fn broadcast(file: Arc<FlvFile>, rx: mpsc::Receiver<Joiner>) {
                         c.push(b.for_client(&c.kind));
                     }
                     if c.flush() {
+                        let _ = c.sock.set_nodelay(nodelay);
                         clients.push(c);
                     }
                 }

@@ -303,7 +303,7 @@ fn panel(
     scen: &Scenarios,
     series: &[&(&str, &str, &str, &str)],
 ) {
-    let (left, top, bottom) = (55.0, 28.0, 40.0);
+    let (left, top, bottom) = (55.0, 48.0, 40.0);
     let (cw, ch) = (pw - left - 10.0, ph - top - bottom);
     let _ = writeln!(
         s,
@@ -344,16 +344,29 @@ fn panel(
             let y = y_of(v).clamp(oy + top, base);
             let _ = writeln!(
                 s,
-                r#"<rect x="{bx:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {}</title></rect><text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle">{}</text>"#,
+                r#"<rect x="{bx:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {}</title></rect>"#,
                 bw - 2.0,
                 base - y,
                 se.3,
                 se.2,
                 sig(v),
-                bx + bw / 2.0 - 1.0,
-                y - 3.0,
-                sig(v)
             );
+            // Labels upright when they fit over the bar, else vertical.
+            let (lx, ly) = (bx + bw / 2.0 - 1.0, y - 3.0);
+            let label = sig(v);
+            if label.len() as f64 * 5.5 <= bw {
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{lx:.1}" y="{ly:.1}" font-size="9" text-anchor="middle">{label}</text>"#
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{:.1}" y="{ly:.1}" font-size="9" transform="rotate(-90 {:.1} {ly:.1})">{label}</text>"#,
+                    lx + 3.0,
+                    lx + 3.0
+                );
+            }
         }
         let _ = writeln!(
             s,

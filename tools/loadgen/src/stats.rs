@@ -255,9 +255,28 @@ impl Player {
         self.first_key.map(|t| t - self.start)
     }
 
-    /// Played the whole window: a picture, no stall, nothing skipped, no
-    /// error.
-    pub fn kept_up(&self) -> bool {
-        self.error.is_none() && self.first_key.is_some() && self.stalls == 0 && self.skips == 0
+    /// Kept up with the live stream until `end`: a picture, no stall,
+    /// nothing skipped, no error, at least 90% of the video frames the
+    /// stream has (`fps`, when known) since the first picture, and no
+    /// frame later than [`STALL`] after it was published.
+    pub fn kept_up(&self, fps: Option<f64>, end: Instant) -> bool {
+        self.error.is_none()
+            && self.first_key.is_some()
+            && self.stalls == 0
+            && self.skips == 0
+            && self.enough_frames(fps, end)
+            && self.max_latency_us <= STALL.as_micros() as u64
+    }
+
+    /// At least 90% of the video frames of a stream of `fps` (when known)
+    /// since the first picture.
+    pub fn enough_frames(&self, fps: Option<f64>, end: Instant) -> bool {
+        let Some(first) = self.first_key else {
+            return false;
+        };
+        fps.is_none_or(|fps| {
+            let secs = end.saturating_duration_since(first).as_secs_f64();
+            self.video as f64 + 2.0 >= 0.9 * fps * secs
+        })
     }
 }
