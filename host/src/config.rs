@@ -112,6 +112,34 @@ pub struct HttpConfig {
     /// authentication. Default none. Note: `Debug` and [`Config::to_yaml`]
     /// show it; redact before exposing a config.
     pub api_token: Option<String>,
+    /// HTTPS, served on its own address in addition to plain HTTP.
+    #[serde(deserialize_with = "section")]
+    pub tls: TlsConfig,
+}
+
+/// `http.tls:` section. HTTPS is on when `cert` and `key` are set: the same
+/// routes as plain HTTP (API, metrics, HTTP-FLV, WS-FLV as wss) on `listen`,
+/// while plain HTTP keeps serving on `http.listen`. The files are read at
+/// start and again on every config reload (SIGHUP, `PUT /api/v1/config`),
+/// so a renewed certificate needs no restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// HTTPS listening address. Default `0.0.0.0:8443`.
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain, the server's certificate first. Default none.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the certificate (PKCS#8, RSA or SEC1; not
+    /// encrypted). Default none.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The certificate and key files, when HTTPS is on.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        Some((self.cert.as_deref()?, self.key.as_deref()?))
+    }
 }
 
 /// `publish:` section.
@@ -197,6 +225,17 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             api_token: None,
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            cert: None,
+            key: None,
         }
     }
 }
@@ -288,6 +327,7 @@ impl Config {
                 "must not be empty (leave the key out to disable authentication)".to_owned(),
             );
         }
+        self.validate_tls(&mut fail);
         if self.publish.max_ts_jump.is_zero() {
             fail("publish.max_ts_jump", "must be greater than 0s".to_owned());
         }
@@ -331,6 +371,44 @@ impl Config {
             Ok(())
         } else {
             Err(ConfigErrors(errors))
+        }
+    }
+
+    /// `http.tls`: both files or neither, an address of its own, and files
+    /// that load (read, parse, key matching the certificate).
+    fn validate_tls(&self, fail: &mut impl FnMut(&str, String)) {
+        let tls = &self.http.tls;
+        match (&tls.cert, &tls.key) {
+            (None, None) => return,
+            (Some(_), None) => {
+                return fail(
+                    "http.tls.key",
+                    "must be set when http.tls.cert is (HTTPS needs both)".to_owned(),
+                )
+            }
+            (None, Some(_)) => {
+                return fail(
+                    "http.tls.cert",
+                    "must be set when http.tls.key is (HTTPS needs both)".to_owned(),
+                )
+            }
+            (Some(_), Some(_)) => {}
+        }
+        let (a, b) = (tls.listen, self.http.listen);
+        if a.port() != 0
+            && a.port() == b.port()
+            && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        {
+            fail(
+                "http.tls.listen",
+                format!(
+                    "{a} overlaps http.listen ({b}): HTTPS needs an address of its own, \
+                     plain HTTP keeps serving on http.listen"
+                ),
+            );
+        }
+        if let Err(e) = crate::http::tls::load(tls) {
+            fail(&e.path, e.message);
         }
     }
 
@@ -1096,10 +1174,151 @@ plugins:
         let mut names: Vec<&str> = keys.iter().map(|k| k.var.as_str()).collect();
         assert!(names.contains(&"RILL_HTTP_API_TOKEN"));
         assert!(names.contains(&"RILL_SUBSCRIBE_QUEUE_FRAMES"));
-        assert_eq!(names.len(), 21);
+        assert!(names.contains(&"RILL_HTTP_TLS_CERT"));
+        assert_eq!(names.len(), 24);
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), keys.len(), "ambiguous environment names");
+    }
+
+    #[test]
+    fn tls_defaults_off_and_section_may_be_empty() {
+        let c = Config::default();
+        assert_eq!(c.http.tls.listen, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(
+            (c.http.tls.cert.as_ref(), c.http.tls.key.as_ref()),
+            (None, None)
+        );
+        assert!(c.http.tls.files().is_none());
+        assert_eq!(Config::from_yaml_str("http:\n  tls:\n").unwrap(), c);
+        let c = Config::from_yaml_str("http:\n  tls:\n    listen: 127.0.0.1:9443\n").unwrap();
+        assert_eq!(c.http.tls.listen.port(), 9443);
+        assert!(c.http.tls.files().is_none(), "no files: HTTPS stays off");
+        let errors = errors_of("http:\n  tls:\n    crt: a.pem\n");
+        assert_eq!(errors.0[0].path, "http.tls.crt");
+        assert!(errors.0[0].message.contains("`cert`"), "{errors}");
+        assert_eq!(errors.0[0].line, Some(3));
+    }
+
+    /// A self-signed pair written to a fresh directory.
+    fn tls_files() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, c.cert.pem()).unwrap();
+        std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+        (dir, cert, key)
+    }
+
+    fn tls_yaml(cert: &Path, key: &Path) -> String {
+        format!(
+            "http:\n  tls:\n    listen: 127.0.0.1:8443\n    cert: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        )
+    }
+
+    #[test]
+    fn tls_files_are_checked() {
+        let (dir, cert, key) = tls_files();
+        let c = Config::from_yaml_str(&tls_yaml(&cert, &key)).unwrap();
+        assert_eq!(c.http.tls.files(), Some((cert.as_path(), key.as_path())));
+
+        // One without the other.
+        let errors = errors_of(&format!("http:\n  tls:\n    cert: {}\n", cert.display()));
+        assert_eq!(errors.0[0].path, "http.tls.key");
+        assert!(errors.0[0].message.contains("must be set"), "{errors}");
+        let errors = errors_of(&format!("http:\n  tls:\n    key: {}\n", key.display()));
+        assert_eq!(errors.0[0].path, "http.tls.cert");
+
+        // Missing file.
+        let missing = dir.path().join("missing.pem");
+        let errors = errors_of(&tls_yaml(&missing, &key));
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].path, "http.tls.cert");
+        assert!(
+            errors
+                .to_string()
+                .starts_with("http.tls.cert: cannot read ")
+                && errors.to_string().contains("missing.pem"),
+            "{errors}"
+        );
+        let errors = errors_of(&tls_yaml(&cert, &missing));
+        assert_eq!(errors.0[0].path, "http.tls.key");
+
+        // Bad PEM.
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
+        let errors = errors_of(&tls_yaml(&bad, &key));
+        assert_eq!(errors.0[0].path, "http.tls.cert");
+        assert!(errors.0[0].message.contains("invalid PEM"), "{errors}");
+        let errors = errors_of(&tls_yaml(&cert, &bad));
+        assert_eq!(errors.0[0].path, "http.tls.key");
+        assert!(errors.0[0].message.contains("bad.pem"), "{errors}");
+        // The two swapped.
+        let errors = errors_of(&tls_yaml(&key, &cert));
+        assert_eq!(errors.0[0].path, "http.tls.cert");
+        assert!(
+            errors.0[0].message.contains("no PEM certificate"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn tls_needs_its_own_address() {
+        let (_dir, cert, key) = tls_files();
+        for (plain, secure) in [
+            ("0.0.0.0:8080", "127.0.0.1:8080"),
+            ("127.0.0.1:8080", "0.0.0.0:8080"),
+            ("127.0.0.1:8080", "127.0.0.1:8080"),
+        ] {
+            let text = format!(
+                "http:\n  listen: {plain}\n  tls:\n    listen: {secure}\n    cert: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
+            let errors = errors_of(&text);
+            assert_eq!(errors.0[0].path, "http.tls.listen", "{plain} {secure}");
+            assert!(
+                errors.0[0].message.contains("overlaps http.listen"),
+                "{errors}"
+            );
+        }
+        let text = format!(
+            "http:\n  listen: 127.0.0.1:8080\n  tls:\n    listen: 127.0.0.2:8080\n    cert: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        );
+        Config::from_yaml_str(&text).unwrap();
+    }
+
+    #[test]
+    fn tls_from_environment() {
+        let (_dir, cert, key) = tls_files();
+        let mut config = Config::default();
+        config
+            .apply_env(env(&[
+                ("RILL_HTTP_TLS_CERT", cert.to_str().unwrap()),
+                ("RILL_HTTP_TLS_KEY", key.to_str().unwrap()),
+                ("RILL_HTTP_TLS_LISTEN", "127.0.0.1:9443"),
+            ]))
+            .unwrap();
+        assert_eq!(
+            config.http.tls.files(),
+            Some((cert.as_path(), key.as_path()))
+        );
+        assert_eq!(config.http.tls.listen.port(), 9443);
+        let errors = Config::default()
+            .apply_env(env(&[
+                ("RILL_HTTP_TLS_CERT", "/nonexistent/cert.pem"),
+                ("RILL_HTTP_TLS_KEY", key.to_str().unwrap()),
+            ]))
+            .unwrap_err();
+        assert_eq!(errors.0[0].path, "http.tls.cert");
+        assert!(
+            errors.0[0].message.contains("RILL_HTTP_TLS_CERT"),
+            "{errors}"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `rill`: the server process.
 //!
-//! systemd integration (Type=notify): READY=1 once the HTTP listener is bound
-//! and the plugins are loaded; RELOADING=1 … READY=1 around a SIGHUP reload;
-//! STOPPING=1 on SIGTERM/SIGINT; WATCHDOG=1 at half of `WatchdogSec`.
+//! systemd integration (Type=notify): READY=1 once the HTTP listener (and the
+//! HTTPS one, with `http.tls`) is bound and the plugins are loaded;
+//! RELOADING=1 … READY=1 around a SIGHUP reload; STOPPING=1 on SIGTERM/SIGINT;
+//! WATCHDOG=1 at half of `WatchdogSec`.
 //! SIGTERM/SIGINT stop accepting, let sessions drain up to
 //! `shutdown_timeout`, and exit 0; a second signal exits at once.
 
@@ -126,6 +127,16 @@ async fn run(path: Option<PathBuf>, config: Config, set_log_level: SetLogLevel) 
         tracing::error!("{e}");
         return ExitCode::FAILURE;
     }
+    let tls = match config.http.tls.files() {
+        Some(_) => match http::tls::Tls::new(&config.http.tls) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let state = AppState {
         engine: engine.clone(),
@@ -134,15 +145,17 @@ async fn run(path: Option<PathBuf>, config: Config, set_log_level: SetLogLevel) 
         local: config.http.listen.to_string(),
         config: std::sync::Arc::new(parking_lot::Mutex::new(config.clone())),
         set_log_level,
+        tls: tls.clone(),
     };
-    let http = match http::serve(config.http.listen, state.clone(), async {
+    let https = tls.map(|t| (config.http.tls.listen, t));
+    let http = match http::serve(config.http.listen, https, state.clone(), async {
         let _ = stop_rx.await;
     })
     .await
     {
         Ok(h) => h,
         Err(e) => {
-            tracing::error!("HTTP listen {}: {e}", config.http.listen);
+            tracing::error!("{e}");
             return ExitCode::FAILURE;
         }
     };

@@ -7,6 +7,7 @@ use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineSettings};
+use crate::http::tls::{self, Tls};
 use crate::plugin::PluginManager;
 
 /// Changes the log filter while running; Err names what is wrong.
@@ -22,6 +23,8 @@ pub struct AppState {
     /// The running config (what `GET /api/v1/config` shows).
     pub config: Arc<Mutex<Config>>,
     pub set_log_level: SetLogLevel,
+    /// The HTTPS certificate, when `http.tls` is on.
+    pub tls: Option<Tls>,
 }
 
 /// What applying a config did.
@@ -35,7 +38,8 @@ pub struct ApplyReport {
 
 impl AppState {
     /// Applies what can change live (log level, publish/subscribe settings,
-    /// drain timeout, plugin sections); reports what needs a restart.
+    /// drain timeout, plugin sections, the HTTPS certificate, re-read from
+    /// its files every time); reports what needs a restart.
     pub async fn apply_config(&self, new: Config) -> Result<ApplyReport, String> {
         let old = self.config.lock().clone();
         let mut report = ApplyReport::default();
@@ -48,14 +52,37 @@ impl AppState {
                 new.dispatcher_workers != old.dispatcher_workers,
             ),
             ("log.format", new.log.format != old.log.format),
+            // Turning HTTPS on or off, or moving it.
+            (
+                "http.tls",
+                new.http.tls.files().is_some() != self.tls.is_some(),
+            ),
+            (
+                "http.tls.listen",
+                self.tls.is_some()
+                    && new.http.tls.files().is_some()
+                    && new.http.tls.listen != old.http.tls.listen,
+            ),
         ];
         report.restart_required = restart
             .iter()
             .filter(|(_, c)| *c)
             .map(|(k, _)| *k)
             .collect();
+        // The certificate files, read again (a renewal rewrites them in
+        // place); refused as a whole config if they no longer load.
+        let certs = match (&self.tls, new.http.tls.files()) {
+            (Some(_), Some(_)) => Some(tls::load(&new.http.tls).map_err(|e| e.to_string())?),
+            _ => None,
+        };
         if new.log.level != old.log.level {
             (self.set_log_level)(&new.log.level)?;
+        }
+        if let (Some(running), Some(certs), Some((cert, _))) =
+            (&self.tls, certs, new.http.tls.files())
+        {
+            running.set(certs);
+            tracing::info!(cert = %cert.display(), "HTTPS certificate loaded for new connections");
         }
         let mut settings = EngineSettings::from_config(&new);
         settings.dispatcher_workers = self.engine.settings().dispatcher_workers;

@@ -19,6 +19,8 @@ use crate::plugin::PluginInfo;
 struct Snapshot {
     totals: EngineTotals,
     plugins: Vec<PluginInfo>,
+    /// HTTPS handshakes (completed, failed), when HTTPS is on.
+    tls: Option<(u64, u64)>,
 }
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
@@ -105,6 +107,20 @@ impl Collector for Snapshot {
                 ConstCounter::new(p.reload_failures).encode(fam.encode_family(&labels)?)?;
             }
         }
+        if let Some((ok, failed)) = self.tls {
+            counter(
+                &mut e,
+                "rill_tls_handshakes",
+                "HTTPS handshakes completed",
+                ok,
+            )?;
+            counter(
+                &mut e,
+                "rill_tls_handshake_failures",
+                "HTTPS handshakes failed or timed out",
+                failed,
+            )?;
+        }
         Ok(())
     }
 }
@@ -114,6 +130,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
     reg.register_collector(Box::new(Snapshot {
         totals: s.engine.totals(),
         plugins: s.plugins.plugins().await,
+        tls: s.tls.as_ref().map(|t| t.handshake_counts()),
     }));
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &reg).is_err() {

@@ -1,21 +1,26 @@
 //! The host's HTTP server: the management API under `/api/v1`, Prometheus
 //! metrics at `/metrics`, and everything else routed to plugins (HTTP-FLV,
-//! WebSocket-FLV, ...). API errors are RFC 7807 problem+json.
+//! WebSocket-FLV, ...). API errors are RFC 7807 problem+json. With
+//! `http.tls` set, the same router is also served over HTTPS ([`tls`]).
 
 mod metrics;
+pub mod tls;
 
 use std::net::SocketAddr;
 
 use axum::body::{Body, Bytes};
+use axum::extract::connect_info::Connected;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use rill_abi::{RILL_HTTP_BODY_CLOSE, RILL_HTTP_BODY_FIXED};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::plugin::{PluginReply, PluginRequest};
@@ -63,23 +68,85 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Binds `listen` and serves until `shutdown` resolves.
+/// Binds `listen` (plain HTTP) and, with `tls`, its address (HTTPS), and
+/// serves the same routes on both until `shutdown` resolves: then neither
+/// accepts any more, and the task ends when their connections have.
 pub async fn serve(
     listen: SocketAddr,
+    tls: Option<(SocketAddr, tls::Tls)>,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(addr = %listen, "HTTP listening");
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!("HTTP server: {e}");
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("HTTP listen {listen}: {e}"))?;
+    let tls_listener = match tls {
+        Some((addr, certs)) => Some((
+            tls::TlsListener::bind(addr, certs)
+                .await
+                .map_err(|e| format!("HTTPS listen {addr}: {e}"))?,
+            addr,
+        )),
+        None => None,
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
         }
+    });
+    tracing::info!(addr = %listen, "HTTP listening");
+    let plain = axum::serve(
+        listener,
+        router(state.clone()).into_make_service_with_connect_info::<Peer>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let secure = tls_listener.map(|(listener, addr)| {
+        tracing::info!(addr = %addr, "HTTPS listening");
+        // Plugins see the address the connection came to.
+        let state = AppState {
+            local: addr.to_string(),
+            ..state
+        };
+        axum::serve(
+            listener,
+            router(state).into_make_service_with_connect_info::<Peer>(),
+        )
+        .with_graceful_shutdown(stop.cancelled_owned())
+    });
+    Ok(tokio::spawn(async move {
+        let secure = async {
+            if let Some(s) = secure {
+                if let Err(e) = s.await {
+                    tracing::error!("HTTPS server: {e}");
+                }
+            }
+        };
+        let plain = async {
+            if let Err(e) = plain.await {
+                tracing::error!("HTTP server: {e}");
+            }
+        };
+        tokio::join!(plain, secure);
     }))
+}
+
+/// The client's address, for plugins (`conn_peer_addr`), over HTTP or HTTPS.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, tls::TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tls::TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
 }
 
 /// RFC 7807 problem+json.
@@ -288,7 +355,7 @@ const MAX_PLUGIN_BODY: usize = 1 << 20;
 /// Everything the API does not serve goes to plugin routes (HTTP-FLV, ...).
 async fn plugin_route(
     State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     req: Request,
 ) -> Response {
     if req.uri().path().starts_with("/api/") {
