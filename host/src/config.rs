@@ -192,6 +192,11 @@ pub struct SubscribeConfig {
     /// Bound of each subscriber's queue, in frames (16..=65536).
     /// Default 512.
     pub queue_frames: usize,
+    /// Keep `TCP_NODELAY` on a player's TCP connection once it streams.
+    /// Off: after the handshake and the first burst, the kernel may merge
+    /// the player's writes into fewer packets (Nagle), as nginx-rtmp lets
+    /// it. On: every write leaves at once. Default false.
+    pub tcp_nodelay: bool,
 }
 
 impl Default for Config {
@@ -262,6 +267,7 @@ impl Default for SubscribeConfig {
             wait_timeout: Duration::from_secs(10),
             max_lag: Duration::from_secs(10),
             queue_frames: 512,
+            tcp_nodelay: false,
         }
     }
 }
@@ -1175,7 +1181,7 @@ plugins:
         assert!(names.contains(&"RILL_HTTP_API_TOKEN"));
         assert!(names.contains(&"RILL_SUBSCRIBE_QUEUE_FRAMES"));
         assert!(names.contains(&"RILL_HTTP_TLS_CERT"));
-        assert_eq!(names.len(), 24);
+        assert_eq!(names.len(), 25);
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), keys.len(), "ambiguous environment names");

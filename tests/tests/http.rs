@@ -228,9 +228,15 @@ fn api_routes_errors_and_token() {
         })
     };
     listed(true).expect("publish not listed");
-    let (st, _, body) = http_request(port, "GET", "/api/v1/streams/live/test", tok, "");
-    assert_eq!(st, 200);
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // The stream is listed as soon as the publisher is in; its tracks come
+    // with its first frames.
+    let (body, v) = wait_for(Duration::from_secs(10), || {
+        let (st, _, body) = http_request(port, "GET", "/api/v1/streams/live/test", tok, "");
+        assert_eq!(st, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (v["tracks"].as_array().map_or(0, |t| t.len()) >= 2).then_some((body, v))
+    })
+    .expect("tracks not declared");
     assert_eq!(v["state"], "publishing");
     assert_eq!(v["publisher"]["protocol"], "flvtcp");
     let tracks = v["tracks"].as_array().unwrap();

@@ -123,6 +123,14 @@ impl FrameCache {
             .map(|(_, f)| f.clone())
     }
 
+    /// Drops every muxed form (a later `get` misses and muxes again).
+    pub fn clear(&self) {
+        let mut slots = self.slots.lock();
+        if !slots.is_empty() {
+            *slots = Vec::new();
+        }
+    }
+
     pub fn insert(&self, key: u64, value: FrameRef) -> Result<(), CacheError> {
         let mut slots = self.slots.lock();
         if slots.iter().any(|(k, _)| *k == key) {

@@ -21,6 +21,9 @@ pub struct EngineSettings {
     pub wait_timeout: Duration,
     pub max_lag: Duration,
     pub queue_frames: usize,
+    /// Keep TCP_NODELAY on player connections once they stream (read by
+    /// each session as it starts streaming).
+    pub tcp_nodelay: bool,
     /// Dispatch workers; 0 = one per core. Fixed at start.
     pub dispatcher_workers: usize,
 }
@@ -46,6 +49,7 @@ impl EngineSettings {
             wait_timeout: c.subscribe.wait_timeout,
             max_lag: c.subscribe.max_lag,
             queue_frames: c.subscribe.queue_frames,
+            tcp_nodelay: c.subscribe.tcp_nodelay,
             dispatcher_workers: c.dispatcher_workers,
         }
     }

@@ -277,7 +277,7 @@ impl Stream {
             ing.next_seq += 1;
             track.frames.add(1);
             track.bytes.add(len);
-            track.ring.push(frame);
+            track.push(frame);
         }
         self.frames_in.add(1);
         self.bytes_in.add(len);

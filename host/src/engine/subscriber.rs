@@ -287,6 +287,10 @@ impl SubscriberShared {
             }
         }
         if let Some(f) = q.frames.pop_front() {
+            // The first GOP arrives as a burst; give its room back.
+            if q.frames.is_empty() && q.frames.capacity() > 64 {
+                q.frames.shrink_to(8);
+            }
             drop(q);
             self.frames.add(1);
             self.bytes.add(f.payload().len() as u64);

@@ -23,6 +23,7 @@ fn settings() -> EngineSettings {
         wait_timeout: Duration::from_secs(3),
         max_lag: Duration::from_secs(4),
         queue_frames: 64,
+        tcp_nodelay: false,
         dispatcher_workers: 2,
     }
 }

@@ -22,6 +22,14 @@ pub(crate) struct HostShared {
     pub epoch: std::time::Instant,
 }
 
+impl HostShared {
+    /// Whether a TCP session that streams media may let the kernel merge
+    /// its writes (TCP_NODELAY off), per `subscribe.tcp_nodelay`.
+    pub(crate) fn nagle_when_streaming(&self) -> bool {
+        !self.engine.settings().tcp_nodelay
+    }
+}
+
 /// Where a listener's new connections go: the plugin's current generation.
 struct Target {
     inst: Arc<Instance>,
@@ -136,12 +144,10 @@ async fn accept_loop(sock: std::net::TcpListener, entry: std::sync::Weak<Listene
         if t.inst.draining.load(std::sync::atomic::Ordering::Acquire) {
             continue;
         }
-        let _ = sock.set_nodelay(true);
         let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let (rd, wr) = sock.into_split();
         session::spawn(
             &t.inst,
-            Io::Stream(Box::new(rd), Box::new(wr)),
+            Io::Stream(sock),
             Origin::Listener(t.listener_id),
             peer.to_string(),
             local,

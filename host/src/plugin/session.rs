@@ -25,7 +25,9 @@ use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use rill_abi::*;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -40,13 +42,14 @@ pub const HIGH_WATER: usize = 1 << 20;
 pub const LOW_WATER: usize = 256 << 10;
 /// A write that would queue more than this is refused (`RILL_ERR_AGAIN`).
 pub const HARD_CAP: usize = 16 << 20;
-/// The read buffer of a session starts at this size and doubles, up to the
-/// max, each time a read fills it (a 64 KiB buffer per idle player was most
-/// of a player's memory).
-const READ_BUF_MIN: usize = 4 << 10;
-const READ_BUF_MAX: usize = 64 << 10;
+/// Size of the read buffer. There is one per runtime thread, not one per
+/// session: input is lent to the plugin only for the `on_conn_data` call,
+/// and a buffer per idle player was most of a player's memory.
+const READ_BUF: usize = 64 << 10;
 /// How long queued output may take to flush when a session closes.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
+/// Most frames taken from a session's subscribers between two writes.
+const MEDIA_BATCH: usize = 64;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -122,6 +125,8 @@ pub(crate) struct SessionState {
     /// HTTP sessions: the answer not yet sent, and whether one was given.
     http_answer: Option<HttpAnswer>,
     http_answered: bool,
+    /// A frame was handed to the plugin: the session streams media.
+    streaming: bool,
 }
 
 pub(crate) struct SessionShared {
@@ -132,7 +137,17 @@ pub(crate) struct SessionShared {
     pub sink: Sink,
     user: AtomicPtr<c_void>,
     pub st: Mutex<SessionState>,
-    ctl: mpsc::UnboundedSender<Ctl>,
+    ctl: CtlInbox,
+}
+
+/// What other tasks ask of a session (posts, timers, close), in order. A
+/// queue and a `Notify` rather than a channel: a channel's first block of
+/// slots cost every idle player more than a kilobyte.
+#[derive(Default)]
+struct CtlInbox {
+    /// The queue, and whether the session ended (nothing more is taken).
+    queue: Mutex<(VecDeque<Ctl>, bool)>,
+    notify: tokio::sync::Notify,
 }
 
 // SAFETY: `user` is the plugin's opaque session pointer, only handed back to
@@ -157,8 +172,22 @@ impl SessionShared {
         self.user.load(Ordering::Acquire)
     }
 
+    /// Queues a control message for the session's task; false once the
+    /// session ended.
     pub(crate) fn send(&self, c: Ctl) -> bool {
-        self.ctl.send(c).is_ok()
+        {
+            let mut q = self.ctl.queue.lock();
+            if q.1 {
+                return false;
+            }
+            q.0.push_back(c);
+        }
+        self.ctl.notify.notify_one();
+        true
+    }
+
+    fn next_ctl(&self) -> Option<Ctl> {
+        self.ctl.queue.lock().0.pop_front()
     }
 
     /// Queues bytes to send. Statuses as `conn_write`.
@@ -300,6 +329,39 @@ impl SessionShared {
         Poll::Pending
     }
 
+    /// Hands input to the plugin.
+    fn on_data(self: &Arc<Self>, data: &[u8]) {
+        let (u, conn) = (self.user(), self.conn_ptr());
+        let st = self.inst.call(|d, i| {
+            // SAFETY: plugin callback; data is lent for the call.
+            d.on_conn_data.map_or(RILL_OK, |f| unsafe {
+                f(i, u, conn, data.as_ptr(), data.len())
+            })
+        });
+        self.check("on_conn_data", st);
+    }
+
+    /// Takes up to `budget` frames that are already queued, without
+    /// waiting, while the output is below the high-water mark.
+    ///
+    /// Polls with a no-op waker: the loop's `select!` polls again with the
+    /// task's own waker before it sleeps, so no wake-up is lost.
+    fn drain_media(self: &Arc<Self>, budget: usize) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for _ in 0..budget {
+            {
+                let st = self.st.lock();
+                if st.close.is_some() || st.out_bytes >= HIGH_WATER || st.want_writable {
+                    return;
+                }
+            }
+            match self.poll_media(&mut cx) {
+                Poll::Ready(m) => self.on_media(m),
+                Poll::Pending => return,
+            }
+        }
+    }
+
     fn on_media(self: &Arc<Self>, m: Media) {
         let (inst, user, conn) = (&self.inst, self.user(), self.conn_ptr());
         match m {
@@ -307,7 +369,7 @@ impl SessionShared {
                 // Decide under the lock, call without it: the plugin may
                 // close this subscriber from inside the callback.
                 let (first, skip) = {
-                    let _st = self.st.lock();
+                    let mut _st = self.st.lock();
                     // SAFETY: p points into a Box owned by st.subs; we hold
                     // the lock, and it was live when poll_media returned.
                     let e = unsafe { &mut *p };
@@ -315,6 +377,7 @@ impl SessionShared {
                     let first = !e.started;
                     e.started = true;
                     if !skip {
+                        _st.streaming = true;
                         e.delivered += 1;
                         e.delivered_bytes += frame.payload().len() as u64;
                     }
@@ -483,8 +546,11 @@ pub(crate) fn start_timer(
     let sid = session.map_or(0, |s| s.id);
     let target: Box<dyn Fn() -> bool + Send> = match session {
         Some(s) => {
-            let tx = s.ctl.clone();
-            Box::new(move || tx.send(Ctl::Timer { handle, timer_id }).is_ok())
+            let s = Arc::downgrade(s);
+            Box::new(move || {
+                s.upgrade()
+                    .is_some_and(|s| s.send(Ctl::Timer { handle, timer_id }))
+            })
         }
         None => {
             let inst = Arc::downgrade(inst);
@@ -516,10 +582,7 @@ pub(crate) fn start_timer(
 /// The transport of a session.
 pub(crate) enum Io {
     None,
-    Stream(
-        Box<dyn AsyncRead + Send + Unpin>,
-        Box<dyn AsyncWrite + Send + Unpin>,
-    ),
+    Stream(TcpStream),
     Http(HttpExchange),
 }
 
@@ -561,10 +624,7 @@ pub enum HttpReply {
 /// becomes a body or a WebSocket).
 enum Transport {
     None,
-    Stream(
-        Box<dyn AsyncRead + Send + Unpin>,
-        Box<dyn AsyncWrite + Send + Unpin>,
-    ),
+    Stream(OwnedReadHalf, OwnedWriteHalf),
     /// Waiting for the plugin's answer.
     HttpPending(Option<oneshot::Sender<HttpReply>>),
     /// Streaming a response body.
@@ -594,7 +654,6 @@ pub(crate) fn spawn(
     local: String,
     preset_user: *mut c_void,
 ) -> u64 {
-    let (tx, rx) = mpsc::unbounded_channel();
     let sink = match io {
         Io::None => Sink::None,
         Io::Stream(..) => Sink::Stream,
@@ -608,11 +667,11 @@ pub(crate) fn spawn(
         sink,
         user: AtomicPtr::new(preset_user),
         st: Mutex::new(SessionState::default()),
-        ctl: tx,
+        ctl: CtlInbox::default(),
     });
     let id = s.id;
     inst.sessions.insert(id, s.clone());
-    inst.host.rt.spawn(run(s, io, rx, origin));
+    inst.host.rt.spawn(run(s, io, origin));
     id
 }
 
@@ -623,7 +682,6 @@ unsafe impl Send for UserPtr {}
 /// Connects to `addr`, then runs the session; a failure is reported with
 /// `on_conn_close` as the ABI says.
 pub(crate) fn spawn_connect(inst: &Arc<Instance>, addr: String, user: *mut c_void) -> u64 {
-    let (tx, rx) = mpsc::unbounded_channel();
     let s = Arc::new(SessionShared {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         inst: inst.clone(),
@@ -632,7 +690,7 @@ pub(crate) fn spawn_connect(inst: &Arc<Instance>, addr: String, user: *mut c_voi
         sink: Sink::Stream,
         user: AtomicPtr::new(user),
         st: Mutex::new(SessionState::default()),
-        ctl: tx,
+        ctl: CtlInbox::default(),
     });
     let id = s.id;
     inst.sessions.insert(id, s.clone());
@@ -645,17 +703,7 @@ pub(crate) fn spawn_connect(inst: &Arc<Instance>, addr: String, user: *mut c_voi
         )
         .await
         {
-            Ok(Ok(sock)) => {
-                let _ = sock.set_nodelay(true);
-                let (rd, wr) = sock.into_split();
-                run(
-                    s,
-                    Io::Stream(Box::new(rd), Box::new(wr)),
-                    rx,
-                    Origin::Connect,
-                )
-                .await
-            }
+            Ok(Ok(sock)) => run(s, Io::Stream(sock), Origin::Connect).await,
             res => {
                 let why = match res {
                     Ok(Err(e)) => format!("connect to {addr}: {e}"),
@@ -668,14 +716,14 @@ pub(crate) fn spawn_connect(inst: &Arc<Instance>, addr: String, user: *mut c_voi
                         unsafe { f(i, user.0, conn, RILL_END_ERROR, RillStr::from_str(&why)) }
                     }
                 });
-                finish(&s, rx);
+                finish(&s);
             }
         }
     });
     id
 }
 
-async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>, origin: Origin) {
+async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
     let listener_id = match origin {
         Origin::Listener(id) => id,
         Origin::Connect => RILL_LISTENER_CONNECT,
@@ -683,7 +731,13 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
     };
     let mut t = match io {
         Io::None => Transport::None,
-        Io::Stream(r, w) => Transport::Stream(r, w),
+        Io::Stream(sock) => {
+            // Until the session streams, its writes are small exchanges
+            // that must not wait for the peer's delayed ACK.
+            let _ = sock.set_nodelay(true);
+            let (r, w) = sock.into_split();
+            Transport::Stream(r, w)
+        }
         Io::Http(x) => {
             let status = open_http(&s, &x);
             if status < 0 {
@@ -692,7 +746,7 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
                     rill_status_name(status).into(),
                 ));
                 close_handles(&s);
-                finish(&s, rx);
+                finish(&s);
                 return;
             }
             Transport::HttpPending(Some(x.reply))
@@ -714,22 +768,41 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
             tracing::debug!(plugin = %s.inst.name, session = s.id, "on_conn_open refused: {}", rill_status_name(status));
             // No on_conn_close follows a refused open.
             close_handles(&s);
-            finish(&s, rx);
+            finish(&s);
             return;
         }
     }
-    // Players hardly send anything: start small, grow for publishers.
-    let mut buf = vec![0u8; READ_BUF_MIN];
-    let mut scratch: Vec<Bytes> = Vec::with_capacity(32);
-    let end: (u32, String) = loop {
+    // Whether the session's first burst of media is out.
+    let mut streaming = false;
+    let end: (u32, String) = 'session: loop {
+        while let Some(c) = s.next_ctl() {
+            if let Some(end) = s.on_ctl(c) {
+                break 'session end;
+            }
+        }
         s.maybe_writable();
         if let Err(e) = answer_http(&s, &mut t) {
             break e;
         }
+        // Every frame already queued for this session goes out in the same
+        // write: one wake-up and one syscall per dispatch round, not per
+        // frame.
+        s.drain_media(MEDIA_BATCH);
         let (paused, has_out, take_media) = {
             let st = s.st.lock();
             if let Some(c) = &st.close {
                 break c.clone();
+            }
+            if !streaming && st.streaming && st.out.is_empty() {
+                // The handshake and the first burst are out: from now on
+                // the kernel may merge a player's writes into fewer
+                // packets (Nagle), as nginx-rtmp lets it.
+                streaming = true;
+                if let Transport::Stream(_, w) = &t {
+                    if s.inst.host.nagle_when_streaming() {
+                        let _ = w.as_ref().set_nodelay(false);
+                    }
+                }
             }
             (
                 st.paused,
@@ -740,31 +813,20 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
         };
         tokio::select! {
             biased;
-            c = rx.recv() => {
-                if let Some(c) = c {
-                    if let Some(end) = s.on_ctl(c) {
-                        break end;
-                    }
-                }
-            }
-            ev = io_step(&mut t, &s, &mut scratch, &mut buf, has_out, !paused) => match ev {
+            _ = s.ctl.notify.notified() => {}
+            ev = io_step(&mut t, &s, has_out, !paused) => match ev {
                 IoEvent::Wrote(Ok(())) => {}
                 IoEvent::Wrote(Err(e)) => break (RILL_END_PEER, format!("write: {e}")),
-                IoEvent::Read(Ok(Some(data))) => {
-                    if matches!(data, Incoming::Buf(n) if n == buf.len() && n < READ_BUF_MAX) {
-                        buf.resize(buf.len() * 2, 0);
+                IoEvent::Read(Ok(Some(data))) => s.on_data(&data),
+                IoEvent::Readable(Ok(())) => {
+                    let Transport::Stream(r, _) = &t else { continue };
+                    match read_with(r, |data| s.on_data(data)) {
+                        Ok(true) => {}
+                        Ok(false) => break (RILL_END_PEER, "peer closed the connection".into()),
+                        Err(e) => break (RILL_END_ERROR, format!("read: {e}")),
                     }
-                    let data: &[u8] = match &data {
-                        Incoming::Buf(n) => &buf[..*n],
-                        Incoming::Msg(b) => b,
-                    };
-                    let (u, conn) = (s.user(), s.conn_ptr());
-                    let st = s.inst.call(|d, i| {
-                        // SAFETY: plugin callback; data is lent for the call.
-                        d.on_conn_data.map_or(RILL_OK, |f| unsafe { f(i, u, conn, data.as_ptr(), data.len()) })
-                    });
-                    s.check("on_conn_data", st);
                 }
+                IoEvent::Readable(Err(e)) => break (RILL_END_ERROR, format!("read: {e}")),
                 IoEvent::Read(Ok(None)) => break (RILL_END_PEER, "peer closed the connection".into()),
                 IoEvent::Read(Err(e)) => break (RILL_END_ERROR, format!("read: {e}")),
                 IoEvent::Changed(Ok(next)) => t = next,
@@ -775,7 +837,7 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
     };
     // Flush what the plugin queued (an orderly end), unless the peer broke.
     if end.0 != RILL_END_ERROR {
-        let _ = tokio::time::timeout(FLUSH_DEADLINE, flush(&mut t, &s, &mut scratch)).await;
+        let _ = tokio::time::timeout(FLUSH_DEADLINE, flush(&mut t, &s)).await;
     }
     if let Transport::HttpPending(Some(reply)) = std::mem::replace(&mut t, Transport::None) {
         let _ = reply.send(HttpReply::Error(
@@ -793,7 +855,7 @@ async fn run(s: Arc<SessionShared>, io: Io, mut rx: mpsc::UnboundedReceiver<Ctl>
         }
     });
     close_handles(&s);
-    finish(&s, rx);
+    finish(&s);
 }
 
 /// Calls `on_http_request` with views of the owned request.
@@ -875,15 +937,12 @@ fn answer_http(s: &SessionShared, t: &mut Transport) -> Result<(), (u32, String)
     Ok(())
 }
 
-enum Incoming {
-    Buf(usize),
-    Msg(Bytes),
-}
-
 enum IoEvent {
     Wrote(std::io::Result<()>),
-    /// `Ok(None)`: the end of input.
-    Read(std::io::Result<Option<Incoming>>),
+    /// A WebSocket message; `Ok(None)`: the end of input.
+    Read(std::io::Result<Option<Bytes>>),
+    /// The TCP socket has input (or an error) to read.
+    Readable(std::io::Result<()>),
     /// The transport changed (the WebSocket arrived) or ended (the HTTP
     /// client went away).
     Changed(Result<Transport, (u32, String)>),
@@ -895,18 +954,11 @@ fn gone() -> (u32, String) {
 
 /// One step of I/O on whatever the transport is now: a write when output
 /// is queued, a read when reading is not paused, or a transport event.
-async fn io_step(
-    t: &mut Transport,
-    s: &SessionShared,
-    scratch: &mut Vec<Bytes>,
-    buf: &mut [u8],
-    can_write: bool,
-    can_read: bool,
-) -> IoEvent {
+async fn io_step(t: &mut Transport, s: &SessionShared, can_write: bool, can_read: bool) -> IoEvent {
     match t {
         Transport::Stream(r, w) => tokio::select! {
-            res = write_stream(w, s, scratch), if can_write => IoEvent::Wrote(res),
-            res = r.read(buf), if can_read => IoEvent::Read(res.map(|n| (n > 0).then_some(Incoming::Buf(n)))),
+            res = write_stream(w, s), if can_write => IoEvent::Wrote(res),
+            res = r.readable(), if can_read => IoEvent::Readable(res),
             else => std::future::pending().await,
         },
         Transport::Body(tx) => tokio::select! {
@@ -946,14 +998,12 @@ fn ws_message(o: Out) -> Message {
     }
 }
 
-async fn next_ws(stream: &mut SplitStream<WebSocket>) -> std::io::Result<Option<Incoming>> {
+async fn next_ws(stream: &mut SplitStream<WebSocket>) -> std::io::Result<Option<Bytes>> {
     loop {
         match stream.next().await {
             None | Some(Ok(Message::Close(_))) => return Ok(None),
-            Some(Ok(Message::Binary(b))) => return Ok(Some(Incoming::Msg(b))),
-            Some(Ok(Message::Text(t))) => {
-                return Ok(Some(Incoming::Msg(Bytes::copy_from_slice(t.as_bytes()))))
-            }
+            Some(Ok(Message::Binary(b))) => return Ok(Some(b)),
+            Some(Ok(Message::Text(t))) => return Ok(Some(Bytes::copy_from_slice(t.as_bytes()))),
             Some(Ok(_)) => continue, // ping/pong: answered by the WebSocket layer
             Some(Err(e)) => return Err(std::io::Error::other(e)),
         }
@@ -961,14 +1011,10 @@ async fn next_ws(stream: &mut SplitStream<WebSocket>) -> std::io::Result<Option<
 }
 
 /// Drains what is queued before the session ends (bounded by the caller).
-async fn flush(
-    t: &mut Transport,
-    s: &SessionShared,
-    scratch: &mut Vec<Bytes>,
-) -> std::io::Result<()> {
+async fn flush(t: &mut Transport, s: &SessionShared) -> std::io::Result<()> {
     while !s.st.lock().out.is_empty() {
         match t {
-            Transport::Stream(_, w) => write_stream(w, s, scratch).await?,
+            Transport::Stream(_, w) => write_stream(w, s).await?,
             Transport::Body(tx) => write_chan(tx, s, |o| o.data).await?,
             Transport::Ws(_, tx) => write_chan(tx, s, ws_message).await?,
             _ => break,
@@ -994,45 +1040,87 @@ async fn write_chan<T>(
     let mut st = s.st.lock();
     if let Some(o) = st.out.pop_front() {
         st.out_bytes -= o.data.len();
+        shrink_after_burst(&mut st.out);
         drop(st);
         permit.send(map(o));
     }
     Ok(())
 }
 
-/// Writes up to 32 queued buffers in one vectored write and drops what was
-/// written (cancel-safe: nothing leaves the queue before the write returns).
-async fn write_stream(
-    w: &mut Box<dyn AsyncWrite + Send + Unpin>,
-    s: &SessionShared,
-    scratch: &mut Vec<Bytes>,
-) -> std::io::Result<()> {
-    scratch.clear();
-    scratch.extend(s.st.lock().out.iter().take(32).map(|o| o.data.clone()));
-    let mut slices = [IoSlice::new(&[]); 32];
-    for (sl, b) in slices.iter_mut().zip(scratch.iter()) {
-        *sl = IoSlice::new(b);
-    }
-    let n = w.write_vectored(&slices[..scratch.len()]).await?;
-    if n == 0 && !scratch.is_empty() {
-        return Err(std::io::ErrorKind::WriteZero.into());
-    }
-    let mut st = s.st.lock();
-    st.out_bytes -= n;
-    let mut left = n;
-    while left > 0 {
-        let Some(front) = st.out.front_mut() else {
-            break;
-        };
-        if front.data.len() <= left {
-            left -= front.data.len();
-            st.out.pop_front();
-        } else {
-            front.data.advance(left);
-            left = 0;
+thread_local! {
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads what the socket has into this thread's read buffer and lends it
+/// to `f`. `Ok(false)`: the peer closed its side.
+fn read_with(r: &OwnedReadHalf, f: impl FnOnce(&[u8])) -> std::io::Result<bool> {
+    READ_BUFFER.with_borrow_mut(|buf| {
+        if buf.is_empty() {
+            buf.resize(READ_BUF, 0);
         }
+        match r.try_read(buf) {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                f(&buf[..n]);
+                Ok(true)
+            }
+            // A spurious readiness: wait again.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// A queue that a burst (a player's first GOP) grew keeps its capacity
+/// forever unless it is given back once the burst is out.
+pub(crate) fn shrink_after_burst<T>(q: &mut VecDeque<T>) {
+    if q.is_empty() && q.capacity() > 64 {
+        q.shrink_to(8);
     }
-    Ok(())
+}
+
+/// Most buffers one vectored write takes.
+const MAX_IOV: usize = 64;
+
+/// Writes up to [`MAX_IOV`] queued buffers in one vectored write and drops
+/// what was written. The queue is borrowed under the lock for the
+/// non-blocking write itself, so nothing is cloned, and nothing leaves the
+/// queue before the kernel took it (cancel-safe).
+async fn write_stream(w: &mut OwnedWriteHalf, s: &SessionShared) -> std::io::Result<()> {
+    poll_fn(|cx| {
+        let mut st = s.st.lock();
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let mut n = 0;
+        for (sl, o) in slices.iter_mut().zip(st.out.iter()) {
+            *sl = IoSlice::new(&o.data);
+            n += 1;
+        }
+        let wrote = match Pin::new(&mut *w).poll_write_vectored(cx, &slices[..n]) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(0)) if n > 0 => {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+            }
+            Poll::Ready(Ok(k)) => k,
+        };
+        st.out_bytes -= wrote;
+        let mut left = wrote;
+        while left > 0 {
+            let Some(front) = st.out.front_mut() else {
+                break;
+            };
+            if front.data.len() <= left {
+                left -= front.data.len();
+                st.out.pop_front();
+            } else {
+                front.data.advance(left);
+                left = 0;
+            }
+        }
+        shrink_after_burst(&mut st.out);
+        Poll::Ready(Ok(()))
+    })
+    .await
 }
 
 /// Closes the publishers and subscribers the plugin left open, and the
@@ -1058,10 +1146,14 @@ fn close_handles(s: &SessionShared) {
 
 /// Leaves the instance; posts that raced with the end are delivered with no
 /// session, as the ABI promises.
-fn finish(s: &Arc<SessionShared>, mut rx: mpsc::UnboundedReceiver<Ctl>) {
+fn finish(s: &Arc<SessionShared>) {
     s.inst.sessions.remove(&s.id);
-    rx.close();
-    while let Ok(c) = rx.try_recv() {
+    let left = {
+        let mut q = s.ctl.queue.lock();
+        q.1 = true;
+        std::mem::take(&mut q.0)
+    };
+    for c in left {
         if let Ctl::Post(arg) = c {
             s.inst.call(|d, i| {
                 if let Some(f) = d.on_post {

@@ -25,7 +25,7 @@
 //! [`Session::chunk_params`] (equal params ⇒ identical bytes) and
 //! [`Session::send_serialized`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 use rill_abi::RILL_CODEC_METADATA;
@@ -223,6 +223,55 @@ impl Stream {
     }
 }
 
+/// A connection's streams by id. A connection has one or two, so a small
+/// vector: a `BTreeMap`'s first node cost each player most of a kilobyte.
+#[derive(Debug, Default)]
+struct Streams(Vec<(u32, Stream)>);
+
+impl Streams {
+    fn get(&self, id: &u32) -> Option<&Stream> {
+        self.0.iter().find(|(k, _)| k == id).map(|(_, s)| s)
+    }
+
+    fn get_mut(&mut self, id: &u32) -> Option<&mut Stream> {
+        self.0.iter_mut().find(|(k, _)| k == id).map(|(_, s)| s)
+    }
+
+    fn contains_key(&self, id: &u32) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn insert(&mut self, id: u32, st: Stream) {
+        match self.get_mut(&id) {
+            Some(old) => *old = st,
+            None => {
+                self.0.reserve_exact(1);
+                self.0.push((id, st));
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &u32) -> Option<Stream> {
+        let i = self.0.iter().position(|(k, _)| k == id)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Ids in ascending order.
+    fn keys(&self) -> impl Iterator<Item = &u32> {
+        let mut ids: Vec<&u32> = self.0.iter().map(|(k, _)| k).collect();
+        ids.sort();
+        ids.into_iter()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(u32, Stream)> {
+        self.0.iter()
+    }
+}
+
 /// At most this many distinct drop reasons are reported per stream.
 const MAX_WARNINGS: usize = 8;
 
@@ -258,7 +307,7 @@ pub struct Session {
     /// Last Window Acknowledgement Size we sent.
     window_sent: u32,
     connect: Option<ConnectInfo>,
-    streams: BTreeMap<u32, Stream>,
+    streams: Streams,
     next_stream_id: u32,
 }
 
@@ -293,7 +342,7 @@ impl Session {
             acked: 0,
             window_sent: 0,
             connect: None,
-            streams: BTreeMap::new(),
+            streams: Streams::default(),
             next_stream_id: 1,
         }
     }
@@ -717,7 +766,7 @@ impl Session {
                     .streams
                     .iter()
                     .filter(|(_, s)| s.role == Role::Publishing && s.name == bare)
-                    .map(|(&id, _)| id)
+                    .map(|(id, _)| *id)
                     .collect();
                 for id in ids {
                     self.end_stream(id);
