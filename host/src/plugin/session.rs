@@ -16,7 +16,7 @@ use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -127,6 +127,11 @@ pub(crate) struct SessionState {
     http_answered: bool,
     /// A frame was handed to the plugin: the session streams media.
     streaming: bool,
+    /// HTTP response bodies: the HTTP server's task waiting for output,
+    /// whether the client went away, and whether the body is complete.
+    body_waker: Option<Waker>,
+    body_gone: bool,
+    body_done: bool,
 }
 
 pub(crate) struct SessionShared {
@@ -233,12 +238,18 @@ impl SessionShared {
         if !b.is_empty() || text {
             st.out.push_back(Out { data: b, text });
         }
-        if st.out_bytes > HIGH_WATER {
+        let status = if st.out_bytes > HIGH_WATER {
             st.want_writable = true;
             RILL_FULL
         } else {
             RILL_OK
+        };
+        let body = st.body_waker.take();
+        drop(st);
+        if let Some(w) = body {
+            w.wake();
         }
+        status
     }
 
     pub(crate) fn pending(&self) -> usize {
@@ -327,6 +338,19 @@ impl SessionShared {
             }
         }
         Poll::Pending
+    }
+
+    /// Completes an HTTP response body: the server sends what is queued,
+    /// then the end of the body.
+    fn end_body(&self) {
+        let w = {
+            let mut st = self.st.lock();
+            st.body_done = true;
+            st.body_waker.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
     }
 
     /// Hands input to the plugin.
@@ -612,7 +636,7 @@ pub enum HttpReply {
         headers: Vec<(String, String)>,
         body: u32,
         length: u64,
-        chunks: mpsc::Receiver<Bytes>,
+        chunks: BodyChunks,
     },
     Upgrade {
         headers: Vec<(String, String)>,
@@ -628,7 +652,7 @@ enum Transport {
     /// Waiting for the plugin's answer.
     HttpPending(Option<oneshot::Sender<HttpReply>>),
     /// Streaming a response body.
-    Body(mpsc::Sender<Bytes>),
+    Body,
     /// Upgrade accepted, waiting for the socket.
     WsPending(oneshot::Receiver<WebSocket>),
     Ws(SplitStream<WebSocket>, mpsc::Sender<Message>),
@@ -793,6 +817,9 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
             if let Some(c) = &st.close {
                 break c.clone();
             }
+            if st.body_gone {
+                break gone();
+            }
             if !streaming && st.streaming && st.out.is_empty() {
                 // The handshake and the first burst are out: from now on
                 // the kernel may merge a player's writes into fewer
@@ -835,10 +862,14 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
             m = poll_fn(|cx| s.poll_media(cx)), if take_media => s.on_media(m),
         }
     };
+    // From here the plugin queues nothing more (and an HTTP body's reader
+    // knows the session is ending).
+    s.st.lock().close.get_or_insert(end.clone());
     // Flush what the plugin queued (an orderly end), unless the peer broke.
     if end.0 != RILL_END_ERROR {
         let _ = tokio::time::timeout(FLUSH_DEADLINE, flush(&mut t, &s)).await;
     }
+    s.end_body();
     if let Transport::HttpPending(Some(reply)) = std::mem::replace(&mut t, Transport::None) {
         let _ = reply.send(HttpReply::Error(
             500,
@@ -846,7 +877,6 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
         ));
     }
     drop(t);
-    s.st.lock().close.get_or_insert(end.clone());
     let (u, conn) = (s.user(), s.conn_ptr());
     s.inst.call(|d, i| {
         if let Some(f) = d.on_conn_close {
@@ -896,7 +926,7 @@ fn open_http(s: &Arc<SessionShared>, x: &HttpExchange) -> i32 {
 }
 
 /// Sends the plugin's HTTP answer once it gave one.
-fn answer_http(s: &SessionShared, t: &mut Transport) -> Result<(), (u32, String)> {
+fn answer_http(s: &Arc<SessionShared>, t: &mut Transport) -> Result<(), (u32, String)> {
     let Transport::HttpPending(reply) = t else {
         return Ok(());
     };
@@ -914,7 +944,7 @@ fn answer_http(s: &SessionShared, t: &mut Transport) -> Result<(), (u32, String)
             body,
             length,
         } => {
-            let (tx, chunks) = mpsc::channel(16);
+            let chunks = BodyChunks { s: s.clone() };
             reply
                 .send(HttpReply::Response {
                     status,
@@ -924,7 +954,7 @@ fn answer_http(s: &SessionShared, t: &mut Transport) -> Result<(), (u32, String)
                     chunks,
                 })
                 .map_err(|_| gone())?;
-            *t = Transport::Body(tx);
+            *t = Transport::Body;
         }
         HttpAnswer::Upgrade { headers } => {
             let (socket, rx) = oneshot::channel();
@@ -961,10 +991,10 @@ async fn io_step(t: &mut Transport, s: &SessionShared, can_write: bool, can_read
             res = r.readable(), if can_read => IoEvent::Readable(res),
             else => std::future::pending().await,
         },
-        Transport::Body(tx) => tokio::select! {
-            res = write_chan(tx, s, |o| o.data), if can_write => IoEvent::Wrote(res),
-            _ = tx.closed() => IoEvent::Changed(Err(gone())),
-        },
+        // The HTTP server pulls the body from the queue (`BodyChunks`);
+        // its progress and the client's going away wake the session's
+        // control inbox.
+        Transport::Body => std::future::pending().await,
         Transport::Ws(stream, tx) => tokio::select! {
             res = write_chan(tx, s, ws_message), if can_write => IoEvent::Wrote(res),
             m = next_ws(stream), if can_read => IoEvent::Read(m),
@@ -1015,7 +1045,12 @@ async fn flush(t: &mut Transport, s: &SessionShared) -> std::io::Result<()> {
     while !s.st.lock().out.is_empty() {
         match t {
             Transport::Stream(_, w) => write_stream(w, s).await?,
-            Transport::Body(tx) => write_chan(tx, s, |o| o.data).await?,
+            Transport::Body => {
+                if s.st.lock().body_gone {
+                    break;
+                }
+                s.ctl.notify.notified().await;
+            }
             Transport::Ws(_, tx) => write_chan(tx, s, ws_message).await?,
             _ => break,
         }
@@ -1045,6 +1080,50 @@ async fn write_chan<T>(
         permit.send(map(o));
     }
     Ok(())
+}
+
+/// The body of an HTTP response a plugin streams: the HTTP server's task
+/// takes the session's queued output from here directly, without a channel
+/// in between. Dropping it (the client went away) ends the session.
+pub struct BodyChunks {
+    s: Arc<SessionShared>,
+}
+
+impl BodyChunks {
+    /// The next chunk; `None` once the session ended and all was sent.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let mut st = self.s.st.lock();
+        let Some(o) = st.out.pop_front() else {
+            if st.body_done {
+                return Poll::Ready(None);
+            }
+            match &st.body_waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => st.body_waker = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        };
+        let before = st.out_bytes;
+        st.out_bytes -= o.data.len();
+        shrink_after_burst(&mut st.out);
+        // Wake the session when this makes room it waits for, or when it
+        // waits for the queue to drain before it ends.
+        let wake = (before >= HIGH_WATER && st.out_bytes < HIGH_WATER)
+            || (st.want_writable && st.out_bytes < LOW_WATER)
+            || (st.close.is_some() && st.out.is_empty());
+        drop(st);
+        if wake {
+            self.s.ctl.notify.notify_one();
+        }
+        Poll::Ready(Some(o.data))
+    }
+}
+
+impl Drop for BodyChunks {
+    fn drop(&mut self) {
+        self.s.st.lock().body_gone = true;
+        self.s.ctl.notify.notify_one();
+    }
 }
 
 thread_local! {
