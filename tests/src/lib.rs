@@ -234,6 +234,28 @@ pub fn ffmpeg(modern: bool) -> PathBuf {
     }
 }
 
+/// [`publish_lavfi`] of H.264 + AAC as FLV over TCP to the C template's
+/// ingest port, for `secs` seconds.
+pub fn publish_flvtcp(ingest: u16, secs: u32) -> Child {
+    publish_lavfi(
+        false,
+        secs,
+        "libx264",
+        "aac",
+        &["-f", "flv"],
+        &format!("tcp://127.0.0.1:{ingest}"),
+    )
+}
+
+/// Waits (10 s at most) until the API shows `path` (`live/test`) publishing.
+pub fn wait_publishing(rill: &Rill, path: &str) {
+    wait_for(Duration::from_secs(10), || {
+        let (st, body) = rill.get(&format!("/api/v1/streams/{path}"));
+        (st == 200 && body.contains("\"publishing\"")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{path} never published:\n{}", rill.log()));
+}
+
 /// An ffmpeg publishing a test pattern + tone, paced in real time (`-re`),
 /// for `secs` seconds. `vcodec`/`acodec` are ffmpeg encoder names; `extra`
 /// goes before the output (e.g. `["-f", "flv"]`).

@@ -36,22 +36,11 @@ fn start_env(extra: &str, env: &[(&str, &str)]) -> Server {
 }
 
 fn publish(s: &Server, secs: u32) -> std::process::Child {
-    publish_lavfi(
-        false,
-        secs,
-        "libx264",
-        "aac",
-        &["-f", "flv"],
-        &format!("tcp://127.0.0.1:{}", s.ingest),
-    )
+    publish_flvtcp(s.ingest, secs)
 }
 
 fn wait_publishing(s: &Server) {
-    wait_for(Duration::from_secs(10), || {
-        let (st, body) = s.rill.get("/api/v1/streams/live/test");
-        (st == 200 && body.contains("\"publishing\"")).then_some(())
-    })
-    .unwrap_or_else(|| panic!("stream never published:\n{}", s.rill.log()));
+    rill_e2e::wait_publishing(&s.rill, "live/test");
 }
 
 #[test]

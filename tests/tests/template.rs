@@ -37,14 +37,7 @@ fn start(version: &str) -> (Rill, Ports) {
 #[test]
 fn publish_h264_aac_and_play_back() {
     let (rill, p) = start("1.0.0");
-    let mut ffmpeg = publish_lavfi(
-        false,
-        12,
-        "libx264",
-        "aac",
-        &["-f", "flv"],
-        &format!("tcp://127.0.0.1:{}", p.ingest),
-    );
+    let mut ffmpeg = publish_flvtcp(p.ingest, 12);
     std::thread::sleep(Duration::from_secs(2));
     let url = format!("tcp://127.0.0.1:{}", p.play);
     let streams = probe(&url, &[]);
@@ -76,14 +69,7 @@ fn publish_h264_aac_and_play_back() {
 #[test]
 fn hot_reload_under_a_live_player() {
     let (rill, p) = start("1.0.0");
-    let mut ffmpeg = publish_lavfi(
-        false,
-        20,
-        "libx264",
-        "aac",
-        &["-f", "flv"],
-        &format!("tcp://127.0.0.1:{}", p.ingest),
-    );
+    let mut ffmpeg = publish_flvtcp(p.ingest, 20);
     std::thread::sleep(Duration::from_secs(2));
     let old_player = FlvReader::connect(p.play);
     std::thread::sleep(Duration::from_secs(2));
@@ -240,14 +226,7 @@ fn template_runs_clean_under_address_sanitizer() {
         ],
     );
     assert!(wait_port(p.play, Duration::from_secs(15)), "{}", rill.log());
-    let mut ffmpeg = publish_lavfi(
-        false,
-        8,
-        "libx264",
-        "aac",
-        &["-f", "flv"],
-        &format!("tcp://127.0.0.1:{}", p.ingest),
-    );
+    let mut ffmpeg = publish_flvtcp(p.ingest, 8);
     std::thread::sleep(Duration::from_secs(2));
     let d = play(false, &format!("tcp://127.0.0.1:{}", p.play), 3, &[]);
     assert!(d.count(0) > 50, "{}\n{}", d.stderr, rill.log());
