@@ -134,6 +134,15 @@ pub(crate) struct SessionState {
     body_done: bool,
 }
 
+impl SessionState {
+    /// Whether frames may be taken for the plugin now: the session is
+    /// open, its output is below the high-water mark, and no `RILL_FULL`
+    /// waits for `on_conn_writable`.
+    fn takes_media(&self) -> bool {
+        self.close.is_none() && self.out_bytes < HIGH_WATER && !self.want_writable
+    }
+}
+
 pub(crate) struct SessionShared {
     pub id: u64,
     pub inst: Arc<Instance>,
@@ -373,11 +382,8 @@ impl SessionShared {
     fn drain_media(self: &Arc<Self>, budget: usize) {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         for _ in 0..budget {
-            {
-                let st = self.st.lock();
-                if st.close.is_some() || st.out_bytes >= HIGH_WATER || st.want_writable {
-                    return;
-                }
+            if !self.st.lock().takes_media() {
+                return;
             }
             match self.poll_media(&mut cx) {
                 Poll::Ready(m) => self.on_media(m),
@@ -393,7 +399,7 @@ impl SessionShared {
                 // Decide under the lock, call without it: the plugin may
                 // close this subscriber from inside the callback.
                 let (first, skip) = {
-                    let mut _st = self.st.lock();
+                    let mut st = self.st.lock();
                     // SAFETY: p points into a Box owned by st.subs; we hold
                     // the lock, and it was live when poll_media returned.
                     let e = unsafe { &mut *p };
@@ -401,7 +407,7 @@ impl SessionShared {
                     let first = !e.started;
                     e.started = true;
                     if !skip {
-                        _st.streaming = true;
+                        st.streaming = true;
                         e.delivered += 1;
                         e.delivered_bytes += frame.payload().len() as u64;
                     }
@@ -831,12 +837,7 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
                     }
                 }
             }
-            (
-                st.paused,
-                !st.out.is_empty(),
-                // After RILL_FULL, no frames until on_conn_writable said so.
-                st.out_bytes < HIGH_WATER && !st.want_writable,
-            )
+            (st.paused, !st.out.is_empty(), st.takes_media())
         };
         tokio::select! {
             biased;

@@ -429,6 +429,24 @@ pub struct MessageHeader {
     pub stream_id: u32,
 }
 
+impl MessageHeader {
+    /// The header of a media or data message of FLV tag type `type_id` (8
+    /// audio, 9 video, 18 data), on the chunk stream this crate uses for it.
+    pub fn media(type_id: u8, timestamp: u32, stream_id: u32) -> Self {
+        let csid = match type_id {
+            AUDIO => csid::AUDIO,
+            VIDEO => csid::VIDEO,
+            _ => csid::STREAM,
+        };
+        MessageHeader {
+            csid,
+            timestamp,
+            type_id,
+            stream_id,
+        }
+    }
+}
+
 /// Largest message the 24-bit length field can describe.
 pub const MAX_MESSAGE_LEN: usize = 0xFF_FFFF;
 

@@ -174,17 +174,7 @@ pub fn serialize_frame(params: &ChunkParams, frame: &Frame) -> Result<Bytes, Err
 
 fn encode_frame(params: &ChunkParams, frame: &Frame, out: &mut BytesMut) -> Result<(), Error> {
     let prefix = flv::mux_prefix(frame)?;
-    let csid = match prefix.tag_type {
-        flv::TAG_AUDIO => csid::AUDIO,
-        flv::TAG_VIDEO => csid::VIDEO,
-        _ => csid::STREAM,
-    };
-    let header = MessageHeader {
-        csid,
-        timestamp: prefix.timestamp,
-        type_id: prefix.tag_type,
-        stream_id: params.stream_id,
-    };
+    let header = MessageHeader::media(prefix.tag_type, prefix.timestamp, params.stream_id);
     chunk::encode_message(
         params.chunk_size,
         &header,

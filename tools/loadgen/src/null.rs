@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use rill_plugin_rtmp::chunk::{self, csid, MessageHeader};
+use rill_plugin_rtmp::chunk::{self, MessageHeader};
 use rill_plugin_rtmp::session::{Event, Session};
 use rill_plugin_rtmp::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -181,17 +181,7 @@ struct Built {
 }
 
 fn rtmp_msg(kind: u8, ts: u32, stream_id: u32, body: &[u8]) -> Bytes {
-    let csid = match kind {
-        8 => csid::AUDIO,
-        9 => csid::VIDEO,
-        _ => csid::STREAM,
-    };
-    let h = MessageHeader {
-        csid,
-        timestamp: ts,
-        type_id: kind,
-        stream_id,
-    };
+    let h = MessageHeader::media(kind, ts, stream_id);
     chunk::serialize_message(CHUNK_SIZE, &h, &[body]).unwrap_or_default()
 }
 

@@ -140,17 +140,7 @@ impl Conn {
 
     /// Queues a media/data message with the given type (8, 9, 18).
     pub fn queue_tag(&mut self, kind: u8, ts: u32, stream_id: u32, body: &[u8]) -> Res<()> {
-        let csid = match kind {
-            8 => csid::AUDIO,
-            9 => csid::VIDEO,
-            _ => csid::STREAM,
-        };
-        let h = MessageHeader {
-            csid,
-            timestamp: ts,
-            type_id: kind,
-            stream_id,
-        };
+        let h = MessageHeader::media(kind, ts, stream_id);
         chunk::encode_message(self.writer.chunk_size(), &h, &[body], &mut self.out)
             .map_err(err("encode"))
     }
@@ -217,18 +207,27 @@ impl Conn {
         self.queue(&cmd, csid::COMMAND, 0, 0)?;
         self.flush().await?;
         loop {
+            let c = self.next_command().await?;
+            if c.transaction_id == tx && c.name == "_result" {
+                return Ok(c);
+            }
+            if c.transaction_id == tx && c.name == "_error" {
+                return Err(format!("{name}: {:?}", c.args));
+            }
+        }
+    }
+
+    /// The next command the server sends; other messages before it are
+    /// dropped (none matter before play starts).
+    async fn next_command(&mut self) -> Res<Command> {
+        loop {
             self.fill().await?;
             while let Some(m) = self.inbox.pop_front() {
                 if m.type_id != chunk::COMMAND_AMF0 && m.type_id != chunk::COMMAND_AMF3 {
                     continue;
                 }
                 if let Ok(Message::Command(c)) = Message::decode(&m, self.max_amf_depth) {
-                    if c.transaction_id == tx && c.name == "_result" {
-                        return Ok(c);
-                    }
-                    if c.transaction_id == tx && c.name == "_error" {
-                        return Err(format!("{name}: {:?}", c.args));
-                    }
+                    return Ok(c);
                 }
             }
         }
@@ -249,36 +248,25 @@ impl Conn {
             .ok_or_else(|| "createStream: no stream id".into())
     }
 
-    /// Waits for an `onStatus` whose code starts with `prefix`.
+    /// Waits for the `onStatus` with code `ok`; an error-level one fails.
     pub async fn wait_status(&mut self, ok: &str) -> Res<()> {
         loop {
-            self.fill().await?;
-            while let Some(m) = self.inbox.pop_front() {
-                if m.type_id != chunk::COMMAND_AMF0 && m.type_id != chunk::COMMAND_AMF3 {
-                    continue;
-                }
-                if let Ok(Message::Command(c)) = Message::decode(&m, self.max_amf_depth) {
-                    if c.name != "onStatus" {
-                        continue;
-                    }
-                    let code = c
-                        .args
-                        .first()
-                        .and_then(|v| v.get("code"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    if code == ok {
-                        return Ok(());
-                    }
-                    if c.args
-                        .first()
-                        .and_then(|v| v.get("level"))
-                        .and_then(Value::as_str)
-                        == Some("error")
-                    {
-                        return Err(format!("onStatus {code}"));
-                    }
-                }
+            let c = self.next_command().await?;
+            if c.name != "onStatus" {
+                continue;
+            }
+            let field = |k: &str| {
+                c.args
+                    .first()
+                    .and_then(|v| v.get(k))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            };
+            if field("code") == ok {
+                return Ok(());
+            }
+            if field("level") == "error" {
+                return Err(format!("onStatus {}", field("code")));
             }
         }
     }
