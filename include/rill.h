@@ -566,6 +566,14 @@ typedef struct RillHeader {
 //   after `on_conn_data` returns.
 // - Status. `int32_t` results are `RILL_OK` (0), a positive success code
 //   (`RILL_FULL`) or a negative `RILL_ERR_*`.
+// - Handles are pointers into host memory, not checked table entries.
+//   Using one past its life is undefined behaviour, as with `free` in C:
+//   a `RillConn *` after its `on_conn_close` returned, a `RillPublisher *`
+//   or `RillSubscriber *` after its `*_close` or its session's end (so
+//   closing one twice), a `RillFrame *` after the `frame_release` that
+//   gave back the last reference (so releasing one twice). The host does
+//   not detect these; build and test a plugin under AddressSanitizer (the
+//   C template's tests do) to find them.
 typedef struct RillHostApi {
     // `sizeof(RillHostApi)` as the host was built.
     uint32_t struct_size;
@@ -833,7 +841,8 @@ typedef struct RillHostApi {
     // after `delay_us`, then every `delay_us` when `repeat` != 0. `conn`
     // NULL: an instance-level timer (session_user NULL). Stores a handle
     // (never 0) in `*handle` (may be NULL). Session timers end with the
-    // session; all timers end before `destroy`.
+    // session; all timers end before `destroy`. A `delay_us` over one year
+    // (31 622 400 000 000 µs) is refused with `RILL_ERR_INVALID`.
     int32_t (*timer_start)(struct RillHost *host,
                            struct RillConn *conn,
                            uint64_t delay_us,

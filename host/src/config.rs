@@ -42,6 +42,138 @@ pub const QUEUE_RANGE: std::ops::RangeInclusive<usize> = 16..=65536;
 /// Upper bound of `dispatcher_workers` (0 means one per core).
 pub const MAX_DISPATCHER_WORKERS: usize = 1024;
 
+/// What [`Config::redacted`] shows instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// Largest `http.api_token_file`.
+const MAX_TOKEN_FILE: u64 = 4096;
+
+/// Reads a file that the config names (a certificate, a key, a token),
+/// refusing anything but a regular file of at most `max` bytes: a device
+/// (`/dev/zero`) or a FIFO named in a config sent through the API must
+/// neither grow memory nor hang the caller. Blocking: call it off the
+/// event loop.
+pub fn read_named_file(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading blocks until a writer comes, unless
+    // non-blocking; the type check below then refuses it.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options
+        .open(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if meta.len() > max {
+        return Err(format!(
+            "{} is {} bytes, more than the {max} allowed",
+            path.display(),
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The file may grow between the check and the read: read one byte more
+    // than allowed at most.
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > max {
+        return Err(format!("{} is more than {max} bytes", path.display()));
+    }
+    Ok(bytes)
+}
+
+/// Whether a plugin config key holds a secret (shown redacted by the API):
+/// passphrases, passwords, secrets, tokens and stream keys.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["secret", "password", "passphrase", "token", "credential"]
+        .iter()
+        .any(|w| k.contains(w))
+        || k == "key"
+        || k == "keys"
+        || k.ends_with("_key")
+        || k.ends_with("_keys")
+}
+
+/// Replaces, in a plugin section, every value under a secret key.
+fn redact_value(v: &mut Value) {
+    match v {
+        Value::Mapping(map) => {
+            for (k, child) in map.iter_mut() {
+                if k.as_str().is_some_and(is_secret_key) && !child.is_null() {
+                    *child = Value::String(REDACTED.to_owned());
+                } else {
+                    redact_value(child);
+                }
+            }
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(redact_value),
+        Value::Tagged(t) => redact_value(&mut t.value),
+        _ => {}
+    }
+}
+
+/// In a plugin section sent back, restores every secret that is missing
+/// or [`REDACTED`] from the running section `old`.
+fn keep_secret_values(new: &mut Value, old: &Value) {
+    let (Value::Mapping(old_map), true) = (old, new.is_null() || new.is_mapping()) else {
+        return;
+    };
+    if new.is_null() {
+        *new = Value::Mapping(Default::default());
+    }
+    let Value::Mapping(new_map) = new else {
+        return;
+    };
+    for (k, old_child) in old_map {
+        let secret = k.as_str().is_some_and(is_secret_key);
+        match new_map.get_mut(k) {
+            Some(n) if secret && (n.is_null() || n.as_str() == Some(REDACTED)) => {
+                *n = old_child.clone()
+            }
+            Some(n) if !secret => keep_secret_values(n, old_child),
+            Some(_) => {}
+            None if secret => {
+                new_map.insert(k.clone(), old_child.clone());
+            }
+            None => {}
+        }
+    }
+}
+
+/// The dotted key of a [`REDACTED`] value left in a plugin section.
+fn find_placeholder(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if s == REDACTED => Some(String::new()),
+        Value::Mapping(map) => map.iter().find_map(|(k, child)| {
+            let rest = find_placeholder(child)?;
+            let k = k.as_str().unwrap_or("?");
+            Some(if rest.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{k}.{rest}")
+            })
+        }),
+        Value::Sequence(items) => items.iter().enumerate().find_map(|(i, child)| {
+            let rest = find_placeholder(child)?;
+            Some(if rest.is_empty() {
+                i.to_string()
+            } else {
+                format!("{i}.{rest}")
+            })
+        }),
+        Value::Tagged(t) => find_placeholder(&t.value),
+        _ => None,
+    }
+}
+
 /// The whole configuration (`rill.yaml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -108,10 +240,30 @@ pub struct HttpConfig {
     /// Listening address. Default `0.0.0.0:8080`.
     #[serde(deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
-    /// Bearer token required by the management API; none = no
-    /// authentication. Default none. Note: `Debug` and [`Config::to_yaml`]
-    /// show it; redact before exposing a config.
+    /// Bearer token required by the management API (and the console).
+    /// Without a token (here or in `api_token_file`), the API answers
+    /// only clients on loopback that name a loopback host or one of
+    /// `allowed_hosts`. Default none. Note: `Debug` and [`Config::to_yaml`]
+    /// show it; [`Config::redacted`] hides it.
     pub api_token: Option<String>,
+    /// A file holding the API's bearer token (surrounding whitespace
+    /// ignored), read at start and on every reload; the Debian package
+    /// generates one. Exclusive with `api_token`. Default none.
+    pub api_token_file: Option<PathBuf>,
+    /// Host names (without port) the API accepts in the `Host` header when
+    /// it has no token, besides `localhost`, `127.0.0.1` and `[::1]`: a
+    /// guard against DNS rebinding. Default none.
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://console.example.com`) whose web pages may call the
+    /// API (CORS). The API sends no CORS headers to any other origin;
+    /// media routes (HTTP-FLV, ...) allow every origin. Default none.
+    pub cors_origins: Vec<String>,
+    /// Largest request body, and largest WebSocket message, handed to a
+    /// plugin, in bytes. Default 1048576 (1 MiB).
+    pub max_body: usize,
+    /// The token read from `api_token_file` (not a config key).
+    #[serde(skip)]
+    pub token_from_file: Option<String>,
     /// HTTPS, served on its own address in addition to plain HTTP.
     #[serde(deserialize_with = "section")]
     pub tls: TlsConfig,
@@ -133,6 +285,15 @@ pub struct TlsConfig {
     /// PEM private key of the certificate (PKCS#8, RSA or SEC1; not
     /// encrypted). Default none.
     pub key: Option<PathBuf>,
+}
+
+impl HttpConfig {
+    /// The API's bearer token, from `api_token` or `api_token_file`.
+    pub fn token(&self) -> Option<&str> {
+        self.api_token
+            .as_deref()
+            .or(self.token_from_file.as_deref())
+    }
 }
 
 impl TlsConfig {
@@ -230,6 +391,11 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             api_token: None,
+            api_token_file: None,
+            allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
+            max_body: 1 << 20,
+            token_from_file: None,
             tls: TlsConfig::default(),
         }
     }
@@ -276,6 +442,15 @@ impl Config {
     /// Parses and validates a configuration from YAML text. An empty
     /// document (or one holding only comments or `null`) gives the defaults.
     pub fn from_yaml_str(text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_yaml_str_with(text, |_| {})
+    }
+
+    /// [`Config::from_yaml_str`], with `adjust` applied to the parsed config
+    /// before it is checked (the API restores the running secrets there).
+    pub fn from_yaml_str_with(
+        text: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Config, ConfigErrors> {
         // A document without content is the default configuration; checking
         // through `Value` first keeps the typed pass below (which has line
         // numbers) for documents that have something in them.
@@ -286,8 +461,70 @@ impl Config {
             let de = serde_yaml::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(path_error)?
         };
+        let mut config: Config = config;
+        adjust(&mut config);
+        config.read_token_file()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Reads `http.api_token_file` into the token it holds.
+    fn read_token_file(&mut self) -> Result<(), ConfigErrors> {
+        self.http.token_from_file = None;
+        let Some(path) = &self.http.api_token_file else {
+            return Ok(());
+        };
+        let key = "http.api_token_file";
+        let bytes = read_named_file(path, MAX_TOKEN_FILE).map_err(|m| ConfigError::file(key, m))?;
+        let token = String::from_utf8(bytes)
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty() && !t.chars().any(|c| c.is_control()))
+            .ok_or_else(|| {
+                ConfigError::file(
+                    key,
+                    format!(
+                        "{} does not hold a token (one line of printable text)",
+                        path.display()
+                    ),
+                )
+            })?;
+        self.http.token_from_file = Some(token);
+        Ok(())
+    }
+
+    /// A copy with every secret replaced by [`REDACTED`]: the API token and,
+    /// in plugin sections, every value under a key that names a secret
+    /// ([`is_secret_key`]).
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        if c.http.api_token.is_some() {
+            c.http.api_token = Some(REDACTED.to_owned());
+        }
+        c.http.token_from_file = None;
+        for section in c.plugins.values_mut() {
+            redact_value(section);
+        }
+        c
+    }
+
+    /// Takes every secret that `self` leaves out or gives as [`REDACTED`]
+    /// from `running`: a config read back from the API and sent again keeps
+    /// the secrets it could not see. Setting a secret to a new value still
+    /// works; removing one takes an edit of the file and a reload.
+    pub fn keep_secrets(&mut self, running: &Config) {
+        let placeholder = |v: &Option<String>| v.as_deref().is_none_or(|t| t == REDACTED);
+        if placeholder(&self.http.api_token) && self.http.api_token_file.is_none() {
+            self.http.api_token = running.http.api_token.clone();
+            if self.http.api_token.is_none() {
+                self.http.api_token_file = running.http.api_token_file.clone();
+                self.http.token_from_file = running.http.token_from_file.clone();
+            }
+        }
+        for (name, old) in &running.plugins {
+            let new = self.plugins.entry(name.clone()).or_insert(Value::Null);
+            keep_secret_values(new, old);
+        }
     }
 
     /// Reads, parses and validates the file at `path`. A missing or
@@ -307,6 +544,8 @@ impl Config {
     /// filter, ...). Reports every problem found, not only the first.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut errors = Vec::new();
+        // Problems with the TLS files, kept apart: they are file problems.
+        let tls_error = self.validate_tls_files();
         let mut fail = |path: &str, message: String| errors.push(ConfigError::new(path, message));
 
         if self.plugins_dir.as_os_str().is_empty() {
@@ -327,11 +566,61 @@ impl Config {
         if let Err(message) = check_log_level(&self.log.level) {
             fail("log.level", message);
         }
-        if self.http.api_token.as_deref() == Some("") {
-            fail(
+        match self.http.api_token.as_deref() {
+            Some("") => fail(
                 "http.api_token",
                 "must not be empty (leave the key out to disable authentication)".to_owned(),
+            ),
+            Some(REDACTED) => fail(
+                "http.api_token",
+                format!("{REDACTED:?} is the redaction placeholder, not a token"),
+            ),
+            Some(_) if self.http.api_token_file.is_some() => fail(
+                "http.api_token",
+                "set either http.api_token or http.api_token_file, not both".to_owned(),
+            ),
+            _ => {}
+        }
+        for host in &self.http.allowed_hosts {
+            if host.is_empty() || (host.contains(['/', ' ', ':']) && !host.starts_with('[')) {
+                fail(
+                    "http.allowed_hosts",
+                    format!("{host:?} is not a host name (no scheme, path or port)"),
+                );
+            }
+        }
+        for origin in &self.http.cors_origins {
+            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/')
+                && !origin.contains(char::is_whitespace);
+            if !ok {
+                fail(
+                    "http.cors_origins",
+                    format!(
+                        "{origin:?} is not an origin like \"https://console.example.com\" \
+                         (scheme, host, optional port, no path)"
+                    ),
+                );
+            }
+        }
+        if !(1024..=1 << 30).contains(&self.http.max_body) {
+            fail(
+                "http.max_body",
+                format!(
+                    "{} is out of range: expected 1024 to 1073741824 bytes",
+                    self.http.max_body
+                ),
             );
+        }
+        for (name, section) in &self.plugins {
+            if let Some(key) = find_placeholder(section) {
+                fail(
+                    &format!("plugins.{name}.{key}"),
+                    format!(
+                        "{REDACTED:?} is the redaction placeholder and there is no value to keep"
+                    ),
+                );
+            }
         }
         self.validate_tls(&mut fail);
         if self.publish.max_ts_jump.is_zero() {
@@ -373,6 +662,7 @@ impl Config {
             }
         }
 
+        errors.extend(tls_error);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -380,8 +670,14 @@ impl Config {
         }
     }
 
-    /// `http.tls`: both files or neither, an address of its own, and files
-    /// that load (read, parse, key matching the certificate).
+    /// `http.tls`'s files, when both are set: read, parsed, matching.
+    fn validate_tls_files(&self) -> Option<ConfigError> {
+        self.http.tls.files()?;
+        crate::http::tls::load(&self.http.tls).err()
+    }
+
+    /// `http.tls`: both files or neither, and an address of its own (the
+    /// files themselves: [`Config::validate_tls_files`]).
     fn validate_tls(&self, fail: &mut impl FnMut(&str, String)) {
         let tls = &self.http.tls;
         match (&tls.cert, &tls.key) {
@@ -412,9 +708,6 @@ impl Config {
                      plain HTTP keeps serving on http.listen"
                 ),
             );
-        }
-        if let Err(e) = crate::http::tls::load(tls) {
-            fail(&e.path, e.message);
         }
     }
 
@@ -501,7 +794,7 @@ impl Config {
 
         // The overrides that were accepted, validated together (range checks
         // are reported even when other variables were refused above).
-        let config: Config = match serde_path_to_error::deserialize(tree) {
+        let mut config: Config = match serde_path_to_error::deserialize(tree) {
             Ok(config) => config,
             Err(e) => {
                 errors.push(ConfigError::new(
@@ -511,7 +804,8 @@ impl Config {
                 return Err(ConfigErrors(errors));
             }
         };
-        if let Err(ConfigErrors(invalid)) = config.validate() {
+        if let Err(ConfigErrors(invalid)) = config.read_token_file().and_then(|_| config.validate())
+        {
             for mut error in invalid {
                 if let Some((var, _)) = applied.iter().find(|(_, key)| *key == error.path) {
                     error.message = format!("{} (from environment variable {var})", error.message);
@@ -539,6 +833,10 @@ pub struct ConfigError {
     pub line: Option<usize>,
     /// 1-based column in the YAML text, when known.
     pub column: Option<usize>,
+    /// The problem is with a file the key names (unreadable, not a
+    /// certificate, ...). The API shows such messages only as "cannot use
+    /// the file": its clients must not learn what exists on the server.
+    pub file: bool,
 }
 
 impl ConfigError {
@@ -549,6 +847,15 @@ impl ConfigError {
             message: message.into(),
             line: None,
             column: None,
+            file: false,
+        }
+    }
+
+    /// A problem with the file that the key at `path` names.
+    pub fn file(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: true,
+            ..ConfigError::new(path, message)
         }
     }
 }
@@ -653,6 +960,7 @@ fn yaml_error(path: &str, error: serde_yaml::Error) -> ConfigError {
         message,
         line: location.as_ref().map(|l| l.line()),
         column: location.as_ref().map(|l| l.column()),
+        file: false,
     }
 }
 
@@ -1181,7 +1489,8 @@ plugins:
         assert!(names.contains(&"RILL_HTTP_API_TOKEN"));
         assert!(names.contains(&"RILL_SUBSCRIBE_QUEUE_FRAMES"));
         assert!(names.contains(&"RILL_HTTP_TLS_CERT"));
-        assert_eq!(names.len(), 25);
+        assert!(names.contains(&"RILL_HTTP_API_TOKEN_FILE"));
+        assert_eq!(names.len(), 29);
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), keys.len(), "ambiguous environment names");
@@ -1362,5 +1671,97 @@ plugins:
         std::fs::write(&path, "").unwrap();
         assert_eq!(Config::load(&path).unwrap(), Config::default());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_kept_on_the_way_back() {
+        let running = Config::from_yaml_str(
+            "http:\n  api_token: tok\nplugins:\n  srt:\n    passphrase: abcdefghij\n    \
+             latency: 120\n    stream_keys: {live/a: k1}\n    nested: {password: pw, port: 1}\n",
+        )
+        .unwrap();
+        let shown = running.redacted();
+        assert_eq!(shown.http.api_token.as_deref(), Some(REDACTED));
+        let text = shown.to_yaml();
+        for secret in ["tok", "abcdefghij", "k1", "pw"] {
+            assert!(
+                !text.contains(&format!(" {secret}\n")),
+                "{secret} in\n{text}"
+            );
+        }
+        assert!(
+            text.contains("latency: 120") && text.contains("port: 1"),
+            "{text}"
+        );
+
+        // Sent back as shown: every secret restored.
+        let back = Config::from_yaml_str_with(&text, |c| c.keep_secrets(&running)).unwrap();
+        assert_eq!(back, running);
+        // Left out: kept too; a new value wins.
+        let partial = "plugins:\n  srt:\n    latency: 200\n    passphrase: newpassphrase\n";
+        let back = Config::from_yaml_str_with(partial, |c| c.keep_secrets(&running)).unwrap();
+        assert_eq!(back.http.token(), Some("tok"));
+        assert_eq!(
+            back.plugins["srt"]["passphrase"].as_str(),
+            Some("newpassphrase")
+        );
+        assert_eq!(
+            back.plugins["srt"]["stream_keys"]["live/a"].as_str(),
+            Some("k1")
+        );
+        assert_eq!(back.plugins["srt"]["latency"].as_u64(), Some(200));
+        // Without a running value to keep, the placeholder is refused.
+        let e = Config::from_yaml_str("http:\n  api_token: <redacted>\n").unwrap_err();
+        assert_eq!(e.0[0].path, "http.api_token");
+        let e = Config::from_yaml_str("plugins:\n  x:\n    secret: <redacted>\n").unwrap_err();
+        assert_eq!(e.0[0].path, "plugins.x.secret");
+    }
+
+    #[test]
+    fn named_files_are_regular_and_small() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_named_file(Path::new("/dev/zero"), 1024)
+            .unwrap_err()
+            .contains("not a regular file"));
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        // Returns at once (no writer would ever come).
+        assert!(read_named_file(&fifo, 1024)
+            .unwrap_err()
+            .contains("not a regular file"));
+        assert!(read_named_file(dir.path(), 1024)
+            .unwrap_err()
+            .contains("not a regular file"));
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; 2000]).unwrap();
+        assert!(read_named_file(&big, 1024)
+            .unwrap_err()
+            .contains("2000 bytes"));
+        assert_eq!(read_named_file(&big, 2000).unwrap().len(), 2000);
+    }
+
+    #[test]
+    fn api_token_file_is_read_and_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "  abc123\n").unwrap();
+        let yaml = format!("http:\n  api_token_file: {}\n", f.display());
+        let c = Config::from_yaml_str(&yaml).unwrap();
+        assert_eq!(c.http.token(), Some("abc123"));
+        assert!(!c.redacted().to_yaml().contains("abc123"));
+        let both = format!("{yaml}  api_token: x\n");
+        assert_eq!(
+            Config::from_yaml_str(&both).unwrap_err().0[0].path,
+            "http.api_token"
+        );
+        std::fs::write(&f, "\n").unwrap();
+        let e = Config::from_yaml_str(&yaml).unwrap_err();
+        assert!(e.0[0].file && e.0[0].path == "http.api_token_file", "{e}");
+        let e = Config::from_yaml_str("http:\n  api_token_file: /dev/zero\n").unwrap_err();
+        assert!(e.0[0].message.contains("not a regular file"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 //! plugins dir and config on free loopback ports, and real clients against it
 //! (ffmpeg publishes, ffprobe/ffmpeg play), reporting what the clients decoded.
 
+pub mod netns;
 pub mod rtmp;
 
 use std::io::{BufRead, BufReader, Read};
@@ -80,7 +81,12 @@ impl Rill {
         for p in plugins {
             std::fs::copy(p, pdir.join(p.file_name().unwrap())).unwrap();
         }
-        let http_port = free_port();
+        // RILL_HTTP_LISTEN in `env` moves the server (e.g. to 0.0.0.0).
+        let http_port = env
+            .iter()
+            .find(|(k, _)| *k == "RILL_HTTP_LISTEN")
+            .and_then(|(_, v)| v.rsplit(':').next()?.parse().ok())
+            .unwrap_or_else(free_port);
         let config = format!(
             "plugins_dir: {}\nstate_dir: {}\nhttp:\n  listen: 127.0.0.1:{http_port}\n{extra_yaml}",
             pdir.display(),
@@ -174,7 +180,8 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
 }
 
 /// One HTTP/1.1 request (`Connection: close`), optionally with a bearer
-/// token; returns (status, lower-cased head, body as sent).
+/// token; a POST, PUT or PATCH says its body is YAML (as the API asks).
+/// Returns (status, lower-cased head, body as sent).
 pub fn http_request(
     port: u16,
     method: &str,
@@ -182,18 +189,34 @@ pub fn http_request(
     token: Option<&str>,
     body: &str,
 ) -> (u16, String, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Host", "127.0.0.1")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    if matches!(method, "POST" | "PUT" | "PATCH") {
+        headers.push(("Content-Type", "application/yaml"));
+    }
+    http_request_with(port, method, path, &headers, body)
+}
+
+/// One HTTP/1.1 request (`Connection: close`) with exactly these headers
+/// (and Content-Length); returns (status, lower-cased head, body as sent).
+pub fn http_request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     use std::io::Write;
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    write!(s, "{head}Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
     let status = resp

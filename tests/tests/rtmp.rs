@@ -4,6 +4,7 @@
 //! server on free ports, streams for seconds, and asserts on what the
 //! clients decoded.
 
+use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -432,6 +433,48 @@ fn malformed_input_closes_only_that_connection() {
     assert_decoded("player beside bad clients", &d, 8.0, AAC_FPS, &server);
     let s = server.stream("live/safe").expect("stream gone");
     assert!(s["publisher"].is_object(), "publisher gone: {s}");
+}
+
+/// A client that starts many large messages and finishes none is closed
+/// when the bytes held for it reach `max_partial_bytes` (16 MiB), not
+/// when 64 chunk streams × 8 MiB (512 MiB) are held.
+#[test]
+fn unfinished_messages_are_closed_at_their_budget() {
+    let server = Server::start("", "");
+    let mut c = RawClient::handshake(server.port);
+    // 64 KiB chunks, interleaved over 61 chunk streams, each the start of
+    // an 8 MiB - 1 video message that never ends: round after round until
+    // the server gives up (it must by 16 MiB, long before 5 rounds).
+    const CHUNK: usize = 64 * 1024;
+    c.send(&chunk(2, 1, 0, &(CHUNK as u32).to_be_bytes()));
+    let part = vec![0x17u8; CHUNK];
+    let mut sent = 0usize;
+    'rounds: for round in 0..5 {
+        for csid in 3u8..64 {
+            let mut b = if round == 0 {
+                // Format 0 header: length 0x7FFFFF, type 9, stream 1.
+                vec![csid, 0, 0, 0, 0x7F, 0xFF, 0xFF, 9, 1, 0, 0, 0]
+            } else {
+                vec![0xC0 | csid] // format 3: the next chunk of that message
+            };
+            b.extend_from_slice(&part);
+            if c.sock.write_all(&b).is_err() {
+                break 'rounds;
+            }
+            sent += part.len();
+        }
+    }
+    assert!(
+        c.closed_within(Duration::from_secs(5)),
+        "not closed after {sent} bytes of unfinished messages\n{}",
+        server.rill.log()
+    );
+    assert!(
+        server.wait_log(Duration::from_secs(3), |l| l.contains("max_partial_bytes")
+            && l.contains("closing the connection")),
+        "no log line naming the budget:\n{}",
+        server.rill.log()
+    );
 }
 
 #[test]

@@ -1,8 +1,12 @@
 //! AMF0, the value encoding of RTMP commands and FLV script data.
 //!
-//! Decoding is bounded: nesting depth is limited, and element counts read from
-//! the wire are never used to pre-allocate more than the remaining input could
-//! hold. Long strings decode to [`Value::String`]; encoding picks the short or
+//! Decoding is bounded: nesting depth is limited, element counts read from the
+//! wire are never used to pre-allocate more than the remaining input could
+//! hold, and the number of decoded items is capped, because a 1-byte null
+//! becomes a 32-byte [`Value`]: at most [`DEFAULT_MAX_VALUES`] (or the
+//! caller's [`Decoder::max_values`]) and at most one per 4 input bytes beyond
+//! the first 64, so decoded memory stays a small multiple of the input.
+//! Long strings decode to [`Value::String`]; encoding picks the short or
 //! long string marker by length, so `decode` → `encode` → `decode` yields the
 //! same values (byte-exactness is not promised: an ECMA array's count field is
 //! advisory and is rewritten from the actual number of entries).
@@ -22,6 +26,22 @@ const STRICT_ARRAY: u8 = 0x0a;
 const DATE: u8 = 0x0b;
 const LONG_STRING: u8 = 0x0c;
 const AVMPLUS: u8 = 0x11;
+
+/// Default cap on the items (values and property names) decoded from one
+/// body: far above what commands and metadata carry, and at most a few MiB
+/// of decoded values.
+pub const DEFAULT_MAX_VALUES: usize = 1 << 16;
+/// Items any body may decode to, however short (`[null]` is one byte).
+const FREE_VALUES: usize = 64;
+/// Beyond [`FREE_VALUES`], one item per this many input bytes: real bodies
+/// are numbers (9 bytes), strings and named properties, never long runs of
+/// 1-byte nulls.
+const BYTES_PER_VALUE: usize = 4;
+
+/// The item cap for `len` input bytes and a caller's `max_values`.
+fn value_budget(len: usize, max_values: usize) -> usize {
+    max_values.min(FREE_VALUES + len / BYTES_PER_VALUE)
+}
 
 /// One AMF0 value. Objects and ECMA arrays keep their properties in wire order
 /// (duplicates included) because order matters to some peers (onMetaData).
@@ -102,16 +122,30 @@ pub struct Decoder<'a> {
     data: &'a [u8],
     pos: usize,
     max_depth: usize,
+    /// Items (values and property names) decoded so far, over every
+    /// [`Decoder::decode`] call, and the most allowed.
+    items: usize,
+    max_items: usize,
 }
 
 impl<'a> Decoder<'a> {
-    /// A decoder over `data` that refuses nesting deeper than `max_depth`.
+    /// A decoder over `data` that refuses nesting deeper than `max_depth`
+    /// and more than [`DEFAULT_MAX_VALUES`] items.
     pub fn new(data: &'a [u8], max_depth: usize) -> Self {
         Decoder {
             data,
             pos: 0,
             max_depth,
+            items: 0,
+            max_items: value_budget(data.len(), DEFAULT_MAX_VALUES),
         }
+    }
+
+    /// Refuses more than `max_values` items (values and property names) in
+    /// all; the input-length bound of the module documentation still applies.
+    pub fn max_values(mut self, max_values: usize) -> Self {
+        self.max_items = value_budget(self.data.len(), max_values);
+        self
     }
 
     /// Whether every byte was consumed.
@@ -173,7 +207,17 @@ impl<'a> Decoder<'a> {
         self.utf8(len)
     }
 
+    /// Accounts for `n` more decoded items.
+    fn charge(&mut self, n: usize) -> Result<(), Error> {
+        if n > self.max_items - self.items {
+            return Err(Error::AmfTooManyValues(self.max_items));
+        }
+        self.items += n;
+        Ok(())
+    }
+
     fn value(&mut self, depth: usize) -> Result<Value, Error> {
+        self.charge(1)?;
         let marker = self.u8()?;
         match marker {
             NUMBER => Ok(Value::Number(self.f64()?)),
@@ -197,9 +241,15 @@ impl<'a> Decoder<'a> {
                     return Err(Error::AmfTooDeep);
                 }
                 let count = self.u32()? as usize;
-                // Every element takes at least one byte: never reserve more
-                // than the input could possibly hold.
-                let mut items = Vec::with_capacity(count.min(self.data.len() - self.pos));
+                // Every element takes at least one byte and one item: refuse
+                // a count that cannot fit before reserving for it.
+                if count > self.data.len() - self.pos {
+                    return Err(Error::Truncated("AMF0 value"));
+                }
+                if count > self.max_items - self.items {
+                    return Err(Error::AmfTooManyValues(self.max_items));
+                }
+                let mut items = Vec::with_capacity(count);
                 for _ in 0..count {
                     items.push(self.value(depth + 1)?);
                 }
@@ -229,15 +279,27 @@ impl<'a> Decoder<'a> {
                 self.pos += 1;
                 return Ok(props);
             }
+            // The name counts too: a property is 56 bytes in memory.
+            self.charge(1)?;
             let value = self.value(depth + 1)?;
             props.push((key, value));
         }
     }
 }
 
-/// Decodes every value in `data` (a command or script body).
+/// Decodes every value in `data` (a command or script body), with at most
+/// [`DEFAULT_MAX_VALUES`] items.
 pub fn decode_all(data: &[u8], max_depth: usize) -> Result<Vec<Value>, Error> {
-    let mut d = Decoder::new(data, max_depth);
+    decode_all_limited(data, max_depth, DEFAULT_MAX_VALUES)
+}
+
+/// [`decode_all`] with at most `max_values` items (see [`Decoder::max_values`]).
+pub fn decode_all_limited(
+    data: &[u8],
+    max_depth: usize,
+    max_values: usize,
+) -> Result<Vec<Value>, Error> {
+    let mut d = Decoder::new(data, max_depth).max_values(max_values);
     let mut out = Vec::new();
     while !d.is_empty() {
         out.push(d.decode()?);
@@ -425,6 +487,81 @@ mod tests {
         assert_eq!(decode_all(&b, 32), Err(Error::Truncated("AMF0 value")));
         let b = [0x0c, 0xff, 0xff, 0xff, 0xff, b'a'];
         assert_eq!(decode_all(&b, 32), Err(Error::Truncated("AMF0 value")));
+    }
+
+    #[test]
+    fn tiny_encodings_cannot_amplify() {
+        // 1 MiB of 1-byte nulls in a strict array would decode to 32 MiB of
+        // values.
+        let n = 1 << 20;
+        let mut nulls = vec![STRICT_ARRAY];
+        nulls.extend_from_slice(&(n as u32).to_be_bytes());
+        nulls.extend(std::iter::repeat_n(NULL, n));
+        assert_eq!(
+            decode_all(&nulls, 32),
+            Err(Error::AmfTooManyValues(DEFAULT_MAX_VALUES))
+        );
+        // A caller's higher cap still meets the input-length bound: at most
+        // one value per 4 bytes (after the first 64), 8 bytes of values per
+        // input byte.
+        let bound = FREE_VALUES + nulls.len() / BYTES_PER_VALUE;
+        assert_eq!(
+            decode_all_limited(&nulls, 32, usize::MAX),
+            Err(Error::AmfTooManyValues(bound))
+        );
+        // The same without the array's count: top-level values, and object
+        // properties (a name counts as an item too).
+        let top = vec![NULL; 100_000];
+        assert_eq!(
+            decode_all(&top, 32),
+            Err(Error::AmfTooManyValues(FREE_VALUES + 25_000))
+        );
+        let mut props = vec![OBJECT];
+        props.extend([0, 0, UNDEFINED].repeat(100_000));
+        props.extend_from_slice(&[0, 0, OBJECT_END]);
+        assert_eq!(
+            decode_all_limited(&props, 32, usize::MAX),
+            Err(Error::AmfTooManyValues(FREE_VALUES + props.len() / 4))
+        );
+        // A count beyond the budget is refused before anything is reserved.
+        let mut counted = vec![STRICT_ARRAY, 0, 1, 0, 0];
+        counted.extend(vec![0u8; 70_000]);
+        assert_eq!(
+            decode_all_limited(&counted, 32, 1000),
+            Err(Error::AmfTooManyValues(1000))
+        );
+        // Nested arrays count every level.
+        let mut nested = [STRICT_ARRAY, 0, 0, 0, 1].repeat(20);
+        nested.push(NULL);
+        assert_eq!(
+            decode_all_limited(&nested, 32, 20).unwrap_err(),
+            Error::AmfTooManyValues(20)
+        );
+        assert!(decode_all_limited(&nested, 32, 21).is_ok());
+        // The budget spans every value of a body.
+        let mut d = Decoder::new(&top[..80], 32).max_values(50);
+        for _ in 0..50 {
+            assert_eq!(d.decode(), Ok(Value::Null));
+        }
+        assert_eq!(d.decode(), Err(Error::AmfTooManyValues(50)));
+    }
+
+    #[test]
+    fn real_bodies_fit_the_value_budget() {
+        // Short bodies of 1-byte values, and long arrays of numbers (9 bytes
+        // each), as a keyframe index in onMetaData has them.
+        let short = [NULL; FREE_VALUES];
+        assert_eq!(decode_all(&short, 32).unwrap().len(), FREE_VALUES);
+        let times = Value::StrictArray((0..50_000).map(|i| Value::Number(i as f64)).collect());
+        let meta = encode_all(&[
+            Value::string("onMetaData"),
+            Value::EcmaArray(vec![
+                ("stereo".into(), Value::Boolean(true)),
+                ("keyframes".into(), Value::object([("times", times)])),
+            ]),
+        ])
+        .unwrap();
+        assert_eq!(roundtrip(&meta).len(), 2);
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub enum Error {
     Unsupported(&'static str),
     /// AMF0 nesting deeper than the caller's limit.
     AmfTooDeep,
+    /// An AMF0 body decodes to more items than allowed (the number given):
+    /// the caller's limit or the input-length bound, whichever is lower.
+    AmfTooManyValues(usize),
 }
 
 impl fmt::Display for Error {
@@ -23,6 +26,9 @@ impl fmt::Display for Error {
             Error::Malformed(what) => write!(f, "malformed {what}"),
             Error::Unsupported(what) => write!(f, "unsupported: {what}"),
             Error::AmfTooDeep => write!(f, "AMF0 value nested too deeply"),
+            Error::AmfTooManyValues(max) => {
+                write!(f, "AMF0 body decodes to more than {max} values")
+            }
         }
     }
 }

@@ -295,13 +295,15 @@ pub fn demux_audio(body: &Bytes, timestamp_ms: u32) -> Result<Option<Frame>, Err
 /// Demuxes a script data body: `onMetaData` (optionally behind
 /// `@setDataFrame`, as publishers send it) becomes a metadata frame whose
 /// payload is the `onMetaData` body to replay to players. Other script data
-/// gives `Ok(None)`.
+/// gives `Ok(None)`. The body is decoded within `max_amf_depth` and
+/// `max_amf_values` (see [`amf0::Decoder::max_values`]).
 pub fn demux_script(
     body: &Bytes,
     timestamp_ms: u32,
     max_amf_depth: usize,
+    max_amf_values: usize,
 ) -> Result<Option<Frame>, Error> {
-    let mut d = amf0::Decoder::new(body, max_amf_depth);
+    let mut d = amf0::Decoder::new(body, max_amf_depth).max_values(max_amf_values);
     let first = d.decode()?;
     let payload = match first.as_str() {
         Some("onMetaData") => {
@@ -334,17 +336,19 @@ pub fn demux_script(
     }))
 }
 
-/// Demuxes any tag body by FLV tag type.
+/// Demuxes any tag body by FLV tag type (the AMF0 limits apply to script
+/// data, see [`demux_script`]).
 pub fn demux(
     tag_type: u8,
     body: &Bytes,
     timestamp_ms: u32,
     max_amf_depth: usize,
+    max_amf_values: usize,
 ) -> Result<Option<Frame>, Error> {
     match tag_type {
         TAG_AUDIO => demux_audio(body, timestamp_ms),
         TAG_VIDEO => demux_video(body, timestamp_ms),
-        TAG_SCRIPT => demux_script(body, timestamp_ms, max_amf_depth),
+        TAG_SCRIPT => demux_script(body, timestamp_ms, max_amf_depth, max_amf_values),
         _ => Err(Error::Unsupported("FLV tag type")),
     }
 }
@@ -676,7 +680,7 @@ mod tests {
             Value::EcmaArray(vec![("width".into(), Value::Number(1280.0))]),
         ])
         .unwrap();
-        let f = demux_script(&Bytes::from(meta.clone()), 0, 32)
+        let f = demux_script(&Bytes::from(meta.clone()), 0, 32, amf0::DEFAULT_MAX_VALUES)
             .unwrap()
             .unwrap();
         assert_eq!(f.codec, RILL_CODEC_METADATA);
@@ -687,8 +691,11 @@ mod tests {
         // Re-muxed, it is a script tag with the onMetaData body.
         assert_eq!(mux(&f).unwrap(), (TAG_SCRIPT, 0, f.payload.clone()));
         let other = amf0::encode_all(&[Value::string("onTextData"), Value::Null]).unwrap();
-        assert_eq!(demux_script(&Bytes::from(other), 0, 32).unwrap(), None);
-        assert!(demux_script(&b(&[0x02, 0, 10, b'o']), 0, 32).is_err());
+        assert_eq!(
+            demux_script(&Bytes::from(other), 0, 32, amf0::DEFAULT_MAX_VALUES).unwrap(),
+            None
+        );
+        assert!(demux_script(&b(&[0x02, 0, 10, b'o']), 0, 32, amf0::DEFAULT_MAX_VALUES).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::connect_info::Connected;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::plugin::{PluginReply, PluginRequest};
+use crate::plugin::{PluginReply, PluginRequest, ReloadOutcome, ReloadRefused};
 
 pub use crate::server::{AppState, SetLogLevel};
 
@@ -59,12 +59,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/plugins/{name}/reload", post(plugin_reload))
         .route("/api/v1/config", get(config_get).put(config_put))
         .route("/api/v1/config/validate", post(config_validate))
-        .layer(middleware::from_fn_with_state(state.clone(), auth));
+        .layer(middleware::from_fn_with_state(state.clone(), guard_api));
     Router::new()
         .merge(api)
         .route("/metrics", get(metrics::metrics))
         .fallback(plugin_route)
-        .layer(middleware::from_fn(cors))
+        .layer(middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
 }
 
@@ -172,49 +172,164 @@ fn problem_with(status: StatusCode, detail: &str, extra: serde_json::Value) -> R
         .into_response()
 }
 
-/// `http.api_token`: without the bearer token every API call is 401.
-async fn auth(State(s): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    let token = s.config.lock().http.api_token.clone();
-    if let Some(token) = token {
-        let given = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-            let mut r = problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-            r.headers_mut()
-                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
-            return r;
+/// Who may use the API. With a token (`http.api_token` or
+/// `api_token_file`) every call needs it, from anywhere. Without one, only
+/// clients on loopback are answered, and only when they name a loopback
+/// host or one of `http.allowed_hosts` (a page that rebinds its own name
+/// to 127.0.0.1 is refused). Calls that send a body must say it is JSON or
+/// YAML, which no HTML form can send without a CORS preflight.
+async fn guard_api(
+    State(s): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (token, allowed_hosts) = {
+        let c = s.config.lock();
+        (
+            c.http.token().map(str::to_owned),
+            c.http.allowed_hosts.clone(),
+        )
+    };
+    let headers = req.headers();
+    match token {
+        Some(token) => {
+            let given = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                let mut r = problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+                r.headers_mut()
+                    .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+                return r;
+            }
+        }
+        None => {
+            if !peer.ip().to_canonical().is_loopback() {
+                return problem(
+                    StatusCode::FORBIDDEN,
+                    "the API has no token (http.api_token or http.api_token_file) and so \
+                     answers only clients on this machine",
+                );
+            }
+            let host = headers.get("host").and_then(|h| h.to_str().ok());
+            if !host.is_some_and(|h| host_allowed(h, &allowed_hosts)) {
+                return problem(
+                    StatusCode::FORBIDDEN,
+                    "the Host header names no loopback host nor one of http.allowed_hosts",
+                );
+            }
         }
     }
+    let sends_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    if sends_body && !is_config_media_type(headers.get("content-type")) {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send Content-Type: application/json or application/yaml",
+        );
+    }
     next.run(req).await
+}
+
+/// `Host` (name and optional port) is a loopback name or an allowed one.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        || allowed.iter().any(|a| {
+            a.trim_start_matches('[')
+                .trim_end_matches(']')
+                .eq_ignore_ascii_case(name)
+        })
+}
+
+fn is_config_media_type(v: Option<&HeaderValue>) -> bool {
+    let Some(v) = v.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "application/json" | "application/yaml" | "application/x-yaml" | "text/yaml"
+    )
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// CORS for players and dashboards served from other origins.
-async fn cors(req: Request, next: Next) -> Response {
+/// CORS. Media routes (HTTP-FLV, ...) are for players on any origin. The
+/// API answers only the origins in `http.cors_origins`: for every other
+/// origin a preflight is refused and no CORS header is sent, so the
+/// browser keeps the page from the answer and from every call that
+/// needs a preflight (PUT, DELETE, JSON bodies).
+async fn cors(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let api = path.starts_with("/api/") || path == "/metrics";
+    let origin = req.headers().get("origin").cloned();
+    let allowed = if api {
+        let c = s.config.lock();
+        origin
+            .as_ref()
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|o| c.http.cors_origins.iter().any(|a| a == o))
+    } else {
+        true
+    };
+    let allow_origin = if api {
+        origin.clone()
+    } else {
+        Some(HeaderValue::from_static("*"))
+    };
     if req.method() == Method::OPTIONS {
+        if !allowed {
+            return problem(
+                StatusCode::FORBIDDEN,
+                "this origin may not call the API (http.cors_origins)",
+            );
+        }
         let mut r = StatusCode::NO_CONTENT.into_response();
         let h = r.headers_mut();
-        h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        if let Some(o) = allow_origin {
+            h.insert("access-control-allow-origin", o);
+        }
         h.insert(
             "access-control-allow-methods",
-            HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+            HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
         );
         h.insert(
             "access-control-allow-headers",
             HeaderValue::from_static("authorization, content-type"),
         );
         h.insert("access-control-max-age", HeaderValue::from_static("86400"));
+        if api {
+            h.insert("vary", HeaderValue::from_static("origin"));
+        }
         return r;
     }
     let mut r = next.run(req).await;
-    r.headers_mut()
-        .entry("access-control-allow-origin")
-        .or_insert(HeaderValue::from_static("*"));
+    if allowed {
+        if let Some(o) = allow_origin {
+            r.headers_mut()
+                .entry("access-control-allow-origin")
+                .or_insert(o);
+        }
+    }
+    if api {
+        r.headers_mut()
+            .append("vary", HeaderValue::from_static("origin"));
+    }
     r
 }
 
@@ -282,51 +397,84 @@ async fn plugins(State(s): State<AppState>) -> Json<serde_json::Value> {
 }
 
 async fn plugin_reload(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    if !s.plugins.plugins().await.iter().any(|p| p.name == name) {
-        return problem(StatusCode::NOT_FOUND, &format!("no plugin {name}"));
-    }
-    match s.plugins.reload(&name).await {
-        Ok(()) => {
-            let p = s
-                .plugins
-                .plugins()
-                .await
-                .into_iter()
-                .find(|p| p.name == name);
-            Json(json!({ "plugin": p })).into_response()
+    let outcome = match s.plugins.reload_requested(&name).await {
+        Ok(o) => o,
+        Err(ReloadRefused::NoPlugin) => {
+            return problem(StatusCode::NOT_FOUND, &format!("no plugin {name}"))
         }
-        Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, &e),
-    }
-}
-
-/// The config with secrets redacted.
-fn redacted(c: &Config) -> serde_json::Value {
-    let mut v = serde_json::to_value(c).unwrap_or_default();
-    if !v["http"]["api_token"].is_null() {
-        v["http"]["api_token"] = json!("<redacted>");
-    }
-    v
+        Err(ReloadRefused::TooSoon(wait)) => {
+            let mut r = problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("plugin {name} was reloaded less than a second ago"),
+            );
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from(wait.as_secs().max(1)));
+            return r;
+        }
+        Err(ReloadRefused::Failed(e)) => return problem(StatusCode::UNPROCESSABLE_ENTITY, &e),
+    };
+    let p = s
+        .plugins
+        .plugins()
+        .await
+        .into_iter()
+        .find(|p| p.name == name);
+    Json(json!({
+        "plugin": p,
+        "reloaded": outcome == ReloadOutcome::Reloaded,
+    }))
+    .into_response()
 }
 
 async fn config_get(State(s): State<AppState>) -> Json<serde_json::Value> {
-    Json(redacted(&s.config.lock()))
+    Json(serde_json::to_value(s.config.lock().redacted()).unwrap_or_default())
 }
 
-fn parse_config(body: &Bytes) -> Result<Config, Box<Response>> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| problem(StatusCode::BAD_REQUEST, "the body is not UTF-8"))?;
-    Config::from_yaml_str(text).map_err(|e| {
-        let errors: Vec<_> = e
-            .errors()
-            .iter()
-            .map(|e| json!({ "path": e.path, "message": e.message, "line": e.line, "column": e.column }))
-            .collect();
-        Box::new(problem_with(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string(), json!({ "errors": errors })))
+/// Parses a config sent to the API, keeping the running secrets it leaves
+/// out or redacted. Off the event loop: it reads the files it names.
+/// Problems with those files are logged but answered only as "cannot use
+/// the file", so the API does not tell what exists on the server.
+async fn parse_config(s: &AppState, body: Bytes) -> Result<Config, Box<Response>> {
+    let running = s.config.lock().clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        let text = std::str::from_utf8(&body).map_err(|_| None)?;
+        Config::from_yaml_str_with(text, |c| c.keep_secrets(&running)).map_err(Some)
+    })
+    .await
+    .map_err(|_| {
+        Box::new(problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "config check failed",
+        ))
+    })?;
+    parsed.map_err(|e| match e {
+        None => Box::new(problem(StatusCode::BAD_REQUEST, "the body is not UTF-8")),
+        Some(e) => {
+            let errors: Vec<_> = e
+                .errors()
+                .iter()
+                .map(|e| {
+                    let message = if e.file {
+                        tracing::warn!("config from the API: {e}");
+                        "cannot use this file (the reason is in the server log)"
+                    } else {
+                        &e.message
+                    };
+                    json!({ "path": e.path, "message": message, "line": e.line, "column": e.column })
+                })
+                .collect();
+            let detail = errors
+                .iter()
+                .map(|e| format!("{}: {}", e["path"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join("\n");
+            Box::new(problem_with(StatusCode::UNPROCESSABLE_ENTITY, &detail, json!({ "errors": errors })))
+        }
     })
 }
 
-async fn config_validate(body: Bytes) -> Response {
-    match parse_config(&body) {
+async fn config_validate(State(s): State<AppState>, body: Bytes) -> Response {
+    match parse_config(&s, body).await {
         Ok(_) => Json(json!({ "valid": true })).into_response(),
         Err(r) => *r,
     }
@@ -334,7 +482,7 @@ async fn config_validate(body: Bytes) -> Response {
 
 /// Applies what can change live; says what needs a restart.
 async fn config_put(State(s): State<AppState>, body: Bytes) -> Response {
-    let new = match parse_config(&body) {
+    let new = match parse_config(&s, body).await {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -348,9 +496,6 @@ async fn config_put(State(s): State<AppState>, body: Bytes) -> Response {
         Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, &e),
     }
 }
-
-/// Largest request body handed to a plugin.
-const MAX_PLUGIN_BODY: usize = 1 << 20;
 
 /// Everything the API does not serve goes to plugin routes (HTTP-FLV, ...).
 async fn plugin_route(
@@ -366,16 +511,24 @@ async fn plugin_route(
         .headers
         .get("upgrade")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let max_body = s.config.lock().http.max_body;
     let ws = if upgrade {
         WebSocketUpgrade::from_request_parts(&mut parts, &())
             .await
             .ok()
+            // A message or frame over the cap closes that connection.
+            .map(|ws| ws.max_message_size(max_body).max_frame_size(max_body))
     } else {
         None
     };
-    let body = match axum::body::to_bytes(body, MAX_PLUGIN_BODY).await {
+    let body = match axum::body::to_bytes(body, max_body).await {
         Ok(b) => b,
-        Err(_) => return problem(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB"),
+        Err(_) => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body over {max_body} bytes (http.max_body)"),
+            )
+        }
     };
     let req = PluginRequest {
         method: parts.method.as_str().to_string(),

@@ -47,8 +47,8 @@ pub fn load(tls: &TlsConfig) -> Result<Arc<ServerConfig>, ConfigError> {
             "cert and key must both be set",
         ));
     };
-    let cert_err = |m: String| ConfigError::new("http.tls.cert", m);
-    let key_err = |m: String| ConfigError::new("http.tls.key", m);
+    let cert_err = |m: String| ConfigError::file("http.tls.cert", m);
+    let key_err = |m: String| ConfigError::file("http.tls.key", m);
 
     let text = read(cert_path).map_err(cert_err)?;
     let certs = CertificateDer::pem_slice_iter(&text)
@@ -103,8 +103,12 @@ pub fn load(tls: &TlsConfig) -> Result<Arc<ServerConfig>, ConfigError> {
     Ok(Arc::new(config))
 }
 
+/// Largest certificate chain or key file (a chain of a few certificates
+/// is a few KiB).
+const MAX_PEM_FILE: u64 = 1 << 20;
+
 fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    crate::config::read_named_file(path, MAX_PEM_FILE)
 }
 
 fn pem_error(path: &Path, e: pem::Error) -> String {

@@ -959,6 +959,9 @@ unsafe extern "C" fn timer_start(
         let Some(i) = (unsafe { inst(host) }) else {
             return RILL_ERR_INVALID;
         };
+        if delay_us > session::MAX_TIMER_DELAY.as_micros() as u64 {
+            return RILL_ERR_INVALID;
+        }
         // SAFETY: per contract (NULL: instance timer).
         let s = unsafe { sess(conn) };
         let h = session::start_timer(

@@ -238,6 +238,9 @@ impl Instance {
 
     pub(crate) fn log(&self, level: u32, msg: &str) {
         let (name, gen) = (&self.name, self.generation);
+        // Plugin messages quote what clients sent (stream names, URLs): a
+        // newline in them must not forge a log line.
+        let msg = escape_controls(msg);
         match level {
             RILL_LOG_ERROR => tracing::error!(plugin = %name, generation = gen, "{msg}"),
             RILL_LOG_WARN => tracing::warn!(plugin = %name, generation = gen, "{msg}"),
@@ -279,5 +282,34 @@ async fn instance_task(inst: Arc<Instance>, mut rx: mpsc::UnboundedReceiver<Inst
                 });
             }
         }
+    }
+}
+
+/// `text` with every control character written as `\u{..}` (a log line
+/// stays one line).
+pub(crate) fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::escape_controls("live/a"), "live/a");
+        assert_eq!(
+            super::escape_controls("a\nINFO forged\r\x1b[31m"),
+            "a\\u{a}INFO forged\\u{d}\\u{1b}[31m"
+        );
     }
 }

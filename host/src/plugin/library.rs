@@ -150,6 +150,16 @@ pub enum LoadError {
         /// What is wrong.
         reason: String,
     },
+    /// The file could have been changed by someone other than root or the
+    /// user the server runs as: writable by others, or owned by another
+    /// user (directly or through a symlink). Loading it would run their
+    /// code as the server.
+    Untrusted {
+        /// The plugin file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The library does not export `rill_plugin_entry_v1`.
     NoEntry {
         /// The plugin file.
@@ -228,6 +238,7 @@ impl LoadError {
         match self {
             LoadError::Io { path, .. }
             | LoadError::NotALibrary { path, .. }
+            | LoadError::Untrusted { path, .. }
             | LoadError::NoEntry { path, .. }
             | LoadError::EntryRefused { path }
             | LoadError::BadMagic { path, .. }
@@ -245,6 +256,7 @@ impl LoadError {
         match self {
             LoadError::Io { .. } => "io",
             LoadError::NotALibrary { .. } => "not_a_library",
+            LoadError::Untrusted { .. } => "untrusted",
             LoadError::NoEntry { .. } => "no_entry",
             LoadError::EntryRefused { .. } => "entry_refused",
             LoadError::BadMagic { .. } => "bad_magic",
@@ -269,6 +281,11 @@ impl fmt::Display for LoadError {
             LoadError::NotALibrary { path, reason } => write!(
                 f,
                 "plugin {}: not a loadable shared library: {reason}",
+                path.display()
+            ),
+            LoadError::Untrusted { path, reason } => write!(
+                f,
+                "plugin {}: refused: {reason}",
                 path.display()
             ),
             LoadError::NoEntry { path, reason } => write!(
@@ -362,8 +379,9 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 ///
 /// Blocking. On success the library stays loaded for the life of the
 /// process; nothing has been called but the entry point (and the library's
-/// static initialisers): `create` is the caller's. On failure the private
-/// copy is removed (the library may stay mapped; it is never unloaded).
+/// static initialisers): `create` is the caller's. Either way the private
+/// copy's file is removed once opened: the mapping outlives it (the kernel
+/// keeps the inode while mapped), and no reload leaves a file behind.
 pub fn load(
     source: &Path,
     private_dir: &Path,
@@ -377,7 +395,11 @@ pub fn load(
     let hash = hash_bytes(&bytes);
     prepare_private_dir(private_dir, source)?;
     let private_copy = write_private_copy(source, private_dir, generation, &hash, &bytes)?;
-    match open_and_validate(source, &private_copy) {
+    let opened = open_and_validate(source, &private_copy);
+    // Mapped or refused, the copy's bytes are no longer needed; its name
+    // stays claimed (EVER_OPENED), so it is never used again.
+    let _ = fs::remove_file(&private_copy);
+    match opened {
         Ok((descriptor, descriptor_addr, layout_checked)) => {
             // SAFETY: rill_read_descriptor checked that the strings are valid
             // UTF-8 views; they live in the library, which is never unloaded.
@@ -410,18 +432,13 @@ pub fn load(
                 layout_checked,
             })
         }
-        Err(e) => {
-            // The library may stay mapped (never dlclose); its file can go.
-            let _ = fs::remove_file(&private_copy);
-            Err(e)
-        }
+        Err(e) => Err(e),
     }
 }
 
 /// Removes the private copies in `private_dir` that this process did not
-/// open: leftovers of earlier runs (the files of a running process's
-/// libraries can be removed safely, but the host keeps its own for
-/// debuggers). Only names of the form `<stem>.<generation>.<hash8>[-n].<ext>`
+/// open: leftovers of a run that died between writing a copy and
+/// removing it (a loaded copy's file is removed at once). Only names of the form `<stem>.<generation>.<hash8>[-n].<ext>`
 /// are touched; a missing directory has nothing to remove. Returns how many
 /// files were removed.
 pub fn remove_stale_copies(private_dir: &Path) -> io::Result<usize> {
@@ -491,6 +508,7 @@ fn read_plugin_file(source: &Path) -> Result<Vec<u8>, LoadError> {
             reason: "not a regular file".into(),
         });
     }
+    check_trusted(source, &meta)?;
     if meta.len() > MAX_PLUGIN_FILE_SIZE {
         return Err(LoadError::NotALibrary {
             path: source.to_path_buf(),
@@ -502,6 +520,51 @@ fn read_plugin_file(source: &Path) -> Result<Vec<u8>, LoadError> {
         });
     }
     fs::read(source).map_err(io_err)
+}
+
+/// Refuses a plugin file that someone other than root or the server's
+/// own user could have written: writable by others, or owned by another
+/// user. `meta` is the file's (a symlink's target's) metadata; the
+/// symlink itself is checked too, so a link planted by another user is
+/// refused even when it points at a good file.
+#[cfg(unix)]
+fn check_trusted(source: &Path, meta: &fs::Metadata) -> Result<(), LoadError> {
+    use std::os::unix::fs::MetadataExt;
+    let refuse = |reason: String| {
+        Err(LoadError::Untrusted {
+            path: source.to_path_buf(),
+            reason,
+        })
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let owner_ok = |uid: u32| uid == 0 || uid == me;
+    if meta.mode() & 0o002 != 0 {
+        return refuse(format!(
+            "the file is writable by others (mode {:o}; chmod o-w it)",
+            meta.mode() & 0o7777
+        ));
+    }
+    if !owner_ok(meta.uid()) {
+        return refuse(format!(
+            "the file is owned by uid {}, not by root or the server's user (uid {me})",
+            meta.uid()
+        ));
+    }
+    if let Ok(link) = fs::symlink_metadata(source) {
+        if link.file_type().is_symlink() && !owner_ok(link.uid()) {
+            return refuse(format!(
+                "the symlink is owned by uid {}, not by root or the server's user (uid {me})",
+                link.uid()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_trusted(_source: &Path, _meta: &fs::Metadata) -> Result<(), LoadError> {
+    Ok(())
 }
 
 /// Creates the private directory (mode 0700) or checks an existing one: it

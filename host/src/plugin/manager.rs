@@ -50,7 +50,33 @@ pub struct PluginInfo {
     pub layout_checked: bool,
 }
 
+/// What a reload asked through the API did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// A new generation serves.
+    Reloaded,
+    /// The file holds the bytes already running: nothing was loaded.
+    Unchanged,
+}
+
+/// Why a reload asked through the API did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadRefused {
+    NoPlugin,
+    /// Asked again within [`API_RELOAD_INTERVAL`]; retry after this.
+    TooSoon(Duration),
+    /// The file did not load; the running generation stays.
+    Failed(String),
+}
+
+/// Reloads asked through the API, at most one per plugin per interval:
+/// every generation stays mapped for the life of the process (libraries
+/// are never unloaded), so a request loop must not be able to pile them up.
+pub const API_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
 struct Slot {
+    /// When the API last asked for a reload.
+    last_api_reload: Option<tokio::time::Instant>,
     file: PathBuf,
     lib: Option<LoadedLibrary>,
     current: Option<Arc<Instance>>,
@@ -63,6 +89,7 @@ struct Slot {
 impl Slot {
     fn new(file: &Path) -> Slot {
         Slot {
+            last_api_reload: None,
             file: file.to_path_buf(),
             lib: None,
             current: None,
@@ -278,7 +305,8 @@ impl PluginManager {
         changed
     }
 
-    /// Reloads a plugin from its file (management API).
+    /// Reloads a plugin from its file, even when its bytes are those already
+    /// running (a new config section needs a new generation).
     pub async fn reload(&self, name: &str) -> Result<(), String> {
         let file = {
             let slots = self.inner.slots.lock().await;
@@ -298,6 +326,39 @@ impl PluginManager {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// A reload asked through the management API: refused when asked again
+    /// within [`API_RELOAD_INTERVAL`], and a no-op when the file holds the
+    /// bytes already running.
+    pub async fn reload_requested(&self, name: &str) -> Result<ReloadOutcome, ReloadRefused> {
+        let (file, running_hash) = {
+            let mut slots = self.inner.slots.lock().await;
+            let s = slots.get_mut(name).ok_or(ReloadRefused::NoPlugin)?;
+            let now = tokio::time::Instant::now();
+            if let Some(last) = s.last_api_reload {
+                let next = last + API_RELOAD_INTERVAL;
+                if now < next {
+                    return Err(ReloadRefused::TooSoon(next - now));
+                }
+            }
+            s.last_api_reload = Some(now);
+            (s.file.clone(), s.lib.as_ref().map(|l| l.hash.clone()))
+        };
+        let hash = tokio::task::spawn_blocking({
+            let file = file.clone();
+            move || watch::file_hash(&file)
+        })
+        .await
+        .map_err(|e| ReloadRefused::Failed(e.to_string()))?
+        .map_err(|e| ReloadRefused::Failed(format!("cannot read {}: {e}", file.display())))?;
+        if running_hash.as_deref() == Some(hash.as_str()) {
+            return Ok(ReloadOutcome::Unchanged);
+        }
+        self.reload(name)
+            .await
+            .map(|()| ReloadOutcome::Reloaded)
+            .map_err(ReloadRefused::Failed)
     }
 
     /// Hands an HTTP request to the plugin route that matches it; None when

@@ -564,6 +564,10 @@ pub(crate) fn timer_fires(inst: &Instance, handle: u64) -> bool {
 }
 
 /// Starts a timer for `session` (None: the instance). Returns its handle.
+/// Longest timer delay (`timer_start` refuses more): a year keeps every
+/// deadline far from the clock's range.
+pub(crate) const MAX_TIMER_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
+
 pub(crate) fn start_timer(
     inst: &Arc<Instance>,
     session: Option<&Arc<SessionShared>>,

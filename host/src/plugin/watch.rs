@@ -291,7 +291,9 @@ pub fn scan(dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// Lower-case hex SHA-256 of a file's content: the same value as
 /// `LoadedLibrary::hash` for the same bytes.
 pub fn file_hash(path: &Path) -> io::Result<String> {
-    Ok(hash_bytes(&fs::read(path)?))
+    let bytes = crate::config::read_named_file(path, super::library::MAX_PLUGIN_FILE_SIZE)
+        .map_err(io::Error::other)?;
+    Ok(hash_bytes(&bytes))
 }
 
 /// What the settle thread hears from the debouncer.

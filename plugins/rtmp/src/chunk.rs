@@ -3,10 +3,14 @@
 //!
 //! [`ChunkReader`] reassembles messages from any byte split; it applies Set
 //! Chunk Size and Abort itself, because both change how the very next bytes
-//! must be parsed. [`encode_message`] writes a message self-contained (format
-//! 0 first chunk, format 3 continuations, no state shared with earlier
-//! messages), so a media message chunked once can be sent as the same bytes to
-//! every player with the same chunk size and message stream id.
+//! must be parsed. Memory follows the bytes that arrive, never the lengths
+//! headers claim, and the bytes held in unfinished messages are bounded per
+//! connection ([`Limits::max_partial_bytes`]).
+//!
+//! [`encode_message`] writes a message self-contained (format 0 first chunk,
+//! format 3 continuations, no state shared with earlier messages), so a media
+//! message chunked once can be sent as the same bytes to every player with the
+//! same chunk size and message stream id.
 
 use std::collections::HashMap;
 
@@ -115,6 +119,10 @@ pub struct ChunkReader {
     max_message_size: u32,
     max_chunk_streams: usize,
     chunk_size_bounds: (u32, u32),
+    /// Payload bytes held in unfinished messages, over all chunk streams...
+    partial: usize,
+    /// ...and their bound.
+    max_partial_bytes: usize,
 }
 
 /// Longest chunk header: 3 (basic) + 11 (format 0) + 4 (extended timestamp).
@@ -144,7 +152,22 @@ impl ChunkReader {
             max_message_size: limits.max_message_size,
             max_chunk_streams: limits.max_chunk_streams,
             chunk_size_bounds: (limits.min_chunk_size, limits.max_chunk_size),
+            partial: 0,
+            max_partial_bytes: limits.max_partial_bytes,
         }
+    }
+
+    /// Payload bytes held in unfinished messages (at most
+    /// [`Limits::max_partial_bytes`]).
+    pub fn partial_bytes(&self) -> usize {
+        self.partial
+    }
+
+    /// Bytes allocated for unfinished messages: at most twice
+    /// [`ChunkReader::partial_bytes`] (plus a few bytes per chunk stream),
+    /// whatever lengths the headers announced.
+    pub fn partial_capacity(&self) -> usize {
+        self.streams.values().map(|st| st.payload.capacity()).sum()
     }
 
     /// The inbound chunk size currently in force.
@@ -191,11 +214,15 @@ impl ChunkReader {
                 }
                 ReadState::Body { csid, remaining } => {
                     let n = remaining.min(data.len() - pos);
+                    if n > self.max_partial_bytes - self.partial {
+                        return Err(Error::TooManyPartialBytes(self.max_partial_bytes));
+                    }
                     let st = self
                         .streams
                         .get_mut(&csid)
                         .ok_or(Error::MissingChunkHeader(csid))?;
-                    st.payload.extend_from_slice(&data[pos..pos + n]);
+                    append(&mut st.payload, &data[pos..pos + n], st.length as usize);
+                    self.partial += n;
                     pos += n;
                     if n < remaining {
                         self.state = ReadState::Body {
@@ -205,7 +232,7 @@ impl ChunkReader {
                     } else {
                         self.state = ReadState::Header;
                         if st.payload.len() == st.length as usize {
-                            let msg = Self::take_message(csid, st);
+                            let msg = Self::take_message(csid, st, &mut self.partial);
                             self.complete(msg, out)?;
                         }
                     }
@@ -235,6 +262,7 @@ impl ChunkReader {
                     // Messages complete only at chunk boundaries, so no body
                     // of `id` is being read right now.
                     if let Some(st) = self.streams.get_mut(&id) {
+                        self.partial -= st.payload.len();
                         st.payload = BytesMut::new();
                         st.in_progress = false;
                     }
@@ -246,7 +274,9 @@ impl ChunkReader {
         Ok(())
     }
 
-    fn take_message(csid: u32, st: &mut StreamState) -> RawMessage {
+    /// The message of `st`, whose bytes no longer count as `partial`.
+    fn take_message(csid: u32, st: &mut StreamState, partial: &mut usize) -> RawMessage {
+        *partial -= st.payload.len();
         st.in_progress = false;
         RawMessage {
             csid,
@@ -349,6 +379,7 @@ impl ChunkReader {
         }
         let chunk_size = self.chunk_size as usize;
         let max = self.max_message_size;
+        let partial = &mut self.partial;
         let st = self.streams.entry(h.csid).or_default();
         let new_message = h.fmt != 3 || !st.in_progress;
         if new_message {
@@ -356,8 +387,11 @@ impl ChunkReader {
                 return Err(Error::MessageTooLarge { len: h.length, max });
             }
             // A full header in the middle of a message: the sender gave up on
-            // the old one. Drop it rather than fail, as ffmpeg's reader does.
-            st.payload.clear();
+            // the old one. Drop it rather than fail, as ffmpeg's reader does,
+            // and free its buffer: a cleared one would keep its capacity
+            // outside the partial bytes budget.
+            *partial -= st.payload.len();
+            st.payload = BytesMut::new();
             st.length = h.length;
             st.type_id = h.type_id;
             st.stream_id = h.stream_id;
@@ -377,13 +411,13 @@ impl ChunkReader {
                 st.extended_value = h.time;
             }
             st.in_progress = true;
-            // Reserve at most one chunk: the length field is the peer's
-            // claim, memory follows the bytes that actually arrive.
-            st.payload.reserve((st.length as usize).min(chunk_size));
+            // Nothing is reserved here: the length field is the peer's
+            // claim, and with a large chunk size one chunk may be the whole
+            // message. The buffer grows as bytes arrive (`append`).
         }
         let remaining = (st.length as usize - st.payload.len()).min(chunk_size);
         if remaining == 0 {
-            return Ok(Some(Self::take_message(h.csid, st)));
+            return Ok(Some(Self::take_message(h.csid, st, partial)));
         }
         self.state = ReadState::Body {
             csid: h.csid,
@@ -391,6 +425,18 @@ impl ChunkReader {
         };
         Ok(None)
     }
+}
+
+/// Appends `bytes` to a message body of declared `length`. When the buffer
+/// must grow, it grows by at most what it holds already (doubling, so
+/// amortized copies stay linear) and never past `length`: its capacity stays
+/// within twice the bytes received.
+fn append(payload: &mut BytesMut, bytes: &[u8], length: usize) {
+    if payload.capacity() - payload.len() < bytes.len() {
+        let step = bytes.len().max(payload.len()).min(length - payload.len());
+        payload.reserve(step);
+    }
+    payload.extend_from_slice(bytes);
 }
 
 fn u24(b: &[u8]) -> u32 {
@@ -818,5 +864,141 @@ mod tests {
             data.extend_from_slice(&[csid, 0, 0, 0, 0, 0, 1, 8, 1, 0, 0, 0, 0]);
         }
         assert_eq!(r.feed(&data, &mut out), Err(Error::TooManyChunkStreams(2)));
+    }
+
+    /// A basic header plus, for format 0, a message header announcing `len`
+    /// bytes of video on message stream 1.
+    fn chunk_header(fmt: u8, csid: u32, len: u32) -> Vec<u8> {
+        let mut h = BytesMut::new();
+        put_basic_header(&mut h, fmt, csid);
+        if fmt == 0 {
+            h.put_slice(&[0, 0, 0]);
+            h.put_slice(&len.to_be_bytes()[1..]);
+            h.put_slice(&[VIDEO, 1, 0, 0, 0]);
+        }
+        h.to_vec()
+    }
+
+    fn set_chunk_size(size: u32) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        ChunkWriter::new().set_chunk_size(size, &mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn unfinished_messages_are_bounded_per_connection() {
+        // 64 chunk streams, each starting an 8 MiB message (both limits at
+        // their defaults) and never finishing it: up to 512 MiB without a
+        // budget. The reader refuses at max_partial_bytes.
+        let limits = Limits::default();
+        let budget = limits.max_partial_bytes;
+        assert_eq!(budget, 16 << 20);
+        let mut r = ChunkReader::new(&limits);
+        let mut out = Vec::new();
+        let chunk = 64 << 10;
+        r.feed(&set_chunk_size(chunk as u32), &mut out).unwrap();
+        let body = vec![0u8; chunk];
+        let mut fed = 0usize;
+        let err = 'feeding: {
+            for round in 0..(limits.max_message_size as usize / chunk) {
+                for csid in 2..2 + limits.max_chunk_streams as u32 {
+                    let mut data = if round == 0 {
+                        chunk_header(0, csid, limits.max_message_size)
+                    } else {
+                        chunk_header(3, csid, 0)
+                    };
+                    data.extend_from_slice(&body);
+                    // Feed in pieces: the budget holds at every step.
+                    for piece in data.chunks(10_000) {
+                        if let Err(e) = r.feed(piece, &mut out) {
+                            break 'feeding e;
+                        }
+                        fed += piece.len();
+                        assert!(r.partial_bytes() <= budget);
+                        assert!(r.partial_capacity() <= 2 * r.partial_bytes() + 64 * 16);
+                    }
+                }
+            }
+            panic!("512 MiB held without an error");
+        };
+        assert_eq!(err, Error::TooManyPartialBytes(budget));
+        assert!(err.to_string().contains("max_partial_bytes"), "{err}");
+        assert_eq!(out.len(), 1, "only the Set Chunk Size completed");
+        // Refused at the budget, not before it.
+        assert!(r.partial_bytes() > budget - 10_000);
+        assert!(fed < budget + 64 * 16);
+    }
+
+    #[test]
+    fn huge_chunk_size_reserves_nothing_ahead() {
+        // Set Chunk Size 16 MiB: one chunk may now carry a whole 8 MiB
+        // message, so each header announcing one could reserve it all.
+        let limits = Limits::default();
+        let mut r = ChunkReader::new(&limits);
+        let mut out = Vec::new();
+        // First, 63 chunk streams with an 8 MiB message begun (one chunk at
+        // the initial size of 128).
+        for csid in 3..66 {
+            let mut data = chunk_header(0, csid, limits.max_message_size);
+            data.extend_from_slice(&[7u8; 128]);
+            r.feed(&data, &mut out).unwrap();
+        }
+        r.feed(&set_chunk_size(16 << 20), &mut out).unwrap();
+        assert_eq!(r.chunk_size(), 16 << 20);
+        // Then an 8 MiB message whose single chunk has just begun.
+        let mut data = chunk_header(0, 2, limits.max_message_size);
+        data.extend_from_slice(&[7u8; 100]);
+        r.feed(&data, &mut out).unwrap();
+        let held = 63 * 128 + 100;
+        assert_eq!(r.partial_bytes(), held);
+        assert!(
+            r.partial_capacity() <= 2 * held,
+            "{} bytes allocated for {held} received",
+            r.partial_capacity()
+        );
+        // The buffer grows with what arrives, at most doubling.
+        for _ in 0..100 {
+            r.feed(&[1u8; 10_000], &mut out).unwrap();
+            assert!(r.partial_capacity() <= 2 * r.partial_bytes());
+        }
+        assert_eq!(r.partial_bytes(), held + 1_000_000);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn dropped_messages_release_their_bytes() {
+        let mut r = reader();
+        let mut out = Vec::new();
+        let mut data = chunk_header(0, 4, 1000);
+        data.extend_from_slice(&[1u8; 128]);
+        data.extend_from_slice(&chunk_header(0, 6, 1000));
+        data.extend_from_slice(&[2u8; 128]);
+        r.feed(&data, &mut out).unwrap();
+        assert_eq!(r.partial_bytes(), 256);
+        // A new full header on csid 4 drops its unfinished message, buffer
+        // included.
+        let mut data = chunk_header(0, 4, 1000);
+        data.extend_from_slice(&[3u8; 128]);
+        r.feed(&data, &mut out).unwrap();
+        assert_eq!(r.partial_bytes(), 256);
+        assert_eq!(r.partial_capacity(), 256);
+        // Abort csid 6.
+        r.feed(
+            &[0x02, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, 6],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(r.partial_bytes(), 128);
+        // Finishing csid 4's message leaves nothing held, and its buffer
+        // never grew past the declared length.
+        for n in [128, 128, 128, 128, 128, 128, 104] {
+            let mut data = chunk_header(3, 4, 0);
+            data.extend_from_slice(&vec![4u8; n]);
+            r.feed(&data, &mut out).unwrap();
+        }
+        assert_eq!((r.partial_bytes(), r.partial_capacity()), (0, 0));
+        let msg = out.last().unwrap();
+        assert_eq!((msg.csid, msg.payload.len()), (4, 1000));
+        assert_eq!(&msg.payload[..129], &[[3u8; 128].as_slice(), &[4]].concat());
     }
 }

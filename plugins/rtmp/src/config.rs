@@ -13,9 +13,13 @@
 //!     idle_timeout: 30s          # no input and nothing playing: close (0s: never)
 //!     max_message_size: 8MiB     # largest inbound message
 //!     max_chunk_streams: 64      # chunk stream ids per connection
+//!     max_partial_bytes: 16MiB   # bytes held in unfinished inbound messages, per
+//!                                #   connection (at least max_message_size)
 //!     min_chunk_size: 128        # inbound Set Chunk Size bounds
 //!     max_chunk_size: 16MiB
 //!     max_amf_depth: 32          # AMF0 nesting
+//!     max_amf_values: 65536      # AMF0 values per message (and at most one per
+//!                                #   4 bytes of it beyond the first 64)
 //!     max_streams: 16            # createStream per connection
 //!     max_queued_bytes: 32MiB    # inbound bytes held while a decision is pending
 //!     max_pending_bytes: 4MiB    # media a player may have waiting for its socket
@@ -91,9 +95,11 @@ const KEYS: &[&str] = &[
     "idle_timeout",
     "max_message_size",
     "max_chunk_streams",
+    "max_partial_bytes",
     "min_chunk_size",
     "max_chunk_size",
     "max_amf_depth",
+    "max_amf_values",
     "max_streams",
     "max_queued_bytes",
     "max_pending_bytes",
@@ -159,6 +165,10 @@ impl Config {
                 "max_chunk_streams" => {
                     l.max_chunk_streams = size(value, 2, 65536).map_err(|m| err(key, m))? as usize
                 }
+                "max_partial_bytes" => {
+                    l.max_partial_bytes =
+                        size(value, 1024, u32::MAX).map_err(|m| err(key, m))? as usize
+                }
                 "min_chunk_size" => {
                     l.min_chunk_size = size(value, 1, 0x7FFF_FFFF).map_err(|m| err(key, m))?
                 }
@@ -167,6 +177,9 @@ impl Config {
                 }
                 "max_amf_depth" => {
                     l.max_amf_depth = size(value, 1, 1024).map_err(|m| err(key, m))? as usize
+                }
+                "max_amf_values" => {
+                    l.max_amf_values = size(value, 16, u32::MAX).map_err(|m| err(key, m))? as usize
                 }
                 "max_streams" => {
                     l.max_streams = size(value, 1, 1 << 16).map_err(|m| err(key, m))?
@@ -188,6 +201,16 @@ impl Config {
                 format!(
                     "{} is above max_chunk_size {}",
                     c.limits.min_chunk_size, c.limits.max_chunk_size
+                ),
+            ));
+        }
+        if c.limits.max_partial_bytes < c.limits.max_message_size as usize {
+            // A message of the largest size could never finish.
+            return Err(err(
+                "max_partial_bytes",
+                format!(
+                    "{} is below max_message_size {}",
+                    c.limits.max_partial_bytes, c.limits.max_message_size
                 ),
             ));
         }
@@ -297,7 +320,8 @@ mod tests {
         let c = Config::parse(
             "listen: '127.0.0.1:19350'\nchunk_size: 8192\nhandshake_timeout: 3s\nidle_timeout: 1m30s\n\
              max_message_size: 1MiB\nmax_chunk_streams: 8\nmin_chunk_size: 256\nmax_chunk_size: 64KiB\n\
-             max_amf_depth: 10 # comment\nmax_streams: 4\nmax_queued_bytes: 2M\nmax_pending_bytes: 512K\n",
+             max_amf_depth: 10 # comment\nmax_streams: 4\nmax_queued_bytes: 2M\nmax_pending_bytes: 512K\n\
+             max_partial_bytes: 3MiB\nmax_amf_values: 1000\n",
         )
         .unwrap();
         assert_eq!(c.listen, "127.0.0.1:19350");
@@ -313,6 +337,8 @@ mod tests {
         assert_eq!(l.max_amf_depth, 10);
         assert_eq!(l.max_streams, 4);
         assert_eq!(l.max_queued_bytes, 2 << 20);
+        assert_eq!(l.max_partial_bytes, 3 << 20);
+        assert_eq!(l.max_amf_values, 1000);
     }
 
     #[test]
@@ -341,6 +367,12 @@ mod tests {
                 "min_chunk_size: 4096\nmax_chunk_size: 1024\n",
                 "min_chunk_size",
             ),
+            ("max_partial_bytes: 4MiB\n", "max_partial_bytes"),
+            (
+                "max_message_size: 1MiB\nmax_partial_bytes: 512KiB\n",
+                "max_partial_bytes",
+            ),
+            ("max_amf_values: 0\n", "max_amf_values"),
         ] {
             let e = Config::parse(text).unwrap_err();
             assert_eq!(e.key, key, "{text:?}: {e}");

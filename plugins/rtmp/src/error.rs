@@ -30,6 +30,9 @@ pub enum Error {
     },
     /// More chunk streams were opened than `Limits::max_chunk_streams`.
     TooManyChunkStreams(usize),
+    /// Incomplete inbound messages would hold more than
+    /// `Limits::max_partial_bytes` (the number given).
+    TooManyPartialBytes(usize),
     /// More message streams were created than `Limits::max_streams`.
     TooManyStreams(u32),
     /// A Set Chunk Size outside `Limits::min_chunk_size..=max_chunk_size`.
@@ -38,6 +41,9 @@ pub enum Error {
     MissingChunkHeader(u32),
     /// AMF0 nesting deeper than `Limits::max_amf_depth`.
     AmfTooDeep,
+    /// An AMF0 body decodes to more values than allowed (the number given):
+    /// `Limits::max_amf_values`, or less for a short body.
+    AmfTooManyValues(usize),
     /// Inbound messages queued while a decision is pending exceed
     /// `Limits::max_queued_bytes`.
     QueueFull,
@@ -63,12 +69,22 @@ impl fmt::Display for Error {
                 write!(f, "message of {len} bytes exceeds the limit of {max}")
             }
             Error::TooManyChunkStreams(max) => write!(f, "more than {max} chunk streams"),
+            Error::TooManyPartialBytes(max) => write!(
+                f,
+                "incomplete messages hold more than {max} bytes (max_partial_bytes)"
+            ),
             Error::TooManyStreams(max) => write!(f, "more than {max} message streams"),
             Error::ChunkSizeOutOfRange(n) => write!(f, "chunk size {n} out of range"),
             Error::MissingChunkHeader(csid) => {
                 write!(f, "chunk stream {csid} continued without a full header")
             }
             Error::AmfTooDeep => write!(f, "AMF0 value nested too deeply"),
+            Error::AmfTooManyValues(max) => {
+                write!(
+                    f,
+                    "AMF0 body decodes to more than {max} values (max_amf_values)"
+                )
+            }
             Error::QueueFull => write!(f, "too many inbound bytes queued"),
             Error::Protocol(what) => write!(f, "protocol violation: {what}"),
             Error::InvalidState(what) => write!(f, "invalid state: {what}"),
@@ -86,6 +102,7 @@ impl From<rill_flv::Error> for Error {
             rill_flv::Error::Malformed(w) => Error::Malformed(w),
             rill_flv::Error::Unsupported(w) => Error::Unsupported(w),
             rill_flv::Error::AmfTooDeep => Error::AmfTooDeep,
+            rill_flv::Error::AmfTooManyValues(max) => Error::AmfTooManyValues(max),
         }
     }
 }

@@ -51,6 +51,8 @@ fn fuzz_limits() -> Limits {
         max_chunk_streams: 8,
         min_chunk_size: 1,
         max_chunk_size: 1 << 16,
+        // Small enough for short inputs to reach it.
+        max_partial_bytes: 1 << 13,
         ..Limits::default()
     }
 }
@@ -113,13 +115,13 @@ pub fn flv_tag(data: &[u8]) {
     let tag_type = [flv::TAG_AUDIO, flv::TAG_VIDEO, flv::TAG_SCRIPT][data[0] as usize % 3];
     let ts = u32::from_be_bytes([data[1], data[2], data[3], data[4]]);
     let body = Bytes::copy_from_slice(&data[5..]);
-    let Ok(Some(frame)) = flv::demux(tag_type, &body, ts, 32) else {
+    let Ok(Some(frame)) = flv::demux(tag_type, &body, ts, 32, amf0::DEFAULT_MAX_VALUES) else {
         return;
     };
     let Ok((t, ts2, muxed)) = flv::mux(&frame) else {
         return;
     };
-    let again = flv::demux(t, &muxed, ts2, 32)
+    let again = flv::demux(t, &muxed, ts2, 32, amf0::DEFAULT_MAX_VALUES)
         .expect("muxed tag must demux")
         .expect("muxed tag must give a frame");
     // Sub-millisecond ModEx offsets do not survive FLV's millisecond clock.
@@ -135,6 +137,7 @@ pub fn session(data: &[u8]) {
     let limits = Limits {
         max_message_size: 1 << 20,
         max_queued_bytes: 1 << 20,
+        max_partial_bytes: 1 << 14,
         ..Limits::default()
     };
     let mut s = Session::with_handshake(

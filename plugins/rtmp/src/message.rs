@@ -137,9 +137,18 @@ impl Command {
         }
     }
 
-    /// Decodes a command body.
+    /// Decodes a command body (at most [`amf0::DEFAULT_MAX_VALUES`] values).
     pub fn decode(body: &[u8], max_depth: usize) -> Result<Command, Error> {
-        let mut values = amf0::decode_all(body, max_depth)?.into_iter();
+        Self::decode_limited(body, max_depth, amf0::DEFAULT_MAX_VALUES)
+    }
+
+    /// Decodes a command body of at most `max_values` AMF0 values.
+    pub fn decode_limited(
+        body: &[u8],
+        max_depth: usize,
+        max_values: usize,
+    ) -> Result<Command, Error> {
+        let mut values = amf0::decode_all_limited(body, max_depth, max_values)?.into_iter();
         let name = match values.next() {
             Some(Value::String(s)) => s,
             _ => return Err(Error::Malformed("command name")),
@@ -228,8 +237,20 @@ fn amf3_body(p: &Bytes) -> Result<&[u8], Error> {
 }
 
 impl Message {
-    /// Decodes a reassembled message.
+    /// Decodes a reassembled message (commands and data of at most
+    /// [`amf0::DEFAULT_MAX_VALUES`] AMF0 values).
     pub fn decode(raw: &RawMessage, max_amf_depth: usize) -> Result<Message, Error> {
+        Self::decode_limited(raw, max_amf_depth, amf0::DEFAULT_MAX_VALUES)
+    }
+
+    /// Decodes a reassembled message whose commands and data have at most
+    /// `max_amf_values` AMF0 values (`Limits::max_amf_values`).
+    pub fn decode_limited(
+        raw: &RawMessage,
+        max_amf_depth: usize,
+        max_amf_values: usize,
+    ) -> Result<Message, Error> {
+        let (depth, values) = (max_amf_depth, max_amf_values);
         let p = &raw.payload;
         Ok(match raw.type_id {
             chunk::SET_CHUNK_SIZE => {
@@ -245,10 +266,14 @@ impl Message {
                 limit: *p.get(4).ok_or(Error::Truncated("Set Peer Bandwidth"))?,
             },
             chunk::USER_CONTROL => Message::UserControl(UserControl::decode(p)?),
-            chunk::COMMAND_AMF0 => Message::Command(Command::decode(p, max_amf_depth)?),
-            chunk::COMMAND_AMF3 => Message::Command(Command::decode(amf3_body(p)?, max_amf_depth)?),
-            chunk::DATA_AMF0 => Message::Data(amf0::decode_all(p, max_amf_depth)?),
-            chunk::DATA_AMF3 => Message::Data(amf0::decode_all(amf3_body(p)?, max_amf_depth)?),
+            chunk::COMMAND_AMF0 => Message::Command(Command::decode_limited(p, depth, values)?),
+            chunk::COMMAND_AMF3 => {
+                Message::Command(Command::decode_limited(amf3_body(p)?, depth, values)?)
+            }
+            chunk::DATA_AMF0 => Message::Data(amf0::decode_all_limited(p, depth, values)?),
+            chunk::DATA_AMF3 => {
+                Message::Data(amf0::decode_all_limited(amf3_body(p)?, depth, values)?)
+            }
             chunk::AUDIO => Message::Audio(p.clone()),
             chunk::VIDEO => Message::Video(p.clone()),
             chunk::AGGREGATE => Message::Aggregate(p.clone()),
@@ -449,6 +474,44 @@ mod tests {
         );
         assert!(Message::decode(&raw(17, &[1, 2]), 32).is_err());
         assert!(Message::decode(&raw(20, &[0x05]), 32).is_err());
+    }
+
+    #[test]
+    fn amf_value_limit() {
+        // A command whose argument is an array of 10 000 nulls: 10 KiB on the
+        // wire, 320 KiB decoded.
+        let c = Command::new(
+            "nope",
+            2.0,
+            Value::Null,
+            vec![Value::StrictArray(vec![Value::Null; 10_000])],
+        );
+        let body = c.encode().unwrap();
+        let bound = 64 + body.len() / 4;
+        for t in [20, 18] {
+            assert_eq!(
+                Message::decode_limited(&raw(t, &body), 32, 1 << 20),
+                Err(Error::AmfTooManyValues(bound))
+            );
+            assert_eq!(
+                Message::decode_limited(&raw(t, &body), 32, 100),
+                Err(Error::AmfTooManyValues(100))
+            );
+        }
+        let e = Message::decode(&raw(20, &body), 32).unwrap_err();
+        assert!(e.to_string().contains("max_amf_values"), "{e}");
+        // Numbers are 9 bytes each: well within the input bound.
+        let c = Command::new(
+            "nope",
+            2.0,
+            Value::Null,
+            vec![Value::StrictArray(vec![Value::Number(1.0); 10_000])],
+        );
+        let body = c.encode().unwrap();
+        assert_eq!(
+            Message::decode_limited(&raw(20, &body), 32, 1 << 20),
+            Ok(Message::Command(c))
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ use rill_abi::{
 use crate::amf0::{self, Value};
 use crate::config::Config;
 use crate::error::Error;
+use crate::limits::Limits;
 use crate::outbox::{Gate, Out, Outbox, Written};
 use crate::session::{serialize_frame, ChunkParams, Event, Session, Settings};
 use crate::Frame;
@@ -457,7 +458,7 @@ impl Rtmp {
             }
             Event::Metadata { stream_id, frame } => {
                 if let Some(p) = s.pubs.iter_mut().find(|p| p.stream_id == stream_id) {
-                    p.set_metadata(&self.host, &s.peer, frame, self.config.limits.max_amf_depth);
+                    p.set_metadata(&self.host, &s.peer, frame, &self.config.limits);
                 }
             }
             Event::Unpublished { stream_id, path } => {
@@ -636,8 +637,9 @@ impl Pub {
         }
     }
 
-    fn set_metadata(&mut self, host: &Host, peer: &str, frame: Frame, depth: usize) {
-        if let Ok(values) = amf0::decode_all(&frame.payload, depth) {
+    fn set_metadata(&mut self, host: &Host, peer: &str, frame: Frame, limits: &Limits) {
+        let (depth, max_values) = (limits.max_amf_depth, limits.max_amf_values);
+        if let Ok(values) = amf0::decode_all_limited(&frame.payload, depth, max_values) {
             if let Some(obj) = values.get(1) {
                 let num = |k: &str| {
                     obj.get(k)

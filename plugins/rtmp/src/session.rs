@@ -639,7 +639,11 @@ impl Session {
                 }
                 Ok(())
             }
-            _ => match Message::decode(&raw, self.limits.max_amf_depth)? {
+            _ => match Message::decode_limited(
+                &raw,
+                self.limits.max_amf_depth,
+                self.limits.max_amf_values,
+            )? {
                 Message::WindowAckSize(n) => {
                     if n > 0 {
                         self.ack_window = n;
@@ -677,7 +681,8 @@ impl Session {
         if !self.is_publishing(stream_id) {
             return;
         }
-        match flv::demux(tag_type, body, timestamp, self.limits.max_amf_depth) {
+        let l = &self.limits;
+        match flv::demux(tag_type, body, timestamp, l.max_amf_depth, l.max_amf_values) {
             Ok(Some(frame)) if frame.codec == RILL_CODEC_METADATA => {
                 self.events.push_back(Event::Metadata { stream_id, frame })
             }

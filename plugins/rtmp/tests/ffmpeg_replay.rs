@@ -211,7 +211,12 @@ fn ffmpeg9_publish_enhanced_hevc_opus() {
     // Every frame muxes back to an equal frame.
     for f in &frames {
         let (t, ts, body) = flv::mux(f).unwrap();
-        assert_eq!(flv::demux(t, &body, ts, 32).unwrap().as_ref(), Some(*f));
+        assert_eq!(
+            flv::demux(t, &body, ts, 32, amf0::DEFAULT_MAX_VALUES)
+                .unwrap()
+                .as_ref(),
+            Some(*f)
+        );
     }
 }
 

@@ -381,11 +381,44 @@ fn session_seeds() -> Vec<Seed> {
     };
     w.write(&header, &agg, &mut r).unwrap();
 
+    // AMF0 amplification: a command of 5000 one-byte nulls.
+    let mut w = ChunkWriter::new();
+    let mut a = BytesMut::new();
+    command(&mut w, &mut a, 0, "connect", 1.0, connect_obj(), vec![]);
+    let nulls = Value::StrictArray(vec![Value::Null; 5000]);
+    command(&mut w, &mut a, 0, "nope", 2.0, Value::Null, vec![nulls]);
+
+    // Unfinished messages on several chunk streams, past the fuzz target's
+    // max_partial_bytes (16 KiB).
+    let mut w = ChunkWriter::new();
+    let mut u = BytesMut::new();
+    command(&mut w, &mut u, 0, "connect", 1.0, connect_obj(), vec![]);
+    w.set_chunk_size(4096, &mut u);
+    for csid in 4..9 {
+        u.extend_from_slice(&first_chunk(4096, csid, 60_000));
+    }
+
     vec![
         ("publish_ffmpeg", p.to_vec()),
         ("play", q.to_vec()),
         ("two_streams_aggregate", r.to_vec()),
+        ("amf_null_array", a.to_vec()),
+        ("partial_budget", u.to_vec()),
     ]
+}
+
+/// The first chunk (format 0 header and `chunk_size` bytes) of a `len`-byte
+/// video message on `csid`: a message begun and never finished.
+fn first_chunk(chunk_size: u32, csid: u32, len: usize) -> Vec<u8> {
+    let header = MessageHeader {
+        csid,
+        timestamp: 0,
+        type_id: 9,
+        stream_id: 1,
+    };
+    let whole = chunk::serialize_message(chunk_size, &header, &[&vec![0x17; len]]).unwrap();
+    let basic = if csid < 64 { 1 } else { 2 };
+    whole[..(basic + 11 + chunk_size as usize).min(whole.len())].to_vec()
 }
 
 fn chunk_seeds() -> Vec<Seed> {
@@ -425,11 +458,27 @@ fn chunk_seeds() -> Vec<Seed> {
     interleaved.push(0xC6);
     interleaved.extend_from_slice(&[2u8; 2]);
     interleaved.extend_from_slice(&[0x02, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, 4]);
+    // Eight chunk streams at the fuzz target's max_partial_bytes (8 KiB),
+    // then one more chunk.
+    let mut partial = BytesMut::new();
+    let mut w = ChunkWriter::new();
+    w.set_chunk_size(1024, &mut partial);
+    for csid in 2..10 {
+        partial.extend_from_slice(&first_chunk(1024, csid, 60_000));
+    }
+    partial.extend_from_slice(&[0xC2]);
+    partial.extend_from_slice(&[0x17; 1024]);
+    // The largest chunk size, then a large message begun.
+    let mut huge = BytesMut::new();
+    w.set_chunk_size(1 << 16, &mut huge);
+    huge.extend_from_slice(&first_chunk(1 << 16, 4, 65_000)[..12 + 100]);
     vec![
         ("formats_0123", formats),
         ("extended_timestamp", ext.unwrap().to_vec()),
         ("chunk_size_and_csids", sized.to_vec()),
         ("interleaved_abort", interleaved),
+        ("partial_budget", partial.to_vec()),
+        ("huge_chunk_size", huge.to_vec()),
     ]
 }
 
@@ -456,11 +505,18 @@ fn amf0_seeds() -> Vec<Seed> {
         Value::StrictArray(["av01", "vp09", "hvc1", "Opus"].map(Value::string).to_vec()),
     )])])
     .unwrap();
+    // Tiny encodings that decode to many values.
+    let null_array = amf0::encode_all(&[Value::StrictArray(vec![Value::Null; 5000])]).unwrap();
+    let mut empty_keys = vec![0x03];
+    empty_keys.extend([0, 0, 0x06].repeat(2000));
+    empty_keys.extend_from_slice(&[0, 0, 0x09]);
     vec![
         ("connect", connect),
         ("metadata", metadata()),
         ("nested_long", nested),
         ("fourcc_list", fourcc),
+        ("null_array", null_array),
+        ("empty_keys", empty_keys),
     ]
 }
 

@@ -623,3 +623,156 @@ fn queue_limit_while_waiting() {
     }
     assert_eq!(s.feed(&c.take()), Err(Error::QueueFull));
 }
+
+/// A chunk's basic header, plus the message header of a format 0 chunk
+/// announcing `len` bytes of video on message stream 1.
+fn raw_chunk_header(fmt: u8, csid: u32, len: u32) -> Vec<u8> {
+    let mut h = if csid < 64 {
+        vec![fmt << 6 | csid as u8]
+    } else {
+        vec![fmt << 6, (csid - 64) as u8]
+    };
+    if fmt == 0 {
+        h.extend_from_slice(&[0, 0, 0]);
+        h.extend_from_slice(&len.to_be_bytes()[1..]);
+        h.extend_from_slice(&[9, 1, 0, 0, 0]);
+    }
+    h
+}
+
+#[test]
+fn unfinished_messages_on_every_chunk_stream_close_the_session() {
+    // An unauthenticated client opens the 64 chunk streams it may use and
+    // starts an 8 MiB message on each, never finishing one: 512 MiB held
+    // without the max_partial_bytes budget.
+    let limits = Limits::default();
+    let (mut s, mut c) = connected("live", "rtmp://h/live");
+    events(&mut s);
+    c.writer.set_chunk_size(64 << 10, &mut c.to_server);
+    s.feed(&c.take()).unwrap();
+    let body = vec![0u8; 64 << 10];
+    let mut fed = 0;
+    let result = 'feeding: {
+        for round in 0..(limits.max_message_size as usize / body.len()) {
+            for csid in 2..2 + limits.max_chunk_streams as u32 {
+                let fmt = if round == 0 { 0 } else { 3 };
+                let mut data = raw_chunk_header(fmt, csid, limits.max_message_size);
+                data.extend_from_slice(&body);
+                if let Err(e) = s.feed(&data) {
+                    break 'feeding e;
+                }
+                fed += body.len();
+            }
+        }
+        panic!("the session held every message");
+    };
+    assert_eq!(result, Error::TooManyPartialBytes(limits.max_partial_bytes));
+    assert_eq!(fed, limits.max_partial_bytes);
+    assert_eq!(
+        result.to_string(),
+        "incomplete messages hold more than 16777216 bytes (max_partial_bytes)"
+    );
+    // Failed: what the plugin glue does next is close it.
+    assert_eq!(s.feed(&[2]), Err(Error::Closed));
+    s.close();
+    assert_eq!(events(&mut s), [Event::Closed]);
+}
+
+#[test]
+fn huge_chunk_size_then_large_messages_still_work() {
+    // Set Chunk Size 16 MiB (the largest allowed), then 8 MiB messages, each
+    // one chunk, arriving in small reads: nothing is reserved ahead of the
+    // bytes, and the messages arrive whole.
+    let (mut s, mut c) = connected("live", "rtmp://h/live");
+    events(&mut s);
+    c.writer.set_chunk_size(16 << 20, &mut c.to_server);
+    let big = vec![0x42u8; 8 << 20];
+    for csid in [4, 6] {
+        let header = MessageHeader {
+            csid,
+            timestamp: 0,
+            type_id: 9,
+            stream_id: 0,
+        };
+        c.writer.write(&header, &big, &mut c.to_server).unwrap();
+    }
+    c.command(0, "ping_me", 9.0, Value::Null, vec![]);
+    let data = c.take();
+    for piece in data.chunks(1 << 16) {
+        s.feed(piece).unwrap();
+    }
+    // The command after the two large messages was read and answered.
+    let st = statuses(&c.receive(&mut s));
+    assert!(st.iter().any(|(name, _)| name == "_error"), "{st:?}");
+}
+
+#[test]
+fn amf_amplification_is_refused() {
+    // A command of 200 000 one-byte nulls: 200 KB that would decode to
+    // 6.4 MB of values. The session fails with the AMF0 value limit.
+    let (mut s, mut c) = connected("live", "rtmp://h/live");
+    events(&mut s);
+    c.command(
+        0,
+        "nope",
+        2.0,
+        Value::Null,
+        vec![Value::StrictArray(vec![Value::Null; 200_000])],
+    );
+    let e = s.feed(&c.take()).unwrap_err();
+    assert!(matches!(e, Error::AmfTooManyValues(n) if n < 60_000), "{e}");
+    assert!(e.to_string().contains("max_amf_values"), "{e}");
+    assert_eq!(s.feed(&[]), Err(Error::Closed));
+    s.close();
+    assert_eq!(events(&mut s), [Event::Closed]);
+
+    // The same as a publisher's metadata: dropped and reported, and the
+    // publish goes on. A lower max_amf_values applies too.
+    let limits = Limits {
+        max_amf_values: 100,
+        ..Limits::default()
+    };
+    let (_, mut c) = connected("live", "rtmp://h/live");
+    let mut s = Session::with_handshake(
+        limits,
+        Settings::default(),
+        ServerHandshake::with_random(pattern(1), pattern(1)),
+    );
+    let mut data = vec![3u8];
+    data.extend_from_slice(&[0u8; 2 * PACKET_SIZE]);
+    s.feed(&data).unwrap();
+    c.writer = ChunkWriter::new();
+    c.command(
+        0,
+        "connect",
+        1.0,
+        Value::object([("app", Value::string("live"))]),
+        vec![],
+    );
+    c.command(0, "createStream", 2.0, Value::Null, vec![]);
+    c.command(1, "publish", 3.0, Value::Null, vec![Value::string("a")]);
+    s.feed(&c.take()).unwrap();
+    events(&mut s);
+    s.accept_publish(1).unwrap();
+    let meta = |n: usize| {
+        amf0::encode_all(&[
+            Value::string("@setDataFrame"),
+            Value::string("onMetaData"),
+            Value::EcmaArray(vec![(
+                "times".into(),
+                Value::StrictArray(vec![Value::Number(0.0); n]),
+            )]),
+        ])
+        .unwrap()
+    };
+    c.media(18, 1, 0, &meta(200));
+    c.media(18, 1, 0, &meta(10));
+    s.feed(&c.take()).unwrap();
+    match &events(&mut s)[..] {
+        [Event::MediaDropped {
+            stream_id: 1,
+            reason: Error::AmfTooManyValues(100),
+        }, Event::Metadata { stream_id: 1, .. }] => {}
+        other => panic!("{other:?}"),
+    }
+}
