@@ -184,7 +184,8 @@ pub struct Config {
     /// Default `state`.
     pub state_dir: PathBuf,
     /// How long an old plugin generation keeps serving the sessions it had
-    /// open after a reload or removal. Default 30s.
+    /// open after a reload or removal; 0 = until they end by themselves (a
+    /// reload never cuts a live stream). Default 0s.
     #[serde(with = "duration")]
     pub drain_timeout: Duration,
     /// How long a shutdown waits for sessions to end. Default 10s.
@@ -365,7 +366,7 @@ impl Default for Config {
         Config {
             plugins_dir: PathBuf::from("plugins"),
             state_dir: PathBuf::from("state"),
-            drain_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
             dispatcher_workers: 0,
             log: LogConfig::default(),

@@ -38,6 +38,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/subscribers/{id}"),
     ("get", "/api/v1/plugins"),
     ("post", "/api/v1/plugins/{name}/reload"),
+    ("post", "/api/v1/plugins/{name}/drain"),
     ("get", "/api/v1/config"),
     ("put", "/api/v1/config"),
     ("post", "/api/v1/config/validate"),
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/subscribers/{id}", delete(subscriber_delete))
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/plugins/{name}/reload", post(plugin_reload))
+        .route("/api/v1/plugins/{name}/drain", post(plugin_drain))
         .route("/api/v1/config", get(config_get).put(config_put))
         .route("/api/v1/config/validate", post(config_validate))
         .layer(middleware::from_fn_with_state(state.clone(), guard_api));
@@ -394,6 +396,14 @@ async fn subscriber_delete(State(s): State<AppState>, Path(id): Path<String>) ->
 
 async fn plugins(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "plugins": s.plugins.plugins().await }))
+}
+
+/// Closes the sessions of the plugin's draining generations now.
+async fn plugin_drain(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    match s.plugins.force_drain(&name).await {
+        Some(closing) => Json(json!({ "closing_sessions": closing })).into_response(),
+        None => problem(StatusCode::NOT_FOUND, &format!("no plugin {name}")),
+    }
 }
 
 async fn plugin_reload(State(s): State<AppState>, Path(name): Path<String>) -> Response {

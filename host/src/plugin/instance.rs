@@ -54,6 +54,9 @@ pub(crate) struct Instance {
     pub(crate) routes: Mutex<Vec<RouteDecl>>,
     pub(crate) sessions: DashMap<u64, Arc<SessionShared>>,
     pub(crate) sessions_changed: Notify,
+    /// Cancelled by the operator's forced drain: the sessions still open on
+    /// a draining generation are closed now.
+    pub(crate) drain_now: tokio_util::sync::CancellationToken,
     /// Every callback of a `RILL_PLUGIN_SERIALIZED` plugin takes this.
     serial: Option<Mutex<()>>,
     /// Instance-level callbacks never run concurrently with each other.
@@ -95,6 +98,7 @@ impl Instance {
             routes: Mutex::new(Vec::new()),
             sessions: DashMap::new(),
             sessions_changed: Notify::new(),
+            drain_now: Default::default(),
             serial: serialized.then(|| Mutex::new(())),
             inst_serial: Mutex::new(()),
             inst_tx: Mutex::new(None),
@@ -168,17 +172,27 @@ impl Instance {
         });
     }
 
-    /// Waits until every session ended or `timeout` passed; then closes the
-    /// rest and waits for them (bounded) to finish.
-    pub(crate) async fn wait_sessions(&self, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
+    /// Waits until every session ended, or `deadline` (None: never)
+    /// passed, or [`Instance::drain_now`] was called; then closes the rest
+    /// and waits for them (bounded) to finish.
+    pub(crate) async fn wait_sessions(&self, deadline: Option<Duration>) {
+        let deadline = deadline.map(|d| tokio::time::Instant::now() + d);
         loop {
             let changed = self.sessions_changed.notified();
             if self.sessions.is_empty() {
                 return;
             }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                break;
+            let forced = self.drain_now.cancelled();
+            let expired = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = changed => {}
+                _ = forced => break,
+                _ = expired => break,
             }
         }
         for s in self.sessions.iter() {

@@ -3,8 +3,9 @@
 //!
 //! Reload = load a private copy of the new file, `create` it, make its
 //! listeners and routes live (new sessions go to it), then drain the old
-//! generation: its open sessions finish on the old code until they end or
-//! `drain_timeout` closes them, and only then is it destroyed. A file that
+//! generation: its open sessions finish on the old code until they end
+//! (or `drain_timeout`, when set, or a forced drain closes them), and only
+//! then is it destroyed. A file that
 //! fails anywhere on that path leaves the running generation serving, with
 //! the reason in the plugin's `last_error`. Removing the file drains and
 //! stops the plugin. Libraries are never unloaded.
@@ -44,10 +45,21 @@ pub struct PluginInfo {
     pub reload_failures: u64,
     /// Generations still draining.
     pub draining: usize,
+    /// Each draining generation, oldest first, with the sessions it still
+    /// serves (they end by themselves, at `drain_timeout` when set, or at
+    /// a forced drain).
+    pub draining_generations: Vec<DrainingGeneration>,
     /// Sessions open on the current generation.
     pub sessions: usize,
     /// Whether abi_stable's deep layout check ran (Rust plugins).
     pub layout_checked: bool,
+}
+
+/// An old generation still serving sessions it had open before a reload.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainingGeneration {
+    pub generation: u64,
+    pub sessions: usize,
 }
 
 /// What a reload asked through the API did.
@@ -83,7 +95,8 @@ struct Slot {
     generation: u64,
     last_error: Option<String>,
     reload_failures: u64,
-    draining: Arc<std::sync::atomic::AtomicUsize>,
+    /// Old generations still serving their sessions, oldest first.
+    draining: Arc<parking_lot::Mutex<Vec<Arc<Instance>>>>,
 }
 
 impl Slot {
@@ -249,17 +262,37 @@ impl PluginManager {
         }
     }
 
-    /// Drains a generation in the background, then destroys it.
-    fn retire(&self, old: Arc<Instance>, count: Arc<std::sync::atomic::AtomicUsize>) {
+    /// Drains a generation in the background, then destroys it. Its open
+    /// sessions (a live publisher may stay for days) run on until they end,
+    /// unless the operator set `drain_timeout` or forces a drain.
+    fn retire(&self, old: Arc<Instance>, draining: Arc<parking_lot::Mutex<Vec<Arc<Instance>>>>) {
         let timeout = self.inner.config.lock().drain_timeout;
-        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let deadline = (!timeout.is_zero()).then_some(timeout);
+        draining.lock().push(old.clone());
         tokio::spawn(async move {
             tracing::info!(plugin = %old.name, generation = old.generation, sessions = old.sessions.len(), "draining old generation");
             old.drain();
-            old.wait_sessions(timeout).await;
+            old.wait_sessions(deadline).await;
             old.destroy().await;
-            count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            draining.lock().retain(|i| !Arc::ptr_eq(i, &old));
+            tracing::info!(plugin = %old.name, generation = old.generation, "old generation destroyed");
         });
+    }
+
+    /// Closes now every session still open on the plugin's draining
+    /// generations (the operator's choice, e.g. for a security fix).
+    /// Returns how many sessions are being closed.
+    pub async fn force_drain(&self, name: &str) -> Option<usize> {
+        let slots = self.inner.slots.lock().await;
+        let slot = slots.get(name)?;
+        let draining = slot.draining.lock();
+        let mut closing = 0;
+        for inst in draining.iter() {
+            closing += inst.sessions.len();
+            inst.drain_now.cancel();
+        }
+        tracing::warn!(plugin = %name, sessions = closing, "forced drain of old generations");
+        Some(closing)
     }
 
     /// The file is gone: drain and stop its plugin.
@@ -394,6 +427,15 @@ impl PluginManager {
             .iter()
             .map(|(name, s)| {
                 let lib = s.lib.as_ref();
+                let draining: Vec<_> = s
+                    .draining
+                    .lock()
+                    .iter()
+                    .map(|i| DrainingGeneration {
+                        generation: i.generation,
+                        sessions: i.sessions.len(),
+                    })
+                    .collect();
                 PluginInfo {
                     name: name.clone(),
                     version: lib.map(|l| l.version.clone()).unwrap_or_default(),
@@ -412,7 +454,8 @@ impl PluginManager {
                     },
                     last_error: s.last_error.clone(),
                     reload_failures: s.reload_failures,
-                    draining: s.draining.load(std::sync::atomic::Ordering::Relaxed),
+                    draining: draining.len(),
+                    draining_generations: draining,
                     sessions: s.current.as_ref().map_or(0, |i| i.sessions.len()),
                     layout_checked: lib.is_some_and(|l| l.layout_checked),
                 }
@@ -446,8 +489,10 @@ impl PluginManager {
         };
         let deadline = tokio::time::Instant::now() + timeout;
         for i in &current {
-            i.wait_sessions(deadline.saturating_duration_since(tokio::time::Instant::now()))
-                .await;
+            i.wait_sessions(Some(
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+            ))
+            .await;
         }
         for i in current {
             i.destroy().await;

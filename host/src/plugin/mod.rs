@@ -12,7 +12,7 @@ mod routes;
 mod session;
 pub mod watch;
 
-pub use manager::{PluginInfo, PluginManager, ReloadOutcome, ReloadRefused};
+pub use manager::{DrainingGeneration, PluginInfo, PluginManager, ReloadOutcome, ReloadRefused};
 pub use session::{HttpReply as PluginReply, HttpRequest as PluginRequest};
 
 /// For `host/benches/abi.rs` only; not an API. A plugin instance created by

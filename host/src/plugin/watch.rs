@@ -1,17 +1,20 @@
 //! Watching the plugins directory: which plugin files appeared, changed or
 //! went away (see DESIGN.md, "Plugins at run time").
 //!
-//! The directory is watched, not the files (notify + notify-debouncer-full,
-//! non-recursive, ~300 ms debounce), so installing by "write a temporary
-//! file, rename it over the plugin" is seen as one change of the final name.
-//! Only plugin files count: the platform's dylib extension, and not hidden
-//! or temporary names (see [`is_plugin_file_name`]).
+//! The directory is watched, not the files (notify, non-recursive), so
+//! installing by "write a temporary file, rename it over the plugin" is
+//! seen as one change of the final name. Only plugin files count: the
+//! platform's dylib extension, and not hidden or temporary names (see
+//! [`is_plugin_file_name`]).
 //!
-//! A path that changed is reported only once its size and mtime hold still
-//! across two looks [`WatchConfig::settle`] apart, so a file still being
-//! written is not reported half-written. (A writer that pauses longer than
-//! that can still be caught mid-way; the loader refuses a truncated file as
-//! `NotALibrary` and the writer's next write brings another `Changed`.)
+//! A file renamed into a plugin name is complete by definition and is
+//! reported at once. Any other change (a file written in place) is
+//! reported only once its size and mtime hold still across two looks
+//! [`WatchConfig::settle`] apart after its last event, so a file still
+//! being written is not reported half-written. (A writer that pauses longer
+//! than that can still be caught mid-way; the loader refuses a truncated
+//! file as `NotALibrary` and the writer's next write brings another
+//! `Changed`.)
 //! A path whose (size, mtime, inode) equals the last one reported is not
 //! reported again. The host compares content hashes itself ([`file_hash`]).
 //!
@@ -19,7 +22,7 @@
 //! between is missed; the files present at start are taken as known (no
 //! event until they change or go).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
@@ -31,8 +34,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use notify::RecursiveMode;
-use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+use notify::event::{ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::library::{hash_bytes, DYLIB_EXTENSION};
@@ -62,19 +65,16 @@ impl PluginFileEvent {
 /// Timings of a [`PluginWatcher`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchConfig {
-    /// notify-debouncer-full's timeout: events for a path are delivered
-    /// once the path has been quiet this long.
-    pub debounce: Duration,
-    /// The interval between the two looks at a file's size and mtime that
-    /// must agree before it is reported `Changed`.
+    /// How long a file written in place must stay unchanged (no event,
+    /// same size and mtime) before it is reported `Changed`. Renames into
+    /// the directory do not wait.
     pub settle: Duration,
 }
 
 impl Default for WatchConfig {
     fn default() -> Self {
         WatchConfig {
-            debounce: Duration::from_millis(300),
-            settle: Duration::from_millis(100),
+            settle: Duration::from_millis(200),
         }
     }
 }
@@ -138,8 +138,8 @@ impl std::error::Error for WatchError {
 pub struct PluginWatcher {
     dir: PathBuf,
     stop: Arc<AtomicBool>,
-    // Dropped with the watcher: stops notify and the debouncer thread.
-    _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    // Dropped with the watcher: stops notify.
+    _watcher: notify::RecommendedWatcher,
 }
 
 impl fmt::Debug for PluginWatcher {
@@ -186,15 +186,14 @@ impl PluginWatcher {
         let stop = Arc::new(AtomicBool::new(false));
 
         let notify_tx = raw_tx.clone();
-        let mut debouncer =
-            new_debouncer(config.debounce, None, move |res: DebounceEventResult| {
-                let _ = notify_tx.send(Notice::from_debouncer(res));
-            })
-            .map_err(|source| WatchError::Notify {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
-        debouncer
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let _ = notify_tx.send(Notice::from_event(res));
+        })
+        .map_err(|source| WatchError::Notify {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        watcher
             .watch(dir, RecursiveMode::NonRecursive)
             .map_err(|source| WatchError::Notify {
                 dir: dir.to_path_buf(),
@@ -229,7 +228,7 @@ impl PluginWatcher {
             PluginWatcher {
                 dir: dir.to_path_buf(),
                 stop,
-                _debouncer: debouncer,
+                _watcher: watcher,
             },
             rx,
         ))
@@ -296,37 +295,33 @@ pub fn file_hash(path: &Path) -> io::Result<String> {
     Ok(hash_bytes(&bytes))
 }
 
-/// What the settle thread hears from the debouncer.
+/// What the settle thread hears from notify.
 enum Notice {
-    /// File names (in the watched directory) that had events.
+    /// Paths that were renamed into place: complete, report at once.
+    Complete(Vec<PathBuf>),
+    /// Paths that had other events: report once they hold still.
     Paths(Vec<PathBuf>),
     /// Events may have been lost (queue overflow, watch error): rescan.
     Rescan(String),
 }
 
 impl Notice {
-    fn from_debouncer(res: DebounceEventResult) -> Notice {
-        match res {
-            Ok(events) => {
-                if events.iter().any(|e| e.need_rescan()) {
-                    return Notice::Rescan("the file system asked for a rescan".into());
-                }
-                let mut seen = HashSet::new();
-                let paths = events
-                    .iter()
-                    .flat_map(|e| e.paths.iter())
-                    .filter(|p| seen.insert((*p).clone()))
-                    .cloned()
-                    .collect();
-                Notice::Paths(paths)
+    fn from_event(res: notify::Result<notify::Event>) -> Notice {
+        let event = match res {
+            Ok(e) => e,
+            Err(e) => return Notice::Rescan(e.to_string()),
+        };
+        if event.need_rescan() {
+            return Notice::Rescan("the file system asked for a rescan".into());
+        }
+        match event.kind {
+            // A rename's target: its content was complete before the rename.
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Notice::Complete(event.paths),
+            // Both ends of a rename inside the directory: [from, to].
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if event.paths.len() == 2 => {
+                Notice::Complete(event.paths[1..].to_vec())
             }
-            Err(errors) => Notice::Rescan(
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
+            _ => Notice::Paths(event.paths),
         }
     }
 }
@@ -368,8 +363,8 @@ struct Pending {
     check_at: Instant,
 }
 
-/// The settle thread: turns debounced paths into events once files hold
-/// still.
+/// The settle thread: turns notify's paths into events, at once for a
+/// rename into place, else once files hold still.
 struct Settler {
     dir: PathBuf,
     settle: Duration,
@@ -388,6 +383,13 @@ impl Settler {
                 return;
             }
             match rx.recv_timeout(poll) {
+                Ok(Notice::Complete(paths)) => {
+                    for p in paths {
+                        if !self.complete(&p) {
+                            return;
+                        }
+                    }
+                }
                 Ok(Notice::Paths(paths)) => {
                     for p in paths {
                         self.touch(&p);
@@ -398,7 +400,7 @@ impl Settler {
                     self.rescan();
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-                // The debouncer is gone (watcher dropped).
+                // notify is gone (watcher dropped).
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             }
             if !self.check_pending() {
@@ -424,6 +426,31 @@ impl Settler {
                 check_at: Instant::now() + self.settle,
             },
         );
+    }
+
+    /// A path was renamed into place: report it now, unless it is what was
+    /// last reported. Returns false when the receiver is gone.
+    fn complete(&mut self, raw: &Path) -> bool {
+        let Some(name) = raw.file_name() else {
+            return true;
+        };
+        if !is_plugin_file_name(name) {
+            return true;
+        }
+        let path = self.dir.join(name);
+        let Some(state) = FileState::of(&path) else {
+            // Renamed away again already: the settle path sorts it out.
+            self.touch(&path);
+            return true;
+        };
+        self.pending.remove(&path);
+        if self.known.get(&path) == Some(&state) {
+            return true;
+        }
+        self.known.insert(path.clone(), state);
+        let event = PluginFileEvent::Changed(path);
+        tracing::debug!(?event, "plugin watcher: renamed into place");
+        self.tx.send(event).is_ok()
     }
 
     /// Events may have been lost: look at every plugin file, present or
@@ -554,7 +581,7 @@ mod tests {
             .expect("watcher channel closed")
     }
 
-    /// Nothing arrives for `d` (longer than debounce + two settle looks).
+    /// Nothing arrives for `d` (longer than two settle looks).
     async fn quiet(rx: &mut mpsc::UnboundedReceiver<PluginFileEvent>, d: Duration) {
         if let Ok(ev) = tokio::time::timeout(d, rx.recv()).await {
             panic!("unexpected event {ev:?}");
@@ -584,13 +611,13 @@ mod tests {
         f.write_all(&[1u8; 8192]).unwrap();
         f.flush().unwrap();
         let half = Instant::now();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(80)).await;
         f.write_all(&[2u8; 8192]).unwrap();
         drop(f);
         let pause = half.elapsed();
         assert_eq!(next(&mut rx).await, PluginFileEvent::Changed(path.clone()));
-        if pause < Duration::from_millis(350) {
-            // The half file held still for less than debounce + settle: it
+        if pause < Duration::from_millis(180) {
+            // The half file held still for less than the settle time: it
             // must not have been reported, so this was the only event.
             quiet(&mut rx, Duration::from_millis(1200)).await;
         } else {
@@ -602,14 +629,12 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().len(), 16384);
     }
 
-    /// A writer slower than the debounce (chunks every 50 ms, debounce
-    /// 50 ms): the debouncer reports the path mid-write, again and again;
-    /// only the settle check holds the event back until the file is whole.
+    /// A writer that writes a chunk every 50 ms: every write is an event,
+    /// and the settle check holds the report back until the file is whole.
     #[tokio::test]
     async fn settle_check_holds_back_a_file_still_growing() {
         let dir = tempfile::tempdir().unwrap();
         let config = WatchConfig {
-            debounce: Duration::from_millis(50),
             settle: Duration::from_millis(200),
         };
         let (_w, mut rx) = PluginWatcher::start_with(dir.path(), config).unwrap();
