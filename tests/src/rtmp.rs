@@ -1,7 +1,7 @@
 //! Helpers for the RTMP plugin's end-to-end tests: a server with the plugin
 //! on a free port, players that say which decoded stream is video and which
-//! audio, a raw RTMP client for malformed input, and the non-ffmpeg clients
-//! (GStreamer, rtmpdump).
+//! audio, a raw RTMP client for malformed input (its messages chunked and
+//! encoded by `rill-rtmp`), and the non-ffmpeg clients (GStreamer, rtmpdump).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use rill_rtmp::amf0::{self, Value};
+use rill_rtmp::chunk::{self, MessageHeader};
+use rill_rtmp::message::Command as RtmpCommand;
 
 use crate::{free_port, target_dir, wait_for, wait_port, Decoded, Rill};
 
@@ -312,61 +316,64 @@ impl RawClient {
     }
 }
 
-/// An RTMP chunk: format 0 header on `csid` with `payload` cut into
-/// 128-byte chunks (the default chunk size).
+/// An RTMP message as chunks: format 0 header on `csid` with `payload` cut
+/// into 128-byte chunks (the default chunk size), by the crate's writer.
 pub fn chunk(csid: u8, type_id: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut b = vec![csid, 0, 0, 0];
-    b.extend_from_slice(&len.to_be_bytes()[1..]);
-    b.push(type_id);
-    b.extend_from_slice(&stream_id.to_le_bytes());
-    for (i, c) in payload.chunks(128).enumerate() {
-        if i > 0 {
-            b.push(0xC0 | csid);
-        }
-        b.extend_from_slice(c);
-    }
-    b
+    let header = MessageHeader {
+        csid: csid.into(),
+        timestamp: 0,
+        type_id,
+        stream_id,
+    };
+    chunk::serialize_message(chunk::DEFAULT_CHUNK_SIZE, &header, &[payload])
+        .expect("fits")
+        .to_vec()
 }
 
+/// An AMF0 string (for hand-made, possibly malformed, bodies).
 pub fn amf_str(s: &str) -> Vec<u8> {
-    let mut b = vec![2];
-    b.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    b.extend_from_slice(s.as_bytes());
+    let mut b = Vec::new();
+    amf0::encode(&Value::string(s), &mut b).expect("short string");
     b
 }
 
+/// An AMF0 number.
 pub fn amf_num(n: f64) -> Vec<u8> {
-    let mut b = vec![0];
-    b.extend_from_slice(&n.to_be_bytes());
+    let mut b = Vec::new();
+    amf0::encode(&Value::Number(n), &mut b).expect("number");
     b
+}
+
+/// A command message on `csid` and message stream `stream_id`.
+fn command(
+    csid: u8,
+    stream_id: u32,
+    name: &str,
+    txn: f64,
+    object: Value,
+    args: Vec<Value>,
+) -> Vec<u8> {
+    let body = RtmpCommand::new(name, txn, object, args)
+        .encode()
+        .expect("encodes");
+    chunk(csid, chunk::COMMAND_AMF0, stream_id, &body)
 }
 
 /// `connect` to app `live` (transaction 1).
 pub fn connect_command() -> Vec<u8> {
-    let mut p = amf_str("connect");
-    p.extend(amf_num(1.0));
-    p.push(3);
-    for (k, v) in [("app", "live"), ("tcUrl", "rtmp://127.0.0.1/live")] {
-        p.extend_from_slice(&(k.len() as u16).to_be_bytes());
-        p.extend_from_slice(k.as_bytes());
-        p.extend(amf_str(v));
-    }
-    p.extend_from_slice(&[0, 0, 9]);
-    chunk(3, 20, 0, &p)
+    let object = Value::object([
+        ("app", Value::string("live")),
+        ("tcUrl", Value::string("rtmp://127.0.0.1/live")),
+    ]);
+    command(3, 0, "connect", 1.0, object, vec![])
 }
 
 /// `createStream` (transaction 2; the server's first stream is 1), then
 /// `play` of `name` on stream 1.
 pub fn play_commands(name: &str) -> Vec<u8> {
-    let mut create = amf_str("createStream");
-    create.extend(amf_num(2.0));
-    create.push(5);
-    let mut play = amf_str("play");
-    play.extend(amf_num(0.0));
-    play.push(5);
-    play.extend(amf_str(name));
-    [chunk(3, 20, 0, &create), chunk(8, 20, 1, &play)].concat()
+    let create = command(3, 0, "createStream", 2.0, Value::Null, vec![]);
+    let play = command(8, 1, "play", 0.0, Value::Null, vec![Value::string(name)]);
+    [create, play].concat()
 }
 
 /// A GStreamer element exists (`gst-inspect-1.0 <name>`).

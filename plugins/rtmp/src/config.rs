@@ -31,7 +31,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::limits::Limits;
+use rill_rtmp::Limits;
 
 /// Everything the plugin reads from its section.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,12 @@
 //!   its queue full (`RILL_FULL`) nothing is written until `on_writable`;
 //!   frames arriving meanwhile wait here, up to `max_pending_bytes` of media,
 //!   past which the player skips to the next keyframe.
-//! - Timers: handshake (+ connect) deadline, idle deadline.
+//! - Time: the session keeps its deadlines (handshake + connect, idle) and
+//!   says when it next needs the time (`poll_timeout`); one host timer is
+//!   armed for that moment and fires `handle_timeout` with the host's
+//!   monotonic clock. A timer armed for a later moment than a new deadline
+//!   is replaced; one armed earlier is kept (it finds nothing due, and
+//!   re-arms), so input never costs a timer call.
 
 use std::time::Duration;
 
@@ -31,16 +36,19 @@ use rill_abi::{
     RILL_TRACK_DATA, RILL_TRACK_VIDEO,
 };
 
-use crate::amf0::{self, Value};
-use crate::config::Config;
-use crate::error::Error;
-use crate::limits::Limits;
-use crate::outbox::{Gate, Out, Outbox, Written};
-use crate::session::{serialize_frame, ChunkParams, Event, Session, Settings};
-use crate::Frame;
+use rill_rtmp::amf0::{self, Value};
+use rill_rtmp::{
+    serialize_frame, ChunkParams, Deadline, Error, Event, Frame, Limits, Session, Settings,
+};
 
-const TIMER_HANDSHAKE: u64 = 1;
-const TIMER_IDLE: u64 = 2;
+use crate::config::Config;
+use crate::outbox::{Gate, Out, Outbox, Written};
+
+/// The one timer of a connection: the session's next deadline.
+const TIMER_DEADLINE: u64 = 1;
+/// Timers are armed at most this far ahead (the session's deadline may be
+/// further; the timer then finds nothing due and re-arms).
+const MAX_TIMER_DELAY: Duration = Duration::from_secs(24 * 3600);
 
 /// Tracks a publisher may declare (a codec change declares a new one).
 const MAX_TRACKS: usize = 8;
@@ -81,41 +89,32 @@ impl Plugin for Rtmp {
     }
 
     fn on_conn_open(&self, conn: &Conn, _listener_id: u32) -> Result<Connection> {
+        let idle = self.config.idle_timeout;
         let settings = Settings {
             chunk_size: self.config.chunk_size,
+            handshake_timeout: Some(self.config.handshake_timeout),
+            idle_timeout: (!idle.is_zero()).then_some(idle),
             ..Settings::default()
         };
         let mut c = Connection {
-            core: Session::with_settings(self.config.limits.clone(), settings),
+            core: Session::with_settings(self.config.limits.clone(), settings, self.now()),
             peer: conn.peer_addr().to_owned(),
             pubs: Vec::new(),
             players: Vec::new(),
             out: Outbox::default(),
-            last_input_us: self.host.now_us(),
-            handshake_timer: None,
+            timer: None,
             closing: false,
         };
-        c.handshake_timer = conn
-            .timer_start(self.config.handshake_timeout, false, TIMER_HANDSHAKE)
-            .ok();
-        if !self.config.idle_timeout.is_zero() {
-            conn.timer_start(self.config.idle_timeout, false, TIMER_IDLE)?;
-        }
+        self.arm(&mut c, conn)?;
         Ok(c)
     }
 
     fn on_data(&self, s: &mut Connection, conn: &Conn, data: &[u8]) -> Result<()> {
-        s.last_input_us = self.host.now_us();
-        if let Err(e) = s.core.feed(data) {
+        if let Err(e) = s.core.feed(self.now(), data) {
             // Events queued before the error (a publish that was accepted,
             // media) still count; then the connection goes.
             self.pump(s, conn);
             return self.fail(s, conn, &e);
-        }
-        if s.handshake_timer.is_some() && s.core.connect_info().is_some() {
-            if let Some(t) = s.handshake_timer.take() {
-                let _ = self.host.timer_cancel(t);
-            }
         }
         self.pump(s, conn);
         Ok(())
@@ -266,6 +265,9 @@ impl Plugin for Rtmp {
                 &format!("Stopped playing {path}: {why}."),
             ),
         };
+        // No more frames for it; a connection left with nothing playing may
+        // go idle again.
+        s.core.end_play(id);
         rill_log!(
             self.host,
             Info,
@@ -285,6 +287,7 @@ impl Plugin for Rtmp {
         } else {
             s.take_transmit();
             flush(&mut s.out, conn, false);
+            self.arm(s, conn)?;
         }
         Ok(())
     }
@@ -323,54 +326,49 @@ impl Plugin for Rtmp {
         let Some((s, conn)) = session else {
             return Ok(());
         };
-        match timer_id {
-            TIMER_HANDSHAKE => {
-                s.handshake_timer = None;
-                if s.core.connect_info().is_none() && !s.closing {
-                    rill_log!(
-                        self.host,
-                        Info,
-                        "{}: no handshake and connect within {:?}; closing",
-                        s.peer,
-                        self.config.handshake_timeout
-                    );
-                    s.closing = true;
-                    conn.close(RILL_END_TIMEOUT)?;
-                }
-            }
-            TIMER_IDLE => {
-                let idle = self.config.idle_timeout;
-                let elapsed = Duration::from_micros(
-                    self.host.now_us().saturating_sub(s.last_input_us).max(0) as u64,
-                );
-                // An open play is activity: the host ends it when its
-                // stream goes away.
-                if !s.players.is_empty() || elapsed < idle {
-                    let next = if s.players.is_empty() {
-                        idle - elapsed
-                    } else {
-                        idle
-                    };
-                    conn.timer_start(next.max(Duration::from_millis(100)), false, TIMER_IDLE)?;
-                } else if !s.closing {
-                    rill_log!(
-                        self.host,
-                        Info,
-                        "{}: nothing received for {:?}; closing",
-                        s.peer,
-                        elapsed
-                    );
-                    s.closing = true;
-                    conn.close(RILL_END_TIMEOUT)?;
-                }
-            }
-            _ => {}
+        if timer_id != TIMER_DEADLINE {
+            return Ok(());
         }
+        s.timer = None;
+        if s.closing {
+            return Ok(());
+        }
+        // A deadline that passed queues Event::TimedOut (handled in pump);
+        // otherwise this re-arms for the next one.
+        s.core.handle_timeout(self.now());
+        self.pump(s, conn);
         Ok(())
     }
 }
 
 impl Rtmp {
+    /// The host's monotonic clock: the session's time.
+    fn now(&self) -> Duration {
+        Duration::from_micros(self.host.now_us().max(0) as u64)
+    }
+
+    /// Arms the host timer for the session's next deadline, unless one is
+    /// armed for that moment or earlier.
+    fn arm(&self, s: &mut Connection, conn: &Conn) -> Result<()> {
+        let Some(deadline) = s.core.poll_timeout() else {
+            return Ok(());
+        };
+        if let Some((t, at)) = s.timer {
+            if at <= deadline {
+                return Ok(());
+            }
+            let _ = self.host.timer_cancel(t);
+            s.timer = None;
+        }
+        let now = self.now();
+        let delay = deadline
+            .saturating_sub(now)
+            .clamp(Duration::from_millis(1), MAX_TIMER_DELAY);
+        let t = conn.timer_start(delay, false, TIMER_DEADLINE)?;
+        s.timer = Some((t, now + delay));
+        Ok(())
+    }
+
     /// Handles the session's events, then sends what it queued.
     fn pump(&self, s: &mut Connection, conn: &Conn) {
         while let Some(ev) = s.core.poll_event() {
@@ -379,8 +377,14 @@ impl Rtmp {
                 return;
             }
         }
+        if s.closing {
+            return;
+        }
         s.take_transmit();
         flush(&mut s.out, conn, false);
+        if let Err(e) = self.arm(s, conn) {
+            rill_log!(self.host, Warn, "{}: cannot arm a timer: {e}", s.peer);
+        }
     }
 
     fn on_event(&self, s: &mut Connection, conn: &Conn, ev: Event) -> Result<(), Error> {
@@ -492,6 +496,29 @@ impl Rtmp {
                     s.peer
                 );
             }
+            Event::TimedOut { deadline, waited } => {
+                if !s.closing {
+                    match deadline {
+                        Deadline::Handshake => rill_log!(
+                            self.host,
+                            Info,
+                            "{}: no handshake and connect within {:?}; closing",
+                            s.peer,
+                            self.config.handshake_timeout
+                        ),
+                        // A server session has no other deadline.
+                        Deadline::Idle | Deadline::Response => rill_log!(
+                            self.host,
+                            Info,
+                            "{}: nothing received for {waited:?}; closing",
+                            s.peer
+                        ),
+                    }
+                    s.closing = true;
+                    s.out.clear();
+                    let _ = conn.close(RILL_END_TIMEOUT);
+                }
+            }
             Event::Closed => {}
         }
         Ok(())
@@ -529,8 +556,8 @@ pub struct Connection {
     pubs: Vec<Pub>,
     players: Vec<Play>,
     out: Outbox<FrameRef>,
-    last_input_us: i64,
-    handshake_timer: Option<TimerHandle>,
+    /// The armed deadline timer and when it fires (host clock).
+    timer: Option<(TimerHandle, Duration)>,
     closing: bool,
 }
 

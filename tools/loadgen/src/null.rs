@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use rill_plugin_rtmp::chunk::{self, MessageHeader};
-use rill_plugin_rtmp::session::{Event, Session};
-use rill_plugin_rtmp::Limits;
+use rill_rtmp::chunk::{self, MessageHeader};
+use rill_rtmp::session::{Event, Session};
+use rill_rtmp::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -100,9 +100,12 @@ async fn rtmp_setup(
     buf: &mut [u8],
     mut n: usize,
 ) -> Result<Option<Kind>, String> {
-    let mut sess = Session::new(Limits::default());
+    // No deadlines: the null server never calls handle_timeout, so the
+    // session's clock stays at zero.
+    let mut sess = Session::new(Limits::default(), Duration::ZERO);
     loop {
-        sess.feed(&buf[..n]).map_err(|e| e.to_string())?;
+        sess.feed(Duration::ZERO, &buf[..n])
+            .map_err(|e| e.to_string())?;
         let mut play = None;
         while let Some(ev) = sess.poll_event() {
             match ev {

@@ -1,15 +1,11 @@
-//! An RTMP client (player and publisher) over tokio, built on Rill's
-//! sans-IO RTMP core: the handshake, chunk reader/writer, AMF0 and message
-//! codecs all come from `rill-plugin-rtmp`.
+//! An RTMP client (player and publisher) over tokio: the sans-IO client
+//! session of `rill-rtmp` (handshake, connect, createStream, publish, play,
+//! pings and acknowledgements) driven by a socket and the clock.
 
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use rill_plugin_rtmp::amf0::Value;
-use rill_plugin_rtmp::chunk::{self, csid, ChunkReader, ChunkWriter, MessageHeader, RawMessage};
-use rill_plugin_rtmp::handshake::{ClientHandshake, Mode, Scheme};
-use rill_plugin_rtmp::message::{Command, Message, UserControl};
-use rill_plugin_rtmp::Limits;
+use rill_rtmp::{ClientEvent, ClientSession, ClientSettings, Connect, Limits, MediaMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -65,309 +61,265 @@ fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
     move |e| format!("{what}: {e}")
 }
 
-/// One client connection.
+/// A request or the connection must be answered within this (a server
+/// under load may be slow; one that never answers fails the client).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The sessions' clock: time since the first use.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now() -> Duration {
+    epoch().elapsed()
+}
+
+/// One client connection: the session and its socket.
 pub struct Conn {
     pub sock: TcpStream,
-    reader: ChunkReader,
-    writer: ChunkWriter,
+    pub client: ClientSession,
     buf: Vec<u8>,
-    inbox: std::collections::VecDeque<RawMessage>,
-    msgs: Vec<RawMessage>,
-    out: BytesMut,
-    received: u64,
-    acked: u64,
-    ack_window: u32,
-    next_tx: f64,
-    max_amf_depth: usize,
+}
+
+/// What a read brought.
+enum Read {
+    /// Bytes fed to the session (how many).
+    Data(usize),
+    /// The caller's deadline passed first.
+    Deadline,
 }
 
 impl Conn {
-    /// TCP connect, handshake (digest form, as ffmpeg), `connect(app)`.
-    pub async fn open(url: &RtmpUrl, read_buf: usize) -> Res<Conn> {
+    /// TCP connect; the session starts (digest handshake, as ffmpeg, then
+    /// `connect(app)`) as bytes flow.
+    pub async fn open(url: &RtmpUrl, settings: ClientSettings, read_buf: usize) -> Res<Conn> {
         let sock = TcpStream::connect(&url.addr)
             .await
             .map_err(err("connect"))?;
         sock.set_nodelay(true).map_err(err("nodelay"))?;
-        let limits = Limits::default();
-        let mut c = Conn {
-            sock,
-            reader: ChunkReader::new(&limits),
-            writer: ChunkWriter::new(),
-            buf: vec![0; read_buf.max(4096)],
-            inbox: Default::default(),
-            msgs: Vec::new(),
-            out: BytesMut::new(),
-            received: 0,
-            acked: 0,
-            ack_window: 2_500_000,
-            next_tx: 1.0,
-            max_amf_depth: limits.max_amf_depth,
+        let connect = Connect::new(url.app.clone(), url.tc_url.clone());
+        let settings = ClientSettings {
+            response_timeout: Some(RESPONSE_TIMEOUT),
+            ..settings
         };
-        let (mut hs, c0c1) = ClientHandshake::new(Mode::Digest(Scheme::Scheme1));
-        c.sock.write_all(&c0c1).await.map_err(err("handshake"))?;
-        let mut reply = Vec::new();
-        while !hs.is_done() {
-            let n = c.sock.read(&mut c.buf).await.map_err(err("handshake"))?;
-            if n == 0 {
-                return Err("handshake: closed".into());
-            }
-            let used = hs.feed(&c.buf[..n], &mut reply).map_err(err("handshake"))?;
-            if hs.is_done() && used < n {
-                let (buf, reader, msgs) = (&c.buf, &mut c.reader, &mut c.msgs);
-                reader.feed(&buf[used..n], msgs).map_err(err("chunks"))?;
-                c.inbox.extend(msgs.drain(..));
-            }
-        }
-        c.sock.write_all(&reply).await.map_err(err("handshake"))?;
-        let obj = Value::object([
-            ("app", Value::string(url.app.clone())),
-            ("flashVer", Value::string("LNX 9,0,124,2")),
-            ("tcUrl", Value::string(url.tc_url.clone())),
-            ("fpad", Value::Boolean(false)),
-            ("capabilities", Value::Number(15.0)),
-            ("audioCodecs", Value::Number(4071.0)),
-            ("videoCodecs", Value::Number(252.0)),
-            ("videoFunction", Value::Number(1.0)),
-        ]);
-        c.call("connect", obj, vec![]).await?;
-        Ok(c)
+        Ok(Conn {
+            sock,
+            client: ClientSession::new(Limits::default(), settings, connect, now()),
+            buf: vec![0; read_buf.max(4096)],
+        })
     }
 
-    pub fn queue(&mut self, msg: &Message, csid: u32, stream_id: u32, ts: u32) -> Res<()> {
-        msg.write(&mut self.writer, csid, stream_id, ts, &mut self.out)
-            .map_err(err("encode"))
+    /// Writes everything the session queued.
+    pub async fn flush(&mut self) -> Res<()> {
+        while let Some(b) = self.client.poll_transmit() {
+            self.sock.write_all(&b).await.map_err(err("write"))?;
+        }
+        Ok(())
     }
 
     /// Queues a media/data message with the given type (8, 9, 18).
     pub fn queue_tag(&mut self, kind: u8, ts: u32, stream_id: u32, body: &[u8]) -> Res<()> {
-        let h = MessageHeader::media(kind, ts, stream_id);
-        chunk::encode_message(self.writer.chunk_size(), &h, &[body], &mut self.out)
+        self.client
+            .send_tag(stream_id, kind, ts, body)
             .map_err(err("encode"))
     }
 
-    pub async fn flush(&mut self) -> Res<()> {
-        if !self.out.is_empty() {
-            self.sock.write_all(&self.out).await.map_err(err("write"))?;
-            self.out.clear();
-        }
-        Ok(())
-    }
-
-    pub fn set_chunk_size(&mut self, n: u32) {
-        self.writer.set_chunk_size(n, &mut self.out);
-    }
-
-    /// Reads until at least one message is parsed (or EOF).
-    async fn fill(&mut self) -> Res<()> {
-        while self.inbox.is_empty() {
-            let n = self.sock.read(&mut self.buf).await.map_err(err("read"))?;
-            if n == 0 {
-                return Err("closed by server".into());
-            }
-            self.feed(n)?;
-        }
-        Ok(())
-    }
-
-    /// Parses `n` freshly read bytes of `buf`; answers pings and acks.
-    fn feed(&mut self, n: usize) -> Res<()> {
-        self.received += n as u64;
-        let (buf, reader, msgs) = (&self.buf, &mut self.reader, &mut self.msgs);
-        reader.feed(&buf[..n], msgs).map_err(err("chunks"))?;
-        for m in self.msgs.drain(..) {
-            match m.type_id {
-                chunk::WINDOW_ACK_SIZE if m.payload.len() >= 4 => {
-                    let p = &m.payload;
-                    self.ack_window = u32::from_be_bytes([p[0], p[1], p[2], p[3]]).max(1);
+    /// Reads once and feeds the session, unless `end` (or the session's own
+    /// deadline, which then fails it) comes first.
+    async fn read(&mut self, end: Option<Instant>) -> Res<Read> {
+        let own = self.client.poll_timeout().map(|t| epoch() + t);
+        let until = match (end, own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let read = self.sock.read(&mut self.buf);
+        let r = match until {
+            Some(t) => {
+                match tokio::time::timeout_at(tokio::time::Instant::from_std(t), read).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.client.handle_timeout(now());
+                        return Ok(Read::Deadline);
+                    }
                 }
-                chunk::USER_CONTROL if m.payload.len() >= 6 && m.payload[..2] == [0, 6] => {
-                    let p = &m.payload;
-                    let t = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
-                    let pong = Message::UserControl(UserControl::PingResponse(t));
-                    pong.write(&mut self.writer, csid::CONTROL, 0, 0, &mut self.out)
-                        .map_err(err("encode"))?;
-                }
-                _ => self.inbox.push_back(m),
             }
+            None => read.await,
+        };
+        let n = r.map_err(err("read"))?;
+        if n == 0 {
+            return Err("closed by server".into());
         }
-        if self.received - self.acked >= self.ack_window as u64 {
-            self.acked = self.received;
-            let ack = Message::Acknowledgement(self.received as u32);
-            ack.write(&mut self.writer, csid::CONTROL, 0, 0, &mut self.out)
-                .map_err(err("encode"))?;
-        }
-        Ok(())
+        self.client
+            .feed(now(), &self.buf[..n])
+            .map_err(err("rtmp"))?;
+        Ok(Read::Data(n))
     }
 
-    /// Sends a command and waits for its `_result` (or fails on `_error`).
-    pub async fn call(&mut self, name: &str, obj: Value, args: Vec<Value>) -> Res<Command> {
-        let tx = self.next_tx;
-        self.next_tx += 1.0;
-        let cmd = Message::Command(Command::new(name, tx, obj, args));
-        self.queue(&cmd, csid::COMMAND, 0, 0)?;
-        self.flush().await?;
+    /// Drives the session until `pick` takes an event; failures (refusals,
+    /// deadlines) end it.
+    async fn until<T>(&mut self, mut pick: impl FnMut(&ClientEvent) -> Option<T>) -> Res<T> {
         loop {
-            let c = self.next_command().await?;
-            if c.transaction_id == tx && c.name == "_result" {
-                return Ok(c);
-            }
-            if c.transaction_id == tx && c.name == "_error" {
-                return Err(format!("{name}: {:?}", c.args));
-            }
-        }
-    }
-
-    /// The next command the server sends; other messages before it are
-    /// dropped (none matter before play starts).
-    async fn next_command(&mut self) -> Res<Command> {
-        loop {
-            self.fill().await?;
-            while let Some(m) = self.inbox.pop_front() {
-                if m.type_id != chunk::COMMAND_AMF0 && m.type_id != chunk::COMMAND_AMF3 {
-                    continue;
+            while let Some(ev) = self.client.poll_event() {
+                if let Some(t) = pick(&ev) {
+                    return Ok(t);
                 }
-                if let Ok(Message::Command(c)) = Message::decode(&m, self.max_amf_depth) {
-                    return Ok(c);
-                }
+                failure(&ev)?;
             }
-        }
-    }
-
-    /// Sends a command without a transaction.
-    pub fn notify(&mut self, name: &str, stream_id: u32, args: Vec<Value>) -> Res<()> {
-        let cmd = Message::Command(Command::new(name, 0.0, Value::Null, args));
-        self.queue(&cmd, csid::COMMAND, stream_id, 0)
-    }
-
-    pub async fn create_stream(&mut self) -> Res<u32> {
-        let r = self.call("createStream", Value::Null, vec![]).await?;
-        r.args
-            .first()
-            .and_then(Value::as_f64)
-            .map(|n| n as u32)
-            .ok_or_else(|| "createStream: no stream id".into())
-    }
-
-    /// Waits for the `onStatus` with code `ok`; an error-level one fails.
-    pub async fn wait_status(&mut self, ok: &str) -> Res<()> {
-        loop {
-            let c = self.next_command().await?;
-            if c.name != "onStatus" {
-                continue;
-            }
-            let field = |k: &str| {
-                c.args
-                    .first()
-                    .and_then(|v| v.get(k))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-            };
-            if field("code") == ok {
-                return Ok(());
-            }
-            if field("level") == "error" {
-                return Err(format!("onStatus {}", field("code")));
-            }
+            self.flush().await?;
+            self.read(None).await?;
         }
     }
 
     /// Reads (with a deadline) and hands every media message to `player`;
     /// returns when the deadline passes.
     pub async fn play_loop(&mut self, p: &mut Player, shared: &Shared, end: Instant) -> Res<()> {
-        let end = tokio::time::Instant::from_std(end);
         loop {
-            while let Some(m) = self.inbox.pop_front() {
-                handle_media(p, shared, &m);
-            }
-            self.flush().await?;
-            let n = match tokio::time::timeout_at(end, self.sock.read(&mut self.buf)).await {
-                Err(_) => return Ok(()),
-                Ok(r) => r.map_err(err("read"))?,
-            };
-            if n == 0 {
-                return Err("closed by server".into());
-            }
-            p.bytes += n as u64;
-            self.feed(n)?;
-        }
-    }
-}
-
-fn handle_media(p: &mut Player, shared: &Shared, m: &RawMessage) {
-    match m.type_id {
-        chunk::AUDIO | chunk::VIDEO | chunk::DATA_AMF0 => {
-            let pre = &m.payload[..m.payload.len().min(64)];
-            p.on_tag(m.type_id, m.timestamp, pre, Instant::now(), shared);
-        }
-        chunk::AGGREGATE => {
-            if let Ok(subs) = rill_plugin_rtmp::message::split_aggregate(&m.payload, m.timestamp) {
-                let now = Instant::now();
-                for s in subs {
-                    let pre = &s.payload[..s.payload.len().min(64)];
-                    p.on_tag(s.type_id, s.timestamp, pre, now, shared);
+            while let Some(ev) = self.client.poll_event() {
+                match ev {
+                    ClientEvent::Tag {
+                        tag_type,
+                        timestamp,
+                        body,
+                        ..
+                    } => {
+                        let pre = &body[..body.len().min(64)];
+                        p.on_tag(tag_type, timestamp, pre, Instant::now(), shared);
+                    }
+                    ClientEvent::Playing { .. } => p.connected = Some(Instant::now()),
+                    ev => failure(&ev)?,
                 }
             }
+            self.flush().await?;
+            match self.read(Some(end)).await? {
+                Read::Data(n) => p.bytes += n as u64,
+                // The session's own deadline failed it: the next round
+                // reports why.
+                Read::Deadline if Instant::now() < end => {}
+                Read::Deadline => return Ok(()),
+            }
         }
-        _ => {}
     }
-}
 
-/// A player: connect, createStream, play, then count until `end`.
-pub async fn play(url: RtmpUrl, p: &mut Player, shared: &Shared, end: Instant) -> Res<()> {
-    let mut c = Conn::open(&url, 32 * 1024).await?;
-    // Acknowledge rarely: the server only needs our acks for its window.
-    c.queue(&Message::WindowAckSize(100_000_000), csid::CONTROL, 0, 0)?;
-    let sid = c.create_stream().await?;
-    c.queue(
-        &Message::UserControl(UserControl::SetBufferLength {
-            stream_id: sid,
-            millis: 1000,
-        }),
-        csid::CONTROL,
-        0,
-        0,
-    )?;
-    let args = vec![Value::string(url.stream.clone()), Value::Number(-1000.0)];
-    let cmd = Message::Command(Command::new("play", 0.0, Value::Null, args));
-    c.queue(&cmd, csid::STREAM, sid, 0)?;
-    c.flush().await?;
-    p.connected = Some(Instant::now());
-    c.play_loop(p, shared, end).await
-}
-
-/// A publisher connection, ready for media after `NetStream.Publish.Start`.
-pub async fn publish_open(url: &RtmpUrl) -> Res<(Conn, u32)> {
-    let mut c = Conn::open(url, 16 * 1024).await?;
-    c.set_chunk_size(4096);
-    let name = Value::string(url.stream.clone());
-    c.notify("releaseStream", 0, vec![name.clone()])?;
-    c.notify("FCPublish", 0, vec![name.clone()])?;
-    let sid = c.create_stream().await?;
-    let cmd = Message::Command(Command::new(
-        "publish",
-        0.0,
-        Value::Null,
-        vec![name, Value::string("live")],
-    ));
-    c.queue(&cmd, csid::STREAM, sid, 0)?;
-    c.flush().await?;
-    c.wait_status("NetStream.Publish.Start").await?;
-    Ok((c, sid))
-}
-
-impl Conn {
     /// Drains whatever the server sent (acks, pings) without waiting.
     pub fn try_drain(&mut self) -> Res<()> {
         loop {
             match self.sock.try_read(&mut self.buf) {
                 Ok(0) => return Err("closed by server".into()),
                 Ok(n) => {
-                    self.feed(n)?;
-                    self.inbox.clear();
+                    self.client
+                        .feed(now(), &self.buf[..n])
+                        .map_err(err("rtmp"))?;
+                    while let Some(ev) = self.client.poll_event() {
+                        failure(&ev)?;
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(format!("read: {e}")),
             }
         }
+    }
+}
+
+/// The error an event means, if it means one.
+fn failure(ev: &ClientEvent) -> Res<()> {
+    match ev {
+        ClientEvent::Rejected { request, code, .. } => Err(format!("{request:?}: onStatus {code}")),
+        ClientEvent::TimedOut { deadline, waited } => {
+            Err(format!("no answer: {deadline:?} deadline after {waited:?}"))
+        }
+        ClientEvent::Closed => Err("closed".into()),
+        _ => Ok(()),
+    }
+}
+
+/// A player: connect, createStream, play, then count until `end`.
+pub async fn play(url: RtmpUrl, p: &mut Player, shared: &Shared, end: Instant) -> Res<()> {
+    let settings = ClientSettings {
+        media: MediaMode::Tags,
+        // Acknowledge rarely: the server only needs our acks for its window.
+        window_ack_size: Some(100_000_000),
+        buffer_ms: 1000,
+        // Players send nothing worth bigger chunks.
+        chunk_size: 128,
+        ..ClientSettings::default()
+    };
+    let mut c = Conn::open(&url, settings, 32 * 1024).await?;
+    c.client.play(now(), &url.stream).map_err(err("play"))?;
+    c.play_loop(p, shared, end).await
+}
+
+/// A publisher connection, ready for media after `NetStream.Publish.Start`.
+pub async fn publish_open(url: &RtmpUrl) -> Res<(Conn, u32)> {
+    let settings = ClientSettings {
+        chunk_size: 4096,
+        ..ClientSettings::default()
+    };
+    let mut c = Conn::open(url, settings, 16 * 1024).await?;
+    c.client
+        .publish(now(), &url.stream)
+        .map_err(err("publish"))?;
+    let sid = c
+        .until(|ev| match ev {
+            ClientEvent::Publishing { stream_id, .. } => Some(*stream_id),
+            _ => None,
+        })
+        .await?;
+    c.flush().await?;
+    Ok((c, sid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rill_rtmp::{Event, Session};
+
+    /// A server made of the crate's server session on a real socket:
+    /// accepts every publish and reports the frames it gets.
+    async fn serve_one(l: tokio::net::TcpListener, frames: tokio::sync::mpsc::Sender<(u32, i64)>) {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut sess = Session::new(Limits::default(), Duration::ZERO);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            sess.feed(Duration::ZERO, &buf[..n]).unwrap();
+            while let Some(ev) = sess.poll_event() {
+                match ev {
+                    Event::PublishRequested { stream_id, .. } => {
+                        sess.accept_publish(stream_id).unwrap()
+                    }
+                    Event::Media { frame, .. } => {
+                        frames.send((frame.codec, frame.dts)).await.unwrap()
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(b) = sess.poll_transmit() {
+                s.write_all(&b).await.unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn publisher_reaches_a_server_session() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(serve_one(l, tx));
+        let url = RtmpUrl::parse(&format!("rtmp://127.0.0.1:{port}/live/cam")).unwrap();
+        let (mut c, sid) = publish_open(&url).await.unwrap();
+        // AVC sequence header, then a key frame at 40 ms.
+        c.queue_tag(9, 0, sid, &[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f])
+            .unwrap();
+        c.queue_tag(9, 40, sid, &[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65])
+            .unwrap();
+        c.flush().await.unwrap();
+        let h264 = u32::from_le_bytes(*b"avc1");
+        assert_eq!(rx.recv().await, Some((h264, 0)));
+        assert_eq!(rx.recv().await, Some((h264, 40_000)));
+        c.try_drain().unwrap();
     }
 }

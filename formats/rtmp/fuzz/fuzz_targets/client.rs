@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    rill_plugin_rtmp::fuzzing::handshake(data);
+    rill_rtmp::fuzzing::client(data);
 });

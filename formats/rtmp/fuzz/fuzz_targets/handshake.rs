@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    rill_plugin_rtmp::fuzzing::amf0(data);
+    rill_rtmp::fuzzing::handshake(data);
 });

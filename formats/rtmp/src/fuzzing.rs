@@ -3,10 +3,13 @@
 //! properties. Each function must never panic on any input; the assertions
 //! inside are the properties being checked.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use crate::amf0;
 use crate::chunk::{self, ChunkReader, MessageHeader, RawMessage};
+use crate::client::{ClientEvent, ClientSession, ClientSettings, Connect};
 use crate::flv;
 use crate::handshake::{ClientHandshake, Mode, Scheme, ServerHandshake, PACKET_SIZE};
 use crate::limits::Limits;
@@ -144,21 +147,74 @@ pub fn session(data: &[u8]) {
         limits,
         Settings::default(),
         ServerHandshake::with_random([1; PACKET_SIZE], [2; PACKET_SIZE]),
+        Duration::ZERO,
     );
     let mut hs = vec![3u8];
     hs.extend_from_slice(&[0u8; 2 * PACKET_SIZE]);
-    s.feed(&hs).expect("valid handshake");
+    s.feed(Duration::ZERO, &hs).expect("valid handshake");
     let mut peer = Peer::default();
     peer.drain(&mut s);
     let step = data.first().map_or(1, |&b| b as usize * 7 + 1);
     for piece in data.chunks(step) {
-        if s.feed(piece).is_err() {
+        if s.feed(Duration::ZERO, piece).is_err() {
             break;
         }
         peer.drain(&mut s);
     }
     s.close();
     peer.drain(&mut s);
+}
+
+/// The client session configured as in [`client`] (simple handshake; a
+/// play of `a`, then a publish of `b`, asked before connecting), with the
+/// handshake done: what it reads next is the server's chunk stream. The seed
+/// corpus is what a server says to it.
+pub fn client_after_handshake() -> ClientSession {
+    let settings = ClientSettings {
+        handshake: Mode::Simple,
+        response_timeout: Some(Duration::from_secs(10)),
+        idle_timeout: Some(Duration::from_secs(5)),
+        ..ClientSettings::default()
+    };
+    let mut c = ClientSession::with_handshake(
+        fuzz_limits(),
+        settings,
+        Connect::new("live", "rtmp://127.0.0.1/live"),
+        ClientHandshake::with_random(Mode::Simple, [1; PACKET_SIZE], [2; PACKET_SIZE]),
+        Duration::ZERO,
+    );
+    c.play(Duration::ZERO, "a").expect("open");
+    c.publish(Duration::ZERO, "b").expect("open");
+    let mut s0s1s2 = vec![3u8];
+    s0s1s2.extend_from_slice(&[0u8; 2 * PACKET_SIZE]);
+    c.feed(Duration::ZERO, &s0s1s2).expect("valid handshake");
+    c
+}
+
+/// A client session fed arbitrary server bytes in pieces, 10 simulated
+/// milliseconds passing per piece (long inputs reach the deadlines): it publishes a frame whenever a publish starts
+/// and polls its deadlines. Everything it writes must parse as a chunk
+/// stream.
+pub fn client(data: &[u8]) {
+    let mut c = client_after_handshake();
+    let mut peer = Peer::default();
+    // C0+C1 and C2: 1 + 2 * 1536 bytes before the chunk stream.
+    peer.drain_client(&mut c);
+    let step = data.first().map_or(1, |&b| b as usize * 5 + 1);
+    for (i, piece) in data.chunks(step).enumerate() {
+        let now = Duration::from_millis(10 * i as u64);
+        c.handle_timeout(now);
+        assert!(
+            c.poll_timeout().is_none_or(|t| t > now),
+            "a deadline that passed survived handle_timeout"
+        );
+        if c.feed(now, piece).is_err() {
+            break;
+        }
+        peer.drain_client(&mut c);
+    }
+    c.close();
+    peer.drain_client(&mut c);
 }
 
 /// The host and the client in [`session`]: answers requests, reads output.
@@ -183,6 +239,37 @@ impl Default for Peer {
 }
 
 impl Peer {
+    fn drain_client(&mut self, c: &mut ClientSession) {
+        while let Some(ev) = c.poll_event() {
+            if let ClientEvent::Publishing { stream_id, .. } = ev {
+                let frame = flv::Frame {
+                    codec: rill_abi::RILL_CODEC_H264,
+                    flags: rill_abi::RILL_FRAME_KEY,
+                    pts: 40_000,
+                    dts: 0,
+                    payload: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+                };
+                c.send_frame(stream_id, &frame)
+                    .expect("publishing stream takes frames");
+                c.send_tag(stream_id, flv::TAG_AUDIO, 7, &[0xAF, 1, 2])
+                    .expect("publishing stream takes tags");
+            }
+        }
+        while let Some(b) = c.poll_transmit() {
+            self.read_output(&b);
+        }
+    }
+
+    /// Reads a session's output after its 3073 handshake bytes.
+    fn read_output(&mut self, b: &[u8]) {
+        let skip = (2 * PACKET_SIZE + 1 - self.skipped_handshake).min(b.len());
+        self.skipped_handshake += skip;
+        let mut msgs = Vec::new();
+        self.reader
+            .feed(&b[skip..], &mut msgs)
+            .expect("session output must be a valid chunk stream");
+    }
+
     fn drain(&mut self, s: &mut Session) {
         while let Some(ev) = s.poll_event() {
             match ev {
@@ -219,12 +306,7 @@ impl Peer {
             }
         }
         while let Some(b) = s.poll_transmit() {
-            let skip = (2 * PACKET_SIZE + 1 - self.skipped_handshake).min(b.len());
-            self.skipped_handshake += skip;
-            let mut msgs = Vec::new();
-            self.reader
-                .feed(&b[skip..], &mut msgs)
-                .expect("session output must be a valid chunk stream");
+            self.read_output(&b);
         }
     }
 }

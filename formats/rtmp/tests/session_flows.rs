@@ -1,17 +1,19 @@
 //! Whole server sessions driven by a scripted client built from the crate's
 //! own parts: publish, play, rejections, control messages and limits.
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use rill_abi::{
     RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_METADATA, RILL_FRAME_CONFIG,
     RILL_FRAME_KEY,
 };
-use rill_plugin_rtmp::amf0::{self, Value};
-use rill_plugin_rtmp::chunk::{ChunkReader, ChunkWriter, MessageHeader};
-use rill_plugin_rtmp::flv::{self, Frame};
-use rill_plugin_rtmp::handshake::{ClientHandshake, Mode, Scheme, ServerHandshake, PACKET_SIZE};
-use rill_plugin_rtmp::message::{Command, Message, UserControl};
-use rill_plugin_rtmp::{serialize_frame, ChunkParams, Error, Event, Limits, Session, Settings};
+use rill_rtmp::amf0::{self, Value};
+use rill_rtmp::chunk::{ChunkReader, ChunkWriter, MessageHeader};
+use rill_rtmp::flv::{self, Frame};
+use rill_rtmp::handshake::{ClientHandshake, Mode, Scheme, ServerHandshake, PACKET_SIZE};
+use rill_rtmp::message::{Command, Message, UserControl};
+use rill_rtmp::{serialize_frame, ChunkParams, Error, Event, Limits, Session, Settings};
 
 /// A minimal RTMP client built from the crate's own parts, acting like
 /// ffmpeg: digest handshake, commands on csid 3, media on csids 4/6.
@@ -102,10 +104,11 @@ fn connected(app: &str, tc_url: &str) -> (Session, Client) {
         Limits::default(),
         Settings::default(),
         ServerHandshake::with_random(pattern(1), pattern(2)),
+        Duration::ZERO,
     );
     let (mut hs, c0c1) =
         ClientHandshake::with_random(Mode::Digest(Scheme::Scheme1), pattern(3), pattern(4));
-    s.feed(&c0c1).unwrap();
+    s.feed(Duration::ZERO, &c0c1).unwrap();
     let mut c2 = Vec::new();
     while let Some(b) = s.poll_transmit() {
         hs.feed(&b, &mut c2).unwrap();
@@ -126,7 +129,7 @@ fn connected(app: &str, tc_url: &str) -> (Session, Client) {
     c.command(0, "connect", 1.0, obj, vec![]);
     // C2 and connect arrive in one read, as they often do.
     c2.extend_from_slice(&c.take());
-    s.feed(&c2).unwrap();
+    s.feed(Duration::ZERO, &c2).unwrap();
     let msgs = c.receive(&mut s);
     assert_eq!(msgs[0].1, Message::WindowAckSize(2_500_000));
     assert_eq!(
@@ -147,7 +150,7 @@ fn connected(app: &str, tc_url: &str) -> (Session, Client) {
 
 fn create_stream(s: &mut Session, c: &mut Client, txn: f64) -> u32 {
     c.command(0, "createStream", txn, Value::Null, vec![]);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     let msgs = c.receive(s);
     match &msgs[..] {
         [(0, Message::Command(r))] if r.name == "_result" && r.transaction_id == txn => {
@@ -186,7 +189,7 @@ fn publish_flow_like_ffmpeg() {
         Value::Null,
         vec![Value::string("cam1?k=v")],
     );
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     let st = statuses(&c.receive(&mut s));
     assert_eq!(st[0], ("_result".into(), String::new()));
     assert_eq!(
@@ -216,7 +219,7 @@ fn publish_flow_like_ffmpeg() {
     c.media(8, id, 0, &[0xaf, 0, 0x12, 0x10]);
     c.media(9, id, 40, &[0x17, 1, 0, 0, 0x28, 0, 0, 0, 1, 0x65]);
     c.media(8, id, 23, &[0xaf, 1, 0x21]);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     assert_eq!(
         events(&mut s),
         [Event::PublishRequested {
@@ -274,7 +277,7 @@ fn publish_flow_like_ffmpeg() {
     // Unsupported media is reported once, not per message.
     c.media(9, id, 80, &[0x12, 0, 0]);
     c.media(9, id, 120, &[0x12, 0, 0]);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     assert_eq!(
         events(&mut s),
         [Event::MediaDropped {
@@ -298,7 +301,7 @@ fn publish_flow_like_ffmpeg() {
         Value::Null,
         vec![Value::Number(1.0)],
     );
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     assert_eq!(
         events(&mut s),
         [Event::Unpublished {
@@ -308,7 +311,7 @@ fn publish_flow_like_ffmpeg() {
     );
     s.close();
     assert_eq!(events(&mut s), [Event::Closed]);
-    assert_eq!(s.feed(&[0]), Err(Error::Closed));
+    assert_eq!(s.feed(Duration::ZERO, &[0]), Err(Error::Closed));
 }
 
 #[test]
@@ -323,7 +326,7 @@ fn publish_rejected_with_bad_name() {
         vec![Value::string("taken")],
     );
     c.media(8, id, 0, &[0xaf, 1, 1]);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     events(&mut s);
     s.reject_publish(id, "taken is already published").unwrap();
     assert_eq!(
@@ -338,7 +341,7 @@ fn publish_rejected_with_bad_name() {
     );
     // An empty name is refused without asking the host.
     c.command(id, "publish", 4.0, Value::Null, vec![Value::string("")]);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     assert!(events(&mut s).is_empty());
     assert_eq!(
         statuses(&c.receive(&mut s)),
@@ -378,7 +381,7 @@ fn play_flow_and_shared_serialization() {
     buffer
         .write(&mut c.writer, 2, 0, 0, &mut c.to_server)
         .unwrap();
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     assert_eq!(
         events(&mut s),
         [Event::PlayRequested {
@@ -472,7 +475,7 @@ fn play_flow_and_shared_serialization() {
     );
 
     c.command(id, "closeStream", 0.0, Value::Null, vec![]);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     assert_eq!(
         events(&mut s),
         [Event::PlayStopped {
@@ -496,7 +499,7 @@ fn play2_reject_and_close_cleanup() {
         ("transition", Value::string("switch")),
     ]);
     c.command(a, "play2", 0.0, Value::Null, vec![arg]);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     events(&mut s);
     s.reject_play(a, "no such stream").unwrap();
     assert_eq!(
@@ -504,7 +507,7 @@ fn play2_reject_and_close_cleanup() {
         [("onStatus".into(), "NetStream.Play.StreamNotFound".into())]
     );
     c.command(b, "play", 0.0, Value::Null, vec![Value::string("y")]);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     events(&mut s);
     s.accept_play(b).unwrap();
     s.close();
@@ -529,7 +532,7 @@ fn unknown_commands_ping_and_acks() {
     let ping = Message::UserControl(UserControl::PingRequest(1234));
     ping.write(&mut c.writer, 2, 0, 0, &mut c.to_server)
         .unwrap();
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     let msgs = c.receive(&mut s);
     match &msgs[0].1 {
         Message::Command(cmd) => {
@@ -555,13 +558,13 @@ fn unknown_commands_ping_and_acks() {
     Message::WindowAckSize(1000)
         .write(&mut c.writer, 2, 0, 0, &mut c.to_server)
         .unwrap();
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     let id = create_stream(&mut s, &mut c, 11.0);
     assert_eq!(id, 1);
     c.media(8, id, 0, &[0xaf, 1, 0, 0, 0]);
     let big = vec![0u8; 1200];
     c.media(8, id, 0, &big);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     let msgs = c.receive(&mut s);
     assert!(
         msgs.iter()
@@ -575,19 +578,19 @@ fn protocol_errors_fail_the_session() {
     let (mut s, mut c) = connected("live", "rtmp://h/live");
     c.command(0, "connect", 2.0, Value::Null, vec![]);
     assert_eq!(
-        s.feed(&c.take()),
+        s.feed(Duration::ZERO, &c.take()),
         Err(Error::Protocol("connect sent twice"))
     );
-    assert_eq!(s.feed(&[]), Err(Error::Closed));
+    assert_eq!(s.feed(Duration::ZERO, &[]), Err(Error::Closed));
 
-    let mut s = Session::new(Limits::default());
+    let mut s = Session::new(Limits::default(), Duration::ZERO);
     let mut data = vec![3u8];
     data.extend_from_slice(&[0u8; 2 * PACKET_SIZE]);
-    s.feed(&data).unwrap();
+    s.feed(Duration::ZERO, &data).unwrap();
     let mut c = Client::new();
     c.command(0, "createStream", 2.0, Value::Null, vec![]);
     assert_eq!(
-        s.feed(&c.take()),
+        s.feed(Duration::ZERO, &c.take()),
         Err(Error::Protocol("command before connect"))
     );
 }
@@ -603,10 +606,11 @@ fn queue_limit_while_waiting() {
         limits,
         Settings::default(),
         ServerHandshake::with_random(pattern(1), pattern(1)),
+        Duration::ZERO,
     );
     let mut data = vec![3u8];
     data.extend_from_slice(&[0u8; 2 * PACKET_SIZE]);
-    s.feed(&data).unwrap();
+    s.feed(Duration::ZERO, &data).unwrap();
     c.writer = ChunkWriter::new();
     c.command(
         0,
@@ -617,11 +621,11 @@ fn queue_limit_while_waiting() {
     );
     c.command(0, "createStream", 2.0, Value::Null, vec![]);
     c.command(1, "publish", 3.0, Value::Null, vec![Value::string("a")]);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     for i in 0..20 {
         c.media(9, 1, i * 40, &[0x27, 1, 0, 0, 0, 0, 0, 0, 0x10].repeat(100));
     }
-    assert_eq!(s.feed(&c.take()), Err(Error::QueueFull));
+    assert_eq!(s.feed(Duration::ZERO, &c.take()), Err(Error::QueueFull));
 }
 
 /// A chunk's basic header, plus the message header of a format 0 chunk
@@ -649,7 +653,7 @@ fn unfinished_messages_on_every_chunk_stream_close_the_session() {
     let (mut s, mut c) = connected("live", "rtmp://h/live");
     events(&mut s);
     c.writer.set_chunk_size(64 << 10, &mut c.to_server);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     let body = vec![0u8; 64 << 10];
     let mut fed = 0;
     let result = 'feeding: {
@@ -658,7 +662,7 @@ fn unfinished_messages_on_every_chunk_stream_close_the_session() {
                 let fmt = if round == 0 { 0 } else { 3 };
                 let mut data = raw_chunk_header(fmt, csid, limits.max_message_size);
                 data.extend_from_slice(&body);
-                if let Err(e) = s.feed(&data) {
+                if let Err(e) = s.feed(Duration::ZERO, &data) {
                     break 'feeding e;
                 }
                 fed += body.len();
@@ -673,7 +677,7 @@ fn unfinished_messages_on_every_chunk_stream_close_the_session() {
         "incomplete messages hold more than 16777216 bytes (max_partial_bytes)"
     );
     // Failed: what the plugin glue does next is close it.
-    assert_eq!(s.feed(&[2]), Err(Error::Closed));
+    assert_eq!(s.feed(Duration::ZERO, &[2]), Err(Error::Closed));
     s.close();
     assert_eq!(events(&mut s), [Event::Closed]);
 }
@@ -699,7 +703,7 @@ fn huge_chunk_size_then_large_messages_still_work() {
     c.command(0, "ping_me", 9.0, Value::Null, vec![]);
     let data = c.take();
     for piece in data.chunks(1 << 16) {
-        s.feed(piece).unwrap();
+        s.feed(Duration::ZERO, piece).unwrap();
     }
     // The command after the two large messages was read and answered.
     let st = statuses(&c.receive(&mut s));
@@ -719,10 +723,10 @@ fn amf_amplification_is_refused() {
         Value::Null,
         vec![Value::StrictArray(vec![Value::Null; 200_000])],
     );
-    let e = s.feed(&c.take()).unwrap_err();
+    let e = s.feed(Duration::ZERO, &c.take()).unwrap_err();
     assert!(matches!(e, Error::AmfTooManyValues(n) if n < 60_000), "{e}");
     assert!(e.to_string().contains("max_amf_values"), "{e}");
-    assert_eq!(s.feed(&[]), Err(Error::Closed));
+    assert_eq!(s.feed(Duration::ZERO, &[]), Err(Error::Closed));
     s.close();
     assert_eq!(events(&mut s), [Event::Closed]);
 
@@ -737,10 +741,11 @@ fn amf_amplification_is_refused() {
         limits,
         Settings::default(),
         ServerHandshake::with_random(pattern(1), pattern(1)),
+        Duration::ZERO,
     );
     let mut data = vec![3u8];
     data.extend_from_slice(&[0u8; 2 * PACKET_SIZE]);
-    s.feed(&data).unwrap();
+    s.feed(Duration::ZERO, &data).unwrap();
     c.writer = ChunkWriter::new();
     c.command(
         0,
@@ -751,7 +756,7 @@ fn amf_amplification_is_refused() {
     );
     c.command(0, "createStream", 2.0, Value::Null, vec![]);
     c.command(1, "publish", 3.0, Value::Null, vec![Value::string("a")]);
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     events(&mut s);
     s.accept_publish(1).unwrap();
     let meta = |n: usize| {
@@ -767,7 +772,7 @@ fn amf_amplification_is_refused() {
     };
     c.media(18, 1, 0, &meta(200));
     c.media(18, 1, 0, &meta(10));
-    s.feed(&c.take()).unwrap();
+    s.feed(Duration::ZERO, &c.take()).unwrap();
     match &events(&mut s)[..] {
         [Event::MediaDropped {
             stream_id: 1,

@@ -2,18 +2,18 @@
 //! `tests/data/README.md`) through a [`Session`], checking what a host would
 //! see.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use rill_abi::{
     RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_METADATA, RILL_CODEC_OPUS,
     RILL_FRAME_CONFIG, RILL_FRAME_KEY,
 };
-use rill_plugin_rtmp::amf0::{self, Value};
-use rill_plugin_rtmp::chunk::ChunkReader;
-use rill_plugin_rtmp::handshake::{Mode, Scheme, ServerHandshake, PACKET_SIZE};
-use rill_plugin_rtmp::message::Message;
-use rill_plugin_rtmp::{
-    flv, serialize_frame, ConnectInfo, Event, Frame, Limits, Session, Settings,
-};
+use rill_rtmp::amf0::{self, Value};
+use rill_rtmp::chunk::ChunkReader;
+use rill_rtmp::handshake::{Mode, Scheme, ServerHandshake, PACKET_SIZE};
+use rill_rtmp::message::Message;
+use rill_rtmp::{flv, serialize_frame, ConnectInfo, Event, Frame, Limits, Session, Settings};
 
 fn capture(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -25,6 +25,7 @@ fn session() -> Session {
         Limits::default(),
         Settings::default(),
         ServerHandshake::with_random([0x5a; PACKET_SIZE], [0xa5; PACKET_SIZE]),
+        Duration::ZERO,
     )
 }
 
@@ -35,7 +36,7 @@ fn replay(data: &[u8], step: usize) -> (Vec<Event>, Vec<u8>) {
     let mut events = Vec::new();
     let mut out = Vec::new();
     for piece in data.chunks(step) {
-        s.feed(piece).unwrap();
+        s.feed(Duration::ZERO, piece).unwrap();
         while let Some(ev) = s.poll_event() {
             match &ev {
                 Event::PublishRequested { stream_id, .. } => s.accept_publish(*stream_id).unwrap(),
@@ -228,7 +229,7 @@ fn ffmpeg5_play_receives_published_frames() {
 
     let data = capture("ffmpeg5.1_play.bin");
     let mut s = session();
-    s.feed(&data).unwrap();
+    s.feed(Duration::ZERO, &data).unwrap();
     let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
     assert_eq!(
         connect_info(&events).flash_ver.as_deref(),

@@ -2,27 +2,31 @@
 //! thousand deterministic mutations of it, so the normal (stable) test run
 //! exercises what `cargo +nightly fuzz run <target>` explores at length.
 //!
-//! `cargo test -p rill-plugin-rtmp --test fuzz_smoke -- --ignored` rewrites
+//! `cargo test -p rill-rtmp --test fuzz_smoke -- --ignored` rewrites
 //! the seed corpus from the generators below.
 
 use std::fs;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use bytes::BytesMut;
-use rill_plugin_rtmp::amf0::{self, Value};
-use rill_plugin_rtmp::chunk::{self, ChunkWriter, MessageHeader};
-use rill_plugin_rtmp::fuzzing;
-use rill_plugin_rtmp::handshake::{ClientHandshake, Mode, Scheme, PACKET_SIZE};
-use rill_plugin_rtmp::message::{Command, Message, UserControl};
+use bytes::{Bytes, BytesMut};
+use rill_rtmp::amf0::{self, Value};
+use rill_rtmp::chunk::{self, csid, ChunkWriter, MessageHeader};
+use rill_rtmp::flv::Frame;
+use rill_rtmp::fuzzing;
+use rill_rtmp::handshake::{ClientHandshake, Mode, Scheme, ServerHandshake, PACKET_SIZE};
+use rill_rtmp::message::{self, Command, Message, UserControl};
+use rill_rtmp::{Event, Limits, Session, Settings};
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target, usize); 5] = [
+const TARGETS: [(&str, Target, usize); 6] = [
     ("handshake", fuzzing::handshake, 2_000),
     ("chunk", fuzzing::chunk, 20_000),
     ("amf0", fuzzing::amf0, 20_000),
     ("flv_tag", fuzzing::flv_tag, 20_000),
     ("session", fuzzing::session, 8_000),
+    ("client", fuzzing::client, 8_000),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -561,15 +565,142 @@ fn flv_seeds() -> Vec<Seed> {
     ]
 }
 
+/// What the server core says to the client of [`fuzzing::client`] (which
+/// plays `a`, then publishes `b`), after the handshake: every request
+/// accepted, then media for the player and the end of its stream; or every
+/// request refused.
+fn server_talk(accept: bool) -> Vec<u8> {
+    const HANDSHAKE: usize = 2 * PACKET_SIZE + 1;
+    let zero = Duration::ZERO;
+    let mut client = fuzzing::client_after_handshake();
+    let mut server = Session::with_handshake(
+        Limits::default(),
+        Settings::default(),
+        ServerHandshake::with_random(pattern(1), pattern(2)),
+        zero,
+    );
+    // The client's handshake is done already: the server gets one of its
+    // own (simple form), and neither side's handshake bytes are kept.
+    let mut hs = vec![3u8];
+    hs.extend_from_slice(&[0; 2 * PACKET_SIZE]);
+    server.feed(zero, &hs).unwrap();
+    let (mut from_client, mut from_server) = (Vec::new(), Vec::new());
+    let (mut client_skip, mut server_skip) = (HANDSHAKE, HANDSHAKE);
+    let mut play = None;
+    loop {
+        let mut moved = false;
+        while let Some(b) = client.poll_transmit() {
+            let n = client_skip.min(b.len());
+            client_skip -= n;
+            from_client.extend_from_slice(&b[n..]);
+        }
+        if !from_client.is_empty() {
+            moved = true;
+            server
+                .feed(zero, &std::mem::take(&mut from_client))
+                .unwrap();
+        }
+        while let Some(ev) = server.poll_event() {
+            match ev {
+                Event::PublishRequested { stream_id, .. } if accept => {
+                    server.accept_publish(stream_id).unwrap()
+                }
+                Event::PublishRequested { stream_id, .. } => {
+                    server.reject_publish(stream_id, "taken").unwrap()
+                }
+                Event::PlayRequested { stream_id, .. } if accept => {
+                    server.accept_play(stream_id).unwrap();
+                    play = Some(stream_id);
+                    let frames = [
+                        (rill_abi::RILL_CODEC_H264, rill_abi::RILL_FRAME_CONFIG, 0),
+                        (rill_abi::RILL_CODEC_H264, rill_abi::RILL_FRAME_KEY, 0),
+                        (rill_abi::RILL_CODEC_AAC, rill_abi::RILL_FRAME_KEY, 21_000),
+                        (rill_abi::RILL_CODEC_H265, rill_abi::RILL_FRAME_KEY, 40_000),
+                    ];
+                    for (codec, flags, dts) in frames {
+                        let f = Frame {
+                            codec,
+                            flags,
+                            pts: dts + 40_000,
+                            dts,
+                            payload: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+                        };
+                        server.send_frame(stream_id, &f).unwrap();
+                    }
+                }
+                Event::PlayRequested { stream_id, .. } => {
+                    server.reject_play(stream_id, "nobody").unwrap()
+                }
+                _ => {}
+            }
+        }
+        while let Some(b) = server.poll_transmit() {
+            let n = server_skip.min(b.len());
+            server_skip -= n;
+            from_server.extend_from_slice(&b[n..]);
+            if !b[n..].is_empty() {
+                moved = true;
+                client.feed(zero, &b[n..]).unwrap();
+            }
+        }
+        while client.poll_event().is_some() {}
+        if !moved {
+            break;
+        }
+    }
+    if let Some(id) = play {
+        server.notify_unpublished(id).unwrap();
+        while let Some(b) = server.poll_transmit() {
+            from_server.extend_from_slice(&b);
+        }
+    }
+    from_server
+}
+
+fn client_seeds() -> Vec<Seed> {
+    // Control messages a server may send at any time.
+    let mut w = ChunkWriter::new();
+    let mut control = BytesMut::new();
+    for m in [
+        Message::WindowAckSize(1000),
+        Message::SetPeerBandwidth {
+            size: 5000,
+            limit: 2,
+        },
+        Message::UserControl(UserControl::PingRequest(77)),
+        Message::UserControl(UserControl::StreamBegin(1)),
+        Message::Acknowledgement(3073),
+        Message::SetChunkSize(256),
+    ] {
+        m.write(&mut w, csid::CONTROL, 0, 0, &mut control).unwrap();
+    }
+    let info = message::status("status", "NetConnection.Connect.Success", "ok");
+    Message::Command(Command::new("_result", 1.0, Value::Null, vec![info]))
+        .write(&mut w, csid::COMMAND, 0, 0, &mut control)
+        .unwrap();
+    let info = message::status("error", "NetConnection.Connect.Rejected", "no");
+    let mut refused = BytesMut::new();
+    Message::Command(Command::new("_error", 1.0, Value::Null, vec![info]))
+        .write(&mut ChunkWriter::new(), csid::COMMAND, 0, 0, &mut refused)
+        .unwrap();
+    vec![
+        ("server_accepts", server_talk(true)),
+        ("server_refuses", server_talk(false)),
+        ("control", control.to_vec()),
+        ("connect_refused", refused.to_vec()),
+    ]
+}
+
 #[test]
 #[ignore = "rewrites fuzz/corpus; run on purpose"]
 fn write_seed_corpus() {
-    let mut sets: [(&str, Vec<Seed>); 5] = [
+    let mut sets: [(&str, Vec<Seed>); 6] = [
         ("handshake", handshake_seeds()),
         ("chunk", chunk_seeds()),
         ("amf0", amf0_seeds()),
         ("flv_tag", flv_seeds()),
         ("session", session_seeds()),
+        ("client", client_seeds()),
     ];
     // Real ffmpeg byte streams, after the handshake, cut to a seed's size.
     let mut real = Vec::new();

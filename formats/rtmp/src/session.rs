@@ -1,15 +1,25 @@
 //! The server side of one RTMP connection as a sans-IO state machine.
 //!
-//! Bytes in, events and bytes out:
+//! Bytes and time in, events and bytes out:
 //!
 //! ```text
+//! session = Session::new(limits, now);
 //! loop {
-//!     n = socket.read(buf)?;               // 0 → session.close()
-//!     session.feed(&buf[..n])?;            // Err → log, session.close()
+//!     wait for input or session.poll_timeout(), whichever is first;
+//!     on input:   n = socket.read(buf)?;           // 0 → session.close()
+//!                 session.feed(now, &buf[..n])?;   // Err → log, session.close()
+//!     on timeout: session.handle_timeout(now);     // may queue Event::TimedOut
 //!     while let Some(ev) = session.poll_event() { handle(ev) }   // may call accept_*/reject_*/send_*
 //!     while let Some(b) = session.poll_transmit() { socket.write_all(&b)? }
 //! }
 //! ```
+//!
+//! `now` is a [`Duration`] since an epoch of the caller's choosing (monotonic);
+//! the session never reads a clock. Two deadlines exist, both in
+//! [`Settings`]: the handshake and `connect` must be done within
+//! `handshake_timeout` of the start, and a session that received nothing for
+//! `idle_timeout` while it neither plays nor waits for the host's answer times
+//! out ([`Event::TimedOut`]; the session is failed afterwards, close it).
 //!
 //! The handshake and connect are answered by the session itself. A publish or
 //! play request becomes [`Event::PublishRequested`] / [`Event::PlayRequested`]
@@ -26,17 +36,19 @@
 //! [`Session::send_serialized`].
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rill_abi::RILL_CODEC_METADATA;
 
 use crate::amf0::Value;
-use crate::chunk::{self, csid, ChunkReader, ChunkWriter, MessageHeader, RawMessage};
+use crate::chunk::{self, csid, ChunkReader, MessageHeader, RawMessage};
 use crate::error::Error;
 use crate::flv::{self, Frame};
 use crate::handshake::ServerHandshake;
 use crate::limits::Limits;
 use crate::message::{self, split_aggregate, Command, Message, UserControl};
+use crate::wire::Wire;
 
 /// Outbound parameters the server announces at connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +61,12 @@ pub struct Settings {
     pub window_ack_size: u32,
     /// Set Peer Bandwidth sent to the client (dynamic limit).
     pub peer_bandwidth: u32,
+    /// The handshake and `connect` must be done within this of the start
+    /// ([`Deadline::Handshake`]); `None`: no deadline.
+    pub handshake_timeout: Option<Duration>,
+    /// Nothing received for this long, while no stream plays and no request
+    /// awaits the host's answer: [`Deadline::Idle`]. `None`: never.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -57,8 +75,21 @@ impl Default for Settings {
             chunk_size: 4096,
             window_ack_size: 2_500_000,
             peer_bandwidth: 2_500_000,
+            handshake_timeout: Some(Duration::from_secs(10)),
+            idle_timeout: Some(Duration::from_secs(30)),
         }
     }
+}
+
+/// Which deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// The handshake and `connect` took too long.
+    Handshake,
+    /// A client's publish or play was not answered in time.
+    Response,
+    /// Nothing was received for the idle timeout.
+    Idle,
 }
 
 /// What the client said in `connect`.
@@ -147,6 +178,14 @@ pub enum Event {
         stream_id: u32,
         /// Why.
         reason: Error,
+    },
+    /// A deadline passed (see [`Settings`]): the session is failed, every
+    /// later call returns [`Error::Closed`]; close the connection.
+    TimedOut {
+        /// Which one.
+        deadline: Deadline,
+        /// Since the start (handshake) or the last input (idle).
+        waited: Duration,
     },
     /// [`Session::close`] was called; the cleanup events precede this one.
     Closed,
@@ -279,7 +318,7 @@ pub struct Session {
     settings: Settings,
     phase: Phase,
     reader: ChunkReader,
-    writer: ChunkWriter,
+    wire: Wire,
     /// Parsed messages not yet processed (non-empty only while a decision is
     /// pending) and the payload bytes they hold.
     inbox: VecDeque<RawMessage>,
@@ -287,53 +326,48 @@ pub struct Session {
     /// The stream whose publish/play awaits the host's answer.
     pending: Option<u32>,
     events: VecDeque<Event>,
-    out: VecDeque<Bytes>,
-    /// Small writes are coalesced here before becoming one `Bytes`.
-    tail: BytesMut,
-    /// Acknowledgement bookkeeping (bytes after the handshake).
-    received: u64,
-    acked: u64,
-    ack_window: u32,
-    /// Last Window Acknowledgement Size we sent.
-    window_sent: u32,
     connect: Option<ConnectInfo>,
     streams: Streams,
     next_stream_id: u32,
+    /// When the session started and last received bytes.
+    started: Duration,
+    last_input: Duration,
 }
 
 impl Session {
-    /// A server session with default [`Settings`].
-    pub fn new(limits: Limits) -> Self {
-        Self::with_settings(limits, Settings::default())
+    /// A server session with default [`Settings`], started at `now`.
+    pub fn new(limits: Limits, now: Duration) -> Self {
+        Self::with_settings(limits, Settings::default(), now)
     }
 
-    /// A server session with explicit settings.
-    pub fn with_settings(limits: Limits, settings: Settings) -> Self {
-        Self::with_handshake(limits, settings, ServerHandshake::new())
+    /// A server session with explicit settings, started at `now`.
+    pub fn with_settings(limits: Limits, settings: Settings, now: Duration) -> Self {
+        Self::with_handshake(limits, settings, ServerHandshake::new(), now)
     }
 
     /// A server session with a prepared handshake (deterministic randomness
-    /// for tests and fuzzing).
-    pub fn with_handshake(limits: Limits, settings: Settings, handshake: ServerHandshake) -> Self {
+    /// for tests and fuzzing), started at `now`.
+    pub fn with_handshake(
+        limits: Limits,
+        settings: Settings,
+        handshake: ServerHandshake,
+        now: Duration,
+    ) -> Self {
         Session {
             reader: ChunkReader::new(&limits),
-            ack_window: settings.window_ack_size,
+            wire: Wire::new(settings.window_ack_size),
             limits,
             settings,
             phase: Phase::Handshake(Box::new(handshake)),
-            writer: ChunkWriter::new(),
             inbox: VecDeque::new(),
             inbox_bytes: 0,
             pending: None,
             events: VecDeque::new(),
-            out: VecDeque::new(),
-            tail: BytesMut::new(),
-            received: 0,
-            acked: 0,
-            window_sent: 0,
             connect: None,
             streams: Streams::default(),
             next_stream_id: 1,
+            started: now,
+            last_input: now,
         }
     }
 
@@ -342,14 +376,67 @@ impl Session {
         self.connect.as_ref()
     }
 
-    /// Feeds bytes read from the socket. Protocol replies are queued for
-    /// [`Session::poll_transmit`], happenings for [`Session::poll_event`].
+    /// Feeds bytes read from the socket at `now`. Protocol replies are
+    /// queued for [`Session::poll_transmit`], happenings for
+    /// [`Session::poll_event`].
     ///
     /// After an error the session is failed: every later call returns
     /// [`Error::Closed`]; call [`Session::close`] for the cleanup events.
-    pub fn feed(&mut self, data: &[u8]) -> Result<(), Error> {
+    pub fn feed(&mut self, now: Duration, data: &[u8]) -> Result<(), Error> {
+        if self.check_open().is_ok() {
+            self.last_input = self.last_input.max(now);
+        }
         let result = self.feed_inner(data);
         self.fail_on(result)
+    }
+
+    /// When [`Session::handle_timeout`] must be called next (a deadline of
+    /// [`Settings`]), if ever. Calling it earlier is harmless.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.check_open().is_err() {
+            return None;
+        }
+        let handshake = match self.connect {
+            None => self.settings.handshake_timeout.map(|t| self.started + t),
+            Some(_) => None,
+        };
+        let idle = match self.is_busy() {
+            false => self.settings.idle_timeout.map(|t| self.last_input + t),
+            true => None,
+        };
+        match (handshake, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Tells the session the time: a deadline that passed queues
+    /// [`Event::TimedOut`] and fails the session. Does nothing before
+    /// [`Session::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Duration) {
+        if self.check_open().is_err() {
+            return;
+        }
+        let due = |t: Option<Duration>, from: Duration| t.is_some_and(|t| now >= from + t);
+        let (deadline, from) =
+            if self.connect.is_none() && due(self.settings.handshake_timeout, self.started) {
+                (Deadline::Handshake, self.started)
+            } else if !self.is_busy() && due(self.settings.idle_timeout, self.last_input) {
+                (Deadline::Idle, self.last_input)
+            } else {
+                return;
+            };
+        let _ = self.fail_on(Err(Error::Closed));
+        self.events.push_back(Event::TimedOut {
+            deadline,
+            waited: now.saturating_sub(from),
+        });
+    }
+
+    /// Whether the session waits on the host (a decision) or serves a
+    /// player: then silence from the peer is not idleness.
+    fn is_busy(&self) -> bool {
+        self.pending.is_some() || self.streams.iter().any(|(_, s)| s.role == Role::Playing)
     }
 
     fn feed_inner(&mut self, mut data: &[u8]) -> Result<(), Error> {
@@ -375,7 +462,7 @@ impl Session {
         }
         let mut msgs = Vec::new();
         self.reader.feed(data, &mut msgs)?;
-        self.count_received(data.len());
+        self.wire.count_received(data.len());
         for m in msgs {
             self.inbox_bytes += m.payload.len();
             self.inbox.push_back(m);
@@ -402,13 +489,12 @@ impl Session {
 
     /// The next bytes to write to the socket, if any.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.flush_tail();
-        self.out.pop_front()
+        self.wire.poll_transmit()
     }
 
     /// Bytes queued for the socket (for the host's backpressure).
     pub fn pending_transmit_bytes(&self) -> usize {
-        self.tail.len() + self.out.iter().map(Bytes::len).sum::<usize>()
+        self.wire.pending_bytes()
     }
 
     /// Accepts a requested publish: answers `NetStream.Publish.Start` and
@@ -505,7 +591,7 @@ impl Session {
     pub fn chunk_params(&self, stream_id: u32) -> Option<ChunkParams> {
         let st = self.streams.get(&stream_id)?;
         (st.role == Role::Playing).then_some(ChunkParams {
-            chunk_size: self.writer.chunk_size(),
+            chunk_size: self.wire.writer.chunk_size(),
             stream_id,
         })
     }
@@ -517,7 +603,7 @@ impl Session {
         let params = self
             .chunk_params(stream_id)
             .ok_or(Error::InvalidState("stream is not playing"))?;
-        encode_frame(&params, frame, &mut self.tail)
+        encode_frame(&params, frame, &mut self.wire.tail)
     }
 
     /// Queues bytes made by [`serialize_frame`] with this session's
@@ -525,6 +611,20 @@ impl Session {
     pub fn send_serialized(&mut self, bytes: Bytes) {
         if self.check_open().is_ok() {
             self.push_out(bytes);
+        }
+    }
+
+    /// Returns a playing stream to idle because the host ended the play (its
+    /// stream went away, the player fell too far behind): no more frames, and
+    /// no [`Event::PlayStopped`] (the caller knows). Send the player its
+    /// `onStatus` first ([`Session::send_status`]).
+    pub fn end_play(&mut self, stream_id: u32) {
+        if let Some(st) = self.streams.get_mut(&stream_id) {
+            if st.role == Role::Playing {
+                st.role = Role::Idle;
+                st.path.clear();
+                st.warned.clear();
+            }
         }
     }
 
@@ -587,16 +687,6 @@ impl Session {
 
     // ---- inbound processing ----
 
-    fn count_received(&mut self, n: usize) {
-        self.received += n as u64;
-        if self.ack_window > 0 && self.received - self.acked >= self.ack_window as u64 {
-            self.acked = self.received;
-            // The sequence number is the byte count modulo 2^32.
-            let ack = Message::Acknowledgement(self.received as u32);
-            let _ = self.send_message(&ack, csid::CONTROL, 0);
-        }
-    }
-
     fn process(&mut self) -> Result<(), Error> {
         while self.pending.is_none() {
             let Some(raw) = self.inbox.pop_front() else {
@@ -646,14 +736,14 @@ impl Session {
             )? {
                 Message::WindowAckSize(n) => {
                     if n > 0 {
-                        self.ack_window = n;
+                        self.wire.ack_window = n;
                     }
                     Ok(())
                 }
                 Message::SetPeerBandwidth { size, .. } => {
                     // The spec asks for a Window Acknowledgement Size in
                     // return when the window differs from the last one sent.
-                    if size != self.window_sent && size > 0 {
+                    if size != self.wire.window_sent && size > 0 {
                         self.send_window_ack(size)?;
                     }
                     Ok(())
@@ -1018,24 +1108,15 @@ impl Session {
     // ---- outbound ----
 
     fn push_out(&mut self, bytes: Bytes) {
-        self.flush_tail();
-        self.out.push_back(bytes);
-    }
-
-    fn flush_tail(&mut self) {
-        if !self.tail.is_empty() {
-            let b = self.tail.split().freeze();
-            self.out.push_back(b);
-        }
+        self.wire.push_out(bytes);
     }
 
     fn send_message(&mut self, msg: &Message, csid: u32, stream_id: u32) -> Result<(), Error> {
-        msg.write(&mut self.writer, csid, stream_id, 0, &mut self.tail)
+        self.wire.send(msg, csid, stream_id)
     }
 
     fn send_window_ack(&mut self, size: u32) -> Result<(), Error> {
-        self.window_sent = size;
-        self.send_message(&Message::WindowAckSize(size), csid::CONTROL, 0)
+        self.wire.send_window_ack(size)
     }
 
     fn reply(&mut self, txn: f64, name: &str, args: Vec<Value>) -> Result<(), Error> {
