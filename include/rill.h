@@ -160,12 +160,22 @@ static inline const char *rill_status_str(int32_t status) {
 #define RILL_SUBSCRIBE_LIVE_EDGE (1 << 3)
 
 // `listen` flag: terminate TLS on this listener with the host's
-// certificate (`RILL_ERR_UNSUPPORTED` when the host has none).
+// certificate (`http.tls.cert` / `http.tls.key`, renewed with them on a
+// reload). `RILL_ERR_UNSUPPORTED` when the host has no certificate.
+// A client that stalls or fails the handshake is dropped without a
+// session (`on_conn_open` runs after the handshake).
 #define RILL_LISTEN_TLS (1 << 0)
 
-// `connect` flag: speak TLS to the peer (`RILL_ERR_UNSUPPORTED` when the
-// host has no TLS client).
+// `connect` flag: speak TLS to the peer, verified against the system's
+// root certificates (and `tls_client.ca_file` when set), with the name in
+// `addr` (`host:port`) as the server name.
 #define RILL_CONNECT_TLS (1 << 0)
+
+// `RillSockAddr.family`: IPv4 (`addr[0..4]`).
+#define RILL_AF_INET 4
+
+// `RillSockAddr.family`: IPv6 (`addr[0..16]`).
+#define RILL_AF_INET6 6
 
 // The `listener_id` that `on_conn_open` receives for a connection the
 // plugin opened with `connect`.
@@ -270,7 +280,7 @@ static inline const char *rill_status_str(int32_t status) {
 
 // The ABI's minor version: grows when fields are appended to a table or
 // struct. Either side may be older; `struct_size` tells what it knows.
-#define RILL_ABI_MINOR 0
+#define RILL_ABI_MINOR 1
 
 // `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 // `uint32_t`.
@@ -281,12 +291,24 @@ static inline const char *rill_status_str(int32_t status) {
 // state and no locks; costs parallelism).
 #define RILL_PLUGIN_SERIALIZED (1 << 0)
 
-// `on_stream_event` event: a stream got a publisher.
+// `on_stream_event` event: a stream is live: its publisher wrote the
+// first media frame, so its tracks so far are declared (subscribe to see
+// them). Once per stream: a publisher returning within the grace window
+// does not announce it again.
 #define RILL_STREAM_PUBLISHED 1
 
-// `on_stream_event` event: a stream lost its publisher (after the grace
-// window) and is gone.
+// `on_stream_event` event: a stream that was announced published lost its
+// publisher for good (after the grace window) and is gone.
 #define RILL_STREAM_UNPUBLISHED 2
+
+// `on_stream_event` event (added in 1.1): a player started waiting for a
+// stream nobody publishes (once per waiting player): the moment to pull
+// it from elsewhere.
+#define RILL_STREAM_WAITING 3
+
+// `on_stream_event` event (added in 1.1): the last player of a published
+// stream left.
+#define RILL_STREAM_IDLE 4
 
 // Success.
 #define RILL_OK 0
@@ -539,6 +561,19 @@ typedef struct RillHeader {
     struct RillStr value;
 } RillHeader;
 
+// A socket address in binary form (added in 1.1), for the per-datagram
+// calls where formatting and parsing text would cost more than the call.
+typedef struct RillSockAddr {
+    // `RILL_AF_INET` or `RILL_AF_INET6`.
+    uint16_t family;
+    // Port, host byte order.
+    uint16_t port;
+    // IPv6 scope id (0 for IPv4).
+    uint32_t scope_id;
+    // The address bytes in network order: 4 used for IPv4, 16 for IPv6.
+    uint8_t addr[16];
+} RillSockAddr;
+
 // The host's function table: every call a plugin can make.
 //
 // Handed to the plugin's `create` with the `RillHost *` context; the table
@@ -582,6 +617,8 @@ typedef struct RillHostApi {
     // The host's ABI minor version: fields added in minor N are present
     // when this is >= N (and `RILL_HAS_FN` agrees).
     uint16_t abi_minor;
+    // ==== logging, configuration, clock ====
+    //
     // Logs `msg` at `level` (`RILL_LOG_*`) into the host's log, tagged with
     // the plugin's name and generation. Thread-safe.
     void (*log)(struct RillHost *host, uint32_t level, struct RillStr msg);
@@ -598,6 +635,8 @@ typedef struct RillHostApi {
     int64_t (*clock_monotonic_us)(struct RillHost *host);
     // Wall clock, µs since the Unix epoch. Thread-safe.
     int64_t (*clock_wall_us)(struct RillHost *host);
+    // ==== frames (all thread-safe) ====
+    //
     // Allocates a writable buffer of `len` bytes and stores its address in
     // `*data`. Fill it, then `frame_freeze` it (no copy) or
     // `frame_buf_free` it. Returns NULL (and `*data` = NULL) when out of
@@ -667,6 +706,8 @@ typedef struct RillHostApi {
                                const struct RillFrame *frame,
                                uint64_t key,
                                const struct RillFrame *value);
+    // ==== publishing ====
+    //
     // Starts publishing stream `path` (`app/name`, no leading `/`; the host
     // normalizes slashes) for session `conn`, with the client's `query`
     // (without `?`, for authentication). Stores the publisher in `*out`.
@@ -694,6 +735,8 @@ typedef struct RillHostApi {
     // Stops publishing and frees the handle. Subscribers keep waiting for a
     // publisher to come back within the host's grace window.
     void (*publisher_close)(struct RillPublisher *publisher);
+    // ==== subscribing ====
+    //
     // Subscribes session `conn` to stream `path` (`opts` NULL: defaults).
     // On `RILL_OK`, `*out` holds the subscriber and, once the stream is
     // live, the host pushes frames to `on_frame` (after `on_subscribe_start`).
@@ -717,6 +760,8 @@ typedef struct RillHostApi {
     int32_t (*subscriber_stats)(struct RillSubscriber *subscriber, struct RillSubscriberStats *stats);
     // Unsubscribes and frees the handle; no callback for it follows.
     void (*subscriber_close)(struct RillSubscriber *subscriber);
+    // ==== connections ====
+    //
     // Listens on TCP `addr` (`host:port`, `[v6]:port`, or `:port` for every
     // interface); new connections arrive at `on_conn_open` with
     // `listener_id`. Only during `create`. `flags`: `RILL_LISTEN_*`.
@@ -784,6 +829,8 @@ typedef struct RillHostApi {
     // The local address of the connection as `ip:port` (empty for
     // socket-less sessions). Valid as long as the session.
     struct RillStr (*conn_local_addr)(struct RillConn *conn);
+    // ==== HTTP and WebSocket ====
+    //
     // Routes HTTP requests on the host's HTTP server to `on_http_request`
     // with `route_id`. Only during `create`. `method`: `GET`, ... or empty
     // for any. `pattern`: an exact path (`/api/x`), a prefix (`/live/*`) or
@@ -822,6 +869,8 @@ typedef struct RillHostApi {
     // Sends one WebSocket message (`RILL_WS_TEXT` or `RILL_WS_BINARY`).
     // Results as `conn_write`.
     int32_t (*ws_send)(struct RillConn *conn, uint32_t opcode, const uint8_t *data, size_t len);
+    // ==== UDP ====
+    //
     // Binds a UDP socket for session `conn` at `addr` (`ip:port`, port 0:
     // any free port); datagrams arrive at `on_udp_data` with `socket_id`.
     // Stores the socket in `*out`. `RILL_ERR_IO`: bind failed (port taken).
@@ -837,6 +886,8 @@ typedef struct RillHostApi {
     struct RillStr (*udp_local_addr)(struct RillUdp *udp);
     // Closes the socket and frees the handle.
     void (*udp_close)(struct RillUdp *udp);
+    // ==== timers and cross-thread posts ====
+    //
     // Starts a timer that calls `on_timer(session_user, conn, timer_id)`
     // after `delay_us`, then every `delay_us` when `repeat` != 0. `conn`
     // NULL: an instance-level timer (session_user NULL). Stores a handle
@@ -859,6 +910,33 @@ typedef struct RillHostApi {
     // NULL, so `arg` can be freed). `RILL_ERR_CLOSED`: the session is gone
     // or the instance destroyed; not delivered, `arg` is still yours.
     int32_t (*post)(struct RillHost *host, uint64_t conn_id, void *arg);
+    // ==== UDP sockets of the instance (added in 1.1) ====
+    //
+    // Added in 1.1. Binds a UDP socket at `addr` (`ip:port`, `[v6]:port`,
+    // or `:port` for every interface) for the whole instance: one port for
+    // every peer (WebRTC, SRT), the plugin telling peers apart by address.
+    // Only during `create`. Datagrams arrive at `on_udp_packet` with
+    // `socket_id`, read in batches (`recvmmsg`). Like a TCP listener the
+    // socket outlives generations: a new generation that binds the same
+    // `addr` takes it over when its `create` succeeds, and from then on
+    // every datagram goes to it (none to the old one); a socket nobody
+    // re-declares closes. `flags`: 0. `RILL_ERR_BUSY`: another plugin has
+    // `addr`. `RILL_ERR_IO`: bind failed.
+    int32_t (*udp_listen)(struct RillHost *host,
+                          struct RillStr addr,
+                          uint32_t socket_id,
+                          uint32_t flags);
+    // Added in 1.1. Sends one datagram (copied, at most 65507 bytes) from
+    // the instance's socket `socket_id` to `to`. Thread-safe. Datagrams
+    // are queued and written in batches (`sendmmsg`). `RILL_ERR_AGAIN`:
+    // the socket's send queue is full, dropped (as the network would).
+    // `RILL_ERR_NOT_FOUND`: no such socket. `RILL_ERR_INVALID`: too long or
+    // a bad address.
+    int32_t (*udp_send)(struct RillHost *host,
+                        uint32_t socket_id,
+                        const struct RillSockAddr *to,
+                        const uint8_t *data,
+                        size_t len);
 } RillHostApi;
 
 // An HTTP request routed to a plugin (`on_http_request`). Everything in it
@@ -1026,10 +1104,13 @@ typedef struct RillPluginDescriptor {
     // NULL for instance-level posts, and for posts whose session ended
     // before delivery.
     int32_t (*on_post)(void *instance, void *session_user, struct RillConn *conn, void *arg);
-    // Instance-level: a stream was published or unpublished anywhere in
-    // the host (`RILL_STREAM_*`). For plugins that act on every stream
-    // (record, HLS, push relay): open a session (`session_open`) and
-    // subscribe. Delivered only when non-NULL; the return is logged.
+    // Instance-level: something happened to a stream anywhere in the host
+    // (`RILL_STREAM_*`: published, unpublished, a player waiting, the last
+    // player gone), in the order it happened. For plugins that act on
+    // every stream (record, HLS, push or pull relay): open a session
+    // (`session_open`) and subscribe. Delivered only when non-NULL, to
+    // the current generation; the return is logged. Events with a number
+    // the plugin does not know must be ignored (later minors add some).
     int32_t (*on_stream_event)(void *instance, uint32_t event, struct RillStr path);
     // A datagram (borrowed) arrived at UDP socket `socket_id` of this
     // session, from `from` (`ip:port`).
@@ -1041,6 +1122,18 @@ typedef struct RillPluginDescriptor {
                            struct RillStr from,
                            const uint8_t *data,
                            size_t len);
+    // ==== added in 1.1 ====
+    //
+    // Added in 1.1. A datagram (borrowed for the call) arrived at the
+    // instance's UDP socket `socket_id` (`udp_listen`) from `from`. Calls
+    // for one socket never run concurrently and come in arrival order;
+    // they may run at the same time as session callbacks. A negative
+    // status is logged (rate-limited); the socket goes on.
+    int32_t (*on_udp_packet)(void *instance,
+                             uint32_t socket_id,
+                             const struct RillSockAddr *from,
+                             const uint8_t *data,
+                             size_t len);
 } RillPluginDescriptor;
 
 // The plugin's exported entry point, `rill_plugin_entry_v1`: given the

@@ -66,11 +66,76 @@ pub struct RillSubscriberStats {
 unsafe impl RillSized for RillSubscriberStats {}
 
 /// `listen` flag: terminate TLS on this listener with the host's
-/// certificate (`RILL_ERR_UNSUPPORTED` when the host has none).
+/// certificate (`http.tls.cert` / `http.tls.key`, renewed with them on a
+/// reload). `RILL_ERR_UNSUPPORTED` when the host has no certificate.
+/// A client that stalls or fails the handshake is dropped without a
+/// session (`on_conn_open` runs after the handshake).
 pub const RILL_LISTEN_TLS: u32 = 1 << 0;
-/// `connect` flag: speak TLS to the peer (`RILL_ERR_UNSUPPORTED` when the
-/// host has no TLS client).
+/// `connect` flag: speak TLS to the peer, verified against the system's
+/// root certificates (and `tls_client.ca_file` when set), with the name in
+/// `addr` (`host:port`) as the server name.
 pub const RILL_CONNECT_TLS: u32 = 1 << 0;
+
+/// `RillSockAddr.family`: IPv4 (`addr[0..4]`).
+pub const RILL_AF_INET: u16 = 4;
+/// `RillSockAddr.family`: IPv6 (`addr[0..16]`).
+pub const RILL_AF_INET6: u16 = 6;
+
+/// A socket address in binary form (added in 1.1), for the per-datagram
+/// calls where formatting and parsing text would cost more than the call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "abi-check", derive(StableAbi))]
+pub struct RillSockAddr {
+    /// `RILL_AF_INET` or `RILL_AF_INET6`.
+    pub family: u16,
+    /// Port, host byte order.
+    pub port: u16,
+    /// IPv6 scope id (0 for IPv4).
+    pub scope_id: u32,
+    /// The address bytes in network order: 4 used for IPv4, 16 for IPv6.
+    pub addr: [u8; 16],
+}
+
+impl From<std::net::SocketAddr> for RillSockAddr {
+    fn from(a: std::net::SocketAddr) -> Self {
+        let mut out = RillSockAddr {
+            port: a.port(),
+            ..Default::default()
+        };
+        match a {
+            std::net::SocketAddr::V4(v4) => {
+                out.family = RILL_AF_INET;
+                out.addr[..4].copy_from_slice(&v4.ip().octets());
+            }
+            std::net::SocketAddr::V6(v6) => {
+                out.family = RILL_AF_INET6;
+                out.scope_id = v6.scope_id();
+                out.addr = v6.ip().octets();
+            }
+        }
+        out
+    }
+}
+
+impl RillSockAddr {
+    /// The address as std's type; `None` for an unknown family.
+    pub fn to_socket_addr(&self) -> Option<std::net::SocketAddr> {
+        match self.family {
+            RILL_AF_INET => {
+                let [a, b, c, d, ..] = self.addr;
+                Some(std::net::SocketAddr::from(([a, b, c, d], self.port)))
+            }
+            RILL_AF_INET6 => Some(std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+                self.addr.into(),
+                self.port,
+                0,
+                self.scope_id,
+            ))),
+            _ => None,
+        }
+    }
+}
 /// The `listener_id` that `on_conn_open` receives for a connection the
 /// plugin opened with `connect`.
 pub const RILL_LISTENER_CONNECT: u32 = 0xFFFF_FFFFu32;
@@ -178,7 +243,8 @@ pub struct RillHostApi {
     /// when this is >= N (and `RILL_HAS_FN` agrees).
     pub abi_minor: u16,
 
-    // ---- logging, configuration, clock -------------------------------
+    /// ==== logging, configuration, clock ====
+    ///
     /// Logs `msg` at `level` (`RILL_LOG_*`) into the host's log, tagged with
     /// the plugin's name and generation. Thread-safe.
     pub log: Option<unsafe extern "C" fn(host: *mut RillHost, level: u32, msg: RillStr)>,
@@ -196,7 +262,8 @@ pub struct RillHostApi {
     /// Wall clock, µs since the Unix epoch. Thread-safe.
     pub clock_wall_us: Option<unsafe extern "C" fn(host: *mut RillHost) -> i64>,
 
-    // ---- frames (all thread-safe) ------------------------------------
+    /// ==== frames (all thread-safe) ====
+    ///
     /// Allocates a writable buffer of `len` bytes and stores its address in
     /// `*data`. Fill it, then `frame_freeze` it (no copy) or
     /// `frame_buf_free` it. Returns NULL (and `*data` = NULL) when out of
@@ -298,7 +365,8 @@ pub struct RillHostApi {
         ) -> i32,
     >,
 
-    // ---- publishing ---------------------------------------------------
+    /// ==== publishing ====
+    ///
     /// Starts publishing stream `path` (`app/name`, no leading `/`; the host
     /// normalizes slashes) for session `conn`, with the client's `query`
     /// (without `?`, for authentication). Stores the publisher in `*out`.
@@ -335,7 +403,8 @@ pub struct RillHostApi {
     /// publisher to come back within the host's grace window.
     pub publisher_close: Option<unsafe extern "C" fn(publisher: *mut RillPublisher)>,
 
-    // ---- subscribing --------------------------------------------------
+    /// ==== subscribing ====
+    ///
     /// Subscribes session `conn` to stream `path` (`opts` NULL: defaults).
     /// On `RILL_OK`, `*out` holds the subscriber and, once the stream is
     /// live, the host pushes frames to `on_frame` (after `on_subscribe_start`).
@@ -373,7 +442,8 @@ pub struct RillHostApi {
     /// Unsubscribes and frees the handle; no callback for it follows.
     pub subscriber_close: Option<unsafe extern "C" fn(subscriber: *mut RillSubscriber)>,
 
-    // ---- connections ---------------------------------------------------
+    /// ==== connections ====
+    ///
     /// Listens on TCP `addr` (`host:port`, `[v6]:port`, or `:port` for every
     /// interface); new connections arrive at `on_conn_open` with
     /// `listener_id`. Only during `create`. `flags`: `RILL_LISTEN_*`.
@@ -458,7 +528,8 @@ pub struct RillHostApi {
     /// socket-less sessions). Valid as long as the session.
     pub conn_local_addr: Option<unsafe extern "C" fn(conn: *mut RillConn) -> RillStr>,
 
-    // ---- HTTP and WebSocket ------------------------------------------
+    /// ==== HTTP and WebSocket ====
+    ///
     /// Routes HTTP requests on the host's HTTP server to `on_http_request`
     /// with `route_id`. Only during `create`. `method`: `GET`, ... or empty
     /// for any. `pattern`: an exact path (`/api/x`), a prefix (`/live/*`) or
@@ -512,7 +583,8 @@ pub struct RillHostApi {
         unsafe extern "C" fn(conn: *mut RillConn, opcode: u32, data: *const u8, len: usize) -> i32,
     >,
 
-    // ---- UDP -----------------------------------------------------------
+    /// ==== UDP ====
+    ///
     /// Binds a UDP socket for session `conn` at `addr` (`ip:port`, port 0:
     /// any free port); datagrams arrive at `on_udp_data` with `socket_id`.
     /// Stores the socket in `*out`. `RILL_ERR_IO`: bind failed (port taken).
@@ -535,7 +607,8 @@ pub struct RillHostApi {
     /// Closes the socket and frees the handle.
     pub udp_close: Option<unsafe extern "C" fn(udp: *mut RillUdp)>,
 
-    // ---- timers and cross-thread posts ------------------------------
+    /// ==== timers and cross-thread posts ====
+    ///
     /// Starts a timer that calls `on_timer(session_user, conn, timer_id)`
     /// after `delay_us`, then every `delay_us` when `repeat` != 0. `conn`
     /// NULL: an instance-level timer (session_user NULL). Stores a handle
@@ -563,6 +636,37 @@ pub struct RillHostApi {
     /// or the instance destroyed; not delivered, `arg` is still yours.
     pub post:
         Option<unsafe extern "C" fn(host: *mut RillHost, conn_id: u64, arg: *mut c_void) -> i32>,
+
+    /// ==== UDP sockets of the instance (added in 1.1) ====
+    ///
+    /// Added in 1.1. Binds a UDP socket at `addr` (`ip:port`, `[v6]:port`,
+    /// or `:port` for every interface) for the whole instance: one port for
+    /// every peer (WebRTC, SRT), the plugin telling peers apart by address.
+    /// Only during `create`. Datagrams arrive at `on_udp_packet` with
+    /// `socket_id`, read in batches (`recvmmsg`). Like a TCP listener the
+    /// socket outlives generations: a new generation that binds the same
+    /// `addr` takes it over when its `create` succeeds, and from then on
+    /// every datagram goes to it (none to the old one); a socket nobody
+    /// re-declares closes. `flags`: 0. `RILL_ERR_BUSY`: another plugin has
+    /// `addr`. `RILL_ERR_IO`: bind failed.
+    pub udp_listen: Option<
+        unsafe extern "C" fn(host: *mut RillHost, addr: RillStr, socket_id: u32, flags: u32) -> i32,
+    >,
+    /// Added in 1.1. Sends one datagram (copied, at most 65507 bytes) from
+    /// the instance's socket `socket_id` to `to`. Thread-safe. Datagrams
+    /// are queued and written in batches (`sendmmsg`). `RILL_ERR_AGAIN`:
+    /// the socket's send queue is full, dropped (as the network would).
+    /// `RILL_ERR_NOT_FOUND`: no such socket. `RILL_ERR_INVALID`: too long or
+    /// a bad address.
+    pub udp_send: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            socket_id: u32,
+            to: *const RillSockAddr,
+            data: *const u8,
+            len: usize,
+        ) -> i32,
+    >,
 }
 
 // SAFETY: repr(C), starts with u32 struct_size; every other field is an

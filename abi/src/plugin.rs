@@ -6,7 +6,7 @@ use core::ffi::c_void;
 #[cfg(feature = "abi-check")]
 use abi_stable::StableAbi;
 
-use crate::host_api::{RillHostApi, RillHttpRequest};
+use crate::host_api::{RillHostApi, RillHttpRequest, RillSockAddr};
 use crate::types::{
     RillConn, RillFrame, RillHost, RillPublisher, RillStr, RillSubscriber, RillUdp,
 };
@@ -16,7 +16,7 @@ use crate::types::{
 pub const RILL_ABI_MAJOR: u16 = 1;
 /// The ABI's minor version: grows when fields are appended to a table or
 /// struct. Either side may be older; `struct_size` tells what it knows.
-pub const RILL_ABI_MINOR: u16 = 0;
+pub const RILL_ABI_MINOR: u16 = 1;
 
 /// `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 /// `uint32_t`.
@@ -31,11 +31,21 @@ pub const RILL_PLUGIN_ENTRY_SYMBOL: &str = "rill_plugin_entry_v1";
 /// state and no locks; costs parallelism).
 pub const RILL_PLUGIN_SERIALIZED: u32 = 1 << 0;
 
-/// `on_stream_event` event: a stream got a publisher.
+/// `on_stream_event` event: a stream is live: its publisher wrote the
+/// first media frame, so its tracks so far are declared (subscribe to see
+/// them). Once per stream: a publisher returning within the grace window
+/// does not announce it again.
 pub const RILL_STREAM_PUBLISHED: u32 = 1;
-/// `on_stream_event` event: a stream lost its publisher (after the grace
-/// window) and is gone.
+/// `on_stream_event` event: a stream that was announced published lost its
+/// publisher for good (after the grace window) and is gone.
 pub const RILL_STREAM_UNPUBLISHED: u32 = 2;
+/// `on_stream_event` event (added in 1.1): a player started waiting for a
+/// stream nobody publishes (once per waiting player): the moment to pull
+/// it from elsewhere.
+pub const RILL_STREAM_WAITING: u32 = 3;
+/// `on_stream_event` event (added in 1.1): the last player of a published
+/// stream left.
+pub const RILL_STREAM_IDLE: u32 = 4;
 
 /// The plugin's exported entry point, `rill_plugin_entry_v1`: given the
 /// host's ABI version, returns the plugin's static descriptor, or NULL when
@@ -268,10 +278,13 @@ pub struct RillPluginDescriptor {
             arg: *mut c_void,
         ) -> i32,
     >,
-    /// Instance-level: a stream was published or unpublished anywhere in
-    /// the host (`RILL_STREAM_*`). For plugins that act on every stream
-    /// (record, HLS, push relay): open a session (`session_open`) and
-    /// subscribe. Delivered only when non-NULL; the return is logged.
+    /// Instance-level: something happened to a stream anywhere in the host
+    /// (`RILL_STREAM_*`: published, unpublished, a player waiting, the last
+    /// player gone), in the order it happened. For plugins that act on
+    /// every stream (record, HLS, push or pull relay): open a session
+    /// (`session_open`) and subscribe. Delivered only when non-NULL, to
+    /// the current generation; the return is logged. Events with a number
+    /// the plugin does not know must be ignored (later minors add some).
     pub on_stream_event:
         Option<unsafe extern "C" fn(instance: *mut c_void, event: u32, path: RillStr) -> i32>,
     /// A datagram (borrowed) arrived at UDP socket `socket_id` of this
@@ -284,6 +297,23 @@ pub struct RillPluginDescriptor {
             udp: *mut RillUdp,
             socket_id: u32,
             from: RillStr,
+            data: *const u8,
+            len: usize,
+        ) -> i32,
+    >,
+
+    /// ==== added in 1.1 ====
+    ///
+    /// Added in 1.1. A datagram (borrowed for the call) arrived at the
+    /// instance's UDP socket `socket_id` (`udp_listen`) from `from`. Calls
+    /// for one socket never run concurrently and come in arrival order;
+    /// they may run at the same time as session callbacks. A negative
+    /// status is logged (rate-limited); the socket goes on.
+    pub on_udp_packet: Option<
+        unsafe extern "C" fn(
+            instance: *mut c_void,
+            socket_id: u32,
+            from: *const RillSockAddr,
             data: *const u8,
             len: usize,
         ) -> i32,
@@ -510,6 +540,8 @@ pub const fn rill_host_api_empty() -> RillHostApi {
         timer_start: None,
         timer_cancel: None,
         post: None,
+        udp_listen: None,
+        udp_send: None,
     }
 }
 
@@ -561,5 +593,6 @@ pub const fn rill_descriptor_empty(
         on_post: None,
         on_stream_event: None,
         on_udp_data: None,
+        on_udp_packet: None,
     }
 }

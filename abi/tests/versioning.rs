@@ -23,15 +23,27 @@ fn good() -> RillPluginDescriptor {
 }
 
 #[test]
-fn abi_1_0_sizes_are_the_current_sizes() {
-    // While the ABI is at 1.0, the whole tables are 1.0's. When a field is
-    // appended (minor 1), these stay at 1.0's end and this test changes.
-    assert_eq!(RILL_ABI_MINOR, 0);
+fn abi_1_1_appends_after_1_0() {
+    // 1.1 appended fields: 1.0's sizes end where 1.0's last fields end,
+    // and every 1.1 field lies past them.
+    assert_eq!(RILL_ABI_MINOR, 1);
     assert_eq!(
         rill_v1_0_size_of_descriptor(),
-        size_of::<RillPluginDescriptor>()
+        offset_of!(RillPluginDescriptor, on_udp_packet)
     );
-    assert_eq!(rill_v1_0_size_of_host_api(), size_of::<RillHostApi>());
+    assert_eq!(
+        rill_v1_0_size_of_host_api(),
+        offset_of!(RillHostApi, udp_listen)
+    );
+    assert_eq!(
+        size_of::<RillPluginDescriptor>(),
+        rill_v1_0_size_of_descriptor() + size_of::<usize>()
+    );
+    assert_eq!(
+        size_of::<RillHostApi>(),
+        rill_v1_0_size_of_host_api() + 2 * size_of::<usize>()
+    );
+    assert_eq!(size_of::<RillSockAddr>(), 24);
     assert_eq!(offset_of!(RillHostApi, struct_size), 0);
     assert_eq!(offset_of!(RillHostApi, abi_major), 4);
     assert_eq!(offset_of!(RillHostApi, abi_minor), 6);

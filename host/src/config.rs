@@ -262,6 +262,11 @@ pub struct HttpConfig {
     /// Largest request body, and largest WebSocket message, handed to a
     /// plugin, in bytes. Default 1048576 (1 MiB).
     pub max_body: usize,
+    /// How long a plugin may take to answer an HTTP request (a blocking
+    /// playlist reload waits up to this); then the host answers 504.
+    /// Default 30s.
+    #[serde(with = "duration")]
+    pub response_timeout: Duration,
     /// The token read from `api_token_file` (not a config key).
     #[serde(skip)]
     pub token_from_file: Option<String>,
@@ -396,6 +401,7 @@ impl Default for HttpConfig {
             allowed_hosts: Vec::new(),
             cors_origins: Vec::new(),
             max_body: 1 << 20,
+            response_timeout: Duration::from_secs(30),
             token_from_file: None,
             tls: TlsConfig::default(),
         }
@@ -603,6 +609,12 @@ impl Config {
                     ),
                 );
             }
+        }
+        if self.http.response_timeout.is_zero() {
+            fail(
+                "http.response_timeout",
+                "must be greater than 0s".to_owned(),
+            );
         }
         if !(1024..=1 << 30).contains(&self.http.max_body) {
             fail(
@@ -1164,7 +1176,7 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.plugins_dir, PathBuf::from("plugins"));
         assert_eq!(c.state_dir, PathBuf::from("state"));
-        assert_eq!(c.drain_timeout, Duration::from_secs(30));
+        assert_eq!(c.drain_timeout, Duration::ZERO);
         assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
         assert_eq!(c.dispatcher_workers, 0);
         assert_eq!(c.log.level, "info");
@@ -1491,7 +1503,7 @@ plugins:
         assert!(names.contains(&"RILL_SUBSCRIBE_QUEUE_FRAMES"));
         assert!(names.contains(&"RILL_HTTP_TLS_CERT"));
         assert!(names.contains(&"RILL_HTTP_API_TOKEN_FILE"));
-        assert_eq!(names.len(), 29);
+        assert_eq!(names.len(), 30);
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), keys.len(), "ambiguous environment names");

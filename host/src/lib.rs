@@ -3,5 +3,6 @@
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod net;
 pub mod plugin;
 pub mod server;

@@ -441,7 +441,23 @@ pub fn probe(url: &str, input_opts: &[&str]) -> Vec<(String, String)> {
 /// (tests run in parallel), with `VERSION` set; `asan` builds the sanitized
 /// variant. Returns the library's path.
 pub fn build_template(version: &str, asan: bool) -> PathBuf {
-    let src = workspace_dir().join("plugin-template");
+    build_c_plugin(
+        &workspace_dir().join("plugin-template"),
+        &workspace_dir().join("include"),
+        version,
+        asan,
+    )
+}
+
+/// The C template exactly as released with ABI 1.0, built against the 1.0
+/// header (tests/fixtures/abi-1.0): what an old plugin binary is.
+pub fn build_template_abi_1_0(version: &str) -> PathBuf {
+    let fixture = workspace_dir().join("tests/fixtures/abi-1.0");
+    build_c_plugin(&fixture, &fixture, version, false)
+}
+
+/// Builds `flvtcp.c` with the `Makefile` of `src` against `include/rill.h`.
+fn build_c_plugin(src: &Path, include: &Path, version: &str, asan: bool) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "rill-tpl-{}-{version}-{asan}-{}",
         std::process::id(),
@@ -458,10 +474,7 @@ pub fn build_template(version: &str, asan: bool) -> PathBuf {
         .arg(&dir)
         .arg(target)
         .arg(format!("VERSION={version}"))
-        .arg(format!(
-            "INCLUDE={}",
-            workspace_dir().join("include").display()
-        ))
+        .arg(format!("INCLUDE={}", include.display()))
         .output()
         .expect("run make");
     assert!(

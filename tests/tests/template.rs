@@ -66,6 +66,38 @@ fn publish_h264_aac_and_play_back() {
     let _ = ffmpeg.wait();
 }
 
+/// A plugin built against the ABI 1.0 header (frozen in the repo) loads
+/// and serves on this host: minor versions only append.
+#[test]
+fn abi_1_0_plugin_serves_on_this_host() {
+    let p = Ports {
+        ingest: free_port(),
+        play: free_port(),
+    };
+    let rill = Rill::start(&config(&p), &[build_template_abi_1_0("1.0.0-old")]);
+    assert!(
+        wait_port(p.play, Duration::from_secs(10)),
+        "play port not up:\n{}",
+        rill.log()
+    );
+    let state = plugin_state(&rill, "flvtcp").expect("flvtcp listed");
+    assert_eq!(state["abi"], "1.0", "{state}");
+    assert_eq!(state["version"], "1.0.0-old");
+    let mut ffmpeg = publish_flvtcp(p.ingest, 10);
+    std::thread::sleep(Duration::from_secs(2));
+    let d = play(false, &format!("tcp://127.0.0.1:{}", p.play), 4, &[]);
+    assert!(
+        d.count(0) >= 90,
+        "decoded {} video frames: {}",
+        d.count(0),
+        d.stderr
+    );
+    assert!(d.count(1) > 150, "audio frames: {}", d.count(1));
+    assert!(d.monotonic(0) && d.monotonic(1), "timestamps not monotonic");
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+}
+
 #[test]
 fn hot_reload_under_a_live_player() {
     let (rill, p) = start("1.0.0");

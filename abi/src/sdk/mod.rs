@@ -375,6 +375,24 @@ impl Host {
         Error::check(unsafe { f(self.raw(), rstr(addr), listener_id, flags) }).map(drop)
     }
 
+    /// Binds an instance UDP socket (only in `create`, ABI 1.1): datagrams
+    /// from every peer arrive at [`Plugin::on_udp_packet`] with
+    /// `socket_id`; the socket passes to the next generation on a reload.
+    pub fn udp_listen(&self, addr: &str, socket_id: u32) -> Result<()> {
+        let f = api!(self, udp_listen)?;
+        // SAFETY: valid host context; addr borrowed for the call.
+        Error::check(unsafe { f(self.raw(), rstr(addr), socket_id, 0) }).map(drop)
+    }
+
+    /// Sends one datagram from instance socket `socket_id` (ABI 1.1; any
+    /// thread). `Error::AGAIN`: the send queue is full, dropped.
+    pub fn udp_send(&self, socket_id: u32, to: std::net::SocketAddr, data: &[u8]) -> Result<()> {
+        let f = api!(self, udp_send)?;
+        let to = crate::RillSockAddr::from(to);
+        // SAFETY: valid host context; arguments borrowed for the call.
+        Error::check(unsafe { f(self.raw(), socket_id, &to, data.as_ptr(), data.len()) }).map(drop)
+    }
+
     /// Routes HTTP requests (only in `create`): `method` "" for any,
     /// `pattern` exact, `/prefix/*` or `*.suffix`.
     pub fn http_route(&self, method: &str, pattern: &str, route_id: u32) -> Result<()> {
@@ -1253,6 +1271,14 @@ pub trait Plugin: Sized + Send + Sync + 'static {
     /// A stream was published or unpublished (`RILL_STREAM_*`), when
     /// [`Plugin::WANTS_STREAM_EVENTS`].
     fn on_stream_event(&self, event: u32, path: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// A datagram arrived at the instance's UDP socket `socket_id`
+    /// ([`Host::udp_listen`]), from any peer. Calls for one socket come in
+    /// order, never at the same time; they may run beside session
+    /// callbacks.
+    fn on_udp_packet(&self, socket_id: u32, from: std::net::SocketAddr, data: &[u8]) -> Result<()> {
         Ok(())
     }
 

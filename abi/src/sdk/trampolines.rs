@@ -191,6 +191,7 @@ pub const fn descriptor<P: Plugin>(
         d.on_stream_event = Some(on_stream_event::<P>);
     }
     d.on_udp_data = Some(on_udp_data::<P>);
+    d.on_udp_packet = Some(on_udp_packet::<P>);
     d
 }
 
@@ -565,4 +566,22 @@ unsafe extern "C" fn on_udp_data<P: Plugin>(
             p.on_udp_data(s, c, socket_id, from, data)
         })
     }
+}
+
+unsafe extern "C" fn on_udp_packet<P: Plugin>(
+    inst: *mut c_void,
+    socket_id: u32,
+    from: *const crate::RillSockAddr,
+    data: *const u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: the host passes the instance create stored; `from` and the
+    // bytes are borrowed for the call.
+    let (i, from, data) = unsafe { (instance::<P>(inst), from.as_ref(), bytes(data, len)) };
+    let Some(from) = from.and_then(|f| f.to_socket_addr()) else {
+        return RILL_ERR_INVALID;
+    };
+    guard(Some(&i.host), "on_udp_packet", || {
+        status(i.plugin.on_udp_packet(socket_id, from, data))
+    })
 }

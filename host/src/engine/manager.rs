@@ -35,6 +35,7 @@ pub(crate) struct EngineInner {
     /// Reference point for the stream's atomic "last data" timestamps.
     pub(crate) epoch: Instant,
     pub(crate) totals: Totals,
+    pub(crate) events: super::events::Events,
 }
 
 /// Engine-wide totals: ingest counted as it happens; subscribers' output
@@ -122,12 +123,18 @@ impl Engine {
                 accepting: AtomicBool::new(true),
                 epoch: Instant::now(),
                 totals: Totals::default(),
+                events: Default::default(),
             }),
         }
     }
 
     pub fn settings(&self) -> Arc<EngineSettings> {
         self.inner.settings.load_full()
+    }
+
+    /// Stream events from now on, in order.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<super::StreamEvent> {
+        self.inner.events.subscribe()
     }
 
     /// Applies new settings to running streams (the worker count stays).

@@ -3,6 +3,7 @@
 
 mod dispatch;
 mod error;
+mod events;
 mod frame;
 pub mod lifecycle;
 mod manager;
@@ -16,6 +17,7 @@ pub mod timestamp;
 mod track;
 
 pub use error::EngineError;
+pub use events::{StreamEvent, StreamEventKind};
 pub use frame::{CacheError, Frame, FrameCache, FrameRef};
 pub use lifecycle::Phase;
 pub use manager::{

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{DispatchState, Work};
 use super::error::EngineError;
+use super::events::StreamEventKind;
 use super::frame::Frame;
 use super::lifecycle::{Action, CloseWhy, Lifecycle, Phase};
 use super::manager::EngineInner;
@@ -90,6 +91,8 @@ pub struct Stream {
     tracks: ArcSwap<Vec<Arc<Track>>>,
     control: Mutex<Control>,
     ingest: Mutex<Ingest>,
+    /// Whether `Published` was announced (its first media frame came).
+    announced: AtomicBool,
     subscribers: Mutex<HashMap<u64, Arc<SubscriberShared>>>,
     dispatch: Mutex<DispatchState>,
     scheduled: AtomicBool,
@@ -129,6 +132,7 @@ impl Stream {
                 next_seq: 0,
                 claimed: Vec::new(),
             }),
+            announced: AtomicBool::new(false),
             subscribers: Mutex::new(HashMap::new()),
             dispatch: Mutex::new(DispatchState::default()),
             scheduled: AtomicBool::new(false),
@@ -250,6 +254,7 @@ impl Stream {
     /// and schedules the dispatcher. Never waits for subscribers.
     pub(crate) fn write(self: &Arc<Self>, epoch: u64, mut frame: Frame) -> Result<(), EngineError> {
         let len = frame.payload().len() as u64;
+        let media = !frame.is_config();
         {
             let mut ing = self.ingest.lock();
             if ing.epoch != epoch {
@@ -265,7 +270,6 @@ impl Stream {
                         .unwrap_or(false)
                 })
                 .ok_or(EngineError::NoSuchTrack(frame.track()))?;
-            let media = !frame.is_config();
             let c = ing
                 .ts
                 .correct(frame.track() as usize, frame.pts(), frame.dts(), media);
@@ -287,7 +291,16 @@ impl Stream {
         }
         self.touch_data();
         self.schedule();
+        if media && !self.announced.swap(true, Ordering::AcqRel) {
+            self.event(StreamEventKind::Published);
+        }
         Ok(())
+    }
+
+    fn event(&self, kind: StreamEventKind) {
+        if let Some(e) = self.engine.upgrade() {
+            e.events.send(kind, &self.path);
+        }
     }
 
     /// Metadata (an FLV onMetaData body) travels as a config frame on the
@@ -390,7 +403,12 @@ impl Stream {
             None => c.lifecycle.subscriber_joined(sub.id, Instant::now()),
         }
         self.subscribers.lock().insert(sub.id, sub.clone());
+        // Not while a publisher may return within its grace window.
+        let waits = c.lifecycle.phase() == Phase::WaitingPublisher;
         drop(c);
+        if waits {
+            self.event(StreamEventKind::Waiting);
+        }
         self.poke.notify_one();
         if let Some(e) = self.engine.upgrade() {
             e.send_work(self.worker, Work::Join(self.clone(), sub));
@@ -407,7 +425,13 @@ impl Stream {
         };
         self.fold_totals(&sub);
         let actions = c.lifecycle.subscriber_left(id, Instant::now());
+        let idle = c.publisher.is_some()
+            && self.announced.load(Ordering::Acquire)
+            && self.subscribers.lock().is_empty();
         drop(c);
+        if idle {
+            self.event(StreamEventKind::Idle);
+        }
         self.poke.notify_one();
         self.execute(actions);
     }
@@ -508,6 +532,9 @@ impl Stream {
             e.streams.remove_if(&self.path, |_, s| Arc::ptr_eq(s, self));
         }
         tracing::info!(stream = %self.path, reason = end.reason.as_str(), "stream closed: {}", end.message);
+        if self.announced.load(Ordering::Acquire) {
+            self.event(StreamEventKind::Unpublished);
+        }
         self.cancel.cancel();
     }
 

@@ -294,6 +294,15 @@ async fn cors(State(s): State<AppState>, req: Request, next: Next) -> Response {
     } else {
         Some(HeaderValue::from_static("*"))
     };
+    if req.method() == Method::OPTIONS && !api && s.plugins.answers_options(path) {
+        // The plugin answers its own preflights (WHIP/WHEP); media routes
+        // still allow every origin.
+        let mut r = next.run(req).await;
+        r.headers_mut()
+            .entry("access-control-allow-origin")
+            .or_insert(HeaderValue::from_static("*"));
+        return r;
+    }
     if req.method() == Method::OPTIONS {
         if !allowed {
             return problem(

@@ -61,6 +61,17 @@ unsafe fn sess(conn: *mut RillConn) -> Option<Arc<SessionShared>> {
 }
 
 /// # Safety
+/// `data` is NULL with `len` 0, or `len` bytes the plugin lends for the call.
+unsafe fn bytes<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
+    match (data.is_null(), len) {
+        (_, 0) => Some(&[]),
+        (true, _) => None,
+        // SAFETY: forwarded contract.
+        (false, _) => Some(unsafe { std::slice::from_raw_parts(data, len) }),
+    }
+}
+
+/// # Safety
 /// `s` is a RillStr the plugin lends for the call.
 unsafe fn text<'a>(s: RillStr) -> Option<&'a str> {
     // SAFETY: forwarded contract.
@@ -927,22 +938,172 @@ unsafe extern "C" fn ws_send(conn: *mut RillConn, opcode: u32, data: *const u8, 
 
 // ---- UDP: not yet served by this host -------------------------------------------
 
+/// # Safety
+/// `u` is NULL or a live `RillUdp *` from `udp_bind`.
+unsafe fn udp_handle<'a>(u: *mut RillUdp) -> Option<&'a super::udp::SessionUdp> {
+    // SAFETY: a RillUdp * points into a Box its session owns until
+    // udp_close / the session's end (ABI contract).
+    unsafe { (u as *const super::udp::SessionUdp).as_ref() }
+}
+
 unsafe extern "C" fn udp_bind(
-    _h: *mut RillHost,
-    _c: *mut RillConn,
-    _a: RillStr,
-    _id: u32,
-    _o: *mut *mut RillUdp,
+    host: *mut RillHost,
+    conn: *mut RillConn,
+    addr: RillStr,
+    socket_id: u32,
+    out: *mut *mut RillUdp,
 ) -> i32 {
-    RILL_ERR_UNSUPPORTED
+    guard("udp_bind", RILL_ERR_PANIC, || {
+        // SAFETY: per contract.
+        let (Some(i), Some(s), Some(a)) = (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe {
+            text(addr)
+        }) else {
+            return RILL_ERR_INVALID;
+        };
+        if out.is_null() {
+            return RILL_ERR_INVALID;
+        }
+        let Some(sa) = parse_listen_addr(a) else {
+            i.log(RILL_LOG_ERROR, &format!("udp_bind: bad address {a:?}"));
+            return RILL_ERR_INVALID;
+        };
+        match s.bind_udp(sa, socket_id) {
+            Ok(p) => {
+                // SAFETY: a writable out-pointer.
+                unsafe { *out = p };
+                RILL_OK
+            }
+            Err(e) => {
+                i.log(RILL_LOG_WARN, &format!("udp_bind {sa}: {e}"));
+                RILL_ERR_IO
+            }
+        }
+    })
 }
-unsafe extern "C" fn udp_send_to(_u: *mut RillUdp, _a: RillStr, _d: *const u8, _l: usize) -> i32 {
-    RILL_ERR_UNSUPPORTED
+
+unsafe extern "C" fn udp_send_to(u: *mut RillUdp, a: RillStr, d: *const u8, l: usize) -> i32 {
+    guard("udp_send_to", RILL_ERR_PANIC, || {
+        // SAFETY: per contract.
+        let (Some(u), Some(a)) = (unsafe { udp_handle(u) }, unsafe { text(a) }) else {
+            return RILL_ERR_INVALID;
+        };
+        let (Ok(to), Some(data)) = (a.parse::<std::net::SocketAddr>(), unsafe { bytes(d, l) })
+        else {
+            return RILL_ERR_INVALID;
+        };
+        if data.len() > super::udp::MAX_SEND {
+            return RILL_ERR_INVALID;
+        }
+        match u.socket.try_send_to(data, to) {
+            Ok(_) => RILL_OK,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => RILL_ERR_AGAIN,
+            Err(_) => RILL_ERR_IO,
+        }
+    })
 }
-unsafe extern "C" fn udp_local_addr(_u: *mut RillUdp) -> RillStr {
-    RillStr::EMPTY
+
+unsafe extern "C" fn udp_local_addr(u: *mut RillUdp) -> RillStr {
+    guard("udp_local_addr", RillStr::EMPTY, || {
+        // SAFETY: per contract; the string lives as long as the socket.
+        match unsafe { udp_handle(u) } {
+            Some(u) => RillStr::from_str(&u.local),
+            None => RillStr::EMPTY,
+        }
+    })
 }
-unsafe extern "C" fn udp_close(_u: *mut RillUdp) {}
+
+unsafe extern "C" fn udp_close(u: *mut RillUdp) {
+    guard("udp_close", (), || {
+        // SAFETY: per contract.
+        if let Some(h) = unsafe { udp_handle(u) } {
+            // SAFETY: the owner session outlives its sockets.
+            let owner = unsafe { &*h.owner };
+            owner.close_udp(h);
+        }
+    })
+}
+
+unsafe extern "C" fn udp_listen(
+    host: *mut RillHost,
+    addr: RillStr,
+    socket_id: u32,
+    flags: u32,
+) -> i32 {
+    guard("udp_listen", RILL_ERR_PANIC, || {
+        // SAFETY: per contract.
+        let (Some(i), Some(a)) = (unsafe { inst(host) }, unsafe { text(addr) }) else {
+            return RILL_ERR_INVALID;
+        };
+        if !i.creating.load(Ordering::Acquire) || flags != 0 {
+            return RILL_ERR_INVALID;
+        }
+        let Some(sa) = parse_listen_addr(a) else {
+            i.log(RILL_LOG_ERROR, &format!("udp_listen: bad address {a:?}"));
+            return RILL_ERR_INVALID;
+        };
+        let mut decls = i.udp_decls.lock();
+        if decls
+            .iter()
+            .any(|d| d.addr == sa || d.socket_id == socket_id)
+        {
+            return RILL_ERR_BUSY;
+        }
+        let socket = match i.host.udp.owner_of(&sa) {
+            Some(owner) if owner == i.name => None,
+            Some(owner) => {
+                i.log(
+                    RILL_LOG_ERROR,
+                    &format!("udp_listen {sa}: plugin {owner} has it"),
+                );
+                return RILL_ERR_BUSY;
+            }
+            None => match super::udp::bind(sa) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    i.log(RILL_LOG_ERROR, &format!("udp_listen {sa}: {e}"));
+                    return RILL_ERR_IO;
+                }
+            },
+        };
+        decls.push(super::udp::UdpDecl {
+            addr: sa,
+            socket_id,
+            socket,
+        });
+        RILL_OK
+    })
+}
+
+unsafe extern "C" fn udp_send(
+    host: *mut RillHost,
+    socket_id: u32,
+    to: *const RillSockAddr,
+    data: *const u8,
+    len: usize,
+) -> i32 {
+    guard("udp_send", RILL_ERR_PANIC, || {
+        // SAFETY: per contract: a live host, an address and bytes borrowed
+        // for the call.
+        let (Some(i), Some(to), Some(data)) =
+            (unsafe { inst(host) }, unsafe { to.as_ref() }, unsafe {
+                bytes(data, len)
+            })
+        else {
+            return RILL_ERR_INVALID;
+        };
+        let Some(to) = to.to_socket_addr() else {
+            return RILL_ERR_INVALID;
+        };
+        if data.len() > super::udp::MAX_SEND {
+            return RILL_ERR_INVALID;
+        }
+        let entry = i.udp.lock().get(&socket_id).cloned();
+        match entry {
+            Some(e) => e.send(to, data),
+            None => RILL_ERR_NOT_FOUND,
+        }
+    })
+}
 
 // ---- timers and posts ---------------------------------------------------------------
 
@@ -1070,4 +1231,6 @@ pub(crate) static HOST_API: RillHostApi = RillHostApi {
     timer_start: Some(timer_start),
     timer_cancel: Some(timer_cancel),
     post: Some(post),
+    udp_listen: Some(udp_listen),
+    udp_send: Some(udp_send),
 };

@@ -18,8 +18,13 @@ pub(crate) struct HostShared {
     pub rt: tokio::runtime::Handle,
     pub listeners: Listeners,
     pub routes: super::routes::Routes,
+    /// Instance UDP sockets (`udp_listen`), which outlive generations.
+    pub udp: super::udp::UdpSockets,
     /// Origin of `clock_monotonic_us`.
     pub epoch: std::time::Instant,
+    /// `http.response_timeout`, in ms: how long a plugin may take to answer
+    /// an HTTP request before the host answers 504.
+    pub http_deadline_ms: std::sync::atomic::AtomicU64,
 }
 
 impl HostShared {
@@ -27,6 +32,13 @@ impl HostShared {
     /// its writes (TCP_NODELAY off), per `subscribe.tcp_nodelay`.
     pub(crate) fn nagle_when_streaming(&self) -> bool {
         !self.engine.settings().tcp_nodelay
+    }
+
+    pub(crate) fn http_response_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.http_deadline_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 }
 

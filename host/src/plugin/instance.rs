@@ -38,7 +38,12 @@ pub(crate) struct RouteDecl {
 
 pub(crate) enum InstMsg {
     Post(usize),
-    Timer { handle: u64, timer_id: u64 },
+    Timer {
+        handle: u64,
+        timer_id: u64,
+    },
+    /// `on_stream_event(event, path)`.
+    StreamEvent(u32, Arc<str>),
 }
 
 pub(crate) struct Instance {
@@ -52,6 +57,10 @@ pub(crate) struct Instance {
     pub(crate) draining: AtomicBool,
     pub(crate) listens: Mutex<Vec<ListenDecl>>,
     pub(crate) routes: Mutex<Vec<RouteDecl>>,
+    /// UDP sockets declared in `create` (`udp_listen`), until activated.
+    pub(crate) udp_decls: Mutex<Vec<super::udp::UdpDecl>>,
+    /// The instance's live UDP sockets by `socket_id` (`udp_send`).
+    pub(crate) udp: Mutex<std::collections::HashMap<u32, Arc<super::udp::UdpEntry>>>,
     pub(crate) sessions: DashMap<u64, Arc<SessionShared>>,
     pub(crate) sessions_changed: Notify,
     /// Cancelled by the operator's forced drain: the sessions still open on
@@ -96,6 +105,8 @@ impl Instance {
             draining: AtomicBool::new(false),
             listens: Mutex::new(Vec::new()),
             routes: Mutex::new(Vec::new()),
+            udp_decls: Mutex::new(Vec::new()),
+            udp: Mutex::new(Default::default()),
             sessions: DashMap::new(),
             sessions_changed: Notify::new(),
             drain_now: Default::default(),
@@ -283,6 +294,24 @@ async fn instance_task(inst: Arc<Instance>, mut rx: mpsc::UnboundedReceiver<Inst
                         };
                     }
                 });
+            }
+            InstMsg::StreamEvent(event, path) => {
+                let status = inst.call_instance(|d, i| {
+                    d.on_stream_event.map_or(RILL_OK, |f| {
+                        // SAFETY: plugin callback; the path is lent for the
+                        // call.
+                        unsafe { f(i, event, RillStr::from_str(&path)) }
+                    })
+                });
+                if status < 0 {
+                    inst.log(
+                        RILL_LOG_WARN,
+                        &format!(
+                            "on_stream_event({event}, {path}) returned {}",
+                            rill_status_name(status)
+                        ),
+                    );
+                }
             }
             InstMsg::Timer { handle, timer_id } => {
                 if !super::session::timer_fires(&inst, handle) {

@@ -137,7 +137,9 @@ impl PluginManager {
             rt: tokio::runtime::Handle::current(),
             listeners: Listeners::default(),
             routes: Default::default(),
+            udp: Default::default(),
             epoch: std::time::Instant::now(),
+            http_deadline_ms: (config.http.response_timeout.as_millis() as u64).into(),
         });
         PluginManager {
             inner: Arc::new(Inner {
@@ -167,6 +169,20 @@ impl PluginManager {
             self.load_file(&f).await;
         }
         let me = self.clone();
+        let mut events = self.inner.host.engine.events();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events.recv().await {
+                    Ok(ev) => me.deliver_event(ev).await,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!("plugins missed {n} stream events (too many at once)")
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        let me = self.clone();
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 match ev {
@@ -176,6 +192,24 @@ impl PluginManager {
             }
         });
         Ok(())
+    }
+
+    /// Hands a stream event to every plugin's current generation that
+    /// asked for them (a non-NULL `on_stream_event`), in order.
+    async fn deliver_event(&self, ev: crate::engine::StreamEvent) {
+        use crate::engine::StreamEventKind as K;
+        let code = match ev.kind {
+            K::Published => rill_abi::RILL_STREAM_PUBLISHED,
+            K::Unpublished => rill_abi::RILL_STREAM_UNPUBLISHED,
+            K::Waiting => rill_abi::RILL_STREAM_WAITING,
+            K::Idle => rill_abi::RILL_STREAM_IDLE,
+        };
+        let slots = self.inner.slots.lock().await;
+        for inst in slots.values().filter_map(|s| s.current.as_ref()) {
+            if inst.desc.on_stream_event.is_some() {
+                inst.send_instance(super::instance::InstMsg::StreamEvent(code, ev.path.clone()));
+            }
+        }
     }
 
     /// Loads (or reloads) the plugin in `file`. Errors are logged and kept
@@ -251,6 +285,11 @@ impl PluginManager {
             .activate(&inst, decls, &self.inner.host.rt);
         let routes = std::mem::take(&mut *inst.routes.lock());
         self.inner.host.routes.activate(&inst, routes);
+        let udp = std::mem::take(&mut *inst.udp_decls.lock());
+        self.inner
+            .host
+            .udp
+            .activate(&inst, udp, &self.inner.host.rt);
         let slot = slots.entry(name.clone()).or_insert_with(|| Slot::new(file));
         slot.file = file.to_path_buf();
         slot.generation = generation;
@@ -310,6 +349,7 @@ impl PluginManager {
             tracing::info!(plugin = %name, "plugin file removed: stopping");
             self.inner.host.listeners.remove_plugin(&name);
             self.inner.host.routes.remove_plugin(&name);
+            self.inner.host.udp.remove_plugin(&name);
             self.retire(old, slot.draining.clone());
         } else {
             slots.remove(&name);
@@ -330,6 +370,10 @@ impl PluginManager {
                 .collect()
         };
         *self.inner.config.lock() = config.clone();
+        self.inner.host.http_deadline_ms.store(
+            config.http.response_timeout.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         for name in &changed {
             if let Err(e) = self.reload(name).await {
                 tracing::error!(plugin = %name, "reload with the new config failed: {e}");
@@ -392,6 +436,11 @@ impl PluginManager {
             .await
             .map(|()| ReloadOutcome::Reloaded)
             .map_err(ReloadRefused::Failed)
+    }
+
+    /// Whether a plugin routes `OPTIONS` on `path` itself.
+    pub fn answers_options(&self, path: &str) -> bool {
+        self.inner.host.routes.has_explicit("OPTIONS", path)
     }
 
     /// Hands an HTTP request to the plugin route that matches it; None when
@@ -468,6 +517,7 @@ impl PluginManager {
     pub async fn stop_accepting(&self) {
         self.inner.watcher.lock().take();
         self.inner.host.listeners.close_all();
+        self.inner.host.udp.close_all();
         let slots = self.inner.slots.lock().await;
         for (name, s) in slots.iter() {
             self.inner.host.routes.remove_plugin(name);

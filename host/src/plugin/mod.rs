@@ -10,6 +10,7 @@ pub mod library;
 mod manager;
 mod routes;
 mod session;
+mod udp;
 pub mod watch;
 
 pub use manager::{DrainingGeneration, PluginInfo, PluginManager, ReloadOutcome, ReloadRefused};
@@ -105,7 +106,9 @@ pub mod bench_support {
                 rt: rt.clone(),
                 listeners: Listeners::default(),
                 routes: Default::default(),
+                udp: Default::default(),
                 epoch: Instant::now(),
+                http_deadline_ms: 30_000.into(),
             });
             let inst = Instance::new(desc, lib.name.clone(), 1, config.to_owned(), host.clone());
             inst.create()?;

@@ -66,6 +66,14 @@ impl Routes {
         });
     }
 
+    /// Whether a route registered for exactly `method` (not "any") matches
+    /// `path`: plugins that answer `OPTIONS` themselves (WHIP/WHEP) get the
+    /// preflights the host would otherwise answer.
+    pub(crate) fn has_explicit(&self, method: &str, path: &str) -> bool {
+        self.find(method, path)
+            .is_some_and(|r| r.method.eq_ignore_ascii_case(method))
+    }
+
     /// The route for a request: an exact path first, then the longest
     /// prefix, then the longest suffix; a route with an empty method takes
     /// any method.

@@ -57,6 +57,7 @@ pub(crate) enum Ctl {
     Post(usize),
     Timer { handle: u64, timer_id: u64 },
     Close { reason: u32, why: String },
+    Udp(super::udp::SessionDatagram),
 }
 
 pub(crate) struct SubEntry {
@@ -122,6 +123,9 @@ pub(crate) struct SessionState {
     pub subs: Vec<Box<SubEntry>>,
     #[allow(clippy::vec_box)]
     pub pubs: Vec<Box<PubEntry>>,
+    /// UDP sockets of this session (`udp_bind`).
+    #[allow(clippy::vec_box)]
+    pub udps: Vec<Box<super::udp::SessionUdp>>,
     /// HTTP sessions: the answer not yet sent, and whether one was given.
     http_answer: Option<HttpAnswer>,
     http_answered: bool,
@@ -310,6 +314,54 @@ impl SessionShared {
         p
     }
 
+    /// Binds a UDP socket for this session (`udp_bind`): its datagrams
+    /// come to this session's task as `on_udp_data`.
+    pub(crate) fn bind_udp(
+        self: &Arc<Self>,
+        addr: std::net::SocketAddr,
+        socket_id: u32,
+    ) -> std::io::Result<*mut RillUdp> {
+        let std_sock = super::udp::bind(addr)?;
+        let _g = self.inst.host.rt.enter();
+        let socket = Arc::new(tokio::net::UdpSocket::from_std(std_sock)?);
+        let local = socket.local_addr()?.to_string();
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // The task needs the handle's address, which exists once boxed:
+        // start it parked and hand the address over.
+        let (tx, rx) = oneshot::channel::<usize>();
+        let weak = Arc::downgrade(self);
+        let task = self.inst.host.rt.spawn({
+            let (socket, queued) = (socket.clone(), queued.clone());
+            async move {
+                let Ok(udp) = rx.await else { return };
+                super::udp::session_recv_loop(socket, udp, queued, move |d| {
+                    weak.upgrade().is_some_and(|s| s.send(Ctl::Udp(d)))
+                })
+                .await
+            }
+        });
+        let entry = Box::new(super::udp::SessionUdp {
+            owner: Arc::as_ptr(self),
+            socket,
+            socket_id,
+            local,
+            task: task.abort_handle(),
+            queued,
+        });
+        let p = &*entry as *const super::udp::SessionUdp;
+        let _ = tx.send(p as usize);
+        self.st.lock().udps.push(entry);
+        Ok(p as *mut RillUdp)
+    }
+
+    /// Closes one of this session's UDP sockets (`udp_close`).
+    pub(crate) fn close_udp(&self, p: *const super::udp::SessionUdp) -> bool {
+        let mut st = self.st.lock();
+        let before = st.udps.len();
+        st.udps.retain(|u| !std::ptr::eq(&**u, p));
+        before != st.udps.len()
+    }
+
     pub(crate) fn remove_publisher(&self, p: *mut RillPublisher) -> bool {
         let mut st = self.st.lock();
         let before = st.pubs.len();
@@ -489,6 +541,42 @@ impl SessionShared {
                 });
                 self.check("on_post", s);
             }
+            Ctl::Udp(d) => {
+                let live = {
+                    let st = self.st.lock();
+                    st.udps
+                        .iter()
+                        .find(|u| std::ptr::eq(&***u, d.udp))
+                        .map(|u| {
+                            u.queued.fetch_sub(1, Ordering::Relaxed);
+                            u.socket_id
+                        })
+                };
+                // A datagram for a socket closed since is dropped.
+                if let Some(socket_id) = live {
+                    let from = d.from.to_string();
+                    let s = self.inst.call(|desc, i| {
+                        desc.on_udp_data.map_or(RILL_OK, |f| {
+                            // SAFETY: plugin callback; the socket is live
+                            // (in this session's list) and the bytes are
+                            // lent for the call.
+                            unsafe {
+                                f(
+                                    i,
+                                    user,
+                                    conn,
+                                    d.udp as *mut RillUdp,
+                                    socket_id,
+                                    RillStr::from_str(&from),
+                                    d.data.as_ptr(),
+                                    d.data.len(),
+                                )
+                            }
+                        })
+                    });
+                    self.check("on_udp_data", s);
+                }
+            }
             Ctl::Timer { handle, timer_id } => {
                 if timer_fires(&self.inst, handle) {
                     let s = self.inst.call(|d, i| {
@@ -660,7 +748,9 @@ enum Transport {
     None,
     Stream(OwnedReadHalf, OwnedWriteHalf),
     /// Waiting for the plugin's answer.
-    HttpPending(Option<oneshot::Sender<HttpReply>>),
+    /// Waiting for the plugin's answer, until the deadline
+    /// (`http.response_timeout`).
+    HttpPending(Option<oneshot::Sender<HttpReply>>, tokio::time::Instant),
     /// Streaming a response body.
     Body,
     /// Upgrade accepted, waiting for the socket.
@@ -783,10 +873,11 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
                 finish(&s);
                 return;
             }
-            Transport::HttpPending(Some(x.reply))
+            let deadline = tokio::time::Instant::now() + s.inst.host.http_response_timeout();
+            Transport::HttpPending(Some(x.reply), deadline)
         }
     };
-    if !matches!(t, Transport::HttpPending(_)) {
+    if !matches!(t, Transport::HttpPending(..)) {
         let status = {
             let (conn, mut user) = (s.conn_ptr(), s.user());
             let status = s.inst.call(|d, i| {
@@ -875,11 +966,15 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
         let _ = tokio::time::timeout(FLUSH_DEADLINE, flush(&mut t, &s)).await;
     }
     s.end_body();
-    if let Transport::HttpPending(Some(reply)) = std::mem::replace(&mut t, Transport::None) {
-        let _ = reply.send(HttpReply::Error(
-            500,
-            format!("the plugin ended without answering: {}", end.1),
-        ));
+    if let Transport::HttpPending(Some(reply), _) = std::mem::replace(&mut t, Transport::None) {
+        let _ = reply.send(if end.0 == RILL_END_TIMEOUT {
+            HttpReply::Error(504, end.1.clone())
+        } else {
+            HttpReply::Error(
+                500,
+                format!("the plugin ended without answering: {}", end.1),
+            )
+        });
     }
     drop(t);
     let (u, conn) = (s.user(), s.conn_ptr());
@@ -932,7 +1027,7 @@ fn open_http(s: &Arc<SessionShared>, x: &HttpExchange) -> i32 {
 
 /// Sends the plugin's HTTP answer once it gave one.
 fn answer_http(s: &Arc<SessionShared>, t: &mut Transport) -> Result<(), (u32, String)> {
-    let Transport::HttpPending(reply) = t else {
+    let Transport::HttpPending(reply, _) = t else {
         return Ok(());
     };
     let Some(answer) = s.st.lock().http_answer.take() else {
@@ -1021,7 +1116,14 @@ async fn io_step(t: &mut Transport, s: &SessionShared, can_write: bool, can_read
             }
             Err(_) => IoEvent::Changed(Err((RILL_END_PEER, "WebSocket upgrade failed".into()))),
         },
-        Transport::None | Transport::HttpPending(_) => std::future::pending().await,
+        Transport::HttpPending(_, deadline) => {
+            tokio::time::sleep_until(*deadline).await;
+            IoEvent::Changed(Err((
+                RILL_END_TIMEOUT,
+                "the plugin gave no answer within http.response_timeout".into(),
+            )))
+        }
+        Transport::None => std::future::pending().await,
     }
 }
 
@@ -1210,13 +1312,18 @@ async fn write_stream(w: &mut OwnedWriteHalf, s: &SessionShared) -> std::io::Res
 /// Closes the publishers and subscribers the plugin left open, and the
 /// session's timers.
 fn close_handles(s: &SessionShared) {
-    let (subs, pubs) = {
+    let (subs, pubs, udps) = {
         let mut st = s.st.lock();
         st.out.clear();
-        (std::mem::take(&mut st.subs), std::mem::take(&mut st.pubs))
+        (
+            std::mem::take(&mut st.subs),
+            std::mem::take(&mut st.pubs),
+            std::mem::take(&mut st.udps),
+        )
     };
     drop(subs);
     drop(pubs);
+    drop(udps);
     let mut timers = s.inst.timers.lock();
     timers.retain(|_, (sid, abort, _)| {
         if *sid == s.id {

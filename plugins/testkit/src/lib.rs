@@ -1,7 +1,8 @@
 //! `testkit`: a test-only Rill plugin written with the Rust SDK. Not
 //! installed by `scripts/build-plugins`.
 //!
-//! Config (`plugins.testkit`): `listen: <ip:port>` (required).
+//! Config (`plugins.testkit`): `listen: <ip:port>` (required), `udp:
+//! <ip:port>` (optional), `http: true` (optional).
 //!
 //! - Every TCP connection on `listen` gets its bytes echoed back.
 //! - A line that is exactly `panic` (`panic\n`, possibly split across
@@ -12,9 +13,28 @@
 //!   frame's info (one call back into the host) and counts the frame in its
 //!   session. `host/benches/abi.rs` measures the cost of the ABI crossing
 //!   with it (sessions subscribe to nothing, so only the bench calls it).
+//! - A line that is exactly `udp` binds a UDP socket for that session
+//!   (`udp_bind`) and writes `port <n>` back: datagrams to it are echoed
+//!   with `s:` in front (`on_udp_data`).
+//! - `udp`: an instance socket (`udp_listen`) echoing every datagram with
+//!   `<instance id>:` in front (the id tells generations apart; the
+//!   counter of datagrams answered by this instance goes in its drain log).
+//! - `http`: `GET /testkit/later` answers 200 `later` after 2 s (a session
+//!   timer), `GET /testkit/never` never answers (the host's deadline
+//!   does), `POST /testkit/echo` echoes the body, `OPTIONS /testkit/echo`
+//!   answers 204 with `allow: POST, OPTIONS`.
+//! - Every stream event is logged as `stream event <n> <path>`.
+//! - `record: true`: on each `RILL_STREAM_PUBLISHED`, a session without a
+//!   socket (`session_open`) subscribes to the stream, counts its frames,
+//!   and logs `recorded <path>: <n> frames, last dts <d>` when it ends.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use rill_abi::rill_log;
-use rill_abi::sdk::{Conn, Error, FrameRef, Host, Plugin, Result, SubscriberId};
+use rill_abi::sdk::{
+    Body, Conn, Error, FrameRef, Host, HttpRequest, Plugin, Result, Subscriber, SubscriberId, Udp,
+};
 
 /// The line that makes the plugin panic.
 const PANIC_LINE: &[u8] = b"panic";
@@ -22,12 +42,34 @@ const PANIC_LINE: &[u8] = b"panic";
 /// echoed and forgotten).
 const MAX_LINE: usize = 64;
 
-/// The instance: nothing but its listener.
-pub struct Testkit;
+/// The instance socket's id.
+const UDP_SOCKET: u32 = 1;
+/// Route ids.
+const ROUTE_LATER: u32 = 1;
+const ROUTE_NEVER: u32 = 2;
+const ROUTE_ECHO: u32 = 3;
+/// The session timer that answers `/testkit/later`.
+const TIMER_LATER: u64 = 1;
+
+/// The instance.
+pub struct Testkit {
+    host: Host,
+    /// Tells this generation's UDP answers from another's.
+    id: i64,
+    /// Datagrams this instance answered.
+    answered: AtomicU64,
+    /// Record every published stream (`record: true`).
+    record: bool,
+}
 
 /// One connection.
 #[derive(Default)]
 pub struct Session {
+    /// The session's UDP socket, after a `udp` line.
+    udp: Option<Udp>,
+    /// A recorder: the stream it records, and its subscription.
+    record: Option<String>,
+    sub: Option<Subscriber>,
     /// The current line so far (up to `MAX_LINE` bytes; `None` once longer).
     line: Option<Vec<u8>>,
     /// Frames seen by `on_frame`, and the last one's dts.
@@ -46,12 +88,22 @@ fn config_value<'a>(yaml: &'a str, key: &str) -> Option<&'a str> {
 
 impl Session {
     /// Feeds `data` to the line scanner; true when it completed a `panic` line.
+    #[cfg(test)]
     fn saw_panic_line(&mut self, data: &[u8]) -> bool {
-        let mut hit = false;
+        self.scan_lines(data).0
+    }
+
+    /// Feeds `data` to the line scanner: whether it completed a `panic`
+    /// line, and a `udp` line.
+    fn scan_lines(&mut self, data: &[u8]) -> (bool, bool) {
+        let (mut hit, mut udp) = (false, false);
         for &b in data {
             if b == b'\n' {
                 if self.line.as_deref() == Some(PANIC_LINE) {
                     hit = true;
+                }
+                if self.line.as_deref() == Some(b"udp".as_slice()) {
+                    udp = true;
                 }
                 self.line = Some(Vec::new());
             } else if let Some(l) = &mut self.line {
@@ -62,12 +114,13 @@ impl Session {
                 }
             }
         }
-        hit
+        (hit, udp)
     }
 }
 
 impl Plugin for Testkit {
     type Session = Session;
+    const WANTS_STREAM_EVENTS: bool = true;
     const DESCRIPTION: &'static str = "test-only: TCP echo that panics on a `panic` line";
 
     fn create(host: &Host) -> Result<Self> {
@@ -82,7 +135,137 @@ impl Plugin for Testkit {
         };
         host.listen(addr, 1, 0)?;
         rill_log!(host, Info, "testkit echoing on {addr}");
-        Ok(Testkit)
+        let id = host.wall_us();
+        if let Some(udp) = config_value(&config, "udp").filter(|a| !a.is_empty()) {
+            host.udp_listen(udp, UDP_SOCKET)?;
+            rill_log!(host, Info, "testkit instance {id} echoing UDP on {udp}");
+        }
+        if config_value(&config, "http") == Some("true") {
+            host.http_route("GET", "/testkit/later", ROUTE_LATER)?;
+            host.http_route("GET", "/testkit/never", ROUTE_NEVER)?;
+            host.http_route("POST", "/testkit/echo", ROUTE_ECHO)?;
+            host.http_route("OPTIONS", "/testkit/echo", ROUTE_ECHO)?;
+        }
+        Ok(Testkit {
+            host: *host,
+            id,
+            answered: AtomicU64::new(0),
+            record: config_value(&config, "record") == Some("true"),
+        })
+    }
+
+    fn drain(&self) {
+        rill_log!(
+            self.host,
+            Info,
+            "testkit instance {} draining after answering {} datagrams",
+            self.id,
+            self.answered.load(Ordering::Relaxed)
+        );
+    }
+
+    fn on_udp_packet(&self, socket_id: u32, from: std::net::SocketAddr, data: &[u8]) -> Result<()> {
+        let mut reply = format!("{}:", self.id).into_bytes();
+        reply.extend_from_slice(data);
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        match self.host.udp_send(socket_id, from, &reply) {
+            // A full queue drops the answer, as a network would.
+            Ok(()) | Err(Error::AGAIN) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn on_udp_data(
+        &self,
+        s: &mut Session,
+        _conn: &Conn,
+        _socket_id: u32,
+        from: &str,
+        data: &[u8],
+    ) -> Result<()> {
+        let mut reply = b"s:".to_vec();
+        reply.extend_from_slice(data);
+        if let Some(u) = &s.udp {
+            u.send_to(from, &reply)?;
+        }
+        Ok(())
+    }
+
+    fn on_http_request(
+        &self,
+        conn: &Conn,
+        route_id: u32,
+        req: &HttpRequest<'_>,
+    ) -> Result<Session> {
+        match (route_id, req.method()) {
+            (ROUTE_LATER, _) => {
+                conn.timer_start(Duration::from_secs(2), false, TIMER_LATER)?;
+            }
+            (ROUTE_NEVER, _) => {}
+            (ROUTE_ECHO, "OPTIONS") => {
+                conn.http_respond(204, &[("allow", "POST, OPTIONS")], Body::Fixed(0))?;
+                conn.close(rill_abi::RILL_END_NORMAL)?;
+            }
+            (ROUTE_ECHO, _) => {
+                let body = req.body();
+                conn.http_respond(
+                    200,
+                    &[("content-type", "application/octet-stream")],
+                    Body::Fixed(body.len() as u64),
+                )?;
+                conn.write(body)?;
+                conn.close(rill_abi::RILL_END_NORMAL)?;
+            }
+            _ => return Err(Error::NOT_FOUND),
+        }
+        Ok(Session::default())
+    }
+
+    fn on_timer(&self, session: Option<(&mut Session, &Conn)>, timer_id: u64) -> Result<()> {
+        if let (Some((_, conn)), TIMER_LATER) = (session, timer_id) {
+            conn.http_respond(200, &[("content-type", "text/plain")], Body::Fixed(5))?;
+            conn.write(b"later")?;
+            conn.close(rill_abi::RILL_END_NORMAL)?;
+        }
+        Ok(())
+    }
+
+    fn on_stream_event(&self, event: u32, path: &str) -> Result<()> {
+        rill_log!(self.host, Info, "stream event {event} {path}");
+        if self.record && event == rill_abi::RILL_STREAM_PUBLISHED {
+            self.host.session_open(Session {
+                record: Some(path.to_owned()),
+                ..Session::default()
+            })?;
+        }
+        Ok(())
+    }
+
+    fn on_session_open(&self, s: &mut Session, conn: &Conn, _kind: u32) -> Result<()> {
+        if let Some(path) = &s.record {
+            s.sub = Some(conn.subscribe(path, "", None)?);
+        }
+        Ok(())
+    }
+
+    fn on_subscribe_end(
+        &self,
+        s: &mut Session,
+        conn: &Conn,
+        _sub: SubscriberId,
+        _reason: u32,
+        why: &str,
+    ) -> Result<()> {
+        rill_log!(
+            self.host,
+            Info,
+            "recorded {}: {} frames, last dts {} ({why})",
+            s.record.as_deref().unwrap_or("?"),
+            s.frames,
+            s.last_dts
+        );
+        s.sub = None;
+        conn.close(rill_abi::RILL_END_NORMAL)
     }
 
     fn on_conn_open(&self, _conn: &Conn, _listener_id: u32) -> Result<Session> {
@@ -93,10 +276,18 @@ impl Plugin for Testkit {
     }
 
     fn on_data(&self, s: &mut Session, conn: &Conn, data: &[u8]) -> Result<()> {
-        if s.saw_panic_line(data) {
+        let (panic, udp) = s.scan_lines(data);
+        if panic {
             panic!("testkit asked to panic by {}", conn.peer_addr());
         }
-        conn.write(data).map(drop)
+        conn.write(data)?;
+        if udp && s.udp.is_none() {
+            let u = conn.udp_bind("127.0.0.1:0", 7)?;
+            let port = u.local_addr().rsplit(':').next().unwrap_or("0").to_owned();
+            s.udp = Some(u);
+            conn.write(format!("port {port}\n").as_bytes())?;
+        }
+        Ok(())
     }
 
     fn on_close(&self, s: Session, conn: &Conn, _reason: u32, why: &str) {

@@ -1,0 +1,3 @@
+//! Socket plumbing shared by the host's services.
+
+pub mod mmsg;
