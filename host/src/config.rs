@@ -205,6 +205,9 @@ pub struct Config {
     /// Subscriber-side stream settings.
     #[serde(deserialize_with = "section")]
     pub subscribe: SubscribeConfig,
+    /// TLS for plugins' outbound connections (RTMPS push, HTTPS pull, ...).
+    #[serde(deserialize_with = "section")]
+    pub tls_client: TlsClientConfig,
     /// Each plugin's own section, by plugin name, kept as raw YAML.
     #[serde(deserialize_with = "section")]
     pub plugins: BTreeMap<String, Value>,
@@ -309,6 +312,15 @@ impl TlsConfig {
     }
 }
 
+/// `tls_client:` section. Outbound TLS verifies servers against the
+/// system's root certificates and this file's; read at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsClientConfig {
+    /// PEM file of extra trusted CA certificates. Default none.
+    pub ca_file: Option<PathBuf>,
+}
+
 /// `publish:` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -378,6 +390,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             publish: PublishConfig::default(),
             subscribe: SubscribeConfig::default(),
+            tls_client: TlsClientConfig::default(),
             plugins: BTreeMap::new(),
         }
     }
@@ -552,7 +565,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut errors = Vec::new();
         // Problems with the TLS files, kept apart: they are file problems.
-        let tls_error = self.validate_tls_files();
+        let mut tls_error: Vec<ConfigError> = self.validate_tls_files().into_iter().collect();
+        if let Some(ca) = &self.tls_client.ca_file {
+            if let Err(e) = crate::net::tls_client::client_config(Some(ca)) {
+                tls_error.push(ConfigError::file("tls_client.ca_file", e));
+            }
+        }
         let mut fail = |path: &str, message: String| errors.push(ConfigError::new(path, message));
 
         if self.plugins_dir.as_os_str().is_empty() {
@@ -1503,7 +1521,8 @@ plugins:
         assert!(names.contains(&"RILL_SUBSCRIBE_QUEUE_FRAMES"));
         assert!(names.contains(&"RILL_HTTP_TLS_CERT"));
         assert!(names.contains(&"RILL_HTTP_API_TOKEN_FILE"));
-        assert_eq!(names.len(), 30);
+        assert!(names.contains(&"RILL_TLS_CLIENT_CA_FILE"));
+        assert_eq!(names.len(), 31);
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), keys.len(), "ambiguous environment names");

@@ -122,11 +122,7 @@ fn notify(states: &[NotifyState]) {
 
 async fn run(path: Option<PathBuf>, config: Config, set_log_level: SetLogLevel) -> ExitCode {
     let engine = Engine::new(EngineSettings::from_config(&config));
-    let plugins = PluginManager::new(engine.clone(), &config);
-    if let Err(e) = plugins.start().await {
-        tracing::error!("{e}");
-        return ExitCode::FAILURE;
-    }
+    // The certificate first: plugins' TLS listeners use it too.
     let tls = match config.http.tls.files() {
         Some(_) => match http::tls::Tls::new(&config.http.tls) {
             Ok(t) => Some(t),
@@ -137,12 +133,18 @@ async fn run(path: Option<PathBuf>, config: Config, set_log_level: SetLogLevel) 
         },
         None => None,
     };
+    let plugins = PluginManager::new(engine.clone(), &config, tls.clone());
+    if let Err(e) = plugins.start().await {
+        tracing::error!("{e}");
+        return ExitCode::FAILURE;
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let state = AppState {
         engine: engine.clone(),
         plugins: plugins.clone(),
         started: std::time::Instant::now(),
         local: config.http.listen.to_string(),
+        secure: false,
         config: std::sync::Arc::new(parking_lot::Mutex::new(config.clone())),
         set_log_level,
         tls: tls.clone(),

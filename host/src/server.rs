@@ -20,6 +20,8 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// The HTTP listen address, as plugins see it (`conn_local_addr`).
     pub local: String,
+    /// Whether this server speaks HTTPS (`RILL_HTTP_TLS` for plugins).
+    pub secure: bool,
     /// The running config (what `GET /api/v1/config` shows).
     pub config: Arc<Mutex<Config>>,
     pub set_log_level: SetLogLevel,

@@ -110,6 +110,7 @@ pub async fn serve(
         // Plugins see the address the connection came to.
         let state = AppState {
             local: addr.to_string(),
+            secure: true,
             ..state
         };
         axum::serve(
@@ -565,6 +566,7 @@ async fn plugin_route(
             .collect(),
         body,
         websocket: ws.is_some(),
+        tls: s.secure,
     };
     let Some(reply) = s.plugins.route_http(req, peer.to_string(), s.local.clone()) else {
         return problem(StatusCode::NOT_FOUND, "no such route");

@@ -155,6 +155,22 @@ impl Tls {
         self.inner.config.store(config);
     }
 
+    /// The TLS handshake of a connection to a plugin's listener
+    /// (`RILL_LISTEN_TLS`): the same certificate as HTTPS, no ALPN (RTMPS
+    /// and the like negotiate none), the same timeout. `None` when it
+    /// failed (counted, logged at debug).
+    pub async fn accept_for_plugin(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<TlsStream<TcpStream>> {
+        let mut config = (*self.inner.config.load_full()).clone();
+        config.alpn_protocols.clear();
+        handshake(TlsAcceptor::from(Arc::new(config)), tcp, peer, self.clone())
+            .await
+            .map(|(s, _)| s)
+    }
+
     /// Handshakes completed and failed (including timeouts) so far.
     pub fn handshake_counts(&self) -> (u64, u64) {
         (

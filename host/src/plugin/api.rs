@@ -630,7 +630,12 @@ unsafe extern "C" fn listen(
         if !i.creating.load(Ordering::Acquire) {
             return RILL_ERR_INVALID;
         }
-        if flags & RILL_LISTEN_TLS != 0 {
+        let tls = flags & RILL_LISTEN_TLS != 0;
+        if tls && i.host.tls.is_none() {
+            i.log(
+                RILL_LOG_ERROR,
+                &format!("listen {a} with TLS: the host has no certificate (http.tls.cert, http.tls.key)"),
+            );
             return RILL_ERR_UNSUPPORTED;
         }
         let Some(sa) = parse_listen_addr(a) else {
@@ -661,6 +666,7 @@ unsafe extern "C" fn listen(
         decls.push(ListenDecl {
             addr: sa,
             listener_id,
+            tls,
             socket,
         });
         RILL_OK
@@ -692,10 +698,18 @@ unsafe extern "C" fn connect(
         let (Some(i), Some(a)) = (unsafe { inst(host) }, unsafe { text(addr) }) else {
             return RILL_ERR_INVALID;
         };
-        if flags & RILL_CONNECT_TLS != 0 {
-            return RILL_ERR_UNSUPPORTED;
-        }
-        let id = session::spawn_connect(&i, a.to_string(), session_user);
+        let tls = if flags & RILL_CONNECT_TLS != 0 {
+            match i.host.tls_client() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    i.log(RILL_LOG_ERROR, &format!("connect {a} with TLS: {e}"));
+                    return RILL_ERR_UNSUPPORTED;
+                }
+            }
+        } else {
+            None
+        };
+        let id = session::spawn_connect(&i, a.to_string(), session_user, tls);
         if !conn_id.is_null() {
             // SAFETY: a writable out-pointer.
             unsafe { *conn_id = id };

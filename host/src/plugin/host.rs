@@ -25,6 +25,12 @@ pub(crate) struct HostShared {
     /// `http.response_timeout`, in ms: how long a plugin may take to answer
     /// an HTTP request before the host answers 504.
     pub http_deadline_ms: std::sync::atomic::AtomicU64,
+    /// The host's certificate (`http.tls`), for `RILL_LISTEN_TLS`.
+    pub tls: Option<crate::http::tls::Tls>,
+    /// `tls_client.ca_file`, and the client configuration built from it at
+    /// the first `RILL_CONNECT_TLS`.
+    pub tls_client_ca: Option<std::path::PathBuf>,
+    pub tls_client: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
 }
 
 impl HostShared {
@@ -32,6 +38,13 @@ impl HostShared {
     /// its writes (TCP_NODELAY off), per `subscribe.tcp_nodelay`.
     pub(crate) fn nagle_when_streaming(&self) -> bool {
         !self.engine.settings().tcp_nodelay
+    }
+
+    /// The TLS client configuration, built once.
+    pub(crate) fn tls_client(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.tls_client
+            .get_or_init(|| crate::net::tls_client::client_config(self.tls_client_ca.as_deref()))
+            .clone()
     }
 
     pub(crate) fn http_response_timeout(&self) -> std::time::Duration {
@@ -52,6 +65,14 @@ struct ListenerEntry {
     owner: String,
     target: ArcSwapOption<Target>,
     task: AbortHandle,
+}
+
+/// What a listener's connections speak.
+#[derive(Clone)]
+enum Wire {
+    Tcp,
+    /// TLS with the host's certificate, handshake first.
+    Tls(crate::http::tls::Tls),
 }
 
 /// TCP listeners by address. A listener belongs to a plugin (by name), not
@@ -89,10 +110,15 @@ impl Listeners {
             let Some(sock) = d.socket.as_ref().and_then(|s| s.try_clone().ok()) else {
                 continue;
             };
+            let wire = match (&d.tls, &inst.host.tls) {
+                (true, Some(t)) => Wire::Tls(t.clone()),
+                (true, None) => continue,
+                _ => Wire::Tcp,
+            };
             let entry = Arc::new_cyclic(|weak: &std::sync::Weak<ListenerEntry>| {
                 let weak = weak.clone();
                 let _g = rt.enter();
-                let task = rt.spawn(accept_loop(sock, weak)).abort_handle();
+                let task = rt.spawn(accept_loop(sock, weak, wire)).abort_handle();
                 ListenerEntry {
                     owner: inst.name.clone(),
                     target: ArcSwapOption::from(Some(target)),
@@ -131,7 +157,11 @@ impl Listeners {
     }
 }
 
-async fn accept_loop(sock: std::net::TcpListener, entry: std::sync::Weak<ListenerEntry>) {
+async fn accept_loop(
+    sock: std::net::TcpListener,
+    entry: std::sync::Weak<ListenerEntry>,
+    wire: Wire,
+) {
     let listener = match tokio::net::TcpListener::from_std(sock) {
         Ok(l) => l,
         Err(e) => {
@@ -157,14 +187,35 @@ async fn accept_loop(sock: std::net::TcpListener, entry: std::sync::Weak<Listene
             continue;
         }
         let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        session::spawn(
-            &t.inst,
-            Io::Stream(sock),
-            Origin::Listener(t.listener_id),
-            peer.to_string(),
-            local,
-            std::ptr::null_mut(),
-        );
+        match &wire {
+            Wire::Tcp => {
+                session::spawn(
+                    &t.inst,
+                    Io::Stream(sock),
+                    Origin::Listener(t.listener_id),
+                    peer.to_string(),
+                    local,
+                    std::ptr::null_mut(),
+                );
+            }
+            // The handshake on its own task: a client that stalls in it
+            // holds up nobody, and is dropped at the timeout.
+            Wire::Tls(tls) => {
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    if let Some(stream) = tls.accept_for_plugin(sock, peer).await {
+                        session::spawn(
+                            &t.inst,
+                            Io::Tls(Box::new(stream)),
+                            Origin::Listener(t.listener_id),
+                            peer.to_string(),
+                            local,
+                            std::ptr::null_mut(),
+                        );
+                    }
+                });
+            }
+        }
     }
 }
 

@@ -25,6 +25,8 @@ use super::session::{Ctl, SessionShared};
 pub(crate) struct ListenDecl {
     pub addr: std::net::SocketAddr,
     pub listener_id: u32,
+    /// `RILL_LISTEN_TLS`.
+    pub tls: bool,
     /// Bound here when nobody had the address yet.
     pub socket: Option<Arc<std::net::TcpListener>>,
 }

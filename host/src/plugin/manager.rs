@@ -131,7 +131,11 @@ pub struct PluginManager {
 
 impl PluginManager {
     /// A manager for `config.plugins_dir`; call `start` to load and watch.
-    pub fn new(engine: Engine, config: &Config) -> PluginManager {
+    pub fn new(
+        engine: Engine,
+        config: &Config,
+        tls: Option<crate::http::tls::Tls>,
+    ) -> PluginManager {
         let host = Arc::new(HostShared {
             engine,
             rt: tokio::runtime::Handle::current(),
@@ -140,6 +144,9 @@ impl PluginManager {
             udp: Default::default(),
             epoch: std::time::Instant::now(),
             http_deadline_ms: (config.http.response_timeout.as_millis() as u64).into(),
+            tls,
+            tls_client_ca: config.tls_client.ca_file.clone(),
+            tls_client: Default::default(),
         });
         PluginManager {
             inner: Arc::new(Inner {

@@ -109,6 +109,9 @@ pub mod bench_support {
                 udp: Default::default(),
                 epoch: Instant::now(),
                 http_deadline_ms: 30_000.into(),
+                tls: None,
+                tls_client_ca: None,
+                tls_client: Default::default(),
             });
             let inst = Instance::new(desc, lib.name.clone(), 1, config.to_owned(), host.clone());
             inst.create()?;

@@ -701,10 +701,20 @@ pub(crate) fn start_timer(
     handle
 }
 
+/// A TLS stream of either side.
+pub(crate) trait TlsIo: tokio::io::AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + AsyncWrite + Send + Unpin> TlsIo for T {}
+
+/// Bytes read from a TLS session at a time.
+const TLS_READ: usize = 16 << 10;
+
 /// The transport of a session.
 pub(crate) enum Io {
     None,
     Stream(TcpStream),
+    /// A TLS connection, handshake done (`RILL_LISTEN_TLS`,
+    /// `RILL_CONNECT_TLS`).
+    Tls(Box<dyn TlsIo>),
     Http(HttpExchange),
 }
 
@@ -717,6 +727,8 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     pub websocket: bool,
+    /// It came over HTTPS.
+    pub tls: bool,
 }
 
 pub(crate) struct HttpExchange {
@@ -747,6 +759,10 @@ pub enum HttpReply {
 enum Transport {
     None,
     Stream(OwnedReadHalf, OwnedWriteHalf),
+    Tls(
+        tokio::io::ReadHalf<Box<dyn TlsIo>>,
+        tokio::io::WriteHalf<Box<dyn TlsIo>>,
+    ),
     /// Waiting for the plugin's answer.
     /// Waiting for the plugin's answer, until the deadline
     /// (`http.response_timeout`).
@@ -780,7 +796,7 @@ pub(crate) fn spawn(
 ) -> u64 {
     let sink = match io {
         Io::None => Sink::None,
-        Io::Stream(..) => Sink::Stream,
+        Io::Stream(..) | Io::Tls(..) => Sink::Stream,
         Io::Http(..) => Sink::Http,
     };
     let s = Arc::new(SessionShared {
@@ -805,7 +821,12 @@ unsafe impl Send for UserPtr {}
 
 /// Connects to `addr`, then runs the session; a failure is reported with
 /// `on_conn_close` as the ABI says.
-pub(crate) fn spawn_connect(inst: &Arc<Instance>, addr: String, user: *mut c_void) -> u64 {
+pub(crate) fn spawn_connect(
+    inst: &Arc<Instance>,
+    addr: String,
+    user: *mut c_void,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> u64 {
     let s = Arc::new(SessionShared {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         inst: inst.clone(),
@@ -821,13 +842,21 @@ pub(crate) fn spawn_connect(inst: &Arc<Instance>, addr: String, user: *mut c_voi
     let user = UserPtr(user);
     inst.host.rt.spawn(async move {
         let user = user;
-        match tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio::net::TcpStream::connect(&addr),
-        )
-        .await
-        {
-            Ok(Ok(sock)) => run(s, Io::Stream(sock), Origin::Connect).await,
+        let connected = tokio::time::timeout(Duration::from_secs(10), async {
+            let sock = tokio::net::TcpStream::connect(&addr).await?;
+            Ok::<Io, std::io::Error>(match tls {
+                None => Io::Stream(sock),
+                Some(config) => {
+                    let _ = sock.set_nodelay(true);
+                    Io::Tls(Box::new(
+                        crate::net::tls_client::connect(config, &addr, sock).await?,
+                    ))
+                }
+            })
+        })
+        .await;
+        match connected {
+            Ok(Ok(io)) => run(s, io, Origin::Connect).await,
             res => {
                 let why = match res {
                     Ok(Err(e)) => format!("connect to {addr}: {e}"),
@@ -861,6 +890,10 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
             let _ = sock.set_nodelay(true);
             let (r, w) = sock.into_split();
             Transport::Stream(r, w)
+        }
+        Io::Tls(stream) => {
+            let (r, w) = tokio::io::split(stream);
+            Transport::Tls(r, w)
         }
         Io::Http(x) => {
             let status = open_http(&s, &x);
@@ -1005,7 +1038,7 @@ fn open_http(s: &Arc<SessionShared>, x: &HttpExchange) -> i32 {
             RILL_HTTP_UPGRADE_WEBSOCKET
         } else {
             0
-        },
+        } | if r.tls { RILL_HTTP_TLS } else { 0 },
         method: RillStr::from_str(&r.method),
         path: RillStr::from_str(&r.path),
         query: RillStr::from_str(&r.query),
@@ -1086,6 +1119,11 @@ fn gone() -> (u32, String) {
 /// is queued, a read when reading is not paused, or a transport event.
 async fn io_step(t: &mut Transport, s: &SessionShared, can_write: bool, can_read: bool) -> IoEvent {
     match t {
+        Transport::Tls(r, w) => tokio::select! {
+            res = write_tls(w, s), if can_write => IoEvent::Wrote(res),
+            res = read_tls(r), if can_read => IoEvent::Read(res),
+            else => std::future::pending().await,
+        },
         Transport::Stream(r, w) => tokio::select! {
             res = write_stream(w, s), if can_write => IoEvent::Wrote(res),
             res = r.readable(), if can_read => IoEvent::Readable(res),
@@ -1152,6 +1190,7 @@ async fn flush(t: &mut Transport, s: &SessionShared) -> std::io::Result<()> {
     while !s.st.lock().out.is_empty() {
         match t {
             Transport::Stream(_, w) => write_stream(w, s).await?,
+            Transport::Tls(_, w) => write_tls(w, s).await?,
             Transport::Body => {
                 if s.st.lock().body_gone {
                     break;
@@ -1162,8 +1201,35 @@ async fn flush(t: &mut Transport, s: &SessionShared) -> std::io::Result<()> {
             _ => break,
         }
     }
-    if let Transport::Stream(_, w) = t {
-        w.shutdown().await?;
+    match t {
+        Transport::Stream(_, w) => w.shutdown().await?,
+        // close_notify, then the TCP shutdown.
+        Transport::Tls(_, w) => w.shutdown().await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Reads what a TLS session has decrypted; `None` at the end of input.
+/// (Cancel-safe: a read that did not complete took nothing.)
+async fn read_tls(r: &mut tokio::io::ReadHalf<Box<dyn TlsIo>>) -> std::io::Result<Option<Bytes>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = bytes::BytesMut::with_capacity(TLS_READ);
+    match r.read_buf(&mut buf).await? {
+        0 => Ok(None),
+        _ => Ok(Some(buf.freeze())),
+    }
+}
+
+/// Writes queued output into the TLS session, and pushes the records
+/// to the socket once the queue is empty (rustls may hold the tail).
+async fn write_tls(
+    w: &mut tokio::io::WriteHalf<Box<dyn TlsIo>>,
+    s: &SessionShared,
+) -> std::io::Result<()> {
+    write_stream(w, s).await?;
+    if s.st.lock().out.is_empty() {
+        w.flush().await?;
     }
     Ok(())
 }
@@ -1272,7 +1338,7 @@ const MAX_IOV: usize = 64;
 /// what was written. The queue is borrowed under the lock for the
 /// non-blocking write itself, so nothing is cloned, and nothing leaves the
 /// queue before the kernel took it (cancel-safe).
-async fn write_stream(w: &mut OwnedWriteHalf, s: &SessionShared) -> std::io::Result<()> {
+async fn write_stream<W: AsyncWrite + Unpin>(w: &mut W, s: &SessionShared) -> std::io::Result<()> {
     poll_fn(|cx| {
         let mut st = s.st.lock();
         let mut slices = [IoSlice::new(&[]); MAX_IOV];

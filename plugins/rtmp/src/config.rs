@@ -8,6 +8,8 @@
 //! plugins:
 //!   rtmp:
 //!     listen: 0.0.0.0:1935       # where encoders and players connect
+//!     tls_listen: 0.0.0.0:1936   # RTMPS, with the host's certificate
+//!                                #   (http.tls); default: none
 //!     chunk_size: 4096           # outbound chunk size (4096..=65536)
 //!     handshake_timeout: 10s     # handshake + connect must finish within
 //!     idle_timeout: 30s          # no input and nothing playing: close (0s: never)
@@ -38,6 +40,8 @@ use rill_rtmp::Limits;
 pub struct Config {
     /// TCP address to listen on.
     pub listen: String,
+    /// RTMPS: a TLS listener with the host's certificate; `None`: off.
+    pub tls_listen: Option<String>,
     /// Outbound chunk size, announced right after connect.
     pub chunk_size: u32,
     /// Handshake and `connect` must be done within this, or the connection
@@ -58,6 +62,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "0.0.0.0:1935".to_owned(),
+            tls_listen: None,
             chunk_size: 4096,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
@@ -90,6 +95,7 @@ impl std::error::Error for ConfigError {}
 
 const KEYS: &[&str] = &[
     "listen",
+    "tls_listen",
     "chunk_size",
     "handshake_timeout",
     "idle_timeout",
@@ -150,6 +156,9 @@ impl Config {
             let l = &mut c.limits;
             match known {
                 "listen" => c.listen = value.to_owned(),
+                "tls_listen" => {
+                    c.tls_listen = Some(value.to_owned()).filter(|v| !v.is_empty() && v != "null")
+                }
                 "chunk_size" => c.chunk_size = size(value, 4096, 65536).map_err(|m| err(key, m))?,
                 "handshake_timeout" => {
                     c.handshake_timeout = duration(value).map_err(|m| err(key, m))?;

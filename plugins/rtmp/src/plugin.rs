@@ -75,6 +75,18 @@ impl Plugin for Rtmp {
             rill_log!(host, Error, "cannot listen on {}: {e}", config.listen);
             return Err(e);
         }
+        if let Some(addr) = &config.tls_listen {
+            // The host terminates TLS: sessions see plain RTMP.
+            if let Err(e) = host.listen(addr, 2, rill_abi::RILL_LISTEN_TLS) {
+                rill_log!(
+                    host,
+                    Error,
+                    "cannot listen for RTMPS on {addr}: {e} (is http.tls.cert/key set?)"
+                );
+                return Err(e);
+            }
+            rill_log!(host, Info, "RTMPS listening on {addr}");
+        }
         rill_log!(
             host,
             Info,

@@ -24,6 +24,9 @@
 //!   does), `POST /testkit/echo` echoes the body, `OPTIONS /testkit/echo`
 //!   answers 204 with `allow: POST, OPTIONS`.
 //! - Every stream event is logged as `stream event <n> <path>`.
+//! - `connect_tls: <host:port>`: at create, connects there with TLS
+//!   (`RILL_CONNECT_TLS`), sends `hello over tls`, and logs
+//!   `tls reply: <line>` for the answer or `tls connect ended: <why>`.
 //! - `record: true`: on each `RILL_STREAM_PUBLISHED`, a session without a
 //!   socket (`session_open`) subscribes to the stream, counts its frames,
 //!   and logs `recorded <path>: <n> frames, last dts <d>` when it ends.
@@ -67,6 +70,8 @@ pub struct Testkit {
 pub struct Session {
     /// The session's UDP socket, after a `udp` line.
     udp: Option<Udp>,
+    /// An outbound TLS probe (`connect_tls`).
+    tls_probe: bool,
     /// A recorder: the stream it records, and its subscription.
     record: Option<String>,
     sub: Option<Subscriber>,
@@ -145,6 +150,16 @@ impl Plugin for Testkit {
             host.http_route("GET", "/testkit/never", ROUTE_NEVER)?;
             host.http_route("POST", "/testkit/echo", ROUTE_ECHO)?;
             host.http_route("OPTIONS", "/testkit/echo", ROUTE_ECHO)?;
+        }
+        if let Some(addr) = config_value(&config, "connect_tls").filter(|a| !a.is_empty()) {
+            host.connect(
+                addr,
+                rill_abi::RILL_CONNECT_TLS,
+                Session {
+                    tls_probe: true,
+                    ..Session::default()
+                },
+            )?;
         }
         Ok(Testkit {
             host: *host,
@@ -242,6 +257,9 @@ impl Plugin for Testkit {
     }
 
     fn on_session_open(&self, s: &mut Session, conn: &Conn, _kind: u32) -> Result<()> {
+        if s.tls_probe {
+            conn.write(b"hello over tls\n")?;
+        }
         if let Some(path) = &s.record {
             s.sub = Some(conn.subscribe(path, "", None)?);
         }
@@ -276,6 +294,11 @@ impl Plugin for Testkit {
     }
 
     fn on_data(&self, s: &mut Session, conn: &Conn, data: &[u8]) -> Result<()> {
+        if s.tls_probe {
+            let text = String::from_utf8_lossy(data);
+            rill_log!(self.host, Info, "tls reply: {}", text.trim_end());
+            return conn.close(rill_abi::RILL_END_NORMAL);
+        }
         let (panic, udp) = s.scan_lines(data);
         if panic {
             panic!("testkit asked to panic by {}", conn.peer_addr());
@@ -291,6 +314,9 @@ impl Plugin for Testkit {
     }
 
     fn on_close(&self, s: Session, conn: &Conn, _reason: u32, why: &str) {
+        if s.tls_probe {
+            rill_log!(self.host, Info, "tls connect ended: {why}");
+        }
         if s.frames > 0 {
             rill_log!(
                 conn.host(),
