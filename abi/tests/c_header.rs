@@ -158,7 +158,8 @@ const WARN: &[&str] = &["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-o
 fn header_compiles_as_c11() {
     let cc = std::env::var("CC").unwrap_or_default();
     let Some(cc) = find(&[&cc, "cc", "gcc", "clang"]) else {
-        eprintln!("SKIPPED header_compiles_as_c11: no C compiler (cc, gcc, clang) found");
+        let why = Some("none of cc, gcc, clang found".to_owned());
+        rill_testsupport::require_tool("header_compiles_as_c11", "a C compiler", why);
         return;
     };
     let src = write_source("c");
@@ -172,7 +173,8 @@ fn header_compiles_as_c11() {
 fn header_compiles_as_cpp17() {
     let cxx = std::env::var("CXX").unwrap_or_default();
     let Some(cxx) = find(&[&cxx, "c++", "g++", "clang++"]) else {
-        eprintln!("SKIPPED header_compiles_as_cpp17: no C++ compiler (c++, g++, clang++) found");
+        let why = Some("none of c++, g++, clang++ found".to_owned());
+        rill_testsupport::require_tool("header_compiles_as_cpp17", "a C++ compiler", why);
         return;
     };
     let src = write_source("cpp");

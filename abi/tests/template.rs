@@ -26,8 +26,9 @@ fn template_dir() -> PathBuf {
 /// `None` without a compiler.
 fn build(variant: &str, extra: &[&str]) -> Option<PathBuf> {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    if Command::new(&cc).arg("--version").output().is_err() {
-        eprintln!("SKIPPED: no C compiler ({cc}) to build the plugin template");
+    let missing = (!rill_testsupport::runs(&cc, &["--version"]))
+        .then(|| format!("{cc} does not run; it builds the plugin template"));
+    if !rill_testsupport::require_tool("template", "a C compiler", missing) {
         return None;
     }
     let dir = std::env::temp_dir().join(format!("rill-template-{}-{variant}", std::process::id()));
@@ -470,8 +471,8 @@ fn template_plugin_is_clean_under_asan() {
         .output()
         .unwrap();
     let rt = String::from_utf8_lossy(&rt.stdout).trim().to_string();
-    if !rt.starts_with('/') {
-        eprintln!("SKIPPED: {cc} has no libasan.so runtime");
+    let missing = (!rt.starts_with('/')).then(|| format!("{cc} has no libasan.so runtime"));
+    if !rill_testsupport::require_tool("template_under_asan", "AddressSanitizer", missing) {
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())

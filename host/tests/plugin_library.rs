@@ -109,15 +109,9 @@ fn include_dir() -> PathBuf {
 }
 
 fn have_cc() -> bool {
-    let ok = Command::new("cc")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("SKIPPED: no C compiler `cc` on PATH; these tests build C plugins with it");
-    }
-    ok
+    let missing = (!rill_testsupport::runs("cc", &["--version"]))
+        .then(|| "no `cc` on PATH; these tests build C plugins with it".to_owned());
+    rill_testsupport::require_tool("plugin_library", "a C compiler", missing)
 }
 
 macro_rules! require_cc {

@@ -29,13 +29,27 @@ pub fn workspace_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody uses right now (TCP and UDP), chosen below the
+/// kernel's ephemeral range: a port the kernel handed out for `bind(0)` is
+/// also what it hands the next outgoing connection of any test (ffmpeg's,
+/// curl's), which then takes it before the server binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    const LOW: u16 = 12_000;
+    const SPAN: u16 = 20_000; // up to 31999, below 32768
+    loop {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+        let port = LOW + (h.finish() % u64::from(SPAN)) as u16;
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `f` every 50 ms until it returns Some or `timeout` passes.

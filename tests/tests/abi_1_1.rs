@@ -28,14 +28,6 @@ fn start(global: &str, extra: &str, more: &[std::path::PathBuf]) -> (Rill, u16) 
     (rill, tcp)
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn generation(rill: &Rill) -> u64 {
     plugin_state(rill, "testkit").unwrap()["generation"]
         .as_u64()
@@ -54,7 +46,7 @@ fn reinstall_testkit(rill: &Rill, marker: &str) {
 
 #[test]
 fn instance_udp_socket_survives_a_reload_and_only_the_live_generation_answers() {
-    let port = free_udp_port();
+    let port = free_port();
     let (rill, _) = start("", &format!("    udp: 127.0.0.1:{port}\n"), &[]);
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.connect(("127.0.0.1", port)).unwrap();
@@ -146,7 +138,7 @@ fn instance_udp_socket_survives_a_reload_and_only_the_live_generation_answers() 
 
 #[test]
 fn session_udp_socket_and_bad_datagrams() {
-    let port = free_udp_port();
+    let port = free_port();
     let (rill, tcp) = start("", &format!("    udp: 127.0.0.1:{port}\n"), &[]);
     // A session socket: bound on request, datagrams to its session.
     let mut conn = TcpStream::connect(("127.0.0.1", tcp)).unwrap();

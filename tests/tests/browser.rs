@@ -50,8 +50,11 @@ fn missing(browser_dir: &Path) -> Option<String> {
 #[test]
 fn http_flv_plays_in_headless_chromium_with_mpegts_js() {
     let browser_dir = workspace_dir().join("tests/browser");
-    if let Some(why) = missing(&browser_dir) {
-        println!("SKIPPED http_flv_plays_in_headless_chromium_with_mpegts_js: {why}; run scripts/install-deps");
+    if !rill_testsupport::require_tool(
+        "http_flv_plays_in_headless_chromium_with_mpegts_js",
+        "the browser stack",
+        missing(&browser_dir),
+    ) {
         return;
     }
     let started = Instant::now();

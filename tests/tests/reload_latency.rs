@@ -11,9 +11,9 @@
 //! N+1 with the new version: the host re-targets the plugin's listeners to
 //! the new generation before it records the generation, so from then on a
 //! new connection to the play port is the new version's (each reload checks
-//! that with a real connection, outside the timed part). The watcher
-//! debounces ~300 ms and waits ~100 ms for the file to hold still, so
-//! expect roughly 0.4–0.6 s.
+//! that with a real connection, outside the timed part). A rename into the
+//! plugins dir is reported at once (no debounce, no settling), so expect
+//! about 10 ms (debug build).
 
 use std::io::Read;
 use std::net::TcpStream;

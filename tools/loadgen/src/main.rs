@@ -18,6 +18,7 @@ mod report;
 mod rtmp;
 mod sei;
 mod stats;
+mod udp;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,6 +60,27 @@ enum Cmd {
         /// leaves Nagle on).
         #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
         nodelay: bool,
+    },
+    /// UDP echo load against `target`: answers per second (one JSON line).
+    Udp {
+        #[arg(long)]
+        target: String,
+        /// Client sockets.
+        #[arg(long, default_value_t = 8)]
+        sockets: usize,
+        /// Datagrams in flight per socket.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        /// Bytes per datagram.
+        #[arg(long, default_value_t = 1200)]
+        size: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// A plain tokio UDP echo server: the peer for `udp`.
+    UdpEcho {
+        #[arg(long, default_value = "127.0.0.1:19500")]
+        listen: String,
     },
     /// Table, ratios and chart from the JSON files of `run`.
     Report {
@@ -221,6 +243,14 @@ fn main() {
             out_dir,
             machine,
         } => report::report(&files, &out_dir, &machine),
+        Cmd::Udp {
+            target,
+            sockets,
+            window,
+            size,
+            seconds,
+        } => udp::load(&target, sockets, window, size, seconds),
+        Cmd::UdpEcho { listen } => udp::echo_server(&listen),
     };
     if let Err(e) = r {
         eprintln!("rill-loadgen: {e}");
