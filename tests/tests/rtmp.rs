@@ -619,3 +619,34 @@ fn a_slow_player_falls_behind_alone() {
         eprintln!("{l}");
     }
 }
+
+/// A plugin that cannot start (its port is taken) fails alone: the API
+/// shows the reason in its own words, the other plugins serve.
+#[test]
+fn a_plugin_that_cannot_start_fails_alone() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let rill = rill_e2e::Rill::start(
+        &format!("plugins:\n  rtmp:\n    listen: 127.0.0.1:{port}\n"),
+        &[
+            plugin(),
+            rill_e2e::target_dir().join("librill_plugin_flv.so"),
+        ],
+    );
+    let rtmp = rill_e2e::wait_for(Duration::from_secs(10), || {
+        rill_e2e::plugin_state(&rill, "librill_plugin_rtmp.so")
+            .or_else(|| rill_e2e::plugin_state(&rill, "rtmp"))
+            .filter(|p| p["last_error"].is_string())
+    })
+    .unwrap_or_else(|| panic!("no error shown:\n{}", rill.log()));
+    let why = rtmp["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("Address already in use") && why.contains(&port.to_string()),
+        "{why}"
+    );
+    assert_ne!(rtmp["state"], "running");
+    let flv = rill_e2e::plugin_state(&rill, "flv").expect("flv listed");
+    assert_eq!(flv["state"], "running");
+    let (st, _) = rill.get("/api/v1/server");
+    assert_eq!(st, 200, "the HTTP server answers");
+}

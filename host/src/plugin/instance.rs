@@ -61,6 +61,9 @@ pub(crate) struct Instance {
     pub(crate) routes: Mutex<Vec<RouteDecl>>,
     /// UDP sockets declared in `create` (`udp_listen`), until activated.
     pub(crate) udp_decls: Mutex<Vec<super::udp::UdpDecl>>,
+    /// The errors logged during `create` (by the host's calls and by the
+    /// plugin): the reason shown when `create` fails.
+    create_error: Mutex<Option<String>>,
     /// The instance's live UDP sockets by `socket_id` (`udp_send`).
     pub(crate) udp: Mutex<std::collections::HashMap<u32, Arc<super::udp::UdpEntry>>>,
     pub(crate) sessions: DashMap<u64, Arc<SessionShared>>,
@@ -108,6 +111,7 @@ impl Instance {
             listens: Mutex::new(Vec::new()),
             routes: Mutex::new(Vec::new()),
             udp_decls: Mutex::new(Vec::new()),
+            create_error: Mutex::new(None),
             udp: Mutex::new(Default::default()),
             sessions: DashMap::new(),
             sessions_changed: Notify::new(),
@@ -168,7 +172,12 @@ impl Instance {
         self.instance.store(inst, Ordering::Release);
         if status < 0 {
             self.stop_instance_task();
-            return Err(format!("create failed: {}", rill_status_name(status)));
+            // The plugin's own words say more than a status name.
+            let said = self.create_error.lock().take();
+            return Err(match said {
+                Some(why) => format!("create failed: {}: {why}", rill_status_name(status)),
+                None => format!("create failed: {}", rill_status_name(status)),
+            });
         }
         Ok(())
     }
@@ -268,6 +277,19 @@ impl Instance {
         // Plugin messages quote what clients sent (stream names, URLs): a
         // newline in them must not forge a log line.
         let msg = escape_controls(msg);
+        if level == RILL_LOG_ERROR && self.creating.load(Ordering::Acquire) {
+            // The host's own errors (a refused bind) come first, then the
+            // plugin's; a few are enough.
+            let mut e = self.create_error.lock();
+            match e.as_mut() {
+                None => *e = Some(msg.to_string()),
+                Some(all) if all.len() < 512 => {
+                    all.push_str("; ");
+                    all.push_str(&msg);
+                }
+                Some(_) => {}
+            }
+        }
         match level {
             RILL_LOG_ERROR => tracing::error!(plugin = %name, generation = gen, "{msg}"),
             RILL_LOG_WARN => tracing::warn!(plugin = %name, generation = gen, "{msg}"),
