@@ -1089,8 +1089,10 @@ typedef struct RillPluginDescriptor {
                                 struct RillSubscriber *sub,
                                 uint32_t reason,
                                 struct RillStr why);
-    // The publisher was ended by the host (`RILL_END_KICKED`,
-    // `RILL_END_SHUTDOWN`); writes now return `RILL_ERR_CLOSED`. The handle
+    // The publisher was ended by the host (`RILL_END_KICKED`: the API, a
+    // newer publisher or the stream's close; `RILL_END_SHUTDOWN`;
+    // `RILL_END_TIMEOUT`: it sent nothing for `publish.publish_timeout`);
+    // writes now return `RILL_ERR_CLOSED`. The handle
     // stays valid until `publisher_close` or the session's end.
     int32_t (*on_publish_end)(void *instance,
                               void *session_user,

@@ -244,8 +244,10 @@ pub struct RillPluginDescriptor {
             why: RillStr,
         ) -> i32,
     >,
-    /// The publisher was ended by the host (`RILL_END_KICKED`,
-    /// `RILL_END_SHUTDOWN`); writes now return `RILL_ERR_CLOSED`. The handle
+    /// The publisher was ended by the host (`RILL_END_KICKED`: the API, a
+    /// newer publisher or the stream's close; `RILL_END_SHUTDOWN`;
+    /// `RILL_END_TIMEOUT`: it sent nothing for `publish.publish_timeout`);
+    /// writes now return `RILL_ERR_CLOSED`. The handle
     /// stays valid until `publisher_close` or the session's end.
     pub on_publish_end: Option<
         unsafe extern "C" fn(

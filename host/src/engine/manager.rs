@@ -347,7 +347,7 @@ impl Publisher {
     }
 
     /// Whether the engine detached this publisher, and why.
-    pub fn closed_reason(&self) -> Option<String> {
+    pub fn closed_reason(&self) -> Option<SubscribeEnd> {
         self.end.reason.lock().clone()
     }
 
@@ -364,7 +364,8 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        self.stream.detach_publisher(self.epoch, "publisher left");
+        self.stream
+            .detach_publisher(self.epoch, EndReason::Closed, "publisher left");
     }
 }
 

@@ -57,12 +57,15 @@ struct PublisherSlot {
 #[derive(Default)]
 pub(crate) struct PublisherEnd {
     pub(crate) token: CancellationToken,
-    pub(crate) reason: Mutex<Option<String>>,
+    pub(crate) reason: Mutex<Option<SubscribeEnd>>,
 }
 
 impl PublisherEnd {
-    fn end(&self, reason: &str) {
-        self.reason.lock().get_or_insert_with(|| reason.to_string());
+    /// The first reason given is the one kept.
+    fn end(&self, reason: EndReason, message: &str) {
+        self.reason
+            .lock()
+            .get_or_insert_with(|| SubscribeEnd::new(reason, message));
         self.token.cancel();
     }
 }
@@ -172,7 +175,8 @@ impl Stream {
                 return Err(EngineError::Busy(self.path.clone()));
             }
             tracing::info!(stream = %self.path, "kicking the existing publisher for a new one");
-            old.end.end("replaced by a new publisher");
+            old.end
+                .end(EndReason::Kicked, "replaced by a new publisher");
         }
         let epoch = c.next_epoch;
         c.next_epoch += 1;
@@ -200,14 +204,14 @@ impl Stream {
     }
 
     /// The publisher of `epoch` is gone (it left, or was detached).
-    pub(crate) fn detach_publisher(self: &Arc<Self>, epoch: u64, reason: &str) {
+    pub(crate) fn detach_publisher(self: &Arc<Self>, epoch: u64, reason: EndReason, message: &str) {
         let mut c = self.control.lock();
         let current = matches!(&c.publisher, Some(p) if p.epoch == epoch);
         if !current {
             return;
         }
         if let Some(p) = c.publisher.take() {
-            p.end.end(reason);
+            p.end.end(reason, message);
         }
         self.ingest.lock().epoch = 0;
         let actions = c.lifecycle.publisher_detached(Instant::now());
@@ -481,7 +485,7 @@ impl Stream {
                     tracing::info!(stream = %self.path, "dropping publisher: {msg}");
                     let mut c = self.control.lock();
                     if let Some(p) = c.publisher.take() {
-                        p.end.end(&msg);
+                        p.end.end(EndReason::PublishTimeout, &msg);
                     }
                     self.ingest.lock().epoch = 0;
                     // The lifecycle already moved on (DropPublisher comes with
@@ -519,7 +523,7 @@ impl Stream {
             let mut c = self.control.lock();
             c.lifecycle.close_now();
             if let Some(p) = c.publisher.take() {
-                p.end.end(&end.message);
+                p.end.end(end.reason, &end.message);
             }
             self.ingest.lock().epoch = 0;
         }
@@ -544,7 +548,7 @@ impl Stream {
         let epoch = self.control.lock().publisher.as_ref().map(|p| p.epoch);
         match epoch {
             Some(e) => {
-                self.detach_publisher(e, "kicked");
+                self.detach_publisher(e, EndReason::Kicked, "kicked");
                 true
             }
             None => false,

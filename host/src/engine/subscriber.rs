@@ -39,6 +39,8 @@ pub enum EndReason {
     TooSlow,
     /// The server is shutting down.
     Shutdown,
+    /// A publisher sent nothing for `publish.publish_timeout`.
+    PublishTimeout,
     /// The subscriber closed itself.
     Closed,
 }
@@ -52,6 +54,7 @@ impl EndReason {
             EndReason::Kicked => "kicked",
             EndReason::TooSlow => "too_slow",
             EndReason::Shutdown => "shutdown",
+            EndReason::PublishTimeout => "publish_timeout",
             EndReason::Closed => "closed",
         }
     }

@@ -3,6 +3,7 @@
 //! reload.
 
 mod api;
+mod elf;
 mod frames;
 mod host;
 mod instance;

@@ -1,0 +1,275 @@
+//! What a session holds through the ABI: subscribers, publishers, UDP
+//! sockets, and the media they deliver.
+
+use super::*;
+
+pub(crate) struct SubEntry {
+    /// The session that owns this entry (it outlives its entries).
+    pub owner: *const SessionShared,
+    pub sub: Subscriber,
+    pub flags: u32,
+    started: bool,
+    ended: bool,
+    pub delivered: u64,
+    pub delivered_bytes: u64,
+}
+
+pub(crate) struct PubEntry {
+    /// The session that owns this entry (it outlives its entries).
+    pub owner: *const SessionShared,
+    pub publisher: Publisher,
+    ended: bool,
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl SessionShared {
+    pub(crate) fn add_subscriber(&self, sub: Subscriber, flags: u32) -> *mut RillSubscriber {
+        let mut e = Box::new(SubEntry {
+            owner: self,
+            sub,
+            flags,
+            started: false,
+            ended: false,
+            delivered: 0,
+            delivered_bytes: 0,
+        });
+        let p = &mut *e as *mut SubEntry as *mut RillSubscriber;
+        self.st.lock().subs.push(e);
+        p
+    }
+
+    pub(crate) fn remove_subscriber(&self, p: *mut RillSubscriber) -> bool {
+        let mut st = self.st.lock();
+        let before = st.subs.len();
+        st.subs
+            .retain(|e| !std::ptr::eq(&**e, p as *const SubEntry));
+        before != st.subs.len()
+    }
+
+    pub(crate) fn add_publisher(&self, publisher: Publisher) -> *mut RillPublisher {
+        let closed = Box::pin(publisher.closed_owned());
+        let mut e = Box::new(PubEntry {
+            owner: self,
+            publisher,
+            ended: false,
+            closed,
+        });
+        let p = &mut *e as *mut PubEntry as *mut RillPublisher;
+        self.st.lock().pubs.push(e);
+        p
+    }
+
+    pub(crate) fn remove_publisher(&self, p: *mut RillPublisher) -> bool {
+        let mut st = self.st.lock();
+        let before = st.pubs.len();
+        st.pubs
+            .retain(|e| !std::ptr::eq(&**e, p as *const PubEntry));
+        before != st.pubs.len()
+    }
+
+    /// Binds a UDP socket for this session (`udp_bind`): its datagrams
+    /// come to this session's task as `on_udp_data`.
+    pub(crate) fn bind_udp(
+        self: &Arc<Self>,
+        addr: std::net::SocketAddr,
+        socket_id: u32,
+    ) -> std::io::Result<*mut RillUdp> {
+        let std_sock = crate::plugin::udp::bind(addr)?;
+        let _g = self.inst.host.rt.enter();
+        let socket = Arc::new(tokio::net::UdpSocket::from_std(std_sock)?);
+        let local = socket.local_addr()?.to_string();
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // The task needs the handle's address, which exists once boxed:
+        // start it parked and hand the address over.
+        let (tx, rx) = oneshot::channel::<usize>();
+        let weak = Arc::downgrade(self);
+        let task = self.inst.host.rt.spawn({
+            let (socket, queued) = (socket.clone(), queued.clone());
+            async move {
+                let Ok(udp) = rx.await else { return };
+                crate::plugin::udp::session_recv_loop(socket, udp, queued, move |d| {
+                    weak.upgrade().is_some_and(|s| s.send(Ctl::Udp(d)))
+                })
+                .await
+            }
+        });
+        let entry = Box::new(crate::plugin::udp::SessionUdp {
+            owner: Arc::as_ptr(self),
+            socket,
+            socket_id,
+            local,
+            task: task.abort_handle(),
+            queued,
+        });
+        let p = &*entry as *const crate::plugin::udp::SessionUdp;
+        let _ = tx.send(p as usize);
+        self.st.lock().udps.push(entry);
+        Ok(p as *mut RillUdp)
+    }
+
+    /// Closes one of this session's UDP sockets (`udp_close`).
+    pub(crate) fn close_udp(&self, p: *const crate::plugin::udp::SessionUdp) -> bool {
+        let mut st = self.st.lock();
+        let before = st.udps.len();
+        st.udps.retain(|u| !std::ptr::eq(&**u, p));
+        before != st.udps.len()
+    }
+
+    pub(super) fn poll_media(&self, cx: &mut Context<'_>) -> Poll<Media> {
+        let mut st = self.st.lock();
+        for e in st.subs.iter_mut() {
+            if e.ended {
+                continue;
+            }
+            if let Poll::Ready(r) = e.sub.poll_recv(cx) {
+                let p = &mut **e as *mut SubEntry;
+                return Poll::Ready(Media::Sub(p, r));
+            }
+        }
+        for e in st.pubs.iter_mut() {
+            if !e.ended && e.closed.as_mut().poll(cx).is_ready() {
+                e.ended = true;
+                let why = e
+                    .publisher
+                    .closed_reason()
+                    .unwrap_or_else(|| SubscribeEnd::new(EndReason::Closed, "ended"));
+                return Poll::Ready(Media::PubEnd(&mut **e as *mut PubEntry, why));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Takes up to `budget` frames that are already queued, without
+    /// waiting, while the output is below the high-water mark.
+    ///
+    /// Polls with a no-op waker: the loop's `select!` polls again with the
+    /// task's own waker before it sleeps, so no wake-up is lost.
+    pub(super) fn drain_media(self: &Arc<Self>, budget: usize) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for _ in 0..budget {
+            if !self.st.lock().takes_media() {
+                return;
+            }
+            match self.poll_media(&mut cx) {
+                Poll::Ready(m) => self.on_media(m),
+                Poll::Pending => return,
+            }
+        }
+    }
+
+    pub(super) fn on_media(self: &Arc<Self>, m: Media) {
+        let (inst, user, conn) = (&self.inst, self.user(), self.conn_ptr());
+        match m {
+            Media::Sub(p, Ok(frame)) => {
+                // Decide under the lock, call without it: the plugin may
+                // close this subscriber from inside the callback.
+                let (first, skip) = {
+                    let mut st = self.st.lock();
+                    // SAFETY: p points into a Box owned by st.subs; we hold
+                    // the lock, and it was live when poll_media returned.
+                    let e = unsafe { &mut *p };
+                    let skip = filtered(e.flags, &frame);
+                    let first = !e.started;
+                    e.started = true;
+                    if !skip {
+                        st.streaming = true;
+                        e.delivered += 1;
+                        e.delivered_bytes += frame.payload().len() as u64;
+                    }
+                    (first, skip)
+                };
+                let sub = p as *mut RillSubscriber;
+                if first {
+                    let s = inst.call(|d, i| {
+                        // SAFETY: plugin callback, its own session and handle.
+                        d.on_subscribe_start
+                            .map_or(RILL_OK, |f| unsafe { f(i, user, sub) })
+                    });
+                    self.check("on_subscribe_start", s);
+                }
+                if !skip && self.st.lock().subs.iter().any(|e| std::ptr::eq(&**e, p)) {
+                    let s = inst.call(|d, i| {
+                        // SAFETY: plugin callback; the frame is lent for the call.
+                        d.on_frame.map_or(RILL_OK, |f| unsafe {
+                            f(i, user, sub, frames::lend(&frame))
+                        })
+                    });
+                    self.check("on_frame", s);
+                }
+            }
+            Media::Sub(p, Err(end)) => {
+                {
+                    let _st = self.st.lock();
+                    // SAFETY: as above.
+                    unsafe { (*p).ended = true };
+                }
+                let why = end.to_string();
+                let s = inst.call(|d, i| {
+                    // SAFETY: plugin callback; `why` is lent for the call.
+                    d.on_subscribe_end.map_or(RILL_OK, |f| unsafe {
+                        f(
+                            i,
+                            user,
+                            p as *mut RillSubscriber,
+                            end_code(&end),
+                            RillStr::from_str(&why),
+                        )
+                    })
+                });
+                self.check("on_subscribe_end", s);
+            }
+            Media::PubEnd(p, end) => {
+                let (code, why) = (publish_end_code(&end), end.message);
+                let s = inst.call(|d, i| {
+                    // SAFETY: plugin callback; `why` is lent for the call.
+                    d.on_publish_end.map_or(RILL_OK, |f| unsafe {
+                        f(
+                            i,
+                            user,
+                            p as *mut RillPublisher,
+                            code,
+                            RillStr::from_str(&why),
+                        )
+                    })
+                });
+                self.check("on_publish_end", s);
+            }
+        }
+        let _ = conn;
+    }
+}
+
+pub(super) enum Media {
+    Sub(*mut SubEntry, Result<FrameRef, SubscribeEnd>),
+    PubEnd(*mut PubEntry, SubscribeEnd),
+}
+
+pub(super) fn filtered(flags: u32, f: &FrameRef) -> bool {
+    let kind = rill_codec_kind(f.codec());
+    (flags & RILL_SUBSCRIBE_NO_VIDEO != 0 && kind == RILL_TRACK_VIDEO)
+        || (flags & RILL_SUBSCRIBE_NO_AUDIO != 0 && kind == RILL_TRACK_AUDIO)
+        || (flags & RILL_SUBSCRIBE_NO_DATA != 0 && kind == RILL_TRACK_DATA)
+}
+
+pub(crate) fn end_code(end: &SubscribeEnd) -> u32 {
+    match end.reason {
+        EndReason::WaitTimeout => RILL_END_TIMEOUT,
+        EndReason::PublisherGone => RILL_END_PUBLISHER_GONE,
+        EndReason::Kicked => RILL_END_KICKED,
+        EndReason::TooSlow => RILL_END_TOO_SLOW,
+        EndReason::Shutdown => RILL_END_SHUTDOWN,
+        EndReason::PublishTimeout => RILL_END_TIMEOUT,
+        EndReason::StreamClosed | EndReason::Closed => RILL_END_NORMAL,
+    }
+}
+
+/// The `on_publish_end` reason for a publisher the host ended: shutdown,
+/// a publish timeout, or else kicked (by the API, a newer publisher, or
+/// the stream's close).
+pub(crate) fn publish_end_code(end: &SubscribeEnd) -> u32 {
+    match end.reason {
+        EndReason::Shutdown => RILL_END_SHUTDOWN,
+        EndReason::PublishTimeout => RILL_END_TIMEOUT,
+        _ => RILL_END_KICKED,
+    }
+}
