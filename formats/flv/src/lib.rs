@@ -7,6 +7,8 @@
 
 pub mod amf0;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod stream;
 pub mod tag;
 

@@ -314,15 +314,18 @@ pub fn demux_script(
             body.clone()
         }
         Some("@setDataFrame") => {
-            let rest_start = d.position();
-            let name = d.decode()?;
-            if name.as_str() != Some("onMetaData") {
+            // Checked as what is forwarded, with its own value budget (the
+            // budget grows with the input): what passes here must pass
+            // again wherever the forwarded body is read.
+            let rest = body.slice(d.position()..);
+            let mut r = amf0::Decoder::new(&rest, max_amf_depth).max_values(max_amf_values);
+            if r.decode()?.as_str() != Some("onMetaData") {
                 return Ok(None);
             }
-            while !d.is_empty() {
-                d.decode()?;
+            while !r.is_empty() {
+                r.decode()?;
             }
-            body.slice(rest_start..)
+            rest
         }
         _ => return Ok(None),
     };

@@ -1,5 +1,7 @@
 //! What tests in several crates share, with no dependencies of its own.
 
+pub mod fuzz;
+
 /// The environment variable that turns a missing tool into a failure.
 /// `scripts/test` (and so CI) sets it: there, every tool is installed by
 /// `scripts/install-deps`, and a test that cannot run is a broken test.

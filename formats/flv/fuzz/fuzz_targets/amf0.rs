@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    rill_rtmp::fuzzing::amf0(data);
+    rill_flv::fuzzing::amf0(data);
 });

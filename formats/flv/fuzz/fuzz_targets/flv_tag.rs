@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    rill_rtmp::fuzzing::flv_tag(data);
+    rill_flv::fuzzing::flv_tag(data);
 });
