@@ -573,6 +573,35 @@ impl FlvReader {
     }
 }
 
+/// A self-signed certificate for 127.0.0.1 and localhost (rcgen), as PEM
+/// files in a test's directory and as DER: the server's certificate and,
+/// being self-signed, the CA a client trusts.
+pub struct TestCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub der: rustls::pki_types::CertificateDer<'static>,
+    /// The private key, PKCS#8 DER.
+    pub key_der: Vec<u8>,
+}
+
+/// Makes a [`TestCert`] named `name` in `dir`.
+pub fn make_cert(dir: &Path, name: &str) -> TestCert {
+    let c =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    TestCert {
+        cert,
+        key,
+        der: c.cert.der().clone(),
+        key_der: c.signing_key.serialize_der(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,36 +15,13 @@ use std::time::{Duration, Instant};
 use rill_e2e::*;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-/// A self-signed certificate for 127.0.0.1 and localhost, as PEM files.
-struct Cert {
-    cert: PathBuf,
-    key: PathBuf,
-    der: CertificateDer<'static>,
-}
-
-fn make_cert(dir: &Path, name: &str) -> Cert {
-    let c =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    let (cert, key) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    std::fs::write(&cert, c.cert.pem()).unwrap();
-    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
-    Cert {
-        cert,
-        key,
-        der: c.cert.der().clone(),
-    }
-}
-
 struct Server {
     rill: Rill,
     ingest: u16,
     /// The `plugins:` section it runs with.
     plugins_yaml: String,
     tls_port: u16,
-    cert: Cert,
+    cert: TestCert,
     _certs: tempfile::TempDir,
 }
 

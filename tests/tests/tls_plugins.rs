@@ -6,40 +6,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rill_e2e::rtmp::plugin as rtmp_plugin;
 use rill_e2e::*;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-/// A self-signed certificate for localhost and 127.0.0.1, as PEM files
-/// and DER.
-struct Cert {
-    cert: PathBuf,
-    key: PathBuf,
-    der: CertificateDer<'static>,
-    key_der: Vec<u8>,
-}
-
-fn make_cert(dir: &Path, name: &str) -> Cert {
-    let c =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let (cert, key) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    std::fs::write(&cert, c.cert.pem()).unwrap();
-    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
-    Cert {
-        cert,
-        key,
-        der: c.cert.der().clone(),
-        key_der: c.signing_key.serialize_der(),
-    }
-}
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 #[test]
 fn rtmps_publish_and_play_verified_and_a_wrong_ca_refused() {
@@ -141,7 +114,7 @@ fn rtmps_publish_and_play_verified_and_a_wrong_ca_refused() {
 }
 
 /// A one-connection TLS server: reads a line, answers `hi from the server`.
-fn tls_server(cert: &Cert) -> (u16, std::thread::JoinHandle<Option<String>>) {
+fn tls_server(cert: &TestCert) -> (u16, std::thread::JoinHandle<Option<String>>) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
