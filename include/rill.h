@@ -171,6 +171,14 @@ static inline const char *rill_status_str(int32_t status) {
 // `addr` (`host:port`) as the server name.
 #define RILL_CONNECT_TLS (1 << 0)
 
+// `http_route_flags` flag (added in 1.1): responses on this route are long
+// streams (HTTP-FLV). The host serves each plain-HTTP `GET` on it (no
+// upgrade, no body) on a connection of its own, as it does a TCP
+// session: no HTTP keep-alive (`Connection: close`), no HTTP server
+// buffers per player. HTTPS, WebSocket upgrades and other methods are
+// served as on any route. The session sees no difference.
+#define RILL_ROUTE_STREAM (1 << 0)
+
 // `RillSockAddr.family`: IPv4 (`addr[0..4]`).
 #define RILL_AF_INET 4
 
@@ -937,6 +945,14 @@ typedef struct RillHostApi {
                         const struct RillSockAddr *to,
                         const uint8_t *data,
                         size_t len);
+    // ==== HTTP routes with flags (added in 1.1) ====
+    //
+    // Added in 1.1. As `http_route`, with `RILL_ROUTE_*` flags.
+    int32_t (*http_route_flags)(struct RillHost *host,
+                                struct RillStr method,
+                                struct RillStr pattern,
+                                uint32_t route_id,
+                                uint32_t flags);
 } RillHostApi;
 
 // An HTTP request routed to a plugin (`on_http_request`). Everything in it

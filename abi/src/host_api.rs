@@ -76,6 +76,14 @@ pub const RILL_LISTEN_TLS: u32 = 1 << 0;
 /// `addr` (`host:port`) as the server name.
 pub const RILL_CONNECT_TLS: u32 = 1 << 0;
 
+/// `http_route_flags` flag (added in 1.1): responses on this route are long
+/// streams (HTTP-FLV). The host serves each plain-HTTP `GET` on it (no
+/// upgrade, no body) on a connection of its own, as it does a TCP
+/// session: no HTTP keep-alive (`Connection: close`), no HTTP server
+/// buffers per player. HTTPS, WebSocket upgrades and other methods are
+/// served as on any route. The session sees no difference.
+pub const RILL_ROUTE_STREAM: u32 = 1 << 0;
+
 /// `RillSockAddr.family`: IPv4 (`addr[0..4]`).
 pub const RILL_AF_INET: u16 = 4;
 /// `RillSockAddr.family`: IPv6 (`addr[0..16]`).
@@ -665,6 +673,19 @@ pub struct RillHostApi {
             to: *const RillSockAddr,
             data: *const u8,
             len: usize,
+        ) -> i32,
+    >,
+
+    /// ==== HTTP routes with flags (added in 1.1) ====
+    ///
+    /// Added in 1.1. As `http_route`, with `RILL_ROUTE_*` flags.
+    pub http_route_flags: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            method: RillStr,
+            pattern: RillStr,
+            route_id: u32,
+            flags: u32,
         ) -> i32,
     >,
 }

@@ -544,6 +544,7 @@ pub const fn rill_host_api_empty() -> RillHostApi {
         post: None,
         udp_listen: None,
         udp_send: None,
+        http_route_flags: None,
     }
 }
 

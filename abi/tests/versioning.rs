@@ -41,7 +41,7 @@ fn abi_1_1_appends_after_1_0() {
     );
     assert_eq!(
         size_of::<RillHostApi>(),
-        rill_v1_0_size_of_host_api() + 2 * size_of::<usize>()
+        rill_v1_0_size_of_host_api() + 3 * size_of::<usize>()
     );
     assert_eq!(size_of::<RillSockAddr>(), 24);
     assert_eq!(offset_of!(RillHostApi, struct_size), 0);

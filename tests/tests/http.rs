@@ -72,6 +72,40 @@ fn http_flv_plays_in_ffprobe_and_ffmpeg() {
 
 /// Reads WS-FLV with a WebSocket client and checks the bytes are FLV: a
 /// header message, then tags whose sizes add up.
+/// HTTP-FLV is a streaming route: the host serves it on a connection of its
+/// own (no keep-alive), with the plugin's chunked body framed by the host.
+#[test]
+fn http_flv_is_served_on_an_owned_connection() {
+    let s = start("");
+    let mut pubr = publish(&s, 8);
+    wait_publishing(&s);
+    let mut c = TcpStream::connect(("127.0.0.1", s.rill.http_port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET /live/test.flv HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while got.len() < 200_000 {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(head.contains("content-type: video/x-flv"), "{head}");
+    // The first chunk is the FLV header.
+    let (size, rest) = body.split_once("\r\n").unwrap();
+    assert_eq!(usize::from_str_radix(size, 16).unwrap(), 13, "{size}");
+    assert!(rest.starts_with("FLV"));
+    let _ = pubr.kill();
+    let _ = pubr.wait();
+}
+
 #[test]
 fn ws_flv_messages_parse_as_flv_tags() {
     let s = start("");

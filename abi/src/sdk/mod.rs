@@ -393,6 +393,21 @@ impl Host {
         Error::check(unsafe { f(self.raw(), socket_id, &to, data.as_ptr(), data.len()) }).map(drop)
     }
 
+    /// [`Host::http_route`] with `RILL_ROUTE_*` flags (ABI 1.1), e.g.
+    /// `RILL_ROUTE_STREAM` for long streamed responses.
+    pub fn http_route_flags(
+        &self,
+        method: &str,
+        pattern: &str,
+        route_id: u32,
+        flags: u32,
+    ) -> Result<()> {
+        let f = api!(self, http_route_flags)?;
+        // SAFETY: valid host context; strings borrowed for the call.
+        Error::check(unsafe { f(self.raw(), rstr(method), rstr(pattern), route_id, flags) })
+            .map(drop)
+    }
+
     /// Routes HTTP requests (only in `create`): `method` "" for any,
     /// `pattern` exact, `/prefix/*` or `*.suffix`.
     pub fn http_route(&self, method: &str, pattern: &str, route_id: u32) -> Result<()> {

@@ -4,6 +4,7 @@
 //! `http.tls` set, the same router is also served over HTTPS ([`tls`]).
 
 mod metrics;
+mod plain;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -101,7 +102,7 @@ pub async fn serve(
     });
     tracing::info!(addr = %listen, "HTTP listening");
     let plain = axum::serve(
-        listener,
+        plain::PlainListener::new(listener, state.clone()),
         router(state.clone()).into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(stop.clone().cancelled_owned());
@@ -142,6 +143,12 @@ pub struct Peer(pub SocketAddr);
 
 impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, plain::PlainListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, plain::PlainListener>) -> Self {
         Peer(*stream.remote_addr())
     }
 }

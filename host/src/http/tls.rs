@@ -249,7 +249,7 @@ impl Listener for TlsListener {
 
 /// As axum does for its TCP listener: errors of one connection are
 /// ignored; others (EMFILE, ...) are logged and accepting pauses 1 s.
-async fn accept_error(e: io::Error) {
+pub(crate) async fn accept_error(e: io::Error) {
     use io::ErrorKind::*;
     if matches!(
         e.kind(),

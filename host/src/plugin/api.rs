@@ -841,6 +841,17 @@ unsafe extern "C" fn http_route(
     pattern: RillStr,
     route_id: u32,
 ) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { http_route_flags(host, method, pattern, route_id, 0) }
+}
+
+unsafe extern "C" fn http_route_flags(
+    host: *mut RillHost,
+    method: RillStr,
+    pattern: RillStr,
+    route_id: u32,
+    flags: u32,
+) -> i32 {
     guard("http_route", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(i), Some(m), Some(p)) =
@@ -850,7 +861,7 @@ unsafe extern "C" fn http_route(
         else {
             return RILL_ERR_INVALID;
         };
-        if !i.creating.load(Ordering::Acquire) || p.is_empty() {
+        if !i.creating.load(Ordering::Acquire) || p.is_empty() || flags & !RILL_ROUTE_STREAM != 0 {
             return RILL_ERR_INVALID;
         }
         let mut routes = i.routes.lock();
@@ -861,6 +872,7 @@ unsafe extern "C" fn http_route(
             method: m.to_ascii_uppercase(),
             pattern: p.to_string(),
             route_id,
+            stream: flags & RILL_ROUTE_STREAM != 0,
         });
         RILL_OK
     })
@@ -1247,4 +1259,5 @@ pub(crate) static HOST_API: RillHostApi = RillHostApi {
     post: Some(post),
     udp_listen: Some(udp_listen),
     udp_send: Some(udp_send),
+    http_route_flags: Some(http_route_flags),
 };

@@ -36,6 +36,8 @@ pub(crate) struct RouteDecl {
     pub method: String,
     pub pattern: String,
     pub route_id: u32,
+    /// `RILL_ROUTE_STREAM`.
+    pub stream: bool,
 }
 
 pub(crate) enum InstMsg {

@@ -445,6 +445,50 @@ impl PluginManager {
             .map_err(ReloadRefused::Failed)
     }
 
+    /// Whether `method` on `path` goes to a streaming route
+    /// (`RILL_ROUTE_STREAM`).
+    pub fn streams(&self, method: &str, path: &str) -> bool {
+        self.inner
+            .host
+            .routes
+            .find(method, path)
+            .is_some_and(|r| r.stream)
+    }
+
+    /// Hands a streaming request, and its connection, to the plugin route
+    /// that matches it: the session owns the socket. Gives the socket back
+    /// when no streaming route matches (any more).
+    pub fn route_http_owned(
+        &self,
+        req: session::HttpRequest,
+        sock: tokio::net::TcpStream,
+        peer: String,
+        local: String,
+    ) -> Result<(), tokio::net::TcpStream> {
+        let Some(route) = self
+            .inner
+            .host
+            .routes
+            .find(&req.method, &req.path)
+            .filter(|r| r.stream)
+        else {
+            return Err(sock);
+        };
+        session::spawn(
+            &route.inst,
+            session::Io::OwnedHttp(session::OwnedHttp {
+                sock,
+                route_id: route.route_id,
+                req,
+            }),
+            session::Origin::Session,
+            peer,
+            local,
+            std::ptr::null_mut(),
+        );
+        Ok(())
+    }
+
     /// Whether a plugin routes `OPTIONS` on `path` itself.
     pub fn answers_options(&self, path: &str) -> bool {
         self.inner.host.routes.has_explicit("OPTIONS", path)

@@ -13,6 +13,8 @@ pub(crate) struct Route {
     pub method: String,
     pub pattern: String,
     pub route_id: u32,
+    /// `RILL_ROUTE_STREAM`: served on a connection the host owns.
+    pub stream: bool,
     pub inst: Arc<Instance>,
 }
 
@@ -51,6 +53,7 @@ impl Routes {
                 method: d.method.clone(),
                 pattern: d.pattern.clone(),
                 route_id: d.route_id,
+                stream: d.stream,
                 inst: inst.clone(),
             }));
             next

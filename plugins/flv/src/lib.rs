@@ -73,7 +73,9 @@ impl Plugin for Flv {
     const DESCRIPTION: &'static str = "HTTP-FLV and WebSocket-FLV players";
 
     fn create(host: &Host) -> Result<Self> {
-        host.http_route("GET", "*.flv", ROUTE_FLV)?;
+        // Players hold their response for as long as they watch: the host
+        // serves it on a connection of its own (no HTTP server buffers).
+        host.http_route_flags("GET", "*.flv", ROUTE_FLV, rill_abi::RILL_ROUTE_STREAM)?;
         Ok(Flv { host: *host })
     }
 

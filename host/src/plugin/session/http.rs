@@ -73,6 +73,12 @@ impl SessionShared {
         if st.http_answered || st.close.is_some() {
             return RILL_ERR_INVALID;
         }
+        if st.owned_http {
+            // From here each write is one chunk (`queue` frames it).
+            if let HttpAnswer::Respond { body, .. } = &a {
+                st.chunked = *body == RILL_HTTP_BODY_CHUNKED;
+            }
+        }
         st.http_answered = true;
         st.http_answer = Some(a);
         RILL_OK
@@ -93,8 +99,7 @@ impl SessionShared {
 }
 
 /// Calls `on_http_request` with views of the owned request.
-pub(super) fn open_http(s: &Arc<SessionShared>, x: &HttpExchange) -> i32 {
-    let r = &x.req;
+pub(super) fn open_http(s: &Arc<SessionShared>, route_id: u32, r: &HttpRequest) -> i32 {
     let headers: Vec<RillHeader> = r
         .headers
         .iter()
@@ -118,7 +123,6 @@ pub(super) fn open_http(s: &Arc<SessionShared>, x: &HttpExchange) -> i32 {
         body: RillBytes::from_slice(&r.body),
     };
     let (conn, mut user) = (s.conn_ptr(), s.user());
-    let route_id = x.route_id;
     let status = s.inst.call(|d, i| {
         // SAFETY: plugin callback; the request is lent for the call.
         d.on_http_request.map_or(RILL_ERR_NOT_FOUND, |f| unsafe {
@@ -131,6 +135,9 @@ pub(super) fn open_http(s: &Arc<SessionShared>, x: &HttpExchange) -> i32 {
 
 /// Sends the plugin's HTTP answer once it gave one.
 pub(super) fn answer_http(s: &Arc<SessionShared>, t: &mut Transport) -> Result<(), (u32, String)> {
+    if matches!(t, Transport::OwnedPending(..)) {
+        return answer_owned(s, t);
+    }
     let Transport::HttpPending(reply, _) = t else {
         return Ok(());
     };
@@ -213,4 +220,95 @@ impl Drop for BodyChunks {
         self.s.st.lock().body_gone = true;
         self.s.ctl.notify.notify_one();
     }
+}
+
+/// The plugin's answer on a connection the session owns: the response head
+/// goes in front of whatever body it queued, and the transport becomes a
+/// plain stream (chunked bodies framed as they are queued).
+fn answer_owned(s: &Arc<SessionShared>, t: &mut Transport) -> Result<(), (u32, String)> {
+    let Some(answer) = s.st.lock().http_answer.take() else {
+        return Ok(());
+    };
+    let HttpAnswer::Respond {
+        status,
+        headers,
+        body,
+        length,
+    } = answer
+    else {
+        return Err((
+            RILL_END_ERROR,
+            "a WebSocket upgrade on a streaming route".into(),
+        ));
+    };
+    let head = response_head(status, &headers, body, length);
+    {
+        let mut st = s.st.lock();
+        st.out_bytes += head.len();
+        st.out.push_front(Out {
+            data: head,
+            text: false,
+        });
+    }
+    if let Transport::OwnedPending(r, w, _) = std::mem::replace(t, Transport::None) {
+        *t = Transport::Stream(r, w);
+    }
+    Ok(())
+}
+
+/// An HTTP/1.1 response head for an owned connection (no keep-alive).
+pub(super) fn response_head(
+    status: u16,
+    headers: &[(String, String)],
+    body: u32,
+    length: u64,
+) -> Bytes {
+    use std::fmt::Write;
+    let reason = axum::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|c| c.canonical_reason())
+        .unwrap_or("");
+    let mut h = format!("HTTP/1.1 {status} {reason}\r\n");
+    let mut cors = false;
+    for (k, v) in headers {
+        // A header that would split the head is dropped, as hyper does.
+        if k.is_empty() || k.contains(['\r', '\n', ':']) || v.contains(['\r', '\n']) {
+            continue;
+        }
+        let k = k.to_ascii_lowercase();
+        if matches!(
+            k.as_str(),
+            "connection" | "content-length" | "transfer-encoding"
+        ) {
+            continue;
+        }
+        cors |= k == "access-control-allow-origin";
+        let _ = write!(h, "{k}: {v}\r\n");
+    }
+    if !cors {
+        h.push_str("access-control-allow-origin: *\r\n");
+    }
+    match body {
+        RILL_HTTP_BODY_FIXED => {
+            let _ = write!(h, "content-length: {length}\r\n");
+        }
+        RILL_HTTP_BODY_CHUNKED => h.push_str("transfer-encoding: chunked\r\n"),
+        _ => {}
+    }
+    h.push_str("connection: close\r\n\r\n");
+    Bytes::from(h)
+}
+
+/// A whole response of the host's own on an owned connection (an error, a
+/// 504): status and a short text body.
+pub(super) fn plain_response(status: u16, text: &str) -> Bytes {
+    let head = response_head(
+        status,
+        &[("content-type".into(), "text/plain".into())],
+        RILL_HTTP_BODY_FIXED,
+        text.len() as u64,
+    );
+    let mut v = head.to_vec();
+    v.extend_from_slice(text.as_bytes());
+    Bytes::from(v)
 }

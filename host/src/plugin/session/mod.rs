@@ -46,7 +46,7 @@ pub(crate) use http::{HttpAnswer, HttpExchange};
 pub use http::{HttpReply, HttpRequest};
 pub(crate) use timers::{start_timer, timer_fires, MAX_TIMER_DELAY};
 use transport::{flush, gone, io_step, read_with, IoEvent, Transport};
-pub(crate) use transport::{shrink_after_burst, Io};
+pub(crate) use transport::{shrink_after_burst, Io, OwnedHttp};
 
 /// Above this many queued bytes a write returns `RILL_FULL` and frames stop
 /// flowing to the session's subscribers.
@@ -108,6 +108,10 @@ pub(crate) struct SessionState {
     http_answered: bool,
     /// A frame was handed to the plugin: the session streams media.
     streaming: bool,
+    /// An HTTP request on a connection the session owns (streaming
+    /// route): its input is not the plugin's, and `chunked` frames writes.
+    owned_http: bool,
+    chunked: bool,
     /// HTTP response bodies: the HTTP server's task waiting for output,
     /// whether the client went away, and whether the body is complete.
     body_waker: Option<Waker>,
@@ -209,9 +213,23 @@ impl SessionShared {
             st.want_writable = true;
             return RILL_ERR_AGAIN;
         }
-        st.out_bytes += b.len();
-        if !b.is_empty() || text {
+        if st.chunked && !b.is_empty() {
+            let head = Bytes::from(format!("{:x}\r\n", b.len()));
+            st.out_bytes += head.len() + b.len() + 2;
+            st.out.push_back(Out {
+                data: head,
+                text: false,
+            });
             st.out.push_back(Out { data: b, text });
+            st.out.push_back(Out {
+                data: Bytes::from_static(b"\r\n"),
+                text: false,
+            });
+        } else {
+            st.out_bytes += b.len();
+            if !b.is_empty() || text {
+                st.out.push_back(Out { data: b, text });
+            }
         }
         let status = if st.out_bytes > HIGH_WATER {
             st.want_writable = true;
@@ -358,6 +376,7 @@ pub(crate) fn spawn(
     let sink = match io {
         Io::None => Sink::None,
         Io::Stream(..) | Io::Tls(..) => Sink::Stream,
+        Io::OwnedHttp(..) => Sink::Http,
         Io::Http(..) => Sink::Http,
     };
     let s = SessionShared::open(inst, peer, local, sink, preset_user);
@@ -462,8 +481,29 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
             let (r, w) = tokio::io::split(stream);
             Transport::Tls(r, w)
         }
+        Io::OwnedHttp(o) => {
+            s.st.lock().owned_http = true;
+            let status = open_http(&s, o.route_id, &o.req);
+            let mut sock = o.sock;
+            if status < 0 {
+                let code = http_status_for(status);
+                let answer = http::plain_response(code, rill_status_name(status));
+                let _ = tokio::time::timeout(FLUSH_DEADLINE, async {
+                    sock.write_all(&answer).await?;
+                    sock.shutdown().await
+                })
+                .await;
+                close_handles(&s);
+                finish(&s);
+                return;
+            }
+            let _ = sock.set_nodelay(true);
+            let (r, w) = sock.into_split();
+            let deadline = tokio::time::Instant::now() + s.inst.host.http_response_timeout();
+            Transport::OwnedPending(r, w, deadline)
+        }
         Io::Http(x) => {
-            let status = open_http(&s, &x);
+            let status = open_http(&s, x.route_id, &x.req);
             if status < 0 {
                 let _ = x.reply.send(HttpReply::Error(
                     http_status_for(status),
@@ -477,7 +517,7 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
             Transport::HttpPending(Some(x.reply), deadline)
         }
     };
-    if !matches!(t, Transport::HttpPending(..)) {
+    if !matches!(t, Transport::HttpPending(..) | Transport::OwnedPending(..)) {
         let status = {
             let (conn, mut user) = (s.conn_ptr(), s.user());
             let status = s.inst.call(|d, i| {
@@ -542,8 +582,14 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
                 IoEvent::Wrote(Err(e)) => break (RILL_END_PEER, format!("write: {e}")),
                 IoEvent::Read(Ok(Some(data))) => s.on_data(&data),
                 IoEvent::Readable(Ok(())) => {
-                    let Transport::Stream(r, _) = &t else { continue };
-                    match read_with(r, |data| s.on_data(data)) {
+                    let (Transport::Stream(r, _) | Transport::OwnedPending(r, _, _)) = &t else {
+                        continue;
+                    };
+                    // An owned HTTP connection's input is no plugin's
+                    // business (a player sends nothing more): only its end
+                    // counts.
+                    let owned = s.st.lock().owned_http;
+                    match read_with(r, |data| if !owned { s.on_data(data) }) {
                         Ok(true) => {}
                         Ok(false) => break (RILL_END_PEER, "peer closed the connection".into()),
                         Err(e) => break (RILL_END_ERROR, format!("read: {e}")),
@@ -560,7 +606,30 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
     };
     // From here the plugin queues nothing more (and an HTTP body's reader
     // knows the session is ending).
-    s.st.lock().close.get_or_insert(end.clone());
+    {
+        let mut st = s.st.lock();
+        st.close.get_or_insert(end.clone());
+        // An owned HTTP connection ends its response: the last chunk, or
+        // the host's own answer when the plugin gave none.
+        let tail = match &t {
+            Transport::OwnedPending(..) if end.0 == RILL_END_TIMEOUT => {
+                Some(http::plain_response(504, &end.1))
+            }
+            Transport::OwnedPending(..) => Some(http::plain_response(
+                500,
+                &format!("the plugin ended without answering: {}", end.1),
+            )),
+            _ if st.chunked => Some(Bytes::from_static(b"0\r\n\r\n")),
+            _ => None,
+        };
+        if let Some(tail) = tail {
+            st.out_bytes += tail.len();
+            st.out.push_back(Out {
+                data: tail,
+                text: false,
+            });
+        }
+    }
     // Flush what the plugin queued (an orderly end), unless the peer broke.
     if end.0 != RILL_END_ERROR {
         let _ = tokio::time::timeout(FLUSH_DEADLINE, flush(&mut t, &s)).await;

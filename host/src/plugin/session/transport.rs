@@ -23,6 +23,15 @@ pub(crate) enum Io {
     /// `RILL_CONNECT_TLS`).
     Tls(Box<dyn TlsIo>),
     Http(HttpExchange),
+    /// A request on a streaming route whose connection the session owns.
+    OwnedHttp(OwnedHttp),
+}
+
+/// A streaming request (`RILL_ROUTE_STREAM`) with its connection.
+pub(crate) struct OwnedHttp {
+    pub sock: TcpStream,
+    pub route_id: u32,
+    pub req: HttpRequest,
 }
 
 /// Where a running session's bytes go, as it changes (an HTTP exchange
@@ -34,6 +43,10 @@ pub(super) enum Transport {
         tokio::io::ReadHalf<Box<dyn TlsIo>>,
         tokio::io::WriteHalf<Box<dyn TlsIo>>,
     ),
+    /// A streaming request on an owned connection, not answered yet: the
+    /// answer's head goes out first (then it is a `Stream`), or the host's
+    /// 504 at the deadline.
+    OwnedPending(OwnedReadHalf, OwnedWriteHalf, tokio::time::Instant),
     /// Waiting for the plugin's answer.
     /// Waiting for the plugin's answer, until the deadline
     /// (`http.response_timeout`).
@@ -73,6 +86,13 @@ pub(super) async fn io_step(
             res = write_tls(w, s), if can_write => IoEvent::Wrote(res),
             res = read_tls(r), if can_read => IoEvent::Read(res),
             else => std::future::pending().await,
+        },
+        Transport::OwnedPending(r, _, deadline) => tokio::select! {
+            res = r.readable(), if can_read => IoEvent::Readable(res),
+            _ = tokio::time::sleep_until(*deadline) => IoEvent::Changed(Err((
+                RILL_END_TIMEOUT,
+                "the plugin gave no answer within http.response_timeout".into(),
+            ))),
         },
         Transport::Stream(r, w) => tokio::select! {
             res = write_stream(w, s), if can_write => IoEvent::Wrote(res),
@@ -139,7 +159,9 @@ pub(super) async fn next_ws(stream: &mut SplitStream<WebSocket>) -> std::io::Res
 pub(super) async fn flush(t: &mut Transport, s: &SessionShared) -> std::io::Result<()> {
     while !s.st.lock().out.is_empty() {
         match t {
-            Transport::Stream(_, w) => write_stream(w, s).await?,
+            Transport::Stream(_, w) | Transport::OwnedPending(_, w, _) => {
+                write_stream(w, s).await?
+            }
             Transport::Tls(_, w) => write_tls(w, s).await?,
             Transport::Body => {
                 if s.st.lock().body_gone {
@@ -152,7 +174,7 @@ pub(super) async fn flush(t: &mut Transport, s: &SessionShared) -> std::io::Resu
         }
     }
     match t {
-        Transport::Stream(_, w) => w.shutdown().await?,
+        Transport::Stream(_, w) | Transport::OwnedPending(_, w, _) => w.shutdown().await?,
         // close_notify, then the TCP shutdown.
         Transport::Tls(_, w) => w.shutdown().await?,
         _ => {}
