@@ -189,6 +189,15 @@ fn session_udp_socket_and_bad_datagrams() {
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();
     assert!(got_after, "the socket stopped answering after a flood");
+    // The oversize datagram was dropped and counted, not delivered cut.
+    let (_, metrics) = rill.get("/metrics");
+    let dropped = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("rill_udp_dropped_oversize_total{") && l.contains(&format!(":{port}\""))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert_eq!(dropped, Some(1), "{metrics}");
     // The session socket still works, and the TCP session too.
     client
         .send_to(b"again", ("127.0.0.1", session_port))

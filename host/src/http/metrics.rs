@@ -21,6 +21,7 @@ struct Snapshot {
     plugins: Vec<PluginInfo>,
     /// HTTPS handshakes (completed, failed), when HTTPS is on.
     tls: Option<(u64, u64)>,
+    udp: Vec<crate::plugin::UdpStats>,
 }
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
@@ -107,6 +108,34 @@ impl Collector for Snapshot {
                 ConstCounter::new(p.reload_failures).encode(fam.encode_family(&labels)?)?;
             }
         }
+        for (name, help, value) in [
+            (
+                "rill_udp_datagrams_in",
+                "Datagrams handed to plugins, by instance UDP socket",
+                (|u: &crate::plugin::UdpStats| u.received) as fn(&crate::plugin::UdpStats) -> u64,
+            ),
+            (
+                "rill_udp_datagrams_out",
+                "Datagrams sent, by instance UDP socket",
+                |u| u.sent,
+            ),
+            (
+                "rill_udp_dropped_oversize",
+                "Datagrams dropped as longer than the receive slot",
+                |u| u.oversize,
+            ),
+            (
+                "rill_udp_dropped_queue_full",
+                "Datagrams a plugin sent while the send queue was full",
+                |u| u.refused,
+            ),
+        ] {
+            let mut fam = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for u in &self.udp {
+                let labels = [("plugin", u.plugin.as_str()), ("addr", u.addr.as_str())];
+                ConstCounter::new(value(u)).encode(fam.encode_family(&labels)?)?;
+            }
+        }
         if let Some((ok, failed)) = self.tls {
             counter(
                 &mut e,
@@ -131,6 +160,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
         totals: s.engine.totals(),
         plugins: s.plugins.plugins().await,
         tls: s.tls.as_ref().map(|t| t.handshake_counts()),
+        udp: s.plugins.udp_stats(),
     }));
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &reg).is_err() {

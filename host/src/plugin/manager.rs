@@ -489,6 +489,11 @@ impl PluginManager {
         Ok(())
     }
 
+    /// The instance UDP sockets' counters.
+    pub fn udp_stats(&self) -> Vec<super::UdpStats> {
+        self.inner.host.udp.stats()
+    }
+
     /// Whether a plugin routes `OPTIONS` on `path` itself.
     pub fn answers_options(&self, path: &str) -> bool {
         self.inner.host.routes.has_explicit("OPTIONS", path)

@@ -16,6 +16,7 @@ pub mod watch;
 
 pub use manager::{DrainingGeneration, PluginInfo, PluginManager, ReloadOutcome, ReloadRefused};
 pub use session::{HttpReply as PluginReply, HttpRequest as PluginRequest};
+pub use udp::UdpStats;
 
 /// For `host/benches/abi.rs` only; not an API. A plugin instance created by
 /// the real host and one of its sessions opened over a real TCP connection,

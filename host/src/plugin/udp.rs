@@ -122,6 +122,21 @@ impl UdpEntry {
     }
 }
 
+/// An instance socket's counters.
+#[derive(Debug, Clone)]
+pub struct UdpStats {
+    pub plugin: String,
+    pub addr: String,
+    /// Datagrams handed to the plugin.
+    pub received: u64,
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Datagrams dropped: longer than a slot, or refused by a full send
+    /// queue.
+    pub oversize: u64,
+    pub refused: u64,
+}
+
 /// A socket bound while a generation is created, made live when it is.
 pub(crate) struct UdpDecl {
     pub addr: SocketAddr,
@@ -206,6 +221,25 @@ impl UdpSockets {
             keep
         });
         *inst.udp.lock() = mine;
+    }
+
+    /// Each socket's counters, for `/metrics`.
+    pub(crate) fn stats(&self) -> Vec<UdpStats> {
+        let mut v: Vec<UdpStats> = self
+            .map
+            .lock()
+            .values()
+            .map(|e| UdpStats {
+                plugin: e.owner.clone(),
+                addr: e.addr.to_string(),
+                received: e.received.load(Ordering::Relaxed),
+                sent: e.sent.load(Ordering::Relaxed),
+                oversize: e.oversize.load(Ordering::Relaxed),
+                refused: e.refused.load(Ordering::Relaxed),
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.plugin, &a.addr).cmp(&(&b.plugin, &b.addr)));
+        v
     }
 
     /// Closes every socket of plugin `name`.
