@@ -41,3 +41,45 @@ pub fn flv_tag(data: &[u8]) {
         assert_eq!(again, frame);
     }
 }
+
+/// Typical inputs the seed corpora of rill-flv's and rill-rtmp's fuzz
+/// targets are built from (one home for both smoke tests).
+pub mod seeds {
+    use crate::amf0::{self, Value};
+
+    /// The command object of an ffmpeg-style RTMP `connect`.
+    pub fn connect_obj() -> Value {
+        Value::object([
+            ("app", Value::string("live")),
+            ("type", Value::string("nonprivate")),
+            (
+                "flashVer",
+                Value::string("FMLE/3.0 (compatible; Lavf59.27.100)"),
+            ),
+            ("tcUrl", Value::string("rtmp://127.0.0.1:1935/live")),
+        ])
+    }
+
+    /// An `@setDataFrame` `onMetaData` body, as ffmpeg sends it.
+    pub fn metadata() -> Vec<u8> {
+        amf0::encode_all(&[
+            Value::string("@setDataFrame"),
+            Value::string("onMetaData"),
+            Value::EcmaArray(vec![
+                ("duration".into(), Value::Number(0.0)),
+                ("width".into(), Value::Number(320.0)),
+                ("height".into(), Value::Number(240.0)),
+                ("videocodecid".into(), Value::Number(7.0)),
+                ("encoder".into(), Value::string("Lavf59.27.100")),
+            ]),
+        ])
+        .expect("encodes")
+    }
+
+    /// An H.264 sequence header video tag body (AVCDecoderConfigurationRecord).
+    pub const AVC_SEQ: &[u8] = &[
+        0x17, 0x00, 0x00, 0x00, 0x00, 0x01, 0x42, 0xc0, 0x0d, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x42,
+        0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00,
+        0x03, 0x03, 0x20, 0xf1, 0x42, 0x99, 0x20, 0x01, 0x00, 0x04, 0x68, 0xcb, 0x83, 0xcb, 0x20,
+    ];
+}

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use rill_flv::amf0::{self, Value};
 use rill_flv::fuzzing;
+use rill_flv::fuzzing::seeds::{connect_obj, metadata, AVC_SEQ};
 use rill_testsupport::fuzz;
 
 type Target = fn(&[u8]);
@@ -47,39 +48,6 @@ fn fuzz_targets_over_corpus_and_mutations() {
 
 /// A named seed file.
 type Seed = (&'static str, Vec<u8>);
-
-fn connect_obj() -> Value {
-    Value::object([
-        ("app", Value::string("live")),
-        ("type", Value::string("nonprivate")),
-        (
-            "flashVer",
-            Value::string("FMLE/3.0 (compatible; Lavf59.27.100)"),
-        ),
-        ("tcUrl", Value::string("rtmp://127.0.0.1:1935/live")),
-    ])
-}
-
-fn metadata() -> Vec<u8> {
-    amf0::encode_all(&[
-        Value::string("@setDataFrame"),
-        Value::string("onMetaData"),
-        Value::EcmaArray(vec![
-            ("duration".into(), Value::Number(0.0)),
-            ("width".into(), Value::Number(320.0)),
-            ("height".into(), Value::Number(240.0)),
-            ("videocodecid".into(), Value::Number(7.0)),
-            ("encoder".into(), Value::string("Lavf59.27.100")),
-        ]),
-    ])
-    .unwrap()
-}
-
-const AVC_SEQ: &[u8] = &[
-    0x17, 0x00, 0x00, 0x00, 0x00, 0x01, 0x42, 0xc0, 0x0d, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x42, 0xc0,
-    0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03,
-    0x20, 0xf1, 0x42, 0x99, 0x20, 0x01, 0x00, 0x04, 0x68, 0xcb, 0x83, 0xcb, 0x20,
-];
 
 fn amf0_seeds() -> Vec<Seed> {
     // An RTMP connect command's body: name, transaction id, command object.

@@ -636,26 +636,10 @@ impl ClientSession {
             }
             _ => {
                 let l = &self.limits;
-                match Message::decode_limited(&raw, l.max_amf_depth, l.max_amf_values)? {
-                    Message::WindowAckSize(n) => {
-                        if n > 0 {
-                            self.wire.ack_window = n;
-                        }
-                        Ok(())
-                    }
-                    Message::SetPeerBandwidth { size, .. } => {
-                        if size != self.wire.window_sent && size > 0 {
-                            self.wire.send_window_ack(size)?;
-                        }
-                        Ok(())
-                    }
-                    Message::UserControl(UserControl::PingRequest(t)) => self.wire.send(
-                        &Message::UserControl(UserControl::PingResponse(t)),
-                        csid::CONTROL,
-                        0,
-                    ),
-                    Message::Command(cmd) => self.on_command(raw.stream_id, cmd, now),
-                    _ => Ok(()),
+                let msg = Message::decode_limited(&raw, l.max_amf_depth, l.max_amf_values)?;
+                match self.wire.on_control(msg)? {
+                    Some(cmd) => self.on_command(raw.stream_id, cmd, now),
+                    None => Ok(()),
                 }
             }
         }

@@ -729,35 +729,14 @@ impl Session {
                 }
                 Ok(())
             }
-            _ => match Message::decode_limited(
-                &raw,
-                self.limits.max_amf_depth,
-                self.limits.max_amf_values,
-            )? {
-                Message::WindowAckSize(n) => {
-                    if n > 0 {
-                        self.wire.ack_window = n;
-                    }
-                    Ok(())
+            _ => {
+                let l = &self.limits;
+                let msg = Message::decode_limited(&raw, l.max_amf_depth, l.max_amf_values)?;
+                match self.wire.on_control(msg)? {
+                    Some(cmd) => self.on_command(raw.stream_id, cmd),
+                    None => Ok(()),
                 }
-                Message::SetPeerBandwidth { size, .. } => {
-                    // The spec asks for a Window Acknowledgement Size in
-                    // return when the window differs from the last one sent.
-                    if size != self.wire.window_sent && size > 0 {
-                        self.send_window_ack(size)?;
-                    }
-                    Ok(())
-                }
-                Message::UserControl(UserControl::PingRequest(t)) => self.send_message(
-                    &Message::UserControl(UserControl::PingResponse(t)),
-                    csid::CONTROL,
-                    0,
-                ),
-                Message::Command(cmd) => self.on_command(raw.stream_id, cmd),
-                // Set Chunk Size and Abort were applied by the reader;
-                // acknowledgements and the rest need no answer.
-                _ => Ok(()),
-            },
+            }
         }
     }
 

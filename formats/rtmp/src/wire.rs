@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::chunk::{csid, ChunkWriter, MessageHeader};
 use crate::error::Error;
-use crate::message::Message;
+use crate::message::{Command, Message, UserControl};
 
 /// One connection's outbound side and byte counts.
 #[derive(Debug)]
@@ -83,6 +83,29 @@ impl Wire {
     pub(crate) fn send_window_ack(&mut self, size: u32) -> Result<(), Error> {
         self.window_sent = size;
         self.send(&Message::WindowAckSize(size), csid::CONTROL, 0)
+    }
+
+    /// Applies or answers a protocol control message, the same for both
+    /// sides: a new acknowledgement window, Set Peer Bandwidth (the spec
+    /// asks for a Window Acknowledgement Size in return when it differs
+    /// from the last one sent), a ping. Set Chunk Size and Abort were
+    /// applied by the reader; acknowledgements need no answer. A command
+    /// is handed back for the session.
+    pub(crate) fn on_control(&mut self, msg: Message) -> Result<Option<Command>, Error> {
+        match msg {
+            Message::WindowAckSize(n) if n > 0 => self.ack_window = n,
+            Message::SetPeerBandwidth { size, .. } if size != self.window_sent && size > 0 => {
+                self.send_window_ack(size)?
+            }
+            Message::UserControl(UserControl::PingRequest(t)) => self.send(
+                &Message::UserControl(UserControl::PingResponse(t)),
+                csid::CONTROL,
+                0,
+            )?,
+            Message::Command(cmd) => return Ok(Some(cmd)),
+            _ => {}
+        }
+        Ok(None)
     }
 
     /// Counts `n` received bytes; acknowledges when the window is full.

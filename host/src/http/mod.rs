@@ -5,6 +5,7 @@
 
 mod metrics;
 mod plain;
+mod prepare;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -85,9 +86,12 @@ pub async fn serve(
         .map_err(|e| format!("HTTP listen {listen}: {e}"))?;
     let tls_listener = match tls {
         Some((addr, certs)) => Some((
-            tls::TlsListener::bind(addr, certs)
-                .await
-                .map_err(|e| format!("HTTPS listen {addr}: {e}"))?,
+            tls::TlsListener::new(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("HTTPS listen {addr}: {e}"))?,
+                tls::Handshake(certs),
+            ),
             addr,
         )),
         None => None,
@@ -102,7 +106,7 @@ pub async fn serve(
     });
     tracing::info!(addr = %listen, "HTTP listening");
     let plain = axum::serve(
-        plain::PlainListener::new(listener, state.clone()),
+        plain::PlainListener::new(listener, plain::Triage(state.clone())),
         router(state.clone()).into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(stop.clone().cancelled_owned());
@@ -140,12 +144,6 @@ pub async fn serve(
 /// The client's address, for plugins (`conn_peer_addr`), over HTTP or HTTPS.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
 
 impl Connected<IncomingStream<'_, plain::PlainListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, plain::PlainListener>) -> Self {

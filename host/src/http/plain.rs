@@ -11,11 +11,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::serve::Listener;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 
 use super::AppState;
 use crate::plugin::PluginRequest;
@@ -77,60 +75,27 @@ impl AsyncWrite for Rewind {
     }
 }
 
-/// Accepts TCP connections, reads each one's request head, hands streaming
-/// requests to plugins, and returns the rest to the HTTP server.
-pub struct PlainListener {
-    tcp: TcpListener,
-    state: AppState,
-    triage: JoinSet<Option<(Rewind, SocketAddr)>>,
-}
+/// The plain-HTTP listener's preparation: read the request head, hand
+/// streaming requests to plugins, the rest to the HTTP server.
+pub struct Triage(pub AppState);
 
-impl PlainListener {
-    pub fn new(tcp: TcpListener, state: AppState) -> PlainListener {
-        PlainListener {
-            tcp,
-            state,
-            triage: JoinSet::new(),
-        }
-    }
-}
-
-impl Listener for PlainListener {
+impl super::prepare::Prepare for Triage {
     type Io = Rewind;
-    type Addr = SocketAddr;
-
-    // Cancel-safe (axum drops it on shutdown): both branches are.
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            tokio::select! {
-                r = self.tcp.accept() => match r {
-                    Ok((tcp, peer)) => {
-                        self.triage.spawn(triage(tcp, peer, self.state.clone()));
-                    }
-                    Err(e) => super::tls::accept_error(e).await,
-                },
-                Some(done) = self.triage.join_next(), if !self.triage.is_empty() => {
-                    if let Ok(Some(conn)) = done {
-                        return conn;
-                    }
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.tcp.local_addr()
+    fn prepare(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+    ) -> impl std::future::Future<Output = Option<Rewind>> + Send + 'static {
+        triage(tcp, peer, self.0.clone())
     }
 }
+
+pub type PlainListener = super::prepare::Preparing<Triage>;
 
 /// Reads the request head; a streaming request goes to its plugin (`None`),
 /// anything else back to the HTTP server. A client that sends no complete
 /// head in time is dropped.
-async fn triage(
-    mut tcp: TcpStream,
-    peer: SocketAddr,
-    state: AppState,
-) -> Option<(Rewind, SocketAddr)> {
+async fn triage(mut tcp: TcpStream, peer: SocketAddr, state: AppState) -> Option<Rewind> {
     let mut buf = BytesMut::with_capacity(1024);
     let complete = tokio::time::timeout(HEAD_TIMEOUT, async {
         loop {
@@ -160,13 +125,10 @@ async fn triage(
             Err(back) => tcp = back,
         }
     }
-    Some((
-        Rewind {
-            prefix: buf.freeze(),
-            inner: tcp,
-        },
-        peer,
-    ))
+    Some(Rewind {
+        prefix: buf.freeze(),
+        inner: tcp,
+    })
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {

@@ -12,7 +12,6 @@
 //! again and swaps it; new connections get the new one, open ones keep
 //! theirs.
 
-use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,9 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::serve::Listener;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -180,23 +177,26 @@ impl Tls {
     }
 }
 
-/// Accepts TCP connections and hands out those whose TLS handshake
-/// completed.
-pub struct TlsListener {
-    tcp: TcpListener,
-    tls: Tls,
-    handshakes: JoinSet<Option<(TlsStream<TcpStream>, SocketAddr)>>,
-}
+/// The HTTPS listener's preparation: the TLS handshake (with the
+/// current certificate, under [`HANDSHAKE_TIMEOUT`]).
+pub struct Handshake(pub Tls);
 
-impl TlsListener {
-    pub async fn bind(addr: SocketAddr, tls: Tls) -> io::Result<TlsListener> {
-        Ok(TlsListener {
-            tcp: TcpListener::bind(addr).await?,
-            tls,
-            handshakes: JoinSet::new(),
-        })
+impl super::prepare::Prepare for Handshake {
+    type Io = TlsStream<TcpStream>;
+    fn prepare(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+    ) -> impl std::future::Future<Output = Option<Self::Io>> + Send + 'static {
+        let acceptor = TlsAcceptor::from(self.0.inner.config.load_full());
+        let tls = self.0.clone();
+        async move { handshake(acceptor, tcp, peer, tls).await.map(|(s, _)| s) }
     }
 }
+
+/// Accepts TCP connections and hands out those whose TLS handshake
+/// completed.
+pub type TlsListener = super::prepare::Preparing<Handshake>;
 
 async fn handshake(
     acceptor: TlsAcceptor,
@@ -216,49 +216,6 @@ async fn handshake(
     // Scanners and plain-HTTP clients do this all day: not worth a warning.
     tracing::debug!(%peer, "TLS handshake failed: {why}");
     None
-}
-
-impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    // Cancel-safe (axum drops it on shutdown): both branches are.
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            tokio::select! {
-                r = self.tcp.accept() => match r {
-                    Ok((tcp, peer)) => {
-                        let acceptor = TlsAcceptor::from(self.tls.inner.config.load_full());
-                        self.handshakes.spawn(handshake(acceptor, tcp, peer, self.tls.clone()));
-                    }
-                    Err(e) => accept_error(e).await,
-                },
-                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
-                    if let Ok(Some(conn)) = done {
-                        return conn;
-                    }
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
-/// As axum does for its TCP listener: errors of one connection are
-/// ignored; others (EMFILE, ...) are logged and accepting pauses 1 s.
-pub(crate) async fn accept_error(e: io::Error) {
-    use io::ErrorKind::*;
-    if matches!(
-        e.kind(),
-        ConnectionRefused | ConnectionAborted | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!("HTTPS accept: {e}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 #[cfg(test)]
