@@ -1,0 +1,1 @@
+//! Fragmented MP4 / CMAF muxer (work in progress).

@@ -1,0 +1,1 @@
+//! MPEG-TS muxer and demuxer (work in progress).
