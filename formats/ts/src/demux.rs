@@ -140,7 +140,10 @@ struct Stream {
 #[derive(Debug)]
 pub struct Demuxer {
     limits: Limits,
-    partial: Vec<u8>,
+    /// Undecided bytes from the last feed (at most a packet and a byte).
+    stash: Vec<u8>,
+    /// The last packet ended where the next is expected.
+    in_sync: bool,
     skipped: usize,
     pat: SectionReader,
     pat_cc: Option<u8>,
@@ -188,7 +191,8 @@ impl Demuxer {
     pub fn new(limits: Limits) -> Self {
         Demuxer {
             limits,
-            partial: Vec::with_capacity(PACKET_SIZE),
+            stash: Vec::with_capacity(3 * PACKET_SIZE),
+            in_sync: false,
             skipped: 0,
             pat: SectionReader::new(),
             pat_cc: None,
@@ -211,48 +215,84 @@ impl Demuxer {
 
     /// Feeds bytes of the transport stream, split anywhere; events are
     /// appended to `out`. Bytes that are not packets are skipped (reported
-    /// as [`Error::SyncLost`]) until two packets' sync bytes line up again.
+    /// as [`Error::SyncLost`]): out of sync, a 0x47 counts as a packet start
+    /// only when another one follows 188 bytes later.
     pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<Event>) {
-        if !self.partial.is_empty() {
-            let n = (PACKET_SIZE - self.partial.len()).min(data.len());
-            self.partial.extend_from_slice(&data[..n]);
-            data = &data[n..];
-            if self.partial.len() < PACKET_SIZE {
-                return;
+        // Bytes left from the last call (less than a packet and a byte)
+        // are joined with the start of this one, a few packets at most.
+        while !self.stash.is_empty() && !data.is_empty() {
+            let old = self.stash.len();
+            let take = data.len().min(2 * PACKET_SIZE);
+            let mut stash = std::mem::take(&mut self.stash);
+            stash.extend_from_slice(&data[..take]);
+            let n = self.consume(&stash, false, out);
+            if n >= old {
+                data = &data[n - old..];
+                stash.clear();
+            } else {
+                stash.drain(..n);
+                data = &data[take..];
             }
-            let pkt = std::mem::take(&mut self.partial);
-            self.packet(&pkt, out);
-            self.partial = pkt;
-            self.partial.clear();
+            self.stash = stash;
         }
-        while !data.is_empty() {
-            if data[0] != SYNC_BYTE {
-                let skip = data
-                    .iter()
-                    .position(|&b| b == SYNC_BYTE)
-                    .unwrap_or(data.len());
-                self.skipped += skip;
-                data = &data[skip..];
-                continue;
-            }
-            if data.len() < PACKET_SIZE {
-                self.partial.extend_from_slice(data);
-                break;
-            }
-            if data.len() > PACKET_SIZE && data[PACKET_SIZE] != SYNC_BYTE {
-                // A 0x47 inside some packet, not a packet start.
-                self.skipped += 1;
-                data = &data[1..];
-                continue;
-            }
-            self.packet(&data[..PACKET_SIZE], out);
-            data = &data[PACKET_SIZE..];
+        if self.stash.is_empty() && !data.is_empty() {
+            let n = self.consume(data, false, out);
+            self.stash.extend_from_slice(&data[n..]);
         }
     }
 
-    /// Ends the input: PES still open (video PES have no length, so they
+    /// Processes the packets of `buf`; returns how many bytes were used
+    /// (the rest is too short to decide on, unless `last`).
+    fn consume(&mut self, buf: &[u8], last: bool, out: &mut Vec<Event>) -> usize {
+        let mut pos = 0;
+        loop {
+            let rest = &buf[pos..];
+            if self.in_sync {
+                if rest.len() < PACKET_SIZE {
+                    return pos;
+                }
+                if rest[0] == SYNC_BYTE {
+                    self.packet(&rest[..PACKET_SIZE], out);
+                    pos += PACKET_SIZE;
+                    continue;
+                }
+                self.in_sync = false;
+            }
+            match rest.iter().position(|&b| b == SYNC_BYTE) {
+                None => {
+                    self.skipped += rest.len();
+                    return buf.len();
+                }
+                Some(i) => {
+                    self.skipped += i;
+                    pos += i;
+                }
+            }
+            let rest = &buf[pos..];
+            if rest.len() <= PACKET_SIZE {
+                if last && rest.len() == PACKET_SIZE {
+                    self.in_sync = true;
+                    continue;
+                }
+                return pos;
+            }
+            if rest[PACKET_SIZE] == SYNC_BYTE {
+                self.in_sync = true;
+            } else {
+                // A 0x47 inside some packet, not a packet start.
+                self.skipped += 1;
+                pos += 1;
+            }
+        }
+    }
+
+    /// Ends the input: a last packet that could not be confirmed yet is
+    /// taken, and PES still open (video PES often have no length, so they
     /// end only when the next one starts) are demuxed.
     pub fn flush(&mut self, out: &mut Vec<Event>) {
+        let stash = std::mem::take(&mut self.stash);
+        let n = self.consume(&stash, true, out);
+        self.skipped += stash.len() - n;
         self.report_skipped(out);
         for i in 0..self.streams.len() {
             if self.streams[i].state == PesState::Collecting {

@@ -11,6 +11,8 @@
 pub mod audio;
 pub mod demux;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mux;
 pub mod nal;
 pub mod packet;
