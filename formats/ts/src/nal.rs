@@ -95,9 +95,7 @@ pub fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
         if !nal.is_empty() {
             return Some(nal);
         }
-        if next.is_none() {
-            return None;
-        }
+        next?;
     })
 }
 

@@ -134,7 +134,7 @@ fn check(tracks: &[MuxTrack], expect_types: &[u8], pcr_pid: u16) {
                 assert_eq!(Some(u16::from(s.elementary_pid())), mux.pid(i as u32));
                 if types[i] == 0x06 {
                     let opus = s.descriptors::<CoreDescriptors<'_>>().any(|d| {
-                        matches!(d, Ok(CoreDescriptors::Registration(r)) if &r.format_identifier() == &mpeg2ts_reader::smptera::FormatIdentifier::from(&b"Opus"[..]))
+                        matches!(d, Ok(CoreDescriptors::Registration(r)) if r.format_identifier() == mpeg2ts_reader::smptera::FormatIdentifier::from(&b"Opus"[..]))
                     });
                     assert!(opus, "Opus registration descriptor");
                 }
