@@ -394,13 +394,12 @@ impl Demuxer {
         if h.table_id != TABLE_PMT || !h.current || h.id_ext != self.program {
             return;
         }
-        let (_pcr_pid, entries, warning) = match psi::parse_pmt(body, self.limits.max_tracks) {
+        // A section holds ~200 entries at most; the limit applies to the
+        // streams this crate carries, below.
+        let (_pcr_pid, entries, _) = match psi::parse_pmt(body, usize::MAX) {
             Ok(x) => x,
             Err(e) => return err(out, Some(pid), e),
         };
-        if let Some(w) = warning {
-            err(out, Some(pid), w);
-        }
         self.last_pmt.clear();
         self.last_pmt.extend_from_slice(section);
 
@@ -410,6 +409,10 @@ impl Demuxer {
             let Some((codec, opus_head)) = classify(e.stream_type, e.descriptors) else {
                 continue;
             };
+            if self.streams.len() >= self.limits.max_tracks {
+                err(out, Some(pid), Error::TooManyTracks(self.limits.max_tracks));
+                break;
+            }
             if self.streams.iter().any(|s| s.info.pid == e.pid)
                 || e.pid == PAT_PID
                 || e.pid == NULL_PID

@@ -410,7 +410,7 @@ impl Muxer {
         let psi_due = self.psi_dirty
             || self
                 .last_psi
-                .is_none_or(|l| now - l >= self.cfg.psi_interval_us)
+                .is_none_or(|l| now.saturating_sub(l) >= self.cfg.psi_interval_us)
             || (key && Some(index) == self.video_track);
         if psi_due && !self.psi_fresh {
             self.write_psi(out);
@@ -423,7 +423,7 @@ impl Muxer {
             && (self.pcr_due
                 || self
                     .last_pcr
-                    .is_none_or(|l| now - l >= self.cfg.pcr_interval_us))
+                    .is_none_or(|l| now.saturating_sub(l) >= self.cfg.pcr_interval_us))
         {
             let t = &self.tracks[self.pcr_track];
             let flags = AfFlags {

@@ -475,3 +475,20 @@ fn segments_start_with_pat_pmt_and_pcr() {
         assert!(first_video.is_config());
     }
 }
+
+#[test]
+fn tracks_beyond_the_limit_are_ignored() {
+    let tracks = [
+        MuxTrack::new(RILL_CODEC_H264, seeds::video_config(RILL_CODEC_H264)),
+        MuxTrack::new(RILL_CODEC_AAC, Bytes::from_static(&seeds::AAC_ASC)),
+    ];
+    let (_, ts) = mux_all(&tracks, &av_frames(RILL_CODEC_H264, 0));
+    let limits = Limits {
+        max_tracks: 1,
+        ..Limits::default()
+    };
+    let events = demux_chunked(&ts, &[0], limits);
+    assert_eq!(errors_of(&events), vec![&Error::TooManyTracks(1)]);
+    assert!(frames_of(&events).iter().all(|f| f.track == 0));
+    assert_eq!(frames_of(&events).len(), 51);
+}
