@@ -111,7 +111,7 @@ struct Track {
 
 /// Microseconds to a timescale (floor; monotonic, so differences of
 /// converted times never go negative).
-fn to_timescale(us: i64, timescale: u32) -> i128 {
+pub(crate) fn to_timescale(us: i64, timescale: u32) -> i128 {
     (us as i128 * timescale as i128).div_euclid(1_000_000)
 }
 

@@ -235,16 +235,11 @@ pub fn parse_sequence_header(payload: &[u8]) -> Result<SequenceHeader, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// What ffmpeg 9 + SVT-AV1 write for 320x240 yuv420p.
-    pub(crate) const SVT_320X240: &[u8] = &[
-        0x81, 0x00, 0x0c, 0x00, 0x0a, 0x0b, 0x02, 0x00, 0x00, 0x05, 0x61, 0xe7, 0xfd, 0xe0, 0x17,
-        0xc0, 0x02,
-    ];
+    use crate::fuzzing::seeds::AV1C_MAIN;
 
     #[test]
     fn svt_record() {
-        let c = Av1Config::parse(SVT_320X240).unwrap();
+        let c = Av1Config::parse(AV1C_MAIN).unwrap();
         assert_eq!((c.profile, c.level, c.bit_depth), (0, 0, 8));
         assert_eq!(c.dimensions(), Some((320, 240)));
         // What ffmpeg's DASH muxer writes for the same stream.
@@ -253,7 +248,7 @@ mod tests {
 
     #[test]
     fn long_form_when_not_default() {
-        let mut c = Av1Config::parse(SVT_320X240).unwrap();
+        let mut c = Av1Config::parse(AV1C_MAIN).unwrap();
         c.level = 13;
         c.high_tier = true;
         c.bit_depth = 10;
@@ -274,12 +269,12 @@ mod tests {
         assert!(Av1Config::parse(&[0x81, 0, 0]).is_err());
         assert!(Av1Config::parse(&[0x01, 0, 0, 0]).is_err());
         // The sequence header cut short.
-        for n in 6..SVT_320X240.len() {
-            assert!(Av1Config::parse(&SVT_320X240[..n]).is_err(), "{n}");
+        for n in 6..AV1C_MAIN.len() {
+            assert!(Av1Config::parse(&AV1C_MAIN[..n]).is_err(), "{n}");
         }
         // No configOBUs: valid, no size.
         assert_eq!(
-            Av1Config::parse(&SVT_320X240[..4]).unwrap().dimensions(),
+            Av1Config::parse(&AV1C_MAIN[..4]).unwrap().dimensions(),
             None
         );
     }

@@ -203,30 +203,16 @@ pub fn sps_dimensions(nal: &[u8]) -> Result<(u32, u32), Error> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// x264 High@3.1, 320x240 (ffmpeg -profile:v high -level 3.1).
-    pub(crate) const X264_HIGH_31: &[u8] = &[
-        0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x41,
-        0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1,
-        0x83, 0x19, 0x60, 0x01, 0x00, 0x06, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0, 0xfd, 0xf8, 0xf8,
-        0x00,
-    ];
-
-    /// x264 baseline 320x240 (rill-flv's fixture).
-    const X264_BASELINE: &[u8] = &[
-        0x01, 0x42, 0xc0, 0x0d, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41,
-        0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1, 0x42,
-        0x99, 0x20, 0x01, 0x00, 0x04, 0x68, 0xcb, 0x83, 0xcb, 0x20,
-    ];
+    use crate::fuzzing::seeds::{AVCC_BASELINE, AVCC_HIGH_31};
 
     #[test]
     fn x264_records() {
-        let c = AvcConfig::parse(X264_HIGH_31).unwrap();
+        let c = AvcConfig::parse(AVCC_HIGH_31).unwrap();
         assert_eq!(c.codec_string(), "avc1.64001f");
         assert_eq!((c.length_size, c.dimensions), (4, Some((320, 240))));
-        let c = AvcConfig::parse(X264_BASELINE).unwrap();
+        let c = AvcConfig::parse(AVCC_BASELINE).unwrap();
         assert_eq!(c.codec_string(), "avc1.42c00d");
         assert_eq!(c.dimensions, Some((320, 240)));
     }
@@ -255,10 +241,10 @@ pub(crate) mod tests {
 
     #[test]
     fn malformed_records_are_errors() {
-        for n in 0..X264_HIGH_31.len() - 4 {
+        for n in 0..AVCC_HIGH_31.len() - 4 {
             // Cut inside the parameter sets (the last 4 bytes are the High
             // profile extension, not read): an error, never a panic.
-            let r = AvcConfig::parse(&X264_HIGH_31[..n]);
+            let r = AvcConfig::parse(&AVCC_HIGH_31[..n]);
             assert!(r.is_err(), "{n}");
         }
         assert!(sps_dimensions(&[0x68, 1, 2]).is_err());

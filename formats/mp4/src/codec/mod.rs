@@ -190,7 +190,7 @@ mod tests {
     fn track_info_from_configs() {
         let v = TrackInfo::new(
             RILL_CODEC_H264,
-            Bytes::from_static(avc::tests::X264_HIGH_31),
+            Bytes::from_static(crate::fuzzing::seeds::AVCC_HIGH_31),
         )
         .unwrap();
         assert_eq!((v.width, v.height, v.timescale), (320, 240, 90000));

@@ -136,24 +136,19 @@ pub fn keyframe_dimensions(frame: &[u8]) -> Result<Option<(u32, u32)>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// ffmpeg 9's Enhanced RTMP sequence start for libvpx-vp9 yuv420p
-    /// (with the box's version and flags).
-    const FFMPEG_VPCC: &[u8] = &[
-        0x01, 0x00, 0x00, 0x00, 0x00, 0x14, 0x82, 0x02, 0x02, 0x02, 0x00, 0x00,
-    ];
+    use crate::fuzzing::seeds::VPCC_FULL_BOX;
 
     #[test]
     fn ffmpeg_record() {
-        let c = Vp9Config::parse(FFMPEG_VPCC).unwrap();
+        let c = Vp9Config::parse(VPCC_FULL_BOX).unwrap();
         assert_eq!((c.profile, c.level, c.bit_depth), (0, 20, 8));
-        assert_eq!(c.record(FFMPEG_VPCC), &FFMPEG_VPCC[4..]);
+        assert_eq!(c.record(VPCC_FULL_BOX), &VPCC_FULL_BOX[4..]);
         // What ffmpeg's DASH muxer writes for the same stream.
         assert_eq!(c.codec_string(), "vp09.00.20.08");
         // The bare record parses the same.
-        let bare = Vp9Config::parse(&FFMPEG_VPCC[4..]).unwrap();
+        let bare = Vp9Config::parse(&VPCC_FULL_BOX[4..]).unwrap();
         assert_eq!(bare.codec_string(), "vp09.00.20.08");
-        assert_eq!(bare.record(&FFMPEG_VPCC[4..]), &FFMPEG_VPCC[4..]);
+        assert_eq!(bare.record(&VPCC_FULL_BOX[4..]), &VPCC_FULL_BOX[4..]);
     }
 
     #[test]
