@@ -213,6 +213,19 @@ impl Demuxer {
         self.streams.iter().map(|s| &s.info)
     }
 
+    /// The decoder configuration last delivered (or, for Opus, implied by
+    /// the PMT) for a track: what a plugin needs when it adds the track to
+    /// its publisher only once the configuration is known.
+    pub fn track_config(&self, id: u32) -> Option<Bytes> {
+        let s = self.streams.iter().find(|s| s.info.id == id)?;
+        match &s.es {
+            Es::Video { config, .. } => config.clone(),
+            Es::Aac { config, .. } => config.map(|c| Bytes::copy_from_slice(&c)),
+            Es::Opus { head, .. } => head.clone(),
+            Es::Mp3 { .. } => None,
+        }
+    }
+
     /// Feeds bytes of the transport stream, split anywhere; events are
     /// appended to `out`. Bytes that are not packets are skipped (reported
     /// as [`Error::SyncLost`]): out of sync, a 0x47 counts as a packet start

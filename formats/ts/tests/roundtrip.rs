@@ -84,6 +84,12 @@ fn check_round_trip(video: u32, start_us: i64) {
     ];
     let frames = av_frames(video, start_us);
     let (mux, ts) = mux_all(&tracks, &frames);
+    let mut d = Demuxer::default();
+    let mut events = Vec::new();
+    d.feed(&ts, &mut events);
+    assert_eq!(d.track_config(0), Some(tracks[0].config.clone()));
+    assert_eq!(d.track_config(1), Some(tracks[1].config.clone()));
+    assert_eq!(d.track_config(2), None);
     let stats = check_ts(&ts, mux.pcr_pid(), Some(40_000));
     assert!(stats.pcrs >= 50, "a PCR per video frame at least");
     // Every 100 ms of frame time, at the first frame past it.
