@@ -120,6 +120,7 @@ pub fn roundtrip(data: &[u8]) {
     let n = tracks.len();
     let scales: Vec<u32> = tracks.iter().map(|t| t.timescale).collect();
     let video: Vec<bool> = tracks.iter().map(TrackInfo::is_video).collect();
+    let av1: Vec<bool> = tracks.iter().map(|t| t.codec == RILL_CODEC_AV1).collect();
     let mut mux = Muxer::new(tracks).expect("muxer");
     let init = mux.init_segment().expect("init segment");
     let parsed_init = read::parse_init(&init).expect("init parses");
@@ -164,11 +165,17 @@ pub fn roundtrip(data: &[u8]) {
         if mux.push(track, sample).is_ok() {
             assert!(dts >= 0 && dts >= last_dts[track], "accepted a bad dts");
             last_dts[track] = dts;
+            let data = Bytes::copy_from_slice(payload);
             pushed[track].push(Pushed {
                 dts,
                 pts,
                 key: key || !video[track],
-                data: Bytes::copy_from_slice(payload),
+                // The muxer leaves AV1's temporal delimiters out.
+                data: if av1[track] {
+                    crate::codec::av1::strip_temporal_delimiters(&data)
+                } else {
+                    data
+                },
             });
         }
         if h[4] & 4 != 0 {

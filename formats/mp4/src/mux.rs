@@ -11,10 +11,10 @@
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use rill_abi::RILL_FRAME_KEY;
+use rill_abi::{RILL_CODEC_AV1, RILL_FRAME_KEY};
 
 use crate::boxes::Writer;
-use crate::codec::{codecs_attribute, TrackInfo};
+use crate::codec::{av1, codecs_attribute, TrackInfo};
 use crate::error::Error;
 use crate::init::{init_segment, MAX_TRACKS};
 
@@ -50,7 +50,8 @@ pub struct Sample {
     /// sync samples, whatever this says.
     pub key: bool,
     /// The payload, in MP4 sample form (length-prefixed NAL units, OBUs,
-    /// a raw AAC or Opus frame). Referenced, never copied.
+    /// a raw AAC or Opus frame). Referenced, never copied (AV1's leading
+    /// temporal delimiters are sliced off).
     pub data: Bytes,
     /// The duration, µs, if the caller knows it: the sample is then ready
     /// at once instead of waiting for its successor (which, if it comes
@@ -307,14 +308,19 @@ impl Muxer {
                 prev.from_successor = true;
             }
         }
-        self.buffered_bytes += sample.data.len();
+        let data = if t.info.codec == RILL_CODEC_AV1 {
+            av1::strip_temporal_delimiters(&sample.data)
+        } else {
+            sample.data
+        };
+        self.buffered_bytes += data.len();
         t.last_dts_us = Some(sample.dts);
         t.samples.push_back(Buffered {
             dts_us: sample.dts,
             dts: dts as u64,
             cto,
             key: sample.key || !t.info.is_video(),
-            data: sample.data,
+            data,
             duration: duration.map(|d| d.0),
             end_us: duration.map(|d| d.1),
             from_successor: false,

@@ -2,10 +2,13 @@
 //! codec string (AV1-ISOBMFF "Codecs Parameter String"), and the sequence
 //! header OBU (AV1 5.5) as far as the picture size and colour config.
 
+use bytes::Bytes;
+
 use crate::bits::{leb128, BitReader};
 use crate::error::Error;
 
 const OBU_SEQUENCE_HEADER: u8 = 1;
+const OBU_TEMPORAL_DELIMITER: u8 = 2;
 
 /// What the muxer and the codec string need from an `av1C`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +146,38 @@ pub fn find_sequence_header(mut obus: &[u8]) -> Result<Option<SequenceHeader>, E
     Ok(None)
 }
 
+/// The sample without its leading temporal delimiter OBUs: AV1-ISOBMFF
+/// (2.4) leaves them out of samples, while encoders and Enhanced RTMP
+/// start each temporal unit with one. A slice of the same buffer, no copy;
+/// the sample as it was if its OBU framing does not parse.
+pub fn strip_temporal_delimiters(sample: &Bytes) -> Bytes {
+    let mut at = 0;
+    // Each round consumes at least the one-byte header.
+    while let Some(&header) = sample.get(at) {
+        if (header >> 3) & 0x0f != OBU_TEMPORAL_DELIMITER || header & 0x80 != 0 {
+            break;
+        }
+        let mut pos = at + 1 + ((header >> 2) & 1) as usize;
+        let size = if header & 0x02 != 0 {
+            match sample.get(pos..).map(leb128) {
+                Some(Ok((size, n))) => {
+                    pos += n;
+                    size as usize
+                }
+                _ => return sample.clone(),
+            }
+        } else {
+            // Without a size field the OBU runs to the end: nothing after.
+            return sample.clone();
+        };
+        match pos.checked_add(size).filter(|&end| end <= sample.len()) {
+            Some(end) => at = end,
+            None => return sample.clone(),
+        }
+    }
+    sample.slice(at..)
+}
+
 /// Parses a sequence header OBU payload (AV1 5.5.1) up to its colour
 /// config.
 pub fn parse_sequence_header(payload: &[u8]) -> Result<SequenceHeader, Error> {
@@ -262,6 +297,22 @@ mod tests {
         assert_eq!(c.codec_string(), "av01.0.13H.10.0.110.09.16.09.0");
         c.sequence_header = None;
         assert_eq!(c.codec_string(), "av01.0.13H.10");
+    }
+
+    #[test]
+    fn temporal_delimiters_left_out() {
+        let s = Bytes::from_static(&[0x12, 0x00, 0x12, 0x00, 0x32, 0x01, 0xaa]);
+        assert_eq!(&strip_temporal_delimiters(&s)[..], &[0x32, 0x01, 0xaa]);
+        for keep in [
+            &[0x32, 0x01, 0xaa][..],
+            &[0x12],
+            &[0x12, 0x05, 0],
+            &[0x10, 0],
+        ] {
+            let s = Bytes::copy_from_slice(keep);
+            assert_eq!(strip_temporal_delimiters(&s), s);
+        }
+        assert!(strip_temporal_delimiters(&Bytes::from_static(&[0x12, 0])).is_empty());
     }
 
     #[test]
