@@ -121,6 +121,7 @@ static inline const char *rill_status_str(int32_t status) {
     switch (status) {
     case 0: return "ok";
     case 1: return "full";
+    case 2: return "pending";
     case -1: return "invalid argument";
     case -2: return "not found";
     case -3: return "busy";
@@ -134,6 +135,7 @@ static inline const char *rill_status_str(int32_t status) {
     case -11: return "i/o error";
     case -12: return "protocol error";
     case -13: return "internal error";
+    case -14: return "unauthorized";
     default: return "unknown";
     }
 }
@@ -178,6 +180,12 @@ static inline const char *rill_status_str(int32_t status) {
 // buffers per player. HTTPS, WebSocket upgrades and other methods are
 // served as on any route. The session sees no difference.
 #define RILL_ROUTE_STREAM (1 << 0)
+
+// `RillAdmission.action` (added in 1.2): the client wants to publish.
+#define RILL_ACTION_PUBLISH 1
+
+// `RillAdmission.action` (added in 1.2): the client wants to play.
+#define RILL_ACTION_PLAY 2
 
 // `RillSockAddr.family`: IPv4 (`addr[0..4]`).
 #define RILL_AF_INET 4
@@ -288,7 +296,7 @@ static inline const char *rill_status_str(int32_t status) {
 
 // The ABI's minor version: grows when fields are appended to a table or
 // struct. Either side may be older; `struct_size` tells what it knows.
-#define RILL_ABI_MINOR 1
+#define RILL_ABI_MINOR 2
 
 // `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 // `uint32_t`.
@@ -326,6 +334,10 @@ static inline const char *rill_status_str(int32_t status) {
 // Returned by `conn_write`, `conn_write_frame`, `ws_send`. Positive codes
 // are never errors: test errors with `rc < 0`.
 #define RILL_FULL 1
+
+// Added in 1.2. The answer comes later: `admit` asked someone else (a
+// webhook); `on_admit` brings the decision. Not an error.
+#define RILL_PENDING 2
 
 // An argument is invalid (NULL handle, bad UTF-8, malformed address or
 // path, offset out of range, call made outside its allowed context, ...).
@@ -371,6 +383,12 @@ static inline const char *rill_status_str(int32_t status) {
 
 // A bug or an unexpected state inside the host or the plugin.
 #define RILL_ERR_INTERNAL -13
+
+// Added in 1.2. Refused for want of credentials, or wrong ones (no or a
+// bad token, stream key, user or password): the client may retry with
+// others. Protocols that can ask for credentials do (HTTP and RTSP 401).
+// `RILL_ERR_DENIED` is the final refusal (IP rules, a webhook's "no").
+#define RILL_ERR_UNAUTHORIZED -14
 
 // Why a session, subscriber or publisher ended: normally (the plugin
 // closed it, or the stream ended cleanly).
@@ -582,6 +600,31 @@ typedef struct RillSockAddr {
     uint8_t addr[16];
 } RillSockAddr;
 
+// What `admit` decides on (added in 1.2): who wants to do what, with the
+// credentials the protocol carried. Borrowed for the call. Fields the
+// protocol does not carry stay empty; the host also reads `token`,
+// `expires`, `key`, `user` and `pass` from `query`, and, for HTTP
+// sessions, an `Authorization: Bearer` or `Basic` header of the request.
+typedef struct RillAdmission {
+    // `sizeof(RillAdmission)` as the caller knows it.
+    uint32_t struct_size;
+    // `RILL_ACTION_PUBLISH` or `RILL_ACTION_PLAY`.
+    uint32_t action;
+    // The stream, `app/name` (slashes around it are trimmed).
+    struct RillStr path;
+    // The client's query string, without `?` (RTMP: the stream name's
+    // query, then the tcUrl's, joined with `&`).
+    struct RillStr query;
+    // A user name the protocol carried (RTSP or HTTP Basic), or empty.
+    struct RillStr user;
+    // That user's password, or empty.
+    struct RillStr password;
+    // A bearer token the protocol carried outside the query (WHIP/WHEP
+    // `Authorization: Bearer`), or empty: checked as a signed-URL token
+    // and as a stream key.
+    struct RillStr token;
+} RillAdmission;
+
 // The host's function table: every call a plugin can make.
 //
 // Handed to the plugin's `create` with the `RillHost *` context; the table
@@ -719,9 +762,13 @@ typedef struct RillHostApi {
     // Starts publishing stream `path` (`app/name`, no leading `/`; the host
     // normalizes slashes) for session `conn`, with the client's `query`
     // (without `?`, for authentication). Stores the publisher in `*out`.
+    // Unless `admit` granted the session this path, the host's admission
+    // checks run here on `query` and the session (see `admit`).
     // `RILL_ERR_BUSY`: someone already publishes it and the host's
-    // kick-existing policy is off. `RILL_ERR_DENIED`: refused by policy or
-    // the instance is draining. `RILL_ERR_INVALID`: bad path, NULL `conn`.
+    // kick-existing policy is off, or the stream limit is reached.
+    // `RILL_ERR_DENIED`: refused by policy or the instance is draining.
+    // `RILL_ERR_UNAUTHORIZED` (1.2 hosts): no or wrong credentials.
+    // `RILL_ERR_INVALID`: bad path, NULL `conn`.
     int32_t (*publish_open)(struct RillHost *host,
                             struct RillConn *conn,
                             struct RillStr path,
@@ -750,8 +797,12 @@ typedef struct RillHostApi {
     // live, the host pushes frames to `on_frame` (after `on_subscribe_start`).
     // When nobody publishes yet it waits (`wait_timeout_us`) and ends with
     // `on_subscribe_end(RILL_END_TIMEOUT)` if none comes.
+    // Unless `admit` granted the session this path, the host's admission
+    // checks run here on `query` and the session (see `admit`).
     // `RILL_ERR_NOT_FOUND`: not published and no waiting asked for.
     // `RILL_ERR_DENIED`: refused by policy or the instance is draining.
+    // `RILL_ERR_UNAUTHORIZED` (1.2 hosts): no or wrong credentials.
+    // `RILL_ERR_BUSY`: a player limit is reached.
     int32_t (*subscribe_open)(struct RillHost *host,
                               struct RillConn *conn,
                               struct RillStr path,
@@ -953,6 +1004,28 @@ typedef struct RillHostApi {
                                 struct RillStr pattern,
                                 uint32_t route_id,
                                 uint32_t flags);
+    // ==== admission (added in 1.2) ====
+    //
+    // Added in 1.2. Asks whether session `conn` may publish or play
+    // (`req`), before `publish_open` / `subscribe_open`: the host's auth
+    // policy (signed URLs, stream keys, users, IP rules, webhooks) and
+    // limits, the same for every protocol. `RILL_OK`: allowed now, and
+    // the session may open that path for that action (the grant lasts
+    // as long as the session). `RILL_PENDING`: a webhook decides;
+    // `on_admit(ticket, status)` brings the answer, never during this
+    // call. Refusals: `RILL_ERR_UNAUTHORIZED` (no or wrong credentials:
+    // ask for them, e.g. HTTP 401), `RILL_ERR_DENIED` (final: IP rules, a
+    // webhook's refusal), `RILL_ERR_BUSY` (a limit: too many streams or
+    // players). The host logs and counts each refusal; the plugin only
+    // answers the client the protocol's way. `publish_open` and
+    // `subscribe_open` without a grant run the same checks themselves
+    // but cannot wait: where a webhook must decide they refuse with
+    // `RILL_ERR_DENIED`, so plugins built before 1.2 work with every
+    // policy but webhooks. `ticket` is the plugin's own number.
+    int32_t (*admit)(struct RillHost *host,
+                     struct RillConn *conn,
+                     const struct RillAdmission *req,
+                     uint64_t ticket);
 } RillHostApi;
 
 // An HTTP request routed to a plugin (`on_http_request`). Everything in it
@@ -1152,6 +1225,20 @@ typedef struct RillPluginDescriptor {
                              const struct RillSockAddr *from,
                              const uint8_t *data,
                              size_t len);
+    // ==== added in 1.2 ====
+    //
+    // Added in 1.2. The decision on an `admit` that returned
+    // `RILL_PENDING`, for its `ticket`: `RILL_OK` (go on: `publish_open`
+    // or `subscribe_open` the path now), `RILL_ERR_UNAUTHORIZED`,
+    // `RILL_ERR_DENIED`, `RILL_ERR_BUSY` (a limit) or `RILL_ERR_TIMEOUT`
+    // (the webhook did not answer and the host fails closed): refuse the
+    // client the protocol's way. Runs on the session, like its other
+    // callbacks; not called when the session ended first.
+    int32_t (*on_admit)(void *instance,
+                        void *session_user,
+                        struct RillConn *conn,
+                        uint64_t ticket,
+                        int32_t status);
 } RillPluginDescriptor;
 
 // The plugin's exported entry point, `rill_plugin_entry_v1`: given the

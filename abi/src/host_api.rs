@@ -84,6 +84,58 @@ pub const RILL_CONNECT_TLS: u32 = 1 << 0;
 /// served as on any route. The session sees no difference.
 pub const RILL_ROUTE_STREAM: u32 = 1 << 0;
 
+/// `RillAdmission.action` (added in 1.2): the client wants to publish.
+pub const RILL_ACTION_PUBLISH: u32 = 1;
+/// `RillAdmission.action` (added in 1.2): the client wants to play.
+pub const RILL_ACTION_PLAY: u32 = 2;
+
+/// What `admit` decides on (added in 1.2): who wants to do what, with the
+/// credentials the protocol carried. Borrowed for the call. Fields the
+/// protocol does not carry stay empty; the host also reads `token`,
+/// `expires`, `key`, `user` and `pass` from `query`, and, for HTTP
+/// sessions, an `Authorization: Bearer` or `Basic` header of the request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "abi-check", derive(StableAbi))]
+pub struct RillAdmission {
+    /// `sizeof(RillAdmission)` as the caller knows it.
+    pub struct_size: u32,
+    /// `RILL_ACTION_PUBLISH` or `RILL_ACTION_PLAY`.
+    pub action: u32,
+    /// The stream, `app/name` (slashes around it are trimmed).
+    pub path: RillStr,
+    /// The client's query string, without `?` (RTMP: the stream name's
+    /// query, then the tcUrl's, joined with `&`).
+    pub query: RillStr,
+    /// A user name the protocol carried (RTSP or HTTP Basic), or empty.
+    pub user: RillStr,
+    /// That user's password, or empty.
+    pub password: RillStr,
+    /// A bearer token the protocol carried outside the query (WHIP/WHEP
+    /// `Authorization: Bearer`), or empty: checked as a signed-URL token
+    /// and as a stream key.
+    pub token: RillStr,
+}
+
+impl RillAdmission {
+    /// An empty request for `action` on `path`, `struct_size` set.
+    pub const fn new(action: u32, path: RillStr) -> RillAdmission {
+        RillAdmission {
+            struct_size: core::mem::size_of::<RillAdmission>() as u32,
+            action,
+            path,
+            query: RillStr::EMPTY,
+            user: RillStr::EMPTY,
+            password: RillStr::EMPTY,
+            token: RillStr::EMPTY,
+        }
+    }
+}
+
+// SAFETY: repr(C), starts with u32 struct_size; the other fields are
+// integers and (ptr, len) strings, valid when zeroed (empty).
+unsafe impl RillSized for RillAdmission {}
+
 /// `RillSockAddr.family`: IPv4 (`addr[0..4]`).
 pub const RILL_AF_INET: u16 = 4;
 /// `RillSockAddr.family`: IPv6 (`addr[0..16]`).
@@ -378,9 +430,13 @@ pub struct RillHostApi {
     /// Starts publishing stream `path` (`app/name`, no leading `/`; the host
     /// normalizes slashes) for session `conn`, with the client's `query`
     /// (without `?`, for authentication). Stores the publisher in `*out`.
+    /// Unless `admit` granted the session this path, the host's admission
+    /// checks run here on `query` and the session (see `admit`).
     /// `RILL_ERR_BUSY`: someone already publishes it and the host's
-    /// kick-existing policy is off. `RILL_ERR_DENIED`: refused by policy or
-    /// the instance is draining. `RILL_ERR_INVALID`: bad path, NULL `conn`.
+    /// kick-existing policy is off, or the stream limit is reached.
+    /// `RILL_ERR_DENIED`: refused by policy or the instance is draining.
+    /// `RILL_ERR_UNAUTHORIZED` (1.2 hosts): no or wrong credentials.
+    /// `RILL_ERR_INVALID`: bad path, NULL `conn`.
     pub publish_open: Option<
         unsafe extern "C" fn(
             host: *mut RillHost,
@@ -418,8 +474,12 @@ pub struct RillHostApi {
     /// live, the host pushes frames to `on_frame` (after `on_subscribe_start`).
     /// When nobody publishes yet it waits (`wait_timeout_us`) and ends with
     /// `on_subscribe_end(RILL_END_TIMEOUT)` if none comes.
+    /// Unless `admit` granted the session this path, the host's admission
+    /// checks run here on `query` and the session (see `admit`).
     /// `RILL_ERR_NOT_FOUND`: not published and no waiting asked for.
     /// `RILL_ERR_DENIED`: refused by policy or the instance is draining.
+    /// `RILL_ERR_UNAUTHORIZED` (1.2 hosts): no or wrong credentials.
+    /// `RILL_ERR_BUSY`: a player limit is reached.
     pub subscribe_open: Option<
         unsafe extern "C" fn(
             host: *mut RillHost,
@@ -686,6 +746,33 @@ pub struct RillHostApi {
             pattern: RillStr,
             route_id: u32,
             flags: u32,
+        ) -> i32,
+    >,
+
+    /// ==== admission (added in 1.2) ====
+    ///
+    /// Added in 1.2. Asks whether session `conn` may publish or play
+    /// (`req`), before `publish_open` / `subscribe_open`: the host's auth
+    /// policy (signed URLs, stream keys, users, IP rules, webhooks) and
+    /// limits, the same for every protocol. `RILL_OK`: allowed now, and
+    /// the session may open that path for that action (the grant lasts
+    /// as long as the session). `RILL_PENDING`: a webhook decides;
+    /// `on_admit(ticket, status)` brings the answer, never during this
+    /// call. Refusals: `RILL_ERR_UNAUTHORIZED` (no or wrong credentials:
+    /// ask for them, e.g. HTTP 401), `RILL_ERR_DENIED` (final: IP rules, a
+    /// webhook's refusal), `RILL_ERR_BUSY` (a limit: too many streams or
+    /// players). The host logs and counts each refusal; the plugin only
+    /// answers the client the protocol's way. `publish_open` and
+    /// `subscribe_open` without a grant run the same checks themselves
+    /// but cannot wait: where a webhook must decide they refuse with
+    /// `RILL_ERR_DENIED`, so plugins built before 1.2 work with every
+    /// policy but webhooks. `ticket` is the plugin's own number.
+    pub admit: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            conn: *mut RillConn,
+            req: *const RillAdmission,
+            ticket: u64,
         ) -> i32,
     >,
 }

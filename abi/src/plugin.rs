@@ -16,7 +16,7 @@ use crate::types::{
 pub const RILL_ABI_MAJOR: u16 = 1;
 /// The ABI's minor version: grows when fields are appended to a table or
 /// struct. Either side may be older; `struct_size` tells what it knows.
-pub const RILL_ABI_MINOR: u16 = 1;
+pub const RILL_ABI_MINOR: u16 = 2;
 
 /// `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 /// `uint32_t`.
@@ -320,6 +320,25 @@ pub struct RillPluginDescriptor {
             len: usize,
         ) -> i32,
     >,
+
+    /// ==== added in 1.2 ====
+    ///
+    /// Added in 1.2. The decision on an `admit` that returned
+    /// `RILL_PENDING`, for its `ticket`: `RILL_OK` (go on: `publish_open`
+    /// or `subscribe_open` the path now), `RILL_ERR_UNAUTHORIZED`,
+    /// `RILL_ERR_DENIED`, `RILL_ERR_BUSY` (a limit) or `RILL_ERR_TIMEOUT`
+    /// (the webhook did not answer and the host fails closed): refuse the
+    /// client the protocol's way. Runs on the session, like its other
+    /// callbacks; not called when the session ended first.
+    pub on_admit: Option<
+        unsafe extern "C" fn(
+            instance: *mut c_void,
+            session_user: *mut c_void,
+            conn: *mut RillConn,
+            ticket: u64,
+            status: i32,
+        ) -> i32,
+    >,
 }
 
 impl core::fmt::Debug for RillPluginDescriptor {
@@ -360,6 +379,16 @@ pub const fn rill_v1_0_size_of_descriptor() -> usize {
 pub const fn rill_v1_0_size_of_host_api() -> usize {
     core::mem::offset_of!(RillHostApi, post)
         + core::mem::size_of::<Option<unsafe extern "C" fn()>>()
+}
+
+/// `sizeof(RillPluginDescriptor)` in ABI 1.1 (up to `on_udp_packet`).
+pub const fn rill_v1_1_size_of_descriptor() -> usize {
+    core::mem::offset_of!(RillPluginDescriptor, on_admit)
+}
+
+/// `sizeof(RillHostApi)` in ABI 1.1 (up to `http_route_flags`).
+pub const fn rill_v1_1_size_of_host_api() -> usize {
+    core::mem::offset_of!(RillHostApi, admit)
 }
 
 /// Why a descriptor was refused at load (host side).
@@ -545,6 +574,7 @@ pub const fn rill_host_api_empty() -> RillHostApi {
         udp_listen: None,
         udp_send: None,
         http_route_flags: None,
+        admit: None,
     }
 }
 
@@ -597,5 +627,6 @@ pub const fn rill_descriptor_empty(
         on_stream_event: None,
         on_udp_data: None,
         on_udp_packet: None,
+        on_admit: None,
     }
 }

@@ -8,6 +8,9 @@ pub const RILL_OK: i32 = 0;
 /// Returned by `conn_write`, `conn_write_frame`, `ws_send`. Positive codes
 /// are never errors: test errors with `rc < 0`.
 pub const RILL_FULL: i32 = 1;
+/// Added in 1.2. The answer comes later: `admit` asked someone else (a
+/// webhook); `on_admit` brings the decision. Not an error.
+pub const RILL_PENDING: i32 = 2;
 
 /// An argument is invalid (NULL handle, bad UTF-8, malformed address or
 /// path, offset out of range, call made outside its allowed context, ...).
@@ -41,6 +44,11 @@ pub const RILL_ERR_IO: i32 = -11;
 pub const RILL_ERR_PROTOCOL: i32 = -12;
 /// A bug or an unexpected state inside the host or the plugin.
 pub const RILL_ERR_INTERNAL: i32 = -13;
+/// Added in 1.2. Refused for want of credentials, or wrong ones (no or a
+/// bad token, stream key, user or password): the client may retry with
+/// others. Protocols that can ask for credentials do (HTTP and RTSP 401).
+/// `RILL_ERR_DENIED` is the final refusal (IP rules, a webhook's "no").
+pub const RILL_ERR_UNAUTHORIZED: i32 = -14;
 
 /// A short lower-case name for a status code (`"ok"`, `"busy"`, ...), or
 /// `"unknown"`. C has the same as `rill_status_str()`.
@@ -48,6 +56,7 @@ pub const fn rill_status_name(status: i32) -> &'static str {
     match status {
         RILL_OK => "ok",
         RILL_FULL => "full",
+        RILL_PENDING => "pending",
         RILL_ERR_INVALID => "invalid argument",
         RILL_ERR_NOT_FOUND => "not found",
         RILL_ERR_BUSY => "busy",
@@ -61,6 +70,7 @@ pub const fn rill_status_name(status: i32) -> &'static str {
         RILL_ERR_IO => "i/o error",
         RILL_ERR_PROTOCOL => "protocol error",
         RILL_ERR_INTERNAL => "internal error",
+        RILL_ERR_UNAUTHORIZED => "unauthorized",
         _ => "unknown",
     }
 }

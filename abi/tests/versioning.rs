@@ -23,10 +23,10 @@ fn good() -> RillPluginDescriptor {
 }
 
 #[test]
-fn abi_1_1_appends_after_1_0() {
+fn abi_1_1_and_1_2_append_after_1_0() {
     // 1.1 appended fields: 1.0's sizes end where 1.0's last fields end,
     // and every 1.1 field lies past them.
-    assert_eq!(RILL_ABI_MINOR, 1);
+    assert_eq!(RILL_ABI_MINOR, 2);
     assert_eq!(
         rill_v1_0_size_of_descriptor(),
         offset_of!(RillPluginDescriptor, on_udp_packet)
@@ -36,13 +36,23 @@ fn abi_1_1_appends_after_1_0() {
         offset_of!(RillHostApi, udp_listen)
     );
     assert_eq!(
-        size_of::<RillPluginDescriptor>(),
+        rill_v1_1_size_of_descriptor(),
         rill_v1_0_size_of_descriptor() + size_of::<usize>()
     );
     assert_eq!(
-        size_of::<RillHostApi>(),
+        rill_v1_1_size_of_host_api(),
         rill_v1_0_size_of_host_api() + 3 * size_of::<usize>()
     );
+    // 1.2 appended one callback and one call.
+    assert_eq!(
+        size_of::<RillPluginDescriptor>(),
+        rill_v1_1_size_of_descriptor() + size_of::<usize>()
+    );
+    assert_eq!(
+        size_of::<RillHostApi>(),
+        rill_v1_1_size_of_host_api() + size_of::<usize>()
+    );
+    assert_eq!(size_of::<RillAdmission>(), 8 + 5 * 2 * size_of::<usize>());
     assert_eq!(size_of::<RillSockAddr>(), 24);
     assert_eq!(offset_of!(RillHostApi, struct_size), 0);
     assert_eq!(offset_of!(RillHostApi, abi_major), 4);
@@ -184,7 +194,7 @@ fn status_names() {
     // The C twin (rill_status_str in the header) lists the same names.
     let header =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../include/rill.h")).unwrap();
-    for code in -13..=1 {
+    for code in -14..=2 {
         let line = format!("case {code}: return \"{}\";", rill_status_name(code));
         assert!(header.contains(&line), "rill_status_str lacks `{line}`");
     }

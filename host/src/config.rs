@@ -208,6 +208,15 @@ pub struct Config {
     /// TLS for plugins' outbound connections (RTMPS push, HTTPS pull, ...).
     #[serde(deserialize_with = "section")]
     pub tls_client: TlsClientConfig,
+    /// Who may publish and who may play, for every protocol.
+    #[serde(deserialize_with = "section")]
+    pub auth: crate::admission::config::AuthConfig,
+    /// Webhooks asked before a publish or play, and told when one ends.
+    #[serde(deserialize_with = "section")]
+    pub hooks: crate::admission::config::HooksConfig,
+    /// Limits on streams, players and connections.
+    #[serde(deserialize_with = "section")]
+    pub limits: crate::admission::config::LimitsConfig,
     /// Each plugin's own section, by plugin name, kept as raw YAML.
     #[serde(deserialize_with = "section")]
     pub plugins: BTreeMap<String, Value>,
@@ -250,6 +259,12 @@ pub struct HttpConfig {
     /// `allowed_hosts`. Default none. Note: `Debug` and [`Config::to_yaml`]
     /// show it; [`Config::redacted`] hides it.
     pub api_token: Option<String>,
+    /// More API tokens, each with a role: `admin` (everything) or `read`
+    /// (GET only): `[{token: "…", role: read}]`. Default none.
+    pub api_tokens: Vec<ApiToken>,
+    /// Whether `/metrics` answers without a token. Off: it needs an API
+    /// token (either role). Default true.
+    pub metrics_public: bool,
     /// A file holding the API's bearer token (surrounding whitespace
     /// ignored), read at start and on every reload; the Debian package
     /// generates one. Exclusive with `api_token`. Default none.
@@ -276,6 +291,24 @@ pub struct HttpConfig {
     /// HTTPS, served on its own address in addition to plain HTTP.
     #[serde(deserialize_with = "section")]
     pub tls: TlsConfig,
+}
+
+/// One `http.api_tokens` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    pub token: String,
+    pub role: ApiRole,
+}
+
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiRole {
+    /// Every call.
+    Admin,
+    /// `GET` and `HEAD` only.
+    Read,
 }
 
 /// `http.tls:` section. HTTPS is on when `cert` and `key` are set: the same
@@ -391,6 +424,9 @@ impl Default for Config {
             publish: PublishConfig::default(),
             subscribe: SubscribeConfig::default(),
             tls_client: TlsClientConfig::default(),
+            auth: Default::default(),
+            hooks: Default::default(),
+            limits: Default::default(),
             plugins: BTreeMap::new(),
         }
     }
@@ -410,6 +446,8 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             api_token: None,
+            api_tokens: Vec::new(),
+            metrics_public: true,
             api_token_file: None,
             allowed_hosts: Vec::new(),
             cors_origins: Vec::new(),
@@ -522,6 +560,18 @@ impl Config {
             c.http.api_token = Some(REDACTED.to_owned());
         }
         c.http.token_from_file = None;
+        for t in &mut c.http.api_tokens {
+            t.token = REDACTED.to_owned();
+        }
+        if c.auth.secret.is_some() {
+            c.auth.secret = Some(REDACTED.to_owned());
+        }
+        for k in c.auth.keys.values_mut() {
+            *k = REDACTED.to_owned();
+        }
+        for u in &mut c.auth.users {
+            u.password = REDACTED.to_owned();
+        }
         for section in c.plugins.values_mut() {
             redact_value(section);
         }
@@ -539,6 +589,31 @@ impl Config {
             if self.http.api_token.is_none() {
                 self.http.api_token_file = running.http.api_token_file.clone();
                 self.http.token_from_file = running.http.token_from_file.clone();
+            }
+        }
+        let gone = |v: &str| v == REDACTED;
+        for (i, t) in self.http.api_tokens.iter_mut().enumerate() {
+            if gone(&t.token) {
+                if let Some(old) = running.http.api_tokens.get(i) {
+                    t.token = old.token.clone();
+                }
+            }
+        }
+        if self.auth.secret.as_deref().is_some_and(gone) {
+            self.auth.secret = running.auth.secret.clone();
+        }
+        for (path, k) in self.auth.keys.iter_mut() {
+            if gone(k) {
+                if let Some(old) = running.auth.keys.get(path) {
+                    *k = old.clone();
+                }
+            }
+        }
+        for u in &mut self.auth.users {
+            if gone(&u.password) {
+                if let Some(old) = running.auth.users.iter().find(|o| o.user == u.user) {
+                    u.password = old.password.clone();
+                }
             }
         }
         for (name, old) in &running.plugins {
@@ -642,6 +717,29 @@ impl Config {
                     self.http.max_body
                 ),
             );
+        }
+        for (i, t) in self.http.api_tokens.iter().enumerate() {
+            if t.token.len() < 16 || t.token == REDACTED {
+                fail(
+                    &format!("http.api_tokens.{i}.token"),
+                    "must be at least 16 characters (and not the redaction placeholder)".to_owned(),
+                );
+            }
+        }
+        let auth_secrets = self
+            .auth
+            .secret
+            .iter()
+            .chain(self.auth.keys.values())
+            .chain(self.auth.users.iter().map(|u| &u.password));
+        if auth_secrets.into_iter().any(|v| v == REDACTED) {
+            fail(
+                "auth",
+                format!("{REDACTED:?} is the redaction placeholder and there is no value to keep"),
+            );
+        }
+        for (key, message) in crate::admission::config::validate(&self.auth, &self.hooks) {
+            fail(&key, message);
         }
         for (name, section) in &self.plugins {
             if let Some(key) = find_placeholder(section) {
@@ -999,7 +1097,7 @@ fn yaml_error(path: &str, error: serde_yaml::Error) -> ConfigError {
 // Field (de)serializers.
 
 /// Humantime durations, with a clear message for bad values.
-mod duration {
+pub(crate) mod duration {
     use std::fmt;
     use std::time::Duration;
 
@@ -1008,14 +1106,14 @@ mod duration {
 
     const EXPECTED: &str = "a duration like \"10s\"";
 
-    pub(super) fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         value: &Duration,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         humantime_serde::serialize(value, serializer)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Duration, D::Error> {
         struct DurationVisitor;
@@ -1513,6 +1611,43 @@ plugins:
     }
 
     #[test]
+    fn auth_sections_are_checked() {
+        let err = |yaml: &str| Config::from_yaml_str(yaml).unwrap_err().to_string();
+        assert!(err("auth:\n  publish: token\n").contains("auth.secret"));
+        assert!(err("auth:\n  secret: short\n").contains("too short"));
+        assert!(err("auth:\n  play: [hook]\n").contains("hooks.on_play"));
+        assert!(err("auth:\n  publish: bogus\n").contains("expected one of open"));
+        assert!(err("auth:\n  publish: []\n").contains("allows nobody"));
+        assert!(err("auth:\n  play_deny: [10.0.0.0/99]\n").contains("auth.play_deny"));
+        assert!(err("auth:\n  rules: [{match: '(', play: open}]\n").contains("auth.rules.0.match"));
+        assert!(err("hooks:\n  on_publish: ftp://x\n").contains("hooks.on_publish"));
+        assert!(err("http:\n  api_tokens: [{token: short, role: read}]\n").contains("api_tokens.0"));
+        let ok = Config::from_yaml_str(
+            "auth:\n  publish: [key, hook]\n  play: open\n  keys: {live/a: k}\n\
+             hooks:\n  on_publish: http://127.0.0.1:9/p\nlimits:\n  max_streams: 3\n",
+        )
+        .unwrap();
+        assert_eq!(ok.limits.max_streams, 3);
+    }
+
+    #[test]
+    fn auth_secrets_are_redacted_and_kept() {
+        let running = Config::from_yaml_str(
+            "http:\n  api_tokens: [{token: reader-token-0123456789, role: read}]\n\
+             auth:\n  secret: 0123456789abcdef\n  keys: {live/a: k3y}\n\
+             \x20 users: [{user: al, password: pw, play: '.*'}]\n",
+        )
+        .unwrap();
+        let shown = running.redacted().to_yaml();
+        for secret in ["reader-token-0123456789", "0123456789abcdef", "k3y", "pw\n"] {
+            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        }
+        // Sent back as shown: the secrets are kept.
+        let back = Config::from_yaml_str_with(&shown, |c| c.keep_secrets(&running)).unwrap();
+        assert_eq!(back, running);
+    }
+
+    #[test]
     fn env_names_are_unique_and_cover_every_key() {
         let tree = serde_yaml::to_value(Config::default()).unwrap();
         let keys = env_keys(&tree);
@@ -1522,7 +1657,11 @@ plugins:
         assert!(names.contains(&"RILL_HTTP_TLS_CERT"));
         assert!(names.contains(&"RILL_HTTP_API_TOKEN_FILE"));
         assert!(names.contains(&"RILL_TLS_CLIENT_CA_FILE"));
-        assert_eq!(names.len(), 31);
+        assert!(names.contains(&"RILL_AUTH_SECRET"));
+        assert!(names.contains(&"RILL_AUTH_PUBLISH"));
+        assert!(names.contains(&"RILL_HOOKS_ON_PUBLISH"));
+        assert!(names.contains(&"RILL_LIMITS_MAX_CONNECTIONS_PER_IP"));
+        assert_eq!(names.len(), 56);
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), keys.len(), "ambiguous environment names");

@@ -1,5 +1,6 @@
 //! Rill's host: the stream engine, the plugin manager and the process.
 
+pub mod admission;
 pub mod config;
 pub mod engine;
 pub mod http;

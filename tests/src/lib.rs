@@ -2,6 +2,7 @@
 //! plugins dir and config on free loopback ports, and real clients against it
 //! (ffmpeg publishes, ffprobe/ffmpeg play), reporting what the clients decoded.
 
+pub mod hooks;
 pub mod netns;
 pub mod rtmp;
 
@@ -600,6 +601,26 @@ pub fn make_cert(dir: &Path, name: &str) -> TestCert {
         der: c.cert.der().clone(),
         key_der: c.signing_key.serialize_der(),
     }
+}
+
+/// A signed-URL query (`expires=E&token=T`) for `action` (`publish` or
+/// `play`) on `path` until Unix time `expires`, computed from the documented
+/// format (HMAC-SHA256 of `action:path:expires`, lower-case hex), as a web
+/// backend would.
+pub fn signed_query(secret: &str, action: &str, path: &str, expires: u64) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, format!("{action}:{path}:{expires}").as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("expires={expires}&token={hex}")
+}
+
+/// Unix time now plus `secs`.
+pub fn unix_in(secs: i64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (now + secs) as u64
 }
 
 #[cfg(test)]

@@ -450,3 +450,114 @@ pub fn run_for(mut cmd: Command, timeout: Duration) -> (String, String) {
         err.join().unwrap_or_default(),
     )
 }
+
+/// What an RTMP server answered to a publish or play.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `NetStream.Publish.Start` / `NetStream.Play.Start`.
+    Started,
+    /// An error `onStatus` (or `_error`) with this code and description.
+    Refused(String, String),
+    /// The connection ended before an answer (a refused connection).
+    Closed,
+    /// Nothing within the time.
+    Silent,
+}
+
+/// A TCP connection to `127.0.0.1:port` from the loopback address `from`
+/// (any 127.x.y.z works on Linux without configuration).
+pub fn connect_from(port: u16, from: &str) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let local: std::net::SocketAddr = format!("{from}:0").parse().expect("address");
+    s.bind(&local.into()).expect("bind the client address");
+    let remote: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    s.connect(&remote.into()).expect("connect");
+    s.into()
+}
+
+/// Connects from `from` as ffmpeg does (`app`, with an optional `?query`),
+/// asks to publish (`publish`) or play `name` (which may carry a query),
+/// and returns the answer, and whether the server then closed the
+/// connection (within 5 s of a refusal). Driven by rill-rtmp's client.
+pub fn ask(port: u16, from: &str, app: &str, name: &str, publish: bool) -> (Answer, bool) {
+    let (answer, closed, _) = ask_keep(port, from, app, name, publish);
+    (answer, closed)
+}
+
+/// As [`ask`], also returning the connection (kept open: a player that
+/// stays).
+pub fn ask_keep(
+    port: u16,
+    from: &str,
+    app: &str,
+    name: &str,
+    publish: bool,
+) -> (Answer, bool, TcpStream) {
+    let mut sock = connect_from(port, from);
+    let (answer, closed) = ask_on(&mut sock, port, app, name, publish);
+    (answer, closed, sock)
+}
+
+fn ask_on(sock: &mut TcpStream, port: u16, app: &str, name: &str, publish: bool) -> (Answer, bool) {
+    use rill_rtmp::{ClientEvent, ClientSession, ClientSettings, Connect, Limits};
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let start = Instant::now();
+    let connect = Connect::new(app, format!("rtmp://127.0.0.1:{port}/{app}"));
+    let mut c = ClientSession::new(
+        Limits::default(),
+        ClientSettings::default(),
+        connect,
+        start.elapsed(),
+    );
+    let mut answer = None;
+    let mut buf = vec![0u8; 64 << 10];
+    let deadline = start + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        while let Some(b) = c.poll_transmit() {
+            if sock.write_all(&b).is_err() {
+                return (answer.unwrap_or(Answer::Closed), true);
+            }
+        }
+        let n = match sock.read(&mut buf) {
+            Ok(0) => return (answer.unwrap_or(Answer::Closed), true),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if answer.is_some() && start.elapsed() > Duration::from_secs(5) {
+                    break;
+                }
+                continue;
+            }
+            Err(_) => return (answer.unwrap_or(Answer::Closed), true),
+        };
+        if c.feed(start.elapsed(), &buf[..n]).is_err() {
+            return (answer.unwrap_or(Answer::Closed), true);
+        }
+        while let Some(ev) = c.poll_event() {
+            match ev {
+                ClientEvent::Connected { .. } => {
+                    let r = if publish {
+                        c.publish(start.elapsed(), name)
+                    } else {
+                        c.play(start.elapsed(), name)
+                    };
+                    r.expect("send the request");
+                }
+                ClientEvent::Publishing { .. } | ClientEvent::Playing { .. } => {
+                    return (Answer::Started, false)
+                }
+                ClientEvent::Rejected {
+                    code, description, ..
+                } => answer = Some(Answer::Refused(code, description)),
+                _ => {}
+            }
+        }
+    }
+    (answer.unwrap_or(Answer::Silent), false)
+}

@@ -91,6 +91,8 @@ impl Error {
     pub const PROTOCOL: Error = Error(crate::RILL_ERR_PROTOCOL);
     /// `RILL_ERR_INTERNAL`.
     pub const INTERNAL: Error = Error(crate::RILL_ERR_INTERNAL);
+    /// `RILL_ERR_UNAUTHORIZED` (added in 1.2).
+    pub const UNAUTHORIZED: Error = Error(crate::RILL_ERR_UNAUTHORIZED);
 
     /// The status code.
     pub const fn code(self) -> i32 {
@@ -628,6 +630,30 @@ impl Conn {
         }
     }
 
+    /// Asks the host whether this session may publish or play
+    /// ([`Admission::action`]); see `admit` in the header. `Ok(true)`:
+    /// allowed now. `Ok(false)`: a webhook decides, the answer arrives at
+    /// [`Plugin::on_admit`] with `ticket`. `Err`: refused now
+    /// ([`Error::UNAUTHORIZED`], [`Error::DENIED`], [`Error::BUSY`]). A host
+    /// older than 1.2 has no admission call: `Ok(true)`, and
+    /// `publish`/`subscribe` decide.
+    pub fn admit(&self, req: &Admission<'_>, ticket: u64) -> Result<bool> {
+        let Ok(f) = api!(self.host, admit) else {
+            return Ok(true);
+        };
+        let mut raw = crate::RillAdmission::new(req.action, rstr(req.path));
+        raw.query = rstr(req.query);
+        raw.user = rstr(req.user);
+        raw.password = rstr(req.password);
+        raw.token = rstr(req.token);
+        // SAFETY: valid host and session; the request is borrowed.
+        let rc = unsafe { f(self.host.raw(), self.raw, &raw, ticket) };
+        if rc == crate::RILL_PENDING {
+            return Ok(false);
+        }
+        Error::check(rc).map(|_| true)
+    }
+
     /// Publishes stream `path` from this session.
     pub fn publish(&self, path: &str, query: &str) -> Result<Publisher> {
         let f = api!(self.host, publish_open)?;
@@ -736,6 +762,46 @@ fn raw_headers(headers: &[(&str, &str)]) -> Vec<RillHeader> {
             value: rstr(v),
         })
         .collect()
+}
+
+/// What [`Conn::admit`] asks: an action on a stream, with the credentials
+/// the protocol carried (empty where it carries none).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Admission<'a> {
+    /// `RILL_ACTION_PUBLISH` or `RILL_ACTION_PLAY`.
+    pub action: u32,
+    /// `app/name`.
+    pub path: &'a str,
+    /// The client's query string, without `?`.
+    pub query: &'a str,
+    /// A user name carried outside the query (RTSP, HTTP Basic).
+    pub user: &'a str,
+    /// Its password.
+    pub password: &'a str,
+    /// A bearer token carried outside the query.
+    pub token: &'a str,
+}
+
+impl<'a> Admission<'a> {
+    /// Publishing `path` with `query`.
+    pub fn publish(path: &'a str, query: &'a str) -> Self {
+        Admission {
+            action: crate::RILL_ACTION_PUBLISH,
+            path,
+            query,
+            ..Default::default()
+        }
+    }
+
+    /// Playing `path` with `query`.
+    pub fn play(path: &'a str, query: &'a str) -> Self {
+        Admission {
+            action: crate::RILL_ACTION_PLAY,
+            path,
+            query,
+            ..Default::default()
+        }
+    }
 }
 
 /// An HTTP request, borrowed for [`Plugin::on_http_request`].
@@ -1270,6 +1336,18 @@ pub trait Plugin: Sized + Send + Sync + 'static {
 
     /// A timer fired; `session` is `None` for instance-level timers.
     fn on_timer(&self, session: Option<(&mut Self::Session, &Conn)>, timer_id: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// The decision on a [`Conn::admit`] that was pending, for `ticket`:
+    /// `Ok` (open the stream now) or the refusal.
+    fn on_admit(
+        &self,
+        session: &mut Self::Session,
+        conn: &Conn,
+        ticket: u64,
+        result: Result<()>,
+    ) -> Result<()> {
         Ok(())
     }
 

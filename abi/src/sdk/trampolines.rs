@@ -192,6 +192,7 @@ pub const fn descriptor<P: Plugin>(
     }
     d.on_udp_data = Some(on_udp_data::<P>);
     d.on_udp_packet = Some(on_udp_packet::<P>);
+    d.on_admit = Some(on_admit::<P>);
     d
 }
 
@@ -504,6 +505,21 @@ unsafe extern "C" fn on_timer<P: Plugin>(
     unsafe {
         with_session::<P>(inst, su, conn, "on_timer", |p, s, c| {
             p.on_timer(Some((s, c)), timer_id)
+        })
+    }
+}
+
+unsafe extern "C" fn on_admit<P: Plugin>(
+    inst: *mut c_void,
+    su: *mut c_void,
+    conn: *mut RillConn,
+    ticket: u64,
+    rc: i32,
+) -> i32 {
+    // SAFETY: host-provided callback arguments.
+    unsafe {
+        with_session::<P>(inst, su, conn, "on_admit", |p, s, c| {
+            p.on_admit(s, c, ticket, Error::check(rc).map(drop))
         })
     }
 }

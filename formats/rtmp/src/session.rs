@@ -514,8 +514,21 @@ impl Session {
     /// Rejects a requested publish with `NetStream.Publish.BadName` (the code
     /// clients understand for "name taken or not allowed").
     pub fn reject_publish(&mut self, stream_id: u32, description: &str) -> Result<(), Error> {
+        self.reject_publish_as(stream_id, "NetStream.Publish.BadName", description)
+    }
+
+    /// Rejects a requested publish with status `code` (an error-level
+    /// `onStatus`): `NetStream.Publish.Unauthorized` for missing or wrong
+    /// credentials, `NetStream.Publish.BadName` for a name taken or not
+    /// allowed.
+    pub fn reject_publish_as(
+        &mut self,
+        stream_id: u32,
+        code: &str,
+        description: &str,
+    ) -> Result<(), Error> {
         self.decide(stream_id, Role::PublishPending, Role::Idle)?;
-        self.send_status(stream_id, "error", "NetStream.Publish.BadName", description)?;
+        self.send_status(stream_id, "error", code, description)?;
         let r = self.process();
         self.fail_on(r)
     }
@@ -554,13 +567,19 @@ impl Session {
 
     /// Rejects a requested play with `NetStream.Play.StreamNotFound`.
     pub fn reject_play(&mut self, stream_id: u32, description: &str) -> Result<(), Error> {
+        self.reject_play_as(stream_id, "NetStream.Play.StreamNotFound", description)
+    }
+
+    /// Rejects a requested play with status `code` (an error-level
+    /// `onStatus`, e.g. `NetStream.Play.Failed` for a refusal).
+    pub fn reject_play_as(
+        &mut self,
+        stream_id: u32,
+        code: &str,
+        description: &str,
+    ) -> Result<(), Error> {
         self.decide(stream_id, Role::PlayPending, Role::Idle)?;
-        self.send_status(
-            stream_id,
-            "error",
-            "NetStream.Play.StreamNotFound",
-            description,
-        )?;
+        self.send_status(stream_id, "error", code, description)?;
         let r = self.process();
         self.fail_on(r)
     }

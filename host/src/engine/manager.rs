@@ -243,6 +243,34 @@ impl Engine {
         Some(v)
     }
 
+    /// How many streams have a publisher, and whether `path` has one: what
+    /// the `limits.max_streams` check needs (a publisher replacing one is
+    /// not a new stream).
+    pub fn publisher_count(&self, path: &str) -> (usize, bool) {
+        let (mut n, mut this) = (0, false);
+        for s in self.inner.streams.iter() {
+            if s.has_publisher() {
+                n += 1;
+                this |= s.key() == path;
+            }
+        }
+        (n, this)
+    }
+
+    /// Subscribers of `path`, and of every stream: what the player limits
+    /// need.
+    pub fn subscriber_count(&self, path: &str) -> (usize, usize) {
+        let (mut this, mut all) = (0, 0);
+        for s in self.inner.streams.iter() {
+            let n = s.subscriber_count();
+            all += n;
+            if s.key() == path {
+                this = n;
+            }
+        }
+        (this, all)
+    }
+
     /// Engine-wide counters (live subscribers included).
     pub fn totals(&self) -> EngineTotals {
         let t = &self.inner.totals;

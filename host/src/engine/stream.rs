@@ -458,6 +458,10 @@ impl Stream {
         self.subscribers.lock().get(&id).cloned()
     }
 
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.subscribers.lock().len()
+    }
+
     pub(crate) fn subscriber_list(&self) -> Vec<Arc<SubscriberShared>> {
         self.subscribers.lock().values().cloned().collect()
     }

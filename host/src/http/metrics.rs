@@ -22,6 +22,9 @@ struct Snapshot {
     /// HTTPS handshakes (completed, failed), when HTTPS is on.
     tls: Option<(u64, u64)>,
     udp: Vec<crate::plugin::UdpStats>,
+    refusals: Vec<(crate::admission::Action, String, &'static str, u64)>,
+    /// Hook answers and notifications by outcome.
+    hooks: [(&'static str, &'static str, u64); 6],
 }
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
@@ -136,6 +139,34 @@ impl Collector for Snapshot {
                 ConstCounter::new(value(u)).encode(fam.encode_family(&labels)?)?;
             }
         }
+        {
+            let mut fam = e.encode_descriptor(
+                "rill_admission_refusals",
+                "Publishes and plays refused, by action, protocol and reason",
+                None,
+                MetricType::Counter,
+            )?;
+            for (action, protocol, reason, n) in &self.refusals {
+                let labels = [
+                    ("action", action.as_str()),
+                    ("protocol", protocol.as_str()),
+                    ("reason", reason),
+                ];
+                ConstCounter::new(*n).encode(fam.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut fam = e.encode_descriptor(
+                "rill_hook_calls",
+                "Webhook calls, by kind (ask: on_publish/on_play; notify: *_done) and outcome",
+                None,
+                MetricType::Counter,
+            )?;
+            for (kind, outcome, n) in &self.hooks {
+                let labels = [("kind", *kind), ("outcome", *outcome)];
+                ConstCounter::new(*n).encode(fam.encode_family(&labels)?)?;
+            }
+        }
         if let Some((ok, failed)) = self.tls {
             counter(
                 &mut e,
@@ -155,12 +186,26 @@ impl Collector for Snapshot {
 }
 
 pub(super) async fn metrics(State(s): State<AppState>) -> Response {
+    let admission = s.plugins.admission();
     let mut reg = Registry::default();
     reg.register_collector(Box::new(Snapshot {
         totals: s.engine.totals(),
         plugins: s.plugins.plugins().await,
         tls: s.tls.as_ref().map(|t| t.handshake_counts()),
         udp: s.plugins.udp_stats(),
+        refusals: admission.refusal_counts(),
+        hooks: {
+            let h = &admission.hook_stats;
+            let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            [
+                ("ask", "allowed", n(&h.allowed)),
+                ("ask", "refused", n(&h.refused)),
+                ("ask", "failed", n(&h.failed)),
+                ("notify", "delivered", n(&h.notified)),
+                ("notify", "failed", n(&h.notify_failed)),
+                ("notify", "dropped", n(&h.notify_dropped)),
+            ]
+        },
     }));
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &reg).is_err() {

@@ -24,7 +24,7 @@ use rill_abi::{RILL_HTTP_BODY_CLOSE, RILL_HTTP_BODY_FIXED};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{ApiRole, Config};
 use crate::plugin::{PluginReply, PluginRequest, ReloadOutcome, ReloadRefused};
 
 pub use crate::server::{AppState, SetLogLevel};
@@ -44,6 +44,9 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/config"),
     ("put", "/api/v1/config"),
     ("post", "/api/v1/config/validate"),
+    ("get", "/api/v1/auth/keys"),
+    ("put", "/api/v1/auth/keys/{path}"),
+    ("delete", "/api/v1/auth/keys/{path}"),
     ("get", "/metrics"),
 ];
 
@@ -63,10 +66,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/plugins/{name}/drain", post(plugin_drain))
         .route("/api/v1/config", get(config_get).put(config_put))
         .route("/api/v1/config/validate", post(config_validate))
+        .route("/api/v1/auth/keys", get(keys_list))
+        .route(
+            "/api/v1/auth/keys/{*path}",
+            axum::routing::put(key_put).delete(key_delete),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), guard_api));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), guard_metrics));
     Router::new()
         .merge(api)
-        .route("/metrics", get(metrics::metrics))
+        .merge(metrics)
         .fallback(plugin_route)
         .layer(middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
@@ -91,6 +102,7 @@ pub async fn serve(
                     .await
                     .map_err(|e| format!("HTTPS listen {addr}: {e}"))?,
                 tls::Handshake(certs),
+                state.plugins.admission(),
             ),
             addr,
         )),
@@ -106,7 +118,11 @@ pub async fn serve(
     });
     tracing::info!(addr = %listen, "HTTP listening");
     let plain = axum::serve(
-        plain::PlainListener::new(listener, plain::Triage(state.clone())),
+        plain::PlainListener::new(
+            listener,
+            plain::Triage(state.clone()),
+            state.plugins.admission(),
+        ),
         router(state.clone()).into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(stop.clone().cancelled_owned());
@@ -192,28 +208,45 @@ async fn guard_api(
     req: Request,
     next: Next,
 ) -> Response {
-    let (token, allowed_hosts) = {
+    let (tokens, allowed_hosts) = {
         let c = s.config.lock();
-        (
-            c.http.token().map(str::to_owned),
-            c.http.allowed_hosts.clone(),
-        )
+        let mut tokens: Vec<(String, ApiRole)> = c
+            .http
+            .token()
+            .map(|t| (t.to_owned(), ApiRole::Admin))
+            .into_iter()
+            .collect();
+        tokens.extend(c.http.api_tokens.iter().map(|t| (t.token.clone(), t.role)));
+        (tokens, c.http.allowed_hosts.clone())
     };
     let headers = req.headers();
-    match token {
-        Some(token) => {
+    match tokens.is_empty() {
+        false => {
             let given = headers
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
-            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            // Every token is compared, so the time taken tells nothing.
+            let role = given.and_then(|g| {
+                tokens.iter().fold(None, |hit, (t, role)| {
+                    let same = constant_time_eq(g.as_bytes(), t.as_bytes());
+                    hit.or(same.then_some(*role))
+                })
+            });
+            let Some(role) = role else {
                 let mut r = problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
                 r.headers_mut()
                     .insert("www-authenticate", HeaderValue::from_static("Bearer"));
                 return r;
+            };
+            if role == ApiRole::Read && !matches!(*req.method(), Method::GET | Method::HEAD) {
+                return problem(
+                    StatusCode::FORBIDDEN,
+                    "this token may only read (role: read); changes need an admin token",
+                );
             }
         }
-        None => {
+        true => {
             if !peer.ip().to_canonical().is_loopback() {
                 return problem(
                     StatusCode::FORBIDDEN,
@@ -238,6 +271,20 @@ async fn guard_api(
         );
     }
     next.run(req).await
+}
+
+/// `/metrics`: open with `http.metrics_public` (the default), else
+/// guarded as the API is.
+async fn guard_metrics(
+    state: State<AppState>,
+    peer: ConnectInfo<Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if state.config.lock().http.metrics_public {
+        return next.run(req).await;
+    }
+    guard_api(state, peer, req, next).await
 }
 
 /// `Host` (name and optional port) is a loopback name or an allowed one.
@@ -581,10 +628,17 @@ async fn plugin_route(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the plugin session ended",
         ),
-        Ok(PluginReply::Error(code, why)) => problem(
-            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            &why,
-        ),
+        Ok(PluginReply::Error(code, why, challenge)) => {
+            let mut resp = problem(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                &why,
+            );
+            if let Some(c) = challenge {
+                resp.headers_mut()
+                    .insert("www-authenticate", HeaderValue::from_static(c));
+            }
+            resp
+        }
         Ok(PluginReply::Response {
             status,
             headers,
@@ -631,4 +685,88 @@ async fn plugin_route(
             None => problem(StatusCode::BAD_REQUEST, "not a WebSocket upgrade request"),
         },
     }
+}
+
+// ---- stream keys ----------------------------------------------------------------
+
+/// `GET /api/v1/auth/keys`: the streams that have a publish key (never the
+/// keys), from `auth.keys` (`config`) or set here (`api`).
+async fn keys_list(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let config: Vec<String> = s.config.lock().auth.keys.keys().cloned().collect();
+    let api = s.plugins.admission().keys.paths();
+    let mut keys: Vec<serde_json::Value> = config
+        .iter()
+        .map(|p| json!({"path": p.trim_matches('/'), "source": "config"}))
+        .collect();
+    keys.extend(api.iter().map(|p| json!({"path": p, "source": "api"})));
+    Json(json!({ "keys": keys }))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    key: Option<String>,
+}
+
+/// `PUT /api/v1/auth/keys/{path}`: sets the stream's publish key, the one
+/// given (`{"key": "…"}`) or a new random one (`{}`); answers with it.
+async fn key_put(State(s): State<AppState>, Path(path): Path<String>, body: Bytes) -> Response {
+    let path = path.trim_matches('/').to_owned();
+    if crate::engine::validate_path(&path).is_err() {
+        return problem(StatusCode::BAD_REQUEST, "not a stream path (app/stream)");
+    }
+    let parsed: Result<KeyBody, _> = if body.is_empty() {
+        Ok(KeyBody::default())
+    } else {
+        serde_yaml::from_slice(&body)
+    };
+    let key = match parsed {
+        Ok(KeyBody { key: Some(k) })
+            if !k.is_empty() && k.len() <= 256 && !k.contains(char::is_control) =>
+        {
+            k
+        }
+        Ok(KeyBody { key: Some(_) }) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "a key is 1 to 256 printable characters",
+            )
+        }
+        Ok(KeyBody { key: None }) => random_key(),
+        Err(e) => return problem(StatusCode::BAD_REQUEST, &format!("body: {e}")),
+    };
+    let store = s.plugins.admission();
+    let (p, k) = (path.clone(), key.clone());
+    // A small file write, off the event loop.
+    match tokio::task::spawn_blocking(move || store.keys.set(&p, Some(k))).await {
+        Ok(Ok(_)) => Json(json!({"path": path, "key": key})).into_response(),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `DELETE /api/v1/auth/keys/{path}`: removes a key set through the API.
+async fn key_delete(State(s): State<AppState>, Path(path): Path<String>) -> Response {
+    let path = path.trim_matches('/').to_owned();
+    let store = s.plugins.admission();
+    match tokio::task::spawn_blocking(move || store.keys.set(&path, None)).await {
+        Ok(Ok(true)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(false)) => problem(
+            StatusCode::NOT_FOUND,
+            "no key set through the API for this stream (keys in auth.keys change in the config)",
+        ),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// 16 random bytes as hex.
+fn random_key() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    // The system's generator; failing here means the OS has none.
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .expect("the system random number generator");
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -15,7 +15,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::prepare::Counted;
 use super::AppState;
+use crate::admission::ConnSlot;
 use crate::plugin::PluginRequest;
 
 /// Largest request head read here (hyper allows more, but a streaming GET
@@ -85,8 +87,9 @@ impl super::prepare::Prepare for Triage {
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
-    ) -> impl std::future::Future<Output = Option<Rewind>> + Send + 'static {
-        triage(tcp, peer, self.0.clone())
+        slot: Option<ConnSlot>,
+    ) -> impl std::future::Future<Output = Option<Counted<Rewind>>> + Send + 'static {
+        triage(tcp, peer, self.0.clone(), slot)
     }
 }
 
@@ -95,7 +98,12 @@ pub type PlainListener = super::prepare::Preparing<Triage>;
 /// Reads the request head; a streaming request goes to its plugin (`None`),
 /// anything else back to the HTTP server. A client that sends no complete
 /// head in time is dropped.
-async fn triage(mut tcp: TcpStream, peer: SocketAddr, state: AppState) -> Option<Rewind> {
+async fn triage(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    state: AppState,
+    mut slot: Option<ConnSlot>,
+) -> Option<Counted<Rewind>> {
     let mut buf = BytesMut::with_capacity(1024);
     let complete = tokio::time::timeout(HEAD_TIMEOUT, async {
         loop {
@@ -117,7 +125,7 @@ async fn triage(mut tcp: TcpStream, peer: SocketAddr, state: AppState) -> Option
         let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
         match state
             .plugins
-            .route_http_owned(req, tcp, peer.to_string(), local)
+            .route_http_owned(req, tcp, peer.to_string(), local, &mut slot)
         {
             Ok(()) => return None,
             // The route went away meanwhile (a reload): the HTTP server
@@ -125,9 +133,12 @@ async fn triage(mut tcp: TcpStream, peer: SocketAddr, state: AppState) -> Option
             Err(back) => tcp = back,
         }
     }
-    Some(Rewind {
-        prefix: buf.freeze(),
-        inner: tcp,
+    Some(Counted {
+        io: Rewind {
+            prefix: buf.freeze(),
+            inner: tcp,
+        },
+        slot,
     })
 }
 

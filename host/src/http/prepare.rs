@@ -5,42 +5,93 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::serve::Listener;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+
+use crate::admission::{Admission, ConnSlot};
 
 /// What to do with each accepted connection before the HTTP server gets it.
 pub trait Prepare: Send + 'static {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// The connection for the HTTP server, or `None` (dropped, or taken
-    /// elsewhere).
+    /// elsewhere: then `slot`, the connection's place in the per-address
+    /// count, goes with it).
     fn prepare(
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
-    ) -> impl Future<Output = Option<Self::Io>> + Send + 'static;
+        slot: Option<ConnSlot>,
+    ) -> impl Future<Output = Option<Counted<Self::Io>>> + Send + 'static;
+}
+
+/// A connection and its place in the per-address count, freed with it.
+pub struct Counted<T> {
+    pub io: T,
+    pub slot: Option<ConnSlot>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 pub struct Preparing<P: Prepare> {
     tcp: TcpListener,
     prep: P,
-    pending: JoinSet<Option<(P::Io, SocketAddr)>>,
+    admission: Arc<Admission>,
+    pending: JoinSet<Option<(Counted<P::Io>, SocketAddr)>>,
 }
 
 impl<P: Prepare> Preparing<P> {
-    pub fn new(tcp: TcpListener, prep: P) -> Self {
+    pub fn new(tcp: TcpListener, prep: P, admission: Arc<Admission>) -> Self {
         Preparing {
             tcp,
             prep,
+            admission,
             pending: JoinSet::new(),
         }
     }
 }
 
 impl<P: Prepare> Listener for Preparing<P> {
-    type Io = P::Io;
+    type Io = Counted<P::Io>;
     type Addr = SocketAddr;
 
     // Cancel-safe (axum drops it on shutdown): both branches are.
@@ -49,7 +100,11 @@ impl<P: Prepare> Listener for Preparing<P> {
             tokio::select! {
                 r = self.tcp.accept() => match r {
                     Ok((tcp, peer)) => {
-                        let ready = self.prep.prepare(tcp, peer);
+                        // Over a per-address limit: closed at once.
+                        let Some(slot) = self.admission.accept(peer.ip(), "http") else {
+                            continue;
+                        };
+                        let ready = self.prep.prepare(tcp, peer, slot);
                         self.pending.spawn(async move { ready.await.map(|io| (io, peer)) });
                     }
                     Err(e) => accept_error(e).await,

@@ -187,10 +187,15 @@ impl super::prepare::Prepare for Handshake {
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
-    ) -> impl std::future::Future<Output = Option<Self::Io>> + Send + 'static {
+        slot: Option<crate::admission::ConnSlot>,
+    ) -> impl std::future::Future<Output = Option<super::prepare::Counted<Self::Io>>> + Send + 'static
+    {
         let acceptor = TlsAcceptor::from(self.0.inner.config.load_full());
         let tls = self.0.clone();
-        async move { handshake(acceptor, tcp, peer, tls).await.map(|(s, _)| s) }
+        async move {
+            let (io, _) = handshake(acceptor, tcp, peer, tls).await?;
+            Some(super::prepare::Counted { io, slot })
+        }
     }
 }
 

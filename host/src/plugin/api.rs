@@ -18,6 +18,7 @@ use super::frames;
 use super::host::parse_listen_addr;
 use super::instance::{Instance, ListenDecl, RouteDecl};
 use super::session::{self, Io, Origin, PubEntry, SessionShared, SubEntry};
+use crate::admission::{Action, Creds};
 use crate::engine::{EngineError, PublisherInfo, SubscriberInfo, TrackInfo};
 
 fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
@@ -378,7 +379,11 @@ unsafe extern "C" fn publish_open(
             Ok(a) => a,
             Err(status) => return status,
         };
-        let _ = query;
+        // SAFETY: query per contract (a string, maybe empty).
+        let query = unsafe { text(query) }.unwrap_or("");
+        if let Err(status) = super::admit::check_open(&s, Action::Publish, path, query) {
+            return status;
+        }
         let info = PublisherInfo {
             protocol: i.name.clone(),
             remote: s.peer.clone(),
@@ -386,7 +391,9 @@ unsafe extern "C" fn publish_open(
         match i.host.engine.publish(path, info) {
             Ok(p) => {
                 // SAFETY: out is a writable out-pointer.
-                unsafe { *out = s.add_publisher(p) };
+                let done = super::admit::done_note(&s, Action::Publish, path, query);
+                // SAFETY: out is a writable out-pointer.
+                unsafe { *out = s.add_publisher(p, done) };
                 RILL_OK
             }
             Err(e) => {
@@ -489,7 +496,11 @@ unsafe extern "C" fn subscribe_open(
             Ok(a) => a,
             Err(status) => return status,
         };
-        let _ = query;
+        // SAFETY: query per contract (a string, maybe empty).
+        let query = unsafe { text(query) }.unwrap_or("");
+        if let Err(status) = super::admit::check_open(&s, Action::Play, path, query) {
+            return status;
+        }
         // SAFETY: opts per contract (NULL: defaults).
         let o = unsafe { rill_read_sized(opts) }.unwrap_or_default();
         if o.wait_timeout_us < 0
@@ -510,11 +521,57 @@ unsafe extern "C" fn subscribe_open(
         match i.host.engine.subscribe(path, info) {
             Ok(sub) => {
                 // SAFETY: out is a writable out-pointer.
-                unsafe { *out = s.add_subscriber(sub, o.flags) };
+                let done = super::admit::done_note(&s, Action::Play, path, query);
+                // SAFETY: out is a writable out-pointer.
+                unsafe { *out = s.add_subscriber(sub, o.flags, done) };
                 RILL_OK
             }
             Err(e) => engine_status(&e),
         }
+    })
+}
+
+// ---- admission ----------------------------------------------------------------
+
+unsafe extern "C" fn admit(
+    host: *mut RillHost,
+    conn: *mut RillConn,
+    req: *const RillAdmission,
+    ticket: u64,
+) -> i32 {
+    guard("admit", RILL_ERR_PANIC, || {
+        // SAFETY: per contract.
+        let (i, s, r) = match (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe {
+            rill_read_sized(req)
+        }) {
+            (Some(i), Some(s), Some(r)) => (i, s, r),
+            _ => return RILL_ERR_INVALID,
+        };
+        if i.draining.load(Ordering::Acquire) {
+            return RILL_ERR_DENIED;
+        }
+        let Some(action) = Action::from_abi(r.action) else {
+            return RILL_ERR_INVALID;
+        };
+        // SAFETY: the request's strings are valid for the call (contract);
+        // empty or unset ones read as None.
+        let field = |f: RillStr| unsafe { text(f) }.filter(|t| !t.is_empty());
+        let Some(path) = field(r.path).map(|p| p.trim_matches('/')) else {
+            return RILL_ERR_INVALID;
+        };
+        let creds = Creds {
+            user: field(r.user),
+            password: field(r.password),
+            token: field(r.token),
+        };
+        super::admit::admit(
+            &s,
+            action,
+            path,
+            field(r.query).unwrap_or(""),
+            creds,
+            ticket,
+        )
     })
 }
 
@@ -1260,4 +1317,5 @@ pub(crate) static HOST_API: RillHostApi = RillHostApi {
     udp_listen: Some(udp_listen),
     udp_send: Some(udp_send),
     http_route_flags: Some(http_route_flags),
+    admit: Some(admit),
 };

@@ -30,7 +30,9 @@ pub(crate) struct HostShared {
     /// `tls_client.ca_file`, and the client configuration built from it at
     /// the first `RILL_CONNECT_TLS`.
     pub tls_client_ca: Option<std::path::PathBuf>,
-    pub tls_client: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    pub tls_client: Arc<std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>>,
+    /// Auth and limits for every session.
+    pub admission: Arc<crate::admission::Admission>,
 }
 
 impl HostShared {
@@ -186,10 +188,14 @@ async fn accept_loop(
         if t.inst.draining.load(std::sync::atomic::Ordering::Acquire) {
             continue;
         }
+        // Over a per-address limit: closed before any protocol work.
+        let Some(slot) = t.inst.host.admission.accept(peer.ip(), &t.inst.name) else {
+            continue;
+        };
         let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
         match &wire {
             Wire::Tcp => {
-                session::spawn(
+                let id = session::spawn(
                     &t.inst,
                     Io::Stream(sock),
                     Origin::Listener(t.listener_id),
@@ -197,6 +203,7 @@ async fn accept_loop(
                     local,
                     std::ptr::null_mut(),
                 );
+                t.inst.hold_slot(id, slot);
             }
             // The handshake on its own task: a client that stalls in it
             // holds up nobody, and is dropped at the timeout.
@@ -204,7 +211,7 @@ async fn accept_loop(
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     if let Some(stream) = tls.accept_for_plugin(sock, peer).await {
-                        session::spawn(
+                        let id = session::spawn(
                             &t.inst,
                             Io::Tls(Box::new(stream)),
                             Origin::Listener(t.listener_id),
@@ -212,6 +219,7 @@ async fn accept_loop(
                             local,
                             std::ptr::null_mut(),
                         );
+                        t.inst.hold_slot(id, slot);
                     }
                 });
             }

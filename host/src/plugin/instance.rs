@@ -93,6 +93,14 @@ unsafe impl Send for Instance {}
 unsafe impl Sync for Instance {}
 
 impl Instance {
+    /// Gives session `id` its connection's place in the per-address
+    /// count (it ended already: the place is freed at once).
+    pub(crate) fn hold_slot(&self, id: u64, slot: Option<crate::admission::ConnSlot>) {
+        if let (Some(slot), Some(s)) = (slot, self.sessions.get(&id)) {
+            s.st.lock().conn_slot = Some(slot);
+        }
+    }
+
     pub(crate) fn new(
         desc: RillPluginDescriptor,
         name: String,

@@ -136,6 +136,15 @@ impl PluginManager {
         config: &Config,
         tls: Option<crate::http::tls::Tls>,
     ) -> PluginManager {
+        let tls_client: Arc<std::sync::OnceLock<_>> = Default::default();
+        let admission = crate::admission::Admission::new(config, {
+            let (cell, ca) = (tls_client.clone(), config.tls_client.ca_file.clone());
+            move || {
+                cell.get_or_init(|| crate::net::tls_client::client_config(ca.as_deref()))
+                    .clone()
+                    .ok()
+            }
+        });
         let host = Arc::new(HostShared {
             engine,
             rt: tokio::runtime::Handle::current(),
@@ -146,7 +155,8 @@ impl PluginManager {
             http_deadline_ms: (config.http.response_timeout.as_millis() as u64).into(),
             tls,
             tls_client_ca: config.tls_client.ca_file.clone(),
-            tls_client: Default::default(),
+            tls_client,
+            admission,
         });
         PluginManager {
             inner: Arc::new(Inner {
@@ -363,6 +373,11 @@ impl PluginManager {
         }
     }
 
+    /// Auth and limits, shared with the HTTP server and the API.
+    pub fn admission(&self) -> Arc<crate::admission::Admission> {
+        self.inner.host.admission.clone()
+    }
+
     /// Takes a new config: plugins whose section changed get a new
     /// generation with it, the same way a new file does. Returns their names.
     pub async fn update_config(&self, config: &Config) -> Vec<String> {
@@ -377,6 +392,7 @@ impl PluginManager {
                 .collect()
         };
         *self.inner.config.lock() = config.clone();
+        self.inner.host.admission.update(config);
         self.inner.host.http_deadline_ms.store(
             config.http.response_timeout.as_millis() as u64,
             std::sync::atomic::Ordering::Relaxed,
@@ -464,6 +480,7 @@ impl PluginManager {
         sock: tokio::net::TcpStream,
         peer: String,
         local: String,
+        slot: &mut Option<crate::admission::ConnSlot>,
     ) -> Result<(), tokio::net::TcpStream> {
         let Some(route) = self
             .inner
@@ -474,7 +491,7 @@ impl PluginManager {
         else {
             return Err(sock);
         };
-        session::spawn(
+        let id = session::spawn(
             &route.inst,
             session::Io::OwnedHttp(session::OwnedHttp {
                 sock,
@@ -486,6 +503,7 @@ impl PluginManager {
             local,
             std::ptr::null_mut(),
         );
+        route.inst.hold_slot(id, slot.take());
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! function table plugins call, sessions, listeners), generations and hot
 //! reload.
 
+mod admit;
 mod api;
 mod elf;
 mod frames;
@@ -114,6 +115,7 @@ pub mod bench_support {
                 tls: None,
                 tls_client_ca: None,
                 tls_client: Default::default(),
+                admission: crate::admission::Admission::new(&Default::default(), || None),
             });
             let inst = Instance::new(desc, lib.name.clone(), 1, config.to_owned(), host.clone());
             inst.create()?;

@@ -3,6 +3,9 @@
 //! upgrade, as binary messages (the FLV header, then one tag per message),
 //! which is what flv.js and mpegts.js read.
 //!
+//! Who may play is the host's decision (`admit`): a refusal is answered
+//! 401/403/503 before anything streams.
+//!
 //! A request for a stream nobody publishes waits in the host's wait queue
 //! and gets 404 when the wait times out. Each tag is muxed once per frame
 //! and shared by every viewer through the frame cache (timestamps are the
@@ -11,7 +14,8 @@
 #![forbid(unsafe_code)]
 
 use rill_abi::sdk::{
-    Body, Conn, FrameInfo, FrameRef, Host, HttpRequest, Plugin, Result, Subscriber, SubscriberId,
+    Admission, Body, Conn, FrameInfo, FrameRef, Host, HttpRequest, Plugin, Result, Subscriber,
+    SubscriberId,
 };
 use rill_abi::*;
 use rill_flv::stream::{header, tag_header};
@@ -27,11 +31,18 @@ pub struct Flv {
 }
 
 pub struct Session {
-    /// Held for the session's life: dropping it unsubscribes.
-    _sub: Subscriber,
+    /// Held for the session's life: dropping it unsubscribes. `None` while
+    /// the host's admission asks a webhook.
+    sub: Option<Subscriber>,
+    /// The stream and query, kept for the subscription after admission.
+    path: String,
+    query: String,
     websocket: bool,
     answered: bool,
 }
+
+/// The one admission ticket a session asks with.
+const TICKET: u64 = 1;
 
 /// `/live/test.flv` → `live/test`; None when it is not a stream path.
 fn stream_path(path: &str) -> Option<&str> {
@@ -83,12 +94,53 @@ impl Plugin for Flv {
         let Some(path) = stream_path(req.path()) else {
             return Err(rill_abi::sdk::Error::NOT_FOUND);
         };
-        let sub = conn.subscribe(path, req.query(), None)?;
+        // Refused now: the host answers (401 with a challenge, 403, 503).
+        let admitted = conn.admit(&Admission::play(path, req.query()), TICKET)?;
+        let sub = match admitted {
+            true => Some(conn.subscribe(path, req.query(), None)?),
+            false => None,
+        };
         Ok(Session {
-            _sub: sub,
+            sub,
+            path: path.to_owned(),
+            query: req.query().to_owned(),
             websocket: req.wants_websocket(),
             answered: false,
         })
+    }
+
+    fn on_admit(
+        &self,
+        s: &mut Session,
+        conn: &Conn,
+        _ticket: u64,
+        result: Result<()>,
+    ) -> Result<()> {
+        let refused = match result.and_then(|()| conn.subscribe(&s.path, &s.query, None)) {
+            Ok(sub) => {
+                s.sub = Some(sub);
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        let (status, msg) = match refused {
+            rill_abi::sdk::Error::UNAUTHORIZED => (401, "authentication required or failed\n"),
+            rill_abi::sdk::Error::BUSY => (503, "too many players\n"),
+            rill_abi::sdk::Error::NOT_FOUND => (404, "no such stream\n"),
+            _ => (403, "playing not allowed\n"),
+        };
+        s.answered = true;
+        conn.http_respond(
+            status,
+            &[
+                ("content-type", "text/plain; charset=utf-8"),
+                ("access-control-allow-origin", "*"),
+                ("www-authenticate", "Bearer realm=\"rill\""),
+            ][..if status == 401 { 3 } else { 2 }],
+            Body::Fixed(msg.len() as u64),
+        )?;
+        conn.write(msg.as_bytes())?;
+        conn.close(RILL_END_NORMAL)
     }
 
     fn on_subscribe_start(&self, s: &mut Session, conn: &Conn, _sub: SubscriberId) -> Result<()> {

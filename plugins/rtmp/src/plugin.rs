@@ -4,7 +4,9 @@
 //!
 //! - Input: `on_data` feeds the session, handles its events, and queues its
 //!   replies. Bad input logs a reason and closes this connection only.
-//! - Publish: `publish_open` on request (`BUSY`/`DENIED` → `BadName`),
+//! - Publish: `admit` (the host's auth; a webhook answers later at
+//!   `on_admit`), then `publish_open` (`BUSY` → `BadName`, a refusal by
+//!   policy → `Unauthorized` and the connection closes),
 //!   tracks declared from the first frame of each kind, frames handed over
 //!   without a copy (`frame_wrap` of the received bytes), metadata through
 //!   `publisher_set_metadata`.
@@ -26,8 +28,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rill_abi::sdk::{
-    Conn, Error as SdkError, Flow, FrameInfo, FrameRef, Host, Plugin, Publisher, PublisherId,
-    Result, Subscriber, SubscriberId, TimerHandle, TrackInfo,
+    Admission, Conn, Error as SdkError, Flow, FrameInfo, FrameRef, Host, Plugin, Publisher,
+    PublisherId, Result, Subscriber, SubscriberId, TimerHandle, TrackInfo,
 };
 use rill_abi::{
     rill_codec_kind, rill_fourcc, rill_log, RILL_CODEC_METADATA, RILL_END_ERROR, RILL_END_KICKED,
@@ -116,6 +118,8 @@ impl Plugin for Rtmp {
             out: Outbox::default(),
             timer: None,
             closing: false,
+            admitting: Vec::new(),
+            refused: false,
         };
         self.arm(&mut c, conn)?;
         Ok(c)
@@ -334,6 +338,36 @@ impl Plugin for Rtmp {
         Ok(())
     }
 
+    fn on_admit(
+        &self,
+        s: &mut Connection,
+        conn: &Conn,
+        ticket: u64,
+        result: Result<()>,
+    ) -> Result<()> {
+        let Some(i) = s
+            .admitting
+            .iter()
+            .position(|p| self::ticket(p.stream_id, p.ask) == ticket)
+        else {
+            return Ok(());
+        };
+        let p = s.admitting.remove(i);
+        if s.closing {
+            return Ok(());
+        }
+        let done = match (result, p.ask) {
+            (Ok(()), Ask::Publish) => self.publish(s, conn, p.stream_id, p.path, &p.query),
+            (Ok(()), Ask::Play) => self.play(s, conn, p.stream_id, p.path, &p.query),
+            (Err(e), ask) => self.refuse(s, p.stream_id, &p.path, ask, e),
+        };
+        if let Err(e) = done {
+            return self.fail(s, conn, &e);
+        }
+        self.pump(s, conn);
+        Ok(())
+    }
+
     fn on_timer(&self, session: Option<(&mut Connection, &Conn)>, timer_id: u64) -> Result<()> {
         let Some((s, conn)) = session else {
             return Ok(());
@@ -392,6 +426,11 @@ impl Rtmp {
         if s.closing {
             return;
         }
+        if s.refused {
+            // Refused by policy: the client gets the answer, then the end.
+            self.finish(s, conn, RILL_END_NORMAL);
+            return;
+        }
         s.take_transmit();
         flush(&mut s.out, conn, false);
         if let Err(e) = self.arm(s, conn) {
@@ -417,56 +456,38 @@ impl Rtmp {
                 path,
                 query,
                 ..
-            } => match conn.publish(&path, query.as_deref().unwrap_or("")) {
-                Ok(publisher) => {
-                    rill_log!(self.host, Info, "{}: publishing {path}", s.peer);
-                    s.pubs.push(Pub {
+            } => {
+                let query = query.unwrap_or_default();
+                let ask = Admission::publish(&path, &query);
+                match conn.admit(&ask, ticket(stream_id, Ask::Publish)) {
+                    Ok(true) => self.publish(s, conn, stream_id, path, &query)?,
+                    Ok(false) => s.admitting.push(Pending {
                         stream_id,
                         path,
-                        publisher,
-                        tracks: Vec::new(),
-                        meta: TrackHints::default(),
-                        warned: Vec::new(),
-                    });
-                    s.core.accept_publish(stream_id)?;
+                        query,
+                        ask: Ask::Publish,
+                    }),
+                    Err(e) => self.refuse(s, stream_id, &path, Ask::Publish, e)?,
                 }
-                Err(e) => {
-                    let why = match e {
-                        SdkError::BUSY => "Stream already publishing.",
-                        SdkError::DENIED => "Publishing not allowed.",
-                        _ => "Cannot publish.",
-                    };
-                    rill_log!(self.host, Info, "{}: publish {path} refused: {}", s.peer, e);
-                    s.core.reject_publish(stream_id, why)?;
-                }
-            },
+            }
             Event::PlayRequested {
                 stream_id,
                 path,
                 query,
-            } => match conn.subscribe(&path, query.as_deref().unwrap_or(""), None) {
-                Ok(sub) => {
-                    rill_log!(self.host, Info, "{}: playing {path}", s.peer);
-                    s.players.push(Play {
+            } => {
+                let query = query.unwrap_or_default();
+                let ask = Admission::play(&path, &query);
+                match conn.admit(&ask, ticket(stream_id, Ask::Play)) {
+                    Ok(true) => self.play(s, conn, stream_id, path, &query)?,
+                    Ok(false) => s.admitting.push(Pending {
                         stream_id,
                         path,
-                        sub,
-                        gate: Gate::default(),
-                        sent: 0,
-                        muxed: 0,
-                        warned_codec: false,
-                    });
-                    s.core.accept_play(stream_id)?;
+                        query,
+                        ask: Ask::Play,
+                    }),
+                    Err(e) => self.refuse(s, stream_id, &path, Ask::Play, e)?,
                 }
-                Err(e) => {
-                    rill_log!(self.host, Info, "{}: play {path} refused: {e}", s.peer);
-                    let why = match e {
-                        SdkError::DENIED => "Playing not allowed.",
-                        _ => "No such stream.",
-                    };
-                    s.core.reject_play(stream_id, why)?;
-                }
-            },
+            }
             Event::Media { stream_id, frame } => {
                 if let Some(p) = s.pubs.iter_mut().find(|p| p.stream_id == stream_id) {
                     p.write(&self.host, &s.peer, frame);
@@ -537,6 +558,111 @@ impl Rtmp {
     }
 
     /// Bad input or a failed answer: log why, close this connection.
+    /// Opens an admitted publish, or refuses it the RTMP way.
+    fn publish(
+        &self,
+        s: &mut Connection,
+        conn: &Conn,
+        stream_id: u32,
+        path: String,
+        query: &str,
+    ) -> Result<(), Error> {
+        match conn.publish(&path, query) {
+            Ok(publisher) => {
+                rill_log!(self.host, Info, "{}: publishing {path}", s.peer);
+                s.pubs.push(Pub {
+                    stream_id,
+                    path,
+                    publisher,
+                    tracks: Vec::new(),
+                    meta: TrackHints::default(),
+                    warned: Vec::new(),
+                });
+                s.core.accept_publish(stream_id)
+            }
+            Err(e) => self.refuse(s, stream_id, &path, Ask::Publish, e),
+        }
+    }
+
+    /// Opens an admitted play, or refuses it the RTMP way.
+    fn play(
+        &self,
+        s: &mut Connection,
+        conn: &Conn,
+        stream_id: u32,
+        path: String,
+        query: &str,
+    ) -> Result<(), Error> {
+        match conn.subscribe(&path, query, None) {
+            Ok(sub) => {
+                rill_log!(self.host, Info, "{}: playing {path}", s.peer);
+                s.players.push(Play {
+                    stream_id,
+                    path,
+                    sub,
+                    gate: Gate::default(),
+                    sent: 0,
+                    muxed: 0,
+                    warned_codec: false,
+                });
+                s.core.accept_play(stream_id)
+            }
+            Err(e) => self.refuse(s, stream_id, &path, Ask::Play, e),
+        }
+    }
+
+    /// Answers a refused publish or play with its `onStatus` error. A
+    /// refusal by policy (credentials, rules, a webhook) ends the
+    /// connection once the answer is out; a busy name or a missing stream
+    /// leaves it open for another try.
+    fn refuse(
+        &self,
+        s: &mut Connection,
+        stream_id: u32,
+        path: &str,
+        ask: Ask,
+        e: SdkError,
+    ) -> Result<(), Error> {
+        rill_log!(
+            self.host,
+            Info,
+            "{}: {} {path} refused: {e}",
+            s.peer,
+            ask.verb()
+        );
+        let policy = matches!(
+            e,
+            SdkError::UNAUTHORIZED | SdkError::DENIED | SdkError::TIMEOUT
+        );
+        let (code, why) = match (ask, e) {
+            (Ask::Publish, SdkError::BUSY) => (
+                "NetStream.Publish.BadName",
+                "Stream already publishing or too many streams.",
+            ),
+            (Ask::Publish, SdkError::UNAUTHORIZED) => (
+                "NetStream.Publish.Unauthorized",
+                "Authentication required or failed.",
+            ),
+            (Ask::Publish, _) if policy => {
+                ("NetStream.Publish.Unauthorized", "Publishing not allowed.")
+            }
+            (Ask::Publish, _) => ("NetStream.Publish.BadName", "Cannot publish."),
+            (Ask::Play, SdkError::UNAUTHORIZED) => (
+                "NetStream.Play.Failed",
+                "Authentication required or failed.",
+            ),
+            (Ask::Play, SdkError::BUSY) => ("NetStream.Play.Failed", "Too many players."),
+            (Ask::Play, _) if policy => ("NetStream.Play.Failed", "Playing not allowed."),
+            (Ask::Play, _) => ("NetStream.Play.StreamNotFound", "No such stream."),
+        };
+        match ask {
+            Ask::Publish => s.core.reject_publish_as(stream_id, code, why)?,
+            Ask::Play => s.core.reject_play_as(stream_id, code, why)?,
+        }
+        s.refused |= policy;
+        Ok(())
+    }
+
     fn fail(&self, s: &mut Connection, conn: &Conn, e: &Error) -> Result<()> {
         if !s.closing {
             rill_log!(self.host, Warn, "{}: {e}; closing the connection", s.peer);
@@ -571,6 +697,39 @@ pub struct Connection {
     /// The armed deadline timer and when it fires (host clock).
     timer: Option<(TimerHandle, Duration)>,
     closing: bool,
+    /// Requests waiting for the host's admission (a webhook).
+    admitting: Vec<Pending>,
+    /// A request was refused by policy: close once the answer is out.
+    refused: bool,
+}
+
+/// What a request asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    Publish,
+    Play,
+}
+
+impl Ask {
+    fn verb(self) -> &'static str {
+        match self {
+            Ask::Publish => "publish",
+            Ask::Play => "play",
+        }
+    }
+}
+
+/// A publish or play waiting for `on_admit`.
+struct Pending {
+    stream_id: u32,
+    path: String,
+    query: String,
+    ask: Ask,
+}
+
+/// The admission ticket of a request: its stream id and what it asks.
+fn ticket(stream_id: u32, ask: Ask) -> u64 {
+    (stream_id as u64) << 1 | (ask == Ask::Play) as u64
 }
 
 impl Connection {

@@ -12,6 +12,8 @@ pub(crate) struct SubEntry {
     ended: bool,
     pub delivered: u64,
     pub delivered_bytes: u64,
+    /// Sends `hooks.on_play_done` when the entry goes.
+    _done: Option<crate::plugin::admit::DoneNote>,
 }
 
 pub(crate) struct PubEntry {
@@ -20,10 +22,17 @@ pub(crate) struct PubEntry {
     pub publisher: Publisher,
     ended: bool,
     closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Sends `hooks.on_publish_done` when the entry goes.
+    _done: Option<crate::plugin::admit::DoneNote>,
 }
 
 impl SessionShared {
-    pub(crate) fn add_subscriber(&self, sub: Subscriber, flags: u32) -> *mut RillSubscriber {
+    pub(crate) fn add_subscriber(
+        &self,
+        sub: Subscriber,
+        flags: u32,
+        done: Option<crate::plugin::admit::DoneNote>,
+    ) -> *mut RillSubscriber {
         let mut e = Box::new(SubEntry {
             owner: self,
             sub,
@@ -32,6 +41,7 @@ impl SessionShared {
             ended: false,
             delivered: 0,
             delivered_bytes: 0,
+            _done: done,
         });
         let p = &mut *e as *mut SubEntry as *mut RillSubscriber;
         self.st.lock().subs.push(e);
@@ -46,13 +56,18 @@ impl SessionShared {
         before != st.subs.len()
     }
 
-    pub(crate) fn add_publisher(&self, publisher: Publisher) -> *mut RillPublisher {
+    pub(crate) fn add_publisher(
+        &self,
+        publisher: Publisher,
+        done: Option<crate::plugin::admit::DoneNote>,
+    ) -> *mut RillPublisher {
         let closed = Box::pin(publisher.closed_owned());
         let mut e = Box::new(PubEntry {
             owner: self,
             publisher,
             ended: false,
             closed,
+            _done: done,
         });
         let p = &mut *e as *mut PubEntry as *mut RillPublisher;
         self.st.lock().pubs.push(e);

@@ -37,8 +37,9 @@ pub(crate) struct HttpExchange {
 
 /// What the HTTP server sends the client.
 pub enum HttpReply {
-    /// The plugin refused the request (or ended without answering).
-    Error(u16, String),
+    /// The plugin refused the request (or ended without answering); a
+    /// 401 has its `WWW-Authenticate` challenge.
+    Error(u16, String, Option<&'static str>),
     Response {
         status: u16,
         headers: Vec<(String, String)>,
@@ -57,6 +58,8 @@ pub(super) fn http_status_for(status: i32) -> u16 {
     match status {
         RILL_ERR_NOT_FOUND => 404,
         RILL_ERR_DENIED => 403,
+        RILL_ERR_UNAUTHORIZED => 401,
+        RILL_ERR_TIMEOUT => 503,
         RILL_ERR_INVALID => 400,
         RILL_ERR_BUSY | RILL_ERR_AGAIN => 503,
         _ => 500,
@@ -100,6 +103,11 @@ impl SessionShared {
 
 /// Calls `on_http_request` with views of the owned request.
 pub(super) fn open_http(s: &Arc<SessionShared>, route_id: u32, r: &HttpRequest) -> i32 {
+    s.st.lock().authorization = r
+        .headers
+        .iter()
+        .find(|(n, _)| n == "authorization")
+        .map(|(_, v)| v.clone());
     let headers: Vec<RillHeader> = r
         .headers
         .iter()
@@ -301,13 +309,12 @@ pub(super) fn response_head(
 
 /// A whole response of the host's own on an owned connection (an error, a
 /// 504): status and a short text body.
-pub(super) fn plain_response(status: u16, text: &str) -> Bytes {
-    let head = response_head(
-        status,
-        &[("content-type".into(), "text/plain".into())],
-        RILL_HTTP_BODY_FIXED,
-        text.len() as u64,
-    );
+pub(super) fn plain_response(status: u16, text: &str, challenge: Option<&str>) -> Bytes {
+    let mut headers = vec![("content-type".into(), "text/plain".into())];
+    if let Some(c) = challenge {
+        headers.push(("www-authenticate".into(), c.into()));
+    }
+    let head = response_head(status, &headers, RILL_HTTP_BODY_FIXED, text.len() as u64);
     let mut v = head.to_vec();
     v.extend_from_slice(text.as_bytes());
     Bytes::from(v)

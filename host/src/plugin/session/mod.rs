@@ -64,9 +64,20 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) enum Ctl {
     Post(usize),
-    Timer { handle: u64, timer_id: u64 },
-    Close { reason: u32, why: String },
+    Timer {
+        handle: u64,
+        timer_id: u64,
+    },
+    Close {
+        reason: u32,
+        why: String,
+    },
     Udp(super::udp::SessionDatagram),
+    /// A webhook's answer to a pending `admit`.
+    Admit {
+        ticket: u64,
+        status: i32,
+    },
 }
 
 /// Where output goes.
@@ -117,6 +128,15 @@ pub(crate) struct SessionState {
     body_waker: Option<Waker>,
     body_gone: bool,
     body_done: bool,
+    /// What admission allowed this session: (action, path).
+    pub grants: Vec<(crate::admission::Action, String)>,
+    /// HTTP sessions: the request's `Authorization` header.
+    pub authorization: Option<String>,
+    /// How to challenge the client if it is refused for credentials
+    /// (`WWW-Authenticate` of the host's 401).
+    pub challenge: Option<&'static str>,
+    /// The connection's place in the per-address count, freed at the end.
+    pub conn_slot: Option<crate::admission::ConnSlot>,
 }
 
 impl SessionState {
@@ -328,6 +348,14 @@ impl SessionShared {
                     self.check("on_udp_data", s);
                 }
             }
+            Ctl::Admit { ticket, status } => {
+                let s = self.inst.call(|d, i| {
+                    // SAFETY: plugin callback for its own session.
+                    d.on_admit
+                        .map_or(RILL_OK, |f| unsafe { f(i, user, conn, ticket, status) })
+                });
+                self.check("on_admit", s);
+            }
             Ctl::Timer { handle, timer_id } => {
                 if timer_fires(&self.inst, handle) {
                     let s = self.inst.call(|d, i| {
@@ -487,7 +515,8 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
             let mut sock = o.sock;
             if status < 0 {
                 let code = http_status_for(status);
-                let answer = http::plain_response(code, rill_status_name(status));
+                let challenge = s.st.lock().challenge.filter(|_| code == 401);
+                let answer = http::plain_response(code, rill_status_name(status), challenge);
                 let _ = tokio::time::timeout(FLUSH_DEADLINE, async {
                     sock.write_all(&answer).await?;
                     sock.shutdown().await
@@ -505,9 +534,11 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
         Io::Http(x) => {
             let status = open_http(&s, x.route_id, &x.req);
             if status < 0 {
+                let code = http_status_for(status);
                 let _ = x.reply.send(HttpReply::Error(
-                    http_status_for(status),
+                    code,
                     rill_status_name(status).into(),
+                    s.st.lock().challenge.filter(|_| code == 401),
                 ));
                 close_handles(&s);
                 finish(&s);
@@ -613,11 +644,12 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
         // the host's own answer when the plugin gave none.
         let tail = match &t {
             Transport::OwnedPending(..) if end.0 == RILL_END_TIMEOUT => {
-                Some(http::plain_response(504, &end.1))
+                Some(http::plain_response(504, &end.1, None))
             }
             Transport::OwnedPending(..) => Some(http::plain_response(
                 500,
                 &format!("the plugin ended without answering: {}", end.1),
+                None,
             )),
             _ if st.chunked => Some(Bytes::from_static(b"0\r\n\r\n")),
             _ => None,
@@ -637,11 +669,12 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
     s.end_body();
     if let Transport::HttpPending(Some(reply), _) = std::mem::replace(&mut t, Transport::None) {
         let _ = reply.send(if end.0 == RILL_END_TIMEOUT {
-            HttpReply::Error(504, end.1.clone())
+            HttpReply::Error(504, end.1.clone(), None)
         } else {
             HttpReply::Error(
                 500,
                 format!("the plugin ended without answering: {}", end.1),
+                None,
             )
         });
     }
