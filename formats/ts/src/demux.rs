@@ -899,3 +899,97 @@ fn build_config(store: &ParamStore, codec: VideoCodec) -> Result<Bytes, Error> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::AacConfig;
+    use crate::mux::{MuxTrack, Muxer, MuxerConfig};
+
+    #[test]
+    fn one_byte_at_a_time() {
+        let asc = [0x12, 0x10];
+        let mut m = Muxer::new(
+            &[MuxTrack::new(RILL_CODEC_AAC, Bytes::copy_from_slice(&asc))],
+            MuxerConfig::default(),
+        )
+        .unwrap();
+        let mut ts = Vec::new();
+        for i in 0..5 {
+            m.write_parts(
+                0,
+                RILL_FRAME_KEY,
+                i * 23_220,
+                i * 23_220,
+                &[i as u8; 300],
+                &mut ts,
+            )
+            .unwrap();
+        }
+        let mut d = Demuxer::default();
+        let mut events = Vec::new();
+        for b in &ts {
+            d.feed(std::slice::from_ref(b), &mut events);
+        }
+        d.flush(&mut events);
+        let frames: Vec<&Frame> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Frame(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(frames.len(), 6);
+        assert_eq!(&frames[0].payload[..], &asc);
+        assert_eq!(frames[5].payload, Bytes::from(vec![4u8; 300]));
+        assert!(events.iter().all(|e| !matches!(e, Event::Error { .. })));
+    }
+
+    #[test]
+    fn adts_frames_of_one_pes_are_timed_apart() {
+        // One PES with three ADTS frames (what ffmpeg writes), built by hand.
+        let cfg = AacConfig::parse(&[0x11, 0x90]).unwrap(); // LC, 48 kHz, stereo
+        let mut es = Vec::new();
+        for i in 0..3u8 {
+            es.extend_from_slice(&cfg.adts_header(10).unwrap());
+            es.extend_from_slice(&[i; 10]);
+        }
+        let mut m = Muxer::new(
+            &[MuxTrack::new(RILL_CODEC_MP3, Bytes::new())],
+            MuxerConfig::default(),
+        )
+        .unwrap();
+        let mut ts = Vec::new();
+        m.write_parts(0, RILL_FRAME_KEY, 0, 0, &es, &mut ts)
+            .unwrap();
+        // Relabel the stream as AAC in the PMT: stream_type 0x03 -> 0x0F
+        // (and fix the CRC).
+        let pmt = &mut ts[188..376];
+        let section_len = 3 + (u16::from_be_bytes([pmt[6], pmt[7]]) & 0xFFF) as usize;
+        let section = &mut pmt[5..5 + section_len];
+        let at = section.iter().position(|&b| b == 0x03).unwrap();
+        section[at] = 0x0F;
+        let crc = crate::packet::crc32(&section[..section_len - 4]);
+        section[section_len - 4..].copy_from_slice(&crc.to_be_bytes());
+        let mut d = Demuxer::default();
+        let mut events = Vec::new();
+        d.feed(&ts, &mut events);
+        d.flush(&mut events);
+        let times: Vec<(u32, i64)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Frame(f) => Some((f.flags, f.pts - 700_000)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            times,
+            vec![
+                (RILL_FRAME_CONFIG, 0),
+                (RILL_FRAME_KEY, 0),
+                (RILL_FRAME_KEY, 21_333),
+                (RILL_FRAME_KEY, 42_667)
+            ]
+        );
+    }
+}

@@ -40,7 +40,8 @@
 //!   packet gets an `opus_control_header` (no trim fields: pre-skip and end
 //!   trimming are not signalled). MP3 frames go as they are.
 //! - PTS/DTS are the frames' times plus [`MuxerConfig::delay_us`] (0.7 s by
-//!   default), in 90 kHz, wrapped to 33 bits. The PCR is the largest DTS
+//!   default), in 90 kHz, wrapped to 33 bits (a PTS before its DTS is
+//!   raised to it). The PCR is the largest DTS
 //!   written so far, without that delay, so every frame arrives ahead of its
 //!   decode time. It rides on the first video track (else the first track):
 //!   in the first packet of each of its frames, and in a packet of its own

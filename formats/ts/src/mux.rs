@@ -445,7 +445,8 @@ impl Muxer {
         }
 
         let delay = us_to_ticks(self.cfg.delay_us);
-        let pts90 = wrap33(us_to_ticks(pts) + delay);
+        // A PTS before its DTS is not valid TS: it is raised to the DTS.
+        let pts90 = wrap33(us_to_ticks(pts.max(dts)) + delay);
         let dts90 = wrap33(us_to_ticks(dts) + delay);
         let t = &self.tracks[index];
         let mut header = [0u8; pes::MAX_HEADER];
@@ -549,4 +550,147 @@ fn video_pieces(
         emit_params(f);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nal::annexb_nals;
+
+    fn annexb(codec: VideoCodec, params: Option<&ParamSets>, key: bool, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        video_pieces(codec, params, key, payload, &mut |p| {
+            out.extend_from_slice(p)
+        })
+        .unwrap();
+        out
+    }
+
+    fn avcc(nals: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for n in nals {
+            v.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            v.extend_from_slice(n);
+        }
+        v
+    }
+
+    #[test]
+    fn annexb_conversion_inserts_aud_and_parameter_sets() {
+        let params = ParamSets {
+            length_size: 4,
+            nals: vec![
+                Bytes::from_static(&[0x67, 1]),
+                Bytes::from_static(&[0x68, 2]),
+            ],
+        };
+        let h = VideoCodec::H264;
+        let nals = |b: &[u8]| annexb_nals(b).map(|n| n.to_vec()).collect::<Vec<_>>();
+        // Key frame: AUD, SPS, PPS, then SEI and IDR.
+        let out = annexb(h, Some(&params), true, &avcc(&[&[0x06, 5], &[0x65, 9]]));
+        assert_eq!(
+            nals(&out),
+            vec![
+                vec![0x09, 0xF0],
+                vec![0x67, 1],
+                vec![0x68, 2],
+                vec![0x06, 5],
+                vec![0x65, 9]
+            ]
+        );
+        // Not key: no parameter sets.
+        let out = annexb(h, Some(&params), false, &avcc(&[&[0x41, 9]]));
+        assert_eq!(nals(&out), vec![vec![0x09, 0xF0], vec![0x41, 9]]);
+        // The frame's own AUD and SPS are kept and nothing is added; an
+        // empty NAL unit is dropped.
+        let out = annexb(
+            h,
+            Some(&params),
+            true,
+            &avcc(&[&[0x09, 0x10], &[0x67, 7], &[], &[0x65, 9]]),
+        );
+        assert_eq!(
+            nals(&out),
+            vec![vec![0x09, 0x10], vec![0x67, 7], vec![0x65, 9]]
+        );
+        // Its AUD first, then the configuration's parameter sets.
+        let out = annexb(h, Some(&params), true, &avcc(&[&[0x09, 0x10], &[0x65, 9]]));
+        assert_eq!(
+            nals(&out),
+            vec![
+                vec![0x09, 0x10],
+                vec![0x67, 1],
+                vec![0x68, 2],
+                vec![0x65, 9]
+            ]
+        );
+        // HEVC AUD; 2-byte NAL lengths from the record.
+        let two = ParamSets {
+            length_size: 2,
+            nals: vec![],
+        };
+        let out = annexb(VideoCodec::H265, Some(&two), false, &[0, 3, 0x02, 0x01, 7]);
+        assert_eq!(
+            nals(&out),
+            vec![vec![0x46, 0x01, 0x50], vec![0x02, 0x01, 7]]
+        );
+        // Lengths past the end.
+        assert!(video_pieces(h, None, false, &[0, 0, 1, 0, 5], &mut |_| {}).is_err());
+    }
+
+    #[test]
+    fn pids_and_pcr_track() {
+        let m = Muxer::new(
+            &[
+                MuxTrack::new(RILL_CODEC_AAC, Bytes::from_static(&[0x12, 0x10])),
+                MuxTrack::new(RILL_CODEC_H264, Bytes::new()),
+            ],
+            MuxerConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (m.pid(0), m.pid(1), m.pid(2)),
+            (Some(0x100), Some(0x101), None)
+        );
+        // The video track carries the PCR even when it is not first.
+        assert_eq!(m.pcr_pid(), 0x101);
+        assert_eq!(m.pmt_pid(), 0x1000);
+        let bad = MuxerConfig {
+            pmt_pid: 0x1FFF,
+            ..MuxerConfig::default()
+        };
+        assert!(Muxer::new(&[MuxTrack::new(RILL_CODEC_MP3, Bytes::new())], bad).is_err());
+    }
+
+    #[test]
+    fn pcr_only_packets_keep_the_clock_between_video_frames() {
+        let mut m = Muxer::new(
+            &[
+                MuxTrack::new(RILL_CODEC_H264, Bytes::new()),
+                MuxTrack::new(RILL_CODEC_MP3, Bytes::new()),
+            ],
+            MuxerConfig::default(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        // Audio only for 200 ms (video has not started): PCR-only packets
+        // on the video PID every 40 ms.
+        for i in 0..10 {
+            m.write_parts(
+                1,
+                RILL_FRAME_KEY,
+                i * 20_000,
+                i * 20_000,
+                &[0xFF, 0xFB, 0x90, 0],
+                &mut out,
+            )
+            .unwrap();
+        }
+        let pcrs: Vec<u64> = out
+            .chunks(188)
+            .filter_map(|p| crate::packet::parse(p).unwrap().pcr)
+            .collect();
+        assert_eq!(pcrs.len(), 5, "{pcrs:?}");
+        assert!(pcrs.windows(2).all(|w| w[1] - w[0] == 40 * 27_000));
+    }
 }
