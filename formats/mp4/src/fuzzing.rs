@@ -71,6 +71,9 @@ pub fn boxes(data: &[u8]) {
                     .unwrap()
                     .record(&t.config)
             ),
+            RILL_CODEC_H265 => {
+                assert_eq!(body, &crate::codec::hevc::hvc1_record(&t.config).unwrap())
+            }
             _ => assert_eq!(&body[..], &t.config[..]),
         }
     }

@@ -8,7 +8,7 @@ use rill_abi::{
 };
 
 use crate::boxes::Writer;
-use crate::codec::{opus_head, vp9::Vp9Config, TrackInfo};
+use crate::codec::{hevc::hvc1_record, opus_head, vp9::Vp9Config, TrackInfo};
 use crate::error::Error;
 
 /// Most tracks in one init segment.
@@ -193,14 +193,18 @@ fn sample_entry(w: &mut Writer, t: &TrackInfo) -> Result<(), Error> {
     // Re-checked here: the fields are public and may have been changed.
     TrackInfo::new(t.codec, t.config.clone())?;
     match t.codec {
-        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_AV1 => {
+        RILL_CODEC_H264 | RILL_CODEC_AV1 => {
             let (entry, cfg) = match t.codec {
                 RILL_CODEC_H264 => (b"avc1", b"avcC"),
-                RILL_CODEC_H265 => (b"hvc1", b"hvcC"),
                 _ => (b"av01", b"av1C"),
             };
             let at = visual_entry(w, entry, t);
             config_box(w, cfg, &t.config);
+            w.end(at);
+        }
+        RILL_CODEC_H265 => {
+            let at = visual_entry(w, b"hvc1", t);
+            config_box(w, b"hvcC", &hvc1_record(&t.config)?);
             w.end(at);
         }
         RILL_CODEC_VP9 => {

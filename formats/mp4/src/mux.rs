@@ -104,7 +104,10 @@ struct Buffered {
 
 #[derive(Debug)]
 struct Track {
-    info: TrackInfo,
+    timescale: u32,
+    video: bool,
+    av1: bool,
+    nominal_duration: u32,
     samples: VecDeque<Buffered>,
     last_dts_us: Option<i64>,
     last_duration: Option<u32>,
@@ -201,6 +204,7 @@ impl Fragment {
 /// [`Bytes`] out.
 #[derive(Debug)]
 pub struct Muxer {
+    infos: Vec<TrackInfo>,
     tracks: Vec<Track>,
     sequence: u32,
     buffered_bytes: usize,
@@ -208,7 +212,7 @@ pub struct Muxer {
 
 impl Muxer {
     /// A muxer for `tracks` (track `i` gets track ID `i + 1`). Errors for
-    /// no tracks, more than [`MAX_TRACKS`](crate::MAX_TRACKS), or a
+    /// no tracks, more than [`MAX_TRACKS`], or a
     /// timescale of 0.
     pub fn new(tracks: Vec<TrackInfo>) -> Result<Muxer, Error> {
         if tracks.is_empty() {
@@ -222,34 +226,36 @@ impl Muxer {
         }
         Ok(Muxer {
             tracks: tracks
-                .into_iter()
+                .iter()
                 .map(|info| Track {
-                    info,
+                    timescale: info.timescale,
+                    video: info.is_video(),
+                    av1: info.codec == RILL_CODEC_AV1,
+                    nominal_duration: info.nominal_sample_duration(),
                     samples: VecDeque::new(),
                     last_dts_us: None,
                     last_duration: None,
                 })
                 .collect(),
+            infos: tracks,
             sequence: 0,
             buffered_bytes: 0,
         })
     }
 
     /// The tracks, in track ID order.
-    pub fn tracks(&self) -> impl Iterator<Item = &TrackInfo> {
-        self.tracks.iter().map(|t| &t.info)
+    pub fn tracks(&self) -> &[TrackInfo] {
+        &self.infos
     }
 
     /// The initialization segment for these tracks.
     pub fn init_segment(&self) -> Result<Bytes, Error> {
-        let infos: Vec<TrackInfo> = self.tracks().cloned().collect();
-        init_segment(&infos)
+        init_segment(&self.infos)
     }
 
     /// The HLS `CODECS` value for these tracks.
     pub fn codecs(&self) -> String {
-        let infos: Vec<TrackInfo> = self.tracks().cloned().collect();
-        codecs_attribute(&infos)
+        codecs_attribute(&self.infos)
     }
 
     /// The sequence number the next fragment will carry.
@@ -266,7 +272,7 @@ impl Muxer {
             .tracks
             .get_mut(track)
             .ok_or(Error::Malformed("no such track"))?;
-        let scale = t.info.timescale;
+        let scale = t.timescale;
         if sample.dts < 0 {
             return Err(Error::Timestamp("negative dts"));
         }
@@ -308,7 +314,7 @@ impl Muxer {
                 prev.from_successor = true;
             }
         }
-        let data = if t.info.codec == RILL_CODEC_AV1 {
+        let data = if t.av1 {
             av1::strip_temporal_delimiters(&sample.data)
         } else {
             sample.data
@@ -319,7 +325,7 @@ impl Muxer {
             dts_us: sample.dts,
             dts: dts as u64,
             cto,
-            key: sample.key || !t.info.is_video(),
+            key: sample.key || !t.video,
             data,
             duration: duration.map(|d| d.0),
             end_us: duration.map(|d| d.1),
@@ -374,15 +380,14 @@ impl Muxer {
     /// of what `end` guessed wrong).
     pub fn flush(&mut self, end: Option<i64>) -> Option<Fragment> {
         for t in &mut self.tracks {
-            let scale = t.info.timescale;
-            let fallback = t
-                .last_duration
-                .or_else(|| {
-                    // The previous buffered sample's duration.
-                    let n = t.samples.len();
-                    (n >= 2).then(|| t.samples[n - 2].duration).flatten()
-                })
-                .unwrap_or_else(|| t.info.nominal_sample_duration());
+            let scale = t.timescale;
+            // The previous sample's duration, buffered or sent.
+            let n = t.samples.len();
+            let fallback = (n >= 2)
+                .then(|| t.samples[n - 2].duration)
+                .flatten()
+                .or(t.last_duration)
+                .unwrap_or(t.nominal_duration);
             if let Some(last) = t.samples.back_mut() {
                 if last.duration.is_none() {
                     let until = end
@@ -433,7 +438,7 @@ impl Muxer {
         let mut offsets = Vec::with_capacity(taken.len());
         let mut summaries = Vec::with_capacity(taken.len());
         for (i, samples) in &taken {
-            let video = self.tracks[*i].info.is_video();
+            let video = self.tracks[*i].video;
             let traf = w.begin(b"traf");
             let mut tfhd_flags = TFHD_DEFAULT_BASE_IS_MOOF;
             if !video {

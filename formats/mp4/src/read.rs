@@ -663,8 +663,8 @@ fn parse_moof(moof: &BoxRef, input_len: usize, total: &mut usize) -> Result<Frag
                     let (version, flags) = r.full()?;
                     let count = r.u32()? as usize;
                     if flags & 0x001 != 0 {
-                        let off = r.u32()? as i32 as i64;
-                        pos = usize::try_from(base as i64 + off)
+                        let off = r.u32()? as i32 as i128;
+                        pos = usize::try_from(base as i128 + off)
                             .map_err(|_| Error::Malformed("trun data offset"))?;
                     }
                     let first_flags = if flags & 0x004 != 0 {

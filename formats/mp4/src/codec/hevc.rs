@@ -110,6 +110,30 @@ impl HevcConfig {
     }
 }
 
+/// The `hvcC` for an `hvc1` sample entry: the same record with
+/// `array_completeness` set on the VPS, SPS and PPS arrays, as ISO/IEC
+/// 14496-15 8.4.1 demands for `hvc1` (every parameter set of those types
+/// is in the sample entry). Encoders sending HEVC over Enhanced RTMP
+/// leave it 0. Errors where [`HevcConfig::parse`] would.
+pub fn hvc1_record(data: &[u8]) -> Result<Vec<u8>, Error> {
+    HevcConfig::parse(data)?;
+    let mut out = data.to_vec();
+    let mut pos = 23;
+    for _ in 0..data[22] {
+        let t = out[pos] & 0x3f;
+        if (32..=34).contains(&t) {
+            out[pos] |= 0x80;
+        }
+        let count = u16::from_be_bytes([out[pos + 1], out[pos + 2]]);
+        pos += 3;
+        for _ in 0..count {
+            let len = u16::from_be_bytes([out[pos], out[pos + 1]]) as usize;
+            pos += 2 + len;
+        }
+    }
+    Ok(out)
+}
+
 /// Skips a `profile_tier_level(1, max_sub_layers_minus1)`.
 fn skip_profile_tier_level(r: &mut BitReader, max_sub_layers_minus1: u32) -> Result<(), Error> {
     // general profile (88 bits) and general_level_idc (8).
@@ -189,6 +213,18 @@ mod tests {
         // Main (compatible with Main and Main 10: flags 1 and 2 → 6),
         // level 2, progressive + frame-only source (0x90).
         assert_eq!(c.codec_string(), "hvc1.1.6.L60.90");
+    }
+
+    #[test]
+    fn hvc1_arrays_complete() {
+        let r = hvc1_record(HVCC_MAIN).unwrap();
+        assert_eq!(r.len(), HVCC_MAIN.len());
+        // VPS, SPS, PPS arrays at 23, 52 and 99.
+        assert_eq!((r[23], r[52], r[99]), (0xa0, 0xa1, 0xa2));
+        let mut rest = r.clone();
+        (rest[23], rest[52], rest[99]) = (0x20, 0x21, 0x22);
+        assert_eq!(rest, HVCC_MAIN);
+        assert!(hvc1_record(&HVCC_MAIN[..40]).is_err());
     }
 
     #[test]
