@@ -34,6 +34,20 @@
 //! track holds back its latest sample until the next one arrives (or the
 //! caller gives durations, or flushes with an end time).
 //!
+//! # What the muxer does to samples
+//!
+//! Nothing but slicing: AV1 samples lose their leading temporal delimiter
+//! OBUs (AV1-ISOBMFF 2.4), by `Bytes::slice`. In the init segment an
+//! `hvcC` gets `array_completeness` set on its parameter-set arrays, as an
+//! `hvc1` entry requires.
+//!
+//! # Configuration changes
+//!
+//! A [`Muxer`] has a fixed set of tracks and configurations. When a config
+//! frame changes, make a new one (a new init segment: in HLS a new
+//! `EXT-X-MAP` after `EXT-X-DISCONTINUITY`); since `tfdt` carries the
+//! frames' own times, the timeline simply goes on.
+//!
 //! # Limits
 //!
 //! At most [`MAX_TRACKS`] tracks, decoder configurations up to
