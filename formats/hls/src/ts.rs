@@ -1,0 +1,252 @@
+//! Classic HLS over MPEG-TS: segments only, cut on key frames of the
+//! driving track, for players without fMP4 (older TVs, set-top boxes).
+
+use bytes::{Bytes, BytesMut};
+use rill_abi::{
+    RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_MP3, RILL_CODEC_OPUS,
+    RILL_FRAME_CONFIG, RILL_FRAME_DISCONTINUITY, RILL_FRAME_KEY,
+};
+use rill_ts::{MuxTrack, Muxer, MuxerConfig};
+
+use crate::cut::{Cut, Cutter};
+use crate::window::{Part, Window};
+use crate::{playlist, Changed, Config, Error, Frame};
+
+fn ts_codec(codec: u32) -> bool {
+    matches!(
+        codec,
+        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_AAC | RILL_CODEC_MP3 | RILL_CODEC_OPUS
+    )
+}
+
+fn is_video(codec: u32) -> bool {
+    matches!(codec, RILL_CODEC_H264 | RILL_CODEC_H265)
+}
+
+struct Input {
+    track: u32,
+    codec: u32,
+    config: Option<Bytes>,
+}
+
+struct Live {
+    mux: Muxer,
+    map: Vec<u32>,
+    driver: u32,
+    buf: BytesMut,
+    start_dts: i64,
+    /// The driving track's latest dts and frame interval.
+    last_dts: i64,
+    interval: i64,
+}
+
+/// One stream's classic HLS state.
+pub struct TsHls<P> {
+    inputs: Vec<Input>,
+    live: Option<Live>,
+    cutter: Cutter,
+    window: Window<P>,
+    discontinuity: bool,
+    error: Option<Error>,
+}
+
+impl<P: Clone> TsHls<P> {
+    /// An empty state; it starts at the first key frame.
+    pub fn new(cfg: Config) -> TsHls<P> {
+        TsHls {
+            inputs: Vec::new(),
+            live: None,
+            cutter: Cutter::new(0, cfg.segment_target_us),
+            window: Window::new(cfg.window, cfg.segment_target_us),
+            discontinuity: false,
+            error: None,
+        }
+    }
+
+    /// Takes one frame (see [`crate::LlHls::push`]).
+    pub fn push(&mut self, f: &Frame, wall_us: i64, mk: &mut dyn FnMut(Bytes) -> P) -> Changed {
+        let mut changed = Changed::default();
+        if f.flags & RILL_FRAME_CONFIG != 0 {
+            let i = self.input(f.track, f.codec);
+            if self.inputs[i].config.as_ref() != Some(&f.payload) || self.inputs[i].codec != f.codec
+            {
+                self.inputs[i].codec = f.codec;
+                self.inputs[i].config = Some(f.payload.clone());
+                if self.live.is_some() {
+                    changed = self.restart(mk);
+                }
+            }
+            return changed;
+        }
+        if !ts_codec(f.codec) {
+            return changed;
+        }
+        let i = self.input(f.track, f.codec);
+        if self.inputs[i].codec != f.codec {
+            self.inputs[i].codec = f.codec;
+            self.inputs[i].config = None;
+            if self.live.is_some() {
+                changed = self.restart(mk);
+            }
+        }
+        if f.flags & RILL_FRAME_DISCONTINUITY != 0 && self.live.is_some() {
+            changed = self.restart(mk);
+        }
+        if self.live.is_none() && !self.start(f, wall_us) {
+            return changed;
+        }
+        let Some(live) = self.live.as_mut() else {
+            return changed;
+        };
+        let Some(idx) = live.map.iter().position(|t| *t == f.track) else {
+            return changed;
+        };
+        if f.track == live.driver && f.dts > live.last_dts {
+            live.interval = f.dts - live.last_dts;
+            live.last_dts = f.dts;
+        }
+        if f.track == live.driver
+            && self.cutter.before(f.dts, f.flags & RILL_FRAME_KEY != 0) == Cut::Segment
+        {
+            let data = live.buf.split().freeze();
+            let part = Part {
+                duration_us: (f.dts - live.start_dts).max(1),
+                independent: true,
+                len: data.len(),
+                data: mk(data),
+            };
+            self.window.push(part, 0, None);
+            self.window.close();
+            self.window.open(false, 0, Some(wall_us));
+            live.start_dts = f.dts;
+            live.mux.start_segment(&mut live.buf);
+            changed.media = true;
+        }
+        let frame = rill_ts::Frame {
+            track: idx as u32,
+            codec: f.codec,
+            flags: f.flags,
+            pts: f.pts,
+            dts: f.dts,
+            payload: f.payload.clone(),
+        };
+        if let Err(e) = live.mux.write(&frame, &mut live.buf) {
+            self.error = Some(Error::Ts(e.to_string()));
+        }
+        changed
+    }
+
+    /// The publisher is gone: the last segment is completed.
+    pub fn finish(&mut self, mk: &mut dyn FnMut(Bytes) -> P) -> Changed {
+        let c = self.restart(mk);
+        self.discontinuity = false;
+        c
+    }
+
+    /// The last frame this refused, if any (taken).
+    pub fn take_error(&mut self) -> Option<Error> {
+        self.error.take()
+    }
+
+    /// The segments.
+    pub fn window(&self) -> &Window<P> {
+        &self.window
+    }
+
+    /// Whether a complete segment exists.
+    pub fn has_segment(&self) -> bool {
+        self.window.complete_count() > 0
+    }
+
+    /// The media playlist.
+    pub fn playlist(&self) -> String {
+        playlist::ts_media(&self.window)
+    }
+
+    fn input(&mut self, track: u32, codec: u32) -> usize {
+        match self.inputs.iter().position(|t| t.track == track) {
+            Some(i) => i,
+            None => {
+                self.inputs.push(Input {
+                    track,
+                    codec,
+                    config: None,
+                });
+                self.inputs.len() - 1
+            }
+        }
+    }
+
+    fn start(&mut self, f: &Frame, wall_us: i64) -> bool {
+        let has_video = self
+            .inputs
+            .iter()
+            .any(|t| is_video(t.codec) && t.config.is_some());
+        let ok = if has_video {
+            is_video(f.codec) && f.flags & RILL_FRAME_KEY != 0
+        } else {
+            !is_video(f.codec)
+        };
+        if !ok {
+            return false;
+        }
+        let mut tracks = Vec::new();
+        let mut map = Vec::new();
+        for t in &self.inputs {
+            let config = match (&t.config, t.codec) {
+                (Some(c), _) => c.clone(),
+                (None, RILL_CODEC_MP3 | RILL_CODEC_OPUS) => Bytes::new(),
+                (None, _) => continue,
+            };
+            tracks.push(MuxTrack::new(t.codec, config));
+            map.push(t.track);
+        }
+        if !map.contains(&f.track) {
+            return false;
+        }
+        let mut mux = match Muxer::new(&tracks, MuxerConfig::default()) {
+            Ok(m) => m,
+            Err(e) => {
+                self.error = Some(Error::Ts(e.to_string()));
+                return false;
+            }
+        };
+        let mut buf = BytesMut::with_capacity(256 << 10);
+        mux.start_segment(&mut buf);
+        self.live = Some(Live {
+            mux,
+            map,
+            driver: f.track,
+            buf,
+            start_dts: f.dts,
+            last_dts: f.dts,
+            interval: 0,
+        });
+        self.cutter.reset();
+        let disc = std::mem::take(&mut self.discontinuity);
+        self.window.open(disc, 0, Some(wall_us));
+        true
+    }
+
+    fn restart(&mut self, mk: &mut dyn FnMut(Bytes) -> P) -> Changed {
+        let mut changed = Changed::default();
+        if let Some(mut live) = self.live.take() {
+            if !live.buf.is_empty() {
+                let data = live.buf.split().freeze();
+                let part = Part {
+                    // To the driving track's last frame, plus its interval.
+                    duration_us: (live.last_dts - live.start_dts + live.interval).max(1),
+                    independent: true,
+                    len: data.len(),
+                    data: mk(data),
+                };
+                self.window.push(part, 0, None);
+                changed.media = true;
+            }
+            self.window.close();
+            self.discontinuity = true;
+        }
+        self.cutter.reset();
+        changed
+    }
+}
