@@ -55,6 +55,7 @@ use crate::{
 };
 
 #[doc(hidden)]
+pub mod config;
 pub mod trampolines;
 
 pub use crate::frame::{RillFrameInfo as FrameInfo, RillTrackInfo as TrackInfo};

@@ -33,6 +33,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use rill_abi::sdk::config::{duration, flat_pairs, size};
 use rill_rtmp::Limits;
 
 /// Everything the plugin reads from its section.
@@ -119,40 +120,9 @@ impl Config {
             key: key.to_owned(),
             message,
         };
-        let trimmed = text.trim();
-        if matches!(trimmed, "" | "{}" | "null" | "~") {
-            return Ok(c);
-        }
-        let mut seen: Vec<&str> = Vec::new();
-        for line in text.lines() {
-            let content = strip_comment(line);
-            if matches!(content.trim(), "" | "---" | "{}") {
-                continue;
-            }
-            if content.starts_with(char::is_whitespace) || content.trim_start().starts_with('-') {
-                return Err(err(
-                    "",
-                    format!("expected flat `key: value` lines, got {:?}", line.trim()),
-                ));
-            }
-            let Some((key, value)) = content.split_once(':') else {
-                return Err(err("", format!("expected `key: value`, got {:?}", line)));
-            };
-            let key = key.trim();
-            let value = unquote(value.trim());
-            let Some(known) = KEYS.iter().copied().find(|k| *k == key) else {
-                return Err(err(
-                    key,
-                    format!("unknown key (known: {})", KEYS.join(", ")),
-                ));
-            };
-            if seen.contains(&known) {
-                return Err(err(key, "set twice".into()));
-            }
-            seen.push(known);
-            if value.is_empty() {
-                return Err(err(key, "a value is required (nested maps are not)".into()));
-            }
+        let pairs = flat_pairs(text, KEYS).map_err(|e| err(&e.key, e.message))?;
+        for (known, value) in pairs {
+            let key = known;
             let l = &mut c.limits;
             match known {
                 "listen" => c.listen = value.to_owned(),
@@ -225,89 +195,6 @@ impl Config {
         }
         Ok(c)
     }
-}
-
-/// The line without a trailing `# comment` (a `#` starts one at the line's
-/// start or after whitespace, outside quotes).
-fn strip_comment(line: &str) -> &str {
-    let mut quote = None;
-    let mut prev_space = true;
-    for (i, ch) in line.char_indices() {
-        match (quote, ch) {
-            (None, '"' | '\'') => quote = Some(ch),
-            (Some(q), c) if c == q => quote = None,
-            (None, '#') if prev_space => return &line[..i],
-            _ => {}
-        }
-        prev_space = ch.is_whitespace();
-    }
-    line
-}
-
-fn unquote(v: &str) -> &str {
-    for q in ['"', '\''] {
-        if let Some(inner) = v.strip_prefix(q).and_then(|s| s.strip_suffix(q)) {
-            return inner;
-        }
-    }
-    v
-}
-
-/// A byte count or plain number: `4096`, `64KiB`, `8MiB`, `1GiB` (also
-/// `K`, `KB`, `M`, `MB`, `G`, `GB`, all binary), within `min..=max`.
-fn size(v: &str, min: u32, max: u32) -> Result<u32, String> {
-    let s = v.replace('_', "");
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{v:?} is not a number or size"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        u => return Err(format!("unknown unit {u:?} in {v:?}")),
-    };
-    let n = n.saturating_mul(mult);
-    if n < min as u64 || n > max as u64 {
-        return Err(format!("{v} is outside {min}..={max}"));
-    }
-    Ok(n as u32)
-}
-
-/// A duration: `10s`, `500ms`, `2m`, `1h`, `1m30s`; a bare number is seconds.
-fn duration(v: &str) -> Result<Duration, String> {
-    let bad = || format!("{v:?} is not a duration (e.g. 10s, 500ms, 2m)");
-    let s: String = v.chars().filter(|c| !c.is_whitespace()).collect();
-    if s.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s.as_str();
-    while !rest.is_empty() {
-        let split = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        let (num, tail) = rest.split_at(split);
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let d = match unit {
-            "us" | "µs" => Duration::from_micros(n),
-            "ms" => Duration::from_millis(n),
-            "s" | "sec" => Duration::from_secs(n),
-            "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            _ => return Err(bad()),
-        };
-        total = total.saturating_add(d);
-        rest = next;
-    }
-    Ok(total)
 }
 
 #[cfg(test)]
