@@ -5,13 +5,22 @@
 //! rill-loadgen run --play rtmp://127.0.0.1:1935/live/test --players 1000 \
 //!     --publish rtmp://127.0.0.1:1935/live/test --file stream.flv \
 //!     --duration 30 --server-pid 1234 --json out.json
+//! rill-loadgen run --proto hls --url http://127.0.0.1:8080/live/test.m3u8 \
+//!     --players 100 --publish rtmp://127.0.0.1:1935/live/test --file stream.flv
 //! rill-loadgen null --listen 127.0.0.1:19400 --file stream.flv
 //! rill-loadgen report target/bench/runs/*.json --out-dir target/bench
 //! ```
 
 mod flvsrc;
+mod fmp4;
+mod hls;
+mod http;
 mod httpflv;
+mod media;
+#[cfg(test)]
+mod mockhls;
 mod null;
+mod playlist;
 mod procstat;
 mod publish;
 mod report;
@@ -95,11 +104,65 @@ enum Cmd {
     },
 }
 
+/// The kind of player.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    /// RTMP play (rtmp://host:port/app/stream).
+    Rtmp,
+    /// HTTP-FLV (http://host:port/app/stream.flv).
+    HttpFlv,
+    /// LL-HLS over fMP4 (http://host:port/app/stream.m3u8): parts, preload
+    /// hints and blocking playlist reloads, as hls.js plays it.
+    Hls,
+    /// Classic HLS over MPEG-TS (the same .m3u8; `?format=ts` is added):
+    /// the playlist polled every half target duration, whole segments.
+    HlsTs,
+    /// HTTP progressive fragmented MP4 (http://host:port/app/stream.mp4).
+    Fmp4,
+}
+
+impl Proto {
+    /// The kind a URL implies: rtmp://, .m3u8, .mp4, else HTTP-FLV.
+    fn of_url(url: &str) -> Proto {
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        if url.starts_with("rtmp://") {
+            Proto::Rtmp
+        } else if path.ends_with(".m3u8") {
+            Proto::Hls
+        } else if path.ends_with(".mp4") {
+            Proto::Fmp4
+        } else {
+            Proto::HttpFlv
+        }
+    }
+
+    /// Its name in the JSON and the report.
+    fn name(self) -> &'static str {
+        match self {
+            Proto::Rtmp => "rtmp",
+            Proto::HttpFlv => "http-flv",
+            Proto::Hls => "hls",
+            Proto::HlsTs => "hls-ts",
+            Proto::Fmp4 => "fmp4",
+        }
+    }
+}
+
 #[derive(Parser, Clone)]
 struct RunArgs {
-    /// rtmp://host:port/app/stream or http://host:port/app/stream.flv
-    #[arg(long)]
+    /// rtmp://host:port/app/stream, http://host:port/app/stream.flv,
+    /// http://host:port/app/stream.m3u8 (HLS) or
+    /// http://host:port/app/stream.mp4 (fMP4).
+    #[arg(long, alias = "url")]
     play: String,
+    /// The kind of player (default: from the URL: rtmp://, .m3u8 → hls,
+    /// .mp4 → fmp4, else http-flv).
+    #[arg(long, value_enum)]
+    proto: Option<Proto>,
+    /// Keep every player's figures (TTFF, frames, bytes, stalls, latency
+    /// p50/p99, error) in the JSON (`per_player`).
+    #[arg(long)]
+    per_player: bool,
     /// Number of players.
     #[arg(long, default_value_t = 100)]
     players: usize,
@@ -197,30 +260,110 @@ pub struct RunResult {
     pub client_cpu_s: f64,
     pub publisher: Option<publish::PubStats>,
     pub publishers: usize,
+    /// HLS runs (hls, hls-ts): requests, targets, part availability.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hls: Option<HlsResult>,
+    /// With `--per-player`: one row per player.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_player: Vec<PlayerRow>,
+}
+
+/// What an HLS run adds.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct HlsResult {
+    /// Request counts and the playlists' targets, over all players.
+    pub counters: hls::Counters,
+    /// LL-HLS part availability latency: a frame's publication (its
+    /// stamp) → the end of the download of its part, for the parts
+    /// requested before they existed (preload hint, blocking reload).
+    pub part_latency_ms: Quantiles,
+    /// The same for the last frame of each such part: what comes after
+    /// the part is complete (server and delivery).
+    pub part_tail_latency_ms: Quantiles,
+    /// The issue's goal for `part_latency_ms` p99: part target + 50 ms.
+    pub part_goal_ms: Option<f64>,
+    pub part_goal_met: Option<bool>,
+    /// A frame later than this after its publication made its player
+    /// "too late" (1 s more than the delivery allows: a part, or a segment
+    /// and a half).
+    pub late_limit_ms: f64,
+}
+
+/// One player's figures (`--per-player`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct PlayerRow {
+    pub ttff_ms: Option<f64>,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    pub bytes: u64,
+    pub stalls: u32,
+    pub skips: u32,
+    pub max_gap_ms: f64,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub latency_max_ms: Option<f64>,
+    pub kept_up: bool,
+    pub error: Option<String>,
 }
 
 #[derive(Clone)]
 enum PlayUrl {
     Rtmp(rtmp::RtmpUrl),
     Http(httpflv::HttpUrl),
+    /// An HLS entry URL (multivariant or media playlist); `true`: classic.
+    Hls(httpflv::HttpUrl, bool),
+    Fmp4(httpflv::HttpUrl),
+}
+
+/// `/app/stream.ext?q` → `/app/stream-i.ext?q`.
+fn nth_path(path: &str, i: usize) -> String {
+    let (p, q) = http::split_query(path);
+    let name_start = p.rfind('/').map_or(0, |s| s + 1);
+    match p[name_start..].rfind('.') {
+        Some(dot) => {
+            let dot = name_start + dot;
+            format!("{}-{i}{}{q}", &p[..dot], &p[dot..])
+        }
+        None => format!("{p}-{i}{q}"),
+    }
 }
 
 impl PlayUrl {
+    fn parse(url: &str, proto: Proto) -> Result<PlayUrl, String> {
+        Ok(match proto {
+            Proto::Rtmp => PlayUrl::Rtmp(rtmp::RtmpUrl::parse(url)?),
+            Proto::HttpFlv => PlayUrl::Http(httpflv::HttpUrl::parse(url)?),
+            Proto::Hls => PlayUrl::Hls(httpflv::HttpUrl::parse(url)?, false),
+            Proto::HlsTs => {
+                let u = httpflv::HttpUrl::parse(url)?;
+                // The server's contract: TS segments when asked for.
+                let u = if u.query("format").is_some() {
+                    u
+                } else {
+                    u.with_query("format", "ts")
+                };
+                PlayUrl::Hls(u, true)
+            }
+            Proto::Fmp4 => PlayUrl::Fmp4(httpflv::HttpUrl::parse(url)?),
+        })
+    }
+
     /// The URL of stream `i` of `m` (itself when m == 1).
     fn nth(&self, i: usize, m: usize) -> PlayUrl {
         if m <= 1 {
             return self.clone();
         }
+        let with = |u: &httpflv::HttpUrl| httpflv::HttpUrl {
+            path: nth_path(&u.path, i),
+            ..u.clone()
+        };
         match self {
             PlayUrl::Rtmp(u) => PlayUrl::Rtmp(u.with_stream(&format!("{}-{i}", u.stream))),
-            PlayUrl::Http(u) => {
-                let mut u = u.clone();
-                u.path = match u.path.strip_suffix(".flv") {
-                    Some(p) => format!("{p}-{i}.flv"),
-                    None => format!("{}-{i}", u.path),
-                };
-                PlayUrl::Http(u)
-            }
+            PlayUrl::Http(u) => PlayUrl::Http(with(u)),
+            PlayUrl::Hls(u, classic) => PlayUrl::Hls(with(u), *classic),
+            PlayUrl::Fmp4(u) => PlayUrl::Fmp4(with(u)),
         }
     }
 }
@@ -288,11 +431,8 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
 }
 
 async fn run(a: RunArgs) -> Result<RunResult, String> {
-    let url = if a.play.starts_with("rtmp://") {
-        PlayUrl::Rtmp(rtmp::RtmpUrl::parse(&a.play)?)
-    } else {
-        PlayUrl::Http(httpflv::HttpUrl::parse(&a.play)?)
-    };
+    let proto = a.proto.unwrap_or_else(|| Proto::of_url(&a.play));
+    let url = PlayUrl::parse(&a.play, proto)?;
     let file = a.file.as_ref().map(|f| FlvFile::load(f)).transpose()?;
     let n = a.players;
     // Players arrive spread over at least one GOP, so that they meet every
@@ -349,11 +489,19 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
         tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
         let (url, shared) = (urls[i % m].clone(), shared.clone());
         let rb = a.read_buf;
+        let per_player = a.per_player;
         handles.push(tokio::spawn(async move {
             let mut p = Player::new();
+            if per_player {
+                p.own_lat = Some(Vec::new());
+            }
             let r = match &*url {
                 PlayUrl::Rtmp(u) => rtmp::play(u.clone(), &mut p, &shared, end).await,
                 PlayUrl::Http(u) => httpflv::play(u.clone(), &mut p, &shared, end, rb).await,
+                PlayUrl::Hls(u, classic) => {
+                    hls::play(u.clone(), *classic, &mut p, &shared, end, rb).await
+                }
+                PlayUrl::Fmp4(u) => fmp4::play(u.clone(), &mut p, &shared, end, rb).await,
             };
             if let Err(e) = r {
                 p.error = Some(e);
@@ -397,10 +545,7 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
         label: a.label.clone(),
         server: a.server.clone(),
         publishers: m,
-        proto: match &url {
-            PlayUrl::Rtmp(_) => "rtmp".into(),
-            PlayUrl::Http(_) => "http-flv".into(),
-        },
+        proto: proto.name().into(),
         stream: a.stream.clone(),
         stream_kbps: file.as_ref().map_or(0.0, |f| f.bitrate / 1000.0),
         players: n,
@@ -418,7 +563,7 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
         res.connected += p.connected.is_some() as usize;
         res.got_picture += p.first_key.is_some() as usize;
         res.kept_up += p.kept_up(fps, end) as usize;
-        res.too_late += (p.max_latency_us > stats::STALL.as_micros() as u64) as usize;
+        res.too_late += p.too_late() as usize;
         res.too_few_frames += !p.enough_frames(fps, end) as usize;
         res.stalls += p.stalls as u64;
         res.skips += p.skips as u64;
@@ -434,6 +579,37 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
             .max(1e-3);
         bits += p.bytes as f64 * 8.0 / secs;
         rate += p.video as f64 / secs;
+        if let Some(lat) = &p.own_lat {
+            let q = stats::quantiles(lat.iter().map(|&v| v as u64).collect());
+            res.per_player.push(PlayerRow {
+                ttff_ms: p.ttff().map(|t| t.as_secs_f64() * 1000.0),
+                video_frames: p.video,
+                audio_frames: p.audio,
+                bytes: p.bytes,
+                stalls: p.stalls,
+                skips: p.skips,
+                max_gap_ms: p.max_gap.as_secs_f64() * 1000.0,
+                latency_p50_ms: q.p50,
+                latency_p99_ms: q.p99,
+                latency_max_ms: q.max,
+                kept_up: p.kept_up(fps, end),
+                error: p.error.clone(),
+            });
+        }
+    }
+    if matches!(url, PlayUrl::Hls(..)) {
+        let counters = shared.hls.lock().unwrap().clone();
+        let part_latency_ms = shared.part_latency.lock().unwrap().summary();
+        let goal = counters.part_target_ms.map(|t| t + 50.0);
+        res.hls = Some(HlsResult {
+            part_goal_met: goal.zip(part_latency_ms.p99).map(|(g, p99)| p99 <= g),
+            part_goal_ms: goal,
+            part_tail_latency_ms: shared.part_tail_latency.lock().unwrap().summary(),
+            part_latency_ms,
+            late_limit_ms: players.iter().map(|p| p.late_limit_us).max().unwrap_or(0) as f64
+                / 1000.0,
+            counters,
+        });
     }
     res.mbit_per_player = bits / n.max(1) as f64 / 1e6;
     res.video_fps_per_player = rate / n.max(1) as f64;
@@ -500,6 +676,47 @@ fn print_result(r: &RunResult) {
             c.pss_loaded_kib,
             c.mem_per_player_kib
         );
+    }
+    if let Some(h) = &r.hls {
+        let c = &h.counters;
+        println!(
+            "  HLS: target {} s, part target {} ms, {} of {} players low-latency; late after {:.0} ms",
+            opt(c.target_duration_s),
+            opt(c.part_target_ms),
+            c.low_latency_players,
+            r.players,
+            h.late_limit_ms
+        );
+        println!(
+            "  requests: {} multivariant, {} playlists, {} blocking reloads, {} inits, {} parts ({} hinted, {} live), {} segments; {} HTTP errors, {} fell behind the window",
+            c.multivariant,
+            c.playlists,
+            c.blocking_reloads,
+            c.inits,
+            c.parts,
+            c.hinted_parts,
+            c.live_parts,
+            c.segments,
+            c.http_errors,
+            c.behind_window
+        );
+        if h.part_latency_ms.samples > 0 {
+            println!(
+                "  part availability latency ms ({} frames): p50 {} p99 {} max {}; last frame of a part p50 {} p99 {}; goal p99 <= {} ms: {}",
+                h.part_latency_ms.samples,
+                opt(h.part_latency_ms.p50),
+                opt(h.part_latency_ms.p99),
+                opt(h.part_latency_ms.max),
+                opt(h.part_tail_latency_ms.p50),
+                opt(h.part_tail_latency_ms.p99),
+                opt(h.part_goal_ms),
+                match h.part_goal_met {
+                    Some(true) => "met",
+                    Some(false) => "MISSED",
+                    None => "-",
+                }
+            );
+        }
     }
     println!("  client CPU s in window: {:.2}", r.client_cpu_s);
     for (e, k) in &r.errors {
@@ -633,5 +850,103 @@ mod tests {
             assert!(r.latency_ms.samples > 50, "{play}: {r:?}");
         }
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn proto_from_url_and_nth_stream() {
+        assert_eq!(Proto::of_url("rtmp://h/live/x"), Proto::Rtmp);
+        assert_eq!(Proto::of_url("http://h/live/x.flv"), Proto::HttpFlv);
+        assert_eq!(Proto::of_url("http://h/live/x.m3u8?format=ts"), Proto::Hls);
+        assert_eq!(Proto::of_url("http://h/live/x.mp4"), Proto::Fmp4);
+        assert_eq!(
+            nth_path("/live/x.m3u8?format=ts", 2),
+            "/live/x-2.m3u8?format=ts"
+        );
+        assert_eq!(nth_path("/live/x", 1), "/live/x-1");
+        assert_eq!(nth_path("/a.b/x.flv", 0), "/a.b/x-0.flv");
+        let PlayUrl::Hls(u, true) = PlayUrl::parse("http://h:1/live/x.m3u8", Proto::HlsTs).unwrap()
+        else {
+            panic!("not classic HLS");
+        };
+        assert_eq!(u.path, "/live/x.m3u8?format=ts");
+    }
+
+    /// The HLS (LL and classic) and fMP4 players, end to end, against the
+    /// test server of `mockhls` (the contract of Rill's HLS plugin): all
+    /// keep up, the LL-HLS ones through preload hints and blocking
+    /// reloads, and the part availability latency is measured.
+    #[test]
+    fn hls_and_fmp4_players_against_a_mock_server() {
+        let port = mockhls::start();
+        for (proto, url) in [
+            ("hls", format!("http://127.0.0.1:{port}/live/x.m3u8")),
+            (
+                "hls",
+                format!("http://127.0.0.1:{port}/live/x.m3u8?nohint=1"),
+            ),
+            ("hls-ts", format!("http://127.0.0.1:{port}/live/x.m3u8")),
+            ("fmp4", format!("http://127.0.0.1:{port}/live/x.mp4")),
+        ] {
+            let a = RunArgs::parse_from([
+                "run",
+                "--proto",
+                proto,
+                "--url",
+                &url,
+                "--players",
+                "4",
+                "--duration",
+                "3",
+                "--warmup",
+                "1.5",
+                "--settle",
+                "0.5",
+                "--ramp-rate",
+                "50",
+                "--per-player",
+            ]);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let r = rt.block_on(run(a)).unwrap();
+            print_result(&r);
+            assert_eq!(r.proto, proto);
+            assert!(r.errors.is_empty(), "{proto}: {r:?}");
+            assert_eq!(r.kept_up, 4, "{proto}: {r:?}");
+            assert!(r.latency_ms.samples > 20, "{proto}: {r:?}");
+            assert_eq!(r.per_player.len(), 4);
+            assert!(r.per_player.iter().all(|p| p.latency_p99_ms.is_some()));
+            match proto {
+                "hls" => {
+                    let h = r.hls.as_ref().unwrap();
+                    let c = &h.counters;
+                    assert_eq!(c.low_latency_players, 4, "{c:?}");
+                    assert_eq!(c.part_target_ms, Some(200.0));
+                    assert!(c.live_parts > 20 && c.blocking_reloads > 20, "{c:?}");
+                    if url.contains("nohint") {
+                        // Blocking reloads only, then each part.
+                        assert_eq!(c.hinted_parts, 0, "{c:?}");
+                    } else {
+                        assert!(c.hinted_parts > 20, "{c:?}");
+                    }
+                    assert_eq!(c.segments, 0, "{c:?}");
+                    assert!(h.part_latency_ms.samples > 50, "{h:?}");
+                    // Parts of 200 ms: the first frame of a part waits for
+                    // the part; a loaded test machine gets slack.
+                    let p99 = h.part_latency_ms.p99.unwrap();
+                    assert!((150.0..1000.0).contains(&p99), "{h:?}");
+                    assert!(h.part_tail_latency_ms.p50.unwrap() < p99);
+                    assert_eq!(h.part_goal_ms, Some(250.0));
+                }
+                "hls-ts" => {
+                    let c = &r.hls.as_ref().unwrap().counters;
+                    assert_eq!(c.low_latency_players, 0);
+                    assert!(c.segments >= 8 && c.parts == 0, "{c:?}");
+                    assert!(c.playlists > c.segments, "{c:?}");
+                }
+                _ => assert!(r.hls.is_none()),
+            }
+        }
     }
 }

@@ -70,6 +70,9 @@ const SERIES: &[(&str, &str, &str, &str)] = &[
     ("rill", "rtmp", "Rill RTMP", "#1565c0"),
     ("null", "http-flv", "floor (null) HTTP-FLV", "#cfcfcf"),
     ("rill", "http-flv", "Rill HTTP-FLV", "#ef6c00"),
+    ("rill", "fmp4", "Rill fMP4", "#6a1b9a"),
+    ("rill", "hls", "Rill LL-HLS", "#c62828"),
+    ("rill", "hls-ts", "Rill HLS (TS)", "#ad1457"),
 ];
 
 fn key(r: &RunResult) -> (u64, String, usize) {
@@ -146,6 +149,41 @@ pub fn report(files: &[PathBuf], out_dir: &Path, machine: &str) -> Result<(), St
             r.mbit_per_player,
             r.client_cpu_s / r.duration_s.max(1e-9) * 100.0
         );
+    }
+
+    // HLS runs: what only they have.
+    let hls: Vec<&RunResult> = runs.iter().filter(|r| r.hls.is_some()).collect();
+    if !hls.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n| stream | players | server | part target ms | part availability p50 / p99 ms | last frame of a part p50 / p99 ms | goal (p99 ≤ part target + 50 ms) | requests / player-s |"
+        );
+        let _ = writeln!(md, "|---|---:|---|---:|---:|---:|---|---:|");
+        for r in hls {
+            let Some(h) = &r.hls else { continue };
+            let c = &h.counters;
+            let requests =
+                c.multivariant + c.playlists + c.blocking_reloads + c.inits + c.parts + c.segments;
+            let player_s = (r.players as f64 * (r.duration_s + r.ramp_s)).max(1e-9);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} / {} | {} / {} | {} | {:.1} |",
+                r.stream,
+                r.players,
+                r.label,
+                f(c.part_target_ms, 0),
+                f(h.part_latency_ms.p50, 1),
+                f(h.part_latency_ms.p99, 1),
+                f(h.part_tail_latency_ms.p50, 1),
+                f(h.part_tail_latency_ms.p99, 1),
+                match h.part_goal_met {
+                    Some(true) => "met",
+                    Some(false) => "missed",
+                    None => "–",
+                },
+                requests as f64 / player_s
+            );
+        }
     }
 
     let mut ratios = Vec::new();

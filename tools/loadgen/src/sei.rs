@@ -142,6 +142,32 @@ pub fn find(prefix: &[u8], nal_len: usize) -> Option<(u32, u64)> {
     None
 }
 
+/// Finds the stamp in a length-prefixed (AVCC) H.264 sample, as fMP4
+/// carries it and as the TS demuxer delivers it: the stamp is among the
+/// NAL units before the first slice (after an access unit delimiter,
+/// parameter sets or other SEI). Returns (sequence number, wall-clock µs).
+pub fn find_avcc(sample: &[u8], nal_len: usize) -> Option<(u32, u64)> {
+    if !(1..=4).contains(&nal_len) {
+        return None;
+    }
+    let mut pos = 0;
+    for _ in 0..8 {
+        let l = read_len(sample.get(pos..)?, nal_len)?;
+        let n = sample.get(pos + nal_len..)?;
+        let n = n.get(..l.min(n.len()))?;
+        match n.first()? & 0x1f {
+            // Slices: the stamp comes before them.
+            1..=5 => return None,
+            6 if l == NAL_LEN && n.len() == NAL_LEN && n[1] == 5 && &n[3..19] == UUID => {
+                return Some((get7(&n[27..31]) as u32, get7(&n[19..27])));
+            }
+            _ => {}
+        }
+        pos += nal_len + l;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +186,28 @@ mod tests {
         assert_eq!(&s[5..11], &aud[5..11]);
         assert_eq!(find(&s, 4), Some((5, us)));
         assert_eq!(find(&body, 4), None);
+    }
+
+    #[test]
+    fn found_in_avcc_samples() {
+        let us = 1_700_000_000_654_321;
+        // AUD, SPS, stamp, slice: as an fMP4 sample or a demuxed TS frame.
+        let mut s = vec![0, 0, 0, 2, 0x09, 0xf0, 0, 0, 0, 3, 0x67, 1, 2];
+        s.extend_from_slice(&(NAL_LEN as u32).to_be_bytes());
+        s.extend_from_slice(&nal(9, us));
+        s.extend_from_slice(&[0, 0, 0, 2, 0x65, 0x88]);
+        assert_eq!(find_avcc(&s, 4), Some((9, us)));
+        // Two-byte lengths.
+        let mut t = (NAL_LEN as u16).to_be_bytes().to_vec();
+        t.extend_from_slice(&nal(1, us));
+        assert_eq!(find_avcc(&t, 2), Some((1, us)));
+        // A slice first, another SEI, truncated input: nothing.
+        assert_eq!(find_avcc(&[0, 0, 0, 2, 0x41, 0x9a], 4), None);
+        assert_eq!(find_avcc(&s[..20], 4), None);
+        let mut other = nal(3, us);
+        other[3] = b'x';
+        let mut u = (NAL_LEN as u32).to_be_bytes().to_vec();
+        u.extend_from_slice(&other);
+        assert_eq!(find_avcc(&u, 4), None);
     }
 }

@@ -116,6 +116,52 @@ pub fn quantiles(mut v: Vec<u64>) -> Quantiles {
 #[derive(Default)]
 pub struct Shared {
     pub latency: Mutex<Hist>,
+    /// LL-HLS: a frame's publication → the end of the download of the part
+    /// that carries it, for parts requested before they existed (preload
+    /// hint or blocking reload): how soon the server makes media available.
+    pub part_latency: Mutex<Hist>,
+    /// The same, for the last frame of each such part only: what the server
+    /// adds after the part is complete.
+    pub part_tail_latency: Mutex<Hist>,
+    /// HLS request counters of every player.
+    pub hls: Mutex<crate::hls::Counters>,
+}
+
+/// Playback of a player that receives media in bursts (HLS parts and
+/// segments, fMP4 fragments): the media received since the first picture
+/// against the wall clock. The player starts playing `delay` after its
+/// first picture; when the playhead reaches the end of what was received
+/// it waits (a rebuffer), and a wait longer than [`STALL`] is a stall.
+#[derive(Clone, Copy, Debug)]
+pub struct Playout {
+    /// How long the player buffers before it starts playing.
+    pub delay: Duration,
+    /// Wall-clock instant at which the playhead was (or will be) at media
+    /// position 0 of `received`.
+    anchor: Option<Instant>,
+    /// Media time received since the first picture (sum of video frame
+    /// intervals).
+    received: Duration,
+}
+
+impl Playout {
+    pub fn new(delay: Duration) -> Playout {
+        Playout {
+            delay,
+            anchor: None,
+            received: Duration::ZERO,
+        }
+    }
+
+    /// How far the playhead is beyond what was received at `now`.
+    fn underrun(&self, now: Instant) -> Duration {
+        match self.anchor {
+            Some(a) => now
+                .saturating_duration_since(a)
+                .saturating_sub(self.received),
+            None => Duration::ZERO,
+        }
+    }
 }
 
 /// A gap between two media arrivals longer than this is a stall.
@@ -128,7 +174,7 @@ pub struct Player {
     pub connected: Option<Instant>,
     pub first_key: Option<Instant>,
     last_media: Option<Instant>,
-    last_ts: Option<u32>,
+    last_ts: Option<u64>,
     pub video: u64,
     pub audio: u64,
     pub data: u64,
@@ -141,6 +187,15 @@ pub struct Player {
     pub error: Option<String>,
     /// Latency samples buffered before they go to the shared histogram.
     lat: Vec<u64>,
+    /// A frame later than this after its publication is too late (µs):
+    /// [`STALL`] for streaming protocols, more for HLS, whose media come
+    /// a part or a segment at a time.
+    pub late_limit_us: u64,
+    /// Burst delivery: stalls are judged by playback ([`Playout`]), not by
+    /// the gap between two arrivals, and skips by video timestamps only.
+    pub playout: Option<Playout>,
+    /// Every latency sample of this player (µs), kept with `--per-player`.
+    pub own_lat: Option<Vec<u32>>,
 }
 
 impl Player {
@@ -163,6 +218,9 @@ impl Player {
             nal_len: 4,
             error: None,
             lat: Vec::with_capacity(64),
+            late_limit_us: STALL.as_micros() as u64,
+            playout: None,
+            own_lat: None,
         }
     }
 
@@ -178,39 +236,103 @@ impl Player {
                 if sei::is_config(9, prefix) {
                     return;
                 }
-                self.video += 1;
-                if self.first_key.is_none() {
-                    if !sei::is_video_key(prefix) {
-                        return; // undecodable until a key frame
-                    }
-                    self.first_key = Some(now);
-                }
-                if let Some((_, us)) = sei::find(prefix, self.nal_len) {
-                    // Frames published before this player started (a GOP
-                    // cache replay) say nothing about the server's latency.
-                    if us >= self.start_wall_us {
-                        let lat = sei::wall_us().saturating_sub(us);
-                        self.max_latency_us = self.max_latency_us.max(lat);
-                        self.lat.push(lat);
-                        if self.lat.len() == self.lat.capacity() {
-                            self.flush(shared);
-                        }
-                    }
-                }
+                let key = sei::is_video_key(prefix);
+                let stamp = if self.first_key.is_some() || key {
+                    sei::find(prefix, self.nal_len).map(|(_, us)| us)
+                } else {
+                    None
+                };
+                self.on_frame(true, key, ts as u64, stamp, now, shared);
             }
             8 => {
                 if sei::is_config(8, prefix) {
                     return;
                 }
-                self.audio += 1;
-                if self.first_key.is_none() {
-                    return;
+                self.on_frame(false, false, ts as u64, None, now, shared);
+            }
+            _ => self.data += 1,
+        }
+    }
+
+    /// One media frame (not a config), whatever the container: video or
+    /// audio, key frame, decode time in ms, the publisher's stamp (wall
+    /// clock µs) when the frame carries one. Returns the frame's latency
+    /// (µs) when it has a stamp and counts.
+    pub fn on_frame(
+        &mut self,
+        video: bool,
+        key: bool,
+        ts: u64,
+        stamp_us: Option<u64>,
+        now: Instant,
+        shared: &Shared,
+    ) -> Option<u64> {
+        let mut latency = None;
+        if video {
+            self.video += 1;
+            if self.first_key.is_none() {
+                if !key {
+                    return None; // undecodable until a key frame
+                }
+                self.first_key = Some(now);
+                if let Some(po) = &mut self.playout {
+                    po.anchor = Some(now + po.delay);
                 }
             }
-            _ => {
-                self.data += 1;
-                return;
+            if let Some(us) = stamp_us {
+                // Frames published before this player started (a GOP
+                // cache replay) say nothing about the server's latency.
+                if us >= self.start_wall_us {
+                    let lat = sei::wall_us().saturating_sub(us);
+                    self.max_latency_us = self.max_latency_us.max(lat);
+                    self.lat.push(lat);
+                    if let Some(v) = &mut self.own_lat {
+                        if v.len() < 1 << 20 {
+                            v.push(lat.min(u32::MAX as u64) as u32);
+                        }
+                    }
+                    if self.lat.len() == self.lat.capacity() {
+                        self.flush(shared);
+                    }
+                    latency = Some(lat);
+                }
             }
+        } else {
+            self.audio += 1;
+            // Audio before the first picture is not played.
+            self.first_key?;
+        }
+        if let Some(po) = &mut self.playout {
+            // Burst delivery: the playhead against what was received, and
+            // skips in the video timeline (audio and video come in separate
+            // runs of samples, not interleaved).
+            if !video {
+                return latency;
+            }
+            let under = po.underrun(now);
+            if under > Duration::ZERO {
+                if under > STALL {
+                    self.stalls += 1;
+                }
+                self.max_gap = self.max_gap.max(under);
+                // The player waited: it plays on from here.
+                if let Some(a) = &mut po.anchor {
+                    *a += under;
+                }
+            }
+            if let Some(l) = self.last_ts {
+                if ts > l {
+                    let d = ts - l;
+                    if d > STALL.as_millis() as u64 {
+                        self.skips += 1;
+                    } else {
+                        po.received += Duration::from_millis(d);
+                    }
+                }
+            }
+            self.last_media = Some(now);
+            self.last_ts = Some(ts);
+            return latency;
         }
         if let Some(last) = self.last_media {
             let gap = now - last;
@@ -220,12 +342,19 @@ impl Player {
             self.max_gap = self.max_gap.max(gap);
         }
         if let Some(l) = self.last_ts {
-            if ts > l && ts - l > STALL.as_millis() as u32 {
+            if ts > l && ts - l > STALL.as_millis() as u64 {
                 self.skips += 1;
             }
         }
         self.last_media = Some(now);
         self.last_ts = Some(ts);
+        latency
+    }
+
+    /// The media timeline restarts (HLS `EXT-X-DISCONTINUITY`): the next
+    /// timestamp is not compared with the last one.
+    pub fn discontinuity(&mut self) {
+        self.last_ts = None;
     }
 
     pub fn flush(&mut self, shared: &Shared) {
@@ -242,6 +371,14 @@ impl Player {
     /// Closes the books at the end of the window.
     pub fn finish(&mut self, end: Instant, shared: &Shared) {
         self.flush(shared);
+        if let Some(po) = &self.playout {
+            let under = po.underrun(end);
+            if under > STALL {
+                self.stalls += 1;
+            }
+            self.max_gap = self.max_gap.max(under);
+            return;
+        }
         if let Some(last) = self.last_media {
             let gap = end.saturating_duration_since(last);
             if gap > STALL {
@@ -265,7 +402,12 @@ impl Player {
             && self.stalls == 0
             && self.skips == 0
             && self.enough_frames(fps, end)
-            && self.max_latency_us <= STALL.as_micros() as u64
+            && !self.too_late()
+    }
+
+    /// A frame reached this player later than its limit after publication.
+    pub fn too_late(&self) -> bool {
+        self.max_latency_us > self.late_limit_us
     }
 
     /// At least 90% of the video frames of a stream of `fps` (when known)
@@ -274,9 +416,11 @@ impl Player {
         let Some(first) = self.first_key else {
             return false;
         };
+        // Media that come late by design (HLS) may lag by their allowance.
+        let lag = self.late_limit_us.saturating_sub(STALL.as_micros() as u64) as f64 / 1e6;
         fps.is_none_or(|fps| {
             let secs = end.saturating_duration_since(first).as_secs_f64();
-            self.video as f64 + 2.0 >= 0.9 * fps * secs
+            self.video as f64 + 2.0 + fps * lag >= 0.9 * fps * secs
         })
     }
 }

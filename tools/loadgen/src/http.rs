@@ -1,0 +1,438 @@
+//! A small HTTP/1.1 client for the HLS and fMP4 players: GET over a kept-
+//! alive connection (reopened when the server closes it), bodies sized by
+//! Content-Length, chunked or ended by the close, handed over piece by
+//! piece as they arrive. One task drives it; a player that needs two
+//! requests at once (an LL-HLS part and a blocking playlist reload) holds
+//! two connections, as a browser would.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::httpflv::{Dechunker, HttpUrl, Res};
+
+/// Why a request did not give a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fail {
+    /// The end of the run came first: not an error.
+    End,
+    /// An error, worded to be counted with the same errors of other
+    /// players (no URLs or numbers that differ between them).
+    Err(String),
+}
+
+impl From<String> for Fail {
+    fn from(e: String) -> Fail {
+        Fail::Err(e)
+    }
+}
+
+impl From<&str> for Fail {
+    fn from(e: &str) -> Fail {
+        Fail::Err(e.to_owned())
+    }
+}
+
+/// What went wrong inside one exchange.
+enum Ex {
+    Fail(Fail),
+    /// The kept-alive connection was closed before any byte of the
+    /// response: send again on a new one.
+    Retry,
+}
+
+impl From<Fail> for Ex {
+    fn from(f: Fail) -> Ex {
+        Ex::Fail(f)
+    }
+}
+
+impl HttpUrl {
+    /// `uri` (from a playlist) resolved against this URL (RFC 3986, for
+    /// the forms playlists use: absolute `http://`, network-path `//`,
+    /// absolute-path `/`, query-only `?`, and relative paths with `.` and
+    /// `..` segments).
+    pub fn resolve(&self, uri: &str) -> Res<HttpUrl> {
+        if uri.starts_with("http://") {
+            return HttpUrl::parse(uri);
+        }
+        if let Some(rest) = uri.strip_prefix("//") {
+            return HttpUrl::parse(&format!("http://{rest}"));
+        }
+        if uri.contains("://") {
+            return Err(format!("{uri}: only http:// is supported"));
+        }
+        let (base_path, _) = split_query(&self.path);
+        let joined = if uri.starts_with('/') {
+            uri.to_owned()
+        } else if uri.starts_with('?') {
+            format!("{base_path}{uri}")
+        } else if uri.is_empty() {
+            return Ok(self.clone());
+        } else {
+            let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
+            format!("{dir}{uri}")
+        };
+        let (path, query) = split_query(&joined);
+        let mut out: Vec<&str> = Vec::new();
+        let segs: Vec<&str> = path.split('/').collect();
+        for (i, s) in segs.iter().enumerate() {
+            let last = i + 1 == segs.len();
+            match *s {
+                "." => {
+                    if last {
+                        out.push("");
+                    }
+                }
+                ".." => {
+                    if out.len() > 1 {
+                        out.pop();
+                    }
+                    if last {
+                        out.push("");
+                    }
+                }
+                s => out.push(s),
+            }
+        }
+        let mut path = out.join("/");
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        Ok(HttpUrl {
+            addr: self.addr.clone(),
+            host: self.host.clone(),
+            path: format!("{path}{query}"),
+        })
+    }
+
+    /// The same URL with `key=value` added to its query.
+    pub fn with_query(&self, key: &str, value: &str) -> HttpUrl {
+        let sep = if self.path.contains('?') { '&' } else { '?' };
+        HttpUrl {
+            path: format!("{}{sep}{key}={value}", self.path),
+            ..self.clone()
+        }
+    }
+
+    /// The value of `key` in the query, if there.
+    pub fn query(&self, key: &str) -> Option<&str> {
+        let (_, q) = split_query(&self.path);
+        q.strip_prefix('?')?
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+}
+
+/// `path?query` → (`path`, `?query` or "").
+pub fn split_query(p: &str) -> (&str, &str) {
+    match p.find('?') {
+        Some(i) => (&p[..i], &p[i..]),
+        None => (p, ""),
+    }
+}
+
+/// A byte range of a request: first byte, and the last one if bounded.
+pub type Range = (u64, Option<u64>);
+
+/// One connection's worth of client, to the host of the URLs it is given
+/// (another host closes it and opens one there).
+pub struct HttpConn {
+    addr: String,
+    sock: Option<TcpStream>,
+    buf: Vec<u8>,
+    /// Bytes read but not used yet.
+    pending: Vec<u8>,
+    /// Bytes read from the network, heads included.
+    pub bytes: u64,
+    /// Requests sent.
+    pub requests: u64,
+}
+
+/// Most bytes of a response head.
+const MAX_HEAD: usize = 16 * 1024;
+
+impl HttpConn {
+    pub fn new(read_buf: usize) -> HttpConn {
+        HttpConn {
+            addr: String::new(),
+            sock: None,
+            buf: vec![0; read_buf.max(1024)],
+            pending: Vec::new(),
+            bytes: 0,
+            requests: 0,
+        }
+    }
+
+    /// GET `url`, the whole body into a vector of at most `limit` bytes.
+    /// Returns the status, the body and when its last byte arrived.
+    pub async fn get(
+        &mut self,
+        url: &HttpUrl,
+        range: Option<Range>,
+        end: Instant,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<(u16, Vec<u8>, Instant), Fail> {
+        let mut body = Vec::new();
+        let status = self
+            .request(url, range, end, timeout, &mut |d: &[u8]| {
+                if body.len() + d.len() > limit {
+                    return Err("response body too large".into());
+                }
+                body.extend_from_slice(d);
+                Ok(())
+            })
+            .await?;
+        Ok((status, body, Instant::now()))
+    }
+
+    /// GET `url`, each piece of the body to `on_body` as it arrives.
+    /// `timeout` bounds the whole exchange (a live body is cut by `end`,
+    /// not by it: pass a long one).
+    pub async fn request(
+        &mut self,
+        url: &HttpUrl,
+        range: Option<Range>,
+        end: Instant,
+        timeout: Duration,
+        on_body: &mut (dyn FnMut(&[u8]) -> Res<()> + Send),
+    ) -> Result<u16, Fail> {
+        self.request_with_head(url, range, end, timeout, &mut |_| Ok(()), on_body)
+            .await
+    }
+
+    /// [`request`](Self::request), with the status handed to `on_head`
+    /// before the body (an error there ends the exchange).
+    pub async fn request_with_head(
+        &mut self,
+        url: &HttpUrl,
+        range: Option<Range>,
+        end: Instant,
+        timeout: Duration,
+        on_head: &mut (dyn FnMut(u16) -> Res<()> + Send),
+        on_body: &mut (dyn FnMut(&[u8]) -> Res<()> + Send),
+    ) -> Result<u16, Fail> {
+        if self.addr != url.addr {
+            self.sock = None;
+            self.addr = url.addr.clone();
+        }
+        let mut req = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: rill-loadgen\r\nAccept: */*\r\n",
+            url.path, url.host
+        );
+        if let Some((first, last)) = range {
+            req.push_str(&format!(
+                "Range: bytes={first}-{}\r\n",
+                last.map_or(String::new(), |l| l.to_string())
+            ));
+        }
+        req.push_str("\r\n");
+        let limit = Instant::now() + timeout;
+        let deadline = tokio::time::Instant::from_std(end.min(limit));
+        let expired = move || -> Fail {
+            if Instant::now() >= end || end <= limit {
+                Fail::End
+            } else {
+                Fail::Err("request timed out".into())
+            }
+        };
+        for attempt in 0..2 {
+            let reused = self.sock.is_some();
+            if self.sock.is_none() {
+                let s =
+                    match tokio::time::timeout_at(deadline, TcpStream::connect(&self.addr)).await {
+                        Err(_) => return Err(expired()),
+                        Ok(r) => r.map_err(|e| Fail::Err(format!("connect: {}", e.kind())))?,
+                    };
+                s.set_nodelay(true).ok();
+                self.sock = Some(s);
+                self.pending.clear();
+            }
+            self.requests += 1;
+            match self
+                .exchange(req.as_bytes(), deadline, on_head, on_body)
+                .await
+            {
+                Ok((status, keep)) => {
+                    if !keep {
+                        self.sock = None;
+                    }
+                    return Ok(status);
+                }
+                Err(e) => {
+                    self.sock = None;
+                    match e {
+                        Ex::Retry if reused && attempt == 0 => continue,
+                        Ex::Retry => return Err("closed before the response".into()),
+                        Ex::Fail(Fail::End) => return Err(expired()),
+                        Ex::Fail(f) => return Err(f),
+                    }
+                }
+            }
+        }
+        Err("closed before the response".into())
+    }
+
+    /// Reads more bytes into `pending`; Ok(false) at the end of the stream.
+    async fn fill(&mut self, deadline: tokio::time::Instant) -> Result<bool, Fail> {
+        let Some(sock) = self.sock.as_mut() else {
+            return Ok(false);
+        };
+        let n = match tokio::time::timeout_at(deadline, sock.read(&mut self.buf)).await {
+            Err(_) => return Err(Fail::End),
+            Ok(r) => r.map_err(|e| Fail::Err(format!("read: {}", e.kind())))?,
+        };
+        self.bytes += n as u64;
+        self.pending.extend_from_slice(&self.buf[..n]);
+        Ok(n > 0)
+    }
+
+    /// One request and its response; returns the status and whether the
+    /// connection may carry another.
+    async fn exchange(
+        &mut self,
+        req: &[u8],
+        deadline: tokio::time::Instant,
+        on_head: &mut (dyn FnMut(u16) -> Res<()> + Send),
+        on_body: &mut (dyn FnMut(&[u8]) -> Res<()> + Send),
+    ) -> Result<(u16, bool), Ex> {
+        {
+            let sock = self.sock.as_mut().ok_or(Ex::Retry)?;
+            match tokio::time::timeout_at(deadline, sock.write_all(req)).await {
+                Err(_) => return Err(Fail::End.into()),
+                Ok(Err(_)) => return Err(Ex::Retry),
+                Ok(Ok(())) => {}
+            }
+        }
+        // The head (after what is left of the last response: the CRLF
+        // that ends a chunked body).
+        let mut got_any = false;
+        let head_len = loop {
+            let skip = self
+                .pending
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            self.pending.drain(..skip);
+            if let Some(i) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            if self.pending.len() > MAX_HEAD {
+                return Err(Fail::from("response head too long").into());
+            }
+            match self.fill(deadline).await {
+                Ok(true) => got_any = true,
+                Ok(false) if !got_any && self.pending.is_empty() => return Err(Ex::Retry),
+                Ok(false) => return Err(Fail::from("closed in the response head").into()),
+                Err(Fail::Err(_)) if !got_any && self.pending.is_empty() => return Err(Ex::Retry),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let head = String::from_utf8_lossy(&self.pending[..head_len]).to_ascii_lowercase();
+        self.pending.drain(..head_len);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or("");
+        let mut words = status_line.split_whitespace();
+        let version = words.next().unwrap_or("");
+        let status: u16 = words
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Fail::from("bad status line"))?;
+        let (mut length, mut chunked, mut close) = (None, false, version == "http/1.0");
+        for l in lines {
+            let Some((k, v)) = l.split_once(':') else {
+                continue;
+            };
+            let v = v.trim();
+            match k.trim() {
+                "content-length" => length = v.parse::<u64>().ok(),
+                "transfer-encoding" => chunked = v.contains("chunked"),
+                "connection" => {
+                    if v.contains("close") {
+                        close = true;
+                    } else if v.contains("keep-alive") {
+                        close = false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        on_head(status).map_err(Fail::Err)?;
+        if status == 204 || status == 304 || (100..200).contains(&status) {
+            return Ok((status, !close));
+        }
+        if chunked {
+            let mut d = Dechunker::default();
+            loop {
+                let data = std::mem::take(&mut self.pending);
+                d.feed(&data, |piece| on_body(piece)).map_err(Fail::Err)?;
+                if d.done {
+                    return Ok((status, !close));
+                }
+                if !self.fill(deadline).await? {
+                    return Err(Fail::from("closed in a chunked body").into());
+                }
+            }
+        }
+        if let Some(mut left) = length {
+            loop {
+                let n = (left.min(self.pending.len() as u64)) as usize;
+                if n > 0 {
+                    on_body(&self.pending[..n]).map_err(Fail::Err)?;
+                    self.pending.drain(..n);
+                    left -= n as u64;
+                }
+                if left == 0 {
+                    return Ok((status, !close));
+                }
+                if !self.fill(deadline).await? {
+                    return Err(Fail::from("closed in the body").into());
+                }
+            }
+        }
+        // Ended by the close.
+        loop {
+            if !self.pending.is_empty() {
+                let data = std::mem::take(&mut self.pending);
+                on_body(&data).map_err(Fail::Err)?;
+            }
+            if !self.fill(deadline).await? {
+                return Ok((status, false));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_playlist_uris() {
+        let base = HttpUrl::parse("http://h:8080/live/x.m3u8?format=ts").unwrap();
+        let r = |u: &str| base.resolve(u).unwrap().path;
+        assert_eq!(r("x/llhls.m3u8"), "/live/x/llhls.m3u8");
+        assert_eq!(r("x/ts.m3u8?a=1"), "/live/x/ts.m3u8?a=1");
+        assert_eq!(r("/other/y.m3u8"), "/other/y.m3u8");
+        assert_eq!(r("../a/./b.mp4"), "/a/b.mp4");
+        assert_eq!(r("../../../c"), "/c");
+        assert_eq!(r("?_HLS_msn=3"), "/live/x.m3u8?_HLS_msn=3");
+        let abs = base.resolve("http://other:81/p/q.m4s").unwrap();
+        assert_eq!(
+            (abs.addr.as_str(), abs.path.as_str()),
+            ("other:81", "/p/q.m4s")
+        );
+        let nested = base.resolve("x/llhls.m3u8").unwrap();
+        assert_eq!(nested.resolve("p5.0.m4s").unwrap().path, "/live/x/p5.0.m4s");
+        assert_eq!(base.query("format"), Some("ts"));
+        assert_eq!(
+            nested.with_query("_HLS_msn", "4").path,
+            "/live/x/llhls.m3u8?_HLS_msn=4"
+        );
+        assert!(base.resolve("https://h/x").is_err());
+    }
+}
