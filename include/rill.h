@@ -1021,7 +1021,10 @@ typedef struct RillHostApi {
     // `subscribe_open` without a grant run the same checks themselves
     // but cannot wait: where a webhook must decide they refuse with
     // `RILL_ERR_DENIED`, so plugins built before 1.2 work with every
-    // policy but webhooks. `ticket` is the plugin's own number.
+    // policy but webhooks. Sessions without a socket (`session_open`: an
+    // HLS muxer, a recorder) are the plugin's own work and are let
+    // through: the plugin admits the clients it serves them to. `ticket`
+    // is the plugin's own number.
     int32_t (*admit)(struct RillHost *host,
                      struct RillConn *conn,
                      const struct RillAdmission *req,

@@ -243,6 +243,32 @@ pub fn http_request_with(
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 
+/// A GET (`Connection: close`) whose body may be binary: (status,
+/// lower-cased head, body bytes).
+pub fn http_get_bytes(port: u16, path: &str) -> (u16, String, Vec<u8>) {
+    use std::io::Write;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(resp.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&resp[..end]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    (status, head, resp[end..].to_vec())
+}
+
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some(i) = s.find("\r\n") {

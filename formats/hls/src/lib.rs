@@ -79,6 +79,10 @@ pub struct Config {
     pub segment_target_us: i64,
     /// Complete segments listed. Default 6.
     pub window: usize,
+    /// The first segment's media sequence number. A stream that starts
+    /// again (a new muxer for the same path) should not reuse numbers a
+    /// cache may hold: the plugin passes the time in seconds.
+    pub first_msn: u64,
 }
 
 impl Default for Config {
@@ -87,6 +91,7 @@ impl Default for Config {
             part_target_us: 200_000,
             segment_target_us: 2_000_000,
             window: 6,
+            first_msn: 0,
         }
     }
 }

@@ -74,7 +74,7 @@ impl<P: Clone> LlHls<P> {
             inputs: Vec::new(),
             live: None,
             cutter: Cutter::new(cfg.part_target_us, cfg.segment_target_us),
-            window: Window::new(cfg.window, cfg.segment_target_us),
+            window: Window::new(cfg.window, cfg.segment_target_us, cfg.first_msn),
             inits: Vec::new(),
             init_id: 0,
             discontinuity: false,
@@ -88,6 +88,10 @@ impl<P: Clone> LlHls<P> {
     /// makes the caller's `P` from muxed bytes.
     pub fn push(&mut self, f: &Frame, wall_us: i64, mk: &mut dyn FnMut(Bytes) -> P) -> Changed {
         let mut changed = Changed::default();
+        if !mp4_codec(f.codec) {
+            // Metadata and codecs this format cannot carry.
+            return changed;
+        }
         if f.flags & RILL_FRAME_CONFIG != 0 {
             let i = self.input(f.track, f.codec);
             let same = self.inputs[i].config.as_ref() == Some(&f.payload)
@@ -99,9 +103,6 @@ impl<P: Clone> LlHls<P> {
                     changed = self.restart(mk);
                 }
             }
-            return changed;
-        }
-        if !mp4_codec(f.codec) {
             return changed;
         }
         let i = self.input(f.track, f.codec);
@@ -160,11 +161,10 @@ impl<P: Clone> LlHls<P> {
         changed
     }
 
-    /// The publisher is gone: the last part and segment are completed.
+    /// The publisher is gone: the last part and segment are completed;
+    /// what comes next (a publisher back) starts a discontinuity.
     pub fn finish(&mut self, mk: &mut dyn FnMut(Bytes) -> P) -> Changed {
-        let c = self.restart(mk);
-        self.discontinuity = false;
-        c
+        self.restart(mk)
     }
 
     /// The last frame this refused, if any (taken).
@@ -197,14 +197,16 @@ impl<P: Clone> LlHls<P> {
         self.window.complete_count() > 0
     }
 
-    /// The media playlist.
-    pub fn playlist(&self) -> String {
-        playlist::ll_media(&self.window, self.cfg.part_target_us)
+    /// The media playlist; `suffix` (a query, `?token=…`, or empty) is
+    /// appended to every URI in it.
+    pub fn playlist(&self, suffix: &str) -> String {
+        playlist::ll_media(&self.window, self.cfg.part_target_us, suffix)
     }
 
     /// The multivariant playlist pointing at `media_uri`, once the stream
     /// has a segment.
     pub fn multivariant(&self, media_uri: &str) -> Option<String> {
+        // (the caller puts any query on `media_uri` itself)
         self.has_segment().then(|| {
             playlist::multivariant(
                 media_uri,
@@ -304,8 +306,17 @@ impl<P: Clone> LlHls<P> {
         let mut changed = Changed::default();
         if let Some(mut live) = self.live.take() {
             if let Some(frag) = live.mux.flush(None) {
+                // The driving track's span from the part's start: what a
+                // player plays of it, and within the part target.
+                let driver = live.map.iter().position(|t| *t == live.driver);
+                let end = frag
+                    .tracks
+                    .iter()
+                    .find(|t| Some(t.track) == driver)
+                    .map_or(frag.end(), |t| t.end);
                 let part = Part {
-                    duration_us: frag.end() - frag.start(),
+                    duration_us: (end - self.cutter.part_start().max(frag.start()))
+                        .clamp(1, self.cfg.part_target_us),
                     independent: frag.independent(),
                     len: frag.len(),
                     data: mk(frag.to_bytes()),

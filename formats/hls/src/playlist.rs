@@ -127,7 +127,7 @@ pub fn iso8601(unix_us: i64) -> String {
 /// The LL-HLS media playlist: parts for the newest segments (those within
 /// three target durations of the live edge), a preload hint for the next
 /// part, blocking reloads offered.
-pub fn ll_media<P>(w: &Window<P>, part_target_us: i64) -> String {
+pub fn ll_media<P>(w: &Window<P>, part_target_us: i64, suffix: &str) -> String {
     let mut out = String::with_capacity(2048);
     let target = w.target_s();
     let part_target = secs(part_target_us);
@@ -161,7 +161,11 @@ pub fn ll_media<P>(w: &Window<P>, part_target_us: i64) -> String {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if map != Some(s.init) {
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", Object::Init(s.init).name());
+            let _ = writeln!(
+                out,
+                "#EXT-X-MAP:URI=\"{}{suffix}\"",
+                Object::Init(s.init).name()
+            );
             map = Some(s.init);
         }
         if let Some(wall) = s.wall_us {
@@ -171,7 +175,7 @@ pub fn ll_media<P>(w: &Window<P>, part_target_us: i64) -> String {
             for (i, p) in s.parts.iter().enumerate() {
                 let _ = write!(
                     out,
-                    "#EXT-X-PART:DURATION={},URI=\"{}\"",
+                    "#EXT-X-PART:DURATION={},URI=\"{}{suffix}\"",
                     secs(p.duration_us),
                     Object::Part(s.msn, i).name()
                 );
@@ -185,7 +189,7 @@ pub fn ll_media<P>(w: &Window<P>, part_target_us: i64) -> String {
         if s.complete {
             let _ = writeln!(
                 out,
-                "#EXTINF:{},\n{}",
+                "#EXTINF:{},\n{}{suffix}",
                 secs(s.duration_us()),
                 Object::Segment(s.msn).name()
             );
@@ -194,14 +198,14 @@ pub fn ll_media<P>(w: &Window<P>, part_target_us: i64) -> String {
     let (msn, part) = w.next_part();
     let _ = writeln!(
         out,
-        "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+        "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}{suffix}\"",
         Object::Part(msn, part).name()
     );
     out
 }
 
 /// The classic media playlist over TS segments.
-pub fn ts_media<P>(w: &Window<P>) -> String {
+pub fn ts_media<P>(w: &Window<P>, suffix: &str) -> String {
     let mut out = String::with_capacity(1024);
     let _ = write!(
         out,
@@ -221,7 +225,7 @@ pub fn ts_media<P>(w: &Window<P>) -> String {
         }
         let _ = writeln!(
             out,
-            "#EXTINF:{},\n{}",
+            "#EXTINF:{},\n{}{suffix}",
             secs(s.duration_us()),
             Object::Ts(s.msn).name()
         );

@@ -57,7 +57,7 @@ impl<P: Clone> TsHls<P> {
             inputs: Vec::new(),
             live: None,
             cutter: Cutter::new(0, cfg.segment_target_us),
-            window: Window::new(cfg.window, cfg.segment_target_us),
+            window: Window::new(cfg.window, cfg.segment_target_us, cfg.first_msn),
             discontinuity: false,
             error: None,
         }
@@ -66,6 +66,10 @@ impl<P: Clone> TsHls<P> {
     /// Takes one frame (see [`crate::LlHls::push`]).
     pub fn push(&mut self, f: &Frame, wall_us: i64, mk: &mut dyn FnMut(Bytes) -> P) -> Changed {
         let mut changed = Changed::default();
+        if !ts_codec(f.codec) {
+            // Metadata and codecs this format cannot carry.
+            return changed;
+        }
         if f.flags & RILL_FRAME_CONFIG != 0 {
             let i = self.input(f.track, f.codec);
             if self.inputs[i].config.as_ref() != Some(&f.payload) || self.inputs[i].codec != f.codec
@@ -76,9 +80,6 @@ impl<P: Clone> TsHls<P> {
                     changed = self.restart(mk);
                 }
             }
-            return changed;
-        }
-        if !ts_codec(f.codec) {
             return changed;
         }
         let i = self.input(f.track, f.codec);
@@ -136,11 +137,10 @@ impl<P: Clone> TsHls<P> {
         changed
     }
 
-    /// The publisher is gone: the last segment is completed.
+    /// The publisher is gone: the last segment is completed; what comes
+    /// next starts a discontinuity.
     pub fn finish(&mut self, mk: &mut dyn FnMut(Bytes) -> P) -> Changed {
-        let c = self.restart(mk);
-        self.discontinuity = false;
-        c
+        self.restart(mk)
     }
 
     /// The last frame this refused, if any (taken).
@@ -158,9 +158,9 @@ impl<P: Clone> TsHls<P> {
         self.window.complete_count() > 0
     }
 
-    /// The media playlist.
-    pub fn playlist(&self) -> String {
-        playlist::ts_media(&self.window)
+    /// The media playlist; `suffix` is appended to every URI.
+    pub fn playlist(&self, suffix: &str) -> String {
+        playlist::ts_media(&self.window, suffix)
     }
 
     fn input(&mut self, track: u32, codec: u32) -> usize {

@@ -81,11 +81,12 @@ pub struct Window<P> {
 impl<P> Window<P> {
     /// A window of `keep` complete segments; `target_us` is the configured
     /// segment target (the least `EXT-X-TARGETDURATION`).
-    pub fn new(keep: usize, target_us: i64) -> Window<P> {
+    /// The first segment gets `first_msn`.
+    pub fn new(keep: usize, target_us: i64, first_msn: u64) -> Window<P> {
         Window {
             segs: VecDeque::new(),
             keep: keep.max(1),
-            next_msn: 0,
+            next_msn: first_msn,
             discontinuity_seq: 0,
             target_s: ceil_s(target_us),
             carry_discontinuity: false,

@@ -89,12 +89,15 @@ fn ll_hls_parts_segments_and_tags() {
         ],
     );
     feed_ll(&mut hls, &media(0, 20, 25));
-    let text = hls.playlist();
+    let text = hls.playlist("");
     let p = parse_media(&text);
     assert_eq!(p.target_duration, 2, "{text}");
     assert!(p.segments.len() <= 6, "window: {}", p.segments.len());
     // 20 s in 2 s segments: 9 complete are gone or listed, the window keeps 6.
     assert_eq!(p.media_sequence, 3, "{text}");
+    assert!(hls
+        .playlist("?token=t")
+        .contains("URI=\"init1.m4s?token=t\""));
     for s in &p.segments {
         assert!(
             (s.duration - 2.0).abs() < 0.01,
@@ -230,7 +233,7 @@ fn a_new_configuration_is_a_discontinuity_with_a_new_map() {
     // The publisher comes back with another audio configuration.
     feed_ll(&mut hls, &[config(1, RILL_CODEC_AAC, &[0x11, 0x90])]);
     feed_ll(&mut hls, &media(5_000_000, 5, 25));
-    let text = hls.playlist();
+    let text = hls.playlist("");
     let p = parse_media(&text);
     assert!(p.segments.iter().any(|s| s.discontinuity), "{text}");
     assert!(text.contains("#EXT-X-MAP:URI=\"init2.m4s\""), "{text}");
@@ -239,7 +242,7 @@ fn a_new_configuration_is_a_discontinuity_with_a_new_map() {
     assert!(hls.init(1).is_some() && hls.init(2).is_some());
     // Once the old segments slide out, so do their init and the tag.
     feed_ll(&mut hls, &media(10_000_000, 20, 25));
-    let text = hls.playlist();
+    let text = hls.playlist("");
     assert!(
         !text.contains("init1.m4s") && hls.init(1).is_none(),
         "{text}"
@@ -269,7 +272,9 @@ fn nothing_before_the_first_key_frame_and_finish_completes() {
 #[test]
 fn ts_segments_and_playlist() {
     let mut hls: TsHls<Bytes> = TsHls::new(Config::default());
+    // Stream metadata comes as a config frame of the data track: ignored.
     let mut frames = vec![
+        config(9, RILL_CODEC_METADATA, b"\x02\x00\x0aonMetaData"),
         config(0, RILL_CODEC_H264, AVCC),
         config(1, RILL_CODEC_AAC, ASC),
     ];
@@ -277,7 +282,7 @@ fn ts_segments_and_playlist() {
     for f in &frames {
         hls.push(f, 1_700_000_000_000_000 + f.dts, &mut |b| b);
     }
-    let text = hls.playlist();
+    let text = hls.playlist("");
     let p = parse_media(&text);
     assert_eq!(p.segments.len(), 4, "{text}");
     for s in &p.segments {

@@ -44,6 +44,11 @@ pub(crate) fn check_open(
     path: &str,
     query: &str,
 ) -> Result<(), i32> {
+    // A session without a socket is the plugin's own work (an HLS muxer,
+    // a recorder): the plugin admitted the clients it serves.
+    if s.sink == super::session::Sink::None {
+        return Ok(());
+    }
     let adm = &s.inst.host.admission;
     let client = admission::client_ip(&s.peer);
     let refuse = |r: Refusal| {

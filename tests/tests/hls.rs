@@ -1,0 +1,286 @@
+//! HLS with real clients: ffmpeg/ffprobe play LL-HLS (fMP4) and classic
+//! (TS) HLS of an RTMP-published stream, and live fMP4; playlists are read
+//! by m3u8-rs plus our own checks of the LL tags; blocking reloads,
+//! discontinuities, tokens carried into URIs.
+
+use std::time::{Duration, Instant};
+
+use rill_e2e::rtmp::{self, Guard};
+use rill_e2e::*;
+
+struct Server {
+    rill: Rill,
+    rtmp: u16,
+}
+
+impl Server {
+    fn start(global: &str, hls: &str) -> Server {
+        let port = free_port();
+        let mut yaml = format!(
+            "{global}\npublish:\n  reconnect_grace: 1s\nplugins:\n  rtmp:\n    listen: 127.0.0.1:{port}\n  hls:\n"
+        );
+        if hls.trim().is_empty() {
+            yaml.push_str("    window: 6\n");
+        }
+        for l in hls.lines().filter(|l| !l.trim().is_empty()) {
+            yaml.push_str(&format!("    {}\n", l.trim()));
+        }
+        let rill = Rill::start(
+            &yaml,
+            &[rtmp::plugin(), target_dir().join("librill_plugin_hls.so")],
+        );
+        assert!(wait_port(port, Duration::from_secs(10)), "{}", rill.log());
+        Server { rill, rtmp: port }
+    }
+
+    fn publish(&self, modern: bool, path: &str, secs: u32, v: &str, a: &str) -> Guard {
+        Guard(publish_lavfi(
+            modern,
+            secs,
+            v,
+            a,
+            &["-f", "flv"],
+            &format!("rtmp://127.0.0.1:{}/{path}", self.rtmp),
+        ))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.rill.http_port)
+    }
+
+    fn get(&self, path: &str) -> (u16, String, String) {
+        http_request(self.rill.http_port, "GET", path, None, "")
+    }
+}
+
+fn media_playlist(text: &str) -> m3u8_rs::MediaPlaylist {
+    match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+        Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => p,
+        other => panic!("not a media playlist: {other:?}\n{text}"),
+    }
+}
+
+/// The LL tags, checked by hand: part durations within the target, part
+/// indices counting up within each segment, a preload hint.
+fn check_ll(text: &str) {
+    let target: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PART-INF:PART-TARGET="))
+        .expect("PART-INF")
+        .parse()
+        .unwrap();
+    assert!(text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK="));
+    assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI="));
+    let mut last: Option<(u64, u64)> = None;
+    for l in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PART:DURATION="))
+    {
+        let d: f64 = l.split(',').next().unwrap().parse().unwrap();
+        assert!(d <= target + 0.001, "part of {d} s > {target}\n{text}");
+        let uri = l.split("URI=\"").nth(1).unwrap().split('"').next().unwrap();
+        let (m, i) = uri
+            .strip_prefix('p')
+            .and_then(|r| r.strip_suffix(".m4s"))
+            .and_then(|r| r.split_once('.'))
+            .map(|(m, i)| (m.parse::<u64>().unwrap(), i.parse::<u64>().unwrap()))
+            .unwrap();
+        if let Some((lm, li)) = last {
+            assert!(
+                (m == lm && i == li + 1) || (m > lm && i == 0),
+                "part order {lm}.{li} → {m}.{i}"
+            );
+        }
+        last = Some((m, i));
+    }
+    assert!(last.is_some(), "no parts:\n{text}");
+}
+
+#[test]
+fn ll_hls_and_ts_play_in_ffmpeg_with_checked_playlists() {
+    let s = Server::start("", "");
+    let _p = s.publish(false, "live/x", 40, "libx264", "aac");
+    // The first playlist request waits for a whole segment, then answers.
+    let (st, head, mv) = s.get("/live/x.m3u8");
+    assert_eq!(st, 200, "{head}{mv}\n{}", s.rill.log());
+    assert!(head.contains("application/vnd.apple.mpegurl"));
+    assert!(
+        mv.contains("CODECS=\"avc1.") && mv.contains(",mp4a.40.2\""),
+        "{mv}"
+    );
+    assert!(mv.contains("RESOLUTION=320x240"), "{mv}");
+    assert!(mv.contains("x/llhls.m3u8"), "{mv}");
+
+    let (st, _, text) = s.get("/live/x/llhls.m3u8");
+    assert_eq!(st, 200);
+    let p = media_playlist(&text);
+    assert!(!p.segments.is_empty());
+    for seg in &p.segments {
+        assert!(seg.duration <= p.target_duration as f32 + 0.001, "{text}");
+    }
+    check_ll(&text);
+
+    // A blocking reload for the hinted part returns once it exists, and
+    // lists it.
+    let hint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    let (m, i) = hint
+        .strip_prefix('p')
+        .and_then(|r| r.strip_suffix(".m4s"))
+        .and_then(|r| r.split_once('.'))
+        .unwrap();
+    let (st, _, after) = s.get(&format!("/live/x/llhls.m3u8?_HLS_msn={m}&_HLS_part={i}"));
+    assert_eq!(st, 200);
+    assert!(
+        after.contains(&format!("URI=\"{hint}\"")),
+        "{hint} not in\n{after}"
+    );
+    check_ll(&after);
+    let later = media_playlist(&after);
+    assert!(later.media_sequence >= p.media_sequence);
+    // The hinted part itself, fetched while it is made: it arrives whole.
+    let (st, head, body) = http_get_bytes(s.rill.http_port, &format!("/live/x/{hint}"));
+    assert_eq!(st, 200, "{head}");
+    assert!(
+        head.contains("video/mp4") && head.contains("immutable"),
+        "{head}"
+    );
+    assert_eq!(&body[4..8], b"moof", "a part is a fragment");
+    // Too far ahead: 400, as the spec says.
+    let far: u64 = m.parse::<u64>().unwrap() + 10;
+    assert_eq!(s.get(&format!("/live/x/llhls.m3u8?_HLS_msn={far}")).0, 400);
+    assert_eq!(s.get("/live/x/llhls.m3u8?_HLS_part=1").0, 400);
+    // HEAD: headers without a body.
+    let (st, head, body) = http_request(s.rill.http_port, "HEAD", "/live/x/llhls.m3u8", None, "");
+    assert_eq!(st, 200, "{head}");
+    assert!(
+        head.contains("content-length:") && body.is_empty(),
+        "{head}{body}"
+    );
+
+    // ffmpeg plays the LL-HLS (fMP4) variant and the TS one.
+    for (what, url) in [
+        ("LL-HLS", s.url("live/x.m3u8")),
+        ("TS", s.url("live/x.m3u8?format=ts")),
+    ] {
+        let d = rtmp::play_av(false, &url, 6);
+        let (v, a) = (d.count(0), d.count(1));
+        // 6 s of 25 fps video and 48 kHz AAC (1024 samples a frame).
+        assert!((143..=157).contains(&v), "{what}: {}", rtmp::summary(&d));
+        assert!((267..=296).contains(&a), "{what}: {}", rtmp::summary(&d));
+        assert!(
+            d.monotonic(0) && d.monotonic(1),
+            "{what}: {}",
+            rtmp::summary(&d)
+        );
+    }
+    let (st, _, ts) = s.get("/live/x/ts.m3u8");
+    assert_eq!(st, 200);
+    let tp = media_playlist(&ts);
+    assert!(tp.segments.iter().all(|x| x.uri.ends_with(".ts")), "{ts}");
+}
+
+#[test]
+fn hevc_aac_and_av1_opus_over_fmp4_in_ffmpeg9() {
+    if !rill_testsupport::require_tool(
+        "hevc_aac_and_av1_opus_over_fmp4_in_ffmpeg9",
+        "ffmpeg9",
+        (!ffmpeg(true).exists()).then(|| "target/tools/ffmpeg9".into()),
+    ) {
+        return;
+    }
+    let s = Server::start("", "");
+    let _h = s.publish(true, "live/hevc", 30, "libx265", "aac");
+    let _a = s.publish(true, "live/av1", 30, "libsvtav1", "libopus");
+    for (path, v, a) in [
+        ("live/hevc", "hvc1.", "mp4a.40.2"),
+        ("live/av1", "av01.", "opus"),
+    ] {
+        let (st, _, mv) = s.get(&format!("/{path}.m3u8"));
+        assert_eq!(st, 200, "{mv}\n{}", s.rill.log());
+        assert!(mv.contains(v) && mv.contains(a), "{mv}");
+        let d = rtmp::play_av(true, &s.url(&format!("{path}.m3u8")), 4);
+        assert!(
+            (92..=108).contains(&d.count(0)),
+            "{path}: {}",
+            rtmp::summary(&d)
+        );
+        assert!(
+            d.count(1) > 100 && d.monotonic(0) && d.monotonic(1),
+            "{path}: {}",
+            rtmp::summary(&d)
+        );
+    }
+}
+
+#[test]
+fn live_fmp4_and_tokens_in_every_uri() {
+    let secret = "0123456789abcdef-hls-test";
+    let s = Server::start(&format!("auth:\n  play: token\n  secret: {secret}\n"), "");
+    let _p = s.publish(false, "live/t", 30, "libx264", "aac");
+    assert_eq!(s.get("/live/t.m3u8").0, 401);
+    let q = signed_query(secret, "play", "live/t", unix_in(600));
+    let (st, _, mv) = s.get(&format!("/live/t.m3u8?{q}"));
+    assert_eq!(st, 200, "{mv}");
+    assert!(mv.contains(&format!("t/llhls.m3u8?{q}")), "{mv}");
+    let (_, _, text) = s.get(&format!("/live/t/llhls.m3u8?{q}"));
+    assert!(
+        text.lines()
+            .filter(|l| l.contains(".m4s"))
+            .all(|l| l.contains(&q)),
+        "{text}"
+    );
+    // Without the token, a part is refused too.
+    let part = text
+        .lines()
+        .find_map(|l| l.split("URI=\"").nth(1))
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.get(&format!("/live/t/{part}")).0, 401);
+    // ffmpeg follows the URIs with their tokens.
+    let d = rtmp::play_av(false, &s.url(&format!("live/t.m3u8?{q}")), 3);
+    assert!(d.count(0) >= 70 && d.monotonic(0), "{}", rtmp::summary(&d));
+    // Live fMP4, progressive.
+    let d = rtmp::play_av(false, &s.url(&format!("live/t.mp4?{q}")), 3);
+    assert!(
+        d.count(0) >= 70 && d.monotonic(0) && d.count(1) > 100,
+        "fMP4: {}",
+        rtmp::summary(&d)
+    );
+}
+
+#[test]
+fn a_publisher_that_comes_back_is_a_discontinuity() {
+    let s = Server::start("", "");
+    let first = s.publish(false, "live/d", 6, "libx264", "aac");
+    let (st, _, _) = s.get("/live/d/llhls.m3u8");
+    assert_eq!(st, 200);
+    // The first publisher ends; past the 1 s grace, another comes.
+    let _ = first.finish(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1500));
+    let _second = s.publish(false, "live/d", 20, "libx264", "aac");
+    let t0 = Instant::now();
+    let text = loop {
+        let (_, _, text) = s.get("/live/d/llhls.m3u8");
+        let p = media_playlist(&text);
+        let after = p.segments.iter().skip_while(|x| !x.discontinuity).count();
+        if after >= 2 {
+            break text;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no discontinuity:\n{text}\n{}",
+            s.rill.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    check_ll(&text);
+}
