@@ -63,7 +63,11 @@ impl Cutter {
             return Cut::None;
         };
         let in_segment = dts - start;
-        if (key && in_segment >= self.segment_target) || in_segment >= MAX_SEGMENT_US {
+        // Half a frame of slack: a GOP of exactly the target whose
+        // timestamps were rounded (ms in RTMP) still ends the segment.
+        if (key && in_segment + self.interval / 2 >= self.segment_target)
+            || in_segment >= MAX_SEGMENT_US
+        {
             self.segment_start = Some(dts);
             self.part_start = dts;
             return Cut::Segment;
@@ -105,6 +109,21 @@ mod tests {
         assert_eq!(segs, vec![2_000_000]);
         assert_eq!(parts[..3], [200_000, 400_000, 600_000]);
         assert!(!parts.contains(&2_000_000));
+    }
+
+    #[test]
+    fn a_gop_of_the_target_with_rounded_times_ends_the_segment() {
+        let mut c = Cutter::new(0, 2_000_000);
+        // 30 fps in whole milliseconds: the key frame 60 frames on is at
+        // 1 999 ms.
+        let mut cut_at = None;
+        for i in 0..=60i64 {
+            let dts = i * 100_000 / 3 / 1000 * 1000;
+            if c.before(dts, i % 60 == 0) == Cut::Segment {
+                cut_at = Some(i);
+            }
+        }
+        assert_eq!(cut_at, Some(60));
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl<P> Window<P> {
             keep: keep.max(1),
             next_msn: first_msn,
             discontinuity_seq: 0,
-            target_s: ceil_s(target_us),
+            target_s: round_s(target_us),
             carry_discontinuity: false,
         }
     }
@@ -134,7 +134,7 @@ impl<P> Window<P> {
             return;
         }
         last.complete = true;
-        self.target_s = self.target_s.max(ceil_s(last.duration_us()));
+        self.target_s = self.target_s.max(round_s(last.duration_us()));
         while self.segs.iter().filter(|s| s.complete).count() > self.keep {
             if let Some(gone) = self.segs.pop_front() {
                 if gone.discontinuity {
@@ -217,6 +217,8 @@ impl<P> Window<P> {
     }
 }
 
-fn ceil_s(us: i64) -> u64 {
-    (us.max(0) as u64).div_ceil(1_000_000).max(1)
+/// Whole seconds, rounded to the nearest: the spec compares each EXTINF
+/// rounded to the nearest integer with the target duration.
+fn round_s(us: i64) -> u64 {
+    ((us.max(0) as u64 + 500_000) / 1_000_000).max(1)
 }
