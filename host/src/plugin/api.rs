@@ -1231,8 +1231,9 @@ unsafe extern "C" fn timer_cancel(host: *mut RillHost, handle: u64) -> i32 {
         };
         let removed = i.timers.lock().remove(&handle);
         match removed {
-            Some((_, abort, _)) => {
+            Some((sid, abort, _)) => {
                 abort.abort();
+                session::forget_timer(&i, sid, handle);
                 RILL_OK
             }
             None => RILL_ERR_NOT_FOUND,

@@ -11,7 +11,8 @@
 //!     always: false            # mux every published stream, not only watched ones
 //!     idle_timeout: 30s        # a stream nobody asked for this long stops muxing
 //!     start_timeout: 15s       # how long a first request waits for a segment
-//!     max_waiting: 1000        # requests held (blocking reloads) per stream
+//!     max_waiting: 20000       # requests held (blocking reloads, hinted parts)
+//!                              #   per stream; an LL-HLS viewer holds two
 //! ```
 
 use std::time::Duration;
@@ -41,7 +42,7 @@ impl Default for Config {
             always: false,
             idle_timeout: Duration::from_secs(30),
             start_timeout: Duration::from_secs(15),
-            max_waiting: 1000,
+            max_waiting: 20000,
         }
     }
 }

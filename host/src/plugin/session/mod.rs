@@ -44,7 +44,7 @@ pub(crate) use handles::{PubEntry, SubEntry};
 use http::{answer_http, http_status_for, open_http};
 pub(crate) use http::{HttpAnswer, HttpExchange};
 pub use http::{HttpReply, HttpRequest};
-pub(crate) use timers::{start_timer, timer_fires, MAX_TIMER_DELAY};
+pub(crate) use timers::{forget_timer, start_timer, timer_fires, MAX_TIMER_DELAY};
 use transport::{flush, gone, io_step, read_with, IoEvent, Transport};
 pub(crate) use transport::{shrink_after_burst, Io, OwnedHttp};
 
@@ -137,6 +137,8 @@ pub(crate) struct SessionState {
     pub challenge: Option<&'static str>,
     /// The connection's place in the per-address count, freed at the end.
     pub conn_slot: Option<crate::admission::ConnSlot>,
+    /// Handles of this session's live timers.
+    pub timers: Vec<u64>,
 }
 
 impl SessionState {
@@ -693,27 +695,25 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
 /// Closes the publishers and subscribers the plugin left open, and the
 /// session's timers.
 fn close_handles(s: &SessionShared) {
-    let (subs, pubs, udps) = {
+    let (subs, pubs, udps, handles) = {
         let mut st = s.st.lock();
         st.out.clear();
         (
             std::mem::take(&mut st.subs),
             std::mem::take(&mut st.pubs),
             std::mem::take(&mut st.udps),
+            std::mem::take(&mut st.timers),
         )
     };
     drop(subs);
     drop(pubs);
     drop(udps);
     let mut timers = s.inst.timers.lock();
-    timers.retain(|_, (sid, abort, _)| {
-        if *sid == s.id {
+    for h in handles {
+        if let Some((_, abort, _)) = timers.remove(&h) {
             abort.abort();
-            false
-        } else {
-            true
         }
-    });
+    }
 }
 
 /// Leaves the instance; posts that raced with the end are delivered with no

@@ -8,12 +8,25 @@ pub(crate) fn timer_fires(inst: &Instance, handle: u64) -> bool {
     let mut t = inst.timers.lock();
     match t.get(&handle) {
         None => false,
-        Some(&(_, _, repeat)) => {
+        Some(&(sid, _, repeat)) => {
             if !repeat {
                 t.remove(&handle);
+                drop(t);
+                forget_timer(inst, sid, handle);
             }
             true
         }
+    }
+}
+
+/// Drops `handle` from session `sid`'s list of timers (it fired or was
+/// cancelled).
+pub(crate) fn forget_timer(inst: &Instance, sid: u64, handle: u64) {
+    if sid == 0 {
+        return;
+    }
+    if let Some(s) = inst.sessions.get(&sid) {
+        s.st.lock().timers.retain(|h| *h != handle);
     }
 }
 
@@ -64,5 +77,11 @@ pub(crate) fn start_timer(
         }
     });
     timers.insert(handle, (sid, task.abort_handle(), repeat));
+    drop(timers);
+    // The session keeps its own list, so its end cancels its timers
+    // without a walk over every timer of the instance.
+    if let Some(s) = session {
+        s.st.lock().timers.push(handle);
+    }
     handle
 }
