@@ -154,6 +154,27 @@ fn ll_hls_and_ts_play_in_ffmpeg_with_checked_playlists() {
     let far: u64 = m.parse::<u64>().unwrap() + 10;
     assert_eq!(s.get(&format!("/live/x/llhls.m3u8?_HLS_msn={far}")).0, 400);
     assert_eq!(s.get("/live/x/llhls.m3u8?_HLS_part=1").0, 400);
+    // A playlist that did not change since the client's copy: 304 (the
+    // LL one moves every part; a few tries find it unchanged).
+    let not_modified = (0..10).any(|_| {
+        let (_, head, _) = s.get("/live/x/llhls.m3u8");
+        let tag = head
+            .lines()
+            .find_map(|l| l.strip_prefix("etag: "))
+            .expect("an ETag")
+            .trim()
+            .to_owned();
+        let (st, _, body) = http_request_with(
+            s.rill.http_port,
+            "GET",
+            "/live/x/llhls.m3u8",
+            &[("Host", "127.0.0.1"), ("If-None-Match", &tag)],
+            "",
+        );
+        assert!(st == 304 || st == 200, "{st}");
+        st == 304 && body.is_empty()
+    });
+    assert!(not_modified, "never a 304 for an unchanged playlist");
     // HEAD: headers without a body.
     let (st, head, body) = http_request(s.rill.http_port, "HEAD", "/live/x/llhls.m3u8", None, "");
     assert_eq!(st, 200, "{head}");
@@ -247,6 +268,19 @@ fn live_fmp4_and_tokens_in_every_uri() {
     // ffmpeg follows the URIs with their tokens.
     let d = rtmp::play_av(false, &s.url(&format!("live/t.m3u8?{q}")), 3);
     assert!(d.count(0) >= 70 && d.monotonic(0), "{}", rtmp::summary(&d));
+    // Live fMP4 over a WebSocket: the init segment, then fragments.
+    let (mut ws, _) = tungstenite::connect(format!(
+        "ws://127.0.0.1:{}/live/t.mp4?{q}",
+        s.rill.http_port
+    ))
+    .expect("WebSocket fMP4");
+    let init = ws.read().expect("init").into_data();
+    assert_eq!(&init[4..8], b"ftyp");
+    for _ in 0..5 {
+        let part = ws.read().expect("a fragment").into_data();
+        assert_eq!(&part[4..8], b"moof");
+    }
+    drop(ws);
     // Live fMP4, progressive.
     let d = rtmp::play_av(false, &s.url(&format!("live/t.mp4?{q}")), 3);
     assert!(
