@@ -118,7 +118,7 @@ impl<P: Clone> LlHls<P> {
             changed = self.restart(mk);
         }
         if self.live.is_none() {
-            if !self.start(f, wall_us, mk) {
+            if !self.start(f, mk) {
                 return changed;
             }
             changed.init = true;
@@ -129,6 +129,7 @@ impl<P: Clone> LlHls<P> {
         let Some(idx) = live.map.iter().position(|t| *t == f.track) else {
             return changed;
         };
+        self.window.observe(wall_us, f.dts);
         // The frame goes in first: it makes its track's previous sample
         // ready (its duration known), so a cut before it takes that one.
         let mut cut = Cut::None;
@@ -142,18 +143,10 @@ impl<P: Clone> LlHls<P> {
         }
         let segment_cut = cut == Cut::Segment;
         if cut != Cut::None {
-            changed.media |= emit(
-                live,
-                &mut self.window,
-                self.init_id,
-                f.dts,
-                part_start,
-                wall_us,
-                mk,
-            );
+            changed.media |= emit(live, &mut self.window, self.init_id, f.dts, part_start, mk);
         }
         if segment_cut {
-            self.window.open(false, self.init_id, Some(wall_us));
+            self.window.open(false, self.init_id, f.dts);
         }
         if segment_cut {
             self.forget_inits();
@@ -233,7 +226,7 @@ impl<P: Clone> LlHls<P> {
 
     /// Makes a muxer for the tracks known now, at a key frame of the
     /// driving track (video when there is video). False: not now.
-    fn start(&mut self, f: &Frame, wall_us: i64, mk: &mut dyn FnMut(Bytes) -> P) -> bool {
+    fn start(&mut self, f: &Frame, mk: &mut dyn FnMut(Bytes) -> P) -> bool {
         let has_video = self
             .inputs
             .iter()
@@ -296,7 +289,7 @@ impl<P: Clone> LlHls<P> {
         });
         self.cutter.reset();
         let disc = std::mem::take(&mut self.discontinuity);
-        self.window.open(disc, self.init_id, Some(wall_us));
+        self.window.open(disc, self.init_id, f.dts);
         true
     }
 
@@ -321,7 +314,7 @@ impl<P: Clone> LlHls<P> {
                     len: frag.len(),
                     data: mk(frag.to_bytes()),
                 };
-                self.window.push(part, self.init_id, None);
+                self.window.push(part, self.init_id);
                 changed.media = true;
             }
             self.window.close();
@@ -347,7 +340,6 @@ fn emit<P>(
     init: u32,
     limit: i64,
     part_start: i64,
-    wall_us: i64,
     mk: &mut dyn FnMut(Bytes) -> P,
 ) -> bool {
     let Some(frag) = live.mux.fragment_before(limit) else {
@@ -359,6 +351,6 @@ fn emit<P>(
         len: frag.len(),
         data: mk(frag.to_bytes()),
     };
-    window.push(part, init, Some(wall_us));
+    window.push(part, init);
     true
 }

@@ -93,7 +93,7 @@ impl<P: Clone> TsHls<P> {
         if f.flags & RILL_FRAME_DISCONTINUITY != 0 && self.live.is_some() {
             changed = self.restart(mk);
         }
-        if self.live.is_none() && !self.start(f, wall_us) {
+        if self.live.is_none() && !self.start(f) {
             return changed;
         }
         let Some(live) = self.live.as_mut() else {
@@ -102,6 +102,7 @@ impl<P: Clone> TsHls<P> {
         let Some(idx) = live.map.iter().position(|t| *t == f.track) else {
             return changed;
         };
+        self.window.observe(wall_us, f.dts);
         if f.track == live.driver && f.dts > live.last_dts {
             live.interval = f.dts - live.last_dts;
             live.last_dts = f.dts;
@@ -116,9 +117,9 @@ impl<P: Clone> TsHls<P> {
                 len: data.len(),
                 data: mk(data),
             };
-            self.window.push(part, 0, None);
+            self.window.push(part, 0);
             self.window.close();
-            self.window.open(false, 0, Some(wall_us));
+            self.window.open(false, 0, f.dts);
             live.start_dts = f.dts;
             live.mux.start_segment(&mut live.buf);
             changed.media = true;
@@ -177,7 +178,7 @@ impl<P: Clone> TsHls<P> {
         }
     }
 
-    fn start(&mut self, f: &Frame, wall_us: i64) -> bool {
+    fn start(&mut self, f: &Frame) -> bool {
         let has_video = self
             .inputs
             .iter()
@@ -224,7 +225,7 @@ impl<P: Clone> TsHls<P> {
         });
         self.cutter.reset();
         let disc = std::mem::take(&mut self.discontinuity);
-        self.window.open(disc, 0, Some(wall_us));
+        self.window.open(disc, 0, f.dts);
         true
     }
 
@@ -240,7 +241,7 @@ impl<P: Clone> TsHls<P> {
                     len: data.len(),
                     data: mk(data),
                 };
-                self.window.push(part, 0, None);
+                self.window.push(part, 0);
                 changed.media = true;
             }
             self.window.close();

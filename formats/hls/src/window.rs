@@ -30,8 +30,14 @@ pub struct Segment<P> {
     /// The init segment it needs (fMP4).
     pub init: u32,
     /// Wall-clock time of its first frame (Unix µs), for
-    /// `EXT-X-PROGRAM-DATE-TIME`.
+    /// `EXT-X-PROGRAM-DATE-TIME`: its dts on the stream's clock (see
+    /// [`Window::observe`]).
     pub wall_us: Option<i64>,
+    /// Its first frame's dts.
+    pub start_dts: i64,
+    /// Which run of the stream's clock it belongs to (a new one after a
+    /// discontinuity).
+    epoch: u32,
 }
 
 impl<P> Segment<P> {
@@ -76,6 +82,13 @@ pub struct Window<P> {
     /// An empty segment that was dropped started a discontinuity: the
     /// next one does.
     carry_discontinuity: bool,
+    /// Wall clock minus dts, the least seen in this epoch: frames arrive
+    /// late, never early, so the least is the live edge's (a burst of
+    /// cached frames at the start looks older than it is and is corrected
+    /// as live frames come).
+    offset: Option<i64>,
+    epoch: u32,
+    last_dts: i64,
 }
 
 impl<P> Window<P> {
@@ -90,28 +103,53 @@ impl<P> Window<P> {
             discontinuity_seq: 0,
             target_s: round_s(target_us),
             carry_discontinuity: false,
+            offset: None,
+            epoch: 0,
+            last_dts: 0,
         }
     }
 
-    /// Opens a segment (closing the open one first, if any).
-    pub fn open(&mut self, discontinuity: bool, init: u32, wall_us: Option<i64>) {
+    /// Takes a frame's arrival: `wall_us` now, its `dts`. Dates the
+    /// segments (`EXT-X-PROGRAM-DATE-TIME`) of this epoch.
+    pub fn observe(&mut self, wall_us: i64, dts: i64) {
+        self.last_dts = dts;
+        let o = wall_us.saturating_sub(dts);
+        if self.offset.is_some_and(|x| x <= o) {
+            return;
+        }
+        self.offset = Some(o);
+        let epoch = self.epoch;
+        for s in self.segs.iter_mut().filter(|s| s.epoch == epoch) {
+            s.wall_us = Some(s.start_dts.saturating_add(o));
+        }
+    }
+
+    /// Opens a segment starting at `start_dts` (closing the open one
+    /// first, if any). A discontinuity starts a new epoch of the clock.
+    pub fn open(&mut self, discontinuity: bool, init: u32, start_dts: i64) {
         self.close();
         let discontinuity = discontinuity || std::mem::take(&mut self.carry_discontinuity);
+        if discontinuity {
+            self.epoch += 1;
+            self.offset = None;
+        }
         self.segs.push_back(Segment {
             msn: self.next_msn,
             parts: Vec::new(),
             complete: false,
             discontinuity,
             init,
-            wall_us,
+            wall_us: self.offset.map(|o| start_dts.saturating_add(o)),
+            start_dts,
+            epoch: self.epoch,
         });
         self.next_msn += 1;
     }
 
     /// Adds a part to the open segment (opens one when there is none).
-    pub fn push(&mut self, part: Part<P>, init: u32, wall_us: Option<i64>) {
+    pub fn push(&mut self, part: Part<P>, init: u32) {
         if self.open_segment().is_none() {
-            self.open(false, init, wall_us);
+            self.open(false, init, self.last_dts);
         }
         if let Some(s) = self.segs.back_mut() {
             s.parts.push(part);

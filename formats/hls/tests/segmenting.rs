@@ -312,3 +312,58 @@ fn ts_segments_and_playlist() {
     assert_eq!(video.len(), 50);
     assert!(video[0] & RILL_FRAME_KEY != 0);
 }
+
+/// Reads (PROGRAM-DATE-TIME in ms since the epoch of the day, EXTINF) pairs.
+fn dates_and_durations(text: &str) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    let mut date = None;
+    for l in text.lines() {
+        if let Some(d) = l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            // hh:mm:ss.mmm is enough within one test.
+            let t = &d[11..23];
+            let (h, m, s) = (&t[0..2], &t[3..5], &t[6..12]);
+            date = Some(
+                h.parse::<f64>().unwrap() * 3600.0
+                    + m.parse::<f64>().unwrap() * 60.0
+                    + s.parse::<f64>().unwrap(),
+            );
+        }
+        if let Some(d) = l.strip_prefix("#EXTINF:") {
+            let dur: f64 = d.trim_end_matches(',').parse().unwrap();
+            out.push((date.take().expect("a date per segment"), dur));
+        }
+    }
+    out
+}
+
+#[test]
+fn program_dates_follow_the_media_even_after_a_burst() {
+    let mut hls = LlHls::new(Config::default());
+    let base = 1_700_000_000_000_000i64;
+    feed_ll_at(
+        &mut hls,
+        &[
+            config(0, RILL_CODEC_H264, AVCC),
+            config(1, RILL_CODEC_AAC, ASC),
+        ],
+        |_| base,
+    );
+    // The GOP cache: 2 s of frames arrive at once, then the stream live.
+    let frames = media(0, 14, 25);
+    feed_ll_at(&mut hls, &frames, |f| base + (f.dts - 2_000_000).max(0));
+    let dd = dates_and_durations(&hls.playlist(""));
+    assert!(dd.len() >= 5, "{dd:?}");
+    for w in dd.windows(2) {
+        let ((d0, len), (d1, _)) = (w[0], w[1]);
+        assert!(
+            (d1 - d0 - len).abs() < 0.002,
+            "date {d0} + {len} s != next {d1}"
+        );
+    }
+}
+
+fn feed_ll_at(hls: &mut LlHls<Bytes>, frames: &[Frame], wall: impl Fn(&Frame) -> i64) {
+    for f in frames {
+        hls.push(f, wall(f), &mut |b| b);
+    }
+}
