@@ -26,6 +26,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// The error located in the host's config: `plugins.<plugin>.<key>:
+    /// message`.
+    pub fn in_plugin(&self, plugin: &str) -> String {
+        if self.key.is_empty() {
+            format!("plugins.{plugin}: {}", self.message)
+        } else {
+            format!("plugins.{plugin}.{}: {}", self.key, self.message)
+        }
+    }
+}
+
 /// The section's `key: value` lines, each key one of `keys` and at most
 /// once, comments and quotes removed, in order. Empty, `{}` and `null`
 /// sections give none. Nested maps and lists are refused.

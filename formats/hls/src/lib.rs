@@ -38,6 +38,7 @@
 use bytes::Bytes;
 
 mod cut;
+mod inputs;
 mod ll;
 pub mod playlist;
 mod ts;

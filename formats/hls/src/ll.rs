@@ -4,11 +4,12 @@
 use bytes::Bytes;
 use rill_abi::{
     RILL_CODEC_AAC, RILL_CODEC_AV1, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS,
-    RILL_CODEC_VP9, RILL_FRAME_CONFIG, RILL_FRAME_DISCONTINUITY, RILL_FRAME_KEY,
+    RILL_CODEC_VP9, RILL_FRAME_KEY,
 };
 use rill_mp4::{Muxer, Sample, TrackInfo};
 
 use crate::cut::{Cut, Cutter};
+use crate::inputs::{Inputs, Seen};
 use crate::window::{Part, Window};
 use crate::{playlist, Changed, Config, Error, Frame};
 
@@ -31,14 +32,6 @@ fn is_video(codec: u32) -> bool {
     )
 }
 
-/// A track the stream declared (by a config frame or its first frame).
-#[derive(Debug)]
-struct Input {
-    track: u32,
-    codec: u32,
-    config: Option<Bytes>,
-}
-
 /// The muxer of the current configuration.
 struct Live {
     mux: Muxer,
@@ -52,7 +45,7 @@ struct Live {
 /// object (init segments and parts).
 pub struct LlHls<P> {
     cfg: Config,
-    inputs: Vec<Input>,
+    inputs: Inputs,
     live: Option<Live>,
     cutter: Cutter,
     window: Window<P>,
@@ -71,7 +64,7 @@ impl<P: Clone> LlHls<P> {
     pub fn new(cfg: Config) -> LlHls<P> {
         LlHls {
             cfg,
-            inputs: Vec::new(),
+            inputs: Inputs::default(),
             live: None,
             cutter: Cutter::new(cfg.part_target_us, cfg.segment_target_us),
             window: Window::new(cfg.window, cfg.segment_target_us, cfg.first_msn),
@@ -92,30 +85,13 @@ impl<P: Clone> LlHls<P> {
             // Metadata and codecs this format cannot carry.
             return changed;
         }
-        if f.flags & RILL_FRAME_CONFIG != 0 {
-            let i = self.input(f.track, f.codec);
-            let same = self.inputs[i].config.as_ref() == Some(&f.payload)
-                && self.inputs[i].codec == f.codec;
-            if !same {
-                self.inputs[i].codec = f.codec;
-                self.inputs[i].config = Some(f.payload.clone());
-                if self.live.is_some() {
-                    changed = self.restart(mk);
-                }
-            }
-            return changed;
-        }
-        let i = self.input(f.track, f.codec);
-        if self.inputs[i].codec != f.codec {
-            // A codec change without a config frame: start over.
-            self.inputs[i].codec = f.codec;
-            self.inputs[i].config = None;
-            if self.live.is_some() {
-                changed = self.restart(mk);
-            }
-        }
-        if f.flags & RILL_FRAME_DISCONTINUITY != 0 && self.live.is_some() {
+        let mut restart = false;
+        let seen = self.inputs.take(f, &mut restart);
+        if restart && self.live.is_some() {
             changed = self.restart(mk);
+        }
+        if seen == Seen::Config {
+            return changed;
         }
         if self.live.is_none() {
             if !self.start(f, mk) {
@@ -210,38 +186,15 @@ impl<P: Clone> LlHls<P> {
         })
     }
 
-    fn input(&mut self, track: u32, codec: u32) -> usize {
-        match self.inputs.iter().position(|t| t.track == track) {
-            Some(i) => i,
-            None => {
-                self.inputs.push(Input {
-                    track,
-                    codec,
-                    config: None,
-                });
-                self.inputs.len() - 1
-            }
-        }
-    }
-
     /// Makes a muxer for the tracks known now, at a key frame of the
     /// driving track (video when there is video). False: not now.
     fn start(&mut self, f: &Frame, mk: &mut dyn FnMut(Bytes) -> P) -> bool {
-        let has_video = self
-            .inputs
-            .iter()
-            .any(|t| is_video(t.codec) && t.config.is_some());
-        let driver_ok = if has_video {
-            is_video(f.codec) && f.flags & RILL_FRAME_KEY != 0
-        } else {
-            !is_video(f.codec)
-        };
-        if !driver_ok {
+        if !self.inputs.starts_at(f, is_video) {
             return false;
         }
         let mut infos = Vec::new();
         let mut map = Vec::new();
-        for t in &self.inputs {
+        for t in &self.inputs.list {
             let config = match (&t.config, t.codec) {
                 (Some(c), _) => c.clone(),
                 // Opus may come without a header: stereo 48 kHz.

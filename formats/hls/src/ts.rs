@@ -4,11 +4,12 @@
 use bytes::{Bytes, BytesMut};
 use rill_abi::{
     RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_MP3, RILL_CODEC_OPUS,
-    RILL_FRAME_CONFIG, RILL_FRAME_DISCONTINUITY, RILL_FRAME_KEY,
+    RILL_FRAME_KEY,
 };
 use rill_ts::{MuxTrack, Muxer, MuxerConfig};
 
 use crate::cut::{Cut, Cutter};
+use crate::inputs::{Inputs, Seen};
 use crate::window::{Part, Window};
 use crate::{playlist, Changed, Config, Error, Frame};
 
@@ -21,12 +22,6 @@ fn ts_codec(codec: u32) -> bool {
 
 fn is_video(codec: u32) -> bool {
     matches!(codec, RILL_CODEC_H264 | RILL_CODEC_H265)
-}
-
-struct Input {
-    track: u32,
-    codec: u32,
-    config: Option<Bytes>,
 }
 
 struct Live {
@@ -42,7 +37,7 @@ struct Live {
 
 /// One stream's classic HLS state.
 pub struct TsHls<P> {
-    inputs: Vec<Input>,
+    inputs: Inputs,
     live: Option<Live>,
     cutter: Cutter,
     window: Window<P>,
@@ -54,7 +49,7 @@ impl<P: Clone> TsHls<P> {
     /// An empty state; it starts at the first key frame.
     pub fn new(cfg: Config) -> TsHls<P> {
         TsHls {
-            inputs: Vec::new(),
+            inputs: Inputs::default(),
             live: None,
             cutter: Cutter::new(0, cfg.segment_target_us),
             window: Window::new(cfg.window, cfg.segment_target_us, cfg.first_msn),
@@ -70,28 +65,13 @@ impl<P: Clone> TsHls<P> {
             // Metadata and codecs this format cannot carry.
             return changed;
         }
-        if f.flags & RILL_FRAME_CONFIG != 0 {
-            let i = self.input(f.track, f.codec);
-            if self.inputs[i].config.as_ref() != Some(&f.payload) || self.inputs[i].codec != f.codec
-            {
-                self.inputs[i].codec = f.codec;
-                self.inputs[i].config = Some(f.payload.clone());
-                if self.live.is_some() {
-                    changed = self.restart(mk);
-                }
-            }
-            return changed;
-        }
-        let i = self.input(f.track, f.codec);
-        if self.inputs[i].codec != f.codec {
-            self.inputs[i].codec = f.codec;
-            self.inputs[i].config = None;
-            if self.live.is_some() {
-                changed = self.restart(mk);
-            }
-        }
-        if f.flags & RILL_FRAME_DISCONTINUITY != 0 && self.live.is_some() {
+        let mut restart = false;
+        let seen = self.inputs.take(f, &mut restart);
+        if restart && self.live.is_some() {
             changed = self.restart(mk);
+        }
+        if seen == Seen::Config {
+            return changed;
         }
         if self.live.is_none() && !self.start(f) {
             return changed;
@@ -164,36 +144,13 @@ impl<P: Clone> TsHls<P> {
         playlist::ts_media(&self.window, suffix)
     }
 
-    fn input(&mut self, track: u32, codec: u32) -> usize {
-        match self.inputs.iter().position(|t| t.track == track) {
-            Some(i) => i,
-            None => {
-                self.inputs.push(Input {
-                    track,
-                    codec,
-                    config: None,
-                });
-                self.inputs.len() - 1
-            }
-        }
-    }
-
     fn start(&mut self, f: &Frame) -> bool {
-        let has_video = self
-            .inputs
-            .iter()
-            .any(|t| is_video(t.codec) && t.config.is_some());
-        let ok = if has_video {
-            is_video(f.codec) && f.flags & RILL_FRAME_KEY != 0
-        } else {
-            !is_video(f.codec)
-        };
-        if !ok {
+        if !self.inputs.starts_at(f, is_video) {
             return false;
         }
         let mut tracks = Vec::new();
         let mut map = Vec::new();
-        for t in &self.inputs {
+        for t in &self.inputs.list {
             let config = match (&t.config, t.codec) {
                 (Some(c), _) => c.clone(),
                 (None, RILL_CODEC_MP3 | RILL_CODEC_OPUS) => Bytes::new(),

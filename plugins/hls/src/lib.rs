@@ -214,7 +214,7 @@ impl Plugin for Hls {
         let config = match Config::parse(&host.config()) {
             Ok(c) => c,
             Err(e) => {
-                rill_log!(host, Error, "plugins.hls.{e}");
+                rill_log!(host, Error, "{}", e.in_plugin("hls"));
                 return Err(Error::INVALID);
             }
         };

@@ -30,10 +30,9 @@
 //! Unknown keys and bad values are errors (the instance is not created and
 //! the host keeps what runs), as in the host's own configuration.
 
-use std::fmt;
 use std::time::Duration;
 
-use rill_abi::sdk::config::{duration, flat_pairs, size};
+use rill_abi::sdk::config::{duration, flat_pairs, size, ConfigError};
 use rill_rtmp::Limits;
 
 /// Everything the plugin reads from its section.
@@ -72,27 +71,6 @@ impl Default for Config {
         }
     }
 }
-
-/// A configuration error: the key (if any) and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The key, or empty for the section as a whole.
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "plugins.rtmp: {}", self.message)
-        } else {
-            write!(f, "plugins.rtmp.{}: {}", self.key, self.message)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 const KEYS: &[&str] = &[
     "listen",

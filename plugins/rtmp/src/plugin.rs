@@ -69,7 +69,7 @@ impl Plugin for Rtmp {
         let config = match Config::parse(&host.config()) {
             Ok(c) => c,
             Err(e) => {
-                rill_log!(host, Error, "{e}");
+                rill_log!(host, Error, "{}", e.in_plugin("rtmp"));
                 return Err(SdkError::INVALID);
             }
         };

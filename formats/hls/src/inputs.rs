@@ -1,0 +1,80 @@
+//! The tracks a stream declared and their configurations, and what a new
+//! frame changes about them: the part both HLS flavours share before
+//! their muxers.
+
+use bytes::Bytes;
+use rill_abi::{RILL_FRAME_CONFIG, RILL_FRAME_DISCONTINUITY, RILL_FRAME_KEY};
+
+use crate::Frame;
+
+/// A track the stream declared (by a config frame or its first frame).
+#[derive(Debug)]
+pub(crate) struct Input {
+    pub track: u32,
+    pub codec: u32,
+    pub config: Option<Bytes>,
+}
+
+/// What a frame means for the muxer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// A config frame: nothing to mux.
+    Config,
+    /// A media frame.
+    Media,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Inputs {
+    pub list: Vec<Input>,
+}
+
+impl Inputs {
+    /// Records what `f` says about its track; `restart` is set when the
+    /// running muxer can no longer carry the stream (a changed
+    /// configuration or codec, a discontinuity).
+    pub(crate) fn take(&mut self, f: &Frame, restart: &mut bool) -> Seen {
+        let i = match self.list.iter().position(|t| t.track == f.track) {
+            Some(i) => i,
+            None => {
+                self.list.push(Input {
+                    track: f.track,
+                    codec: f.codec,
+                    config: None,
+                });
+                self.list.len() - 1
+            }
+        };
+        let t = &mut self.list[i];
+        if f.flags & RILL_FRAME_CONFIG != 0 {
+            if t.config.as_ref() != Some(&f.payload) || t.codec != f.codec {
+                t.codec = f.codec;
+                t.config = Some(f.payload.clone());
+                *restart = true;
+            }
+            return Seen::Config;
+        }
+        if t.codec != f.codec {
+            // A codec change without a config frame: start over.
+            t.codec = f.codec;
+            t.config = None;
+            *restart = true;
+        }
+        *restart |= f.flags & RILL_FRAME_DISCONTINUITY != 0;
+        Seen::Media
+    }
+
+    /// Whether a muxer may start at `f`: a key frame of a video track when
+    /// the stream has configured video, else any audio frame.
+    pub(crate) fn starts_at(&self, f: &Frame, is_video: fn(u32) -> bool) -> bool {
+        let has_video = self
+            .list
+            .iter()
+            .any(|t| is_video(t.codec) && t.config.is_some());
+        if has_video {
+            is_video(f.codec) && f.flags & RILL_FRAME_KEY != 0
+        } else {
+            !is_video(f.codec)
+        }
+    }
+}
