@@ -2,6 +2,7 @@
 //! plugins dir and config on free loopback ports, and real clients against it
 //! (ffmpeg publishes, ffprobe/ffmpeg play), reporting what the clients decoded.
 
+pub mod browser;
 pub mod hooks;
 pub mod netns;
 pub mod rtmp;

@@ -8,52 +8,18 @@
 //! Skipped (with a SKIPPED line) only when chromium, node or the npm
 //! dependencies are not installed: scripts/install-deps installs them.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rill_e2e::*;
 
-fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn chromium() -> String {
-    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
-
-/// Why the browser test cannot run here, if it cannot.
-fn missing(browser_dir: &Path) -> Option<String> {
-    if !Path::new(&chromium()).exists() {
-        return Some(format!("{} not installed", chromium()));
-    }
-    if !have("node", "--version") {
-        return Some("node not installed".into());
-    }
-    for dep in ["playwright-core", "mpegts.js/dist/mpegts.js"] {
-        if !browser_dir.join("node_modules").join(dep).exists() {
-            return Some(format!(
-                "tests/browser/node_modules/{dep} missing (npm ci in tests/browser)"
-            ));
-        }
-    }
-    None
-}
-
 #[test]
 fn http_flv_plays_in_headless_chromium_with_mpegts_js() {
-    let browser_dir = workspace_dir().join("tests/browser");
+    let browser_dir = browser::dir();
     if !rill_testsupport::require_tool(
         "http_flv_plays_in_headless_chromium_with_mpegts_js",
         "the browser stack",
-        missing(&browser_dir),
+        browser::missing(&["playwright-core", "mpegts.js/dist/mpegts.js"]),
     ) {
         return;
     }
@@ -89,7 +55,7 @@ fn http_flv_plays_in_headless_chromium_with_mpegts_js() {
         .arg(browser_dir.join("play.mjs"))
         .arg(&url)
         .args(["--until", "4", "--timeout", "15"])
-        .env("CHROMIUM", chromium())
+        .env("CHROMIUM", browser::chromium())
         .stdin(Stdio::null())
         .output()
         .expect("run node play.mjs");

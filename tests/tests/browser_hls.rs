@@ -17,7 +17,6 @@
 //! failing instead under RILL_REQUIRE_TOOLS=1.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -27,45 +26,9 @@ use rill_e2e::rtmp::{self, Guard};
 use rill_e2e::*;
 use serde_json::Value;
 
-fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn chromium() -> String {
-    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
-
-fn browser_dir() -> PathBuf {
-    workspace_dir().join("tests/browser")
-}
-
-/// Why the browser tests cannot run here, if they cannot.
-fn missing(browser_dir: &Path) -> Option<String> {
-    if !Path::new(&chromium()).exists() {
-        return Some(format!("{} not installed", chromium()));
-    }
-    if !have("node", "--version") {
-        return Some("node not installed".into());
-    }
-    for dep in ["playwright-core", "hls.js/dist/hls.min.js"] {
-        if !browser_dir.join("node_modules").join(dep).exists() {
-            return Some(format!(
-                "tests/browser/node_modules/{dep} missing (npm ci in tests/browser)"
-            ));
-        }
-    }
-    None
-}
-
 fn runnable(test: &str) -> bool {
-    rill_testsupport::require_tool(test, "the browser stack", missing(&browser_dir()))
+    let deps = ["playwright-core", "hls.js/dist/hls.min.js"];
+    rill_testsupport::require_tool(test, "the browser stack", browser::missing(&deps))
 }
 
 /// Rill with the RTMP and HLS plugins; a publisher that goes is given 1 s
@@ -127,12 +90,12 @@ impl Driver {
     /// [`Driver::stop`]).
     fn spawn(page: &str, query: &str, until: f64, timeout: f64) -> Driver {
         let mut child = Command::new("node")
-            .arg(browser_dir().join("drive.mjs"))
+            .arg(browser::dir().join("drive.mjs"))
             .arg(page)
             .args(["--query", query])
             .args(["--until", &until.to_string()])
             .args(["--timeout", &timeout.to_string()])
-            .env("CHROMIUM", chromium())
+            .env("CHROMIUM", browser::chromium())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
