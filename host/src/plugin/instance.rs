@@ -58,6 +58,11 @@ pub(crate) struct Instance {
     pub host: Arc<HostShared>,
     instance: AtomicPtr<c_void>,
     pub(crate) creating: AtomicBool,
+    /// How `create` went: 0 not yet, 1 created, 2 failed. Sessions started
+    /// during `create` (connect, session_open) wait for it: no callback
+    /// runs before the plugin has its instance, and none after a failure.
+    created: std::sync::atomic::AtomicU8,
+    created_notify: Notify,
     pub(crate) draining: AtomicBool,
     pub(crate) listens: Mutex<Vec<ListenDecl>>,
     pub(crate) routes: Mutex<Vec<RouteDecl>>,
@@ -117,6 +122,8 @@ impl Instance {
             host,
             instance: AtomicPtr::new(std::ptr::null_mut()),
             creating: AtomicBool::new(false),
+            created: std::sync::atomic::AtomicU8::new(0),
+            created_notify: Notify::new(),
             draining: AtomicBool::new(false),
             listens: Mutex::new(Vec::new()),
             routes: Mutex::new(Vec::new()),
@@ -180,6 +187,9 @@ impl Instance {
         };
         self.creating.store(false, Ordering::Release);
         self.instance.store(inst, Ordering::Release);
+        self.created
+            .store(if status < 0 { 2 } else { 1 }, Ordering::Release);
+        self.created_notify.notify_waiters();
         if status < 0 {
             self.stop_instance_task();
             // The plugin's own words say more than a status name.
@@ -190,6 +200,20 @@ impl Instance {
             });
         }
         Ok(())
+    }
+
+    /// Waits until `create` returned: true when it succeeded.
+    pub(crate) async fn wait_created(&self) -> bool {
+        loop {
+            // Registered before the check, so a notification between the
+            // two is not missed.
+            let notified = self.created_notify.notified();
+            match self.created.load(Ordering::Acquire) {
+                1 => return true,
+                2 => return false,
+                _ => notified.await,
+            }
+        }
     }
 
     pub(crate) fn drain(&self) {

@@ -458,6 +458,10 @@ pub(crate) fn spawn_connect(
     let user = UserPtr(user);
     inst.host.rt.spawn(async move {
         let user = user;
+        if !s.inst.wait_created().await {
+            finish(&s);
+            return;
+        }
         let connected = tokio::time::timeout(Duration::from_secs(10), async {
             let sock = tokio::net::TcpStream::connect(&addr).await?;
             Ok::<Io, std::io::Error>(match tls {
@@ -493,6 +497,13 @@ pub(crate) fn spawn_connect(
 }
 
 async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
+    // A session opened during `create` starts once the plugin has its
+    // instance (and never, if `create` failed).
+    if !s.inst.wait_created().await {
+        close_handles(&s);
+        finish(&s);
+        return;
+    }
     let listener_id = match origin {
         Origin::Listener(id) => id,
         Origin::Connect => RILL_LISTENER_CONNECT,
