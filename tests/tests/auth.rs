@@ -427,7 +427,7 @@ fn ip_rules_and_limits() {
         (ask(s.rtmp, "127.0.0.3", "live", "y", false).0 == Answer::Started).then_some(())
     });
     assert!(ok.is_some(), "places not freed");
-    assert!(s.metric("reason=\"max_connections_per_ip\""));
+    assert!(s.metric("action=\"connect\",protocol=\"rtmp\",reason=\"max_connections_per_ip\""));
 
     // Two players of a stream at most.
     let (a1, _, _p1) = ask_keep(s.rtmp, "127.0.0.1", "live", "z", false);

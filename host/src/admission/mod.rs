@@ -182,8 +182,9 @@ pub struct Admission {
     notifier: std::sync::OnceLock<Notifier>,
     in_flight: Arc<AtomicUsize>,
     tls: Arc<dyn Fn() -> Option<Arc<rustls::ClientConfig>> + Send + Sync>,
-    /// Refusals by (action, protocol, reason).
-    refusals: Mutex<BTreeMap<(Action, String, &'static str), u64>>,
+    /// Refusals by (action: `publish`, `play` or `connect`, protocol,
+    /// reason).
+    refusals: Mutex<BTreeMap<(&'static str, String, &'static str), u64>>,
     last_logged: Mutex<HashMap<IpAddr, Instant>>,
     node: String,
 }
@@ -377,6 +378,17 @@ impl Admission {
         client: Option<IpAddr>,
         r: Refusal,
     ) {
+        self.count_refusal(action.as_str(), path, protocol, client, r)
+    }
+
+    fn count_refusal(
+        &self,
+        action: &'static str,
+        path: &str,
+        protocol: &str,
+        client: Option<IpAddr>,
+        r: Refusal,
+    ) {
         *self
             .refusals
             .lock()
@@ -404,15 +416,14 @@ impl Admission {
             tracing::info!(
                 client = %who,
                 protocol,
-                "refused to {} {path}: {} (further refusals of this client are not logged for a minute)",
-                action.as_str(),
+                "refused to {action} {path}: {} (further refusals of this client are not logged for a minute)",
                 r.reason
             );
         }
     }
 
     /// Refusals so far, by (action, protocol, reason).
-    pub fn refusal_counts(&self) -> Vec<(Action, String, &'static str, u64)> {
+    pub fn refusal_counts(&self) -> Vec<(&'static str, String, &'static str, u64)> {
         self.refusals
             .lock()
             .iter()
@@ -432,8 +443,8 @@ impl Admission {
                     limits::Over::Open => "max_connections_per_ip",
                     limits::Over::Rate => "max_new_connections_per_ip_per_s",
                 };
-                self.refused(
-                    Action::Play,
+                self.count_refusal(
+                    "connect",
                     "-",
                     listener,
                     Some(peer),

@@ -22,7 +22,7 @@ struct Snapshot {
     /// HTTPS handshakes (completed, failed), when HTTPS is on.
     tls: Option<(u64, u64)>,
     udp: Vec<crate::plugin::UdpStats>,
-    refusals: Vec<(crate::admission::Action, String, &'static str, u64)>,
+    refusals: Vec<(&'static str, String, &'static str, u64)>,
     /// Hook answers and notifications by outcome.
     hooks: [(&'static str, &'static str, u64); 6],
 }
@@ -148,7 +148,7 @@ impl Collector for Snapshot {
             )?;
             for (action, protocol, reason, n) in &self.refusals {
                 let labels = [
-                    ("action", action.as_str()),
+                    ("action", *action),
                     ("protocol", protocol.as_str()),
                     ("reason", reason),
                 ];
