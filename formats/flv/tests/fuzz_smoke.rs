@@ -6,15 +6,12 @@
 //! `cargo test -p rill-flv --test fuzz_smoke -- --ignored` rewrites
 //! the seed corpus from the generators below.
 
-use std::fs;
-use std::path::PathBuf;
-
 use rill_flv::amf0::{self, Value};
 use rill_flv::fuzzing;
 use rill_flv::fuzzing::seeds::{connect_obj, metadata, AVC_SEQ};
 use rill_testsupport::fuzz;
 
-type Target = fn(&[u8]);
+use rill_testsupport::fuzz::{Seed, Target};
 
 /// Each target, its mutation rounds and its mutation seed: fixed per target
 /// (rill-rtmp's targets have 1, 2, 5 and 6), so a target's inputs do not
@@ -31,23 +28,12 @@ const MAGIC: [u8; 16] = [
     0x00, 0x01, 0x02, 0x03, 0x05, 0x08, 0x09, 0x0a, 0x0c, 0x12, 0x17, 0x27, 0x7f, 0x90, 0xaf, 0xff,
 ];
 
-fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target)
-}
-
 #[test]
 fn fuzz_targets_over_corpus_and_mutations() {
-    for (name, target, rounds, seed) in TARGETS {
-        fuzz::smoke(name, &corpus_dir(name), target, rounds, seed, &MAGIC);
-    }
+    fuzz::smoke_all(env!("CARGO_MANIFEST_DIR"), &TARGETS, &MAGIC);
 }
 
 // ---- seed corpus generators ----
-
-/// A named seed file.
-type Seed = (&'static str, Vec<u8>);
 
 fn amf0_seeds() -> Vec<Seed> {
     // An RTMP connect command's body: name, transaction id, command object.
@@ -131,11 +117,8 @@ fn flv_seeds() -> Vec<Seed> {
 #[test]
 #[ignore = "rewrites fuzz/corpus; run on purpose"]
 fn write_seed_corpus() {
-    for (target, seeds) in [("amf0", amf0_seeds()), ("flv_tag", flv_seeds())] {
-        let dir = corpus_dir(target);
-        fs::create_dir_all(&dir).unwrap();
-        for (name, bytes) in seeds {
-            fs::write(dir.join(name), bytes).unwrap();
-        }
-    }
+    fuzz::write_corpus(
+        env!("CARGO_MANIFEST_DIR"),
+        vec![("amf0", amf0_seeds()), ("flv_tag", flv_seeds())],
+    );
 }

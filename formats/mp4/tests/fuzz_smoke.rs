@@ -6,9 +6,6 @@
 //! `cargo test -p rill-mp4 --test fuzz_smoke -- --ignored` rewrites the
 //! seed corpus from the generators below.
 
-use std::fs;
-use std::path::PathBuf;
-
 use bytes::Bytes;
 use rill_abi::{
     RILL_CODEC_AAC, RILL_CODEC_AV1, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS,
@@ -18,7 +15,7 @@ use rill_mp4::fuzzing::{self, seeds};
 use rill_mp4::{Muxer, Sample, TrackInfo};
 use rill_testsupport::fuzz;
 
-type Target = fn(&[u8]);
+use rill_testsupport::fuzz::{Seed, Target};
 
 /// Each target, its mutation rounds and its mutation seed: fixed per target
 /// (other crates' targets have 1 to 8), so a target's inputs do not change
@@ -34,23 +31,12 @@ const MAGIC: [u8; 16] = [
     0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x07, 0x08, 0x10, 0x20, 0x40, 0x7f, 0x80, 0x81, 0xc0, 0xff,
 ];
 
-fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target)
-}
-
 #[test]
 fn fuzz_targets_over_corpus_and_mutations() {
-    for (name, target, rounds, seed) in TARGETS {
-        fuzz::smoke(name, &corpus_dir(name), target, rounds, seed, &MAGIC);
-    }
+    fuzz::smoke_all(env!("CARGO_MANIFEST_DIR"), &TARGETS, &MAGIC);
 }
 
 // ---- seed corpus generators ----
-
-/// A named seed file.
-type Seed = (&'static str, Vec<u8>);
 
 fn track(codec: u32, config: &'static [u8]) -> TrackInfo {
     TrackInfo::new(codec, Bytes::from_static(config)).unwrap()
@@ -215,11 +201,8 @@ fn roundtrip_seeds() -> Vec<Seed> {
 #[test]
 #[ignore = "rewrites fuzz/corpus; run on purpose"]
 fn write_seed_corpus() {
-    for (target, seeds) in [("boxes", boxes_seeds()), ("roundtrip", roundtrip_seeds())] {
-        let dir = corpus_dir(target);
-        fs::create_dir_all(&dir).unwrap();
-        for (name, bytes) in seeds {
-            fs::write(dir.join(name), bytes).unwrap();
-        }
-    }
+    fuzz::write_corpus(
+        env!("CARGO_MANIFEST_DIR"),
+        vec![("boxes", boxes_seeds()), ("roundtrip", roundtrip_seeds())],
+    );
 }

@@ -22,7 +22,7 @@ use rill_rtmp::message::{self, Command, Message, UserControl};
 use rill_rtmp::{Event, Limits, Session, Settings};
 use rill_testsupport::fuzz;
 
-type Target = fn(&[u8]);
+use rill_testsupport::fuzz::{Seed, Target};
 
 /// Each target, its mutation rounds and its mutation seed: fixed per target
 /// (rill-flv's amf0 and flv_tag have 3 and 4), so a target's inputs do not
@@ -39,23 +39,12 @@ const MAGIC: [u8; 12] = [
     0x00, 0x01, 0x02, 0x03, 0x07, 0x09, 0x7f, 0x80, 0xc3, 0xff, 0x0a, 0x12,
 ];
 
-fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target)
-}
-
 #[test]
 fn fuzz_targets_over_corpus_and_mutations() {
-    for (name, target, rounds, seed) in TARGETS {
-        fuzz::smoke(name, &corpus_dir(name), target, rounds, seed, &MAGIC);
-    }
+    fuzz::smoke_all(env!("CARGO_MANIFEST_DIR"), &TARGETS, &MAGIC);
 }
 
 // ---- seed corpus generators ----
-
-/// A named seed file.
-type Seed = (&'static str, Vec<u8>);
 
 fn pattern(seed: u8) -> [u8; PACKET_SIZE] {
     let mut p = [0u8; PACKET_SIZE];
@@ -516,11 +505,5 @@ fn write_seed_corpus() {
     }
     sets[1].1.extend(real.iter().cloned());
     sets[2].1.extend(real);
-    for (target, seeds) in sets {
-        let dir = corpus_dir(target);
-        fs::create_dir_all(&dir).unwrap();
-        for (name, bytes) in seeds {
-            fs::write(dir.join(name), bytes).unwrap();
-        }
-    }
+    fuzz::write_corpus(env!("CARGO_MANIFEST_DIR"), sets.into());
 }

@@ -6,9 +6,6 @@
 //! `cargo test -p rill-ts --test fuzz_smoke -- --ignored` rewrites
 //! the seed corpus from the generators below.
 
-use std::fs;
-use std::path::PathBuf;
-
 use bytes::Bytes;
 use rill_abi::{
     RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_MP3, RILL_CODEC_OPUS,
@@ -18,7 +15,7 @@ use rill_testsupport::fuzz;
 use rill_ts::fuzzing::{self, seeds};
 use rill_ts::{Frame, MuxTrack, Muxer, MuxerConfig};
 
-type Target = fn(&[u8]);
+use rill_testsupport::fuzz::{Seed, Target};
 
 /// Each target, its mutation rounds and its mutation seed: fixed per target
 /// (rill-flv's targets have 3 and 4, rill-rtmp's 1, 2, 5 and 6), so a
@@ -36,23 +33,12 @@ const MAGIC: [u8; 24] = [
     0x67, 0x7F, 0xB0, 0xBD, 0xC0, 0xE0, 0xF1, 0xFF,
 ];
 
-fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target)
-}
-
 #[test]
 fn fuzz_targets_over_corpus_and_mutations() {
-    for (name, target, rounds, seed) in TARGETS {
-        fuzz::smoke(name, &corpus_dir(name), target, rounds, seed, &MAGIC);
-    }
+    fuzz::smoke_all(env!("CARGO_MANIFEST_DIR"), &TARGETS, &MAGIC);
 }
 
 // ---- seed corpus generators ----
-
-/// A named seed file.
-type Seed = (&'static str, Vec<u8>);
 
 fn frame(track: u32, codec: u32, key: bool, t: i64, payload: Bytes) -> Frame {
     Frame {
@@ -178,11 +164,8 @@ fn roundtrip_seeds() -> Vec<Seed> {
 #[test]
 #[ignore = "rewrites fuzz/corpus; run on purpose"]
 fn write_seed_corpus() {
-    for (target, seeds) in [("demux", demux_seeds()), ("roundtrip", roundtrip_seeds())] {
-        let dir = corpus_dir(target);
-        fs::create_dir_all(&dir).unwrap();
-        for (name, bytes) in seeds {
-            fs::write(dir.join(name), bytes).unwrap();
-        }
-    }
+    fuzz::write_corpus(
+        env!("CARGO_MANIFEST_DIR"),
+        vec![("demux", demux_seeds()), ("roundtrip", roundtrip_seeds())],
+    );
 }

@@ -84,6 +84,44 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], magic: &[u8], input: &mut Vec<u8>) {
     }
 }
 
+/// A fuzz target's body, as the cargo-fuzz target and the smoke test call it.
+pub type Target = fn(&[u8]);
+
+/// A named seed file of a corpus.
+pub type Seed = (&'static str, Vec<u8>);
+
+/// `<crate>/fuzz/corpus/<target>`, for a crate's `CARGO_MANIFEST_DIR`.
+pub fn corpus_dir(manifest_dir: &str, target: &str) -> std::path::PathBuf {
+    Path::new(manifest_dir).join("fuzz/corpus").join(target)
+}
+
+/// [`smoke`] for each of a crate's targets: (name, body, rounds, seed),
+/// over their committed corpora.
+pub fn smoke_all(manifest_dir: &str, targets: &[(&str, Target, usize, u64)], magic: &[u8]) {
+    for &(name, target, rounds, seed) in targets {
+        smoke(
+            name,
+            &corpus_dir(manifest_dir, name),
+            target,
+            rounds,
+            seed,
+            magic,
+        );
+    }
+}
+
+/// Writes each target's seeds into its corpus directory (the generators
+/// of the `#[ignore]`d `write_seed_corpus` tests).
+pub fn write_corpus(manifest_dir: &str, sets: Vec<(&str, Vec<Seed>)>) {
+    for (target, seeds) in sets {
+        let dir = corpus_dir(manifest_dir, target);
+        fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in seeds {
+            fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+}
+
 /// Runs `target` (the fuzz target `name`) over every file in `corpus_dir`
 /// (at least 3), then over `rounds` inputs: a seed mutated, or pure noise
 /// every tenth round, mutated too. `seed` picks the mutations (the same
