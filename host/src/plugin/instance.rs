@@ -204,6 +204,11 @@ impl Instance {
 
     /// Waits until `create` returned: true when it succeeded.
     pub(crate) async fn wait_created(&self) -> bool {
+        // Every session of a running instance asks: answer without a
+        // waiter then.
+        if self.created.load(Ordering::Acquire) == 1 {
+            return true;
+        }
         loop {
             // Registered before the check, so a notification between the
             // two is not missed.
