@@ -1,0 +1,71 @@
+//! Fuzz target bodies, shared by the cargo-fuzz targets under `fuzz/` and
+//! the stable smoke test (`tests/fuzz_smoke.rs`). Each must never panic.
+
+use std::net::SocketAddr;
+
+use crate::conn::{Connection, Settings};
+use crate::listener::{Answer, Config, Listener};
+use crate::packet::{Packet, MAX_DATAGRAM};
+use crate::seq::Seq;
+
+/// Parses a datagram; what parses must write back to something that parses
+/// the same.
+pub fn packet(data: &[u8]) {
+    if let Ok(Packet::Control(c)) = Packet::parse(data) {
+        let again = c.to_vec();
+        if again.len() <= MAX_DATAGRAM {
+            let back = Packet::parse(&again).expect("a written packet parses");
+            assert_eq!(back, Packet::Control(c));
+        }
+    }
+    let _ = crate::streamid::StreamId::parse(&String::from_utf8_lossy(data));
+}
+
+/// Feeds datagrams (length-prefixed by one byte, then 2 bytes of time
+/// step) to a listener and an established connection.
+pub fn session(data: &[u8]) {
+    let listener = Listener::new(Config {
+        passphrase: Some("fuzzing passphrase".into()),
+        recv_buffer: 64,
+        send_buffer: 64,
+        ..Config::default()
+    })
+    .expect("random source");
+    let from: SocketAddr = "192.0.2.1:4000".parse().expect("address");
+    let mut conn = Connection::new(
+        Settings {
+            local_id: 1,
+            peer_id: 2,
+            isn: Seq(0x7FFF_FFF0),
+            recv_latency: 20_000,
+            send_latency: 20_000,
+            start: 0,
+            peer_time_base: 0,
+            keys: None,
+            passphrase: None,
+            recv_buffer: 64,
+            send_buffer: 64,
+            idle_timeout: 5_000_000,
+        },
+        0,
+    );
+    let mut now = 0u64;
+    let mut rest = data;
+    while rest.len() >= 3 {
+        let len = usize::from(rest[0]) * 6;
+        now += u64::from(u16::from_be_bytes([rest[1], rest[2]]));
+        rest = &rest[3..];
+        let (d, r) = rest.split_at(len.min(rest.len()));
+        rest = r;
+        if let Answer::Conclusion(p) = listener.handle(now, from, d) {
+            let _ = p.accept(9, now);
+        }
+        let _ = conn.handle(now, d);
+        if d.len() > 4 {
+            let _ = conn.send(now, &d[..d.len().min(crate::MAX_PAYLOAD)]);
+        }
+        conn.tick(now);
+        while conn.poll_deliver(now).is_some() {}
+        while conn.poll_transmit().is_some() {}
+    }
+}
