@@ -35,10 +35,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use bytes::Bytes;
-
 mod cut;
-mod inputs;
 mod ll;
 pub mod playlist;
 mod ts;
@@ -54,21 +51,7 @@ pub use window::{Part, Readiness, Segment, Window};
 pub const MAX_SEGMENT_US: i64 = 30_000_000;
 
 /// One frame of the stream, as the host delivers it (times in µs).
-#[derive(Debug, Clone)]
-pub struct Frame {
-    /// The host's track id.
-    pub track: u32,
-    /// `RILL_CODEC_*`.
-    pub codec: u32,
-    /// `RILL_FRAME_*`.
-    pub flags: u32,
-    /// Presentation time, µs.
-    pub pts: i64,
-    /// Decode time, µs.
-    pub dts: i64,
-    /// Length-prefixed NAL units, a raw audio frame, ... (the host's form).
-    pub payload: Bytes,
-}
+pub use rill_ts::Frame;
 
 /// Segmenting settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use rill_abi::{
 use rill_mp4::{Muxer, Sample, TrackInfo};
 
 use crate::cut::{Cut, Cutter};
-use crate::inputs::{Inputs, Seen};
 use crate::window::{Part, Window};
 use crate::{playlist, Changed, Config, Error, Frame};
+use rill_ts::inputs::{Inputs, Seen};
 
 fn mp4_codec(codec: u32) -> bool {
     matches!(

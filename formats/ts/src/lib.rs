@@ -162,6 +162,8 @@ pub mod demux;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod inputs;
+pub mod live;
 pub mod mux;
 pub mod nal;
 pub mod packet;
@@ -174,6 +176,7 @@ use rill_abi::{RILL_FRAME_CONFIG, RILL_FRAME_KEY};
 
 pub use demux::{Demuxer, Event, Limits, TrackInfo};
 pub use error::Error;
+pub use live::LiveMuxer;
 pub use mux::{MuxTrack, Muxer, MuxerConfig};
 
 /// A media frame in the host's model, independent of the ABI's C types.

@@ -1,6 +1,6 @@
-//! The tracks a stream declared and their configurations, and what a new
-//! frame changes about them: the part both HLS flavours share before
-//! their muxers.
+//! The tracks a live stream declared and their configurations, and what a
+//! new frame changes about them: the bookkeeping every muxer of host
+//! frames does first (HLS, fMP4, TS over SRT).
 
 use bytes::Bytes;
 use rill_abi::{RILL_FRAME_CONFIG, RILL_FRAME_DISCONTINUITY, RILL_FRAME_KEY};
@@ -9,23 +9,28 @@ use crate::Frame;
 
 /// A track the stream declared (by a config frame or its first frame).
 #[derive(Debug)]
-pub(crate) struct Input {
+pub struct Input {
+    /// The host's track id.
     pub track: u32,
+    /// `RILL_CODEC_*`.
     pub codec: u32,
+    /// The latest configuration (from a config frame).
     pub config: Option<Bytes>,
 }
 
 /// What a frame means for the muxer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Seen {
+pub enum Seen {
     /// A config frame: nothing to mux.
     Config,
     /// A media frame.
     Media,
 }
 
+/// The tracks seen so far.
 #[derive(Debug, Default)]
-pub(crate) struct Inputs {
+pub struct Inputs {
+    /// In the order they appeared.
     pub list: Vec<Input>,
 }
 
@@ -33,7 +38,7 @@ impl Inputs {
     /// Records what `f` says about its track; `restart` is set when the
     /// running muxer can no longer carry the stream (a changed
     /// configuration or codec, a discontinuity).
-    pub(crate) fn take(&mut self, f: &Frame, restart: &mut bool) -> Seen {
+    pub fn take(&mut self, f: &Frame, restart: &mut bool) -> Seen {
         let i = match self.list.iter().position(|t| t.track == f.track) {
             Some(i) => i,
             None => {
@@ -66,7 +71,7 @@ impl Inputs {
 
     /// Whether a muxer may start at `f`: a key frame of a video track when
     /// the stream has configured video, else any audio frame.
-    pub(crate) fn starts_at(&self, f: &Frame, is_video: fn(u32) -> bool) -> bool {
+    pub fn starts_at(&self, f: &Frame, is_video: fn(u32) -> bool) -> bool {
         let has_video = self
             .list
             .iter()
