@@ -27,6 +27,9 @@ const MIN_NAK_INTERVAL: u64 = 20_000;
 const ACK_HISTORY: usize = 64;
 /// Received packets per drift-correction window.
 const DRIFT_WINDOW: u32 = 1000;
+/// RTT and its variance before any measurement, µs (libsrt's).
+const INITIAL_RTT: u64 = 100_000;
+const INITIAL_RTT_VAR: u64 = 50_000;
 
 /// What both sides agreed in the handshake.
 #[derive(Debug, Clone)]
@@ -141,8 +144,6 @@ pub struct Connection {
     acks: VecDeque<(u32, u64)>,
     last_ack: u64,
     last_acked: Seq,
-    last_ts: u32,
-    ts_epoch: i64,
     drift_min: i64,
     drift_count: u32,
     rtt: u64,
@@ -183,12 +184,10 @@ impl Connection {
             ack_number: 0,
             acks: VecDeque::new(),
             last_ack: now,
-            last_ts: 0,
-            ts_epoch: 0,
             drift_min: i64::MAX,
             drift_count: 0,
-            rtt: 100_000,
-            rtt_var: 50_000,
+            rtt: INITIAL_RTT,
+            rtt_var: INITIAL_RTT_VAR,
             rate_window: (now, 0, 0),
             rate: (0, 0),
             msg: 1,
@@ -264,21 +263,14 @@ impl Connection {
 
     // ---- receiving ----
 
-    fn unwrap_ts(&mut self, ts: u32) -> i64 {
-        const WRAP: i64 = 1 << 32;
-        let d = ts.wrapping_sub(self.last_ts) as i32;
-        if d >= 0 {
-            if ts < self.last_ts {
-                self.ts_epoch += WRAP;
-            }
-            self.last_ts = ts;
-            self.ts_epoch + i64::from(ts)
-        } else if ts > self.last_ts {
-            // An older packet from before the last wrap.
-            self.ts_epoch - WRAP + i64::from(ts)
-        } else {
-            self.ts_epoch + i64::from(ts)
-        }
+    /// The peer's 32-bit timestamp unwrapped: the value with the same low
+    /// 32 bits nearest to the peer's clock now (as the time base maps it).
+    /// Needs no history, so the first packets may come at any timestamp and
+    /// after any silence (a timestamp compared with the last one seen is
+    /// ambiguous once they are 2^31 µs, 36 minutes, apart).
+    fn unwrap_ts(&self, now: u64, ts: u32) -> i64 {
+        let expected = now as i64 - self.s.peer_time_base;
+        expected + i64::from(ts.wrapping_sub(expected as u32) as i32)
     }
 
     fn on_data(&mut self, now: u64, d: DataPacket<'_>) {
@@ -310,7 +302,7 @@ impl Connection {
                 return;
             }
         }
-        let time = self.unwrap_ts(d.timestamp);
+        let time = self.unwrap_ts(now, d.timestamp);
         if !d.retransmitted {
             let delta = now as i64 - (self.s.peer_time_base + time);
             self.drift_min = self.drift_min.min(delta);
@@ -468,9 +460,21 @@ impl Connection {
                     }
                 }
                 if let Some(i) = info {
-                    if i.rtt > 0 {
-                        self.rtt = u64::from(i.rtt);
-                        self.rtt_var = u64::from(i.rtt_var);
+                    let (rtt, var) = (u64::from(i.rtt), u64::from(i.rtt_var));
+                    if self.stats.recv_packets == 0 {
+                        // Only the peer receives data: its estimate (from
+                        // ACKACKs) is the RTT.
+                        if rtt > 0 {
+                            (self.rtt, self.rtt_var) = (rtt, var);
+                        }
+                    } else if rtt > 0 && (rtt, var) != (INITIAL_RTT, INITIAL_RTT_VAR) {
+                        // Data both ways: this side measures the RTT from
+                        // its own ACKACKs; the peer's estimate is smoothed
+                        // in, never taken as is (libsrt does the same),
+                        // or each side's samples would be overwritten by
+                        // the other's stale value.
+                        self.rtt_var = (self.rtt_var * 3 + self.rtt.abs_diff(rtt)) / 4;
+                        self.rtt = (self.rtt * 7 + rtt) / 8;
                     }
                 }
                 if number != 0 {

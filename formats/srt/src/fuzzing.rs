@@ -4,17 +4,39 @@
 use std::net::SocketAddr;
 
 use crate::conn::{Connection, Settings};
+use crate::handshake::{ext_flag, hs_type};
 use crate::listener::{Answer, Config, Listener};
-use crate::packet::{Packet, MAX_DATAGRAM};
+use crate::packet::{Control, Packet, MAX_DATAGRAM};
 use crate::seq::Seq;
 
 /// Parses a datagram; what parses must write back to something that parses
 /// the same.
 pub fn packet(data: &[u8]) {
-    if let Ok(Packet::Control(c)) = Packet::parse(data) {
+    if let Ok(Packet::Control(mut c)) = Packet::parse(data) {
         let again = c.to_vec();
         if again.len() <= MAX_DATAGRAM {
             let back = Packet::parse(&again).expect("a written packet parses");
+            if let (Control::Handshake(h), Packet::Control(b)) = (&mut c.control, &back) {
+                if let Control::Handshake(b) = &b.control {
+                    if h.version >= 5 && h.kind == hs_type::CONCLUSION {
+                        // A conclusion's extension flags are written from
+                        // the extensions it has, whatever flags it came
+                        // with.
+                        let mut flags = 0;
+                        for (present, flag) in [
+                            (b.srt.is_some(), ext_flag::HSREQ),
+                            (b.km.is_some(), ext_flag::KMREQ),
+                            (b.stream_id.is_some(), ext_flag::CONFIG),
+                        ] {
+                            if present {
+                                flags |= flag;
+                            }
+                        }
+                        assert_eq!(b.extension, flags);
+                        h.extension = flags;
+                    }
+                }
+            }
             assert_eq!(back, Packet::Control(c));
         }
     }
