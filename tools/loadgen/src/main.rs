@@ -7,6 +7,9 @@
 //!     --duration 30 --server-pid 1234 --json out.json
 //! rill-loadgen run --proto hls --url http://127.0.0.1:8080/live/test.m3u8 \
 //!     --players 100 --publish rtmp://127.0.0.1:1935/live/test --file stream.flv
+//! rill-loadgen run --play 'srt://127.0.0.1:9000?streamid=read:live/test' \
+//!     --players 100 --file stream.flv \
+//!     --publish 'srt://127.0.0.1:9000?streamid=publish:live/test&latency=120'
 //! rill-loadgen null --listen 127.0.0.1:19400 --file stream.flv
 //! rill-loadgen report target/bench/runs/*.json --out-dir target/bench
 //! ```
@@ -26,6 +29,7 @@ mod publish;
 mod report;
 mod rtmp;
 mod sei;
+mod srt;
 mod stats;
 mod udp;
 
@@ -119,14 +123,19 @@ enum Proto {
     HlsTs,
     /// HTTP progressive fragmented MP4 (http://host:port/app/stream.mp4).
     Fmp4,
+    /// MPEG-TS over SRT, as a caller
+    /// (srt://host:port?streamid=read:app/stream&passphrase=..&latency=ms).
+    Srt,
 }
 
 impl Proto {
-    /// The kind a URL implies: rtmp://, .m3u8, .mp4, else HTTP-FLV.
+    /// The kind a URL implies: rtmp://, srt://, .m3u8, .mp4, else HTTP-FLV.
     fn of_url(url: &str) -> Proto {
         let path = url.split(['?', '#']).next().unwrap_or(url);
         if url.starts_with("rtmp://") {
             Proto::Rtmp
+        } else if url.starts_with("srt://") {
+            Proto::Srt
         } else if path.ends_with(".m3u8") {
             Proto::Hls
         } else if path.ends_with(".mp4") {
@@ -144,6 +153,7 @@ impl Proto {
             Proto::Hls => "hls",
             Proto::HlsTs => "hls-ts",
             Proto::Fmp4 => "fmp4",
+            Proto::Srt => "srt",
         }
     }
 }
@@ -151,12 +161,14 @@ impl Proto {
 #[derive(Parser, Clone)]
 struct RunArgs {
     /// rtmp://host:port/app/stream, http://host:port/app/stream.flv,
-    /// http://host:port/app/stream.m3u8 (HLS) or
-    /// http://host:port/app/stream.mp4 (fMP4).
+    /// http://host:port/app/stream.m3u8 (HLS),
+    /// http://host:port/app/stream.mp4 (fMP4) or
+    /// srt://host:port?streamid=read:app/stream (SRT; also &passphrase=,
+    /// &pbkeylen=, &latency= in ms).
     #[arg(long, alias = "url")]
     play: String,
-    /// The kind of player (default: from the URL: rtmp://, .m3u8 → hls,
-    /// .mp4 → fmp4, else http-flv).
+    /// The kind of player (default: from the URL: rtmp://, srt://, .m3u8 →
+    /// hls, .mp4 → fmp4, else http-flv).
     #[arg(long, value_enum)]
     proto: Option<Proto>,
     /// Keep every player's figures (TTFF, frames, bytes, stalls, latency
@@ -166,8 +178,9 @@ struct RunArgs {
     /// Number of players.
     #[arg(long, default_value_t = 100)]
     players: usize,
-    /// Publish the file first: rtmp://host:port/app/stream, or tcp://host:port
-    /// for FLV over TCP (Rill's C template plugin).
+    /// Publish the file first: rtmp://host:port/app/stream, tcp://host:port
+    /// for FLV over TCP (Rill's C template plugin), or
+    /// srt://host:port?streamid=publish:app/stream for MPEG-TS over SRT.
     #[arg(long)]
     publish: Option<String>,
     /// Publishers (each its own stream): with M > 1, publisher i sends to
@@ -263,6 +276,9 @@ pub struct RunResult {
     /// HLS runs (hls, hls-ts): requests, targets, part availability.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hls: Option<HlsResult>,
+    /// SRT runs: the players' connections' counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srt: Option<srt::RecvCounters>,
     /// With `--per-player`: one row per player.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_player: Vec<PlayerRow>,
@@ -315,6 +331,7 @@ enum PlayUrl {
     /// An HLS entry URL (multivariant or media playlist); `true`: classic.
     Hls(httpflv::HttpUrl, bool),
     Fmp4(httpflv::HttpUrl),
+    Srt(srt::SrtUrl),
 }
 
 /// `/app/stream.ext?q` → `/app/stream-i.ext?q`.
@@ -347,6 +364,7 @@ impl PlayUrl {
                 PlayUrl::Hls(u, true)
             }
             Proto::Fmp4 => PlayUrl::Fmp4(httpflv::HttpUrl::parse(url)?),
+            Proto::Srt => PlayUrl::Srt(srt::SrtUrl::parse(url)?),
         })
     }
 
@@ -364,6 +382,7 @@ impl PlayUrl {
             PlayUrl::Http(u) => PlayUrl::Http(with(u)),
             PlayUrl::Hls(u, classic) => PlayUrl::Hls(with(u), *classic),
             PlayUrl::Fmp4(u) => PlayUrl::Fmp4(with(u)),
+            PlayUrl::Srt(u) => PlayUrl::Srt(u.nth(i)),
         }
     }
 }
@@ -502,6 +521,7 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
                     hls::play(u.clone(), *classic, &mut p, &shared, end, rb).await
                 }
                 PlayUrl::Fmp4(u) => fmp4::play(u.clone(), &mut p, &shared, end, rb).await,
+                PlayUrl::Srt(u) => srt::play(u.clone(), &mut p, &shared, end).await,
             };
             if let Err(e) = r {
                 p.error = Some(e);
@@ -538,6 +558,9 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
             t.max_late_ms = t.max_late_ms.max(st.max_late_ms);
             if t.error.is_none() {
                 t.error = st.error;
+            }
+            if let Some(s) = &st.srt {
+                t.srt.get_or_insert_with(Default::default).add(s);
             }
         }
     }
@@ -610,6 +633,9 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
                 / 1000.0,
             counters,
         });
+    }
+    if matches!(url, PlayUrl::Srt(..)) {
+        res.srt = Some(shared.srt.lock().unwrap().clone());
     }
     res.mbit_per_player = bits / n.max(1) as f64 / 1e6;
     res.video_fps_per_player = rate / n.max(1) as f64;
@@ -718,6 +744,20 @@ fn print_result(r: &RunResult) {
             );
         }
     }
+    if let Some(s) = &r.srt {
+        println!(
+            "  SRT: {} connections, {} packets, {} lost, {} recovered, {} dropped too late, {} duplicates, {} undecryptable, {} NAKs sent, {} TS errors",
+            s.connections,
+            s.packets,
+            s.lost,
+            s.recovered,
+            s.dropped,
+            s.duplicates,
+            s.undecryptable,
+            s.naks_sent,
+            s.ts_errors
+        );
+    }
     println!("  client CPU s in window: {:.2}", r.client_cpu_s);
     for (e, k) in &r.errors {
         println!("  error ×{k}: {e}");
@@ -730,6 +770,12 @@ fn print_result(r: &RunResult) {
             "  publishers: {}, {} frames, max late {:.1} ms",
             r.publishers, p.frames, p.max_late_ms
         );
+        if let Some(s) = &p.srt {
+            println!(
+                "  SRT publishing: {} packets, {} retransmitted, {} dropped unacknowledged, {} NAKs received, RTT {:.1} ms",
+                s.packets, s.retransmitted, s.dropped, s.naks_received, s.rtt_ms
+            );
+        }
     }
 }
 
@@ -747,7 +793,9 @@ mod tests {
         md.extend_from_slice(b"onMetaData");
         md.extend_from_slice(&[0x08, 0, 0, 0, 0, 0, 0, 9]);
         f.extend_from_slice(&tag(18, 0, &md));
-        let avcc = [0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 0];
+        // A real avcC (the TS muxer of the SRT publisher reads it).
+        let mut avcc = vec![0x17, 0, 0, 0, 0];
+        avcc.extend_from_slice(&media::tests::avcc());
         f.extend_from_slice(&tag(9, 0, &avcc));
         f.extend_from_slice(&tag(8, 0, &[0xaf, 0, 0x12, 0x10]));
         let mut frames: Vec<(u32, u8, Vec<u8>)> = Vec::new();
@@ -858,6 +906,22 @@ mod tests {
         assert_eq!(Proto::of_url("http://h/live/x.flv"), Proto::HttpFlv);
         assert_eq!(Proto::of_url("http://h/live/x.m3u8?format=ts"), Proto::Hls);
         assert_eq!(Proto::of_url("http://h/live/x.mp4"), Proto::Fmp4);
+        assert_eq!(
+            Proto::of_url("srt://h:9000?streamid=read:live/x.m3u8"),
+            Proto::Srt
+        );
+        assert_eq!(Proto::Srt.name(), "srt");
+        let PlayUrl::Srt(u) = PlayUrl::parse(
+            "srt://h:9000?streamid=read:live/x&latency=200",
+            Proto::of_url("srt://h:9000"),
+        )
+        .unwrap()
+        .nth(1, 2) else {
+            panic!("not SRT");
+        };
+        assert_eq!(u.stream_id.as_deref(), Some("read:live/x-1"));
+        assert_eq!(u.latency_ms, Some(200));
+        assert!(PlayUrl::parse("srt://h/live/x", Proto::Srt).is_err());
         assert_eq!(
             nth_path("/live/x.m3u8?format=ts", 2),
             "/live/x-2.m3u8?format=ts"

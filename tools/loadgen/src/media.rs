@@ -125,22 +125,32 @@ pub fn ts_frames(
             continue;
         }
         n += 1;
-        let video = f.codec == RILL_CODEC_H264 || f.codec == RILL_CODEC_H265;
-        let stamp = if f.codec == RILL_CODEC_H264 {
-            sei::find_avcc(&f.payload, 4).map(|(_, us)| us)
-        } else {
-            None
-        };
-        if let Some(us) = stamp {
+        if let Some(us) = ts_frame(&f, p, shared, now) {
             stamps.push(us);
         }
-        let ms = (f.dts.max(0) / 1000) as u64;
-        p.on_frame(video, f.is_key(), ms, stamp, now, shared);
     }
     if n == 0 && !data.is_empty() && data[0] != 0x47 {
         return Err("segment is not MPEG-TS".into());
     }
     Ok(n)
+}
+
+/// One frame of the TS demuxer (a config frame is skipped) to `p`:
+/// returns its latency stamp (publication, wall-clock µs) if it has one.
+/// The demuxer gives H.264 with 4-byte length prefixes.
+pub fn ts_frame(f: &rill_ts::Frame, p: &mut Player, shared: &Shared, now: Instant) -> Option<u64> {
+    if f.is_config() {
+        return None;
+    }
+    let video = f.codec == RILL_CODEC_H264 || f.codec == RILL_CODEC_H265;
+    let stamp = if f.codec == RILL_CODEC_H264 {
+        sei::find_avcc(&f.payload, 4).map(|(_, us)| us)
+    } else {
+        None
+    };
+    let ms = (f.dts.max(0) / 1000) as u64;
+    p.on_frame(video, f.is_key(), ms, stamp, now, shared);
+    stamp
 }
 
 /// The largest box a progressive stream may send (an `mdat` of a

@@ -1,5 +1,6 @@
-//! A publisher that loops an FLV file in real time, over RTMP or as raw FLV
-//! over TCP (Rill's C template plugin), stamping every H.264 frame.
+//! A publisher that loops an FLV file in real time, over RTMP, as raw FLV
+//! over TCP (Rill's C template plugin) or as MPEG-TS over SRT, stamping
+//! every H.264 frame.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::flvsrc::{FlvFile, Looper};
 use crate::rtmp::{self, RtmpUrl};
+use crate::srt::{self, SrtUrl};
 
 pub type Res<T> = Result<T, String>;
 
@@ -19,6 +21,8 @@ pub enum Target {
     Rtmp(RtmpUrl),
     /// `tcp://host:port`: the FLV byte stream, as `ffmpeg -f flv tcp://`.
     FlvTcp(String),
+    /// `srt://host:port?streamid=publish:app/stream`: MPEG-TS over SRT.
+    Srt(SrtUrl),
 }
 
 impl Target {
@@ -27,20 +31,23 @@ impl Target {
             Ok(Target::Rtmp(RtmpUrl::parse(url)?))
         } else if let Some(a) = url.strip_prefix("tcp://") {
             Ok(Target::FlvTcp(a.trim_end_matches('/').to_owned()))
+        } else if url.starts_with("srt://") {
+            Ok(Target::Srt(SrtUrl::parse(url)?))
         } else {
-            Err(format!("{url}: publish to rtmp:// or tcp://"))
+            Err(format!("{url}: publish to rtmp://, tcp:// or srt://"))
         }
     }
 }
 
 impl Target {
-    /// Publisher `i` of `m`: the stream name + "-i" (FLV over TCP has one
-    /// stream only).
+    /// Publisher `i` of `m`: the stream name (SRT: the stream id's path) +
+    /// "-i" (FLV over TCP has one stream only).
     pub fn nth(&self, i: usize, m: usize) -> Res<Target> {
         match self {
             _ if m <= 1 => Ok(self.clone()),
             Target::Rtmp(u) => Ok(Target::Rtmp(u.with_stream(&format!("{}-{i}", u.stream)))),
             Target::FlvTcp(_) => Err("FLV over TCP publishes one stream only".into()),
+            Target::Srt(u) => Ok(Target::Srt(u.nth(i))),
         }
     }
 }
@@ -52,11 +59,15 @@ pub struct PubStats {
     /// Worst lateness of a send against the file's clock, ms.
     pub max_late_ms: f64,
     pub error: Option<String>,
+    /// SRT publishers: their connections' counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srt: Option<srt::SendCounters>,
 }
 
 enum Sink {
     Rtmp(Box<rtmp::Conn>, u32),
     Tcp(TcpStream, BytesMut),
+    Srt(Box<srt::Publisher>),
 }
 
 impl Sink {
@@ -69,6 +80,7 @@ impl Sink {
                 out.extend_from_slice(&((11 + body.len()) as u32).to_be_bytes());
                 Ok(())
             }
+            Sink::Srt(p) => p.queue(kind, ts as u64, body),
         }
     }
 
@@ -80,6 +92,24 @@ impl Sink {
                 out.clear();
                 Ok(())
             }
+            Sink::Srt(p) => p.flush().await,
+        }
+    }
+
+    /// SRT: when its timers are next due.
+    fn timer(&self) -> Option<Instant> {
+        match self {
+            Sink::Srt(p) => Some(p.timer()),
+            _ => None,
+        }
+    }
+
+    /// SRT: runs its timers when due (the end of the connection is an
+    /// error).
+    fn service(&mut self) -> Res<()> {
+        match self {
+            Sink::Srt(p) => p.service(),
+            _ => Ok(()),
         }
     }
 }
@@ -100,6 +130,7 @@ async fn open(target: &Target, file: &FlvFile) -> Res<Sink> {
             out.extend_from_slice(&rill_flv::stream::header(file.has_audio, file.has_video));
             Sink::Tcp(s, out)
         }
+        Target::Srt(url) => Sink::Srt(Box::new(srt::Publisher::open(url, file).await?)),
     };
     if let Some(md) = &file.metadata {
         match sink {
@@ -110,6 +141,8 @@ async fn open(target: &Target, file: &FlvFile) -> Res<Sink> {
                 sink.queue(18, 0, &body)?;
             }
             Sink::Tcp(..) => sink.queue(18, 0, md)?,
+            // TS carries no metadata.
+            Sink::Srt(_) => {}
         }
     }
     if let Some(v) = &file.video_config {
@@ -145,6 +178,9 @@ pub async fn run(
     if let Err(e) = pump(&mut sink, file, &mut stop, &mut st).await {
         st.error = Some(e);
     }
+    if let Sink::Srt(p) = &mut sink {
+        st.srt = Some(p.close().await);
+    }
     st
 }
 
@@ -152,6 +188,7 @@ async fn readable(sink: &Sink) -> std::io::Result<()> {
     match sink {
         Sink::Rtmp(c, _) => c.sock.readable().await,
         Sink::Tcp(..) => std::future::pending().await,
+        Sink::Srt(p) => p.readable().await,
     }
 }
 
@@ -167,17 +204,30 @@ async fn pump(
         let due = start + Duration::from_millis(looper.next_ts());
         let due_t = tokio::time::Instant::from_std(due);
         // Wait for the next frame's time; meanwhile read what the server
-        // sends (acks, pings) so that it never blocks on us.
+        // sends (acks, pings; SRT: ACKs, NAKs) so that it never blocks on
+        // us, and run SRT's timers.
         loop {
+            let wake = sink.timer().map_or(due_t, |t| due_t.min(t.into()));
             tokio::select! {
-                _ = tokio::time::sleep_until(due_t) => break,
+                _ = tokio::time::sleep_until(wake) => {
+                    if wake == due_t {
+                        break;
+                    }
+                }
                 _ = stop.changed() => return Ok(()),
                 r = readable(sink) => {
                     r.map_err(|e| format!("read: {e}"))?;
-                    if let Sink::Rtmp(c, _) = sink {
-                        c.try_drain()?;
+                    match sink {
+                        Sink::Rtmp(c, _) => c.try_drain()?,
+                        Sink::Srt(p) => p.drain()?,
+                        Sink::Tcp(..) => {}
                     }
                 }
+            }
+            if let Sink::Srt(_) = sink {
+                // Answers (ACKACKs), retransmissions, keep-alives.
+                sink.service()?;
+                sink.flush().await?;
             }
         }
         let now = Instant::now();

@@ -73,6 +73,7 @@ const SERIES: &[(&str, &str, &str, &str)] = &[
     ("rill", "fmp4", "Rill fMP4", "#6a1b9a"),
     ("rill", "hls", "Rill LL-HLS", "#c62828"),
     ("rill", "hls-ts", "Rill HLS (TS)", "#ad1457"),
+    ("rill", "srt", "Rill SRT", "#00838f"),
 ];
 
 fn key(r: &RunResult) -> (u64, String, usize) {

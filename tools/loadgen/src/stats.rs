@@ -125,6 +125,8 @@ pub struct Shared {
     pub part_tail_latency: Mutex<Hist>,
     /// HLS request counters of every player.
     pub hls: Mutex<crate::hls::Counters>,
+    /// SRT connection counters of every player.
+    pub srt: Mutex<crate::srt::RecvCounters>,
 }
 
 /// Playback of a player that receives media in bursts (HLS parts and
