@@ -315,7 +315,11 @@ impl ControlPacket {
                 control_header(kind::HANDSHAKE, 0, 0, ts, dest, out);
                 h.write(out);
             }
-            Control::KeepAlive => control_header(kind::KEEPALIVE, 0, 0, ts, dest, out),
+            Control::KeepAlive => {
+                // libsrt refuses control packets without a body.
+                control_header(kind::KEEPALIVE, 0, 0, ts, dest, out);
+                out.extend_from_slice(&[0; 4]);
+            }
             Control::Ack { number, next, info } => {
                 control_header(kind::ACK, 0, *number, ts, dest, out);
                 out.extend_from_slice(&next.0.to_be_bytes());
@@ -365,7 +369,10 @@ impl ControlPacket {
                 control_header(kind::USER, sub, 0, ts, dest, out);
                 out.extend_from_slice(km);
             }
-            Control::Other(ty, sub) => control_header(*ty, *sub, 0, ts, dest, out),
+            Control::Other(ty, sub) => {
+                control_header(*ty, *sub, 0, ts, dest, out);
+                out.extend_from_slice(&[0; 4]);
+            }
         }
     }
 

@@ -3,7 +3,9 @@
 //! frame (any audio frame when the stream has no video), repeats PAT and
 //! PMT before every video key frame (and every half second without video)
 //! so a player can join at any key frame, and starts a new muxer when a
-//! track's configuration or codec changes.
+//! track's configuration or codec changes or a track appears (a TS
+//! source's audio often shows up a few frames after its video): at once,
+//! with a new PMT, so a player already watching loses nothing.
 
 use bytes::{Bytes, BytesMut};
 use rill_abi::{
@@ -33,6 +35,8 @@ struct Live {
     map: Vec<u32>,
     has_video: bool,
     last_psi: i64,
+    /// No PAT/PMT written yet.
+    fresh: bool,
 }
 
 /// The muxer of one live stream.
@@ -40,6 +44,8 @@ pub struct LiveMuxer {
     cfg: MuxerConfig,
     inputs: Inputs,
     live: Option<Live>,
+    /// A running muxer was dropped for a new one: start the next at once.
+    restarting: bool,
 }
 
 impl LiveMuxer {
@@ -49,6 +55,7 @@ impl LiveMuxer {
             cfg,
             inputs: Inputs::default(),
             live: None,
+            restarting: false,
         }
     }
 
@@ -62,14 +69,18 @@ impl LiveMuxer {
         }
         let mut restart = false;
         let seen = self.inputs.take(f, &mut restart);
-        if restart {
-            self.live = None;
+        if restart && self.live.take().is_some() {
+            self.restarting = true;
         }
         if seen == Seen::Config {
             return Ok(false);
         }
-        if self.live.is_none() && !self.start(f)? {
-            return Ok(false);
+        if self.live.is_none() {
+            let continuing = self.restarting;
+            if !self.start(f, continuing)? {
+                return Ok(false);
+            }
+            self.restarting = false;
         }
         let Some(live) = self.live.as_mut() else {
             return Ok(false);
@@ -78,7 +89,9 @@ impl LiveMuxer {
             return Ok(false);
         };
         let key_video = is_video(f.codec) && f.flags & RILL_FRAME_KEY != 0;
-        let psi = if live.has_video {
+        let psi = if std::mem::take(&mut live.fresh) {
+            true
+        } else if live.has_video {
             key_video
         } else {
             f.dts - live.last_psi >= PSI_INTERVAL || f.dts < live.last_psi
@@ -96,8 +109,10 @@ impl LiveMuxer {
         Ok(psi)
     }
 
-    fn start(&mut self, f: &Frame) -> Result<bool, Error> {
-        if !self.inputs.starts_at(f, is_video) {
+    /// Starts a muxer at `f`: at a start point, or anywhere when it
+    /// replaces a running one (`continuing`).
+    fn start(&mut self, f: &Frame, continuing: bool) -> Result<bool, Error> {
+        if !continuing && !self.inputs.starts_at(f, is_video) {
             return Ok(false);
         }
         let mut tracks = Vec::new();
@@ -120,6 +135,7 @@ impl LiveMuxer {
             map,
             has_video,
             last_psi: i64::MIN / 2,
+            fresh: true,
         });
         Ok(true)
     }
@@ -130,7 +146,7 @@ mod tests {
     use super::*;
     use crate::fuzzing::seeds;
     use crate::{Demuxer, Event, Limits};
-    use rill_abi::RILL_FRAME_CONFIG;
+    use rill_abi::{RILL_CODEC_AAC, RILL_FRAME_CONFIG};
 
     fn frame(track: u32, codec: u32, flags: u32, t: i64, payload: Bytes) -> Frame {
         Frame {
@@ -176,5 +192,54 @@ mod tests {
             .filter(|e| matches!(e, Event::Frame(f) if !f.is_config()))
             .count();
         assert_eq!(frames, 10);
+    }
+
+    /// Audio announced after the video started: the muxer restarts at once
+    /// with both tracks, no video frame lost.
+    #[test]
+    fn a_late_track_restarts_in_place() {
+        let mut m = LiveMuxer::new(MuxerConfig::default());
+        let mut out = BytesMut::new();
+        let (h, a) = (RILL_CODEC_H264, RILL_CODEC_AAC);
+        let cfg = seeds::video_config(h);
+        m.push(&frame(0, h, RILL_FRAME_CONFIG, 0, cfg), &mut out)
+            .unwrap();
+        let au = |key| seeds::video_au(h, key, 300, false, &[1]);
+        for i in 0..10 {
+            let flags = if i == 0 { RILL_FRAME_KEY } else { 0 };
+            m.push(&frame(0, h, flags, 40_000 * i, au(i == 0)), &mut out)
+                .unwrap();
+            if i == 3 {
+                let asc = Bytes::from_static(&seeds::AAC_ASC);
+                m.push(&frame(1, a, RILL_FRAME_CONFIG, 0, asc), &mut out)
+                    .unwrap();
+                let psi = m
+                    .push(
+                        &frame(
+                            1,
+                            a,
+                            RILL_FRAME_KEY,
+                            130_000,
+                            Bytes::from_static(&[0x21, 0x10, 4]),
+                        ),
+                        &mut out,
+                    )
+                    .unwrap();
+                assert!(psi, "the new muxer starts with PAT/PMT");
+            }
+        }
+        let mut d = Demuxer::new(Limits::default());
+        let mut ev = Vec::new();
+        d.feed(&out, &mut ev);
+        d.flush(&mut ev);
+        let video = ev
+            .iter()
+            .filter(|e| matches!(e, Event::Frame(f) if !f.is_config() && f.codec == h))
+            .count();
+        let audio = ev
+            .iter()
+            .filter(|e| matches!(e, Event::Frame(f) if !f.is_config() && f.codec == a))
+            .count();
+        assert_eq!((video, audio), (10, 1));
     }
 }
