@@ -1222,7 +1222,13 @@ typedef struct RillPluginDescriptor {
     // instance's UDP socket `socket_id` (`udp_listen`) from `from`. Calls
     // for one socket never run concurrently and come in arrival order;
     // they may run at the same time as session callbacks. A negative
-    // status is logged (rate-limited); the socket goes on.
+    // status is logged (rate-limited); the socket goes on, except
+    // `RILL_ERR_NOT_FOUND`: "not a peer of this generation" (a datagram
+    // for a connection it never had). After a reload the host then offers
+    // the datagram to the plugin's earlier generations that still have
+    // sessions, newest first, so connections made before the reload (SRT,
+    // WebRTC) live on with the generation that holds their state, while
+    // new ones reach the new generation.
     int32_t (*on_udp_packet)(void *instance,
                              uint32_t socket_id,
                              const struct RillSockAddr *from,

@@ -372,3 +372,36 @@ fn tokens_in_the_stream_id() {
     check_played(&d, 2, "SRT with a token");
     assert!(s.rill.log().contains("refused"), "{}", s.rill.log());
 }
+
+/// A hot reload of the SRT plugin: the publisher and the player connected
+/// before it stream on, unbroken, on the old generation (the host offers it
+/// the datagrams the new one declines); a new player gets the new one.
+#[test]
+fn srt_sessions_survive_a_plugin_reload() {
+    let s = Server::start("", "");
+    let _p = s.publish(false, s.srt, "publish:live/reload", "", 30, "libx264");
+    wait_publishing(&s.rill, "live/reload");
+    let url = s.srt_url(s.srt, "read:live/reload", "");
+    let before = {
+        let url = url.clone();
+        std::thread::spawn(move || play(false, &url, 8, &[]))
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    // The same code under another hash: a new generation.
+    let dir = s.rill.plugins_dir();
+    let lib = target_dir().join("librill_plugin_srt.so");
+    let mut bytes = std::fs::read(&lib).unwrap();
+    bytes.extend_from_slice(b"reload-marker");
+    let tmp = dir.join(".srt-reload.tmp");
+    std::fs::write(&tmp, &bytes).unwrap();
+    std::fs::rename(&tmp, dir.join("librill_plugin_srt.so")).unwrap();
+    wait_for(Duration::from_secs(10), || {
+        let p = plugin_state(&s.rill, "srt")?;
+        (p["generation"].as_u64()? >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no reload:\n{}", s.rill.log()));
+    check_played(&before.join().unwrap(), 8, "SRT player across the reload");
+    // The publisher too: a player after the reload gets the stream.
+    let after = play(false, &url, 3, &[]);
+    check_played(&after, 3, "SRT player after the reload");
+}

@@ -4,7 +4,9 @@
 //!   for a whole plugin, every peer on it (WebRTC, SRT). Like a TCP
 //!   listener it belongs to the plugin, not to a generation: a reload
 //!   re-targets it, so the socket and its port stay, and from the swap on
-//!   every datagram goes to the new generation. Reads are batched
+//!   every datagram goes to the new generation first; one it declines
+//!   (`RILL_ERR_NOT_FOUND`: not its peer) goes to the earlier generations
+//!   still draining, whose connections it belongs to. Reads are batched
 //!   (`recvmmsg`) on the socket's own task, which calls `on_udp_packet`;
 //!   sends are queued (bounded) and written in batches (`sendmmsg`).
 //! - **Session sockets** (`udp_bind`, ABI 1.0): a socket owned by one
@@ -20,7 +22,7 @@ use std::sync::{Arc, Weak};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use rill_abi::{RillSockAddr, RILL_ERR_AGAIN, RILL_OK};
+use rill_abi::{RillSockAddr, RILL_ERR_AGAIN, RILL_ERR_NOT_FOUND, RILL_OK};
 use socket2::SockAddr;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -51,6 +53,9 @@ pub(crate) struct UdpEntry {
     pub addr: SocketAddr,
     socket: Arc<UdpSocket>,
     target: ArcSwapOption<UdpTarget>,
+    /// Earlier generations, newest first, for the datagrams the current
+    /// one declines; an entry goes when its instance is gone.
+    older: Mutex<Vec<(Weak<Instance>, u32)>>,
     queue: Mutex<VecDeque<(SockAddr, Bytes)>>,
     wake_sender: Notify,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -176,7 +181,13 @@ impl UdpSockets {
                 socket_id: d.socket_id,
             });
             if let Some(e) = map.get(&d.addr) {
-                e.target.store(Some(target));
+                if let Some(old) = e.target.swap(Some(target)) {
+                    let mut older = e.older.lock();
+                    older.retain(|(w, _)| w.strong_count() > 0);
+                    if !Arc::ptr_eq(&old.inst, inst) {
+                        older.insert(0, (Arc::downgrade(&old.inst), old.socket_id));
+                    }
+                }
                 mine.insert(d.socket_id, e.clone());
                 continue;
             }
@@ -194,6 +205,7 @@ impl UdpSockets {
                 addr: d.addr,
                 socket: socket.clone(),
                 target: ArcSwapOption::from(Some(target)),
+                older: Mutex::new(Vec::new()),
                 queue: Mutex::new(VecDeque::new()),
                 wake_sender: Notify::new(),
                 tasks: Mutex::new(Vec::new()),
@@ -308,14 +320,28 @@ async fn recv_loop(socket: Arc<UdpSocket>, entry: Weak<UdpEntry>) {
             let Some(t) = &target else { continue };
             let from = RillSockAddr::from(r.from);
             let data = bufs.datagram(i);
-            let status = t.inst.call(|d, inst| {
-                d.on_udp_packet.map_or(RILL_OK, |f| {
-                    // SAFETY: plugin callback; `from` and the bytes are lent
-                    // for the call.
-                    unsafe { f(inst, t.socket_id, &from, data.as_ptr(), data.len()) }
+            let deliver = |inst: &Instance, socket_id: u32| {
+                inst.call(|d, raw| {
+                    d.on_udp_packet.map_or(RILL_OK, |f| {
+                        // SAFETY: plugin callback; `from` and the bytes are
+                        // lent for the call.
+                        unsafe { f(raw, socket_id, &from, data.as_ptr(), data.len()) }
+                    })
                 })
-            });
-            if status < 0 {
+            };
+            let mut status = deliver(&t.inst, t.socket_id);
+            if status == RILL_ERR_NOT_FOUND {
+                // Not the current generation's peer: maybe an earlier one's.
+                let older: Vec<_> = e.older.lock().clone();
+                for (w, socket_id) in older {
+                    let Some(inst) = w.upgrade() else { continue };
+                    status = deliver(&inst, socket_id);
+                    if status != RILL_ERR_NOT_FOUND {
+                        break;
+                    }
+                }
+            }
+            if status < 0 && status != RILL_ERR_NOT_FOUND {
                 errors += 1;
                 if errors.is_power_of_two() {
                     t.inst.log(

@@ -6,7 +6,9 @@
 //! (`publish:live/x`, `read:live/x`, `#!::r=live/x,m=publish`, query
 //! parameters for tokens), then publishes or plays. Datagrams for an
 //! established connection are handled where they arrive (ACKs, NAKs and
-//! retransmissions need no session hop); a 10 ms session timer runs the
+//! retransmissions need no session hop; datagrams of connections this
+//! generation does not know are declined, so after a hot reload the host
+//! hands them to the generation that owns them); a 10 ms session timer runs the
 //! connection's clocks and hands TSBPD-due payloads to the TS demuxer and
 //! the publisher. Players share one TS muxer per stream: each frame is
 //! muxed once, by the first player that receives it, and kept on the frame
@@ -41,7 +43,9 @@ const SOCKET: u32 = 1;
 const TICK: u64 = 1;
 /// TS packets per SRT payload (1316 bytes), as every encoder sends them.
 const TS_PER_PAYLOAD: usize = 7;
-/// The frame-cache key of a frame's TS bytes.
+/// The frame-cache key of a frame's TS bytes, mixed with a muxer's own
+/// random number: bytes cached on a frame are only valid with the muxer
+/// that made them (its continuity counters, the configurations it saw).
 const TS_CACHE_KEY: u64 = u64::from_le_bytes(*b"srt-ts/1");
 const MAX_TRACKS: usize = 8;
 
@@ -69,7 +73,13 @@ struct Publishing {
 struct Playing {
     /// Held: dropping it ends the subscription.
     _sub: Subscriber,
-    mux: Arc<Mutex<LiveMuxer>>,
+    mux: Arc<Mutex<StreamMux>>,
+}
+
+/// One stream's TS muxer, shared by its players.
+struct StreamMux {
+    cache_key: u64,
+    mux: LiveMuxer,
 }
 
 enum Role {
@@ -95,9 +105,8 @@ pub struct Srt {
     peers: DashMap<u32, Arc<Peer>>,
     callers: Mutex<Callers>,
     /// The shared TS muxer of each played stream, kept until the stream
-    /// ends: frames keep the bytes it made, so a later player must find the
-    /// same muxer (with the configurations it has seen).
-    muxes: Mutex<HashMap<String, Arc<Mutex<LiveMuxer>>>>,
+    /// ends, so players joining later continue its output.
+    muxes: Mutex<HashMap<String, Arc<Mutex<StreamMux>>>>,
 }
 
 #[derive(Default)]
@@ -285,22 +294,32 @@ impl Srt {
     }
 
     /// The shared TS muxer of `path`.
-    fn muxer(&self, path: &str) -> Arc<Mutex<LiveMuxer>> {
+    fn muxer(&self, path: &str) -> Arc<Mutex<StreamMux>> {
         self.muxes
             .lock()
             .entry(path.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(LiveMuxer::new(MuxerConfig::default()))))
+            .or_insert_with(|| {
+                let mut r = [0u8; 8];
+                let _ = getrandom::getrandom(&mut r);
+                Arc::new(Mutex::new(StreamMux {
+                    cache_key: TS_CACHE_KEY ^ u64::from_le_bytes(r),
+                    mux: LiveMuxer::new(MuxerConfig::default()),
+                }))
+            })
             .clone()
     }
 
     /// The TS bytes of `frame`: muxed by the first player to see it, under
     /// the stream's muxer lock so frames are muxed once and in order.
-    fn ts_of(&self, frame: &FrameRef, mux: &Mutex<LiveMuxer>) -> Result<FrameRef> {
-        if let Some(hit) = frame.cache_get(TS_CACHE_KEY) {
+    /// (A frame whose cache slots are all taken is muxed again by the next
+    /// player: rare, and a repeated frame is dropped by players.)
+    fn ts_of(&self, frame: &FrameRef, mux: &Mutex<StreamMux>) -> Result<FrameRef> {
+        let key = mux.lock().cache_key;
+        if let Some(hit) = frame.cache_get(key) {
             return Ok(hit);
         }
         let mut m = mux.lock();
-        if let Some(hit) = frame.cache_get(TS_CACHE_KEY) {
+        if let Some(hit) = frame.cache_get(key) {
             return Ok(hit);
         }
         let info = frame.info();
@@ -313,11 +332,11 @@ impl Srt {
             payload: Bytes::copy_from_slice(frame.data()),
         };
         let mut out = BytesMut::new();
-        if let Err(e) = m.push(&f, &mut out) {
+        if let Err(e) = m.mux.push(&f, &mut out) {
             rill_log!(self.host, Debug, "TS mux: {e}");
         }
         let ts = self.host.frame_wrap(out.freeze(), &FrameInfo::new())?;
-        let _ = frame.cache_set(TS_CACHE_KEY, &ts);
+        let _ = frame.cache_set(key, &ts);
         Ok(ts)
     }
 
@@ -444,11 +463,13 @@ impl Plugin for Srt {
             self.handshake(now, from, data);
             return Ok(());
         }
+        // Not a connection of this generation: after a reload, the host
+        // offers it to the generation that made it.
         let Some(peer) = self.peers.get(&dest).map(|p| p.clone()) else {
-            return Ok(());
+            return Err(Error::NOT_FOUND);
         };
         if peer.addr != from {
-            return Ok(());
+            return Err(Error::NOT_FOUND);
         }
         let mut c = peer.conn.lock();
         if let Err(e) = c.handle(now, data) {
