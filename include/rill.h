@@ -296,7 +296,7 @@ static inline const char *rill_status_str(int32_t status) {
 
 // The ABI's minor version: grows when fields are appended to a table or
 // struct. Either side may be older; `struct_size` tells what it knows.
-#define RILL_ABI_MINOR 2
+#define RILL_ABI_MINOR 3
 
 // `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 // `uint32_t`.
@@ -1029,6 +1029,23 @@ typedef struct RillHostApi {
                      struct RillConn *conn,
                      const struct RillAdmission *req,
                      uint64_t ticket);
+    // ==== sessions of instance-socket peers (added in 1.3) ====
+    //
+    // Added in 1.3. As `session_open`, for a session that serves one
+    // remote peer reached through an instance UDP socket (an SRT caller,
+    // a WebRTC peer): `peer` is its address (`ip:port`, `[v6]:port`),
+    // `local` the socket's. The session then counts like a connection:
+    // the per-address limits apply now (`RILL_ERR_BUSY` when over them:
+    // no session is opened and `session_user` stays the plugin's), the
+    // address is what IP rules, webhooks and the API see, and
+    // `publish_open` / `subscribe_open` check it as for a socket (unlike
+    // `session_open`'s sessions, which are let through).
+    // `RILL_ERR_INVALID`: `peer` is not an address.
+    int32_t (*session_open_peer)(struct RillHost *host,
+                                 void *session_user,
+                                 struct RillStr peer,
+                                 struct RillStr local,
+                                 uint64_t *conn_id);
 } RillHostApi;
 
 // An HTTP request routed to a plugin (`on_http_request`). Everything in it

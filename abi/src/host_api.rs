@@ -778,6 +778,28 @@ pub struct RillHostApi {
             ticket: u64,
         ) -> i32,
     >,
+
+    /// ==== sessions of instance-socket peers (added in 1.3) ====
+    ///
+    /// Added in 1.3. As `session_open`, for a session that serves one
+    /// remote peer reached through an instance UDP socket (an SRT caller,
+    /// a WebRTC peer): `peer` is its address (`ip:port`, `[v6]:port`),
+    /// `local` the socket's. The session then counts like a connection:
+    /// the per-address limits apply now (`RILL_ERR_BUSY` when over them:
+    /// no session is opened and `session_user` stays the plugin's), the
+    /// address is what IP rules, webhooks and the API see, and
+    /// `publish_open` / `subscribe_open` check it as for a socket (unlike
+    /// `session_open`'s sessions, which are let through).
+    /// `RILL_ERR_INVALID`: `peer` is not an address.
+    pub session_open_peer: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            session_user: *mut c_void,
+            peer: RillStr,
+            local: RillStr,
+            conn_id: *mut u64,
+        ) -> i32,
+    >,
 }
 
 // SAFETY: repr(C), starts with u32 struct_size; every other field is an

@@ -16,7 +16,7 @@ use crate::types::{
 pub const RILL_ABI_MAJOR: u16 = 1;
 /// The ABI's minor version: grows when fields are appended to a table or
 /// struct. Either side may be older; `struct_size` tells what it knows.
-pub const RILL_ABI_MINOR: u16 = 2;
+pub const RILL_ABI_MINOR: u16 = 3;
 
 /// `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 /// `uint32_t`.
@@ -397,6 +397,11 @@ pub const fn rill_v1_1_size_of_host_api() -> usize {
     core::mem::offset_of!(RillHostApi, admit)
 }
 
+/// `sizeof(RillHostApi)` in ABI 1.2 (up to `admit`).
+pub const fn rill_v1_2_size_of_host_api() -> usize {
+    core::mem::offset_of!(RillHostApi, session_open_peer)
+}
+
 /// Why a descriptor was refused at load (host side).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DescriptorError {
@@ -581,6 +586,7 @@ pub const fn rill_host_api_empty() -> RillHostApi {
         udp_send: None,
         http_route_flags: None,
         admit: None,
+        session_open_peer: None,
     }
 }
 

@@ -405,3 +405,51 @@ fn srt_sessions_survive_a_plugin_reload() {
     let after = play(false, &url, 3, &[]);
     check_played(&after, 3, "SRT player after the reload");
 }
+
+/// SRT callers are sessions with an address (ABI 1.3): IP rules and the
+/// per-address connection limit apply to them as to TCP clients.
+#[test]
+fn ip_rules_and_per_address_limits_apply_to_srt_callers() {
+    let s = Server::start("auth:\n  play_deny: [127.0.0.0/8]", "");
+    let d = play(false, &s.srt_url(s.srt, "read:live/ip", ""), 1, &[]);
+    assert_eq!(d.count(0), 0, "a denied address played");
+    wait_for(Duration::from_secs(5), || {
+        s.rill
+            .log()
+            .contains("read:live/ip refused: denied")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", s.rill.log()));
+
+    // Two connections per address: the publisher and one player hold
+    // them; a second player is turned away before admission.
+    let s = Server::start("limits:\n  max_connections_per_ip: 2", "");
+    let _p = s.publish(false, s.srt, "publish:live/lim", "", 20, "libx264");
+    wait_publishing(&s.rill, "live/lim");
+    let url = s.srt_url(s.srt, "read:live/lim", "");
+    let first = {
+        let url = url.clone();
+        std::thread::spawn(move || play(false, &url, 5, &[]))
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let second = play(false, &url, 1, &[]);
+    assert_eq!(second.count(0), 0, "over the limit, played");
+    check_played(&first.join().unwrap(), 5, "the player within the limit");
+    // The API answers once the player's connection is gone.
+    wait_for(Duration::from_secs(10), || {
+        s.rill.log().contains("player live/lim ended").then_some(())
+    })
+    .expect("the player's session ends");
+    let counted = wait_for(Duration::from_secs(5), || {
+        let (_, metrics) = s.rill.get("/metrics");
+        metrics
+            .lines()
+            .any(|l| {
+                l.starts_with("rill_admission_refusals")
+                    && l.contains("protocol=\"srt\"")
+                    && l.contains("max_connections_per_ip")
+            })
+            .then_some(())
+    });
+    assert!(counted.is_some(), "{}", s.rill.log());
+}

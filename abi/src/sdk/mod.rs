@@ -455,6 +455,39 @@ impl Host {
         Ok(ConnId(id))
     }
 
+    /// Opens a session for one remote peer of an instance UDP socket
+    /// (ABI 1.3): like [`Host::session_open`], but `peer` counts as the
+    /// session's address for the per-address limits (`Error::BUSY` when
+    /// over them: no session, `state` dropped), IP rules, webhooks and the
+    /// API, and opening a stream checks it as for a connection.
+    pub fn session_open_peer<S: Send + 'static>(
+        &self,
+        state: S,
+        peer: std::net::SocketAddr,
+        local: &str,
+    ) -> Result<ConnId> {
+        let f = api!(self, session_open_peer)?;
+        let cell = trampolines::SessionCell::new_raw(state);
+        let peer = peer.to_string();
+        let mut id = 0u64;
+        // SAFETY: as in `connect`; strings borrowed for the call.
+        let rc = unsafe {
+            f(
+                self.raw(),
+                cell as *mut c_void,
+                rstr(&peer),
+                rstr(local),
+                &mut id,
+            )
+        };
+        if rc < 0 {
+            // SAFETY: on failure no callback follows: the cell is still ours.
+            unsafe { trampolines::SessionCell::<S>::free_raw(cell) };
+            return Err(Error(rc));
+        }
+        Ok(ConnId(id))
+    }
+
     /// Starts an instance-level timer ([`Plugin::on_timer`] with no
     /// session).
     pub fn timer_start(&self, delay: Duration, repeat: bool, timer_id: u64) -> Result<TimerHandle> {

@@ -44,9 +44,9 @@ pub(crate) fn check_open(
     path: &str,
     query: &str,
 ) -> Result<(), i32> {
-    // A session without a socket is the plugin's own work (an HLS muxer,
-    // a recorder): the plugin admitted the clients it serves.
-    if s.sink == super::session::Sink::None {
+    // A session without a socket nor a peer is the plugin's own work (an
+    // HLS muxer, a recorder): the plugin admitted the clients it serves.
+    if s.sink == super::session::Sink::None && s.peer.is_empty() {
         return Ok(());
     }
     let adm = &s.inst.host.admission;

@@ -801,6 +801,44 @@ unsafe extern "C" fn session_open(
     })
 }
 
+unsafe extern "C" fn session_open_peer(
+    host: *mut RillHost,
+    session_user: *mut c_void,
+    peer: RillStr,
+    local: RillStr,
+    conn_id: *mut u64,
+) -> i32 {
+    guard("session_open_peer", RILL_ERR_PANIC, || {
+        // SAFETY: per contract.
+        let (Some(i), Some(peer), local) = (unsafe { inst(host) }, unsafe { text(peer) }, unsafe {
+            text(local)
+        }) else {
+            return RILL_ERR_INVALID;
+        };
+        let Ok(addr) = peer.parse::<std::net::SocketAddr>() else {
+            return RILL_ERR_INVALID;
+        };
+        // The per-address limits, as at a listener's accept.
+        let Some(slot) = i.host.admission.accept(addr.ip(), &i.name) else {
+            return RILL_ERR_BUSY;
+        };
+        let id = session::spawn(
+            &i,
+            Io::None,
+            Origin::Session,
+            addr.to_string(),
+            local.unwrap_or("").to_owned(),
+            session_user,
+        );
+        i.hold_slot(id, slot);
+        if !conn_id.is_null() {
+            // SAFETY: a writable out-pointer.
+            unsafe { *conn_id = id };
+        }
+        RILL_OK
+    })
+}
+
 unsafe extern "C" fn conn_id(conn: *mut RillConn) -> u64 {
     // SAFETY: per contract.
     guard("conn_id", 0, || unsafe { sess(conn) }.map_or(0, |s| s.id))
@@ -1319,4 +1357,5 @@ pub(crate) static HOST_API: RillHostApi = RillHostApi {
     udp_send: Some(udp_send),
     http_route_flags: Some(http_route_flags),
     admit: Some(admit),
+    session_open_peer: Some(session_open_peer),
 };

@@ -10,7 +10,7 @@
 //!                              #   0 takes the caller's
 //!     max_bitrate: 50000000    # bits/s a publisher may send: bounds its receive buffer
 //!     max_sessions: 1000       # callers connected or being admitted
-//!     max_sessions_per_ip: 100
+//!                              #   (per address: the host's limits section)
 //!     idle_timeout: 5s         # a caller silent this long is dropped
 //! ```
 
@@ -26,7 +26,6 @@ pub struct Config {
     pub pbkeylen: usize,
     pub max_bitrate: u64,
     pub max_sessions: usize,
-    pub max_sessions_per_ip: usize,
     pub idle_timeout: Duration,
 }
 
@@ -39,7 +38,6 @@ impl Default for Config {
             pbkeylen: 0,
             max_bitrate: 50_000_000,
             max_sessions: 1000,
-            max_sessions_per_ip: 100,
             idle_timeout: Duration::from_secs(5),
         }
     }
@@ -52,7 +50,6 @@ const KEYS: &[&str] = &[
     "pbkeylen",
     "max_bitrate",
     "max_sessions",
-    "max_sessions_per_ip",
     "idle_timeout",
 ];
 
@@ -74,9 +71,6 @@ impl Config {
                     c.max_bitrate = u64::from(size(value, 100_000, 4_000_000_000).map_err(m)?)
                 }
                 "max_sessions" => c.max_sessions = size(value, 1, 1 << 20).map_err(m)? as usize,
-                "max_sessions_per_ip" => {
-                    c.max_sessions_per_ip = size(value, 1, 1 << 20).map_err(m)? as usize
-                }
                 "idle_timeout" => c.idle_timeout = duration(value).map_err(m)?,
                 _ => unreachable!("every key in KEYS is handled"),
             }

@@ -17,7 +17,7 @@
 mod config;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,10 +109,11 @@ pub struct Srt {
     muxes: Mutex<HashMap<String, Arc<Mutex<StreamMux>>>>,
 }
 
+/// Callers being admitted or connected, by address and socket id, with
+/// their local socket id.
 #[derive(Default)]
 struct Callers {
     by_key: HashMap<CallerKey, u32>,
-    per_ip: HashMap<IpAddr, usize>,
 }
 
 fn now(host: &Host) -> u64 {
@@ -179,11 +180,6 @@ impl Srt {
                 drop(c);
                 return refuse(reject::OVERLOAD, "max_sessions reached");
             }
-            let n = c.per_ip.get(&from.ip()).copied().unwrap_or(0);
-            if n >= self.cfg.max_sessions_per_ip {
-                drop(c);
-                return refuse(reject::OVERLOAD, "max_sessions_per_ip reached");
-            }
             let local_id = loop {
                 let mut r = [0u8; 4];
                 let _ = getrandom::getrandom(&mut r);
@@ -193,9 +189,9 @@ impl Srt {
                 }
             };
             c.by_key.insert(key, local_id);
-            *c.per_ip.entry(from.ip()).or_default() += 1;
             local_id
         };
+        let overload = pending.reject(reject::OVERLOAD);
         let session = Session {
             key,
             local_id,
@@ -204,22 +200,20 @@ impl Srt {
             role: Role::Admitting(pending),
             timer: None,
         };
-        if let Err(e) = self.host.session_open(session) {
-            rill_log!(self.host, Warn, "{from}: no session: {e}");
+        if self
+            .host
+            .session_open_peer(session, from, &self.cfg.listen)
+            .is_err()
+        {
+            // Over the host's per-address limits (logged and counted there).
             self.forget(key);
+            self.send(from, &overload);
         }
     }
 
     fn forget(&self, key: CallerKey) {
-        let mut c = self.callers.lock();
-        if let Some(id) = c.by_key.remove(&key) {
+        if let Some(id) = self.callers.lock().by_key.remove(&key) {
             self.peers.remove(&id);
-        }
-        if let Some(n) = c.per_ip.get_mut(&key.0.ip()) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_ip.remove(&key.0.ip());
-            }
         }
     }
 
