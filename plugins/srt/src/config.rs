@@ -5,7 +5,7 @@
 //!   srt:
 //!     listen: 0.0.0.0:8890     # the UDP port for every SRT caller
 //!     latency: 120ms           # receive latency, and the least asked of players
-//!     passphrase: ""           # 10-79 characters: callers must encrypt with it
+//!     passphrase: …            # 10-79 characters: callers must encrypt with it (none by default)
 //!     pbkeylen: 0              # 16, 24 or 32 to require that key length (AES-128/192/256);
 //!                              #   0 takes the caller's
 //!     max_bitrate: 50000000    # bits/s a publisher may send: bounds its receive buffer
@@ -65,7 +65,7 @@ impl Config {
             match key {
                 "listen" => c.listen = value.to_owned(),
                 "latency" => c.latency = duration(value).map_err(m)?,
-                "passphrase" => c.passphrase = (!value.is_empty()).then(|| value.to_owned()),
+                "passphrase" => c.passphrase = Some(value.to_owned()),
                 "pbkeylen" => c.pbkeylen = size(value, 0, 32).map_err(m)? as usize,
                 "max_bitrate" => {
                     c.max_bitrate = u64::from(size(value, 100_000, 4_000_000_000).map_err(m)?)
@@ -126,6 +126,10 @@ mod tests {
         assert!(Config::parse("pbkeylen: 20\n").is_err());
         assert!(Config::parse("latency: 5ms\n").is_err());
         assert!(Config::parse("bogus: 1\n").is_err());
+        // As packaging/rill.yaml writes the defaults.
+        let packaged = "listen: 0.0.0.0:8890\nlatency: 120ms\npbkeylen: 0\n\
+                        max_bitrate: 50000000\nmax_sessions: 1000\nidle_timeout: 5s\n";
+        assert_eq!(Config::parse(packaged).unwrap(), Config::default());
         let srt = Config::default().srt();
         assert!(srt.recv_buffer > 4000 && srt.recv_buffer < 6000);
     }
