@@ -221,22 +221,31 @@ fn srt_live_transmit_publishes_and_reads() {
 
 #[test]
 fn passphrase_both_ways_and_a_wrong_one_refused() {
-    let s = Server::start("", "passphrase: rill-srt-secret\n");
+    let s = Server::start("", "passphrase: rill-srt-secret\npbkeylen: 32\n");
     let good = "&passphrase=rill-srt-secret&pbkeylen=32";
     let _p = s.publish(false, s.srt, "publish:live/e", good, 25, "libx264");
     wait_publishing(&s.rill, "live/e");
     check_played(
         &play(
             false,
-            &s.srt_url(s.srt, "read:live/e", "&passphrase=rill-srt-secret"),
+            &s.srt_url(
+                s.srt,
+                "read:live/e",
+                "&passphrase=rill-srt-secret&pbkeylen=32",
+            ),
             3,
             &[],
         ),
         3,
         "encrypted SRT",
     );
-    // Wrong passphrase, and none: refused at the handshake.
-    for extra in ["&passphrase=not-the-secret", ""] {
+    // Wrong passphrase, none, or a key length other than pbkeylen:
+    // refused at the handshake.
+    for extra in [
+        "&passphrase=not-the-secret",
+        "",
+        "&passphrase=rill-srt-secret&pbkeylen=16",
+    ] {
         let d = play(false, &s.srt_url(s.srt, "read:live/e", extra), 2, &[]);
         assert_eq!(d.count(0), 0, "played with {extra:?}");
         assert!(

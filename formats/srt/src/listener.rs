@@ -103,6 +103,8 @@ pub struct Pending {
     pub stream_id: String,
     /// Whether it encrypts.
     pub encrypted: bool,
+    /// Its key length in bytes (16, 24, 32), 0 when it does not encrypt.
+    pub key_len: usize,
     request: Handshake,
     settings: Settings,
     km_echo: Option<Vec<u8>>,
@@ -225,12 +227,15 @@ impl Listener {
         if hs.flags & srt_flag::STREAM != 0 {
             return self.refuse(&h, from, reject::MESSAGE_API);
         }
-        let keys = match (&self.cfg.passphrase, &h.km) {
-            (None, None) => None,
-            (Some(p), Some(km)) => match KeyMaterial::parse(km).and_then(|m| m.unwrap(p)) {
-                Ok(keys) => Some(keys),
-                Err(_) => return self.refuse(&h, from, reject::BAD_SECRET),
-            },
+        let (keys, key_len) = match (&self.cfg.passphrase, &h.km) {
+            (None, None) => (None, 0),
+            (Some(p), Some(km)) => {
+                let unwrapped = KeyMaterial::parse(km).and_then(|m| Ok((m.unwrap(p)?, m.key_len)));
+                match unwrapped {
+                    Ok((keys, len)) => (Some(keys), len),
+                    Err(_) => return self.refuse(&h, from, reject::BAD_SECRET),
+                }
+            }
             _ => return self.refuse(&h, from, reject::UNSECURE),
         };
         let recv_ms = self.cfg.latency_ms.max(hs.send_delay_ms);
@@ -254,6 +259,7 @@ impl Listener {
             caller_id: h.socket_id,
             stream_id: h.stream_id.clone().unwrap_or_default(),
             encrypted: settings.keys.is_some(),
+            key_len,
             km_echo: h.km.clone(),
             send_latency_ms: send_ms,
             request: h,

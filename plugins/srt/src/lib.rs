@@ -18,6 +18,7 @@ mod config;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ use config::Config;
 
 const SOCKET: u32 = 1;
 const TICK: u64 = 1;
+/// The instance timer reporting dropped datagrams.
+const REPORT: u64 = 2;
 /// TS packets per SRT payload (1316 bytes), as every encoder sends them.
 const TS_PER_PAYLOAD: usize = 7;
 /// The frame-cache key of a frame's TS bytes, mixed with a muxer's own
@@ -107,6 +110,25 @@ pub struct Srt {
     /// The shared TS muxer of each played stream, kept until the stream
     /// ends, so players joining later continue its output.
     muxes: Mutex<HashMap<String, Arc<Mutex<StreamMux>>>>,
+    /// Datagrams dropped, reported once a minute when there were any.
+    dropped: Dropped,
+}
+
+/// What was dropped, by cause.
+#[derive(Default)]
+struct Dropped {
+    /// Not a valid SRT packet.
+    malformed: AtomicU64,
+    /// Handshakes ignored (wrong cookie, unexpected type).
+    handshakes: AtomicU64,
+    /// Callers refused at the handshake.
+    refused: AtomicU64,
+}
+
+impl Dropped {
+    fn take(&self) -> [u64; 3] {
+        [&self.malformed, &self.handshakes, &self.refused].map(|c| c.swap(0, Ordering::Relaxed))
+    }
 }
 
 /// Callers being admitted or connected, by address and socket id, with
@@ -148,6 +170,7 @@ impl Srt {
         let pending = match self.listener.handle(now, from, data) {
             Answer::Reply(b) => return self.send(from, &b),
             Answer::Ignore(why) => {
+                self.dropped.handshakes.fetch_add(1, Ordering::Relaxed);
                 rill_log!(self.host, Debug, "{from}: handshake ignored: {why}");
                 return;
             }
@@ -155,6 +178,7 @@ impl Srt {
         };
         let key = (pending.from, pending.caller_id);
         let refuse = |reason: i32, why: &str| {
+            self.dropped.refused.fetch_add(1, Ordering::Relaxed);
             rill_log!(
                 self.host,
                 Info,
@@ -163,6 +187,9 @@ impl Srt {
             );
             self.send(from, &pending.reject(reason));
         };
+        if self.cfg.pbkeylen != 0 && pending.key_len != self.cfg.pbkeylen {
+            return refuse(reject::UNSECURE, "key length other than pbkeylen");
+        }
         let sid = match StreamId::parse(&pending.stream_id) {
             Ok(s) => s,
             Err(e) => return refuse(reject::BAD_REQUEST, &e.to_string()),
@@ -437,6 +464,7 @@ impl Plugin for Srt {
         };
         let listener = Listener::new(cfg.srt()).map_err(|_| Error::INTERNAL)?;
         host.udp_listen(&cfg.listen, SOCKET)?;
+        host.timer_start(Duration::from_secs(60), true, REPORT)?;
         rill_log!(host, Info, "SRT on udp {}", cfg.listen);
         Ok(Srt {
             host: *host,
@@ -445,6 +473,7 @@ impl Plugin for Srt {
             peers: DashMap::new(),
             callers: Mutex::new(Callers::default()),
             muxes: Mutex::new(HashMap::new()),
+            dropped: Dropped::default(),
         })
     }
 
@@ -467,6 +496,7 @@ impl Plugin for Srt {
         }
         let mut c = peer.conn.lock();
         if let Err(e) = c.handle(now, data) {
+            self.dropped.malformed.fetch_add(1, Ordering::Relaxed);
             rill_log!(self.host, Debug, "{from}: datagram dropped: {e}");
         }
         self.flush(&peer, &mut c);
@@ -520,6 +550,18 @@ impl Plugin for Srt {
     fn on_timer(&self, session: Option<(&mut Session, &Conn)>, timer_id: u64) -> Result<()> {
         match session {
             Some((s, conn)) if timer_id == TICK => self.tick(s, conn),
+            None if timer_id == REPORT => {
+                let [malformed, handshakes, refused] = self.dropped.take();
+                if malformed + handshakes + refused > 0 {
+                    rill_log!(
+                        self.host,
+                        Info,
+                        "in the last minute: {malformed} malformed datagrams dropped, \
+                         {handshakes} handshakes ignored, {refused} callers refused"
+                    );
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
