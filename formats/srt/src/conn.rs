@@ -238,6 +238,18 @@ impl Connection {
         self.out.pop_front()
     }
 
+    /// Puts back a datagram [`Connection::poll_transmit`] gave that could
+    /// not be sent now (the socket's queue is full): it goes first next
+    /// time.
+    pub fn unpoll_transmit(&mut self, datagram: Bytes) {
+        self.out.push_front(datagram);
+    }
+
+    /// Datagrams waiting to be sent.
+    pub fn transmit_backlog(&self) -> usize {
+        self.out.len()
+    }
+
     /// Ends the connection: a SHUTDOWN goes out.
     pub fn close(&mut self, now: u64) {
         if self.closed.is_none() {
@@ -627,15 +639,7 @@ impl Connection {
         }
         let seq = self.next;
         self.next = seq.add(1);
-        let mut body = payload.to_vec();
-        let key = match &self.s.keys {
-            Some(k) => {
-                let kk = k.send_kk();
-                k.apply(kk, seq, &mut body);
-                kk
-            }
-            None => 0,
-        };
+        let key = self.s.keys.as_ref().map_or(0, Keys::send_kk);
         let p = DataPacket {
             seq,
             position: POSITION_SOLO,
@@ -645,11 +649,15 @@ impl Connection {
             msg: self.msg,
             timestamp: self.timestamp(now),
             dest: self.s.peer_id,
-            payload: &body,
+            payload,
         };
         self.msg = (self.msg + 1) & 0x03FF_FFFF;
-        let mut d = Vec::with_capacity(HEADER_LEN + body.len());
+        // One buffer, one copy: the header, the payload, encrypted in place.
+        let mut d = Vec::with_capacity(HEADER_LEN + payload.len());
         write_data(&p, &mut d);
+        if let Some(k) = &self.s.keys {
+            k.apply(key, seq, &mut d[HEADER_LEN..]);
+        }
         let d = Bytes::from(d);
         if self.sent.len() >= self.s.send_buffer {
             self.sent.pop_front();

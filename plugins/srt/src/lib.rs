@@ -31,7 +31,8 @@ use rill_abi::sdk::{
 };
 use rill_abi::{
     rill_codec_kind, rill_log, RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT,
-    RILL_FRAME_CONFIG, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO, RILL_TRACK_VIDEO,
+    RILL_END_TOO_SLOW, RILL_FRAME_CONFIG, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO,
+    RILL_TRACK_VIDEO,
 };
 use rill_srt::handshake::reject;
 use rill_srt::packet::{dest_socket, is_handshake};
@@ -51,6 +52,9 @@ const TS_PER_PAYLOAD: usize = 7;
 /// that made them (its continuity counters, the configurations it saw).
 const TS_CACHE_KEY: u64 = u64::from_le_bytes(*b"srt-ts/1");
 const MAX_TRACKS: usize = 8;
+/// Datagrams a player may have waiting for the socket (about 3 MB) before
+/// it is dropped as too slow.
+const MAX_BACKLOG: usize = 2048;
 
 /// An accepted caller, reachable from the UDP path and from its session.
 struct Peer {
@@ -160,9 +164,16 @@ impl Srt {
         let _ = self.host.udp_send(SOCKET, to, data);
     }
 
+    /// Sends what the connection has to send, until the socket's queue is
+    /// full: the rest waits in the connection for the next flush (its
+    /// timer's, or the next frame's), so a key frame sent to every player
+    /// at once is paced by the socket rather than dropped.
     fn flush(&self, peer: &Peer, conn: &mut Connection) {
         while let Some(d) = conn.poll_transmit() {
-            self.send(peer.addr, &d);
+            if self.host.udp_send(SOCKET, peer.addr, &d) == Err(Error::AGAIN) {
+                conn.unpoll_transmit(d);
+                break;
+            }
         }
     }
 
@@ -569,7 +580,7 @@ impl Plugin for Srt {
     fn on_frame(
         &self,
         s: &mut Session,
-        _conn: &Conn,
+        conn: &Conn,
         _sub: SubscriberId,
         frame: &FrameRef,
     ) -> Result<()> {
@@ -592,6 +603,11 @@ impl Plugin for Srt {
             }
         }
         self.flush(peer, &mut c);
+        if c.transmit_backlog() > MAX_BACKLOG {
+            // The socket has not taken this player's datagrams for a while.
+            drop(c);
+            return conn.close(RILL_END_TOO_SLOW);
+        }
         Ok(())
     }
 
