@@ -91,6 +91,9 @@ pub struct Stats {
     pub sent_retransmitted: u64,
     /// Packets dropped from the send buffer unacknowledged.
     pub sent_dropped: u64,
+    /// Datagrams dropped before they were sent (the socket's queue stayed
+    /// full).
+    pub sent_unsent: u64,
     /// NAK reports sent.
     pub naks_sent: u64,
     /// NAK reports received.
@@ -248,6 +251,16 @@ impl Connection {
     /// Datagrams waiting to be sent.
     pub fn transmit_backlog(&self) -> usize {
         self.out.len()
+    }
+
+    /// Drops the oldest waiting datagrams beyond `max`: data packets among
+    /// them stay in the send buffer, so the peer's loss report brings them
+    /// back while they are still useful. Returns how many were dropped.
+    pub fn trim_transmit(&mut self, max: usize) -> usize {
+        let n = self.out.len().saturating_sub(max);
+        self.out.drain(..n);
+        self.stats.sent_unsent += n as u64;
+        n
     }
 
     /// Ends the connection: a SHUTDOWN goes out.

@@ -31,8 +31,7 @@ use rill_abi::sdk::{
 };
 use rill_abi::{
     rill_codec_kind, rill_log, RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT,
-    RILL_END_TOO_SLOW, RILL_FRAME_CONFIG, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO,
-    RILL_TRACK_VIDEO,
+    RILL_FRAME_CONFIG, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO, RILL_TRACK_VIDEO,
 };
 use rill_srt::handshake::reject;
 use rill_srt::packet::{dest_socket, is_handshake};
@@ -52,9 +51,9 @@ const TS_PER_PAYLOAD: usize = 7;
 /// that made them (its continuity counters, the configurations it saw).
 const TS_CACHE_KEY: u64 = u64::from_le_bytes(*b"srt-ts/1");
 const MAX_TRACKS: usize = 8;
-/// Datagrams a player may have waiting for the socket (about 3 MB) before
-/// it is dropped as too slow.
-const MAX_BACKLOG: usize = 2048;
+/// Datagrams a player may have waiting for the socket (a key frame of a
+/// few Mbit/s); older ones are dropped.
+const MAX_BACKLOG: usize = 256;
 
 /// An accepted caller, reachable from the UDP path and from its session.
 struct Peer {
@@ -580,7 +579,7 @@ impl Plugin for Srt {
     fn on_frame(
         &self,
         s: &mut Session,
-        conn: &Conn,
+        _conn: &Conn,
         _sub: SubscriberId,
         frame: &FrameRef,
     ) -> Result<()> {
@@ -603,11 +602,9 @@ impl Plugin for Srt {
             }
         }
         self.flush(peer, &mut c);
-        if c.transmit_backlog() > MAX_BACKLOG {
-            // The socket has not taken this player's datagrams for a while.
-            drop(c);
-            return conn.close(RILL_END_TOO_SLOW);
-        }
+        // Bounded queueing: past a key frame's worth, the oldest wait no
+        // more (the player's loss reports bring back what still matters).
+        c.trim_transmit(MAX_BACKLOG);
         Ok(())
     }
 
@@ -643,7 +640,7 @@ impl Plugin for Srt {
                 self.host,
                 Info,
                 "{}: {} {} ended ({}{why}): received {} packets, {} lost, {} retransmitted, \
-                 {} dropped too late; sent {} packets, {} retransmitted; rtt {} ms",
+                 {} dropped too late; sent {} packets, {} retransmitted, {} unsent; rtt {} ms",
                 s.key.0,
                 if s.sid.mode == Mode::Publish {
                     "publisher"
@@ -662,6 +659,7 @@ impl Plugin for Srt {
                 st.recv_dropped,
                 st.sent_packets,
                 st.sent_retransmitted,
+                st.sent_unsent,
                 st.rtt / 1000,
             );
         }
