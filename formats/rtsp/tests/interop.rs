@@ -1,0 +1,306 @@
+//! Real clients against a tiny server built from [`ServerSession`] over a
+//! std `TcpStream`: ffmpeg publishing (ANNOUNCE/SETUP/RECORD, interleaved
+//! RTP) and ffprobe playing (DESCRIBE/SETUP/PLAY with a canned SDP).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rill_rtsp::{
+    Event, Limits, Lower, Method, Reader, ServerSession, Settings, SetupAnswer, TrackStart,
+};
+use rill_testsupport::{require_tool, runs};
+
+fn have(tool: &str, test: &str) -> bool {
+    let missing = (!runs(tool, &["-version"])).then(|| format!("{tool} -version failed"));
+    require_tool(test, tool, missing)
+}
+
+/// What the server saw.
+#[derive(Debug, Default)]
+struct Log {
+    /// Methods in order, as read from the wire.
+    methods: Vec<Method>,
+    /// Statuses answered.
+    statuses: Vec<u16>,
+    /// Interleaved frames received per channel.
+    frames: [usize; 4],
+    announced_sdp: String,
+    setup_transports: Vec<String>,
+}
+
+/// Serves one connection until it closes or `deadline`.
+fn serve(mut sock: TcpStream, sdp: &'static str, deadline: Duration) -> Log {
+    let start = Instant::now();
+    let now = || start.elapsed().as_micros() as u64;
+    let mut s = ServerSession::new(Limits::default(), Settings::default(), 0);
+    let mut log = Log::default();
+    // A reader of our own over the same bytes, for the methods.
+    let mut seen = Reader::new(Limits::default());
+    let mut out_seen = Reader::new(Limits::default());
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut playing: Option<(String, Vec<usize>)> = None;
+    let mut udp_targets: Vec<(UdpSocket, u16)> = Vec::new();
+    let mut sent = 0u16;
+    while start.elapsed() < deadline {
+        match sock.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let mut d = &buf[..n];
+                while !d.is_empty() {
+                    let k = seen.push(d);
+                    d = &d[k..];
+                    while let Ok(Some(item)) = seen.next_item() {
+                        match item {
+                            rill_rtsp::Item::Request(r) => log.methods.push(r.method),
+                            rill_rtsp::Item::Interleaved { channel, .. } if channel < 4 => {
+                                log.frames[usize::from(channel)] += 1
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                if s.feed(now(), &buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+        s.handle_timeout(now());
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                Event::Announce { request, sdp, .. } => {
+                    log.announced_sdp = String::from_utf8_lossy(&sdp).into_owned();
+                    s.accept_announce(request).unwrap();
+                }
+                Event::Describe { request, .. } => s.answer_describe(request, sdp).unwrap(),
+                Event::Setup {
+                    request, transport, ..
+                } => {
+                    log.setup_transports.push(transport.to_string());
+                    let server_port = if transport.lower == Lower::Udp {
+                        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+                        let port = u.local_addr().unwrap().port();
+                        udp_targets.push((u, transport.client_port.unwrap().0));
+                        Some((port, port + 1))
+                    } else {
+                        None
+                    };
+                    s.accept_setup(
+                        request,
+                        SetupAnswer {
+                            server_port,
+                            ssrc: None,
+                        },
+                    )
+                    .unwrap();
+                }
+                Event::Play {
+                    request,
+                    session,
+                    tracks,
+                    ..
+                } => {
+                    let starts: Vec<_> = tracks
+                        .iter()
+                        .map(|&t| TrackStart {
+                            track: t,
+                            seq: 0,
+                            rtptime: 0,
+                        })
+                        .collect();
+                    s.accept_play(request, None, &starts).unwrap();
+                    playing = Some((session, tracks));
+                }
+                Event::Record { request, .. } => s.accept_record(request).unwrap(),
+                _ => {}
+            }
+        }
+        // A player gets PCMU/PCMA packets (20 ms of silence each).
+        if let Some((session, tracks)) = &playing {
+            for _ in 0..5 {
+                for (i, &t) in tracks.iter().enumerate() {
+                    let pt = if t == 0 { 0u8 } else { 8 };
+                    let mut p = vec![0x80, pt];
+                    p.extend_from_slice(&sent.to_be_bytes());
+                    p.extend_from_slice(&(u32::from(sent) * 160).to_be_bytes());
+                    p.extend_from_slice(&(0x1000 + t as u32).to_be_bytes());
+                    p.resize(12 + 160, 0xFF);
+                    match s.channels(session, t) {
+                        Some((c, _)) => s.send_interleaved(c, Bytes::from(p)).unwrap(),
+                        None => {
+                            if let Some((u, port)) = udp_targets.get(i) {
+                                let _ = u.send_to(&p, ("127.0.0.1", *port));
+                            }
+                        }
+                    }
+                }
+                sent = sent.wrapping_add(1);
+            }
+        }
+        while let Some(b) = s.poll_transmit() {
+            let k = out_seen.push(&b);
+            assert_eq!(k, b.len());
+            while let Ok(Some(item)) = out_seen.next_item() {
+                if let rill_rtsp::Item::Response(r) = item {
+                    log.statuses.push(r.status);
+                }
+            }
+            if sock.write_all(&b).is_err() {
+                return log;
+            }
+        }
+    }
+    log
+}
+
+fn listen() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+#[test]
+fn ffmpeg_publishes_over_tcp() {
+    if !have("ffmpeg", "ffmpeg_publishes_over_tcp") {
+        return;
+    }
+    let (l, port) = listen();
+    let server = thread::spawn(move || {
+        let (sock, _) = l.accept().unwrap();
+        serve(sock, "", Duration::from_secs(15))
+    });
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "1.5",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-c:a",
+            "aac",
+            "-f",
+            "rtsp",
+            "-rtsp_transport",
+            "tcp",
+        ])
+        .arg(format!("rtsp://127.0.0.1:{port}/live/x"))
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let log = server.join().unwrap();
+    let m = &log.methods;
+    let start = usize::from(m.first() == Some(&Method::Options));
+    assert_eq!(
+        &m[start..start + 4],
+        &[
+            Method::Announce,
+            Method::Setup,
+            Method::Setup,
+            Method::Record
+        ],
+        "{m:?}"
+    );
+    assert!(log.statuses.iter().all(|&s| s == 200), "{:?}", log.statuses);
+    assert!(
+        log.announced_sdp.contains("m=video") && log.announced_sdp.contains("m=audio"),
+        "{}",
+        log.announced_sdp
+    );
+    assert_eq!(
+        log.setup_transports,
+        [
+            "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record",
+            "RTP/AVP/TCP;unicast;interleaved=2-3;mode=record"
+        ]
+    );
+    // 1.5 s of 25 fps video (a packet or more per frame) and AAC (several
+    // frames per packet).
+    assert!(
+        log.frames[0] >= 30 && log.frames[2] >= 5,
+        "{:?}",
+        log.frames
+    );
+    assert_eq!(m.last(), Some(&Method::Teardown), "{m:?}");
+}
+
+const PLAY_SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=Rill\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\na=control:*\r\nm=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=control:trackID=0\r\nm=audio 0 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=control:trackID=1\r\n";
+
+fn ffprobe_plays(transport: &str, test: &str) {
+    if !have("ffprobe", test) {
+        return;
+    }
+    let (l, port) = listen();
+    let server = thread::spawn(move || {
+        let (sock, _) = l.accept().unwrap();
+        serve(sock, PLAY_SDP, Duration::from_secs(15))
+    });
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(format!("rtsp://127.0.0.1:{port}/live/x"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.lines().collect::<Vec<_>>(), ["pcm_mulaw", "pcm_alaw"]);
+    let log = server.join().unwrap();
+    let m = &log.methods;
+    let start = usize::from(m.first() == Some(&Method::Options));
+    assert_eq!(
+        &m[start..start + 4],
+        &[Method::Describe, Method::Setup, Method::Setup, Method::Play],
+        "{m:?}"
+    );
+    assert!(log.statuses.iter().all(|&s| s == 200), "{:?}", log.statuses);
+    assert_eq!(m.last(), Some(&Method::Teardown), "{m:?}");
+}
+
+#[test]
+fn ffprobe_plays_over_tcp() {
+    ffprobe_plays("tcp", "ffprobe_plays_over_tcp");
+}
+
+#[test]
+fn ffprobe_plays_over_udp() {
+    ffprobe_plays("udp", "ffprobe_plays_over_udp");
+}
