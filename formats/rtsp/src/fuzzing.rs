@@ -86,6 +86,13 @@ fn read_all(limits: &Limits, mut data: &[u8], chunks: &[usize]) -> (Vec<Item>, b
 /// one time-step byte, in 100 ms units, before each), answering every
 /// request the way the first byte of the piece says.
 pub fn session(data: &[u8]) {
+    let _ = session_statuses(data);
+}
+
+/// [`session`], returning the statuses the server answered, in order.
+pub fn session_statuses(data: &[u8]) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    let mut out = Reader::new(Limits::default());
     let settings = Settings {
         max_sessions: 2,
         max_tracks: 4,
@@ -93,6 +100,7 @@ pub fn session(data: &[u8]) {
         ..Settings::default()
     };
     let mut s = ServerSession::new(Limits::default(), settings, 0);
+    s.use_predictable_session_ids();
     let mut now = 0u64;
     let mut rest = data;
     while rest.len() >= 2 {
@@ -107,7 +115,9 @@ pub fn session(data: &[u8]) {
         while let Some(ev) = s.poll_event() {
             answer(&mut s, ev, choice);
         }
-        while s.poll_transmit().is_some() {}
+        while let Some(b) = s.poll_transmit() {
+            collect(&mut out, &b, &mut statuses);
+        }
         if choice == 0xFF {
             s.close();
             break;
@@ -115,6 +125,22 @@ pub fn session(data: &[u8]) {
     }
     s.close();
     while s.poll_event().is_some() {}
+    statuses
+}
+
+fn collect(reader: &mut Reader, mut b: &[u8], statuses: &mut Vec<u16>) {
+    while !b.is_empty() {
+        let n = reader.push(b);
+        b = &b[n..];
+        while let Ok(Some(item)) = reader.next_item() {
+            if let Item::Response(r) = item {
+                statuses.push(r.status);
+            }
+        }
+        if n == 0 {
+            return;
+        }
+    }
 }
 
 fn answer(s: &mut ServerSession, ev: Event, choice: u8) {

@@ -331,6 +331,9 @@ pub struct ServerSession {
     /// The last path described or announced here (for SETUP's control split).
     base_path: Option<String>,
     announced: Option<String>,
+    /// Session ids 1, 2, ... instead of random ones (fuzzing).
+    predictable_ids: bool,
+    sessions_made: u64,
 }
 
 impl ServerSession {
@@ -355,7 +358,16 @@ impl ServerSession {
             nonce: random_hex(now),
             base_path: None,
             announced: None,
+            predictable_ids: false,
+            sessions_made: 0,
         }
+    }
+
+    /// Session ids 1, 2, 3, ... instead of random ones, so that fuzz
+    /// inputs can name them. Never for a real server.
+    #[doc(hidden)]
+    pub fn use_predictable_session_ids(&mut self) {
+        self.predictable_ids = true;
     }
 
     /// The Digest nonce this connection's challenges carry.
@@ -810,10 +822,15 @@ impl ServerSession {
         transport.mode = Some(mode);
         let (session, new) = match session {
             Some(id) => (id, None),
-            None => (
-                random_hex(self.now ^ self.next_request),
-                Some((path.clone(), mode)),
-            ),
+            None => {
+                self.sessions_made += 1;
+                let id = if self.predictable_ids {
+                    self.sessions_made.to_string()
+                } else {
+                    random_hex(self.now ^ self.next_request)
+                };
+                (id, Some((path.clone(), mode)))
+            }
         };
         let track = Track {
             index,

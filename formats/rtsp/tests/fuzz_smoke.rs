@@ -111,9 +111,7 @@ fn session_input(pieces: &[(u8, Vec<u8>)]) -> Vec<u8> {
 }
 
 fn session_seeds() -> Vec<Seed> {
-    // The session ids are random: later requests name one that does not
-    // exist (454), which mutations explore; the first SETUP of each flow
-    // still creates one.
+    // The target's server numbers its sessions 1, 2, ...
     let publish_tcp = session_input(&[
         (
             0,
@@ -126,26 +124,33 @@ fn session_seeds() -> Vec<Seed> {
         ),
         (
             1,
-            b"RECORD rtsp://127.0.0.1:8554/live/x RTSP/1.0\r\nCSeq: 5\r\nSession: 0011\r\n\r\n"
+            setup(1, 4, "1", "RTP/AVP/TCP;unicast;interleaved=2-3;mode=record").into_bytes(),
+        ),
+        (
+            1,
+            b"RECORD rtsp://127.0.0.1:8554/live/x RTSP/1.0\r\nCSeq: 5\r\nSession: 1\r\n\r\n"
                 .to_vec(),
         ),
         (1, [rtp(0, 1, 100), rtp(1, 2, 20)].concat()),
         (
             30,
-            b"TEARDOWN rtsp://127.0.0.1:8554/live/x RTSP/1.0\r\nCSeq: 6\r\nSession: 0011\r\n\r\n"
+            b"TEARDOWN rtsp://127.0.0.1:8554/live/x RTSP/1.0\r\nCSeq: 6\r\nSession: 1\r\n\r\n"
                 .to_vec(),
         ),
     ]);
     let play_udp = session_input(&[
         (0, b"DESCRIBE rtsp://h/live/cam?token=1 RTSP/1.0\r\nCSeq: 2\r\n\r\n".to_vec()),
         (1, b"SETUP rtsp://h/live/cam?token=1/trackID=0 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n".to_vec()),
+        (1, b"SETUP rtsp://h/live/cam?token=1/trackID=1 RTSP/1.0\r\nCSeq: 3\r\nSession: 1\r\nTransport: RTP/AVP;unicast;client_port=5002-5003\r\n\r\n".to_vec()),
         (1, b"PLAY rtsp://h/live/cam RTSP/1.0\r\nCSeq: 4\r\nSession: 1\r\nRange: npt=now-\r\n\r\n".to_vec()),
-        (25, b"GET_PARAMETER rtsp://h/live/cam RTSP/1.0\r\nCSeq: 5\r\n\r\n".to_vec()),
+        (15, b"GET_PARAMETER rtsp://h/live/cam RTSP/1.0\r\nCSeq: 5\r\n\r\n".to_vec()),
         (0, b"PAUSE rtsp://h/live/cam RTSP/1.0\r\nCSeq: 6\r\nSession: 1\r\n\r\n".to_vec()),
+        (0, b"PLAY rtsp://h/live/cam RTSP/1.0\r\nCSeq: 7\r\nSession: 1\r\nRange: npt=bad-\r\n\r\n".to_vec()),
+        (0, b"TEARDOWN rtsp://h/live/cam RTSP/1.0\r\nCSeq: 8\r\nSession: 1\r\n\r\n".to_vec()),
     ]);
     let play_tcp_one_piece = session_input(&[(
         0,
-        b"DESCRIBE rtsp://h/live/cam RTSP/1.0\r\nCSeq: 2\r\n\r\nSETUP rtsp://h/live/cam/trackID=0 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP/TCP;unicast\r\n\r\nSETUP rtsp://h/live/cam/trackID=1 RTSP/1.0\r\nCSeq: 4\r\nTransport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n\r\n".to_vec(),
+        b"DESCRIBE rtsp://h/live/cam RTSP/1.0\r\nCSeq: 2\r\n\r\nSETUP rtsp://h/live/cam/trackID=0 RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP/TCP;unicast\r\n\r\nSETUP rtsp://h/live/cam/trackID=1 RTSP/1.0\r\nCSeq: 4\r\nSession: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n\r\nPLAY rtsp://h/live/cam RTSP/1.0\r\nCSeq: 5\r\nSession: 1\r\n\r\n$\x01\x00\x02\x81\xc9".to_vec(),
     )]);
     let statuses = session_input(&[
         (0, b"PLAY rtsp://h/x RTSP/1.0\r\nCSeq: 1\r\nSession: nope\r\n\r\n".to_vec()),
@@ -183,8 +188,16 @@ fn seeds_are_what_they_say() {
         assert!(matches!(first, Ok(Some(_))), "{name}: {first:?}");
         fuzzing::request(&bytes);
     }
-    for (_, bytes) in session_seeds() {
-        fuzzing::session(&bytes);
+    let expect: [(&str, &[u16]); 5] = [
+        ("publish_tcp", &[200, 200, 200, 200, 200, 200]),
+        ("play_udp", &[200, 200, 200, 200, 200, 200, 457, 200]),
+        ("play_tcp_one_piece", &[200, 200, 200, 200]),
+        ("statuses", &[454, 461, 501, 505, 400, 551, 400]),
+        ("idle_timeout", &[200]),
+    ];
+    for ((name, bytes), (n, statuses)) in session_seeds().into_iter().zip(expect) {
+        assert_eq!(name, n);
+        assert_eq!(fuzzing::session_statuses(&bytes), statuses, "{name}");
     }
 }
 
