@@ -2,27 +2,13 @@
 //! driving track, for players without fMP4 (older TVs, set-top boxes).
 
 use bytes::{Bytes, BytesMut};
-use rill_abi::{
-    RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_MP3, RILL_CODEC_OPUS,
-    RILL_FRAME_KEY,
-};
-use rill_ts::{MuxTrack, Muxer, MuxerConfig};
+use rill_abi::RILL_FRAME_KEY;
+use rill_ts::inputs::{is_video, ts_codec, Inputs, Seen};
+use rill_ts::{Muxer, MuxerConfig};
 
 use crate::cut::{Cut, Cutter};
 use crate::window::{Part, Window};
 use crate::{playlist, Changed, Config, Error, Frame};
-use rill_ts::inputs::{Inputs, Seen};
-
-fn ts_codec(codec: u32) -> bool {
-    matches!(
-        codec,
-        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_AAC | RILL_CODEC_MP3 | RILL_CODEC_OPUS
-    )
-}
-
-fn is_video(codec: u32) -> bool {
-    matches!(codec, RILL_CODEC_H264 | RILL_CODEC_H265)
-}
 
 struct Live {
     mux: Muxer,
@@ -148,17 +134,7 @@ impl<P: Clone> TsHls<P> {
         if !self.inputs.starts_at(f, is_video) {
             return false;
         }
-        let mut tracks = Vec::new();
-        let mut map = Vec::new();
-        for t in &self.inputs.list {
-            let config = match (&t.config, t.codec) {
-                (Some(c), _) => c.clone(),
-                (None, RILL_CODEC_MP3 | RILL_CODEC_OPUS) => Bytes::new(),
-                (None, _) => continue,
-            };
-            tracks.push(MuxTrack::new(t.codec, config));
-            map.push(t.track);
-        }
+        let (tracks, map) = self.inputs.mux_tracks();
         if !map.contains(&f.track) {
             return false;
         }

@@ -3,9 +3,12 @@
 //! frames does first (HLS, fMP4, TS over SRT).
 
 use bytes::Bytes;
-use rill_abi::{RILL_FRAME_CONFIG, RILL_FRAME_DISCONTINUITY, RILL_FRAME_KEY};
+use rill_abi::{
+    RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_MP3, RILL_CODEC_OPUS,
+    RILL_FRAME_CONFIG, RILL_FRAME_DISCONTINUITY, RILL_FRAME_KEY,
+};
 
-use crate::Frame;
+use crate::{Frame, MuxTrack};
 
 /// A track the stream declared (by a config frame or its first frame).
 #[derive(Debug)]
@@ -82,4 +85,34 @@ impl Inputs {
             !is_video(f.codec)
         }
     }
+
+    /// The tracks a TS muxer can carry now (those with a configuration, and
+    /// MP3 and Opus, which need none) and their host track ids, in order.
+    pub fn mux_tracks(&self) -> (Vec<MuxTrack>, Vec<u32>) {
+        let mut tracks = Vec::new();
+        let mut ids = Vec::new();
+        for t in &self.list {
+            let config = match (&t.config, t.codec) {
+                (Some(c), _) => c.clone(),
+                (None, RILL_CODEC_MP3 | RILL_CODEC_OPUS) => Bytes::new(),
+                (None, _) => continue,
+            };
+            tracks.push(MuxTrack::new(t.codec, config));
+            ids.push(t.track);
+        }
+        (tracks, ids)
+    }
+}
+
+/// Whether MPEG-TS carries this codec (`RILL_CODEC_*`).
+pub fn ts_codec(codec: u32) -> bool {
+    matches!(
+        codec,
+        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_AAC | RILL_CODEC_MP3 | RILL_CODEC_OPUS
+    )
+}
+
+/// Whether the codec is a video codec TS carries.
+pub fn is_video(codec: u32) -> bool {
+    matches!(codec, RILL_CODEC_H264 | RILL_CODEC_H265)
 }

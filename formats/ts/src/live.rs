@@ -7,28 +7,14 @@
 //! source's audio often shows up a few frames after its video): at once,
 //! with a new PMT, so a player already watching loses nothing.
 
-use bytes::{Bytes, BytesMut};
-use rill_abi::{
-    RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_MP3, RILL_CODEC_OPUS,
-    RILL_FRAME_KEY,
-};
+use bytes::BytesMut;
+use rill_abi::RILL_FRAME_KEY;
 
-use crate::inputs::{Inputs, Seen};
-use crate::{Error, Frame, MuxTrack, Muxer, MuxerConfig};
+use crate::inputs::{is_video, ts_codec, Inputs, Seen};
+use crate::{Error, Frame, Muxer, MuxerConfig};
 
 /// PAT/PMT repetition without video key frames, µs.
 const PSI_INTERVAL: i64 = 500_000;
-
-fn ts_codec(codec: u32) -> bool {
-    matches!(
-        codec,
-        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_AAC | RILL_CODEC_MP3 | RILL_CODEC_OPUS
-    )
-}
-
-fn is_video(codec: u32) -> bool {
-    matches!(codec, RILL_CODEC_H264 | RILL_CODEC_H265)
-}
 
 struct Live {
     mux: Muxer,
@@ -115,17 +101,7 @@ impl LiveMuxer {
         if !continuing && !self.inputs.starts_at(f, is_video) {
             return Ok(false);
         }
-        let mut tracks = Vec::new();
-        let mut map = Vec::new();
-        for t in &self.inputs.list {
-            let config = match (&t.config, t.codec) {
-                (Some(c), _) => c.clone(),
-                (None, RILL_CODEC_MP3 | RILL_CODEC_OPUS) => Bytes::new(),
-                (None, _) => continue,
-            };
-            tracks.push(MuxTrack::new(t.codec, config));
-            map.push(t.track);
-        }
+        let (tracks, map) = self.inputs.mux_tracks();
         if !map.contains(&f.track) {
             return Ok(false);
         }
@@ -146,7 +122,8 @@ mod tests {
     use super::*;
     use crate::fuzzing::seeds;
     use crate::{Demuxer, Event, Limits};
-    use rill_abi::{RILL_CODEC_AAC, RILL_FRAME_CONFIG};
+    use bytes::Bytes;
+    use rill_abi::{RILL_CODEC_AAC, RILL_CODEC_H264, RILL_FRAME_CONFIG};
 
     fn frame(track: u32, codec: u32, flags: u32, t: i64, payload: Bytes) -> Frame {
         Frame {
