@@ -172,6 +172,13 @@ impl Listener {
         u32::from_be_bytes([out[0], out[1], out[2], out[3]])
     }
 
+    /// The cookie a caller at `from` must return at `now` (for tests and
+    /// fuzzing, which cannot learn it from an induction).
+    #[doc(hidden)]
+    pub fn cookie_now(&self, from: SocketAddr, now: u64) -> u32 {
+        self.cookie(from, now / COOKIE_PERIOD)
+    }
+
     /// Answers one handshake datagram addressed to socket 0.
     pub fn handle(&self, now: u64, from: SocketAddr, datagram: &[u8]) -> Answer {
         let (h, ts) = match Packet::parse(datagram) {
