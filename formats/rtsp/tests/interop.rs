@@ -1,6 +1,7 @@
 //! Real clients against a tiny server built from [`ServerSession`] over a
-//! std `TcpStream`: ffmpeg publishing (ANNOUNCE/SETUP/RECORD, interleaved
-//! RTP) and ffprobe playing (DESCRIBE/SETUP/PLAY with a canned SDP).
+//! std `TcpStream`: ffmpeg publishing (ANNOUNCE/SETUP/RECORD, RTP
+//! interleaved or over UDP) and ffprobe playing (DESCRIBE/SETUP/PLAY with
+//! a canned SDP, RTP interleaved or over UDP).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -28,6 +29,8 @@ struct Log {
     statuses: Vec<u16>,
     /// Interleaved frames received per channel.
     frames: [usize; 4],
+    /// Datagrams received on the server's RTP ports, per track set up.
+    datagrams: Vec<usize>,
     announced_sdp: String,
     setup_transports: Vec<String>,
 }
@@ -90,7 +93,9 @@ fn serve(mut sock: TcpStream, sdp: &'static str, deadline: Duration) -> Log {
                     log.setup_transports.push(transport.to_string());
                     let server_port = if transport.lower == Lower::Udp {
                         let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+                        u.set_nonblocking(true).unwrap();
                         let port = u.local_addr().unwrap().port();
+                        log.datagrams.push(0);
                         udp_targets.push((u, transport.client_port.unwrap().0));
                         Some((port, port + 1))
                     } else {
@@ -124,6 +129,13 @@ fn serve(mut sock: TcpStream, sdp: &'static str, deadline: Duration) -> Log {
                 }
                 Event::Record { request, .. } => s.accept_record(request).unwrap(),
                 _ => {}
+            }
+        }
+        // A publisher's RTP over UDP.
+        for (i, (u, _)) in udp_targets.iter().enumerate() {
+            let mut d = [0u8; 2048];
+            while u.recv_from(&mut d).is_ok() {
+                log.datagrams[i] += 1;
             }
         }
         // A player gets PCMU/PCMA packets (20 ms of silence each).
@@ -170,9 +182,8 @@ fn listen() -> (TcpListener, u16) {
     (l, port)
 }
 
-#[test]
-fn ffmpeg_publishes_over_tcp() {
-    if !have("ffmpeg", "ffmpeg_publishes_over_tcp") {
+fn ffmpeg_publishes(transport: &str, test: &str) {
+    if !have("ffmpeg", test) {
         return;
     }
     let (l, port) = listen();
@@ -207,7 +218,7 @@ fn ffmpeg_publishes_over_tcp() {
             "-f",
             "rtsp",
             "-rtsp_transport",
-            "tcp",
+            transport,
         ])
         .arg(format!("rtsp://127.0.0.1:{port}/live/x"))
         .stdin(Stdio::null())
@@ -233,21 +244,40 @@ fn ffmpeg_publishes_over_tcp() {
         "{}",
         log.announced_sdp
     );
-    assert_eq!(
-        log.setup_transports,
-        [
-            "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record",
-            "RTP/AVP/TCP;unicast;interleaved=2-3;mode=record"
-        ]
-    );
     // 1.5 s of 25 fps video (a packet or more per frame) and AAC (several
     // frames per packet).
-    assert!(
-        log.frames[0] >= 30 && log.frames[2] >= 5,
-        "{:?}",
-        log.frames
-    );
+    let (video, audio) = if transport == "tcp" {
+        assert_eq!(
+            log.setup_transports,
+            [
+                "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record",
+                "RTP/AVP/TCP;unicast;interleaved=2-3;mode=record"
+            ]
+        );
+        (log.frames[0], log.frames[2])
+    } else {
+        assert!(
+            log.setup_transports
+                .iter()
+                .all(|t| t.starts_with("RTP/AVP;unicast;client_port=")
+                    && t.ends_with(";mode=record")),
+            "{:?}",
+            log.setup_transports
+        );
+        (log.datagrams[0], log.datagrams[1])
+    };
+    assert!(video >= 30 && audio >= 5, "{video} {audio}");
     assert_eq!(m.last(), Some(&Method::Teardown), "{m:?}");
+}
+
+#[test]
+fn ffmpeg_publishes_over_tcp() {
+    ffmpeg_publishes("tcp", "ffmpeg_publishes_over_tcp");
+}
+
+#[test]
+fn ffmpeg_publishes_over_udp() {
+    ffmpeg_publishes("udp", "ffmpeg_publishes_over_udp");
 }
 
 const PLAY_SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=Rill\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\na=control:*\r\nm=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=control:trackID=0\r\nm=audio 0 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=control:trackID=1\r\n";
