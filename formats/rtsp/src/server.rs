@@ -31,7 +31,8 @@
 //! Sessions (RTSP's, several per connection, bounded) time out after
 //! [`Settings::session_timeout`] without a request, an interleaved frame on
 //! their channels, or [`ServerSession::refresh`] (the caller calls it on
-//! RTCP over UDP).
+//! RTCP over UDP); a session playing over TCP only does not (players need
+//! not send anything there: the connection's end ends it).
 
 use std::collections::VecDeque;
 
@@ -257,6 +258,15 @@ struct Sess {
     state: State,
     tracks: Vec<Track>,
     last_seen: u64,
+}
+
+impl Sess {
+    /// A session playing over TCP only does not time out: players need not
+    /// send anything (ffmpeg sends no keep-alive over TCP), and the
+    /// connection's own end ends it.
+    fn exempt(&self) -> bool {
+        self.state == State::Playing && self.tracks.iter().all(|t| t.transport.lower == Lower::Tcp)
+    }
 }
 
 #[derive(Debug)]
@@ -1146,10 +1156,12 @@ impl ServerSession {
         let sessions = self
             .sessions
             .iter()
+            .filter(|s| !s.exempt())
             .map(|s| s.last_seen.saturating_add(t))
             .min();
         match sessions {
             Some(d) => Some(d),
+            None if !self.sessions.is_empty() => None,
             None => Some(self.last_input.saturating_add(t)),
         }
     }
@@ -1166,7 +1178,8 @@ impl ServerSession {
         let now = self.now;
         let mut i = 0;
         while i < self.sessions.len() {
-            if now >= self.sessions[i].last_seen.saturating_add(t) {
+            let s = &self.sessions[i];
+            if !s.exempt() && now >= s.last_seen.saturating_add(t) {
                 let s = self.sessions.remove(i);
                 self.events.push_back(Event::SessionEnded {
                     session: s.id,

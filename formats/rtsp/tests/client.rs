@@ -200,7 +200,8 @@ fn plays_over_tcp() {
     p.c.handle_timeout(p.now);
     p.pump();
     assert_eq!(p.c.poll_timeout(), Some(60_000_000));
-    assert_eq!(p.s.poll_timeout(), Some(90_000_000));
+    // (A TCP player's session does not time out on the server.)
+    assert_eq!(p.s.poll_timeout(), None);
     p.c.teardown();
     p.pump();
     assert_eq!(p.client_events.last(), Some(&ClientEvent::Closed));
@@ -209,7 +210,7 @@ fn plays_over_tcp() {
 
 #[test]
 fn plays_over_udp_with_digest() {
-    let p = play(Lower::Udp, "rtsp://alice:secret@h/live/cam", Some("secret"));
+    let mut p = play(Lower::Udp, "rtsp://alice:secret@h/live/cam", Some("secret"));
     assert_eq!(
         p.server_log,
         [
@@ -226,6 +227,13 @@ fn plays_over_udp_with_digest() {
     assert_eq!(transport.client_port, Some((6002, 6003)));
     assert_eq!(transport.server_port, Some((7000, 7001)));
     assert!(matches!(p.client_events[2], ClientEvent::Playing { .. }));
+    // A UDP player's session lives on keep-alives (authenticated too).
+    assert_eq!(p.s.poll_timeout(), Some(60_000_000));
+    p.now = 30_000_000;
+    p.c.handle_timeout(p.now);
+    p.pump();
+    assert_eq!(p.s.poll_timeout(), Some(90_000_000));
+    assert_eq!(p.client_events.len(), 3);
 }
 
 #[test]

@@ -533,6 +533,21 @@ fn session_timeout_refresh_and_idle_connection() {
 }
 
 #[test]
+fn tcp_players_do_not_time_out() {
+    let mut h = H::new();
+    let sid = describe_setup_play(&mut h, false);
+    assert_eq!(h.s.poll_timeout(), None);
+    h.s.handle_timeout(1000 * SEC);
+    assert!(h.events().is_empty());
+    // Paused, the clock runs again.
+    h.now = 1000 * SEC;
+    h.one(&format!(
+        "PAUSE rtsp://h/live/cam RTSP/1.0\r\nCSeq: 9\r\nSession: {sid}\r\n\r\n"
+    ));
+    assert_eq!(h.s.poll_timeout(), Some(1060 * SEC));
+}
+
+#[test]
 fn bounded_sessions_and_tracks() {
     let mut h = H::with(Settings {
         max_sessions: 1,
