@@ -340,6 +340,14 @@ impl ClientSession {
                 return;
             }
         }
+        if f.step == Step::Teardown {
+            // Whatever the answer (ffmpeg's listener says 501), the
+            // session is over.
+            self.failed = true;
+            self.active = false;
+            self.events.push_back(ClientEvent::Closed);
+            return;
+        }
         if !(200..300).contains(&r.status) {
             if f.step == Step::Options || (f.step == Step::KeepAlive && r.status != 454) {
                 // OPTIONS is a courtesy; a keep-alive refused still kept alive.

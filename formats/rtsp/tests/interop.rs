@@ -334,3 +334,120 @@ fn ffprobe_plays_over_tcp() {
 fn ffprobe_plays_over_udp() {
     ffprobe_plays("udp", "ffprobe_plays_over_udp");
 }
+
+/// Our client publishing to ffmpeg's RTSP listener (`-rtsp_flags listen`):
+/// OPTIONS, ANNOUNCE, SETUP (interleaved), RECORD, PCMU packets, TEARDOWN;
+/// ffmpeg decodes them and ends with the stream.
+#[test]
+fn client_publishes_to_ffmpeg_listener() {
+    use rill_rtsp::{ClientEvent, ClientSession, ClientSettings, SetupTrack};
+    if !have("ffmpeg", "client_publishes_to_ffmpeg_listener") {
+        return;
+    }
+    let port = {
+        let (l, port) = listen();
+        drop(l);
+        port
+    };
+    let url = format!("rtsp://127.0.0.1:{port}/live/x");
+    let ffmpeg = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rtsp_flags",
+            "listen",
+            "-i",
+            &url,
+            "-f",
+            "s16le",
+            "pipe:1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut sock = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if start.elapsed() < Duration::from_secs(5) => {
+                thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("ffmpeg does not listen: {e}"),
+        }
+    };
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let now = || start.elapsed().as_micros() as u64;
+    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=Rill\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=control:trackID=0\r\n";
+    let track = SetupTrack {
+        control: "trackID=0".into(),
+        lower: Lower::Tcp,
+        client_port: None,
+    };
+    let mut c = ClientSession::publish(
+        ClientSettings {
+            url,
+            ..ClientSettings::default()
+        },
+        sdp.into(),
+        vec![track],
+        now(),
+    )
+    .unwrap();
+    let mut events = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let mut closed = false;
+    while !closed && start.elapsed() < Duration::from_secs(10) {
+        while let Some(b) = c.poll_transmit() {
+            sock.write_all(&b).unwrap();
+        }
+        match sock.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => c.feed(now(), &buf[..n]).unwrap(),
+            Err(_) => {}
+        }
+        c.handle_timeout(now());
+        while let Some(ev) = c.poll_event() {
+            match &ev {
+                ClientEvent::Recording => {
+                    for seq in 0..100u16 {
+                        let mut p = vec![0x80, 0];
+                        p.extend_from_slice(&seq.to_be_bytes());
+                        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+                        p.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+                        p.resize(12 + 160, 0xFF);
+                        c.send_interleaved(0, Bytes::from(p)).unwrap();
+                    }
+                    c.teardown();
+                }
+                ClientEvent::Closed | ClientEvent::Refused { .. } | ClientEvent::TimedOut => {
+                    closed = true
+                }
+                _ => {}
+            }
+            events.push(ev);
+        }
+    }
+    while let Some(b) = c.poll_transmit() {
+        let _ = sock.write_all(&b);
+    }
+    drop(sock);
+    let out = ffmpeg.wait_with_output().unwrap();
+    assert!(
+        matches!(&events[0], ClientEvent::SetUp { track: 0, transport } if transport.interleaved == Some((0, 1))),
+        "{events:?}"
+    );
+    assert_eq!(
+        events[1..],
+        [ClientEvent::Recording, ClientEvent::Closed],
+        "{events:?}"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
