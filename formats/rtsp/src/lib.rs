@@ -39,6 +39,9 @@ pub use auth::{Challenge, Credentials};
 pub use client::{ClientEvent, ClientSession, ClientSettings, SetupTrack};
 pub use error::Error;
 pub use limits::Limits;
-pub use message::{interleaved_header, write_interleaved, Item, Method, Reader, Request, Response};
+pub use message::{
+    interleaved_header, put_interleaved_header, write_interleaved, Item, Method, Reader, Request,
+    Response,
+};
 pub use server::{EndReason, Event, RequestId, ServerSession, Settings, SetupAnswer, TrackStart};
 pub use transport::{Lower, Mode, NptStart, Range, RtpInfo, SessionHeader, Transport};

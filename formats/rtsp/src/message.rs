@@ -304,6 +304,23 @@ pub fn interleaved_header(channel: u8, len: usize) -> Option<[u8; 4]> {
     Some([b'$', channel, l[0], l[1]])
 }
 
+/// Writes the interleaved header for `channel` into the first 4 bytes of
+/// `frame`, whose payload is the rest: build `[4 spare bytes | RTP packet]`
+/// once and share it. `false` (nothing written) when `frame` is shorter
+/// than 4 bytes or its payload longer than 65535.
+pub fn put_interleaved_header(frame: &mut [u8], channel: u8) -> bool {
+    let Some(h) = interleaved_header(channel, frame.len().saturating_sub(4)) else {
+        return false;
+    };
+    match frame.get_mut(..4) {
+        Some(head) => {
+            head.copy_from_slice(&h);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Appends an interleaved frame (header and payload) to `out`. `false`
 /// (and nothing written) when the payload is longer than 65535 bytes.
 pub fn write_interleaved(out: &mut Vec<u8>, channel: u8, payload: &[u8]) -> bool {
@@ -777,6 +794,10 @@ mod tests {
         assert!(write_interleaved(&mut out, 3, b"xy"));
         assert_eq!(out, b"$\x03\x00\x02xy");
         assert!(!write_interleaved(&mut out, 3, &vec![0; 65536]));
+        let mut frame = vec![0, 0, 0, 0, b'x', b'y', b'z'];
+        assert!(put_interleaved_header(&mut frame, 5));
+        assert_eq!(frame, b"$\x05\x00\x03xyz");
+        assert!(!put_interleaved_header(&mut [0, 0], 5));
     }
 
     #[test]

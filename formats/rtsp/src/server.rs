@@ -1106,15 +1106,28 @@ impl ServerSession {
         Ok(())
     }
 
-    /// Queues bytes already framed (a packet with its `$` header written by
-    /// [`interleaved_header`] into a buffer the caller shares).
-    pub fn send_framed(&mut self, framed: Bytes) -> Result<(), Error> {
+    /// Queues a frame built once for many players
+    /// (`[$ channel len | RTP packet]`, see
+    /// [`crate::message::put_interleaved_header`]) on `channel`: as it is
+    /// when its header already names `channel`, else with a new 4-byte
+    /// header before the same payload (never copied either way).
+    pub fn send_framed(&mut self, channel: u8, framed: Bytes) -> Result<(), Error> {
         if self.phase != Phase::Open {
             return Err(Error::Closed);
         }
-        self.out_bytes += framed.len();
-        self.out.push_back(framed);
-        Ok(())
+        let ok = framed.len() >= 4
+            && framed[0] == b'$'
+            && usize::from(u16::from_be_bytes([framed[2], framed[3]])) == framed.len() - 4;
+        if !ok {
+            return Err(Error::Malformed("interleaved frame"));
+        }
+        if framed[1] == channel {
+            self.out_bytes += framed.len();
+            self.out.push_back(framed);
+            Ok(())
+        } else {
+            self.send_interleaved(channel, framed.slice(4..))
+        }
     }
 
     /// Marks `session` alive (RTCP or RTP received for it over UDP).

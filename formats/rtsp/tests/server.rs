@@ -307,12 +307,19 @@ fn play_over_tcp_and_udp() {
     assert_eq!(h.s.channels(&sid, 0), Some((0, 1)));
     h.s.send_interleaved(0, Bytes::from_static(b"\x80\x60rtp"))
         .unwrap();
+    // A frame built once: as is on its channel, re-headed on another.
+    let mut frame = b"....\x80\x60rtp".to_vec();
+    assert!(rill_rtsp::put_interleaved_header(&mut frame, 0));
+    let frame = Bytes::from(frame);
+    h.s.send_framed(0, frame.clone()).unwrap();
+    h.s.send_framed(2, frame.clone()).unwrap();
+    assert!(h.s.send_framed(2, frame.slice(1..)).is_err());
     assert_eq!(
         h.out(),
-        vec![Item::Interleaved {
-            channel: 0,
+        [0, 0, 2].map(|channel| Item::Interleaved {
+            channel,
             payload: Bytes::from_static(b"\x80\x60rtp")
-        }]
+        })
     );
     // PAUSE, PLAY again.
     let r = h.one(&format!(
