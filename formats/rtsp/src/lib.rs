@@ -17,6 +17,26 @@
 //! neither the header count nor the head size, while a server must stop a
 //! peer at 8 KiB and 64 headers and read at TCP's pace.
 //!
+//! # A server connection
+//!
+//! ```
+//! use rill_rtsp::{Event, Limits, ServerSession, Settings};
+//!
+//! let mut s = ServerSession::new(Limits::default(), Settings::default(), 0);
+//! s.feed(0, b"DESCRIBE rtsp://h:8554/live/cam RTSP/1.0\r\nCSeq: 2\r\n\r\n")?;
+//! while let Some(ev) = s.poll_event() {
+//!     if let Event::Describe { request, path, .. } = ev {
+//!         assert_eq!(path, "live/cam");
+//!         // Now, or later (admission, a stream not yet published); or
+//!         // s.reject(request, 404).
+//!         s.answer_describe(request, "v=0\r\n")?;
+//!     }
+//! }
+//! let reply = s.poll_transmit().unwrap();
+//! assert!(reply.starts_with(b"RTSP/1.0 200 OK\r\nCSeq: 2\r\n"));
+//! # Ok::<(), rill_rtsp::Error>(())
+//! ```
+//!
 //! # Time
 //!
 //! Nothing here reads a clock: time is µs since an epoch of the caller's
