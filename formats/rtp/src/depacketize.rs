@@ -25,7 +25,12 @@
 //! ([`Limits`]); one that grows past them is dropped as if lost.
 //!
 //! Times: the track's [`TrackClock`] (first timestamp = 0 µs, plus its
-//! `base_us`); DTS = PTS (RTP carries presentation times only).
+//! `base_us`). RTP carries presentation times only: audio's DTS is its
+//! PTS; video's is derived (see [`Limits::reorder_depth`]): each DTS is the
+//! PTS `depth` frames back in presentation order, so DTS never goes back
+//! and stays at or below the PTS with B-frames up to that depth (a deeper
+//! reordering, seen as a DTS above its PTS, deepens it, up to
+//! [`MAX_REORDER_DEPTH`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rill_abi::{
@@ -56,7 +61,14 @@ pub struct Limits {
     /// Whether video waits for a key frame at the start and after a loss
     /// (default true).
     pub wait_for_key: bool,
+    /// Frames of reordering (B-frames) video DTS makes room for at the
+    /// start (default 2, what x264's B-pyramid needs; 0 gives DTS = PTS
+    /// until a reordered frame is seen).
+    pub reorder_depth: usize,
 }
+
+/// Deepest video reordering followed.
+pub const MAX_REORDER_DEPTH: usize = 8;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -66,6 +78,7 @@ impl Default for Limits {
             max_param_sets: 32,
             max_aus_per_packet: 64,
             wait_for_key: true,
+            reorder_depth: 2,
         }
     }
 }
@@ -137,6 +150,10 @@ struct VideoState {
     /// The access unit lost a packet or grew too large: drop it.
     broken: bool,
     wait_key: bool,
+    /// PTS of delivered frames not yet used as a DTS, sorted.
+    dts_window: Vec<i64>,
+    depth: usize,
+    last_dts: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -193,6 +210,9 @@ impl Depacketizer {
                     fu: None,
                     broken: false,
                     wait_key: limits.wait_for_key,
+                    dts_window: Vec::new(),
+                    depth: limits.reorder_depth.min(MAX_REORDER_DEPTH),
+                    last_dts: None,
                 };
                 if let Some(c) = &params.config {
                     let sets = match codec {
@@ -399,12 +419,13 @@ impl Depacketizer {
         if key {
             v.wait_key = false;
         }
+        let dts = v.dts(pts);
         let f = Frame {
             track: self.track,
             codec: self.codec,
             flags: if key { RILL_FRAME_KEY } else { 0 },
             pts,
-            dts: pts,
+            dts,
             payload: au,
         };
         self.emit(f, out);
@@ -532,6 +553,28 @@ impl Bits<'_> {
 }
 
 impl VideoState {
+    /// The DTS of the next frame in decode order, whose PTS is `pts`.
+    fn dts(&mut self, pts: i64) -> i64 {
+        let at = self.dts_window.partition_point(|&p| p <= pts);
+        self.dts_window.insert(at, pts);
+        let mut dts = if self.dts_window.len() > self.depth {
+            self.dts_window.remove(0)
+        } else {
+            // The first frames: just below the earliest PTS, 1 µs apart.
+            self.dts_window[0] - (self.depth + 1 - self.dts_window.len()) as i64
+        };
+        if let Some(last) = self.last_dts {
+            dts = dts.max(last);
+        }
+        if dts > pts && self.depth < MAX_REORDER_DEPTH {
+            // Reordered deeper than allowed for: keep one more frame back
+            // from now on.
+            self.depth += 1;
+        }
+        self.last_dts = Some(dts);
+        dts
+    }
+
     /// Keeps a parameter set; returns whether it was one.
     fn param_set(&mut self, nal: &[u8], max: usize) -> bool {
         let kind = self.codec.kind(nal);
@@ -876,6 +919,50 @@ mod tests {
         assert_eq!(&got[0].payload[..], &[1, 2, 3]);
         assert_eq!(&got[1].payload[..], &[4, 5]);
         assert_eq!(got[1].pts, 21_333);
+    }
+
+    #[test]
+    fn dts_with_b_frames() {
+        let mut v = VideoState {
+            codec: VideoCodec::H264,
+            sets: Default::default(),
+            config_dirty: false,
+            au: BytesMut::new(),
+            au_nals: 0,
+            au_ts: None,
+            au_key: false,
+            fu: None,
+            broken: false,
+            wait_key: false,
+            dts_window: Vec::new(),
+            depth: 2,
+            last_dts: None,
+        };
+        // x264's B-pyramid in decode order: I0 P4 B2 b1 b3 P8 B6 b5 b7.
+        let pts = [0, 4, 2, 1, 3, 8, 6, 5, 7].map(|p| p * 40_000);
+        let dts: Vec<i64> = pts.iter().map(|&p| v.dts(p)).collect();
+        assert_eq!(
+            dts,
+            vec![-2, -1, 0, 40_000, 80_000, 120_000, 160_000, 200_000, 240_000]
+        );
+        for (d, p) in dts.iter().zip(pts) {
+            assert!(*d <= p);
+        }
+        // Without B-frames: two frames back.
+        v.dts_window.clear();
+        v.last_dts = None;
+        let dts: Vec<i64> = (0..4).map(|i| v.dts(i * 40_000)).collect();
+        assert_eq!(dts, vec![-2, -1, 0, 40_000]);
+        // Deeper than allowed for: DTS holds, the depth grows.
+        let mut w = VideoState {
+            depth: 0,
+            dts_window: Vec::new(),
+            last_dts: None,
+            ..v
+        };
+        let dts: Vec<i64> = [0, 3, 1, 2, 4, 7, 5, 6].map(|p| w.dts(p)).to_vec();
+        assert!(dts.windows(2).all(|x| x[0] <= x[1]), "{dts:?}");
+        assert_eq!(w.depth, 2);
     }
 
     #[test]

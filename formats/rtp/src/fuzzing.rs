@@ -38,6 +38,7 @@ pub fn fuzz_limits() -> Limits {
         max_param_sets: 4,
         max_aus_per_packet: 8,
         wait_for_key: true,
+        reorder_depth: 2,
     }
 }
 
@@ -119,7 +120,12 @@ pub fn depacketize(data: &[u8]) {
         assert!(reorder.held() <= 16);
     }
     d.flush(&mut frames);
+    let mut last_dts = i64::MIN;
     for f in &frames {
+        if !f.is_config() && matches!(codec, RILL_CODEC_H264 | RILL_CODEC_H265) {
+            assert!(f.dts >= last_dts, "video DTS went back");
+            last_dts = f.dts;
+        }
         assert_eq!(f.codec, codec);
         assert!(f.payload.len() <= limits.max_frame_size);
         if f.is_config() {

@@ -356,3 +356,55 @@ fn ffmpeg_reads_what_rill_sends() {
     assert!((48..=50).contains(&n), "ffmpeg read {n} of 50 frames");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ffmpeg_sends_h264_with_b_frames() {
+    if !have_ffmpeg("ffmpeg_sends_h264_with_b_frames") {
+        return;
+    }
+    let dir = scratch("bframes");
+    let sdp_path = dir.join("b.sdp");
+    let sock = socket();
+    let port = sock.local_addr().unwrap().port();
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = collect(sock, done.clone());
+    let status = ffmpeg()
+        .args([
+            "-re",
+            "-t",
+            "2",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+        ])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "25",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-f", "rtp"])
+        .arg(format!("rtp://127.0.0.1:{port}"))
+        .arg("-sdp_file")
+        .arg(&sdp_path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    done.store(true, Ordering::SeqCst);
+    let got = reader.join().unwrap();
+    let sdp = Sdp::parse(&std::fs::read(&sdp_path).unwrap()).unwrap();
+    let (frames, _) = depacketize(&sdp.tracks[0], &got);
+    let pics: Vec<&Frame> = frames.iter().filter(|f| !f.is_config()).collect();
+    assert_eq!(pics.len(), 50);
+    // Decode order differs from presentation order ...
+    assert!(pics.windows(2).any(|w| w[1].pts < w[0].pts), "no B-frames");
+    // ... yet DTS never goes back and never passes PTS.
+    for w in pics.windows(2) {
+        assert!(w[1].dts >= w[0].dts, "{} after {}", w[1].dts, w[0].dts);
+    }
+    assert!(pics.iter().all(|f| f.dts <= f.pts));
+    let mut pts: Vec<i64> = pics.iter().map(|f| f.pts).collect();
+    pts.sort();
+    for (i, p) in pts.iter().enumerate() {
+        assert!((p - i as i64 * 40_000).abs() <= 1, "{p}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
