@@ -351,11 +351,16 @@ fn client_publishes_to_ffmpeg_listener() {
     if !have("ffmpeg", "client_publishes_to_ffmpeg_listener") {
         return;
     }
-    let port = {
-        let (l, port) = listen();
-        drop(l);
-        port
-    };
+    // A free port below the ephemeral range, so that no other test's
+    // port-0 listener takes it between the check and ffmpeg's bind.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let port = (0..1000u32)
+        .map(|k| 20_000 + ((seed / 7 + k * 7919) % 10_000) as u16)
+        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .unwrap();
     let url = format!("rtsp://127.0.0.1:{port}/live/x");
     let ffmpeg = Command::new("ffmpeg")
         .args([
