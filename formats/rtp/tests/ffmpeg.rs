@@ -79,6 +79,52 @@ fn depacketize(sdp: &SdpTrack, datagrams: &[Vec<u8>]) -> (Vec<Frame>, Depacketiz
     (frames, d)
 }
 
+/// The same datagrams with 2% lost and some pairs swapped, through a
+/// reorder buffer: frames keep coming, each loss is found, and what
+/// follows a loss starts at a key frame.
+fn lossy(sdp: &SdpTrack, datagrams: &[Vec<u8>]) {
+    let mut sent: Vec<Vec<u8>> = datagrams
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 50 != 25)
+        .map(|(_, d)| d.clone())
+        .collect();
+    let dropped = (datagrams.len() - sent.len()) as u64;
+    for i in (3..sent.len() - 1).step_by(7) {
+        sent.swap(i, i + 1);
+    }
+    let mut reorder = rill_rtp::Reorder::new(64, 100_000);
+    let mut d = Depacketizer::new(&sdp.params(0), Limits::default()).unwrap();
+    let (mut ready, mut frames) = (Vec::new(), Vec::new());
+    for (i, g) in sent.into_iter().enumerate() {
+        let seq = RtpPacket::parse(&g).unwrap().header.seq;
+        reorder.push(i as u64 * 1000, seq, g, &mut ready);
+        for o in ready.drain(..) {
+            if let rill_rtp::Out::Packet(_, g) = o {
+                let _ = d.push(&RtpPacket::parse(&g).unwrap(), &mut frames);
+            }
+        }
+    }
+    reorder.flush(&mut ready);
+    for o in ready.drain(..) {
+        if let rill_rtp::Out::Packet(_, g) = o {
+            let _ = d.push(&RtpPacket::parse(&g).unwrap(), &mut frames);
+        }
+    }
+    d.flush(&mut frames);
+    assert_eq!(reorder.stats.lost, dropped);
+    assert!(reorder.stats.reordered > 0);
+    assert_eq!(d.stats.lost, dropped);
+    let pics: Vec<&Frame> = frames.iter().filter(|f| !f.is_config()).collect();
+    assert!(!pics.is_empty());
+    assert!(pics[0].is_key());
+    for f in &pics {
+        if f.flags & rill_abi::RILL_FRAME_DISCONTINUITY != 0 {
+            assert!(f.is_key(), "after a loss, a key frame first");
+        }
+    }
+}
+
 fn sender_report(datagrams: &[Vec<u8>]) -> (u64, u32) {
     let mut v = Vec::new();
     for g in datagrams {
@@ -187,6 +233,7 @@ fn ffmpeg_sends_h264_and_aac() {
         assert!((w[1].pts - w[0].pts - 40_000).abs() <= 1, "{:?}", w[1].pts);
     }
     assert_eq!(vd.stats.lost, 0);
+    lossy(v, &got[0]);
 
     // Audio: 3 s of 1024-sample frames, 23.2 ms apart.
     let (af, _) = depacketize(a, &got[2]);
@@ -405,6 +452,90 @@ fn ffmpeg_sends_h264_with_b_frames() {
     pts.sort();
     for (i, p) in pts.iter().enumerate() {
         assert!((p - i as i64 * 40_000).abs() <= 1, "{p}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ffmpeg_sends_hevc_and_opus() {
+    if !have_ffmpeg("ffmpeg_sends_hevc_and_opus") {
+        return;
+    }
+    let dir = scratch("hevc");
+    let sdp_path = dir.join("h.sdp");
+    let (vs, as_) = (socket(), socket());
+    let (vp, ap) = (
+        vs.local_addr().unwrap().port(),
+        as_.local_addr().unwrap().port(),
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let readers = [collect(vs, done.clone()), collect(as_, done.clone())];
+    let status = ffmpeg()
+        .args([
+            "-re",
+            "-t",
+            "2",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+        ])
+        .args([
+            "-re",
+            "-t",
+            "2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+        ])
+        .args([
+            "-map",
+            "0:v",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+        ])
+        .args([
+            "-x265-params",
+            "log-level=error:bframes=0",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-f", "rtp"])
+        .arg(format!("rtp://127.0.0.1:{vp}"))
+        .args(["-map", "1:a", "-c:a", "libopus", "-f", "rtp"])
+        .arg(format!("rtp://127.0.0.1:{ap}"))
+        .arg("-sdp_file")
+        .arg(&sdp_path)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    done.store(true, Ordering::SeqCst);
+    let [v, a] = readers.map(|r| r.join().unwrap());
+    let sdp = Sdp::parse(&std::fs::read(&sdp_path).unwrap()).unwrap();
+    assert_eq!(sdp.tracks[0].codec, rill_abi::RILL_CODEC_H265);
+    assert_eq!(sdp.tracks[1].codec, rill_abi::RILL_CODEC_OPUS);
+
+    let (vf, vd) = depacketize(&sdp.tracks[0], &v);
+    assert!(vf[0].is_config(), "hvcC from in-band VPS/SPS/PPS");
+    rill_ts::nal::parse_hevc_record(&vf[0].payload).unwrap();
+    let pics: Vec<&Frame> = vf.iter().filter(|f| !f.is_config()).collect();
+    assert_eq!(pics.len(), 50);
+    assert!(pics[0].is_key() && pics[25].is_key());
+    assert_eq!(vd.stats.lost, 0);
+
+    // Opus: 20 ms packets for 2 s.
+    let (af, _) = depacketize(&sdp.tracks[1], &a);
+    assert!(af[0].is_config());
+    let n = af.len() - 1;
+    assert!((98..=102).contains(&n), "{n} Opus frames");
+    for w in af[1..].windows(2) {
+        assert_eq!(w[1].pts - w[0].pts, 20_000);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
