@@ -11,7 +11,7 @@ use rill_ts::nal::{length_prefixed_nals, parse_avc_record, parse_hevc_record};
 
 use crate::depacketize::{AacLayout, Depacketizer, Limits, TrackParams};
 use crate::packet::{parse_rtcp, write_rtcp, RtpPacket};
-use crate::reorder::{Out, Reorder};
+use crate::receiver::{ReceiverConfig, TrackReceiver};
 use crate::sdp::Sdp;
 
 /// The codecs the depacketize target picks from (selector byte % 6; the
@@ -91,8 +91,16 @@ pub fn depacketize(data: &[u8]) {
         },
     };
     let mut d = Depacketizer::new(&params, limits).expect("a supported codec");
-    let mut reorder: Reorder<Vec<u8>> = Reorder::new(16, 50_000);
-    let mut ready = Vec::new();
+    let mut receiver = TrackReceiver::new(
+        &params,
+        None,
+        ReceiverConfig {
+            reorder_window: 16,
+            reorder_timeout_us: 50_000,
+            limits,
+        },
+    )
+    .expect("a supported codec");
     let mut frames = Vec::new();
     let mut now = 0u64;
     while rest.len() >= 3 {
@@ -101,25 +109,18 @@ pub fn depacketize(data: &[u8]) {
         let dgram = &rest[3..3 + len];
         rest = &rest[3 + len..];
         if sel & SEL_REORDER != 0 {
-            if let Ok(p) = RtpPacket::parse(dgram) {
-                reorder.push(now, p.header.seq, dgram.to_vec(), &mut ready);
-            }
-            reorder.poll(now, &mut ready);
-            for o in ready.drain(..) {
-                match o {
-                    Out::Packet(_, g) => {
-                        let p = RtpPacket::parse(&g).expect("parsed before");
-                        let _ = d.push(&p, &mut frames);
-                    }
-                    Out::Lost(n) => d.loss(n),
-                }
+            let _ = receiver.rtp(now, Bytes::copy_from_slice(dgram), &mut frames);
+            let _ = receiver.poll(now, &mut frames);
+            if let Some(dl) = receiver.deadline() {
+                assert!(dl > now, "poll left a packet past its deadline");
             }
         } else if let Ok(p) = RtpPacket::parse(dgram) {
             let _ = d.push(&p, &mut frames);
         }
-        assert!(reorder.held() <= 16);
     }
     d.flush(&mut frames);
+    let _ = receiver.flush(&mut frames);
+    let _ = receiver.receiver_report(1, now);
     let mut last_dts = i64::MIN;
     for f in &frames {
         if !f.is_config() && matches!(codec, RILL_CODEC_H264 | RILL_CODEC_H265) {

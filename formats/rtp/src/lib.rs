@@ -22,6 +22,8 @@
 //!   (and its sender reports).
 //! - [`depacketize`]: packets → frames, with loss handling and [`Limits`].
 //! - [`reorder`]: the UDP reorder buffer.
+//! - [`receiver`]: a received track assembled: reorder buffer,
+//!   depacketizer and reception statistics behind one call per datagram.
 //! - [`reception`]: a receiver's statistics of a source, for its RTCP
 //!   receiver reports (loss, jitter, last SR).
 //! - [`clock`]: µs ↔ RTP ticks, 32-bit unwrapping, NTP, [`AvSync`].
@@ -103,6 +105,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod packet;
 pub mod packetize;
+pub mod receiver;
 pub mod reception;
 pub mod reorder;
 pub mod sdp;
@@ -115,6 +118,7 @@ pub use packet::{
     SenderReport,
 };
 pub use packetize::{Packetizer, Packets, Stamp, DEFAULT_MAX_PAYLOAD};
+pub use receiver::{ReceiverConfig, TrackReceiver};
 pub use reception::Reception;
 pub use reorder::{Out, Reorder};
 pub use rill_ts::Frame;

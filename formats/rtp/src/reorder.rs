@@ -25,7 +25,8 @@ pub struct ReorderStats {
     pub lost: u64,
     /// Packets dropped as duplicates or too late.
     pub dropped: u64,
-    /// Packets that came out of order (and were put back in order).
+    /// Packets that came after one with a later sequence number (and were
+    /// put back in order).
     pub reordered: u64,
     /// Times the sender jumped far away and the buffer started over.
     pub resets: u64,
@@ -41,6 +42,8 @@ pub struct Reorder<T> {
     /// The sequence number expected next; None before the first packet.
     next: Option<u16>,
     held: usize,
+    /// The latest sequence number taken.
+    highest: Option<u16>,
     /// Counters.
     pub stats: ReorderStats,
 }
@@ -56,6 +59,7 @@ impl<T> Reorder<T> {
             timeout_us,
             next: None,
             held: 0,
+            highest: None,
             stats: ReorderStats::default(),
         }
     }
@@ -75,6 +79,7 @@ impl<T> Reorder<T> {
                 // Far behind with nothing waiting: the sender restarted.
                 self.stats.resets += 1;
                 self.next = Some(seq);
+                self.highest = None;
                 return self.push(now_us, seq, item, out);
             }
             self.stats.dropped += 1;
@@ -87,7 +92,12 @@ impl<T> Reorder<T> {
             self.stats.resets += 1;
             self.flush(out);
             self.next = Some(seq);
+            self.highest = None;
             return self.push(now_us, seq, item, out);
+        }
+        match self.highest {
+            Some(h) if (seq.wrapping_sub(h) as i16) < 0 => self.stats.reordered += 1,
+            _ => self.highest = Some(seq),
         }
         if d == 0 && self.held == 0 {
             self.stats.delivered += 1;
@@ -103,9 +113,6 @@ impl<T> Reorder<T> {
         if self.slots[i].is_some() {
             self.stats.dropped += 1;
             return;
-        }
-        if seq != self.next.unwrap_or(seq) {
-            self.stats.reordered += 1;
         }
         self.slots[i] = Some((seq, now_us, item));
         self.held += 1;
