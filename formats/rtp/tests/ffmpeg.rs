@@ -292,9 +292,9 @@ fn access_units(h264: &[u8]) -> (Bytes, Vec<(bool, Bytes)>) {
     (record, aus)
 }
 
-fn count_frames(file: &Path) -> usize {
+fn count_frames(file: &Path, stream: &str) -> usize {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-v", "error", "-count_frames", "-select_streams", stream])
         .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
         .arg(file)
         .output()
@@ -303,6 +303,73 @@ fn count_frames(file: &Path) -> usize {
         .trim()
         .parse()
         .unwrap_or(0)
+}
+
+/// Sends `frames` (`interval` apart) with this crate's packetizer to an
+/// ffmpeg reading the SDP written here for `config`, which copies them to
+/// `out` in `format`; returns the frames ffprobe counts there.
+fn send_to_ffmpeg(
+    dir: &Path,
+    codec: u32,
+    config: &[u8],
+    frames: &[Frame],
+    interval: Duration,
+    format: &str,
+    out: &Path,
+) -> usize {
+    // A free port for ffmpeg (and the one after it, for RTCP).
+    let port = loop {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = s.local_addr().unwrap().port();
+        if p.is_multiple_of(2) && p < 65_000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            break p;
+        }
+    };
+    let mut track = SdpTrack::from_config(codec, Some(config), 0).unwrap();
+    track.port = port;
+    let pt = track.payload_type;
+    let sdp = Sdp {
+        name: "rill".into(),
+        control: None,
+        tracks: vec![track],
+    }
+    .write("127.0.0.1")
+    .replace("c=IN IP4 0.0.0.0", "c=IN IP4 127.0.0.1");
+    let sdp_path = dir.join("out.sdp");
+    std::fs::write(&sdp_path, &sdp).unwrap();
+    let mut child = ffmpeg()
+        .args(["-protocol_whitelist", "file,udp,rtp", "-i"])
+        .arg(&sdp_path)
+        .args(["-c", "copy", "-f", format])
+        .arg(out)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(1500));
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut p = Packetizer::new(codec, Some(config), DEFAULT_MAX_PAYLOAD).unwrap();
+    let mut stamp = Stamp::new(0x5EED, pt, 40_000, 123_456);
+    for f in frames {
+        let pk = p.packetize(f).unwrap();
+        for j in 0..pk.len() {
+            let mut d = Vec::new();
+            stamp.write(&pk, j, &mut d);
+            sock.send_to(&d, ("127.0.0.1", port)).unwrap();
+        }
+        thread::sleep(interval);
+    }
+    thread::sleep(Duration::from_millis(2500));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    count_frames(out, if format == "adts" { "a:0" } else { "v:0" })
 }
 
 #[test]
@@ -338,69 +405,86 @@ fn ffmpeg_reads_what_rill_sends() {
     assert!(status.success());
     let (record, aus) = access_units(&std::fs::read(&src).unwrap());
     assert_eq!(aus.len(), 50);
-
-    // A free port for ffmpeg (and the one after it, for RTCP).
-    let port = loop {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = s.local_addr().unwrap().port();
-        if p.is_multiple_of(2) && p < 65_000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
-            break p;
-        }
-    };
-    let mut track = SdpTrack::from_config(RILL_CODEC_H264, Some(&record), 0).unwrap();
-    track.port = port;
-    let sdp = Sdp {
-        name: "rill".into(),
-        control: None,
-        tracks: vec![track],
-    }
-    .write("127.0.0.1")
-    .replace("c=IN IP4 0.0.0.0", "c=IN IP4 127.0.0.1");
-    let sdp_path = dir.join("out.sdp");
-    std::fs::write(&sdp_path, &sdp).unwrap();
-    let got = dir.join("got.h264");
-    let mut child = ffmpeg()
-        .args(["-protocol_whitelist", "file,udp,rtp", "-i"])
-        .arg(&sdp_path)
-        .args(["-c", "copy", "-f", "h264"])
-        .arg(&got)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    thread::sleep(Duration::from_millis(1500));
-
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut p = Packetizer::new(RILL_CODEC_H264, Some(&record), DEFAULT_MAX_PAYLOAD).unwrap();
-    let mut stamp = Stamp::new(0x5EED, 96, 40_000, 123_456);
-    for (i, (key, au)) in aus.iter().enumerate() {
-        let f = Frame {
+    let frames: Vec<Frame> = aus
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, au))| Frame {
             track: 0,
             codec: RILL_CODEC_H264,
-            flags: if *key { RILL_FRAME_KEY } else { 0 },
+            flags: if key { RILL_FRAME_KEY } else { 0 },
             pts: i as i64 * 40_000,
             dts: i as i64 * 40_000,
-            payload: au.clone(),
-        };
-        let pk = p.packetize(&f).unwrap();
-        for j in 0..pk.len() {
-            let mut d = Vec::new();
-            stamp.write(&pk, j, &mut d);
-            sock.send_to(&d, ("127.0.0.1", port)).unwrap();
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    thread::sleep(Duration::from_millis(2500));
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let n = count_frames(&got);
+            payload: au,
+        })
+        .collect();
+    let got = dir.join("got.h264");
+    let n = send_to_ffmpeg(
+        &dir,
+        RILL_CODEC_H264,
+        &record,
+        &frames,
+        Duration::from_millis(10),
+        "h264",
+        &got,
+    );
     assert!((48..=50).contains(&n), "ffmpeg read {n} of 50 frames");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ffmpeg_reads_rill_aac() {
+    if !have_ffmpeg("ffmpeg_reads_rill_aac") {
+        return;
+    }
+    let dir = scratch("out-aac");
+    let src = dir.join("src.aac");
+    let status = ffmpeg()
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "2",
+        ])
+        .args(["-c:a", "aac", "-b:a", "96k", "-f", "adts"])
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let adts = std::fs::read(&src).unwrap();
+    let mut frames = Vec::new();
+    let mut config = None;
+    let mut rest = &adts[..];
+    while let Ok(h) = rill_ts::audio::parse_adts(rest) {
+        config.get_or_insert(h.config.to_asc());
+        let i = frames.len() as i64;
+        frames.push(Frame {
+            track: 0,
+            codec: RILL_CODEC_AAC,
+            flags: 0,
+            pts: i * 1024 * 1_000_000 / 48_000,
+            dts: i * 1024 * 1_000_000 / 48_000,
+            payload: Bytes::copy_from_slice(&rest[h.header_len..h.frame_len]),
+        });
+        rest = &rest[h.frame_len..];
+    }
+    let total = frames.len();
+    assert!(total > 90, "{total} ADTS frames");
+    let got = dir.join("got.aac");
+    let n = send_to_ffmpeg(
+        &dir,
+        RILL_CODEC_AAC,
+        &config.unwrap(),
+        &frames,
+        Duration::from_millis(5),
+        "adts",
+        &got,
+    );
+    assert!(
+        n + 2 >= total && n <= total,
+        "ffmpeg read {n} of {total} AAC frames"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
