@@ -19,7 +19,7 @@ use rill_rtp::{
     SdpTrack, Stamp, DEFAULT_MAX_PAYLOAD,
 };
 use rill_testsupport::{require_tool, runs};
-use rill_ts::nal::{annexb_nals, build_avc_record, NalKind, VideoCodec};
+use rill_ts::nal::{annexb_nals, build_avc_record, build_hevc_record, NalKind, VideoCodec};
 
 fn have_ffmpeg(test: &str) -> bool {
     require_tool(
@@ -260,15 +260,14 @@ fn ffmpeg_sends_h264_and_aac() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// H.264 access units of an Annex-B stream (split at AUDs), length-prefixed,
-/// and the decoder configuration record.
-fn access_units(h264: &[u8]) -> (Bytes, Vec<(bool, Bytes)>) {
-    let codec = VideoCodec::H264;
-    let (mut sps, mut pps) = (None, None);
+/// The access units of an H.264 or H.265 Annex-B stream (split at AUDs),
+/// length-prefixed and flagged key, and the decoder configuration record.
+fn access_units(codec: VideoCodec, annexb: &[u8]) -> (Bytes, Vec<(bool, Bytes)>) {
+    let (mut vps, mut sps, mut pps) = (None, None, None);
     let mut aus = Vec::new();
     let mut cur = BytesMut::new();
     let mut key = false;
-    for nal in annexb_nals(h264) {
+    for nal in annexb_nals(annexb) {
         match codec.kind(nal) {
             NalKind::Aud => {
                 if !cur.is_empty() {
@@ -277,6 +276,7 @@ fn access_units(h264: &[u8]) -> (Bytes, Vec<(bool, Bytes)>) {
                 key = false;
                 continue;
             }
+            NalKind::Vps => vps = vps.or(Some(nal.to_vec())),
             NalKind::Sps => sps = sps.or(Some(nal.to_vec())),
             NalKind::Pps => pps = pps.or(Some(nal.to_vec())),
             NalKind::Idr => key = true,
@@ -288,8 +288,26 @@ fn access_units(h264: &[u8]) -> (Bytes, Vec<(bool, Bytes)>) {
     if !cur.is_empty() {
         aus.push((key, cur.freeze()));
     }
-    let record = build_avc_record(&[&sps.unwrap()], &[&pps.unwrap()]).unwrap();
+    let (sps, pps) = (sps.unwrap(), pps.unwrap());
+    let record = match codec {
+        VideoCodec::H264 => build_avc_record(&[&sps], &[&pps]).unwrap(),
+        VideoCodec::H265 => build_hevc_record(&[&vps.unwrap()], &[&sps], &[&pps]).unwrap(),
+    };
     (record, aus)
+}
+
+fn video_frames(codec: u32, aus: Vec<(bool, Bytes)>) -> Vec<Frame> {
+    aus.into_iter()
+        .enumerate()
+        .map(|(i, (key, au))| Frame {
+            track: 0,
+            codec,
+            flags: if key { RILL_FRAME_KEY } else { 0 },
+            pts: i as i64 * 40_000,
+            dts: i as i64 * 40_000,
+            payload: au,
+        })
+        .collect()
 }
 
 fn count_frames(file: &Path, stream: &str) -> usize {
@@ -403,20 +421,9 @@ fn ffmpeg_reads_what_rill_sends() {
         .status()
         .unwrap();
     assert!(status.success());
-    let (record, aus) = access_units(&std::fs::read(&src).unwrap());
+    let (record, aus) = access_units(VideoCodec::H264, &std::fs::read(&src).unwrap());
     assert_eq!(aus.len(), 50);
-    let frames: Vec<Frame> = aus
-        .into_iter()
-        .enumerate()
-        .map(|(i, (key, au))| Frame {
-            track: 0,
-            codec: RILL_CODEC_H264,
-            flags: if key { RILL_FRAME_KEY } else { 0 },
-            pts: i as i64 * 40_000,
-            dts: i as i64 * 40_000,
-            payload: au,
-        })
-        .collect();
+    let frames = video_frames(RILL_CODEC_H264, aus);
     let got = dir.join("got.h264");
     let n = send_to_ffmpeg(
         &dir,
@@ -621,5 +628,50 @@ fn ffmpeg_sends_hevc_and_opus() {
     for w in af[1..].windows(2) {
         assert_eq!(w[1].pts - w[0].pts, 20_000);
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ffmpeg_reads_rill_hevc() {
+    if !have_ffmpeg("ffmpeg_reads_rill_hevc") {
+        return;
+    }
+    let dir = scratch("out-hevc");
+    let src = dir.join("src.hevc");
+    let status = ffmpeg()
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x480:rate=25",
+            "-t",
+            "2",
+        ])
+        .args(["-c:v", "libx265", "-preset", "ultrafast", "-g", "25"])
+        .args(["-x265-params", "log-level=error:aud=1:bframes=0"])
+        .args(["-pix_fmt", "yuv420p", "-f", "hevc"])
+        .arg(&src)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (record, aus) = access_units(VideoCodec::H265, &std::fs::read(&src).unwrap());
+    assert_eq!(aus.len(), 50);
+    assert!(aus[0].0 && aus[25].0);
+    // Key frames of 640x480 are larger than a packet: FU; the parameter
+    // sets go in one AP.
+    assert!(aus[0].1.len() > 2 * DEFAULT_MAX_PAYLOAD);
+    let frames = video_frames(rill_abi::RILL_CODEC_H265, aus);
+    let got = dir.join("got.hevc");
+    let n = send_to_ffmpeg(
+        &dir,
+        rill_abi::RILL_CODEC_H265,
+        &record,
+        &frames,
+        Duration::from_millis(10),
+        "hevc",
+        &got,
+    );
+    assert!((48..=50).contains(&n), "ffmpeg read {n} of 50 HEVC frames");
     let _ = std::fs::remove_dir_all(&dir);
 }
