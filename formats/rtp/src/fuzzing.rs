@@ -144,8 +144,15 @@ pub fn depacketize(data: &[u8]) {
 }
 
 /// RTCP compound packets, and RTP packets: what parses writes back to
-/// something that parses the same.
+/// something that parses the same. Also the cached form of a frame's
+/// packets ([`crate::Packets::from_bytes`]).
 pub fn rtcp(data: &[u8]) {
+    if let Ok(p) = crate::Packets::from_bytes(Bytes::copy_from_slice(data)) {
+        for i in 0..p.len() {
+            let _ = p.payload_ref(i);
+        }
+        assert_eq!(crate::Packets::from_bytes(p.to_bytes()), Ok(p));
+    }
     let mut first = Vec::new();
     if parse_rtcp(data, &mut first).is_ok() {
         let mut w = Vec::new();

@@ -47,6 +47,9 @@ pub const MAX_FRAME_NALS: usize = 4096;
 /// Largest AAC access unit (the 13-bit AU size).
 pub const MAX_AAC_AU: usize = 0x1FFF;
 
+/// The first bytes of [`Packets::to_bytes`].
+const CACHE_MAGIC: &[u8; 4] = b"RTP1";
+
 /// One packet of a [`Packets`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketInfo {
@@ -87,6 +90,61 @@ impl Packets {
     pub fn payload(&self, i: usize) -> Bytes {
         let p = self.packets[i];
         self.data.slice(p.start as usize..p.end as usize)
+    }
+
+    /// The packets in one buffer, for a cache shared by the players of a
+    /// frame (the host's per-frame cache stores byte frames): a 12-byte
+    /// head (`RTP1`, timestamp, count), 13 bytes per packet (start, end,
+    /// marker, timestamp step) and the payloads. [`Packets::from_bytes`]
+    /// reads it back without copying the payloads.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(12 + 13 * self.packets.len() + self.data.len());
+        b.put_slice(CACHE_MAGIC);
+        b.put_u32(self.timestamp);
+        b.put_u32(self.packets.len() as u32);
+        for p in &self.packets {
+            b.put_u32(p.start);
+            b.put_u32(p.end);
+            b.put_u8(p.marker as u8);
+            b.put_u32(p.ts_step);
+        }
+        b.put_slice(&self.data);
+        b.freeze()
+    }
+
+    /// Reads what [`Packets::to_bytes`] wrote; the payloads stay in `b`.
+    pub fn from_bytes(b: Bytes) -> Result<Packets, Error> {
+        if b.len() < 12 || &b[..4] != CACHE_MAGIC {
+            return Err(Error::Malformed("cached RTP packets"));
+        }
+        let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let timestamp = be(4);
+        let count = be(8) as usize;
+        let head = count
+            .checked_mul(13)
+            .and_then(|n| n.checked_add(12))
+            .filter(|&n| n <= b.len())
+            .ok_or(Error::Truncated("cached RTP packets"))?;
+        let data = b.slice(head..);
+        let mut packets = Vec::with_capacity(count);
+        for k in 0..count {
+            let at = 12 + 13 * k;
+            let p = PacketInfo {
+                start: be(at),
+                end: be(at + 4),
+                marker: b[at + 8] != 0,
+                ts_step: be(at + 9),
+            };
+            if p.start > p.end || p.end as usize > data.len() {
+                return Err(Error::Malformed("cached RTP packet span"));
+            }
+            packets.push(p);
+        }
+        Ok(Packets {
+            timestamp,
+            data,
+            packets,
+        })
     }
 
     /// The payload of packet `i`, borrowed.
@@ -540,6 +598,23 @@ mod tests {
         assert_eq!(h.header.seq, 65535);
         assert_eq!(h.header.timestamp, 90_010);
         assert_eq!(s.seq, 0);
+    }
+
+    #[test]
+    fn packets_through_a_byte_cache() {
+        let config = seeds::video_config(RILL_CODEC_H264);
+        let mut p = Packetizer::new(RILL_CODEC_H264, Some(&config), 1200).unwrap();
+        let au = seeds::video_au(RILL_CODEC_H264, true, 5000, true, &[1, 2]);
+        let pk = p
+            .packetize(&frame(RILL_CODEC_H264, RILL_FRAME_KEY, 40_000, au))
+            .unwrap();
+        let cached = pk.to_bytes();
+        let back = Packets::from_bytes(cached.clone()).unwrap();
+        assert_eq!(back, pk);
+        assert!(Packets::from_bytes(cached.slice(..cached.len() - 1)).is_err());
+        assert!(Packets::from_bytes(cached.slice(..20)).is_err());
+        assert!(Packets::from_bytes(Bytes::from_static(b"RTP1\0\0\0\0\xFF\xFF\xFF\xFF")).is_err());
+        assert!(Packets::from_bytes(Bytes::new()).is_err());
     }
 
     #[test]

@@ -136,6 +136,14 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
+/// A key frame's packets as a player cache holds them.
+fn cached_packets() -> Vec<u8> {
+    let config = seeds::video_config(RILL_CODEC_H264);
+    let mut p = Packetizer::new(RILL_CODEC_H264, Some(&config), 300).unwrap();
+    let f = &frames(RILL_CODEC_H264, 1, 700)[0];
+    p.packetize(f).unwrap().to_bytes().to_vec()
+}
+
 fn rtcp_seeds() -> Vec<Seed> {
     let block = ReportBlock {
         ssrc: 0x0102_0304,
@@ -186,6 +194,7 @@ fn rtcp_seeds() -> Vec<Seed> {
         ),
         ("rtp_stap_a", rtp[0].clone()),
         ("rtp_single", rtp[rtp.len() - 1].clone()),
+        ("cached_packets", cached_packets()),
     ]
 }
 
@@ -223,7 +232,9 @@ fn seeds_are_what_they_say() {
     }
     for (name, bytes) in rtcp_seeds() {
         let mut v = Vec::new();
-        if name.starts_with("rtp") {
+        if name == "cached_packets" {
+            assert!(rill_rtp::Packets::from_bytes(bytes.into()).is_ok());
+        } else if name.starts_with("rtp") {
             assert!(rill_rtp::RtpPacket::parse(&bytes).is_ok(), "{name}");
         } else {
             assert!(rill_rtp::parse_rtcp(&bytes, &mut v).is_ok(), "{name}");
