@@ -8,7 +8,9 @@
 //!   are taken out of the frame, kept by id, and become a config frame
 //!   (avcC / hvcC record) before the first frame and whenever they
 //!   change; those of the SDP (sprop-*) start the set. Key frames are
-//!   those with an IDR (H.264) or IRAP (H.265) picture.
+//!   those with an IDR (H.264) or IRAP (H.265) picture, or an H.264 I
+//!   slice after an SPS in the same access unit (a recovery point, as
+//!   cameras that send IDR pictures only at the start do).
 //! - AAC (RFC 3640, AAC-hbr and the like: AU headers with the SDP's
 //!   sizelength/indexlength/indexdeltalength; no interleaving): each access
 //!   unit a frame, 1024 samples apart within a packet; fragmented access
@@ -145,6 +147,8 @@ struct VideoState {
     au_nals: usize,
     au_ts: Option<u32>,
     au_key: bool,
+    /// The access unit brought an SPS.
+    au_sps: bool,
     /// The NAL under FU reassembly.
     fu: Option<BytesMut>,
     /// The access unit lost a packet or grew too large: drop it.
@@ -207,6 +211,7 @@ impl Depacketizer {
                     au_nals: 0,
                     au_ts: None,
                     au_key: false,
+                    au_sps: false,
                     fu: None,
                     broken: false,
                     wait_key: limits.wait_for_key,
@@ -394,6 +399,7 @@ impl Depacketizer {
         let au = v.au.split().freeze();
         let nals = std::mem::take(&mut v.au_nals);
         let key = std::mem::take(&mut v.au_key);
+        v.au_sps = false;
         let broken = std::mem::take(&mut v.broken);
         v.fu = None;
         let pts = self.clock.to_us(ts);
@@ -532,12 +538,35 @@ impl Depacketizer {
     }
 }
 
+/// Whether an H.264 slice header (after the NAL header byte) says I or SI
+/// (first_mb_in_slice, then slice_type 2, 4, 7 or 9).
+fn h264_i_slice(header: &[u8]) -> bool {
+    let mut b = Bits {
+        data: &header[..header.len().min(8)],
+        pos: 0,
+    };
+    let _first_mb = b.ue();
+    matches!(b.ue(), Some(2 | 4 | 7 | 9))
+}
+
 struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl Bits<'_> {
+    /// An Exp-Golomb code (None when cut short or over 16 bits).
+    fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while self.read(1).ok()? == 0 {
+            zeros += 1;
+            if zeros > 16 {
+                return None;
+            }
+        }
+        Some((1 << zeros) - 1 + self.read(zeros).ok()?)
+    }
+
     fn read(&mut self, n: u8) -> Result<u32, Error> {
         let mut v = 0u32;
         for _ in 0..n {
@@ -615,11 +644,25 @@ impl VideoState {
         match self.codec.kind(nal) {
             NalKind::Aud => return Ok(()),
             NalKind::Vps | NalKind::Sps | NalKind::Pps => {
+                if self.codec.kind(nal) == NalKind::Sps {
+                    self.au_sps = true;
+                }
                 self.param_set(nal, limits.max_param_sets);
                 return Ok(());
             }
             NalKind::Idr => self.au_key = true,
-            NalKind::Other => {}
+            NalKind::Other => {
+                // An I slice after an SPS: a recovery point (cameras that
+                // send IDR pictures only at the start).
+                if self.codec == VideoCodec::H264
+                    && self.au_sps
+                    && self.au_nals == 0
+                    && nal[0] & 0x1F == 1
+                    && h264_i_slice(&nal[1..])
+                {
+                    self.au_key = true;
+                }
+            }
         }
         if self.au_nals >= limits.max_nals {
             return Err(Error::TooMany("NAL units in a frame"));
@@ -922,6 +965,45 @@ mod tests {
     }
 
     #[test]
+    fn recovery_point_i_slice_after_sps_is_key() {
+        let codec = RILL_CODEC_H264;
+        let sps = seeds::H264_SPS;
+        let pps = seeds::H264_PPS;
+        let mut d = Depacketizer::new(&params(codec, 90_000, None), Limits::default()).unwrap();
+        let mut out = Vec::new();
+        let pkt = |seq: u16, ts: u32, payload: &[u8]| {
+            let mut v = RtpHeader {
+                marker: true,
+                payload_type: 96,
+                seq,
+                timestamp: ts,
+                ssrc: 1,
+            }
+            .to_bytes()
+            .to_vec();
+            v.extend_from_slice(payload);
+            v
+        };
+        // STAP-A (SPS, PPS, I slice: first_mb 0, slice_type 7).
+        let mut stap = vec![24u8];
+        for n in [sps, pps, &[0x41, 0x88, 0x84, 0x21][..]] {
+            stap.extend_from_slice(&(n.len() as u16).to_be_bytes());
+            stap.extend_from_slice(n);
+        }
+        // A P slice alone (slice_type 5: '00110'), then an I slice without
+        // an SPS: neither is key.
+        for g in [
+            pkt(1, 0, &stap),
+            pkt(2, 3000, &[0x41, 0x9A, 0x11]),
+            pkt(3, 6000, &[0x41, 0x88, 0x84]),
+        ] {
+            d.push(&RtpPacket::parse(&g).unwrap(), &mut out).unwrap();
+        }
+        let flags: Vec<u32> = out.iter().map(|f| f.flags).collect();
+        assert_eq!(flags, vec![RILL_FRAME_CONFIG, RILL_FRAME_KEY, 0, 0]);
+    }
+
+    #[test]
     fn dts_with_b_frames() {
         let mut v = VideoState {
             codec: VideoCodec::H264,
@@ -931,6 +1013,7 @@ mod tests {
             au_nals: 0,
             au_ts: None,
             au_key: false,
+            au_sps: false,
             fu: None,
             broken: false,
             wait_key: false,
