@@ -98,6 +98,8 @@ pub struct DepacketizerStats {
     pub dropped_frames: u64,
     /// Packets that could not be read (malformed, unsupported).
     pub bad_packets: u64,
+    /// Times the sender's SSRC changed (a restarted sender).
+    pub ssrc_changes: u64,
 }
 
 /// AAC's AU header layout (from the SDP's fmtp).
@@ -184,6 +186,9 @@ pub struct Depacketizer {
     pub clock: TrackClock,
     state: State,
     next_seq: Option<u16>,
+    ssrc: Option<u32>,
+    /// The latest PTS given out (µs).
+    last_pts: Option<i64>,
     discontinuity: bool,
     /// A config frame to deliver before the next frame.
     pending_config: Option<Bytes>,
@@ -256,6 +261,8 @@ impl Depacketizer {
             clock: TrackClock::new(params.clock_rate),
             state,
             next_seq: None,
+            ssrc: None,
+            last_pts: None,
             discontinuity: false,
             pending_config,
             stats: DepacketizerStats::default(),
@@ -273,6 +280,28 @@ impl Depacketizer {
     /// on.
     pub fn push(&mut self, pkt: &RtpPacket<'_>, out: &mut Vec<Frame>) -> Result<(), Error> {
         self.stats.packets += 1;
+        let ssrc = pkt.header.ssrc;
+        if self.ssrc.is_some_and(|s| s != ssrc) {
+            // A restarted sender: new sequence numbers and timestamps.
+            // Its times go on from the last given out; what was in
+            // progress is dropped.
+            self.stats.ssrc_changes += 1;
+            self.loss(0);
+            self.next_seq = None;
+            self.clock.reset();
+            if let Some(t) = self.last_pts {
+                self.clock.base_us = t;
+            }
+            if let State::Video(v) = &mut self.state {
+                v.au_ts = None;
+                v.au.clear();
+                v.au_nals = 0;
+                v.au_key = false;
+                v.au_sps = false;
+                v.broken = false;
+            }
+        }
+        self.ssrc = Some(ssrc);
         let seq = pkt.header.seq;
         if let Some(next) = self.next_seq {
             let gap = seq.wrapping_sub(next);
@@ -323,6 +352,7 @@ impl Depacketizer {
     }
 
     fn emit(&mut self, mut f: Frame, out: &mut Vec<Frame>) {
+        self.last_pts = Some(self.last_pts.map_or(f.pts, |t| t.max(f.pts)));
         if let Some(c) = self.pending_config.take() {
             out.push(Frame {
                 track: self.track,
@@ -1001,6 +1031,35 @@ mod tests {
         }
         let flags: Vec<u32> = out.iter().map(|f| f.flags).collect();
         assert_eq!(flags, vec![RILL_FRAME_CONFIG, RILL_FRAME_KEY, 0, 0]);
+    }
+
+    #[test]
+    fn a_new_ssrc_goes_on_from_the_last_time() {
+        let codec = RILL_CODEC_H264;
+        let config = seeds::video_config(codec);
+        let frames = video_frames(codec);
+        let mut d = Depacketizer::new(
+            &params(codec, 90_000, Some(config.clone())),
+            Limits::default(),
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        for (ssrc, seq, off) in [(1, 100, 0), (2, 7, 5_000_000)] {
+            let mut p = Packetizer::new(codec, Some(&config), 1200).unwrap();
+            let mut s = Stamp::new(ssrc, 96, seq, off);
+            got.extend(receive(&mut d, &send(&mut p, &mut s, &frames[..3])));
+        }
+        let pts: Vec<i64> = got
+            .iter()
+            .filter(|f| !f.is_config())
+            .map(|f| f.pts)
+            .collect();
+        assert_eq!(pts, vec![0, 40_000, 80_000, 80_000, 120_000, 160_000]);
+        let second = got.iter().filter(|f| !f.is_config()).nth(3).unwrap();
+        assert!(second.is_key());
+        assert_ne!(second.flags & RILL_FRAME_DISCONTINUITY, 0);
+        assert_eq!(d.stats.ssrc_changes, 1);
+        assert_eq!(d.stats.lost, 0);
     }
 
     #[test]
