@@ -413,17 +413,22 @@ impl Decoded {
     }
 }
 
+/// ffmpeg's I/O timeout option for `url` (µs): RTSP's demuxer calls it
+/// `-timeout`, the other protocols `-rw_timeout`.
+fn io_timeout(url: &str) -> &'static str {
+    if url.starts_with("rtsp://") {
+        "-timeout"
+    } else {
+        "-rw_timeout"
+    }
+}
+
 /// Plays `url` with ffmpeg for up to `secs` seconds of media, decoding
 /// everything (`-f framemd5` prints a line per decoded frame).
 pub fn play(modern: bool, url: &str, secs: u32, input_opts: &[&str]) -> Decoded {
     let out = Command::new(ffmpeg(modern))
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-rw_timeout",
-            "15000000",
-        ])
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args([io_timeout(url), "15000000"])
         .args(input_opts)
         .args(["-i", url, "-t", &secs.to_string(), "-f", "framemd5", "-"])
         .stdin(Stdio::null())
@@ -457,7 +462,7 @@ fn parse_framemd5(text: &str, stderr: String) -> Decoded {
 /// ffprobe's view of `url`: (codec_type, codec_name) per stream.
 pub fn probe(url: &str, input_opts: &[&str]) -> Vec<(String, String)> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-rw_timeout", "15000000"])
+        .args(["-v", "error", io_timeout(url), "15000000"])
         .args(input_opts)
         .args(["-show_streams", "-of", "json", url])
         .stdin(Stdio::null())

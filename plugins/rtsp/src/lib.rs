@@ -1,0 +1,807 @@
+//! Rill's RTSP plugin: the glue between the host and `rill-rtsp` (the
+//! protocol) and `rill-rtp` (RTP, SDP).
+//!
+//! One `ServerSession` per TCP connection. Players: DESCRIBE is admitted
+//! (play), the stream subscribed, and the SDP written from the tracks'
+//! configurations the subscription starts with; PLAY sends from the GOP
+//! cache's key frame on. Each frame's RTP payloads are built once per
+//! stream (by the first player to receive it, kept on the frame) and each
+//! player stamps its own 12-byte headers. Publishers: ANNOUNCE is admitted
+//! (publish) and its SDP opens the tracks; RECORD's RTP is depacketized into
+//! host frames. Media goes interleaved on the RTSP connection (TCP); a
+//! SETUP asking for UDP is answered 461 (Unsupported Transport), which
+//! clients such as ffmpeg answer by retrying over TCP.
+
+mod config;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rill_abi::sdk::{
+    Admission, Conn, Error, FrameInfo, FrameRef, Host, Plugin, Publisher, PublisherId, Result,
+    Subscriber, SubscriberId, TimerHandle, TrackInfo,
+};
+use rill_abi::{
+    rill_codec_kind, rill_log, RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT,
+    RILL_FRAME_CONFIG, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO, RILL_TRACK_VIDEO,
+};
+use rill_rtp::{
+    clock, Packetizer, Packets, ReceiverConfig, Sdp, SdpTrack, Stamp, TrackReceiver,
+    DEFAULT_MAX_PAYLOAD,
+};
+use rill_rtsp::{
+    Credentials, Event, Limits, Lower, Mode, RequestId, ServerSession, Settings, SetupAnswer,
+    TrackStart,
+};
+
+use config::Config;
+
+const LISTENER: u32 = 1;
+const TICK: u64 = 1;
+/// The frame-cache key of a frame's RTP payloads, mixed with the stream
+/// packetizer's own random number (bytes cached on a frame belong to the
+/// packetizer that made them).
+const RTP_CACHE_KEY: u64 = u64::from_le_bytes(*b"rtsp-rtp");
+/// Frames a player holds between DESCRIBE and PLAY (from a key frame).
+const MAX_QUEUED: usize = 1024;
+
+fn now(host: &Host) -> u64 {
+    host.now_us().max(0) as u64
+}
+
+fn random_u32() -> u32 {
+    let mut r = [0u8; 4];
+    let _ = getrandom::getrandom(&mut r);
+    u32::from_le_bytes(r)
+}
+
+/// A host frame as the owner of a `Bytes` (no copy).
+struct Owned(FrameRef);
+
+impl AsRef<[u8]> for Owned {
+    fn as_ref(&self) -> &[u8] {
+        self.0.data()
+    }
+}
+
+/// One stream's packetizers, shared by its players.
+struct StreamRtp {
+    cache_key: u64,
+    packetizers: HashMap<u32, Packetizer>,
+}
+
+struct PlayTrack {
+    host_track: u32,
+    codec: u32,
+    config: Option<Bytes>,
+    channel: Option<u8>,
+    stamp: Stamp,
+    clock_rate: u32,
+    ts_offset: u32,
+}
+
+struct Play {
+    path: String,
+    _sub: Subscriber,
+    stream: Arc<Mutex<StreamRtp>>,
+    /// The DESCRIBE waiting for the tracks.
+    describe: Option<RequestId>,
+    /// Tracks known (the SDP was written).
+    described: bool,
+    tracks: Vec<PlayTrack>,
+    queued: VecDeque<FrameRef>,
+    playing: bool,
+}
+
+struct PubTrack {
+    receiver: TrackReceiver,
+}
+
+struct Publish {
+    path: String,
+    publisher: Publisher,
+    /// By RTSP track index.
+    tracks: Vec<Option<PubTrack>>,
+    warned: bool,
+}
+
+/// The request waiting for admission.
+enum Waiting {
+    Describe {
+        request: RequestId,
+        path: String,
+        query: String,
+    },
+    Announce {
+        request: RequestId,
+        path: String,
+        query: String,
+        sdp: Bytes,
+    },
+}
+
+pub struct Session {
+    rtsp: ServerSession,
+    waiting: Option<Waiting>,
+    play: Option<Play>,
+    publish: Option<Publish>,
+    _timer: Option<TimerHandle>,
+}
+
+pub struct Rtsp {
+    host: Host,
+    cfg: Config,
+    streams: Mutex<HashMap<String, Arc<Mutex<StreamRtp>>>>,
+}
+
+fn admission<'a>(
+    action: u32,
+    path: &'a str,
+    query: &'a str,
+    creds: &'a Option<Credentials>,
+) -> Admission<'a> {
+    let mut a = Admission {
+        action,
+        path,
+        query,
+        ..Default::default()
+    };
+    if let Some(Credentials::Basic { user, password }) = creds {
+        a.user = user;
+        a.password = password;
+    }
+    a
+}
+
+/// The RTSP status for a refusal.
+fn status_of(e: Error) -> u16 {
+    match e {
+        Error::UNAUTHORIZED => 401,
+        Error::DENIED => 403,
+        Error::NOT_FOUND => 404,
+        Error::BUSY => 503,
+        Error::INVALID => 400,
+        _ => 500,
+    }
+}
+
+impl Rtsp {
+    /// Writes what the RTSP session has queued.
+    fn flush(&self, s: &mut Session, conn: &Conn) {
+        while let Some(b) = s.rtsp.poll_transmit() {
+            if conn.write(&b).is_err() {
+                break;
+            }
+        }
+    }
+
+    fn stream(&self, path: &str) -> Arc<Mutex<StreamRtp>> {
+        self.streams
+            .lock()
+            .entry(path.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(StreamRtp {
+                    cache_key: RTP_CACHE_KEY
+                        ^ u64::from(random_u32()) << 32
+                        ^ u64::from(random_u32()),
+                    packetizers: HashMap::new(),
+                }))
+            })
+            .clone()
+    }
+
+    fn handle_events(&self, s: &mut Session, conn: &Conn) -> Result<()> {
+        while let Some(ev) = s.rtsp.poll_event() {
+            match ev {
+                Event::Describe {
+                    request,
+                    path,
+                    query,
+                    credentials,
+                    ..
+                } => {
+                    let query = query.unwrap_or_default();
+                    let adm = admission(rill_abi::RILL_ACTION_PLAY, &path, &query, &credentials);
+                    match conn.admit(&adm, request) {
+                        Ok(true) => self.describe(s, conn, request, path, query),
+                        Ok(false) => {
+                            s.waiting = Some(Waiting::Describe {
+                                request,
+                                path,
+                                query,
+                            })
+                        }
+                        Err(e) => {
+                            let _ = s.rtsp.reject(request, status_of(e));
+                        }
+                    }
+                }
+                Event::Announce {
+                    request,
+                    path,
+                    query,
+                    sdp,
+                    credentials,
+                    ..
+                } => {
+                    let query = query.unwrap_or_default();
+                    let adm = admission(rill_abi::RILL_ACTION_PUBLISH, &path, &query, &credentials);
+                    match conn.admit(&adm, request) {
+                        Ok(true) => self.announce(s, conn, request, path, query, sdp),
+                        Ok(false) => {
+                            s.waiting = Some(Waiting::Announce {
+                                request,
+                                path,
+                                query,
+                                sdp,
+                            })
+                        }
+                        Err(e) => {
+                            let _ = s.rtsp.reject(request, status_of(e));
+                        }
+                    }
+                }
+                Event::Setup {
+                    request,
+                    track,
+                    mode,
+                    transport,
+                    ..
+                } => self.setup(s, request, track, mode, transport),
+                Event::Play {
+                    request, tracks, ..
+                } => self.start_play(s, conn, request, &tracks)?,
+                Event::Record { request, .. } => {
+                    if s.publish.is_some() {
+                        let _ = s.rtsp.accept_record(request);
+                    } else {
+                        let _ = s.rtsp.reject(request, 455);
+                    }
+                }
+                Event::Interleaved {
+                    track: Some(track),
+                    rtcp: false,
+                    payload,
+                    ..
+                } => self.ingest(s, track, payload),
+                Event::Interleaved { .. } | Event::Paused { .. } => {}
+                Event::SessionEnded { mode, .. } => match mode {
+                    Some(Mode::Record) => {
+                        s.publish = None;
+                    }
+                    _ => {
+                        s.play = None;
+                    }
+                },
+                Event::TimedOut => conn.close(RILL_END_TIMEOUT)?,
+                Event::Closed => conn.close(RILL_END_NORMAL)?,
+            }
+        }
+        self.flush(s, conn);
+        Ok(())
+    }
+
+    fn describe(
+        &self,
+        s: &mut Session,
+        conn: &Conn,
+        request: RequestId,
+        path: String,
+        query: String,
+    ) {
+        if s.play.is_some() || s.publish.is_some() {
+            let _ = s.rtsp.reject(request, 455);
+            return;
+        }
+        match conn.subscribe(&path, &query, None) {
+            Ok(sub) => {
+                s.play = Some(Play {
+                    stream: self.stream(&path),
+                    path,
+                    _sub: sub,
+                    describe: Some(request),
+                    described: false,
+                    tracks: Vec::new(),
+                    queued: VecDeque::new(),
+                    playing: false,
+                });
+            }
+            Err(e) => {
+                let _ = s.rtsp.reject(request, status_of(e));
+            }
+        }
+    }
+
+    fn announce(
+        &self,
+        s: &mut Session,
+        conn: &Conn,
+        request: RequestId,
+        path: String,
+        query: String,
+        sdp: Bytes,
+    ) {
+        if s.play.is_some() || s.publish.is_some() {
+            let _ = s.rtsp.reject(request, 455);
+            return;
+        }
+        let sdp = match Sdp::parse(&sdp) {
+            Ok(s) => s,
+            Err(e) => {
+                rill_log!(self.host, Info, "{path}: ANNOUNCE refused: {e}");
+                let _ = s.rtsp.reject(request, 400);
+                return;
+            }
+        };
+        let publisher = match conn.publish(&path, &query) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = s.rtsp.reject(request, status_of(e));
+                return;
+            }
+        };
+        let mut tracks = Vec::new();
+        for t in &sdp.tracks {
+            let kind = rill_codec_kind(t.codec);
+            if kind != RILL_TRACK_VIDEO && kind != RILL_TRACK_AUDIO {
+                tracks.push(None);
+                continue;
+            }
+            let mut ti = TrackInfo::new();
+            ti.kind = kind;
+            ti.codec = t.codec;
+            let Ok(host_track) = publisher.add_track(&ti) else {
+                tracks.push(None);
+                continue;
+            };
+            let cfg = ReceiverConfig {
+                reorder_window: 1,
+                ..ReceiverConfig::default()
+            };
+            match TrackReceiver::new(&t.params(host_track), Some(t.payload_type), cfg) {
+                Ok(receiver) => tracks.push(Some(PubTrack { receiver })),
+                Err(_) => tracks.push(None),
+            }
+        }
+        if tracks.iter().all(Option::is_none) {
+            let _ = s.rtsp.reject(request, 415);
+            return;
+        }
+        rill_log!(self.host, Info, "{}: publishing {path}", conn.peer_addr());
+        s.publish = Some(Publish {
+            path,
+            publisher,
+            tracks,
+            warned: false,
+        });
+        let _ = s.rtsp.accept_announce(request);
+    }
+
+    fn setup(
+        &self,
+        s: &mut Session,
+        request: RequestId,
+        track: usize,
+        mode: Mode,
+        transport: rill_rtsp::Transport,
+    ) {
+        if transport.lower != Lower::Tcp {
+            // Clients fall back to TCP interleaved.
+            let _ = s.rtsp.reject(request, 461);
+            return;
+        }
+        let channel = transport.interleaved.map(|(rtp, _)| rtp);
+        match (mode, &mut s.play, &s.publish) {
+            (Mode::Play, Some(p), _) if track < p.tracks.len() => {
+                p.tracks[track].channel = channel;
+                let ssrc = p.tracks[track].stamp.ssrc;
+                let _ = s.rtsp.accept_setup(
+                    request,
+                    SetupAnswer {
+                        server_port: None,
+                        ssrc: Some(ssrc),
+                    },
+                );
+            }
+            (Mode::Record, _, Some(p)) if track < p.tracks.len() => {
+                let _ = s.rtsp.accept_setup(request, SetupAnswer::default());
+            }
+            _ => {
+                let _ = s.rtsp.reject(request, 404);
+            }
+        }
+    }
+
+    fn start_play(
+        &self,
+        s: &mut Session,
+        conn: &Conn,
+        request: RequestId,
+        tracks: &[usize],
+    ) -> Result<()> {
+        let Some(p) = &mut s.play else {
+            let _ = s.rtsp.reject(request, 455);
+            return Ok(());
+        };
+        let mut starts = Vec::new();
+        for &i in tracks {
+            let Some(t) = p.tracks.get(i) else { continue };
+            let first = p
+                .queued
+                .iter()
+                .map(|f| f.info())
+                .find(|f| f.track == t.host_track && f.flags & RILL_FRAME_CONFIG == 0)
+                .map_or(0, |f| f.pts);
+            starts.push(TrackStart {
+                track: i,
+                seq: t.stamp.seq,
+                rtptime: clock::rtp_timestamp(first, t.clock_rate, t.ts_offset),
+            });
+        }
+        let _ = s.rtsp.accept_play(request, None, &starts);
+        self.flush(s, conn);
+        let Some(p) = &mut s.play else { return Ok(()) };
+        p.playing = true;
+        rill_log!(self.host, Info, "{}: playing {}", conn.peer_addr(), p.path);
+        let queued: Vec<FrameRef> = p.queued.drain(..).collect();
+        for f in &queued {
+            self.send_frame(s, conn, f)?;
+        }
+        Ok(())
+    }
+
+    /// The RTP payloads of `frame`: made by the stream's packetizer under
+    /// its lock, so each frame is packetized once and in order.
+    /// `config` is the track's configuration as the player learnt it, for
+    /// a packetizer made at a media frame.
+    fn packets_of(
+        &self,
+        frame: &FrameRef,
+        stream: &Mutex<StreamRtp>,
+        config: Option<&[u8]>,
+    ) -> Result<Option<Packets>> {
+        let key = stream.lock().cache_key;
+        let from = |f: FrameRef| Packets::from_bytes(Bytes::from_owner(Owned(f))).ok();
+        if let Some(hit) = frame.cache_get(key) {
+            return Ok(from(hit));
+        }
+        let mut st = stream.lock();
+        if let Some(hit) = frame.cache_get(key) {
+            return Ok(from(hit));
+        }
+        let info = frame.info();
+        let f = rill_rtp::Frame {
+            track: info.track,
+            codec: info.codec,
+            flags: info.flags,
+            pts: info.pts,
+            dts: info.dts,
+            payload: Bytes::from_owner(Owned(frame.clone())),
+        };
+        let packetizer = match st.packetizers.entry(info.track) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let config = if info.flags & RILL_FRAME_CONFIG != 0 {
+                    Some(frame.data())
+                } else {
+                    config
+                };
+                match Packetizer::new(info.codec, config, DEFAULT_MAX_PAYLOAD) {
+                    Ok(p) => v.insert(p),
+                    Err(_) => return Ok(None),
+                }
+            }
+        };
+        let packets = match packetizer.packetize(&f) {
+            Ok(p) => p,
+            Err(e) => {
+                rill_log!(self.host, Debug, "RTP: {e}");
+                return Ok(None);
+            }
+        };
+        let cached = self
+            .host
+            .frame_wrap(packets.to_bytes(), &FrameInfo::new())?;
+        let _ = frame.cache_set(key, &cached);
+        Ok(Some(packets))
+    }
+
+    fn send_frame(&self, s: &mut Session, conn: &Conn, frame: &FrameRef) -> Result<()> {
+        let Some(p) = &mut s.play else { return Ok(()) };
+        let info = frame.info();
+        let Some(t) = p.tracks.iter_mut().find(|t| t.host_track == info.track) else {
+            return Ok(());
+        };
+        let Some(packets) = self.packets_of(frame, &p.stream, t.config.as_deref())? else {
+            return Ok(());
+        };
+        let Some(channel) = t.channel else {
+            return Ok(());
+        };
+        if packets.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(packets.len() * 16 + frame.data().len() + 64);
+        for i in 0..packets.len() {
+            let payload = packets.payload_ref(i);
+            let len = 12 + payload.len();
+            buf.extend_from_slice(&[b'$', channel, (len >> 8) as u8, len as u8]);
+            buf.extend_from_slice(&t.stamp.header(&packets, i));
+            buf.extend_from_slice(payload);
+        }
+        conn.write(&buf).map(drop)
+    }
+
+    /// Before PLAY: learns the tracks from the start of the subscription,
+    /// answers DESCRIBE once the first media frame shows they are all known,
+    /// and queues frames from there.
+    fn before_play(&self, s: &mut Session, frame: &FrameRef) {
+        let Some(p) = &mut s.play else { return };
+        let info = frame.info();
+        let config = info.flags & RILL_FRAME_CONFIG != 0;
+        if !p.described {
+            let known = p.tracks.iter().position(|t| t.host_track == info.track);
+            let kind = rill_codec_kind(info.codec);
+            if kind != RILL_TRACK_VIDEO && kind != RILL_TRACK_AUDIO {
+                return;
+            }
+            if config {
+                let cfg = Bytes::copy_from_slice(frame.data());
+                match known {
+                    Some(i) => p.tracks[i].config = Some(cfg),
+                    None => p.tracks.push(PlayTrack {
+                        host_track: info.track,
+                        codec: info.codec,
+                        config: Some(cfg),
+                        channel: None,
+                        stamp: Stamp::new(random_u32(), 0, random_u32() as u16, 0),
+                        clock_rate: 0,
+                        ts_offset: random_u32(),
+                    }),
+                }
+                return;
+            }
+            if known.is_none() {
+                p.tracks.push(PlayTrack {
+                    host_track: info.track,
+                    codec: info.codec,
+                    config: None,
+                    channel: None,
+                    stamp: Stamp::new(random_u32(), 0, random_u32() as u16, 0),
+                    clock_rate: 0,
+                    ts_offset: random_u32(),
+                });
+            }
+            // The first media frame: the tracks the stream started with are
+            // known; write the SDP.
+            let mut sdp_tracks = Vec::new();
+            let mut kept = Vec::new();
+            for t in p.tracks.drain(..) {
+                let idx = kept.len();
+                if let Ok(st) = SdpTrack::from_config(t.codec, t.config.as_deref(), idx) {
+                    let mut t = t;
+                    t.clock_rate = st.clock_rate;
+                    t.stamp = Stamp::new(t.stamp.ssrc, st.payload_type, t.stamp.seq, t.ts_offset);
+                    sdp_tracks.push(st);
+                    kept.push(t);
+                }
+            }
+            p.tracks = kept;
+            p.described = true;
+            let sdp = Sdp {
+                name: p.path.clone(),
+                control: Some("*".into()),
+                tracks: sdp_tracks,
+            }
+            .write("0.0.0.0");
+            if let Some(request) = p.describe.take() {
+                if p.tracks.is_empty() {
+                    let _ = s.rtsp.reject(request, 415);
+                    return;
+                }
+                let _ = s.rtsp.answer_describe(request, &sdp);
+            }
+        }
+        if p.queued.len() >= MAX_QUEUED {
+            p.queued.pop_front();
+        }
+        p.queued.push_back(frame.clone());
+    }
+
+    fn ingest(&self, s: &mut Session, track: usize, payload: Bytes) {
+        let Some(p) = &mut s.publish else { return };
+        let Some(Some(t)) = p.tracks.get_mut(track) else {
+            return;
+        };
+        let mut frames = Vec::new();
+        let now = now(&self.host);
+        if let Err(e) = t.receiver.rtp(now, payload, &mut frames) {
+            if !p.warned {
+                p.warned = true;
+                rill_log!(self.host, Info, "{}: RTP dropped: {e}", p.path);
+            }
+        }
+        for f in frames {
+            let info = FrameInfo {
+                track: f.track,
+                codec: f.codec,
+                flags: f.flags,
+                pts: f.pts,
+                dts: f.dts,
+                ..FrameInfo::new()
+            };
+            let r = self
+                .host
+                .frame_wrap(f.payload, &info)
+                .and_then(|frame| p.publisher.write(&frame));
+            if let Err(e) = r {
+                if !p.warned {
+                    p.warned = true;
+                    rill_log!(self.host, Info, "{}: frame refused: {e}", p.path);
+                }
+            }
+        }
+    }
+}
+
+impl Plugin for Rtsp {
+    type Session = Session;
+    const WANTS_STREAM_EVENTS: bool = true;
+
+    fn create(host: &Host) -> Result<Self> {
+        let cfg = match Config::parse(&host.config()) {
+            Ok(c) => c,
+            Err(e) => {
+                rill_log!(host, Error, "{}", e.in_plugin("rtsp"));
+                return Err(Error::INVALID);
+            }
+        };
+        host.listen(&cfg.listen, LISTENER, 0)?;
+        rill_log!(host, Info, "RTSP on {}", cfg.listen);
+        Ok(Rtsp {
+            host: *host,
+            cfg,
+            streams: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn on_conn_open(&self, conn: &Conn, _listener: u32) -> Result<Session> {
+        let settings = Settings {
+            session_timeout: self.cfg.session_timeout.as_micros() as u64,
+            ..Settings::default()
+        };
+        let timer = conn.timer_start(Duration::from_millis(500), true, TICK)?;
+        Ok(Session {
+            rtsp: ServerSession::new(Limits::default(), settings, now(&self.host)),
+            waiting: None,
+            play: None,
+            publish: None,
+            _timer: Some(timer),
+        })
+    }
+
+    fn on_data(&self, s: &mut Session, conn: &Conn, data: &[u8]) -> Result<()> {
+        let r = s.rtsp.feed(now(&self.host), data);
+        self.handle_events(s, conn)?;
+        if let Err(e) = r {
+            rill_log!(self.host, Debug, "{}: {e}", conn.peer_addr());
+            self.flush(s, conn);
+            conn.close(RILL_END_ERROR)?;
+        }
+        Ok(())
+    }
+
+    fn on_admit(
+        &self,
+        s: &mut Session,
+        conn: &Conn,
+        _ticket: u64,
+        result: Result<()>,
+    ) -> Result<()> {
+        match (s.waiting.take(), result) {
+            (
+                Some(Waiting::Describe {
+                    request,
+                    path,
+                    query,
+                }),
+                Ok(()),
+            ) => self.describe(s, conn, request, path, query),
+            (
+                Some(Waiting::Announce {
+                    request,
+                    path,
+                    query,
+                    sdp,
+                }),
+                Ok(()),
+            ) => self.announce(s, conn, request, path, query, sdp),
+            (
+                Some(Waiting::Describe { request, .. } | Waiting::Announce { request, .. }),
+                Err(e),
+            ) => {
+                let _ = s.rtsp.reject(request, status_of(e));
+            }
+            (None, _) => {}
+        }
+        self.flush(s, conn);
+        Ok(())
+    }
+
+    fn on_timer(&self, session: Option<(&mut Session, &Conn)>, timer_id: u64) -> Result<()> {
+        let Some((s, conn)) = session else {
+            return Ok(());
+        };
+        if timer_id != TICK {
+            return Ok(());
+        }
+        s.rtsp.handle_timeout(now(&self.host));
+        self.handle_events(s, conn)
+    }
+
+    fn on_frame(
+        &self,
+        s: &mut Session,
+        conn: &Conn,
+        _sub: SubscriberId,
+        frame: &FrameRef,
+    ) -> Result<()> {
+        match &s.play {
+            Some(p) if p.playing => self.send_frame(s, conn, frame),
+            Some(_) => {
+                self.before_play(s, frame);
+                self.flush(s, conn);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn on_subscribe_end(
+        &self,
+        _s: &mut Session,
+        conn: &Conn,
+        _sub: SubscriberId,
+        reason: u32,
+        _why: &str,
+    ) -> Result<()> {
+        conn.close(reason)
+    }
+
+    fn on_publish_end(
+        &self,
+        _s: &mut Session,
+        conn: &Conn,
+        _publisher: PublisherId,
+        reason: u32,
+        _why: &str,
+    ) -> Result<()> {
+        conn.close(reason)
+    }
+
+    fn on_stream_event(&self, event: u32, path: &str) -> Result<()> {
+        if event == RILL_STREAM_UNPUBLISHED {
+            self.streams.lock().remove(path);
+        }
+        Ok(())
+    }
+
+    fn on_close(&self, mut s: Session, conn: &Conn, _reason: u32, _why: &str) {
+        s.rtsp.close();
+        if let Some(p) = s.publish.take() {
+            rill_log!(
+                self.host,
+                Info,
+                "{}: publisher {} ended",
+                conn.peer_addr(),
+                p.path
+            );
+        }
+        let _ = RILL_END_PEER;
+    }
+}
+
+rill_abi::export_plugin!(Rtsp, "rtsp");

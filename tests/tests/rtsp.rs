@@ -1,0 +1,184 @@
+//! RTSP with real clients (TCP interleaved): RTMP in → RTSP out to ffmpeg,
+//! ffprobe and GStreamer; RTSP in (ffmpeg's ANNOUNCE/RECORD) → RTMP and
+//! HTTP-FLV out; a client asking for UDP falls back to TCP.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rill_e2e::rtmp::{self, Guard};
+use rill_e2e::*;
+
+struct Server {
+    rill: Rill,
+    rtsp: u16,
+    rtmp: u16,
+}
+
+impl Server {
+    fn start(global: &str) -> Server {
+        let (port, rtmp) = (free_port(), free_port());
+        let yaml = format!(
+            "{global}\nplugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  rtsp:\n    listen: 127.0.0.1:{port}\n"
+        );
+        let rill = Rill::start(
+            &yaml,
+            &[
+                rtmp::plugin(),
+                target_dir().join("librill_plugin_flv.so"),
+                target_dir().join("librill_plugin_rtsp.so"),
+            ],
+        );
+        assert!(wait_port(port, Duration::from_secs(10)), "{}", rill.log());
+        assert!(wait_port(rtmp, Duration::from_secs(10)), "{}", rill.log());
+        Server {
+            rill,
+            rtsp: port,
+            rtmp,
+        }
+    }
+
+    fn rtsp_url(&self, path: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{path}", self.rtsp)
+    }
+
+    fn rtmp_publish(&self, path: &str, secs: u32) -> Guard {
+        Guard(publish_lavfi(
+            false,
+            secs,
+            "libx264",
+            "aac",
+            &["-f", "flv"],
+            &format!("rtmp://127.0.0.1:{}/{path}", self.rtmp),
+        ))
+    }
+}
+
+/// Codecs, no video frame missing over the span played, at least `secs`
+/// − 0.5 s of it, audio present, timestamps increasing.
+fn check_played(d: &Decoded, secs: u32, what: &str) {
+    let dts: Vec<i64> = d.packets.iter().filter(|p| p.0 == 0).map(|p| p.1).collect();
+    let (Some(first), Some(last)) = (dts.first(), dts.last()) else {
+        panic!("{what}: no video\n{}", d.stderr);
+    };
+    let video = dts.len();
+    // framemd5's video time base is the stream's: 1/25 s here, or 1/90000
+    // for RTP (3600 a frame).
+    let step = dts
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .min()
+        .unwrap_or(1)
+        .max(1);
+    let spanned = ((last - first) / step + 1) as usize;
+    assert!(
+        video * 100 >= spanned * 95 && spanned * 100 >= (secs as usize * 25 - 13) * 95,
+        "{what}: {video} video frames over {spanned}, expected {secs} s\n{}",
+        d.stderr
+    );
+    assert!(d.count(1) > 0, "{what}: no audio\n{}", d.stderr);
+    assert!(
+        d.monotonic(0) && d.monotonic(1),
+        "{what}: timestamps go back"
+    );
+}
+
+fn codecs(url: &str, opts: &[&str]) -> Vec<String> {
+    let mut c: Vec<String> = probe(url, opts).into_iter().map(|(_, c)| c).collect();
+    c.sort();
+    c
+}
+
+#[test]
+fn rtmp_in_rtsp_out_over_tcp() {
+    let s = Server::start("");
+    let _p = s.rtmp_publish("live/a", 30);
+    wait_publishing(&s.rill, "live/a");
+    let url = s.rtsp_url("live/a");
+    let tcp = ["-rtsp_transport", "tcp"];
+    assert_eq!(codecs(&url, &tcp), ["aac", "h264"]);
+    check_played(&play(false, &url, 4, &tcp), 4, "RTSP over TCP");
+    // Asking for UDP first: refused with 461, ffmpeg retries over TCP.
+    check_played(&play(false, &url, 3, &[]), 3, "RTSP, UDP refused");
+}
+
+#[test]
+fn gstreamer_rtspsrc_plays() {
+    let s = Server::start("");
+    let _p = s.rtmp_publish("live/g", 30);
+    wait_publishing(&s.rill, "live/g");
+    let out = Command::new("gst-launch-1.0")
+        .args(["-q", "rtspsrc", "protocols=tcp"])
+        .arg(format!("location={}", s.rtsp_url("live/g")))
+        .args([
+            "!",
+            "rtph264depay",
+            "!",
+            "h264parse",
+            "!",
+            "fakesink",
+            "num-buffers=50",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.rill.log()
+    );
+}
+
+#[test]
+fn rtsp_in_rtmp_and_http_flv_out() {
+    let s = Server::start("");
+    let _p = Guard(publish_lavfi(
+        false,
+        30,
+        "libx264",
+        "aac",
+        &["-f", "rtsp", "-rtsp_transport", "tcp"],
+        &s.rtsp_url("live/in"),
+    ));
+    wait_publishing(&s.rill, "live/in");
+    let rtmp_url = format!("rtmp://127.0.0.1:{}/live/in", s.rtmp);
+    assert_eq!(codecs(&rtmp_url, &[]), ["aac", "h264"]);
+    check_played(
+        &play(false, &rtmp_url, 4, &[]),
+        4,
+        "RTMP of an RTSP publish",
+    );
+    let flv = format!("http://127.0.0.1:{}/live/in.flv", s.rill.http_port);
+    check_played(&play(false, &flv, 3, &[]), 3, "HTTP-FLV of an RTSP publish");
+    // And back out over RTSP.
+    let tcp = ["-rtsp_transport", "tcp"];
+    check_played(
+        &play(false, &s.rtsp_url("live/in"), 3, &tcp),
+        3,
+        "RTSP of an RTSP publish",
+    );
+}
+
+#[test]
+fn admission_applies_to_rtsp() {
+    let s = Server::start("auth:\n  secret: rtsp-test-secret-0123456789\n  play: [token]");
+    let _p = s.rtmp_publish("live/t", 20);
+    wait_publishing(&s.rill, "live/t");
+    let tcp = ["-rtsp_transport", "tcp"];
+    let d = play(false, &s.rtsp_url("live/t"), 1, &tcp);
+    assert_eq!(d.count(0), 0, "played without a token");
+    assert!(
+        d.stderr.contains("401") || d.stderr.contains("Unauthorized"),
+        "{}",
+        d.stderr
+    );
+    let q = signed_query(
+        "rtsp-test-secret-0123456789",
+        "play",
+        "live/t",
+        unix_in(600),
+    );
+    let url = format!("{}?{q}", s.rtsp_url("live/t"));
+    check_played(&play(false, &url, 2, &tcp), 2, "RTSP with a token");
+}
