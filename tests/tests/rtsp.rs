@@ -1,6 +1,6 @@
-//! RTSP with real clients (TCP interleaved): RTMP in → RTSP out to ffmpeg,
-//! ffprobe and GStreamer; RTSP in (ffmpeg's ANNOUNCE/RECORD) → RTMP and
-//! HTTP-FLV out; a client asking for UDP falls back to TCP.
+//! RTSP with real clients, TCP interleaved and UDP: RTMP in → RTSP out to
+//! ffmpeg, ffprobe and GStreamer; RTSP in (ffmpeg's ANNOUNCE/RECORD) →
+//! RTMP, HTTP-FLV and RTSP out; a token required for play.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -97,8 +97,37 @@ fn rtmp_in_rtsp_out_over_tcp() {
     let tcp = ["-rtsp_transport", "tcp"];
     assert_eq!(codecs(&url, &tcp), ["aac", "h264"]);
     check_played(&play(false, &url, 4, &tcp), 4, "RTSP over TCP");
-    // Asking for UDP first: refused with 461, ffmpeg retries over TCP.
-    check_played(&play(false, &url, 3, &[]), 3, "RTSP, UDP refused");
+}
+
+#[test]
+fn rtmp_in_rtsp_out_over_udp() {
+    let s = Server::start("");
+    let _p = s.rtmp_publish("live/u", 30);
+    wait_publishing(&s.rill, "live/u");
+    let url = s.rtsp_url("live/u");
+    let udp = ["-rtsp_transport", "udp"];
+    assert_eq!(codecs(&url, &udp), ["aac", "h264"]);
+    check_played(&play(false, &url, 4, &udp), 4, "RTSP over UDP");
+}
+
+#[test]
+fn rtsp_in_over_udp() {
+    let s = Server::start("");
+    let _p = Guard(publish_lavfi(
+        false,
+        30,
+        "libx264",
+        "aac",
+        &["-f", "rtsp", "-rtsp_transport", "udp"],
+        &s.rtsp_url("live/uin"),
+    ));
+    wait_publishing(&s.rill, "live/uin");
+    let rtmp_url = format!("rtmp://127.0.0.1:{}/live/uin", s.rtmp);
+    check_played(
+        &play(false, &rtmp_url, 4, &[]),
+        4,
+        "RTMP of an RTSP/UDP publish",
+    );
 }
 
 #[test]

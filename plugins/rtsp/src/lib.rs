@@ -8,13 +8,14 @@
 //! stream (by the first player to receive it, kept on the frame) and each
 //! player stamps its own 12-byte headers. Publishers: ANNOUNCE is admitted
 //! (publish) and its SDP opens the tracks; RECORD's RTP is depacketized into
-//! host frames. Media goes interleaved on the RTSP connection (TCP); a
-//! SETUP asking for UDP is answered 461 (Unsupported Transport), which
-//! clients such as ffmpeg answer by retrying over TCP.
+//! host frames. Media goes interleaved on the RTSP connection (TCP) or over
+//! UDP: a port pair per track from `rtp_ports`, bound for the session
+//! (RTP even, RTCP odd); a UDP publisher's packets pass a reorder buffer.
 
 mod config;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use rill_abi::sdk::{
     Admission, Conn, Error, FrameInfo, FrameRef, Host, Plugin, Publisher, PublisherId, Result,
-    Subscriber, SubscriberId, TimerHandle, TrackInfo,
+    Subscriber, SubscriberId, TimerHandle, TrackInfo, Udp,
 };
 use rill_abi::{
     rill_codec_kind, rill_log, RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT,
@@ -41,6 +42,8 @@ use config::Config;
 
 const LISTENER: u32 = 1;
 const TICK: u64 = 1;
+/// A UDP publisher's reorder buffers are polled this often.
+const REORDER_TICK: u64 = 2;
 /// The frame-cache key of a frame's RTP payloads, mixed with the stream
 /// packetizer's own random number (bytes cached on a frame belong to the
 /// packetizer that made them).
@@ -73,11 +76,20 @@ struct StreamRtp {
     packetizers: HashMap<u32, Packetizer>,
 }
 
+/// A track's UDP port pair and where its peer receives.
+struct UdpPair {
+    rtp: Udp,
+    _rtcp: Udp,
+    /// The client's RTP address (`ip:port`).
+    to: String,
+}
+
 struct PlayTrack {
     host_track: u32,
     codec: u32,
     config: Option<Bytes>,
     channel: Option<u8>,
+    udp: Option<UdpPair>,
     stamp: Stamp,
     clock_rate: u32,
     ts_offset: u32,
@@ -94,10 +106,15 @@ struct Play {
     tracks: Vec<PlayTrack>,
     queued: VecDeque<FrameRef>,
     playing: bool,
+    /// The RTSP session id (refreshed by the client's RTCP over UDP).
+    session: Option<String>,
 }
 
 struct PubTrack {
     receiver: TrackReceiver,
+    params: rill_rtp::TrackParams,
+    payload_type: u8,
+    udp: Option<UdpPair>,
 }
 
 struct Publish {
@@ -106,6 +123,17 @@ struct Publish {
     /// By RTSP track index.
     tracks: Vec<Option<PubTrack>>,
     warned: bool,
+    session: Option<String>,
+    reorder_timer: Option<TimerHandle>,
+}
+
+/// A SETUP to answer.
+struct SetupReq {
+    request: RequestId,
+    session: String,
+    track: usize,
+    mode: Mode,
+    transport: rill_rtsp::Transport,
 }
 
 /// The request waiting for admission.
@@ -135,6 +163,8 @@ pub struct Rtsp {
     host: Host,
     cfg: Config,
     streams: Mutex<HashMap<String, Arc<Mutex<StreamRtp>>>>,
+    /// Where the next search for a free UDP port pair starts.
+    next_port: AtomicU32,
 }
 
 fn admission<'a>(
@@ -246,11 +276,22 @@ impl Rtsp {
                 }
                 Event::Setup {
                     request,
+                    session,
                     track,
                     mode,
                     transport,
                     ..
-                } => self.setup(s, request, track, mode, transport),
+                } => self.setup(
+                    s,
+                    conn,
+                    SetupReq {
+                        request,
+                        session,
+                        track,
+                        mode,
+                        transport,
+                    },
+                ),
                 Event::Play {
                     request, tracks, ..
                 } => self.start_play(s, conn, request, &tracks)?,
@@ -307,6 +348,7 @@ impl Rtsp {
                     tracks: Vec::new(),
                     queued: VecDeque::new(),
                     playing: false,
+                    session: None,
                 });
             }
             Err(e) => {
@@ -361,8 +403,14 @@ impl Rtsp {
                 reorder_window: 1,
                 ..ReceiverConfig::default()
             };
-            match TrackReceiver::new(&t.params(host_track), Some(t.payload_type), cfg) {
-                Ok(receiver) => tracks.push(Some(PubTrack { receiver })),
+            let params = t.params(host_track);
+            match TrackReceiver::new(&params, Some(t.payload_type), cfg) {
+                Ok(receiver) => tracks.push(Some(PubTrack {
+                    receiver,
+                    params,
+                    payload_type: t.payload_type,
+                    udp: None,
+                })),
                 Err(_) => tracks.push(None),
             }
         }
@@ -376,38 +424,113 @@ impl Rtsp {
             publisher,
             tracks,
             warned: false,
+            session: None,
+            reorder_timer: None,
         });
         let _ = s.rtsp.accept_announce(request);
     }
 
-    fn setup(
-        &self,
-        s: &mut Session,
-        request: RequestId,
-        track: usize,
-        mode: Mode,
-        transport: rill_rtsp::Transport,
-    ) {
-        if transport.lower != Lower::Tcp {
-            // Clients fall back to TCP interleaved.
-            let _ = s.rtsp.reject(request, 461);
-            return;
+    /// A UDP port pair for track `track` of this connection, from
+    /// `rtp_ports`, on the address the client connected to.
+    fn bind_pair(&self, conn: &Conn, track: usize) -> Option<(Udp, Udp, u16)> {
+        let ip = conn
+            .local_addr()
+            .rsplit_once(':')
+            .map(|(ip, _)| ip.to_owned())?;
+        let (first, last) = self.cfg.rtp_ports;
+        let pairs = u32::from(last - first + 1) / 2;
+        let start = self.next_port.fetch_add(1, Ordering::Relaxed);
+        // A few tries: a taken pair is skipped.
+        for k in 0..pairs.min(64) {
+            let port = first + (((start + k) % pairs) * 2) as u16;
+            let id = track as u32 * 2;
+            let Ok(rtp) = conn.udp_bind(&format!("{ip}:{port}"), id) else {
+                continue;
+            };
+            if let Ok(rtcp) = conn.udp_bind(&format!("{ip}:{}", port + 1), id + 1) {
+                return Some((rtp, rtcp, port));
+            }
         }
+        None
+    }
+
+    fn setup(&self, s: &mut Session, conn: &Conn, req: SetupReq) {
+        let SetupReq {
+            request,
+            session,
+            track,
+            mode,
+            transport,
+        } = req;
+        let udp = if transport.lower == Lower::Tcp {
+            None
+        } else {
+            let Some((client_rtp, _)) = transport.client_port else {
+                let _ = s.rtsp.reject(request, 461);
+                return;
+            };
+            let Some((rtp, rtcp, port)) = self.bind_pair(conn, track) else {
+                rill_log!(self.host, Warn, "no free UDP port pair in rtp_ports");
+                let _ = s.rtsp.reject(request, 453);
+                return;
+            };
+            let Some((peer_ip, _)) = conn.peer_addr().rsplit_once(':') else {
+                let _ = s.rtsp.reject(request, 461);
+                return;
+            };
+            Some((
+                UdpPair {
+                    rtp,
+                    _rtcp: rtcp,
+                    to: format!("{peer_ip}:{client_rtp}"),
+                },
+                port,
+            ))
+        };
+        let server_port = udp.as_ref().map(|(_, port)| (*port, *port + 1));
         let channel = transport.interleaved.map(|(rtp, _)| rtp);
-        match (mode, &mut s.play, &s.publish) {
+        match (mode, &mut s.play, &mut s.publish) {
             (Mode::Play, Some(p), _) if track < p.tracks.len() => {
-                p.tracks[track].channel = channel;
-                let ssrc = p.tracks[track].stamp.ssrc;
+                let t = &mut p.tracks[track];
+                t.channel = channel;
+                t.udp = udp.map(|(u, _)| u);
+                p.session = Some(session);
+                let ssrc = t.stamp.ssrc;
                 let _ = s.rtsp.accept_setup(
                     request,
                     SetupAnswer {
-                        server_port: None,
+                        server_port,
                         ssrc: Some(ssrc),
                     },
                 );
             }
-            (Mode::Record, _, Some(p)) if track < p.tracks.len() => {
-                let _ = s.rtsp.accept_setup(request, SetupAnswer::default());
+            (Mode::Record, _, Some(p)) if matches!(p.tracks.get(track), Some(Some(_))) => {
+                if let Some(Some(t)) = p.tracks.get_mut(track) {
+                    if udp.is_some() {
+                        // Datagrams come out of order: a reorder window.
+                        if let Ok(r) = TrackReceiver::new(
+                            &t.params,
+                            Some(t.payload_type),
+                            ReceiverConfig::default(),
+                        ) {
+                            t.receiver = r;
+                        }
+                        if p.reorder_timer.is_none() {
+                            p.reorder_timer = conn
+                                .timer_start(Duration::from_millis(20), true, REORDER_TICK)
+                                .ok();
+                        }
+                    }
+                    t.udp = udp.map(|(u, _)| u);
+                }
+                p.session = Some(session);
+                let _ = s.rtsp.accept_setup(
+                    request,
+                    SetupAnswer {
+                        server_port,
+                        ssrc: None,
+                    },
+                );
             }
             _ => {
                 let _ = s.rtsp.reject(request, 404);
@@ -518,12 +641,22 @@ impl Rtsp {
         let Some(packets) = self.packets_of(frame, &p.stream, t.config.as_deref())? else {
             return Ok(());
         };
-        let Some(channel) = t.channel else {
-            return Ok(());
-        };
         if packets.is_empty() {
             return Ok(());
         }
+        if let Some(u) = &t.udp {
+            let mut buf = Vec::with_capacity(1500);
+            for i in 0..packets.len() {
+                buf.clear();
+                t.stamp.write(&packets, i, &mut buf);
+                // A full send queue drops the datagram, as a network would.
+                let _ = u.rtp.send_to(&u.to, &buf);
+            }
+            return Ok(());
+        }
+        let Some(channel) = t.channel else {
+            return Ok(());
+        };
         let mut buf = Vec::with_capacity(packets.len() * 16 + frame.data().len() + 64);
         for i in 0..packets.len() {
             let payload = packets.payload_ref(i);
@@ -557,6 +690,7 @@ impl Rtsp {
                         codec: info.codec,
                         config: Some(cfg),
                         channel: None,
+                        udp: None,
                         stamp: Stamp::new(random_u32(), 0, random_u32() as u16, 0),
                         clock_rate: 0,
                         ts_offset: random_u32(),
@@ -570,6 +704,7 @@ impl Rtsp {
                     codec: info.codec,
                     config: None,
                     channel: None,
+                    udp: None,
                     stamp: Stamp::new(random_u32(), 0, random_u32() as u16, 0),
                     clock_rate: 0,
                     ts_offset: random_u32(),
@@ -624,6 +759,23 @@ impl Rtsp {
                 rill_log!(self.host, Info, "{}: RTP dropped: {e}", p.path);
             }
         }
+        self.publish_frames(p, frames);
+    }
+
+    /// Frames the reorder buffers released on time.
+    fn poll_reorder(&self, s: &mut Session) {
+        let Some(p) = &mut s.publish else { return };
+        let now = now(&self.host);
+        let mut frames = Vec::new();
+        for t in p.tracks.iter_mut().flatten() {
+            if t.receiver.deadline().is_some_and(|d| d <= now) {
+                let _ = t.receiver.poll(now, &mut frames);
+            }
+        }
+        self.publish_frames(p, frames);
+    }
+
+    fn publish_frames(&self, p: &mut Publish, frames: Vec<rill_rtp::Frame>) {
         for f in frames {
             let info = FrameInfo {
                 track: f.track,
@@ -665,6 +817,7 @@ impl Plugin for Rtsp {
             host: *host,
             cfg,
             streams: Mutex::new(HashMap::new()),
+            next_port: AtomicU32::new(0),
         })
     }
 
@@ -735,11 +888,17 @@ impl Plugin for Rtsp {
         let Some((s, conn)) = session else {
             return Ok(());
         };
-        if timer_id != TICK {
-            return Ok(());
+        match timer_id {
+            TICK => {
+                s.rtsp.handle_timeout(now(&self.host));
+                self.handle_events(s, conn)
+            }
+            REORDER_TICK => {
+                self.poll_reorder(s);
+                Ok(())
+            }
+            _ => Ok(()),
         }
-        s.rtsp.handle_timeout(now(&self.host));
-        self.handle_events(s, conn)
     }
 
     fn on_frame(
@@ -758,6 +917,31 @@ impl Plugin for Rtsp {
             }
             None => Ok(()),
         }
+    }
+
+    fn on_udp_data(
+        &self,
+        s: &mut Session,
+        _conn: &Conn,
+        socket_id: u32,
+        _from: &str,
+        data: &[u8],
+    ) -> Result<()> {
+        let (track, rtcp) = ((socket_id / 2) as usize, socket_id % 2 == 1);
+        let now = now(&self.host);
+        // Anything from the client keeps its session alive.
+        let session = s
+            .publish
+            .as_ref()
+            .and_then(|p| p.session.clone())
+            .or_else(|| s.play.as_ref().and_then(|p| p.session.clone()));
+        if let Some(id) = session {
+            s.rtsp.refresh(now, &id);
+        }
+        if !rtcp && s.publish.is_some() {
+            self.ingest(s, track, Bytes::copy_from_slice(data));
+        }
+        Ok(())
     }
 
     fn on_subscribe_end(
