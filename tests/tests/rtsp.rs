@@ -211,3 +211,21 @@ fn admission_applies_to_rtsp() {
     let url = format!("{}?{q}", s.rtsp_url("live/t"));
     check_played(&play(false, &url, 2, &tcp), 2, "RTSP with a token");
 }
+
+#[test]
+fn hevc_and_opus_published_with_ffmpeg_9() {
+    let s = Server::start("");
+    let _p = Guard(publish_lavfi(
+        true,
+        30,
+        "libx265",
+        "libopus",
+        &["-f", "rtsp", "-rtsp_transport", "tcp"],
+        &s.rtsp_url("live/h"),
+    ));
+    wait_publishing(&s.rill, "live/h");
+    let tcp = ["-rtsp_transport", "tcp"];
+    let url = s.rtsp_url("live/h");
+    assert_eq!(codecs(&url, &tcp), ["hevc", "opus"]);
+    check_played(&play(true, &url, 3, &tcp), 3, "HEVC + Opus over RTSP");
+}

@@ -50,6 +50,8 @@ const REORDER_TICK: u64 = 2;
 const RTP_CACHE_KEY: u64 = u64::from_le_bytes(*b"rtsp-rtp");
 /// Frames a player holds between DESCRIBE and PLAY (from a key frame).
 const MAX_QUEUED: usize = 1024;
+/// Track ids looked at for a stream's declared tracks.
+const MAX_TRACKS: u32 = 8;
 
 fn now(host: &Host) -> u64 {
     host.now_us().max(0) as u64
@@ -79,9 +81,11 @@ struct StreamRtp {
 /// A track's UDP port pair and where its peer receives.
 struct UdpPair {
     rtp: Udp,
-    _rtcp: Udp,
+    rtcp: Udp,
     /// The client's RTP address (`ip:port`).
     to: String,
+    /// The client's RTCP address.
+    to_rtcp: String,
 }
 
 struct PlayTrack {
@@ -97,7 +101,7 @@ struct PlayTrack {
 
 struct Play {
     path: String,
-    _sub: Subscriber,
+    sub: Subscriber,
     stream: Arc<Mutex<StreamRtp>>,
     /// The DESCRIBE waiting for the tracks.
     describe: Option<RequestId>,
@@ -108,6 +112,10 @@ struct Play {
     playing: bool,
     /// The RTSP session id (refreshed by the client's RTCP over UDP).
     session: Option<String>,
+    /// The play's media clock: the pts of the RTP-Info instant and the
+    /// wall time (µs) of PLAY. Sender reports map wall time to media time
+    /// through it, the same for every track.
+    clock_base: Option<(i64, i64)>,
 }
 
 struct PubTrack {
@@ -342,13 +350,14 @@ impl Rtsp {
                 s.play = Some(Play {
                     stream: self.stream(&path),
                     path,
-                    _sub: sub,
+                    sub,
                     describe: Some(request),
                     described: false,
                     tracks: Vec::new(),
                     queued: VecDeque::new(),
                     playing: false,
                     session: None,
+                    clock_base: None,
                 });
             }
             Err(e) => {
@@ -465,7 +474,7 @@ impl Rtsp {
         let udp = if transport.lower == Lower::Tcp {
             None
         } else {
-            let Some((client_rtp, _)) = transport.client_port else {
+            let Some((client_rtp, client_rtcp)) = transport.client_port else {
                 let _ = s.rtsp.reject(request, 461);
                 return;
             };
@@ -481,8 +490,9 @@ impl Rtsp {
             Some((
                 UdpPair {
                     rtp,
-                    _rtcp: rtcp,
+                    rtcp,
                     to: format!("{peer_ip}:{client_rtp}"),
+                    to_rtcp: format!("{peer_ip}:{client_rtcp}"),
                 },
                 port,
             ))
@@ -549,31 +559,67 @@ impl Rtsp {
             let _ = s.rtsp.reject(request, 455);
             return Ok(());
         };
+        // One instant for every track's RTP-Info (the earliest queued
+        // frame): players line the tracks up by it.
+        let start = p
+            .queued
+            .iter()
+            .map(|f| f.info())
+            .filter(|f| f.flags & RILL_FRAME_CONFIG == 0)
+            .map(|f| f.pts)
+            .min()
+            .unwrap_or(0);
         let mut starts = Vec::new();
         for &i in tracks {
             let Some(t) = p.tracks.get(i) else { continue };
-            let first = p
-                .queued
-                .iter()
-                .map(|f| f.info())
-                .find(|f| f.track == t.host_track && f.flags & RILL_FRAME_CONFIG == 0)
-                .map_or(0, |f| f.pts);
             starts.push(TrackStart {
                 track: i,
                 seq: t.stamp.seq,
-                rtptime: clock::rtp_timestamp(first, t.clock_rate, t.ts_offset),
+                rtptime: clock::rtp_timestamp(start, t.clock_rate, t.ts_offset),
             });
         }
         let _ = s.rtsp.accept_play(request, None, &starts);
         self.flush(s, conn);
         let Some(p) = &mut s.play else { return Ok(()) };
         p.playing = true;
+        p.clock_base = Some((start, self.host.wall_us()));
         rill_log!(self.host, Info, "{}: playing {}", conn.peer_addr(), p.path);
+        // Sender reports before the first packet: players map time by them
+        // from the start.
+        self.sender_reports(s, conn);
+        let Some(p) = &mut s.play else { return Ok(()) };
         let queued: Vec<FrameRef> = p.queued.drain(..).collect();
         for f in &queued {
             self.send_frame(s, conn, f)?;
         }
         Ok(())
+    }
+
+    /// A sender report per track: NTP now and the RTP time of now on the
+    /// play's media clock (one mapping for every track, so players line
+    /// the tracks up and their timestamps never jump).
+    fn sender_reports(&self, s: &mut Session, conn: &Conn) {
+        let Some(p) = &s.play else { return };
+        let Some((start, at)) = p.clock_base else {
+            return;
+        };
+        let wall = self.host.wall_us();
+        let ntp = clock::unix_us_to_ntp(wall);
+        for t in &p.tracks {
+            let rtp = clock::rtp_timestamp(start + (wall - at), t.clock_rate, t.ts_offset);
+            let sr = rill_rtp::RtcpPacket::SenderReport(t.stamp.sender_report(ntp, rtp));
+            let mut out = Vec::with_capacity(64);
+            rill_rtp::write_rtcp(std::slice::from_ref(&sr), &mut out);
+            if let Some(u) = &t.udp {
+                let _ = u.rtcp.send_to(&u.to_rtcp, &out);
+            } else if let Some(ch) = t.channel {
+                let mut framed = Vec::with_capacity(out.len() + 4);
+                let len = out.len();
+                framed.extend_from_slice(&[b'$', ch + 1, (len >> 8) as u8, len as u8]);
+                framed.extend_from_slice(&out);
+                let _ = conn.write(&framed);
+            }
+        }
     }
 
     /// The RTP payloads of `frame`: made by the stream's packetizer under
@@ -711,7 +757,28 @@ impl Rtsp {
                 });
             }
             // The first media frame: the tracks the stream started with are
-            // known; write the SDP.
+            // known, and the stream's other declared tracks whose codecs
+            // need no configuration (Opus, G.711) join; write the SDP.
+            for id in 0..MAX_TRACKS {
+                let Ok(ti) = p.sub.track_info(id) else {
+                    continue;
+                };
+                let kind = rill_codec_kind(ti.codec);
+                let known = p.tracks.iter().any(|t| t.host_track == id);
+                if known || (kind != RILL_TRACK_VIDEO && kind != RILL_TRACK_AUDIO) {
+                    continue;
+                }
+                p.tracks.push(PlayTrack {
+                    host_track: id,
+                    codec: ti.codec,
+                    config: None,
+                    channel: None,
+                    udp: None,
+                    stamp: Stamp::new(random_u32(), 0, random_u32() as u16, 0),
+                    clock_rate: 0,
+                    ts_offset: random_u32(),
+                });
+            }
             let mut sdp_tracks = Vec::new();
             let mut kept = Vec::new();
             for t in p.tracks.drain(..) {
@@ -891,6 +958,7 @@ impl Plugin for Rtsp {
         match timer_id {
             TICK => {
                 s.rtsp.handle_timeout(now(&self.host));
+                self.sender_reports(s, conn);
                 self.handle_events(s, conn)
             }
             REORDER_TICK => {
