@@ -10,6 +10,9 @@
 //! rill-loadgen run --play 'srt://127.0.0.1:9000?streamid=read:live/test' \
 //!     --players 100 --file stream.flv \
 //!     --publish 'srt://127.0.0.1:9000?streamid=publish:live/test&latency=120'
+//! rill-loadgen run --play rtsp://127.0.0.1:8554/live/test --players 100 \
+//!     --file stream.flv --publish rtsp://127.0.0.1:8554/live/test
+//! rill-loadgen run --play 'rtsp://127.0.0.1:8554/live/test?transport=udp' ...
 //! rill-loadgen null --listen 127.0.0.1:19400 --file stream.flv
 //! rill-loadgen report target/bench/runs/*.json --out-dir target/bench
 //! ```
@@ -28,6 +31,7 @@ mod procstat;
 mod publish;
 mod report;
 mod rtmp;
+mod rtsp;
 mod sei;
 mod srt;
 mod stats;
@@ -126,16 +130,29 @@ enum Proto {
     /// MPEG-TS over SRT, as a caller
     /// (srt://host:port?streamid=read:app/stream&passphrase=..&latency=ms).
     Srt,
+    /// RTSP over TCP interleaved (rtsp://host:port/app/stream): DESCRIBE,
+    /// SETUP, PLAY, RTP depacketized.
+    Rtsp,
+    /// RTSP with RTP over UDP (a socket pair per track); also
+    /// `rtsp://...?transport=udp`.
+    RtspUdp,
 }
 
 impl Proto {
-    /// The kind a URL implies: rtmp://, srt://, .m3u8, .mp4, else HTTP-FLV.
+    /// The kind a URL implies: rtmp://, srt://, rtsp:// (rtsp-udp with
+    /// `transport=udp`), .m3u8, .mp4, else HTTP-FLV.
     fn of_url(url: &str) -> Proto {
         let path = url.split(['?', '#']).next().unwrap_or(url);
         if url.starts_with("rtmp://") {
             Proto::Rtmp
         } else if url.starts_with("srt://") {
             Proto::Srt
+        } else if url.starts_with("rtsp://") {
+            if rtsp::RtspUrl::asks_udp(url) {
+                Proto::RtspUdp
+            } else {
+                Proto::Rtsp
+            }
         } else if path.ends_with(".m3u8") {
             Proto::Hls
         } else if path.ends_with(".mp4") {
@@ -154,6 +171,8 @@ impl Proto {
             Proto::HlsTs => "hls-ts",
             Proto::Fmp4 => "fmp4",
             Proto::Srt => "srt",
+            Proto::Rtsp => "rtsp",
+            Proto::RtspUdp => "rtsp-udp",
         }
     }
 }
@@ -164,11 +183,14 @@ struct RunArgs {
     /// http://host:port/app/stream.m3u8 (HLS),
     /// http://host:port/app/stream.mp4 (fMP4) or
     /// srt://host:port?streamid=read:app/stream (SRT; also &passphrase=,
-    /// &pbkeylen=, &latency= in ms).
+    /// &pbkeylen=, &latency= in ms) or
+    /// rtsp://[user:pass@]host:port/app/stream (RTSP over TCP interleaved;
+    /// `?transport=udp`, or --proto rtsp-udp, for RTP over UDP).
     #[arg(long, alias = "url")]
     play: String,
-    /// The kind of player (default: from the URL: rtmp://, srt://, .m3u8 →
-    /// hls, .mp4 → fmp4, else http-flv).
+    /// The kind of player (default: from the URL: rtmp://, srt://, rtsp://
+    /// (rtsp-udp with ?transport=udp), .m3u8 → hls, .mp4 → fmp4, else
+    /// http-flv).
     #[arg(long, value_enum)]
     proto: Option<Proto>,
     /// Keep every player's figures (TTFF, frames, bytes, stalls, latency
@@ -180,7 +202,9 @@ struct RunArgs {
     players: usize,
     /// Publish the file first: rtmp://host:port/app/stream, tcp://host:port
     /// for FLV over TCP (Rill's C template plugin), or
-    /// srt://host:port?streamid=publish:app/stream for MPEG-TS over SRT.
+    /// srt://host:port?streamid=publish:app/stream for MPEG-TS over SRT,
+    /// or rtsp://host:port/app/stream (ANNOUNCE, RECORD, RTP over TCP
+    /// interleaved).
     #[arg(long)]
     publish: Option<String>,
     /// Publishers (each its own stream): with M > 1, publisher i sends to
@@ -279,6 +303,9 @@ pub struct RunResult {
     /// SRT runs: the players' connections' counters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srt: Option<srt::RecvCounters>,
+    /// RTSP runs (rtsp, rtsp-udp): the players' RTP counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtsp: Option<rtsp::RecvCounters>,
     /// With `--per-player`: one row per player.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_player: Vec<PlayerRow>,
@@ -332,6 +359,7 @@ enum PlayUrl {
     Hls(httpflv::HttpUrl, bool),
     Fmp4(httpflv::HttpUrl),
     Srt(srt::SrtUrl),
+    Rtsp(rtsp::RtspUrl),
 }
 
 /// `/app/stream.ext?q` → `/app/stream-i.ext?q`.
@@ -365,6 +393,8 @@ impl PlayUrl {
             }
             Proto::Fmp4 => PlayUrl::Fmp4(httpflv::HttpUrl::parse(url)?),
             Proto::Srt => PlayUrl::Srt(srt::SrtUrl::parse(url)?),
+            Proto::Rtsp => PlayUrl::Rtsp(rtsp::RtspUrl::parse(url, false)?),
+            Proto::RtspUdp => PlayUrl::Rtsp(rtsp::RtspUrl::parse(url, true)?),
         })
     }
 
@@ -383,6 +413,7 @@ impl PlayUrl {
             PlayUrl::Hls(u, classic) => PlayUrl::Hls(with(u), *classic),
             PlayUrl::Fmp4(u) => PlayUrl::Fmp4(with(u)),
             PlayUrl::Srt(u) => PlayUrl::Srt(u.nth(i)),
+            PlayUrl::Rtsp(u) => PlayUrl::Rtsp(u.nth(i)),
         }
     }
 }
@@ -522,6 +553,7 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
                 }
                 PlayUrl::Fmp4(u) => fmp4::play(u.clone(), &mut p, &shared, end, rb).await,
                 PlayUrl::Srt(u) => srt::play(u.clone(), &mut p, &shared, end).await,
+                PlayUrl::Rtsp(u) => rtsp::play(u.clone(), &mut p, &shared, end, rb).await,
             };
             if let Err(e) = r {
                 p.error = Some(e);
@@ -561,6 +593,9 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
             }
             if let Some(s) = &st.srt {
                 t.srt.get_or_insert_with(Default::default).add(s);
+            }
+            if let Some(s) = &st.rtsp {
+                t.rtsp.get_or_insert_with(Default::default).add(s);
             }
         }
     }
@@ -636,6 +671,9 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
     }
     if matches!(url, PlayUrl::Srt(..)) {
         res.srt = Some(shared.srt.lock().unwrap().clone());
+    }
+    if matches!(url, PlayUrl::Rtsp(..)) {
+        res.rtsp = Some(shared.rtsp.lock().unwrap().clone());
     }
     res.mbit_per_player = bits / n.max(1) as f64 / 1e6;
     res.video_fps_per_player = rate / n.max(1) as f64;
@@ -758,6 +796,22 @@ fn print_result(r: &RunResult) {
             s.ts_errors
         );
     }
+    if let Some(s) = &r.rtsp {
+        println!(
+            "  RTSP ({}): {} playing, {} tracks, {} RTP packets, {} lost, {} reordered, {} late or duplicate, {} bad, {} frames dropped; {} RTCP received, {} receiver reports sent",
+            if s.udp { "UDP" } else { "TCP interleaved" },
+            s.connections,
+            s.tracks,
+            s.packets,
+            s.lost,
+            s.reordered,
+            s.late_or_duplicate,
+            s.bad_packets,
+            s.dropped_frames,
+            s.rtcp,
+            s.reports_sent
+        );
+    }
     println!("  client CPU s in window: {:.2}", r.client_cpu_s);
     for (e, k) in &r.errors {
         println!("  error ×{k}: {e}");
@@ -774,6 +828,12 @@ fn print_result(r: &RunResult) {
             println!(
                 "  SRT publishing: {} packets, {} retransmitted, {} dropped unacknowledged, {} NAKs received, RTT {:.1} ms",
                 s.packets, s.retransmitted, s.dropped, s.naks_received, s.rtt_ms
+            );
+        }
+        if let Some(s) = &p.rtsp {
+            println!(
+                "  RTSP publishing: {} RTP packets, {} payload bytes",
+                s.packets, s.octets
             );
         }
     }

@@ -1,6 +1,6 @@
 //! A publisher that loops an FLV file in real time, over RTMP, as raw FLV
-//! over TCP (Rill's C template plugin) or as MPEG-TS over SRT, stamping
-//! every H.264 frame.
+//! over TCP (Rill's C template plugin), as MPEG-TS over SRT or as RTP
+//! over RTSP (TCP interleaved), stamping every H.264 frame.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::flvsrc::{FlvFile, Looper};
 use crate::rtmp::{self, RtmpUrl};
+use crate::rtsp::{self, RtspUrl};
 use crate::srt::{self, SrtUrl};
 
 pub type Res<T> = Result<T, String>;
@@ -23,6 +24,8 @@ pub enum Target {
     FlvTcp(String),
     /// `srt://host:port?streamid=publish:app/stream`: MPEG-TS over SRT.
     Srt(SrtUrl),
+    /// `rtsp://host:port/app/stream`: ANNOUNCE, RECORD, RTP interleaved.
+    Rtsp(RtspUrl),
 }
 
 impl Target {
@@ -33,8 +36,16 @@ impl Target {
             Ok(Target::FlvTcp(a.trim_end_matches('/').to_owned()))
         } else if url.starts_with("srt://") {
             Ok(Target::Srt(SrtUrl::parse(url)?))
+        } else if url.starts_with("rtsp://") {
+            let u = RtspUrl::parse(url, false)?;
+            if u.udp {
+                return Err(format!("{url}: the RTSP publisher sends over TCP only"));
+            }
+            Ok(Target::Rtsp(u))
         } else {
-            Err(format!("{url}: publish to rtmp://, tcp:// or srt://"))
+            Err(format!(
+                "{url}: publish to rtmp://, tcp://, srt:// or rtsp://"
+            ))
         }
     }
 }
@@ -48,6 +59,7 @@ impl Target {
             Target::Rtmp(u) => Ok(Target::Rtmp(u.with_stream(&format!("{}-{i}", u.stream)))),
             Target::FlvTcp(_) => Err("FLV over TCP publishes one stream only".into()),
             Target::Srt(u) => Ok(Target::Srt(u.nth(i))),
+            Target::Rtsp(u) => Ok(Target::Rtsp(u.nth(i))),
         }
     }
 }
@@ -62,12 +74,16 @@ pub struct PubStats {
     /// SRT publishers: their connections' counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub srt: Option<srt::SendCounters>,
+    /// RTSP publishers: RTP sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtsp: Option<rtsp::SendCounters>,
 }
 
 enum Sink {
     Rtmp(Box<rtmp::Conn>, u32),
     Tcp(TcpStream, BytesMut),
     Srt(Box<srt::Publisher>),
+    Rtsp(Box<rtsp::Publisher>),
 }
 
 impl Sink {
@@ -81,6 +97,7 @@ impl Sink {
                 Ok(())
             }
             Sink::Srt(p) => p.queue(kind, ts as u64, body),
+            Sink::Rtsp(p) => p.queue(kind, ts as u64, body),
         }
     }
 
@@ -93,22 +110,25 @@ impl Sink {
                 Ok(())
             }
             Sink::Srt(p) => p.flush().await,
+            Sink::Rtsp(p) => p.flush().await,
         }
     }
 
-    /// SRT: when its timers are next due.
+    /// SRT, RTSP: when its timers are next due.
     fn timer(&self) -> Option<Instant> {
         match self {
             Sink::Srt(p) => Some(p.timer()),
+            Sink::Rtsp(p) => Some(p.timer()),
             _ => None,
         }
     }
 
-    /// SRT: runs its timers when due (the end of the connection is an
-    /// error).
+    /// SRT, RTSP: runs its timers when due (the end of the connection is
+    /// an error).
     fn service(&mut self) -> Res<()> {
         match self {
             Sink::Srt(p) => p.service(),
+            Sink::Rtsp(p) => p.service(),
             _ => Ok(()),
         }
     }
@@ -131,6 +151,7 @@ async fn open(target: &Target, file: &FlvFile) -> Res<Sink> {
             Sink::Tcp(s, out)
         }
         Target::Srt(url) => Sink::Srt(Box::new(srt::Publisher::open(url, file).await?)),
+        Target::Rtsp(url) => Sink::Rtsp(Box::new(rtsp::Publisher::open(url, file).await?)),
     };
     if let Some(md) = &file.metadata {
         match sink {
@@ -141,8 +162,8 @@ async fn open(target: &Target, file: &FlvFile) -> Res<Sink> {
                 sink.queue(18, 0, &body)?;
             }
             Sink::Tcp(..) => sink.queue(18, 0, md)?,
-            // TS carries no metadata.
-            Sink::Srt(_) => {}
+            // TS and RTP carry no metadata.
+            Sink::Srt(_) | Sink::Rtsp(_) => {}
         }
     }
     if let Some(v) = &file.video_config {
@@ -181,6 +202,9 @@ pub async fn run(
     if let Sink::Srt(p) = &mut sink {
         st.srt = Some(p.close().await);
     }
+    if let Sink::Rtsp(p) = &mut sink {
+        st.rtsp = Some(p.close().await);
+    }
     st
 }
 
@@ -189,6 +213,7 @@ async fn readable(sink: &Sink) -> std::io::Result<()> {
         Sink::Rtmp(c, _) => c.sock.readable().await,
         Sink::Tcp(..) => std::future::pending().await,
         Sink::Srt(p) => p.readable().await,
+        Sink::Rtsp(p) => p.readable().await,
     }
 }
 
@@ -220,11 +245,12 @@ async fn pump(
                     match sink {
                         Sink::Rtmp(c, _) => c.try_drain()?,
                         Sink::Srt(p) => p.drain()?,
+                        Sink::Rtsp(p) => p.drain()?,
                         Sink::Tcp(..) => {}
                     }
                 }
             }
-            if let Sink::Srt(_) = sink {
+            if let Sink::Srt(_) | Sink::Rtsp(_) = sink {
                 // Answers (ACKACKs), retransmissions, keep-alives.
                 sink.service()?;
                 sink.flush().await?;

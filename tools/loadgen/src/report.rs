@@ -74,6 +74,8 @@ const SERIES: &[(&str, &str, &str, &str)] = &[
     ("rill", "hls", "Rill LL-HLS", "#c62828"),
     ("rill", "hls-ts", "Rill HLS (TS)", "#ad1457"),
     ("rill", "srt", "Rill SRT", "#00838f"),
+    ("rill", "rtsp", "Rill RTSP", "#4e342e"),
+    ("rill", "rtsp-udp", "Rill RTSP (UDP)", "#8d6e63"),
 ];
 
 fn key(r: &RunResult) -> (u64, String, usize) {

@@ -127,6 +127,8 @@ pub struct Shared {
     pub hls: Mutex<crate::hls::Counters>,
     /// SRT connection counters of every player.
     pub srt: Mutex<crate::srt::RecvCounters>,
+    /// RTSP players' RTP counters.
+    pub rtsp: Mutex<crate::rtsp::RecvCounters>,
 }
 
 /// Playback of a player that receives media in bursts (HLS parts and
