@@ -229,3 +229,87 @@ fn hevc_and_opus_published_with_ffmpeg_9() {
     assert_eq!(codecs(&url, &tcp), ["hevc", "opus"]);
     check_played(&play(true, &url, 3, &tcp), 3, "HEVC + Opus over RTSP");
 }
+
+/// retina (an independent Rust RTSP client) reads the SDP (H.264 at 90 kHz,
+/// AAC at the stream's rate, parameters present), and the frames it
+/// assembles have increasing RTP timestamps, a key frame first, 25 frames
+/// per second of RTP time.
+#[test]
+fn retina_checks_the_sdp_and_rtp_timestamps() {
+    use futures_util::StreamExt;
+    use retina::client::{
+        PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport,
+    };
+    use retina::codec::CodecItem;
+
+    let s = Server::start("");
+    let _p = s.rtmp_publish("live/ret", 30);
+    wait_publishing(&s.rill, "live/ret");
+    let url = url::Url::parse(&s.rtsp_url("live/ret")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut session = Session::describe(url, SessionOptions::default())
+            .await
+            .expect("DESCRIBE");
+        let streams: Vec<(String, String, u32)> = session
+            .streams()
+            .iter()
+            .map(|st| {
+                (
+                    st.media().to_owned(),
+                    st.encoding_name().to_ascii_lowercase(),
+                    st.clock_rate_hz(),
+                )
+            })
+            .collect();
+        assert_eq!(streams.len(), 2, "{streams:?}");
+        assert_eq!(streams[0], ("video".into(), "h264".into(), 90_000));
+        assert_eq!(streams[1].0, "audio");
+        assert_eq!(streams[1].1, "mpeg4-generic");
+        assert_eq!(streams[1].2, 48_000);
+        assert!(
+            session.streams()[0].parameters().is_some(),
+            "SPS/PPS in the SDP"
+        );
+        for i in 0..2 {
+            let tcp = Transport::Tcp(TcpTransportOptions::default());
+            session
+                .setup(i, SetupOptions::default().transport(tcp))
+                .await
+                .expect("SETUP");
+        }
+        let mut demuxed = session
+            .play(PlayOptions::default())
+            .await
+            .expect("PLAY")
+            .demuxed()
+            .unwrap();
+        let (mut video, mut audio) = (Vec::new(), 0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while video.len() < 75 {
+            let item = tokio::time::timeout_at(deadline, demuxed.next())
+                .await
+                .expect("frames in time")
+                .expect("stream goes on")
+                .expect("no error");
+            match item {
+                CodecItem::VideoFrame(f) => {
+                    video.push((f.timestamp().elapsed(), f.is_random_access_point()))
+                }
+                CodecItem::AudioFrame(_) => audio += 1,
+                _ => {}
+            }
+        }
+        assert!(video[0].1, "the first frame is a key frame");
+        assert!(
+            video.windows(2).all(|w| w[1].0 > w[0].0),
+            "RTP time goes on"
+        );
+        let span = video.last().unwrap().0 - video[0].0;
+        assert_eq!(span, 74 * 3600, "75 frames of 40 ms");
+        assert!(audio > 100, "{audio} audio frames");
+    });
+}
