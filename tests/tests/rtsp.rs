@@ -313,3 +313,121 @@ fn retina_checks_the_sdp_and_rtp_timestamps() {
         assert!(audio > 100, "{audio} audio frames");
     });
 }
+
+/// An RTSP proxy for one publishing client over UDP that loses `loss_pct`
+/// of its RTP datagrams: RTSP passes through, the `server_port` of each
+/// SETUP answer is replaced by a port pair of the proxy, which forwards
+/// RTP (dropping some, deterministically) and RTCP to the server's.
+fn lossy_rtsp_proxy(server: u16, loss_pct: u64) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream, UdpSocket};
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut client, _)) = listener.accept() else {
+            return;
+        };
+        let mut upstream = TcpStream::connect(("127.0.0.1", server)).unwrap();
+        let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut c2, &mut u2);
+        });
+        // Answers from the server, rewritten header block by header block
+        // (the publisher's answers have no bodies).
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        loop {
+            let Ok(n) = upstream.read(&mut chunk) else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = buf.drain(..end + 4).collect();
+                let mut text = String::from_utf8_lossy(&head).into_owned();
+                if let Some(i) = text.find("server_port=") {
+                    let rest = &text[i + 12..];
+                    let len = rest
+                        .find(|c: char| !c.is_ascii_digit() && c != '-')
+                        .unwrap_or(rest.len());
+                    let (a, b) = rest[..len].split_once('-').unwrap();
+                    let (a, b): (u16, u16) = (a.parse().unwrap(), b.parse().unwrap());
+                    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+                    let mine = rtp.local_addr().unwrap().port();
+                    // RTCP on the next port when free, else on any.
+                    let rtcp = UdpSocket::bind(("127.0.0.1", mine + 1))
+                        .unwrap_or_else(|_| UdpSocket::bind("127.0.0.1:0").unwrap());
+                    let rtcp_port = rtcp.local_addr().unwrap().port();
+                    for (sock, to, lossy) in [(rtp, a, true), (rtcp, b, false)] {
+                        let mut seed = rng;
+                        rng = rng.rotate_left(17) ^ 0xD1B5_4A32_D192_ED03;
+                        std::thread::spawn(move || {
+                            let out = UdpSocket::bind("127.0.0.1:0").unwrap();
+                            let mut d = [0u8; 2048];
+                            while let Ok(n) = sock.recv(&mut d) {
+                                seed ^= seed << 13;
+                                seed ^= seed >> 7;
+                                seed ^= seed << 17;
+                                if lossy && seed % 100 < loss_pct {
+                                    continue;
+                                }
+                                let _ = out.send_to(&d[..n], ("127.0.0.1", to));
+                            }
+                        });
+                    }
+                    text.replace_range(i + 12..i + 12 + len, &format!("{mine}-{rtcp_port}"));
+                }
+                if client.write_all(text.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    port
+}
+
+/// 2% of a UDP publisher's RTP lost on the way: playback goes on, the
+/// losses cost frames up to the next key frame, never the stream.
+#[test]
+fn two_percent_udp_loss_recovers_at_the_next_key_frame() {
+    let s = Server::start("");
+    let proxy = lossy_rtsp_proxy(s.rtsp, 2);
+    let _p = Guard(publish_lavfi(
+        false,
+        30,
+        "libx264",
+        "aac",
+        &["-f", "rtsp", "-rtsp_transport", "udp"],
+        &format!("rtsp://127.0.0.1:{proxy}/live/lossy"),
+    ));
+    wait_publishing(&s.rill, "live/lossy");
+    let rtmp_url = format!("rtmp://127.0.0.1:{}/live/lossy", s.rtmp);
+    let d = play(false, &rtmp_url, 8, &[]);
+    let dts: Vec<i64> = d.packets.iter().filter(|p| p.0 == 0).map(|p| p.1).collect();
+    // framemd5 writes the decoded video's time base: 1/25 s.
+    let gap = dts
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or(i64::MAX);
+    // A loss costs the frames up to the next key frame (1 s GOPs): most
+    // seconds keep some video, no hole lasts past a couple of GOPs.
+    let first = dts.first().copied().unwrap_or(0);
+    let seconds: std::collections::BTreeSet<i64> = dts.iter().map(|t| (t - first) / 25).collect();
+    assert!(
+        dts.len() >= 40 && seconds.len() >= 6,
+        "{} video frames in {} of 8 seconds\n{}",
+        dts.len(),
+        seconds.len(),
+        d.stderr
+    );
+    assert!(
+        gap <= 75,
+        "a hole of {gap} frames: no recovery at a key frame"
+    );
+    assert!(d.monotonic(0) && d.monotonic(1), "timestamps go back");
+}
