@@ -52,6 +52,26 @@ const RESPONSE_TIMEOUT_US: u64 = 30_000_000;
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// The largest datagram read.
 const DATAGRAM: usize = 2048;
+/// The receive buffer asked for an RTP socket (a key frame arrives as a
+/// burst of datagrams; the kernel's default holds about 90). Kernel memory,
+/// used only while datagrams wait; capped by `net.core.rmem_max`.
+const RECV_BUFFER: usize = 1 << 20;
+
+/// Asks for a receive buffer of `bytes` (best effort).
+fn recv_buffer(sock: &UdpSocket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let v = bytes as libc::c_int;
+    // SAFETY: a valid socket descriptor and a c_int option of its size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
 
 /// `rtsp://[user:pass@]host[:port]/path[?query]`, and the transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,6 +259,7 @@ async fn udp_pair(peer: std::net::SocketAddr) -> Res<(UdpSocket, UdpSocket, u16)
             continue;
         }
         if let Ok(rtcp) = UdpSocket::bind((ip, port + 1)).await {
+            recv_buffer(&rtp, RECV_BUFFER);
             return Ok((rtp, rtcp, port));
         }
     }
