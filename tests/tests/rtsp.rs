@@ -431,3 +431,100 @@ fn two_percent_udp_loss_recovers_at_the_next_key_frame() {
     );
     assert!(d.monotonic(0) && d.monotonic(1), "timestamps go back");
 }
+
+/// The audio/video offset of a played stream: the publisher clicks (20 ms
+/// of tone in silence) at every whole second and starts a key frame there;
+/// in what ffmpeg records from RTSP, each click lies within 40 ms of a key
+/// frame.
+#[test]
+fn audio_and_video_stay_within_40_ms() {
+    let s = Server::start("");
+    let publisher = Command::new(ffmpeg(false))
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=30",
+        ])
+        .args(["-f", "lavfi", "-i"])
+        .arg("aevalsrc=if(lt(mod(t\\,1)\\,0.02)\\,sin(2*PI*1000*t)\\,0):s=48000:d=30")
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args([
+            "-g",
+            "25",
+            "-keyint_min",
+            "25",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-f", "flv"])
+        .arg(format!("rtmp://127.0.0.1:{}/live/av", s.rtmp))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _p = Guard(publisher);
+    wait_publishing(&s.rill, "live/av");
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec.mkv");
+    let st = Command::new(ffmpeg(false))
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+        ])
+        .args(["-i", &s.rtsp_url("live/av"), "-t", "6", "-c", "copy"])
+        .arg(&rec)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Key frames' times.
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(&rec)
+        .output()
+        .unwrap();
+    let keys: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains('K'))
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .collect();
+    // Click onsets: where silence ends.
+    let out = Command::new(ffmpeg(false))
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(&rec)
+        .args(["-af", "silencedetect=n=-40dB:d=0.3", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let clicks: Vec<f64> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.split("silence_end: ").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(
+        keys.len() >= 4 && clicks.len() >= 4,
+        "keys {keys:?} clicks {clicks:?}"
+    );
+    for c in &clicks {
+        let nearest = keys.iter().map(|k| (k - c).abs()).fold(f64::MAX, f64::min);
+        assert!(
+            nearest <= 0.040,
+            "a click {:.0} ms from the nearest key frame (keys {keys:?}, clicks {clicks:?})",
+            nearest * 1000.0
+        );
+    }
+}
