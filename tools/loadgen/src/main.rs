@@ -798,12 +798,13 @@ fn print_result(r: &RunResult) {
     }
     if let Some(s) = &r.rtsp {
         println!(
-            "  RTSP ({}): {} playing, {} tracks, {} RTP packets, {} lost, {} reordered, {} late or duplicate, {} bad, {} frames dropped; {} RTCP received, {} receiver reports sent",
+            "  RTSP ({}): {} playing, {} tracks, {} RTP packets, {} lost (+{} before the first), {} reordered, {} late or duplicate, {} bad, {} frames dropped; {} RTCP received, {} receiver reports sent",
             if s.udp { "UDP" } else { "TCP interleaved" },
             s.connections,
             s.tracks,
             s.packets,
             s.lost,
+            s.lost_at_start,
             s.reordered,
             s.late_or_duplicate,
             s.bad_packets,

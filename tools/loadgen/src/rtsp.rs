@@ -218,6 +218,10 @@ pub struct RecvCounters {
     pub packets: u64,
     /// Packets found missing (sequence number gaps).
     pub lost: u64,
+    /// Packets missing before the first one received: from PLAY's RTP-Info
+    /// sequence number to the first packet's (the depacketizer, which
+    /// starts at whatever comes first, does not see these).
+    pub lost_at_start: u64,
     /// Packets that came after a later one (UDP; put back in order).
     pub reordered: u64,
     /// Duplicates and packets too late for the reorder buffer.
@@ -242,6 +246,28 @@ struct Track {
     /// UDP: the RTP and RTCP sockets.
     udp: Option<(UdpSocket, UdpSocket)>,
     ssrc: u32,
+    /// The first sequence number, as PLAY's RTP-Info has it.
+    first_expected: Option<u16>,
+    /// The first sequence number received.
+    first_received: Option<u16>,
+}
+
+impl Track {
+    /// One RTP packet; complete frames go to `frames`.
+    fn rtp(&mut self, d: Bytes, frames: &mut Vec<Frame>) {
+        if self.first_received.is_none() && d.len() >= 4 {
+            self.first_received = Some(u16::from_be_bytes([d[2], d[3]]));
+        }
+        let _ = self.rx.rtp(now_us(), d, frames);
+    }
+
+    /// Packets missing before the first one received.
+    fn lost_at_start(&self) -> u64 {
+        match (self.first_expected, self.first_received) {
+            (Some(e), Some(r)) if r.wrapping_sub(e) < 0x8000 => u64::from(r.wrapping_sub(e)),
+            _ => 0,
+        }
+    }
 }
 
 /// A bound pair of UDP sockets (even RTP port, the next one for RTCP) on
@@ -369,6 +395,8 @@ async fn describe(
             channels: None,
             udp: sockets,
             ssrc: random_u32(i as u64 + 1),
+            first_expected: None,
+            first_received: None,
         });
     }
     if tracks.is_empty() {
@@ -449,7 +477,18 @@ pub async fn play(
                                 .map_err(err("connect"))?;
                         }
                     }
-                    ClientEvent::Playing { .. } => p.connected = Some(Instant::now()),
+                    ClientEvent::Playing { rtp_info, .. } => {
+                        p.connected = Some(Instant::now());
+                        let n_tracks = tracks.len();
+                        for (i, t) in tracks.iter_mut().enumerate() {
+                            let url = conn.c.track_url(i);
+                            t.first_expected = rtp_info
+                                .iter()
+                                .find(|r| Some(&r.url) == url.as_ref())
+                                .or_else(|| (rtp_info.len() == n_tracks).then(|| &rtp_info[i]))
+                                .and_then(|r| r.seq);
+                        }
+                    }
                     ClientEvent::Interleaved { channel, payload } => {
                         let Some(t) = tracks.iter_mut().find(|t| {
                             t.channels
@@ -458,7 +497,7 @@ pub async fn play(
                             continue;
                         };
                         if t.channels.is_some_and(|(a, _)| a == channel) {
-                            let _ = t.rx.rtp(now_us(), payload, &mut frames);
+                            t.rtp(payload, &mut frames);
                             count(&mut frames, p, shared);
                         } else {
                             rtcp += 1;
@@ -515,6 +554,12 @@ pub async fn play(
                         match sock.try_recv(&mut dgram) {
                             Ok(n) => {
                                 p.bytes += n as u64;
+                                // (The fields, not `Track::rtp`: the socket
+                                // is borrowed.)
+                                if t.first_received.is_none() && n >= 4 {
+                                    t.first_received =
+                                        Some(u16::from_be_bytes([dgram[2], dgram[3]]));
+                                }
                                 let d = Bytes::copy_from_slice(&dgram[..n]);
                                 let _ = t.rx.rtp(now_us(), d, &mut frames);
                             }
@@ -551,6 +596,7 @@ pub async fn play(
         let o = t.rx.reorder_stats();
         s.packets += d.packets;
         s.lost += d.lost;
+        s.lost_at_start += t.lost_at_start();
         s.dropped_frames += d.dropped_frames;
         s.bad_packets += d.bad_packets + t.rx.ignored;
         s.reordered += o.reordered;
@@ -1083,13 +1129,23 @@ mod tests {
                         .unwrap();
                     }
                     Event::Play {
-                        request, tracks, ..
+                        request,
+                        tracks,
+                        query,
+                        ..
                     } => {
+                        // `?early=1`: RTP-Info says two packets a track
+                        // before the first sent.
+                        let early = if query.is_some_and(|q| q.contains("early=1")) {
+                            2
+                        } else {
+                            0
+                        };
                         let starts: Vec<TrackStart> = tracks
                             .iter()
                             .map(|&t| TrackStart {
                                 track: t,
-                                seq: outs[t].stamp.seq,
+                                seq: outs[t].stamp.seq.wrapping_sub(early),
                                 rtptime: outs[t].stamp.ts_offset,
                             })
                             .collect();
@@ -1284,6 +1340,11 @@ mod tests {
                 assert_eq!(s.reordered, 0, "{s:?}");
             }
         }
+        // Packets the server never sent, from RTP-Info's sequence number on.
+        let url = format!("rtsp://127.0.0.1:{}/live/x?early=1", srv.port);
+        let r = run(&url, 1, "0.5", Some(&path));
+        let s = r.rtsp.as_ref().unwrap();
+        assert_eq!((s.lost, s.lost_at_start), (0, 4), "{s:?}");
         // A stream the server does not have: the refusal is the error.
         let r = run(
             &format!("rtsp://127.0.0.1:{}/live/nope", srv.port),
@@ -1296,11 +1357,11 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         let seen = srv.finish();
         assert_eq!(seen.refused, 2);
-        assert_eq!(seen.paths.iter().filter(|p| *p == "live/x").count(), 6);
+        assert_eq!(seen.paths.iter().filter(|p| *p == "live/x").count(), 7);
         let udp = seen.setups.iter().filter(|s| s.1 == Lower::Udp).count();
-        assert_eq!((seen.setups.len(), udp), (12, 6), "{seen:?}");
+        assert_eq!((seen.setups.len(), udp), (14, 6), "{seen:?}");
         // Receiver reports come every 5 s: none in these short runs.
-        assert_eq!(seen.ended, 6, "players say goodbye: {seen:?}");
+        assert_eq!(seen.ended, 7, "players say goodbye: {seen:?}");
         std::fs::remove_dir_all(&dir).ok();
     }
 
