@@ -405,13 +405,14 @@ async fn describe(
     Ok((tracks, setup))
 }
 
-/// Waits until the connection or a track's RTP socket is readable.
+/// Waits until the connection or a track's socket is readable.
 async fn readable(conn: &Conn, tracks: &[Track]) {
     poll_fn(|cx| {
         let mut ready = conn.sock.poll_read_ready(cx).is_ready();
         for t in tracks {
-            if let Some((rtp, _)) = &t.udp {
+            if let Some((rtp, rtcp)) = &t.udp {
                 ready |= rtp.poll_recv_ready(cx).is_ready();
+                ready |= rtcp.poll_recv_ready(cx).is_ready();
             }
         }
         if ready {
@@ -568,6 +569,14 @@ pub async fn play(
                             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
                             Err(e) => return Err(format!("recv: {e}")),
                         }
+                    }
+                }
+                if let Some((_, sock)) = &t.udp {
+                    // Sender reports; errors (an ICMP refusal of a report)
+                    // end the round.
+                    while let Ok(n) = sock.try_recv(&mut dgram) {
+                        rtcp += 1;
+                        sender_report(&mut t.rx, &dgram[..n]);
                     }
                 }
                 let now = now_us();
