@@ -119,7 +119,10 @@ impl Rill {
         let mut child = Command::new(bin)
             .arg("--config")
             .arg(&cfg)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

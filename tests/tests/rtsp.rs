@@ -2,8 +2,9 @@
 //! ffmpeg, ffprobe and GStreamer; RTSP in (ffmpeg's ANNOUNCE/RECORD) →
 //! RTMP, HTTP-FLV and RTSP out; a token required for play.
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rill_e2e::rtmp::{self, Guard};
 use rill_e2e::*;
@@ -135,28 +136,80 @@ fn gstreamer_rtspsrc_plays() {
     let s = Server::start("");
     let _p = s.rtmp_publish("live/g", 30);
     wait_publishing(&s.rill, "live/g");
-    let out = Command::new("gst-launch-1.0")
-        .args(["-q", "rtspsrc", "protocols=tcp"])
-        .arg(format!("location={}", s.rtsp_url("live/g")))
-        .args([
-            "!",
-            "rtph264depay",
-            "!",
-            "h264parse",
-            "!",
-            "fakesink",
-            "num-buffers=50",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.rill.log()
+    // GStreamer decodes the video; fakesink prints the decoded caps and one
+    // line a frame. The test stops gst-launch itself after enough frames:
+    // ending through EOS races rtspsrc's own PAUSE against its TEARDOWN.
+    // buffer-mode=none: timestamps from RTP alone, not smoothed by the
+    // jitter buffer's clock-skew estimate.
+    let mut gst = Guard(
+        Command::new("gst-launch-1.0")
+            .args(["-v", "rtspsrc", "protocols=tcp", "buffer-mode=none"])
+            .arg(format!("location={}", s.rtsp_url("live/g")))
+            .args([
+                "!",
+                "rtph264depay",
+                "!",
+                "h264parse",
+                "!",
+                "avdec_h264",
+                "!",
+                "fakesink",
+                "silent=false",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
     );
+    let out = gst.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut caps, mut pts) = (None, Vec::new());
+    while pts.len() < 75 {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            break;
+        };
+        if line.contains("fakesink0.GstPad:sink: caps = ") {
+            caps = Some(line);
+        } else if line.contains("chain") {
+            if let Some(t) = line.split("pts: ").nth(1).and_then(gst_time) {
+                pts.push(t);
+            }
+        }
+    }
+    drop(gst);
+    let caps = caps.unwrap_or_else(|| panic!("no decoded video\n{}", s.rill.log()));
+    assert!(
+        caps.contains("video/x-raw")
+            && caps.contains("width=(int)320")
+            && caps.contains("height=(int)240"),
+        "{caps}"
+    );
+    assert_eq!(pts.len(), 75, "decoded frames in 20 s\n{}", s.rill.log());
+    // 25 frames a second, none missing, in order.
+    for w in pts.windows(2) {
+        let step = w[1] - w[0];
+        assert!((0.039..0.041).contains(&step), "pts step {step} s: {pts:?}");
+    }
+}
+
+/// "0:00:01.234567890" → seconds.
+fn gst_time(s: &str) -> Option<f64> {
+    let t = s.split(',').next()?;
+    let mut parts = t.split(':');
+    let (h, m, sec) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(
+        h.parse::<f64>().ok()? * 3600.0
+            + m.parse::<f64>().ok()? * 60.0
+            + sec.parse::<f64>().ok()?,
+    )
 }
 
 #[test]
