@@ -985,6 +985,13 @@ impl FrameRef {
         }
     }
 
+    /// The payload as [`bytes::Bytes`] holding a reference to the frame (no
+    /// copy), for code that works on `Bytes` (muxers, packetizers).
+    #[cfg(feature = "bytes")]
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        bytes::Bytes::from_owner(FrameBytes(self.clone()))
+    }
+
     /// The metadata.
     pub fn info(&self) -> FrameInfo {
         let mut info = FrameInfo::new();
@@ -1486,4 +1493,15 @@ macro_rules! __rill_export_root_module {
 #[macro_export]
 macro_rules! __rill_export_root_module {
     ($entry:path) => {};
+}
+
+/// A frame as the owner of a [`bytes::Bytes`] ([`FrameRef::to_bytes`]).
+#[cfg(feature = "bytes")]
+struct FrameBytes(FrameRef);
+
+#[cfg(feature = "bytes")]
+impl AsRef<[u8]> for FrameBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.data()
+    }
 }

@@ -28,6 +28,8 @@
 //!   receiver reports (loss, jitter, last SR).
 //! - [`clock`]: µs ↔ RTP ticks, 32-bit unwrapping, NTP, [`AvSync`].
 //! - [`sdp`]: [`Sdp`] written from tracks and read from ANNOUNCE/DESCRIBE.
+//! - [`fanout`]: a stream's packetizers shared by its players through the
+//!   host's per-frame cache.
 //!
 //! # Limits
 //!
@@ -101,6 +103,7 @@
 pub mod clock;
 pub mod depacketize;
 pub mod error;
+pub mod fanout;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod packet;
@@ -113,6 +116,7 @@ pub mod sdp;
 pub use clock::{AvSync, TrackClock, Unwrapper, WallMap};
 pub use depacketize::{AacLayout, Depacketizer, DepacketizerStats, Limits, TrackParams};
 pub use error::Error;
+pub use fanout::SharedPacketizers;
 pub use packet::{
     is_rtcp, parse_rtcp, write_rtcp, ReportBlock, RtcpPacket, RtpHeader, RtpPacket, SdesChunk,
     SenderReport,

@@ -184,7 +184,7 @@ impl Hls {
             flags: info.flags,
             pts: info.pts,
             dts: info.dts,
-            payload: Bytes::from_owner(Owned(frame.clone())),
+            payload: frame.to_bytes(),
         }
     }
 
@@ -193,15 +193,6 @@ impl Hls {
             Ok(f) => Blob::Frame(f),
             Err(_) => Blob::Heap(b),
         }
-    }
-}
-
-/// A host frame as the owner of a `Bytes` (no copy).
-struct Owned(FrameRef);
-
-impl AsRef<[u8]> for Owned {
-    fn as_ref(&self) -> &[u8] {
-        self.0.data()
     }
 }
 

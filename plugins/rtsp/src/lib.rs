@@ -30,7 +30,7 @@ use rill_abi::{
     RILL_FRAME_CONFIG, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO, RILL_TRACK_VIDEO,
 };
 use rill_rtp::{
-    clock, Packetizer, Packets, ReceiverConfig, Sdp, SdpTrack, Stamp, TrackReceiver,
+    clock, ReceiverConfig, Sdp, SdpTrack, SharedPacketizers, Stamp, TrackReceiver,
     DEFAULT_MAX_PAYLOAD,
 };
 use rill_rtsp::{
@@ -44,10 +44,6 @@ const LISTENER: u32 = 1;
 const TICK: u64 = 1;
 /// A UDP publisher's reorder buffers are polled this often.
 const REORDER_TICK: u64 = 2;
-/// The frame-cache key of a frame's RTP payloads, mixed with the stream
-/// packetizer's own random number (bytes cached on a frame belong to the
-/// packetizer that made them).
-const RTP_CACHE_KEY: u64 = u64::from_le_bytes(*b"rtsp-rtp");
 /// Frames a player holds between DESCRIBE and PLAY (from a key frame).
 const MAX_QUEUED: usize = 1024;
 /// Track ids looked at for a stream's declared tracks.
@@ -61,21 +57,6 @@ fn random_u32() -> u32 {
     let mut r = [0u8; 4];
     let _ = getrandom::getrandom(&mut r);
     u32::from_le_bytes(r)
-}
-
-/// A host frame as the owner of a `Bytes` (no copy).
-struct Owned(FrameRef);
-
-impl AsRef<[u8]> for Owned {
-    fn as_ref(&self) -> &[u8] {
-        self.0.data()
-    }
-}
-
-/// One stream's packetizers, shared by its players.
-struct StreamRtp {
-    cache_key: u64,
-    packetizers: HashMap<u32, Packetizer>,
 }
 
 /// A track's UDP port pair and where its peer receives.
@@ -102,7 +83,7 @@ struct PlayTrack {
 struct Play {
     path: String,
     sub: Subscriber,
-    stream: Arc<Mutex<StreamRtp>>,
+    stream: Arc<SharedPacketizers>,
     /// The DESCRIBE waiting for the tracks.
     describe: Option<RequestId>,
     /// Tracks known (the SDP was written).
@@ -170,7 +151,7 @@ pub struct Session {
 pub struct Rtsp {
     host: Host,
     cfg: Config,
-    streams: Mutex<HashMap<String, Arc<Mutex<StreamRtp>>>>,
+    streams: Mutex<HashMap<String, Arc<SharedPacketizers>>>,
     /// Where the next search for a free UDP port pair starts.
     next_port: AtomicU32,
 }
@@ -216,17 +197,13 @@ impl Rtsp {
         }
     }
 
-    fn stream(&self, path: &str) -> Arc<Mutex<StreamRtp>> {
+    fn stream(&self, path: &str) -> Arc<SharedPacketizers> {
         self.streams
             .lock()
             .entry(path.to_owned())
             .or_insert_with(|| {
-                Arc::new(Mutex::new(StreamRtp {
-                    cache_key: RTP_CACHE_KEY
-                        ^ u64::from(random_u32()) << 32
-                        ^ u64::from(random_u32()),
-                    packetizers: HashMap::new(),
-                }))
+                let salt = u64::from(random_u32()) << 32 | u64::from(random_u32());
+                Arc::new(SharedPacketizers::new(salt, DEFAULT_MAX_PAYLOAD))
             })
             .clone()
     }
@@ -622,70 +599,18 @@ impl Rtsp {
         }
     }
 
-    /// The RTP payloads of `frame`: made by the stream's packetizer under
-    /// its lock, so each frame is packetized once and in order.
-    /// `config` is the track's configuration as the player learnt it, for
-    /// a packetizer made at a media frame.
-    fn packets_of(
-        &self,
-        frame: &FrameRef,
-        stream: &Mutex<StreamRtp>,
-        config: Option<&[u8]>,
-    ) -> Result<Option<Packets>> {
-        let key = stream.lock().cache_key;
-        let from = |f: FrameRef| Packets::from_bytes(Bytes::from_owner(Owned(f))).ok();
-        if let Some(hit) = frame.cache_get(key) {
-            return Ok(from(hit));
-        }
-        let mut st = stream.lock();
-        if let Some(hit) = frame.cache_get(key) {
-            return Ok(from(hit));
-        }
-        let info = frame.info();
-        let f = rill_rtp::Frame {
-            track: info.track,
-            codec: info.codec,
-            flags: info.flags,
-            pts: info.pts,
-            dts: info.dts,
-            payload: Bytes::from_owner(Owned(frame.clone())),
-        };
-        let packetizer = match st.packetizers.entry(info.track) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let config = if info.flags & RILL_FRAME_CONFIG != 0 {
-                    Some(frame.data())
-                } else {
-                    config
-                };
-                match Packetizer::new(info.codec, config, DEFAULT_MAX_PAYLOAD) {
-                    Ok(p) => v.insert(p),
-                    Err(_) => return Ok(None),
-                }
-            }
-        };
-        let packets = match packetizer.packetize(&f) {
-            Ok(p) => p,
-            Err(e) => {
-                rill_log!(self.host, Debug, "RTP: {e}");
-                return Ok(None);
-            }
-        };
-        let cached = self
-            .host
-            .frame_wrap(packets.to_bytes(), &FrameInfo::new())?;
-        let _ = frame.cache_set(key, &cached);
-        Ok(Some(packets))
-    }
-
     fn send_frame(&self, s: &mut Session, conn: &Conn, frame: &FrameRef) -> Result<()> {
         let Some(p) = &mut s.play else { return Ok(()) };
         let info = frame.info();
         let Some(t) = p.tracks.iter_mut().find(|t| t.host_track == info.track) else {
             return Ok(());
         };
-        let Some(packets) = self.packets_of(frame, &p.stream, t.config.as_deref())? else {
-            return Ok(());
+        let packets = match p.stream.packets(&self.host, frame, t.config.as_deref()) {
+            Ok(p) => p,
+            Err(e) => {
+                rill_log!(self.host, Debug, "RTP: {e}");
+                return Ok(());
+            }
         };
         if packets.is_empty() {
             return Ok(());

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use rill_abi::sdk::{
@@ -360,7 +360,7 @@ impl Srt {
             flags: info.flags,
             pts: info.pts,
             dts: info.dts,
-            payload: Bytes::copy_from_slice(frame.data()),
+            payload: frame.to_bytes(),
         };
         let mut out = BytesMut::new();
         if let Err(e) = m.mux.push(&f, &mut out) {
