@@ -20,6 +20,7 @@
 //!   packets go through `rill_rtp::Depacketizer` into host frames.
 
 mod config;
+pub mod fuzzing;
 mod http;
 
 use std::collections::{HashMap, VecDeque};
@@ -182,6 +183,8 @@ pub struct PeerSession {
     publish: Option<Publish>,
     timer: Option<TimerHandle>,
     deadline: Instant,
+    /// `conn.close` was called: ticks until the close lands do nothing.
+    closing: bool,
 }
 
 pub enum Session {
@@ -235,6 +238,25 @@ fn host_codec_of(codec: Codec) -> Option<u32> {
         Codec::PCMA => RILL_CODEC_PCMA,
         _ => return None,
     })
+}
+
+/// Every peer's str0m settings: ICE-lite, RTP mode, the codecs the host's
+/// frames can carry over RTP.
+fn rtc_config(crypto: Arc<CryptoProvider>, ufrag: &str) -> RtcConfig {
+    RtcConfig::new()
+        .set_crypto_provider(crypto)
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .set_local_ice_credentials(IceCreds {
+            ufrag: ufrag.to_owned(),
+            pass: random_hex(16),
+        })
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_h265(true)
+        .enable_opus(true, false)
+        .enable_pcmu(true, false)
+        .enable_pcma(true, false)
 }
 
 impl WebRtc {
@@ -389,21 +411,7 @@ impl WebRtc {
         }
         let ufrag = random_hex(8);
         let now = Instant::now();
-        let mut rtc = RtcConfig::new()
-            .set_crypto_provider(self.crypto.clone())
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .set_local_ice_credentials(IceCreds {
-                ufrag: ufrag.clone(),
-                pass: random_hex(16),
-            })
-            .clear_codecs()
-            .enable_h264(true)
-            .enable_h265(true)
-            .enable_opus(true, false)
-            .enable_pcmu(true, false)
-            .enable_pcma(true, false)
-            .build(now);
+        let mut rtc = rtc_config(self.crypto.clone(), &ufrag).build(now);
         for c in &self.candidates {
             if let Ok(c) = Candidate::host(*c, "udp") {
                 rtc.add_local_candidate(c);
@@ -468,7 +476,7 @@ impl WebRtc {
     /// The session's clock: str0m's timers, the peer's state, a
     /// publisher's packets.
     fn tick(&self, p: &mut PeerSession, conn: &Conn) -> Result<()> {
-        let Some(peer) = p.peer.clone() else {
+        let Some(peer) = p.peer.clone().filter(|_| !p.closing) else {
             return Ok(());
         };
         let now = Instant::now();
@@ -487,9 +495,11 @@ impl WebRtc {
         };
         if let Some(why) = closed {
             rill_log!(self.host, Debug, "{}: {why}", p.path);
+            p.closing = true;
             return conn.close(RILL_END_PEER);
         }
         if !connected && now > p.deadline {
+            p.closing = true;
             rill_log!(
                 self.host,
                 Info,
@@ -500,6 +510,7 @@ impl WebRtc {
             return conn.close(RILL_END_TIMEOUT);
         }
         if connected && now.duration_since(last_rx) > self.cfg.idle_timeout {
+            p.closing = true;
             return conn.close(RILL_END_TIMEOUT);
         }
         if connected {
@@ -821,6 +832,7 @@ impl WebRtc {
             publish: None,
             timer: None,
             deadline: Instant::now() + self.cfg.connect_timeout,
+            closing: false,
         }));
         if let Err(e) = self
             .host
@@ -845,9 +857,16 @@ impl Plugin for WebRtc {
             }
         };
         host.udp_listen(&cfg.udp_listen.to_string(), SOCKET)?;
-        host.http_route("", "*/whip", ROUTE_WHIP)?;
-        host.http_route("", "*/whep", ROUTE_WHEP)?;
-        host.http_route("", &format!("{}*", http::RESOURCE_PREFIX), ROUTE_RESOURCE)?;
+        // Explicit methods, OPTIONS among them: the plugin answers the
+        // CORS preflights of WHIP/WHEP itself.
+        for method in ["POST", "OPTIONS"] {
+            host.http_route(method, "*/whip", ROUTE_WHIP)?;
+            host.http_route(method, "*/whep", ROUTE_WHEP)?;
+        }
+        let resource = format!("{}*", http::RESOURCE_PREFIX);
+        for method in ["OPTIONS", "PATCH", "DELETE"] {
+            host.http_route(method, &resource, ROUTE_RESOURCE)?;
+        }
         let candidates = cfg.candidate_addrs();
         rill_log!(
             host,

@@ -1,0 +1,333 @@
+//! WebRTC with real clients: headless Chromium (Debian's, driven by
+//! tests/browser/webrtc.mjs through playwright-core) plays WHEP and
+//! publishes WHIP from its fake camera and microphone; ffmpeg publishes
+//! over RTMP (H.264 + AAC, and with ffmpeg 9 H.264 + Opus) and plays a
+//! WHIP stream back over RTMP; the HTTP side refuses bad offers.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rill_e2e::rtmp::{self, Guard};
+use rill_e2e::*;
+
+struct Server {
+    rill: Rill,
+    rtmp: u16,
+}
+
+impl Server {
+    fn start(global: &str) -> Server {
+        let (udp, rtmp) = (free_port(), free_port());
+        let yaml = format!(
+            "{global}\nplugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  webrtc:\n    udp_listen: 127.0.0.1:{udp}\n"
+        );
+        let rill = Rill::start(
+            &yaml,
+            &[
+                rtmp::plugin(),
+                target_dir().join("librill_plugin_webrtc.so"),
+            ],
+        );
+        assert!(wait_port(rtmp, Duration::from_secs(10)), "{}", rill.log());
+        wait_for(Duration::from_secs(10), || {
+            rill.log().contains("WebRTC on udp").then_some(())
+        })
+        .unwrap_or_else(|| panic!("no WebRTC socket:\n{}", rill.log()));
+        Server { rill, rtmp }
+    }
+
+    fn url(&self, path: &str, what: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}/{what}", self.rill.http_port)
+    }
+
+    /// ffmpeg publishing over RTMP (`modern`: ffmpeg 9, Enhanced RTMP).
+    fn publish(&self, modern: bool, path: &str, acodec: &str) -> Guard {
+        Guard(publish_lavfi(
+            modern,
+            40,
+            "libx264",
+            acodec,
+            &["-f", "flv"],
+            &format!("rtmp://127.0.0.1:{}/{path}", self.rtmp),
+        ))
+    }
+}
+
+/// The browser stack, or why the test cannot run (a failure in CI, where
+/// scripts/install-deps installs it).
+fn browser_ready(test: &str) -> bool {
+    rill_testsupport::require_tool(
+        test,
+        "the browser stack",
+        browser::missing(&["playwright-core"]),
+    )
+}
+
+fn driver(args: &[&str]) -> Command {
+    let mut c = Command::new("node");
+    c.arg(browser::dir().join("webrtc.mjs"))
+        .args(args)
+        .env("CHROMIUM", browser::chromium());
+    c
+}
+
+/// Runs the driver to its end: its final JSON line.
+fn run_driver(args: &[&str], rill: &Rill) -> serde_json::Value {
+    let out = driver(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node webrtc.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{'));
+    let r: serde_json::Value = line
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "webrtc.mjs printed no JSON:\n{stdout}\n{}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                rill.log()
+            )
+        });
+    assert!(
+        out.status.success() && r["fatal"].is_null(),
+        "driver failed: {}\n{}\n{}",
+        r["fatal"],
+        String::from_utf8_lossy(&out.stderr),
+        rill.log()
+    );
+    r
+}
+
+fn f(v: &serde_json::Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(0.0)
+}
+
+fn subscribers(rill: &Rill, path: &str) -> usize {
+    rill.get_json(&format!("/api/v1/streams/{path}/subscribers"))["subscribers"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+#[test]
+fn whep_plays_an_rtmp_stream_in_chromium_and_delete_frees_the_viewer() {
+    if !browser_ready("whep_plays_an_rtmp_stream_in_chromium_and_delete_frees_the_viewer") {
+        return;
+    }
+    let s = Server::start("");
+    let _p = s.publish(false, "live/v", "aac");
+    wait_publishing(&s.rill, "live/v");
+    let r = run_driver(
+        &[
+            "whep",
+            &s.url("live/v", "whep"),
+            "--seconds",
+            "5",
+            "--min-fps",
+            "20",
+        ],
+        &s.rill,
+    );
+    eprintln!(
+        "WHEP: first frame {} ms, {} frames decoded in {} s",
+        r["firstFrameMs"], r["framesDecoded"], r["playedSeconds"]
+    );
+    assert_eq!(r["status"], 201);
+    assert_eq!(r["videoCodec"], "video/H264");
+    assert_eq!((f(&r, "width"), f(&r, "height")), (320.0, 240.0));
+    assert!(f(&r, "playedSeconds") >= 5.0, "{r}");
+    // 25 frames a second, decoded, none lost on loopback.
+    assert!(f(&r, "framesDecoded") >= 5.0 * 23.0, "{r}");
+    assert_eq!(f(&r, "packetsLost"), 0.0, "{r}");
+    // DELETE on the Location ended the viewer: its subscription is gone.
+    assert_eq!(r["deleteStatus"], 200);
+    wait_for(Duration::from_secs(5), || {
+        (subscribers(&s.rill, "live/v") == 0).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the viewer's subscription outlived DELETE:\n{}",
+            s.rill.log()
+        )
+    });
+    assert!(s.rill.log().contains("WHEP viewer of live/v ended"));
+}
+
+#[test]
+fn opus_published_by_ffmpeg_9_reaches_a_whep_viewer() {
+    if !browser_ready("opus_published_by_ffmpeg_9_reaches_a_whep_viewer") {
+        return;
+    }
+    let s = Server::start("");
+    let _p = s.publish(true, "live/o", "libopus");
+    wait_publishing(&s.rill, "live/o");
+    let r = run_driver(
+        &["whep", &s.url("live/o", "whep"), "--seconds", "5"],
+        &s.rill,
+    );
+    assert_eq!(r["videoCodec"], "video/H264");
+    assert_eq!(r["audioCodec"], "audio/opus");
+    // 50 Opus packets a second (20 ms frames) for the 5 s played.
+    assert!(f(&r, "audioPackets") >= 200.0, "{r}");
+    assert!(f(&r, "audioSamples") > 0.0, "no audio decoded: {r}");
+    assert!(f(&r, "framesDecoded") >= 100.0, "{r}");
+}
+
+/// A WHIP publisher that keeps publishing until dropped; the first JSON
+/// line says it connected.
+struct Whip {
+    child: Child,
+}
+
+impl Whip {
+    fn start(url: &str, rill: &Rill) -> Whip {
+        let mut child = driver(&[
+            "whip",
+            url,
+            "--hold",
+            "--video-codec",
+            "H264",
+            "--timeout",
+            "30",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node webrtc.mjs whip");
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&first).unwrap_or_default();
+        assert_eq!(
+            v["connected"],
+            true,
+            "WHIP publisher did not connect: {first}\n{}",
+            rill.log()
+        );
+        assert_eq!(v["videoCodec"], "video/H264", "{first}");
+        assert_eq!(v["audioCodec"], "audio/opus", "{first}");
+        Whip { child }
+    }
+}
+
+impl Drop for Whip {
+    fn drop(&mut self) {
+        // Closing stdin ends the driver, which DELETEs its resource.
+        drop(self.child.stdin.take());
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn chromium_publishes_with_whip_and_ffmpeg_plays_it_over_rtmp() {
+    if !browser_ready("chromium_publishes_with_whip_and_ffmpeg_plays_it_over_rtmp") {
+        return;
+    }
+    let s = Server::start("");
+    let whip = Whip::start(&s.url("live/w", "whip"), &s.rill);
+    wait_publishing(&s.rill, "live/w");
+    let url = format!("rtmp://127.0.0.1:{}/live/w", s.rtmp);
+    // Opus in FLV is Enhanced RTMP: ffmpeg 9 reads it.
+    let d = play(true, &url, 4, &[]);
+    let video = d.count(0);
+    let audio = d.count(1);
+    assert!(
+        video >= 4 * 20 && audio >= 4 * 40,
+        "video {video} audio {audio} frames decoded\n{}\n{}",
+        d.stderr,
+        s.rill.log()
+    );
+    assert!(d.monotonic(0) && d.monotonic(1), "timestamps go back");
+    drop(whip);
+    wait_for(Duration::from_secs(10), || {
+        s.rill
+            .log()
+            .contains("WHIP publisher of live/w ended")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the publisher outlived DELETE:\n{}", s.rill.log()));
+}
+
+#[test]
+fn twenty_whep_viewers_at_once() {
+    if !browser_ready("twenty_whep_viewers_at_once") {
+        return;
+    }
+    let s = Server::start("");
+    let _p = s.publish(false, "live/m", "aac");
+    wait_publishing(&s.rill, "live/m");
+    let r = run_driver(
+        &[
+            "whep",
+            &s.url("live/m", "whep"),
+            "--count",
+            "20",
+            "--seconds",
+            "3",
+            "--timeout",
+            "60",
+        ],
+        &s.rill,
+    );
+    let viewers = r["viewers"].as_array().expect("viewers");
+    assert_eq!(viewers.len(), 20);
+    for (i, v) in viewers.iter().enumerate() {
+        assert!(
+            v.as_f64().unwrap_or(0.0) >= 40.0,
+            "viewer {i} decoded {v} frames: {r}"
+        );
+    }
+}
+
+#[test]
+fn bad_requests_get_clear_answers() {
+    let s = Server::start("");
+    let port = s.rill.http_port;
+    let sdp = [("Content-Type", "application/sdp")];
+    let (st, _, body) = http_request_with(port, "POST", "/live/x/whep", &sdp, "v=0\r\ngarbage");
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("SDP"), "{body}");
+    let plain = [("Content-Type", "text/plain")];
+    let (st, _, _) = http_request_with(port, "POST", "/live/x/whep", &plain, "v=0\r\n");
+    assert_eq!(st, 415);
+    let big = "a".repeat(40_000);
+    let (st, _, _) = http_request_with(port, "POST", "/live/x/whip", &sdp, &big);
+    assert_eq!(st, 413);
+    let (st, _, _) = http_request_with(port, "POST", "/x/whip", &sdp, "v=0\r\n");
+    assert_eq!(st, 404);
+    let (st, _, _) = http_request_with(
+        port,
+        "DELETE",
+        "/webrtc/session/0123456789abcdef0123456789abcdef",
+        &[],
+        "",
+    );
+    assert_eq!(st, 404);
+    // The CORS preflight of a browser on another origin.
+    let (st, head, _) = http_request_with(
+        port,
+        "OPTIONS",
+        "/live/x/whip",
+        &[
+            ("Origin", "http://example.com"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        "",
+    );
+    assert_eq!(st, 204, "{head}");
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    assert!(
+        head.contains("access-control-allow-methods: options, post"),
+        "{head}"
+    );
+    // Nothing was opened.
+    assert!(!s.rill.log().contains("answered"), "{}", s.rill.log());
+}
