@@ -17,11 +17,14 @@ struct Server {
 }
 
 impl Server {
-    fn start(global: &str) -> Server {
+    fn start(webrtc: &str) -> Server {
         let (udp, rtmp) = (free_port(), free_port());
-        let yaml = format!(
-            "{global}\nplugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  webrtc:\n    udp_listen: 127.0.0.1:{udp}\n"
+        let mut yaml = format!(
+            "plugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  webrtc:\n    udp_listen: 127.0.0.1:{udp}\n"
         );
+        for l in webrtc.lines().filter(|l| !l.trim().is_empty()) {
+            yaml.push_str(&format!("    {}\n", l.trim()));
+        }
         let rill = Rill::start(
             &yaml,
             &[
@@ -246,6 +249,22 @@ fn chromium_publishes_with_whip_and_ffmpeg_plays_it_over_rtmp() {
         s.rill.log()
     );
     assert!(d.monotonic(0) && d.monotonic(1), "timestamps go back");
+    // Browsers send a key frame only when asked: the plugin asks every
+    // keyframe_interval (2 s), so players joining later start promptly.
+    let out = Command::new(ffmpeg(true))
+        .args(["-hide_banner", "-rw_timeout", "15000000", "-i", &url])
+        .args([
+            "-t", "6", "-map", "0:v", "-vf", "showinfo", "-f", "null", "-",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffmpeg");
+    let info = String::from_utf8_lossy(&out.stderr);
+    let keys = info.matches("iskey:1").count();
+    assert!(
+        keys >= 3,
+        "{keys} key frames in 6 s of a WHIP stream\n{info}"
+    );
     drop(whip);
     wait_for(Duration::from_secs(10), || {
         s.rill
@@ -285,6 +304,38 @@ fn twenty_whep_viewers_at_once() {
             "viewer {i} decoded {v} frames: {r}"
         );
     }
+}
+
+#[test]
+fn a_peer_that_never_connects_is_dropped_and_freed() {
+    let s = Server::start("connect_timeout: 1s");
+    let _p = s.publish(false, "live/t", "aac");
+    wait_publishing(&s.rill, "live/t");
+    // Chromium's WHEP offer, whose ICE checks never come.
+    let offer = std::fs::read_to_string(
+        workspace_dir().join("plugins/webrtc/fuzz/corpus/offer/chromium_whep"),
+    )
+    .unwrap();
+    let sdp = [("Content-Type", "application/sdp")];
+    let (st, head, answer) =
+        http_request_with(s.rill.http_port, "POST", "/live/t/whep", &sdp, &offer);
+    assert_eq!(st, 201, "{head}\n{answer}");
+    assert!(head.contains("location: /webrtc/session/"), "{head}");
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    assert_eq!(subscribers(&s.rill, "live/t"), 1);
+    wait_for(Duration::from_secs(5), || {
+        (subscribers(&s.rill, "live/t") == 0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the peer outlived its connect timeout:\n{}", s.rill.log()));
+    assert!(s.rill.log().contains("never connected"), "{}", s.rill.log());
+    // Its resource is gone too.
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap()
+        .trim();
+    let (st, _, _) = http_request_with(s.rill.http_port, "DELETE", location, &[], "");
+    assert_eq!(st, 404);
 }
 
 #[test]

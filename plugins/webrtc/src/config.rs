@@ -12,6 +12,8 @@
 //!     connect_timeout: 10s       # an answered peer must finish ICE and DTLS by then
 //!     idle_timeout: 15s          # a connected peer silent this long is dropped
 //!     max_offer: 32768           # bytes of an SDP offer
+//!     keyframe_interval: 2s      # a WHIP publisher is asked for a key frame
+//!                                #   this often (PLI); 0s never
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +29,7 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_offer: usize,
+    pub keyframe_interval: Option<Duration>,
 }
 
 impl Default for Config {
@@ -38,6 +41,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(15),
             max_offer: 32 << 10,
+            keyframe_interval: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -49,6 +53,7 @@ const KEYS: &[&str] = &[
     "connect_timeout",
     "idle_timeout",
     "max_offer",
+    "keyframe_interval",
 ];
 
 impl Config {
@@ -84,6 +89,15 @@ impl Config {
                 "connect_timeout" => c.connect_timeout = duration(value).map_err(m)?,
                 "idle_timeout" => c.idle_timeout = duration(value).map_err(m)?,
                 "max_offer" => c.max_offer = size(value, 1024, 1 << 20).map_err(m)? as usize,
+                "keyframe_interval" => {
+                    let d = duration(value).map_err(m)?;
+                    if !d.is_zero()
+                        && !(Duration::from_millis(500)..=Duration::from_secs(60)).contains(&d)
+                    {
+                        return Err(err(key, "expected 0s (never) or 500ms to 60s".into()));
+                    }
+                    c.keyframe_interval = (!d.is_zero()).then_some(d);
+                }
                 _ => unreachable!("every key in KEYS is handled"),
             }
         }
@@ -150,8 +164,15 @@ mod tests {
         assert!(Config::parse("udp_listen: 8189\n").is_err());
         assert!(Config::parse("connect_timeout: 0s\n").is_err());
         assert!(Config::parse("bogus: 1\n").is_err());
+        assert_eq!(
+            Config::parse("keyframe_interval: 0s\n")
+                .unwrap()
+                .keyframe_interval,
+            None
+        );
+        assert!(Config::parse("keyframe_interval: 100ms\n").is_err());
         let packaged = "udp_listen: 0.0.0.0:8189\nmax_sessions: 1000\nconnect_timeout: 10s\n\
-                        idle_timeout: 15s\nmax_offer: 32768\n";
+                        idle_timeout: 15s\nmax_offer: 32768\nkeyframe_interval: 2s\n";
         assert_eq!(Config::parse(packaged).unwrap(), Config::default());
     }
 }

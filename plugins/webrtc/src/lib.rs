@@ -47,7 +47,7 @@ use str0m::change::SdpOffer;
 use str0m::config::CryptoProvider;
 use str0m::format::Codec;
 use str0m::ice::StunMessage;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
@@ -185,6 +185,8 @@ pub struct PeerSession {
     deadline: Instant,
     /// `conn.close` was called: ticks until the close lands do nothing.
     closing: bool,
+    /// A publisher's next key frame request.
+    next_pli: Option<Instant>,
 }
 
 pub enum Session {
@@ -515,11 +517,41 @@ impl WebRtc {
         }
         if connected {
             self.start_sending(p)?;
+            if p.kind == Kind::Publish {
+                self.request_keyframe(p, &peer, now);
+            }
         }
         if !inbox.is_empty() {
             self.ingest(p, &peer, inbox);
         }
         Ok(())
+    }
+
+    /// Asks a publisher for a key frame every `keyframe_interval`: browsers
+    /// send one only when asked, and players joining (over any protocol)
+    /// start at the GOP cache's key frame.
+    fn request_keyframe(&self, p: &mut PeerSession, peer: &Peer, now: Instant) {
+        let Some(every) = self.cfg.keyframe_interval else {
+            return;
+        };
+        if p.next_pli.is_some_and(|t| now < t) {
+            return;
+        }
+        p.next_pli = Some(now + every);
+        let mut link = peer.link.lock();
+        for mid in link.mids.clone() {
+            if !link
+                .rtc
+                .media(mid)
+                .is_some_and(|m| m.kind() == MediaKind::Video)
+            {
+                continue;
+            }
+            if let Some(rx) = link.rtc.direct_api().stream_rx_by_mid(mid, None) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+            }
+        }
+        self.drain(&mut link);
     }
 
     /// A viewer just connected: send what was queued.
@@ -833,6 +865,7 @@ impl WebRtc {
             timer: None,
             deadline: Instant::now() + self.cfg.connect_timeout,
             closing: false,
+            next_pli: None,
         }));
         if let Err(e) = self
             .host
