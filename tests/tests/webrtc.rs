@@ -1,8 +1,9 @@
 //! WebRTC with real clients: headless Chromium (Debian's, driven by
 //! tests/browser/webrtc.mjs through playwright-core) plays WHEP and
 //! publishes WHIP from its fake camera and microphone; ffmpeg publishes
-//! over RTMP (H.264 + AAC, and with ffmpeg 9 H.264 + Opus) and plays a
-//! WHIP stream back over RTMP; the HTTP side refuses bad offers.
+//! over RTMP (H.264 + AAC, and with ffmpeg 9 H.264 + Opus) and with ffmpeg
+//! 9's whip muxer, and plays a WHIP stream back over RTMP; a peer that never
+//! connects is freed; the HTTP side refuses bad offers.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -174,6 +175,41 @@ fn opus_published_by_ffmpeg_9_reaches_a_whep_viewer() {
     assert!(f(&r, "audioPackets") >= 200.0, "{r}");
     assert!(f(&r, "audioSamples") > 0.0, "no audio decoded: {r}");
     assert!(f(&r, "framesDecoded") >= 100.0, "{r}");
+}
+
+#[test]
+fn ffmpeg_9_publishes_with_whip_and_chromium_plays_it_over_whep() {
+    if !browser_ready("ffmpeg_9_publishes_with_whip_and_chromium_plays_it_over_whep") {
+        return;
+    }
+    let s = Server::start("");
+    // ffmpeg's whip muxer: H.264 (baseline, no B-frames) + Opus.
+    let _p = Guard(publish_lavfi(
+        true,
+        40,
+        "libx264",
+        "libopus",
+        &[
+            "-profile:v",
+            "baseline",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            "-f",
+            "whip",
+        ],
+        &s.url("live/f", "whip"),
+    ));
+    wait_publishing(&s.rill, "live/f");
+    let r = run_driver(
+        &["whep", &s.url("live/f", "whep"), "--seconds", "4"],
+        &s.rill,
+    );
+    assert_eq!(r["videoCodec"], "video/H264");
+    assert_eq!(r["audioCodec"], "audio/opus");
+    assert!(f(&r, "framesDecoded") >= 4.0 * 23.0, "{r}");
+    assert!(f(&r, "audioSamples") > 0.0, "no audio decoded: {r}");
 }
 
 /// A WHIP publisher that keeps publishing until dropped; the first JSON
