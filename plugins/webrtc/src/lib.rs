@@ -42,7 +42,7 @@ use rill_abi::{
     RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT, RILL_FRAME_CONFIG, RILL_FRAME_KEY,
     RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO, RILL_TRACK_VIDEO,
 };
-use rill_rtp::{Depacketizer, Limits, SharedPacketizers, TrackParams};
+use rill_rtp::{ReceiverConfig, SharedPacketizers, TrackParams, TrackReceiver};
 use str0m::change::SdpOffer;
 use str0m::config::CryptoProvider;
 use str0m::format::Codec;
@@ -70,6 +70,15 @@ const MAX_QUEUED: usize = 1024;
 const MAX_INBOX: usize = 4096;
 /// Remote addresses one peer may use (ICE candidates that checked in).
 const MAX_PEER_ADDRS: usize = 4;
+/// A publisher's reorder buffer: a packet resent after a NACK (a round
+/// trip later) still fills its gap.
+fn reorder() -> ReceiverConfig {
+    ReceiverConfig {
+        reorder_window: 256,
+        reorder_timeout_us: 100_000,
+        ..ReceiverConfig::default()
+    }
+}
 /// Track ids looked at for a stream's declared tracks.
 const MAX_TRACKS: u32 = 8;
 
@@ -159,8 +168,9 @@ struct Play {
 
 struct PubTrack {
     pt: u8,
-    host_track: u32,
-    depack: Depacketizer,
+    /// Reorder buffer and depacketizer: a packet the publisher resends
+    /// after a NACK fills its gap if it comes within the reorder timeout.
+    receiver: TrackReceiver,
 }
 
 struct Publish {
@@ -521,7 +531,7 @@ impl WebRtc {
                 self.request_keyframe(p, &peer, now);
             }
         }
-        if !inbox.is_empty() {
+        if p.publish.is_some() {
             self.ingest(p, &peer, inbox);
         }
         Ok(())
@@ -696,6 +706,7 @@ impl WebRtc {
         let Some(publish) = &mut p.publish else {
             return;
         };
+        let now_us = self.host.now_us().max(0) as u64;
         let mut frames = Vec::new();
         for pkt in inbox {
             let i = match publish.tracks.iter().position(|t| t.pt == pkt.pt) {
@@ -734,18 +745,16 @@ impl WebRtc {
                         config,
                         aac: Default::default(),
                     };
-                    let Ok(depack) = Depacketizer::new(&params, Limits::default()) else {
+                    let Ok(receiver) = TrackReceiver::new(&params, Some(pkt.pt), reorder()) else {
                         continue;
                     };
                     publish.tracks.push(PubTrack {
                         pt: pkt.pt,
-                        host_track,
-                        depack,
+                        receiver,
                     });
                     publish.tracks.len() - 1
                 }
             };
-            let t = &mut publish.tracks[i];
             let header = rill_rtp::RtpHeader {
                 marker: pkt.marker,
                 payload_type: pkt.pt,
@@ -753,20 +762,22 @@ impl WebRtc {
                 timestamp: pkt.timestamp,
                 ssrc: pkt.ssrc,
             };
-            let rtp = rill_rtp::RtpPacket {
-                header,
-                csrcs: &[],
-                extension: None,
-                payload: &pkt.payload,
-                padding: 0,
-            };
-            if let Err(e) = t.depack.push(&rtp, &mut frames) {
+            let mut datagram = Vec::with_capacity(12 + pkt.payload.len());
+            datagram.extend_from_slice(&header.to_bytes());
+            datagram.extend_from_slice(&pkt.payload);
+            let r = publish.tracks[i]
+                .receiver
+                .rtp(now_us, Bytes::from(datagram), &mut frames);
+            if let Err(e) = r {
                 if !publish.warned {
                     publish.warned = true;
                     rill_log!(self.host, Info, "{}: RTP dropped: {e}", p.path);
                 }
             }
-            let _ = t.host_track;
+        }
+        // Packets whose gap waited long enough.
+        for t in &mut publish.tracks {
+            let _ = t.receiver.poll(now_us, &mut frames);
         }
         for f in frames {
             let info = FrameInfo {
