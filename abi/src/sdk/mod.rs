@@ -1352,6 +1352,8 @@ pub trait Plugin: Sized + Send + Sync + 'static {
     }
 
     /// The subscription ended (`RILL_END_*`); drop the [`Subscriber`].
+    /// The default closes the session with that reason: a player whose
+    /// stream ended has nothing left to do.
     fn on_subscribe_end(
         &self,
         s: &mut Self::Session,
@@ -1360,10 +1362,11 @@ pub trait Plugin: Sized + Send + Sync + 'static {
         reason: u32,
         why: &str,
     ) -> Result<()> {
-        Ok(())
+        conn.close(reason)
     }
 
     /// The host ended a publisher (`RILL_END_*`); drop the [`Publisher`].
+    /// The default closes the session with that reason.
     fn on_publish_end(
         &self,
         s: &mut Self::Session,
@@ -1372,7 +1375,7 @@ pub trait Plugin: Sized + Send + Sync + 'static {
         reason: u32,
         why: &str,
     ) -> Result<()> {
-        Ok(())
+        conn.close(reason)
     }
 
     /// A timer fired; `session` is `None` for instance-level timers.

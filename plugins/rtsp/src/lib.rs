@@ -22,8 +22,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rill_abi::sdk::{
-    Admission, Conn, Error, FrameInfo, FrameRef, Host, Plugin, Publisher, PublisherId, Result,
-    Subscriber, SubscriberId, TimerHandle, TrackInfo, Udp,
+    Admission, Conn, Error, FrameInfo, FrameRef, Host, Plugin, Publisher, Result, Subscriber,
+    SubscriberId, TimerHandle, TrackInfo, Udp,
 };
 use rill_abi::{
     rill_codec_kind, rill_log, RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT,
@@ -935,28 +935,6 @@ impl Plugin for Rtsp {
             self.ingest(s, track, Bytes::copy_from_slice(data));
         }
         Ok(())
-    }
-
-    fn on_subscribe_end(
-        &self,
-        _s: &mut Session,
-        conn: &Conn,
-        _sub: SubscriberId,
-        reason: u32,
-        _why: &str,
-    ) -> Result<()> {
-        conn.close(reason)
-    }
-
-    fn on_publish_end(
-        &self,
-        _s: &mut Session,
-        conn: &Conn,
-        _publisher: PublisherId,
-        reason: u32,
-        _why: &str,
-    ) -> Result<()> {
-        conn.close(reason)
     }
 
     fn on_stream_event(&self, event: u32, path: &str) -> Result<()> {

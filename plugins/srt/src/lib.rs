@@ -26,8 +26,8 @@ use bytes::BytesMut;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use rill_abi::sdk::{
-    Admission, Conn, Error, FrameInfo, FrameRef, Host, Plugin, Publisher, PublisherId, Result,
-    Subscriber, SubscriberId, TimerHandle, TrackInfo,
+    Admission, Conn, Error, FrameInfo, FrameRef, Host, Plugin, Publisher, Result, Subscriber,
+    SubscriberId, TimerHandle, TrackInfo,
 };
 use rill_abi::{
     rill_codec_kind, rill_log, RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT,
@@ -606,28 +606,6 @@ impl Plugin for Srt {
         // more (the player's loss reports bring back what still matters).
         c.trim_transmit(MAX_BACKLOG);
         Ok(())
-    }
-
-    fn on_subscribe_end(
-        &self,
-        _s: &mut Session,
-        conn: &Conn,
-        _sub: SubscriberId,
-        reason: u32,
-        _why: &str,
-    ) -> Result<()> {
-        conn.close(reason)
-    }
-
-    fn on_publish_end(
-        &self,
-        _s: &mut Session,
-        conn: &Conn,
-        _publisher: PublisherId,
-        reason: u32,
-        _why: &str,
-    ) -> Result<()> {
-        conn.close(reason)
     }
 
     fn on_close(&self, mut s: Session, _conn: &Conn, reason: u32, why: &str) {

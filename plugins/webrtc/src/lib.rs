@@ -34,7 +34,7 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use rill_abi::sdk::{
     Admission, Conn, ConnId, Error, FrameInfo, FrameRef, Host, HttpRequest, Plugin, Publisher,
-    PublisherId, Result, Subscriber, SubscriberId, TimerHandle, TrackInfo,
+    Result, Subscriber, SubscriberId, TimerHandle, TrackInfo,
 };
 use rill_abi::{
     rill_codec_kind, rill_log, RILL_ACTION_PLAY, RILL_ACTION_PUBLISH, RILL_CODEC_H264,
@@ -1072,28 +1072,6 @@ impl Plugin for WebRtc {
             return Ok(());
         }
         self.send_frame(p, frame)
-    }
-
-    fn on_subscribe_end(
-        &self,
-        _s: &mut Session,
-        conn: &Conn,
-        _sub: SubscriberId,
-        reason: u32,
-        _why: &str,
-    ) -> Result<()> {
-        conn.close(reason)
-    }
-
-    fn on_publish_end(
-        &self,
-        _s: &mut Session,
-        conn: &Conn,
-        _publisher: PublisherId,
-        reason: u32,
-        _why: &str,
-    ) -> Result<()> {
-        conn.close(reason)
     }
 
     fn on_stream_event(&self, event: u32, path: &str) -> Result<()> {
