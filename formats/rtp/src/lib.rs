@@ -30,6 +30,7 @@
 //! - [`sdp`]: [`Sdp`] written from tracks and read from ANNOUNCE/DESCRIBE.
 //! - [`fanout`]: a stream's packetizers shared by its players through the
 //!   host's per-frame cache.
+//! - [`publish`]: depacketized frames written to a host publisher.
 //!
 //! # Limits
 //!
@@ -108,6 +109,7 @@ pub mod fanout;
 pub mod fuzzing;
 pub mod packet;
 pub mod packetize;
+pub mod publish;
 pub mod receiver;
 pub mod reception;
 pub mod reorder;

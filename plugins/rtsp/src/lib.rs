@@ -22,8 +22,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rill_abi::sdk::{
-    Admission, Conn, Error, FrameInfo, FrameRef, Host, Plugin, Publisher, Result, Subscriber,
-    SubscriberId, TimerHandle, TrackInfo, Udp,
+    Admission, Conn, Error, FrameRef, Host, Plugin, Publisher, Result, Subscriber, SubscriberId,
+    TimerHandle, TrackInfo, Udp,
 };
 use rill_abi::{
     rill_codec_kind, rill_log, RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT,
@@ -768,24 +768,10 @@ impl Rtsp {
     }
 
     fn publish_frames(&self, p: &mut Publish, frames: Vec<rill_rtp::Frame>) {
-        for f in frames {
-            let info = FrameInfo {
-                track: f.track,
-                codec: f.codec,
-                flags: f.flags,
-                pts: f.pts,
-                dts: f.dts,
-                ..FrameInfo::new()
-            };
-            let r = self
-                .host
-                .frame_wrap(f.payload, &info)
-                .and_then(|frame| p.publisher.write(&frame));
-            if let Err(e) = r {
-                if !p.warned {
-                    p.warned = true;
-                    rill_log!(self.host, Info, "{}: frame refused: {e}", p.path);
-                }
+        if let Err(e) = rill_rtp::publish::write_frames(&self.host, &p.publisher, frames) {
+            if !p.warned {
+                p.warned = true;
+                rill_log!(self.host, Info, "{}: frame refused: {e}", p.path);
             }
         }
     }

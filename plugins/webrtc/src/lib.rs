@@ -33,8 +33,8 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use rill_abi::sdk::{
-    Admission, Conn, ConnId, Error, FrameInfo, FrameRef, Host, HttpRequest, Plugin, Publisher,
-    Result, Subscriber, SubscriberId, TimerHandle, TrackInfo,
+    Admission, Conn, ConnId, Error, FrameRef, Host, HttpRequest, Plugin, Publisher, Result,
+    Subscriber, SubscriberId, TimerHandle, TrackInfo,
 };
 use rill_abi::{
     rill_codec_kind, rill_log, RILL_ACTION_PLAY, RILL_ACTION_PUBLISH, RILL_CODEC_H264,
@@ -779,24 +779,10 @@ impl WebRtc {
         for t in &mut publish.tracks {
             let _ = t.receiver.poll(now_us, &mut frames);
         }
-        for f in frames {
-            let info = FrameInfo {
-                track: f.track,
-                codec: f.codec,
-                flags: f.flags,
-                pts: f.pts,
-                dts: f.dts,
-                ..FrameInfo::new()
-            };
-            let r = self
-                .host
-                .frame_wrap(f.payload, &info)
-                .and_then(|frame| publish.publisher.write(&frame));
-            if let Err(e) = r {
-                if !publish.warned {
-                    publish.warned = true;
-                    rill_log!(self.host, Info, "{}: frame refused: {e}", p.path);
-                }
+        if let Err(e) = rill_rtp::publish::write_frames(&self.host, &publish.publisher, frames) {
+            if !publish.warned {
+                publish.warned = true;
+                rill_log!(self.host, Info, "{}: frame refused: {e}", p.path);
             }
         }
     }
