@@ -660,7 +660,7 @@ impl WebRtc {
                 return Ok(());
             }
         };
-        let Some((mid, pt, rate)) = t.out else {
+        let Some((mid, pt, _)) = t.out else {
             return Ok(());
         };
         if packets.is_empty() {
@@ -679,7 +679,6 @@ impl WebRtc {
         } else {
             base_at
         };
-        let _ = rate;
         let mut link = peer.link.lock();
         if let Some(tx) = link.rtc.direct_api().stream_tx_by_mid(mid, None) {
             for k in 0..packets.len() {
