@@ -136,6 +136,7 @@ static inline const char *rill_status_str(int32_t status) {
     case -12: return "protocol error";
     case -13: return "internal error";
     case -14: return "unauthorized";
+    case -15: return "no space left";
     default: return "unknown";
     }
 }
@@ -228,6 +229,51 @@ static inline const char *rill_status_str(int32_t status) {
 // `ws_send` opcode: a binary message.
 #define RILL_WS_BINARY 2
 
+// `file_open` flag: open for writing.
+#define RILL_FILE_WRITE (1 << 0)
+
+// `file_open` flag: create the file (and its missing parent directories)
+// if it does not exist.
+#define RILL_FILE_CREATE (1 << 1)
+
+// `file_open` flag: empty the file first.
+#define RILL_FILE_TRUNCATE (1 << 2)
+
+// `file_open` flag: open for reading.
+#define RILL_FILE_READ (1 << 3)
+
+// `file_open` flag: refuse (`RILL_ERR_BUSY`, at the next operation) if
+// the file exists.
+#define RILL_FILE_EXCLUSIVE (1 << 4)
+
+// `file_write` offset: at the end of what was written before.
+#define RILL_FILE_APPEND UINT64_MAX
+
+// The most bytes `file_write` lets wait for one file's disk.
+#define RILL_FILE_MAX_QUEUED (64 << 20)
+
+// The most bytes one `file_read` returns.
+#define RILL_FILE_MAX_READ (16 << 20)
+
+// `fs_op`: removes the file `path` (`value`: its size).
+#define RILL_FS_REMOVE 1
+
+// `fs_op`: renames `path` to `path2` (replacing it).
+#define RILL_FS_RENAME 2
+
+// `fs_op`: the size of the file `path` in `value` (`RILL_ERR_NOT_FOUND`).
+#define RILL_FS_STAT 3
+
+// `fs_op`: the bytes the server may still write on the file system
+// holding `path` (which need not exist yet) in `value`.
+#define RILL_FS_FREE 4
+
+// `fs_op`: cuts the file `path` to `arg` bytes.
+#define RILL_FS_TRUNCATE 5
+
+// `RillRecording` flag: the file is complete (its writer closed it).
+#define RILL_REC_DONE (1 << 0)
+
 // Timestamps (pts/dts) of every frame are in microseconds.
 #define RILL_TIME_BASE_HZ 1000000
 
@@ -296,7 +342,7 @@ static inline const char *rill_status_str(int32_t status) {
 
 // The ABI's minor version: grows when fields are appended to a table or
 // struct. Either side may be older; `struct_size` tells what it knows.
-#define RILL_ABI_MINOR 3
+#define RILL_ABI_MINOR 4
 
 // `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 // `uint32_t`.
@@ -389,6 +435,9 @@ static inline const char *rill_status_str(int32_t status) {
 // others. Protocols that can ask for credentials do (HTTP and RTSP 401).
 // `RILL_ERR_DENIED` is the final refusal (IP rules, a webhook's "no").
 #define RILL_ERR_UNAUTHORIZED -14
+
+// Added in 1.4. The disk is full (a storage call).
+#define RILL_ERR_NO_SPACE -15
 
 // Why a session, subscriber or publisher ended: normally (the plugin
 // closed it, or the stream ended cleanly).
@@ -624,6 +673,33 @@ typedef struct RillAdmission {
     // and as a stream key.
     struct RillStr token;
 } RillAdmission;
+
+// One row of the recording index (added in 1.4), borrowed for the call.
+// Times are wall-clock microseconds since the Unix epoch (UTC).
+typedef struct RillRecording {
+    // `sizeof(RillRecording)` as the caller knows it.
+    uint32_t struct_size;
+    // `RILL_REC_*`.
+    uint32_t flags;
+    // The stream recorded, `app/name`.
+    struct RillStr stream;
+    // The container: `fmp4`, `flv`, `mp4`, `ts` (an HLS segment), ...
+    struct RillStr format;
+    // The file, as given to `file_open`.
+    struct RillStr path;
+    // The plugin's own grouping (a rule's name), for `recordings_expire`.
+    struct RillStr group;
+    // The codecs in RFC 6381 form, comma-separated (`avc1.64001f,mp4a.40.2`).
+    struct RillStr codecs;
+    // When the first frame in the file was received.
+    int64_t start_us;
+    // When the last one was (the start while recording begins).
+    int64_t end_us;
+    // The media duration in the file.
+    int64_t duration_us;
+    // The file's size.
+    uint64_t bytes;
+} RillRecording;
 
 // The host's function table: every call a plugin can make.
 //
@@ -1046,6 +1122,98 @@ typedef struct RillHostApi {
                                  struct RillStr peer,
                                  struct RillStr local,
                                  uint64_t *conn_id);
+    // ==== storage (added in 1.4) ====
+    //
+    // Added in 1.4. Opens a file for the session `conn_id` (0: the
+    // instance), where `on_io` completions go. `path`: relative to the
+    // host's `state_dir`, or absolute inside one of the host's
+    // `storage.roots`; `..` components are refused (`RILL_ERR_DENIED`).
+    // `flags`: `RILL_FILE_*` (`RILL_FILE_CREATE` also creates missing
+    // parent directories). Returns at once with a handle in `*file`: the
+    // open and every later operation on the handle run in order on the
+    // host's I/O threads, never on the caller's. A failed open (a
+    // missing file, a permission) shows as the error of the next
+    // operation.
+    int32_t (*file_open)(struct RillHost *host,
+                         uint64_t conn_id,
+                         struct RillStr path,
+                         uint32_t flags,
+                         uint64_t *file);
+    // Added in 1.4. Queues a write of `len` bytes (copied) at `offset`,
+    // or at the end with `RILL_FILE_APPEND`. No completion: a write that
+    // fails (`RILL_ERR_NO_SPACE` for a full disk, `RILL_ERR_IO`) poisons
+    // the handle, and from then on every call on it returns that error,
+    // as does `file_close`'s completion. `RILL_ERR_AGAIN`: more than
+    // `RILL_FILE_MAX_QUEUED` bytes wait for the disk; nothing queued.
+    int32_t (*file_write)(struct RillHost *host,
+                          uint64_t file,
+                          uint64_t offset,
+                          const uint8_t *data,
+                          size_t len);
+    // Added in 1.4. Reads up to `len` bytes (at most `RILL_FILE_MAX_READ`)
+    // at `offset`, after the writes queued before it. `on_io(token)`
+    // brings them in `data` (fewer at the end of the file, none past it),
+    // `value` their count.
+    int32_t (*file_read)(struct RillHost *host,
+                         uint64_t file,
+                         uint64_t offset,
+                         uint64_t len,
+                         uint64_t token);
+    // Added in 1.4. After the queued writes, flushes the file to the disk
+    // (fsync); `on_io(token)` with the result.
+    int32_t (*file_sync)(struct RillHost *host, uint64_t file, uint64_t token);
+    // Added in 1.4. After the queued operations, closes the file and
+    // frees the handle (use it no more). `on_io(token)` brings the first
+    // error the handle met, or `RILL_OK` with the file's size in `value`;
+    // token 0: no completion. Files a session leaves open are closed
+    // when the instance is destroyed.
+    int32_t (*file_close)(struct RillHost *host, uint64_t file, uint64_t token);
+    // Added in 1.4. A file-system operation (`RILL_FS_*`) on `path` (and
+    // `path2`, for a rename; empty otherwise), with the same path rules
+    // as `file_open`, run on the I/O threads; `on_io(token)` on session
+    // `conn_id` (0: the instance) brings the result.
+    int32_t (*fs_op)(struct RillHost *host,
+                     uint64_t conn_id,
+                     uint32_t op,
+                     struct RillStr path,
+                     struct RillStr path2,
+                     uint64_t arg,
+                     uint64_t token);
+    // ==== the recording index (added in 1.4) ====
+    //
+    // Added in 1.4. Adds a row to the host's recording index (its
+    // database: SQLite in `state_dir`, or PostgreSQL) and returns its id
+    // in `*id` at once; the row is written in order, off the caller's
+    // thread. `rec->path` is resolved like `file_open`'s. The management
+    // API lists the rows, serves their files and deletes them.
+    int32_t (*recording_add)(struct RillHost *host, const struct RillRecording *rec, uint64_t *id);
+    // Added in 1.4. Updates row `id` from `rec` (every field but `path`,
+    // `stream` and `format`): the end, duration, size, codecs, and
+    // `RILL_REC_DONE` when the file is complete.
+    int32_t (*recording_update)(struct RillHost *host, uint64_t id, const struct RillRecording *rec);
+    // Added in 1.4. Queries the index: `query` is a JSON object with any
+    // of `stream` (exact path), `from` and `to` (wall-clock microseconds:
+    // rows overlapping that range), `unfinished` (true: rows without
+    // `RILL_REC_DONE`), `group`, `limit` (default and most 10000).
+    // `on_io(token)` on session `conn_id` (0: the instance) brings a JSON
+    // array of rows ordered by start (`id`, `stream`, `format`, `path`,
+    // `group`, `codecs`, `start_us`, `end_us`, `duration_us`, `bytes`,
+    // `done`), `value` their count.
+    int32_t (*recordings_query)(struct RillHost *host,
+                                uint64_t conn_id,
+                                struct RillStr query,
+                                uint64_t token);
+    // Added in 1.4. Retention of the rows of `group`: deletes, files
+    // first, the finished rows that started more than `max_age_us` ago
+    // (0: no age limit), then the oldest while the group's total exceeds
+    // `max_bytes` (0: no size limit). `on_io(token)` brings the number of
+    // rows deleted in `value`.
+    int32_t (*recordings_expire)(struct RillHost *host,
+                                 uint64_t conn_id,
+                                 struct RillStr group,
+                                 int64_t max_age_us,
+                                 uint64_t max_bytes,
+                                 uint64_t token);
 } RillHostApi;
 
 // An HTTP request routed to a plugin (`on_http_request`). Everything in it
@@ -1265,6 +1433,23 @@ typedef struct RillPluginDescriptor {
                         struct RillConn *conn,
                         uint64_t ticket,
                         int32_t status);
+    // ==== added in 1.4 ====
+    //
+    // Added in 1.4. The completion of a storage or index call made with
+    // `token` (`file_read`, `file_sync`, `file_close`, `fs_op`,
+    // `recordings_query`, `recordings_expire`): `status` `RILL_OK` or the
+    // error, `value` the call's number (bytes read, a size, rows), `data`
+    // what it read (borrowed for the call; empty for most). Runs on the
+    // session the call named, like its other callbacks, or on the
+    // instance (`conn` and `session_user` NULL); not called when that
+    // session ended first.
+    int32_t (*on_io)(void *instance,
+                     void *session_user,
+                     struct RillConn *conn,
+                     uint64_t token,
+                     int32_t status,
+                     int64_t value,
+                     struct RillBytes data);
 } RillPluginDescriptor;
 
 // The plugin's exported entry point, `rill_plugin_entry_v1`: given the

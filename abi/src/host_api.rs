@@ -256,6 +256,93 @@ pub struct RillHttpRequest {
 // RillStr/RillBytes are valid when zeroed.
 unsafe impl RillSized for RillHttpRequest {}
 
+/// `file_open` flag: open for writing.
+pub const RILL_FILE_WRITE: u32 = 1 << 0;
+/// `file_open` flag: create the file (and its missing parent directories)
+/// if it does not exist.
+pub const RILL_FILE_CREATE: u32 = 1 << 1;
+/// `file_open` flag: empty the file first.
+pub const RILL_FILE_TRUNCATE: u32 = 1 << 2;
+/// `file_open` flag: open for reading.
+pub const RILL_FILE_READ: u32 = 1 << 3;
+/// `file_open` flag: refuse (`RILL_ERR_BUSY`, at the next operation) if
+/// the file exists.
+pub const RILL_FILE_EXCLUSIVE: u32 = 1 << 4;
+/// `file_write` offset: at the end of what was written before.
+pub const RILL_FILE_APPEND: u64 = u64::MAX;
+/// The most bytes `file_write` lets wait for one file's disk.
+pub const RILL_FILE_MAX_QUEUED: u64 = 64 << 20;
+/// The most bytes one `file_read` returns.
+pub const RILL_FILE_MAX_READ: u64 = 16 << 20;
+
+/// `fs_op`: removes the file `path` (`value`: its size).
+pub const RILL_FS_REMOVE: u32 = 1;
+/// `fs_op`: renames `path` to `path2` (replacing it).
+pub const RILL_FS_RENAME: u32 = 2;
+/// `fs_op`: the size of the file `path` in `value` (`RILL_ERR_NOT_FOUND`).
+pub const RILL_FS_STAT: u32 = 3;
+/// `fs_op`: the bytes the server may still write on the file system
+/// holding `path` (which need not exist yet) in `value`.
+pub const RILL_FS_FREE: u32 = 4;
+/// `fs_op`: cuts the file `path` to `arg` bytes.
+pub const RILL_FS_TRUNCATE: u32 = 5;
+
+/// `RillRecording` flag: the file is complete (its writer closed it).
+pub const RILL_REC_DONE: u32 = 1 << 0;
+
+/// One row of the recording index (added in 1.4), borrowed for the call.
+/// Times are wall-clock microseconds since the Unix epoch (UTC).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "abi-check", derive(StableAbi))]
+pub struct RillRecording {
+    /// `sizeof(RillRecording)` as the caller knows it.
+    pub struct_size: u32,
+    /// `RILL_REC_*`.
+    pub flags: u32,
+    /// The stream recorded, `app/name`.
+    pub stream: RillStr,
+    /// The container: `fmp4`, `flv`, `mp4`, `ts` (an HLS segment), ...
+    pub format: RillStr,
+    /// The file, as given to `file_open`.
+    pub path: RillStr,
+    /// The plugin's own grouping (a rule's name), for `recordings_expire`.
+    pub group: RillStr,
+    /// The codecs in RFC 6381 form, comma-separated (`avc1.64001f,mp4a.40.2`).
+    pub codecs: RillStr,
+    /// When the first frame in the file was received.
+    pub start_us: i64,
+    /// When the last one was (the start while recording begins).
+    pub end_us: i64,
+    /// The media duration in the file.
+    pub duration_us: i64,
+    /// The file's size.
+    pub bytes: u64,
+}
+
+impl RillRecording {
+    /// A row for `stream` in `format` at `path`, the rest empty.
+    pub const fn new(stream: RillStr, format: RillStr, path: RillStr) -> RillRecording {
+        RillRecording {
+            struct_size: core::mem::size_of::<RillRecording>() as u32,
+            flags: 0,
+            stream,
+            format,
+            path,
+            group: RillStr::EMPTY,
+            codecs: RillStr::EMPTY,
+            start_us: 0,
+            end_us: 0,
+            duration_us: 0,
+            bytes: 0,
+        }
+    }
+}
+
+// SAFETY: repr(C), starts with u32 struct_size; the other fields are
+// integers and (ptr, len) views, valid when zeroed (empty).
+unsafe impl RillSized for RillRecording {}
+
 /// The host's function table: every call a plugin can make.
 ///
 /// Handed to the plugin's `create` with the `RillHost *` context; the table
@@ -798,6 +885,123 @@ pub struct RillHostApi {
             peer: RillStr,
             local: RillStr,
             conn_id: *mut u64,
+        ) -> i32,
+    >,
+
+    /// ==== storage (added in 1.4) ====
+    ///
+    /// Added in 1.4. Opens a file for the session `conn_id` (0: the
+    /// instance), where `on_io` completions go. `path`: relative to the
+    /// host's `state_dir`, or absolute inside one of the host's
+    /// `storage.roots`; `..` components are refused (`RILL_ERR_DENIED`).
+    /// `flags`: `RILL_FILE_*` (`RILL_FILE_CREATE` also creates missing
+    /// parent directories). Returns at once with a handle in `*file`: the
+    /// open and every later operation on the handle run in order on the
+    /// host's I/O threads, never on the caller's. A failed open (a
+    /// missing file, a permission) shows as the error of the next
+    /// operation.
+    pub file_open: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            conn_id: u64,
+            path: RillStr,
+            flags: u32,
+            file: *mut u64,
+        ) -> i32,
+    >,
+    /// Added in 1.4. Queues a write of `len` bytes (copied) at `offset`,
+    /// or at the end with `RILL_FILE_APPEND`. No completion: a write that
+    /// fails (`RILL_ERR_NO_SPACE` for a full disk, `RILL_ERR_IO`) poisons
+    /// the handle, and from then on every call on it returns that error,
+    /// as does `file_close`'s completion. `RILL_ERR_AGAIN`: more than
+    /// `RILL_FILE_MAX_QUEUED` bytes wait for the disk; nothing queued.
+    pub file_write: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            file: u64,
+            offset: u64,
+            data: *const u8,
+            len: usize,
+        ) -> i32,
+    >,
+    /// Added in 1.4. Reads up to `len` bytes (at most `RILL_FILE_MAX_READ`)
+    /// at `offset`, after the writes queued before it. `on_io(token)`
+    /// brings them in `data` (fewer at the end of the file, none past it),
+    /// `value` their count.
+    pub file_read: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            file: u64,
+            offset: u64,
+            len: u64,
+            token: u64,
+        ) -> i32,
+    >,
+    /// Added in 1.4. After the queued writes, flushes the file to the disk
+    /// (fsync); `on_io(token)` with the result.
+    pub file_sync: Option<unsafe extern "C" fn(host: *mut RillHost, file: u64, token: u64) -> i32>,
+    /// Added in 1.4. After the queued operations, closes the file and
+    /// frees the handle (use it no more). `on_io(token)` brings the first
+    /// error the handle met, or `RILL_OK` with the file's size in `value`;
+    /// token 0: no completion. Files a session leaves open are closed
+    /// when the instance is destroyed.
+    pub file_close: Option<unsafe extern "C" fn(host: *mut RillHost, file: u64, token: u64) -> i32>,
+    /// Added in 1.4. A file-system operation (`RILL_FS_*`) on `path` (and
+    /// `path2`, for a rename; empty otherwise), with the same path rules
+    /// as `file_open`, run on the I/O threads; `on_io(token)` on session
+    /// `conn_id` (0: the instance) brings the result.
+    pub fs_op: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            conn_id: u64,
+            op: u32,
+            path: RillStr,
+            path2: RillStr,
+            arg: u64,
+            token: u64,
+        ) -> i32,
+    >,
+
+    /// ==== the recording index (added in 1.4) ====
+    ///
+    /// Added in 1.4. Adds a row to the host's recording index (its
+    /// database: SQLite in `state_dir`, or PostgreSQL) and returns its id
+    /// in `*id` at once; the row is written in order, off the caller's
+    /// thread. `rec->path` is resolved like `file_open`'s. The management
+    /// API lists the rows, serves their files and deletes them.
+    pub recording_add: Option<
+        unsafe extern "C" fn(host: *mut RillHost, rec: *const RillRecording, id: *mut u64) -> i32,
+    >,
+    /// Added in 1.4. Updates row `id` from `rec` (every field but `path`,
+    /// `stream` and `format`): the end, duration, size, codecs, and
+    /// `RILL_REC_DONE` when the file is complete.
+    pub recording_update: Option<
+        unsafe extern "C" fn(host: *mut RillHost, id: u64, rec: *const RillRecording) -> i32,
+    >,
+    /// Added in 1.4. Queries the index: `query` is a JSON object with any
+    /// of `stream` (exact path), `from` and `to` (wall-clock microseconds:
+    /// rows overlapping that range), `unfinished` (true: rows without
+    /// `RILL_REC_DONE`), `group`, `limit` (default and most 10000).
+    /// `on_io(token)` on session `conn_id` (0: the instance) brings a JSON
+    /// array of rows ordered by start (`id`, `stream`, `format`, `path`,
+    /// `group`, `codecs`, `start_us`, `end_us`, `duration_us`, `bytes`,
+    /// `done`), `value` their count.
+    pub recordings_query: Option<
+        unsafe extern "C" fn(host: *mut RillHost, conn_id: u64, query: RillStr, token: u64) -> i32,
+    >,
+    /// Added in 1.4. Retention of the rows of `group`: deletes, files
+    /// first, the finished rows that started more than `max_age_us` ago
+    /// (0: no age limit), then the oldest while the group's total exceeds
+    /// `max_bytes` (0: no size limit). `on_io(token)` brings the number of
+    /// rows deleted in `value`.
+    pub recordings_expire: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            conn_id: u64,
+            group: RillStr,
+            max_age_us: i64,
+            max_bytes: u64,
+            token: u64,
         ) -> i32,
     >,
 }

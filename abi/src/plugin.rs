@@ -8,7 +8,7 @@ use abi_stable::StableAbi;
 
 use crate::host_api::{RillHostApi, RillHttpRequest, RillSockAddr};
 use crate::types::{
-    RillConn, RillFrame, RillHost, RillPublisher, RillStr, RillSubscriber, RillUdp,
+    RillBytes, RillConn, RillFrame, RillHost, RillPublisher, RillStr, RillSubscriber, RillUdp,
 };
 
 /// The ABI's major version: the number in the entry symbol's name. A host
@@ -16,7 +16,7 @@ use crate::types::{
 pub const RILL_ABI_MAJOR: u16 = 1;
 /// The ABI's minor version: grows when fields are appended to a table or
 /// struct. Either side may be older; `struct_size` tells what it knows.
-pub const RILL_ABI_MINOR: u16 = 3;
+pub const RILL_ABI_MINOR: u16 = 4;
 
 /// `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 /// `uint32_t`.
@@ -345,6 +345,28 @@ pub struct RillPluginDescriptor {
             status: i32,
         ) -> i32,
     >,
+
+    /// ==== added in 1.4 ====
+    ///
+    /// Added in 1.4. The completion of a storage or index call made with
+    /// `token` (`file_read`, `file_sync`, `file_close`, `fs_op`,
+    /// `recordings_query`, `recordings_expire`): `status` `RILL_OK` or the
+    /// error, `value` the call's number (bytes read, a size, rows), `data`
+    /// what it read (borrowed for the call; empty for most). Runs on the
+    /// session the call named, like its other callbacks, or on the
+    /// instance (`conn` and `session_user` NULL); not called when that
+    /// session ended first.
+    pub on_io: Option<
+        unsafe extern "C" fn(
+            instance: *mut c_void,
+            session_user: *mut c_void,
+            conn: *mut RillConn,
+            token: u64,
+            status: i32,
+            value: i64,
+            data: RillBytes,
+        ) -> i32,
+    >,
 }
 
 impl core::fmt::Debug for RillPluginDescriptor {
@@ -400,6 +422,16 @@ pub const fn rill_v1_1_size_of_host_api() -> usize {
 /// `sizeof(RillHostApi)` in ABI 1.2 (up to `admit`).
 pub const fn rill_v1_2_size_of_host_api() -> usize {
     core::mem::offset_of!(RillHostApi, session_open_peer)
+}
+
+/// `sizeof(RillPluginDescriptor)` in ABI 1.2 and 1.3 (up to `on_admit`).
+pub const fn rill_v1_3_size_of_descriptor() -> usize {
+    core::mem::offset_of!(RillPluginDescriptor, on_io)
+}
+
+/// `sizeof(RillHostApi)` in ABI 1.3 (up to `session_open_peer`).
+pub const fn rill_v1_3_size_of_host_api() -> usize {
+    core::mem::offset_of!(RillHostApi, file_open)
 }
 
 /// Why a descriptor was refused at load (host side).
@@ -587,6 +619,16 @@ pub const fn rill_host_api_empty() -> RillHostApi {
         http_route_flags: None,
         admit: None,
         session_open_peer: None,
+        file_open: None,
+        file_write: None,
+        file_read: None,
+        file_sync: None,
+        file_close: None,
+        fs_op: None,
+        recording_add: None,
+        recording_update: None,
+        recordings_query: None,
+        recordings_expire: None,
     }
 }
 
@@ -640,5 +682,6 @@ pub const fn rill_descriptor_empty(
         on_udp_data: None,
         on_udp_packet: None,
         on_admit: None,
+        on_io: None,
     }
 }

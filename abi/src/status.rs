@@ -49,6 +49,8 @@ pub const RILL_ERR_INTERNAL: i32 = -13;
 /// others. Protocols that can ask for credentials do (HTTP and RTSP 401).
 /// `RILL_ERR_DENIED` is the final refusal (IP rules, a webhook's "no").
 pub const RILL_ERR_UNAUTHORIZED: i32 = -14;
+/// Added in 1.4. The disk is full (a storage call).
+pub const RILL_ERR_NO_SPACE: i32 = -15;
 
 /// A short lower-case name for a status code (`"ok"`, `"busy"`, ...), or
 /// `"unknown"`. C has the same as `rill_status_str()`.
@@ -71,6 +73,7 @@ pub const fn rill_status_name(status: i32) -> &'static str {
         RILL_ERR_PROTOCOL => "protocol error",
         RILL_ERR_INTERNAL => "internal error",
         RILL_ERR_UNAUTHORIZED => "unauthorized",
+        RILL_ERR_NO_SPACE => "no space left",
         _ => "unknown",
     }
 }

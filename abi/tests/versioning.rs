@@ -23,10 +23,10 @@ fn good() -> RillPluginDescriptor {
 }
 
 #[test]
-fn abi_1_1_to_1_3_append_after_1_0() {
+fn abi_1_1_to_1_4_append_after_1_0() {
     // 1.1 appended fields: 1.0's sizes end where 1.0's last fields end,
     // and every 1.1 field lies past them.
-    assert_eq!(RILL_ABI_MINOR, 3);
+    assert_eq!(RILL_ABI_MINOR, 4);
     assert_eq!(
         rill_v1_0_size_of_descriptor(),
         offset_of!(RillPluginDescriptor, on_udp_packet)
@@ -45,7 +45,7 @@ fn abi_1_1_to_1_3_append_after_1_0() {
     );
     // 1.2 appended one callback and one call.
     assert_eq!(
-        size_of::<RillPluginDescriptor>(),
+        rill_v1_3_size_of_descriptor(),
         rill_v1_1_size_of_descriptor() + size_of::<usize>()
     );
     assert_eq!(
@@ -54,8 +54,21 @@ fn abi_1_1_to_1_3_append_after_1_0() {
     );
     // 1.3 appended one call.
     assert_eq!(
-        size_of::<RillHostApi>(),
+        rill_v1_3_size_of_host_api(),
         rill_v1_2_size_of_host_api() + size_of::<usize>()
+    );
+    // 1.4 appended one callback (on_io) and ten calls (storage, index).
+    assert_eq!(
+        size_of::<RillPluginDescriptor>(),
+        rill_v1_3_size_of_descriptor() + size_of::<usize>()
+    );
+    assert_eq!(
+        size_of::<RillHostApi>(),
+        rill_v1_3_size_of_host_api() + 10 * size_of::<usize>()
+    );
+    assert_eq!(
+        size_of::<RillRecording>(),
+        8 + 5 * 2 * size_of::<usize>() + 32
     );
     assert_eq!(size_of::<RillAdmission>(), 8 + 5 * 2 * size_of::<usize>());
     assert_eq!(size_of::<RillSockAddr>(), 24);

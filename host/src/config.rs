@@ -217,9 +217,35 @@ pub struct Config {
     /// Limits on streams, players and connections.
     #[serde(deserialize_with = "section")]
     pub limits: crate::admission::config::LimitsConfig,
+    /// Where plugins may keep files (recordings).
+    #[serde(deserialize_with = "section")]
+    pub storage: StorageConfig,
+    /// The database holding the recording index.
+    #[serde(deserialize_with = "section")]
+    pub database: DatabaseConfig,
     /// Each plugin's own section, by plugin name, kept as raw YAML.
     #[serde(deserialize_with = "section")]
     pub plugins: BTreeMap<String, Value>,
+}
+
+/// `storage:` section. Plugins write files (recordings) through the host,
+/// under `state_dir` or one of `roots`; nowhere else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Absolute directories plugins may use besides `state_dir` (another
+    /// disk for recordings). Default none.
+    pub roots: Vec<PathBuf>,
+}
+
+/// `database:` section. Read at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:port/db` for PostgreSQL (what
+    /// several nodes share); empty: an SQLite file, `state_dir/rill.db`.
+    /// Default empty.
+    pub url: String,
 }
 
 /// `log:` section.
@@ -427,6 +453,8 @@ impl Default for Config {
             auth: Default::default(),
             hooks: Default::default(),
             limits: Default::default(),
+            storage: StorageConfig::default(),
+            database: DatabaseConfig::default(),
             plugins: BTreeMap::new(),
         }
     }
@@ -572,6 +600,9 @@ impl Config {
         for u in &mut c.auth.users {
             u.password = REDACTED.to_owned();
         }
+        if c.database.url.contains('@') {
+            c.database.url = REDACTED.to_owned();
+        }
         for section in c.plugins.values_mut() {
             redact_value(section);
         }
@@ -592,6 +623,9 @@ impl Config {
             }
         }
         let gone = |v: &str| v == REDACTED;
+        if gone(&self.database.url) {
+            self.database.url = running.database.url.clone();
+        }
         for (i, t) in self.http.api_tokens.iter_mut().enumerate() {
             if gone(&t.token) {
                 if let Some(old) = running.http.api_tokens.get(i) {
@@ -653,6 +687,26 @@ impl Config {
         }
         if self.state_dir.as_os_str().is_empty() {
             fail("state_dir", "must not be empty".to_owned());
+        }
+        for (i, r) in self.storage.roots.iter().enumerate() {
+            if !r.is_absolute() || r.components().any(|c| c == std::path::Component::ParentDir) {
+                fail(
+                    &format!("storage.roots[{i}]"),
+                    format!("{} must be an absolute path without ..", r.display()),
+                );
+            }
+        }
+        let url = &self.database.url;
+        if !(url.is_empty()
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite:"))
+        {
+            fail(
+                "database.url",
+                "expected postgres://…, postgresql://…, sqlite:… or empty (SQLite in state_dir)"
+                    .to_owned(),
+            );
         }
         if self.dispatcher_workers > MAX_DISPATCHER_WORKERS {
             fail(
@@ -1661,7 +1715,8 @@ plugins:
         assert!(names.contains(&"RILL_AUTH_PUBLISH"));
         assert!(names.contains(&"RILL_HOOKS_ON_PUBLISH"));
         assert!(names.contains(&"RILL_LIMITS_MAX_CONNECTIONS_PER_IP"));
-        assert_eq!(names.len(), 56);
+        assert!(names.contains(&"RILL_DATABASE_URL"));
+        assert_eq!(names.len(), 58);
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), keys.len(), "ambiguous environment names");

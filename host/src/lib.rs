@@ -2,8 +2,10 @@
 
 pub mod admission;
 pub mod config;
+pub mod db;
 pub mod engine;
 pub mod http;
 pub mod net;
 pub mod plugin;
 pub mod server;
+pub mod storage;

@@ -133,7 +133,8 @@ async fn run(path: Option<PathBuf>, config: Config, set_log_level: SetLogLevel) 
         },
         None => None,
     };
-    let plugins = PluginManager::new(engine.clone(), &config, tls.clone());
+    let db = rill::db::Db::open(&config.database.url, &config.state_dir);
+    let plugins = PluginManager::new(engine.clone(), &config, tls.clone(), db.clone());
     if let Err(e) = plugins.start().await {
         tracing::error!("{e}");
         return ExitCode::FAILURE;
@@ -148,6 +149,7 @@ async fn run(path: Option<PathBuf>, config: Config, set_log_level: SetLogLevel) 
         config: std::sync::Arc::new(parking_lot::Mutex::new(config.clone())),
         set_log_level,
         tls: tls.clone(),
+        db,
     };
     let https = tls.map(|t| (config.http.tls.listen, t));
     let http = match http::serve(config.http.listen, https, state.clone(), async {

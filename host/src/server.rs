@@ -27,6 +27,8 @@ pub struct AppState {
     pub set_log_level: SetLogLevel,
     /// The HTTPS certificate, when `http.tls` is on.
     pub tls: Option<Tls>,
+    /// The database (the recording index).
+    pub db: crate::db::Db,
 }
 
 /// What applying a config did.
@@ -49,6 +51,8 @@ impl AppState {
             ("http.listen", new.http.listen != old.http.listen),
             ("plugins_dir", new.plugins_dir != old.plugins_dir),
             ("state_dir", new.state_dir != old.state_dir),
+            ("storage.roots", new.storage.roots != old.storage.roots),
+            ("database.url", new.database.url != old.database.url),
             (
                 "dispatcher_workers",
                 new.dispatcher_workers != old.dispatcher_workers,

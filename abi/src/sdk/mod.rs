@@ -60,6 +60,7 @@ pub mod trampolines;
 
 pub use crate::frame::{RillFrameInfo as FrameInfo, RillTrackInfo as TrackInfo};
 pub use crate::host_api::RillSubscriberStats as SubscriberStats;
+pub use storage::{FileId, Recording};
 
 /// A failed call: a negative `RILL_ERR_*` status.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +95,8 @@ impl Error {
     pub const INTERNAL: Error = Error(crate::RILL_ERR_INTERNAL);
     /// `RILL_ERR_UNAUTHORIZED` (added in 1.2).
     pub const UNAUTHORIZED: Error = Error(crate::RILL_ERR_UNAUTHORIZED);
+    /// The disk is full (storage calls).
+    pub const NO_SPACE: Error = Error(crate::RILL_ERR_NO_SPACE);
 
     /// The status code.
     pub const fn code(self) -> i32 {
@@ -179,6 +182,9 @@ macro_rules! api {
         $host.api().$f.ok_or(Error::UNSUPPORTED)
     };
 }
+
+// After `api!`, which it uses.
+mod storage;
 
 struct HostInner {
     api: RillHostApi,
@@ -1401,6 +1407,19 @@ pub trait Plugin: Sized + Send + Sync + 'static {
         &self,
         session: Option<(&mut Self::Session, &Conn)>,
         msg: Box<dyn Any + Send>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// A storage or index call made with `token` completed (ABI 1.4):
+    /// `Ok(value)` (bytes read, a size, a row count) or its error, and
+    /// what it read. `session` is `None` for calls made for the instance.
+    fn on_io(
+        &self,
+        session: Option<(&mut Self::Session, &Conn)>,
+        token: u64,
+        result: Result<i64>,
+        data: &[u8],
     ) -> Result<()> {
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{Conn, Error, FrameRef, Host, HttpRequest, Level, Plugin, PublisherId, SubscriberId};
 use crate::{
-    RillConn, RillFrame, RillHost, RillHostApi, RillHttpRequest, RillPluginDescriptor,
+    RillBytes, RillConn, RillFrame, RillHost, RillHostApi, RillHttpRequest, RillPluginDescriptor,
     RillPublisher, RillStr, RillSubscriber, RillUdp, RILL_ABI_MAJOR, RILL_ERR_INTERNAL,
     RILL_ERR_INVALID, RILL_ERR_PANIC, RILL_ERR_UNSUPPORTED, RILL_LISTENER_CONNECT,
     RILL_LISTENER_SESSION, RILL_OK,
@@ -193,6 +193,7 @@ pub const fn descriptor<P: Plugin>(
     d.on_udp_data = Some(on_udp_data::<P>);
     d.on_udp_packet = Some(on_udp_packet::<P>);
     d.on_admit = Some(on_admit::<P>);
+    d.on_io = Some(on_io::<P>);
     d
 }
 
@@ -520,6 +521,33 @@ unsafe extern "C" fn on_admit<P: Plugin>(
     unsafe {
         with_session::<P>(inst, su, conn, "on_admit", |p, s, c| {
             p.on_admit(s, c, ticket, Error::check(rc).map(drop))
+        })
+    }
+}
+
+unsafe extern "C" fn on_io<P: Plugin>(
+    inst: *mut c_void,
+    su: *mut c_void,
+    conn: *mut RillConn,
+    token: u64,
+    rc: i32,
+    value: i64,
+    data: RillBytes,
+) -> i32 {
+    let result = Error::check(rc).map(|_| value);
+    // SAFETY: `data` is lent for the call.
+    let data = unsafe { data.as_slice() };
+    if su.is_null() || conn.is_null() {
+        // SAFETY: the host passes the instance create stored.
+        let i = unsafe { instance::<P>(inst) };
+        return guard(Some(&i.host), "on_io", || {
+            status(i.plugin.on_io(None, token, result, data))
+        });
+    }
+    // SAFETY: host-provided callback arguments.
+    unsafe {
+        with_session::<P>(inst, su, conn, "on_io", |p, s, c| {
+            p.on_io(Some((s, c)), token, result, data)
         })
     }
 }

@@ -57,7 +57,7 @@ pub fn init_segment(tracks: &[TrackInfo]) -> Result<Bytes, Error> {
     w.u32(tracks.len() as u32 + 1); // next_track_ID
     w.end(mvhd);
     for (i, t) in tracks.iter().enumerate() {
-        trak(&mut w, i as u32 + 1, t)?;
+        trak(&mut w, i as u32 + 1, t, None)?;
     }
     let mvex = w.begin(b"mvex");
     for i in 0..tracks.len() {
@@ -74,7 +74,14 @@ pub fn init_segment(tracks: &[TrackInfo]) -> Result<Bytes, Error> {
     Ok(w.buf.freeze())
 }
 
-fn trak(w: &mut Writer, id: u32, t: &TrackInfo) -> Result<(), Error> {
+/// A `trak`: with `table`, a progressive file's sample table and
+/// durations; without, the empty table of an init segment.
+pub(crate) fn trak(
+    w: &mut Writer,
+    id: u32,
+    t: &TrackInfo,
+    table: Option<&crate::progressive::Table>,
+) -> Result<(), Error> {
     let video = t.is_video();
     let trak = w.begin(b"trak");
     // Flags: track_enabled | track_in_movie.
@@ -83,7 +90,7 @@ fn trak(w: &mut Writer, id: u32, t: &TrackInfo) -> Result<(), Error> {
     w.u32(0);
     w.u32(id);
     w.u32(0);
-    w.u32(0); // duration
+    w.u32(table.map_or(0, |t| t.movie_duration())); // duration
     w.zeros(8);
     w.u16(0); // layer
     w.u16(0); // alternate_group
@@ -93,13 +100,16 @@ fn trak(w: &mut Writer, id: u32, t: &TrackInfo) -> Result<(), Error> {
     w.u32(t.width.min(0xffff) << 16);
     w.u32(t.height.min(0xffff) << 16);
     w.end(tkhd);
+    if let Some(table) = table {
+        table.edit_list(w);
+    }
 
     let mdia = w.begin(b"mdia");
     let mdhd = w.begin_full(b"mdhd", 0, 0);
     w.u32(0);
     w.u32(0);
     w.u32(t.timescale);
-    w.u32(0);
+    w.u32(table.map_or(0, |t| t.media_duration()));
     w.u16(0x55c4); // language "und"
     w.u16(0);
     w.end(mdhd);
@@ -137,15 +147,20 @@ fn trak(w: &mut Writer, id: u32, t: &TrackInfo) -> Result<(), Error> {
     w.u32(1);
     sample_entry(w, t)?;
     w.end(stsd);
-    for kind in [b"stts", b"stsc", b"stco"] {
-        let b = w.begin_full(kind, 0, 0);
-        w.u32(0); // entry_count
-        w.end(b);
+    match table {
+        Some(table) => table.boxes(w),
+        None => {
+            for kind in [b"stts", b"stsc", b"stco"] {
+                let b = w.begin_full(kind, 0, 0);
+                w.u32(0); // entry_count
+                w.end(b);
+            }
+            let stsz = w.begin_full(b"stsz", 0, 0);
+            w.u32(0); // sample_size
+            w.u32(0); // sample_count
+            w.end(stsz);
+        }
     }
-    let stsz = w.begin_full(b"stsz", 0, 0);
-    w.u32(0); // sample_size
-    w.u32(0); // sample_count
-    w.end(stsz);
     w.end(stbl);
     w.end(minf);
     w.end(mdia);

@@ -96,6 +96,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod init;
 pub mod mux;
+pub mod progressive;
 pub mod read;
 
 pub use codec::{codecs_attribute, TrackInfo};

@@ -32,3 +32,11 @@ pub use track::{fourcc_str, TrackInfo};
 
 #[cfg(test)]
 mod tests;
+
+/// The wall clock in microseconds since the Unix epoch (what plugins get
+/// from `clock_wall_us`).
+pub fn wall_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}

@@ -6,6 +6,7 @@
 mod metrics;
 mod plain;
 mod prepare;
+pub mod recordings;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -47,6 +48,10 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/auth/keys"),
     ("put", "/api/v1/auth/keys/{path}"),
     ("delete", "/api/v1/auth/keys/{path}"),
+    ("get", "/api/v1/recordings"),
+    ("get", "/api/v1/recordings/{id}"),
+    ("delete", "/api/v1/recordings/{id}"),
+    ("get", "/api/v1/recordings/{id}/file"),
     ("get", "/metrics"),
 ];
 
@@ -71,6 +76,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/auth/keys/{*path}",
             axum::routing::put(key_put).delete(key_delete),
         )
+        .merge(recordings::router())
         .layer(middleware::from_fn_with_state(state.clone(), guard_api));
     let metrics = Router::new()
         .route("/metrics", get(metrics::metrics))

@@ -18,10 +18,11 @@ use super::frames;
 use super::host::parse_listen_addr;
 use super::instance::{Instance, ListenDecl, RouteDecl};
 use super::session::{self, Io, Origin, PubEntry, SessionShared, SubEntry};
+use super::storage_api;
 use crate::admission::{Action, Creds};
 use crate::engine::{EngineError, PublisherInfo, SubscriberInfo, TrackInfo};
 
-fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
+pub(super) fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => {
@@ -33,7 +34,7 @@ fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
 
 /// # Safety
 /// `host` is NULL or the `RillHost *` given to `create`, still live.
-unsafe fn inst(host: *mut RillHost) -> Option<Arc<Instance>> {
+pub(super) unsafe fn inst(host: *mut RillHost) -> Option<Arc<Instance>> {
     if host.is_null() {
         return None;
     }
@@ -63,7 +64,7 @@ unsafe fn sess(conn: *mut RillConn) -> Option<Arc<SessionShared>> {
 
 /// # Safety
 /// `data` is NULL with `len` 0, or `len` bytes the plugin lends for the call.
-unsafe fn bytes<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
+pub(super) unsafe fn bytes<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
     match (data.is_null(), len) {
         (_, 0) => Some(&[]),
         (true, _) => None,
@@ -74,7 +75,7 @@ unsafe fn bytes<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
 
 /// # Safety
 /// `s` is a RillStr the plugin lends for the call.
-unsafe fn text<'a>(s: RillStr) -> Option<&'a str> {
+pub(super) unsafe fn text<'a>(s: RillStr) -> Option<&'a str> {
     // SAFETY: forwarded contract.
     unsafe { s.to_str() }
 }
@@ -126,9 +127,7 @@ unsafe extern "C" fn clock_monotonic_us(host: *mut RillHost) -> i64 {
 }
 
 unsafe extern "C" fn clock_wall_us(_host: *mut RillHost) -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+    crate::engine::wall_us()
 }
 
 // ---- frames ------------------------------------------------------------------
@@ -1358,4 +1357,14 @@ pub(crate) static HOST_API: RillHostApi = RillHostApi {
     http_route_flags: Some(http_route_flags),
     admit: Some(admit),
     session_open_peer: Some(session_open_peer),
+    file_open: Some(storage_api::file_open),
+    file_write: Some(storage_api::file_write),
+    file_read: Some(storage_api::file_read),
+    file_sync: Some(storage_api::file_sync),
+    file_close: Some(storage_api::file_close),
+    fs_op: Some(storage_api::fs_op),
+    recording_add: Some(storage_api::recording_add),
+    recording_update: Some(storage_api::recording_update),
+    recordings_query: Some(storage_api::recordings_query),
+    recordings_expire: Some(storage_api::recordings_expire),
 };

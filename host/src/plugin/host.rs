@@ -33,6 +33,10 @@ pub(crate) struct HostShared {
     pub tls_client: Arc<std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>>,
     /// Auth and limits for every session.
     pub admission: Arc<crate::admission::Admission>,
+    /// Which paths plugins may use (`file_open`, `fs_op`).
+    pub roots: crate::storage::Roots,
+    /// The recording index.
+    pub db: crate::db::Db,
 }
 
 impl HostShared {

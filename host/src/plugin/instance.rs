@@ -48,6 +48,8 @@ pub(crate) enum InstMsg {
     },
     /// `on_stream_event(event, path)`.
     StreamEvent(u32, Arc<str>),
+    /// A storage or index call for the instance completed (`on_io`).
+    Io(crate::storage::IoDone),
 }
 
 pub(crate) struct Instance {
@@ -87,6 +89,9 @@ pub(crate) struct Instance {
     /// Timer handle → (session id or 0, its task).
     pub(crate) timers: Mutex<HashMap<u64, (u64, AbortHandle, bool)>>,
     pub(crate) next_timer: AtomicU64,
+    /// Open files (`file_open`) by handle; closed at destroy if the
+    /// plugin did not.
+    pub(crate) files: Mutex<HashMap<u64, Arc<crate::storage::FileQueue>>>,
 }
 
 // SAFETY: the raw pointers inside (the plugin's instance pointer, the
@@ -139,6 +144,7 @@ impl Instance {
             inst_task: Mutex::new(None),
             timers: Mutex::new(HashMap::new()),
             next_timer: AtomicU64::new(1),
+            files: Mutex::new(HashMap::new()),
         })
     }
 
@@ -291,6 +297,11 @@ impl Instance {
                 unsafe { f(inst) }
             }
         });
+        // Files the plugin left open: what was queued is written.
+        let files: Vec<_> = self.files.lock().drain().collect();
+        for (_, f) in files {
+            f.submit(crate::storage::Op::Close { token: 0 });
+        }
         tracing::info!(plugin = %self.name, generation = self.generation, "plugin instance destroyed");
     }
 
@@ -373,6 +384,31 @@ async fn instance_task(inst: Arc<Instance>, mut rx: mpsc::UnboundedReceiver<Inst
                             "on_stream_event({event}, {path}) returned {}",
                             rill_status_name(status)
                         ),
+                    );
+                }
+            }
+            InstMsg::Io(done) => {
+                let status = inst.call_instance(|d, i| {
+                    d.on_io.map_or(RILL_OK, |f| {
+                        // SAFETY: plugin callback; the data is lent for the
+                        // call.
+                        unsafe {
+                            f(
+                                i,
+                                std::ptr::null_mut(),
+                                std::ptr::null_mut(),
+                                done.token,
+                                done.status,
+                                done.value,
+                                RillBytes::from_slice(&done.data),
+                            )
+                        }
+                    })
+                });
+                if status < 0 {
+                    inst.log(
+                        RILL_LOG_WARN,
+                        &format!("on_io returned {}", rill_status_name(status)),
                     );
                 }
             }

@@ -135,6 +135,7 @@ impl PluginManager {
         engine: Engine,
         config: &Config,
         tls: Option<crate::http::tls::Tls>,
+        db: crate::db::Db,
     ) -> PluginManager {
         let tls_client: Arc<std::sync::OnceLock<_>> = Default::default();
         let admission = crate::admission::Admission::new(config, {
@@ -157,6 +158,8 @@ impl PluginManager {
             tls_client_ca: config.tls_client.ca_file.clone(),
             tls_client,
             admission,
+            roots: crate::storage::Roots::new(&config.state_dir, &config.storage.roots),
+            db,
         });
         PluginManager {
             inner: Arc::new(Inner {

@@ -12,6 +12,7 @@ pub mod library;
 mod manager;
 mod routes;
 mod session;
+mod storage_api;
 mod udp;
 pub mod watch;
 
@@ -116,6 +117,8 @@ pub mod bench_support {
                 tls_client_ca: None,
                 tls_client: Default::default(),
                 admission: crate::admission::Admission::new(&Default::default(), || None),
+                roots: crate::storage::Roots::new(&std::env::temp_dir(), &[]),
+                db: crate::db::Db::none(),
             });
             let inst = Instance::new(desc, lib.name.clone(), 1, config.to_owned(), host.clone());
             inst.create()?;

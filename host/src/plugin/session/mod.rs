@@ -78,6 +78,8 @@ pub(crate) enum Ctl {
         ticket: u64,
         status: i32,
     },
+    /// A storage or index call completed (`on_io`).
+    Io(crate::storage::IoDone),
 }
 
 /// Where output goes.
@@ -357,6 +359,24 @@ impl SessionShared {
                         .map_or(RILL_OK, |f| unsafe { f(i, user, conn, ticket, status) })
                 });
                 self.check("on_admit", s);
+            }
+            Ctl::Io(done) => {
+                let s = self.inst.call(|d, i| {
+                    // SAFETY: plugin callback for its own session; the data
+                    // is lent for the call.
+                    d.on_io.map_or(RILL_OK, |f| unsafe {
+                        f(
+                            i,
+                            user,
+                            conn,
+                            done.token,
+                            done.status,
+                            done.value,
+                            RillBytes::from_slice(&done.data),
+                        )
+                    })
+                });
+                self.check("on_io", s);
             }
             Ctl::Timer { handle, timer_id } => {
                 if timer_fires(&self.inst, handle) {

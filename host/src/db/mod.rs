@@ -1,0 +1,236 @@
+//! The host's database (sqlx): an SQLite file in `state_dir` by default,
+//! PostgreSQL when `database.url` says so (what several nodes share). It
+//! holds the recording index. Writes from plugins go through one ordered
+//! queue, so a row is added before it is updated, and nothing waits for
+//! the database on a plugin's thread; the connection is retried until it
+//! works, the queue waiting meanwhile (bounded).
+
+pub mod recordings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, watch};
+
+pub use recordings::{new_id, Query, Row};
+
+/// Jobs waiting for the database; past this, plugin calls get `AGAIN`.
+const QUEUE: usize = 16_384;
+
+/// Schema versions, applied in order, each once.
+const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE IF NOT EXISTS recordings (
+            id BIGINT PRIMARY KEY,
+            stream TEXT NOT NULL,
+            format TEXT NOT NULL,
+            path TEXT NOT NULL,
+            grp TEXT NOT NULL,
+            codecs TEXT NOT NULL,
+            start_us BIGINT NOT NULL,
+            end_us BIGINT NOT NULL,
+            duration_us BIGINT NOT NULL,
+            bytes BIGINT NOT NULL,
+            done BIGINT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS recordings_stream_start ON recordings (stream, start_us)",
+        "CREATE INDEX IF NOT EXISTS recordings_grp_start ON recordings (grp, start_us)",
+    ],
+)];
+
+type Reply<T> = Box<dyn FnOnce(Result<T, String>) + Send>;
+
+enum Job {
+    Add(Row),
+    Update(Row),
+    Query(Query, Reply<Vec<Row>>),
+    Expire {
+        group: String,
+        max_age_us: i64,
+        max_bytes: u64,
+        reply: Reply<u64>,
+    },
+}
+
+#[derive(Clone)]
+pub struct Db {
+    jobs: mpsc::Sender<Job>,
+    pool: watch::Receiver<Option<AnyPool>>,
+    /// What the URL names, for logs and the API (no password).
+    pub kind: &'static str,
+}
+
+impl Db {
+    /// Starts connecting to `url` (empty: SQLite at `state_dir/rill.db`);
+    /// returns at once.
+    pub fn open(url: &str, state_dir: &std::path::Path) -> Db {
+        sqlx::any::install_default_drivers();
+        let url = if url.is_empty() {
+            let _ = std::fs::create_dir_all(state_dir);
+            format!("sqlite://{}?mode=rwc", state_dir.join("rill.db").display())
+        } else {
+            url.to_owned()
+        };
+        let kind = if url.starts_with("postgres") {
+            "postgresql"
+        } else {
+            "sqlite"
+        };
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let (pool_tx, pool) = watch::channel(None);
+        tokio::spawn(run(url, kind, rx, pool_tx));
+        Db { jobs, pool, kind }
+    }
+
+    /// No database: every call is refused (benchmarks).
+    pub fn none() -> Db {
+        let (jobs, _) = mpsc::channel(1);
+        let (_, pool) = watch::channel(None);
+        Db {
+            jobs,
+            pool,
+            kind: "none",
+        }
+    }
+
+    /// The pool, once connected and migrated.
+    pub fn pool(&self) -> Option<AnyPool> {
+        self.pool.borrow().clone()
+    }
+
+    fn send(&self, job: Job) -> bool {
+        self.jobs.try_send(job).is_ok()
+    }
+
+    /// Queues a new row; false when the queue is full.
+    pub fn add(&self, row: Row) -> bool {
+        self.send(Job::Add(row))
+    }
+
+    /// Queues an update of a row's end, duration, size, codecs, group and
+    /// done flag.
+    pub fn update(&self, row: Row) -> bool {
+        self.send(Job::Update(row))
+    }
+
+    /// Queues a query, answered after every write queued before it.
+    pub fn query(&self, q: Query, reply: Reply<Vec<Row>>) -> bool {
+        self.send(Job::Query(q, reply))
+    }
+
+    /// Queues retention for `group`.
+    pub fn expire(
+        &self,
+        group: String,
+        max_age_us: i64,
+        max_bytes: u64,
+        reply: Reply<u64>,
+    ) -> bool {
+        self.send(Job::Expire {
+            group,
+            max_age_us,
+            max_bytes,
+            reply,
+        })
+    }
+}
+
+async fn connect(url: &str, kind: &str) -> Result<AnyPool, sqlx::Error> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(if kind == "sqlite" { 1 } else { 4 })
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?;
+    if kind == "sqlite" {
+        // Readers (the API) do not block the writer.
+        sqlx::query("PRAGMA journal_mode=WAL")
+            .execute(&pool)
+            .await?;
+    }
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS rill_migrations (version BIGINT PRIMARY KEY)")
+        .execute(pool)
+        .await?;
+    for (version, steps) in MIGRATIONS {
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM rill_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(pool)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        for sql in *steps {
+            sqlx::query(sql).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO rill_migrations (version) VALUES ($1)")
+            .bind(*version)
+            .execute(&mut *tx)
+            .await?;
+        // Another node may have applied it at the same moment: fine.
+        if let Err(e) = tx.commit().await {
+            tracing::debug!("database: migration {version}: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Connects (retrying), then runs the queued jobs in order.
+async fn run(
+    url: String,
+    kind: &'static str,
+    mut rx: mpsc::Receiver<Job>,
+    pool_tx: watch::Sender<Option<AnyPool>>,
+) {
+    let mut delay = Duration::from_millis(500);
+    let pool = loop {
+        match connect(&url, kind).await {
+            Ok(p) => break p,
+            Err(e) => {
+                tracing::error!("database ({kind}): {e}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    tracing::info!("database ({kind}) ready");
+    let _ = pool_tx.send(Some(pool.clone()));
+    let pool = Arc::new(pool);
+    while let Some(job) = rx.recv().await {
+        match job {
+            Job::Add(row) => {
+                if let Err(e) = recordings::insert(&pool, &row).await {
+                    tracing::error!("database: recording {} not indexed: {e}", row.id);
+                }
+            }
+            Job::Update(row) => {
+                if let Err(e) = recordings::update(&pool, &row).await {
+                    tracing::error!("database: recording {} not updated: {e}", row.id);
+                }
+            }
+            Job::Query(q, reply) => reply(
+                recordings::query(&pool, &q)
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            Job::Expire {
+                group,
+                max_age_us,
+                max_bytes,
+                reply,
+            } => reply(
+                recordings::expire(&pool, &group, max_age_us, max_bytes)
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+        }
+    }
+}

@@ -1,0 +1,571 @@
+//! Recording: every published stream that matches a rule is written to
+//! files (fMP4, FLV, MP4 or MPEG-TS) cut on key frames near the rule's
+//! segment length, through the host's storage, and each file is a row of
+//! the host's recording index (which the management API lists, serves and
+//! deletes).
+//!
+//! One session without a socket per recorded stream subscribes to it and
+//! feeds a [`writer::Writer`]; the writes go to the host's I/O threads,
+//! never blocking a callback. fMP4, FLV and TS files are complete after
+//! every fragment, tag or packet written, so a crash loses at most the
+//! last one; an MP4 gets its `moov` at close, and keeps a sidecar index
+//! (`.idx`) meanwhile from which a file left by a crash is repaired.
+//! Rows still open when nobody updates them any more (the server died)
+//! are repaired and closed at the next checks ([`repair`]).
+//!
+//! The instance checks every `check_interval`: the free space where each
+//! rule writes (below `min_free` recording stops, the streams go on, and
+//! resumes at the next publish once there is room again) and each rule's
+//! retention (`max_age`, `max_bytes`: the host deletes the oldest files).
+
+#![forbid(unsafe_code)]
+
+mod config;
+mod repair;
+mod writer;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use rill_abi::sdk::{
+    Conn, ConnId, Error, FileId, FrameRef, Host, Plugin, Recording, Result, Subscriber,
+    SubscriberId,
+};
+use rill_abi::*;
+
+use config::{Config, Rule};
+use writer::{Format, Media, Out, Writer};
+
+/// The instance timer of the free-space and retention checks.
+const TIMER_CHECK: u64 = 1;
+/// How often a recorder brings its row up to date (end, size).
+const ROW_UPDATE_US: i64 = 1_000_000;
+
+/// What an instance-level completion was for.
+enum Pending {
+    /// A file closed: its row becomes complete (and an MP4's sidecar goes).
+    Closed {
+        row: u64,
+        rec: Recording,
+        sidecar: Option<String>,
+    },
+    /// The free space where rule `rule` writes.
+    Free { rule: usize },
+    /// Retention of a rule ran.
+    Expired { rule: usize },
+    /// A step of a repair.
+    Repair(repair::Step),
+    /// Nothing to do with the answer.
+    Ignore,
+}
+
+pub struct Record {
+    host: Host,
+    cfg: Config,
+    /// Streams being recorded, with their recorder session.
+    active: Mutex<HashMap<String, ConnId>>,
+    /// Streams published now (from stream events).
+    published: Mutex<HashSet<String>>,
+    /// Below `min_free` somewhere: no new recording starts.
+    low_space: AtomicBool,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next_token: AtomicU64,
+    repairs: repair::Repairs,
+}
+
+pub struct Recorder {
+    stream: String,
+    rule: usize,
+    sub: Option<Subscriber>,
+    /// The latest config frame of each track.
+    configs: Vec<Media>,
+    seg: Option<Segment>,
+    /// The configurations changed: the next key frame starts a new file.
+    reconfigured: bool,
+    stopped: bool,
+}
+
+struct Segment {
+    file: FileId,
+    path: String,
+    /// The MP4 sidecar index.
+    sidecar: Option<(FileId, String)>,
+    row: u64,
+    rec: Recording,
+    writer: Writer,
+    first_dts: i64,
+    last_row_update: i64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The message that stops a recorder (low space, the API).
+struct Stop(&'static str);
+
+impl Record {
+    fn token(&self, p: Pending) -> u64 {
+        let t = self.next_token.fetch_add(1, Ordering::Relaxed);
+        lock(&self.pending).insert(t, p);
+        t
+    }
+
+    fn rule(&self, i: usize) -> &Rule {
+        &self.cfg.rules[i]
+    }
+
+    /// Starts recording `path` if a rule wants it and nothing stops it.
+    fn start(&self, path: &str) -> Result<()> {
+        let Some(rule) = self.cfg.rule_for(path) else {
+            return Ok(());
+        };
+        if self.low_space.load(Ordering::Relaxed) {
+            rill_log!(
+                self.host,
+                Warn,
+                "not recording {path}: the disk is below min_free"
+            );
+            return Ok(());
+        }
+        let mut active = lock(&self.active);
+        if active.contains_key(path) {
+            return Ok(());
+        }
+        let id = self.host.session_open(Recorder {
+            stream: path.to_owned(),
+            rule,
+            sub: None,
+            configs: Vec::new(),
+            seg: None,
+            reconfigured: false,
+            stopped: false,
+        })?;
+        active.insert(path.to_owned(), id);
+        Ok(())
+    }
+
+    /// Opens a new file for `r` at frame `m`.
+    fn open_segment(&self, r: &mut Recorder, m: &Media) -> Result<()> {
+        let rule = self.rule(r.rule);
+        let now = self.host.wall_us();
+        let path = config::expand(rule, &r.stream, now);
+        let flags = RILL_FILE_WRITE | RILL_FILE_CREATE | RILL_FILE_EXCLUSIVE;
+        let mut outs = Vec::new();
+        let writer = match Writer::new(
+            rule.format,
+            &r.configs,
+            m,
+            self.cfg.fragment.as_micros() as i64,
+            &mut outs,
+        ) {
+            Ok(w) => w,
+            Err(e) => {
+                rill_log!(self.host, Warn, "{}: not recorded: {e}", r.stream);
+                r.stopped = true;
+                return Ok(());
+            }
+        };
+        // Completions of files go to the instance: they outlive the session.
+        let file = self.host.file_open(ConnId::INSTANCE, &path, flags)?;
+        let sidecar = if rule.format == Format::Mp4 {
+            let side = repair::sidecar_path(&path);
+            Some((self.host.file_open(ConnId::INSTANCE, &side, flags)?, side))
+        } else {
+            None
+        };
+        let rec = Recording {
+            stream: r.stream.clone(),
+            format: rule.format.name().to_owned(),
+            path: path.clone(),
+            group: rule.name.clone(),
+            codecs: writer.codecs().to_owned(),
+            start_us: now,
+            end_us: now,
+            duration_us: 0,
+            bytes: 0,
+            done: false,
+        };
+        let row = self.host.recording_add(&rec)?;
+        lock(&self.repairs.own).insert(row);
+        rill_log!(self.host, Info, "recording {} to {path}", r.stream);
+        let mut seg = Segment {
+            file,
+            path,
+            sidecar,
+            row,
+            rec,
+            writer,
+            first_dts: m.dts,
+            last_row_update: now,
+        };
+        self.write(&mut seg, outs)?;
+        r.seg = Some(seg);
+        Ok(())
+    }
+
+    /// Hands `outs` to the host, in order.
+    fn write(&self, seg: &mut Segment, outs: Vec<Out>) -> Result<()> {
+        for o in outs {
+            match o {
+                Out::Append(b) => self.host.file_write(seg.file, None, &b)?,
+                Out::At(at, b) => self.host.file_write(seg.file, Some(at), &b)?,
+                Out::Index(b) => {
+                    if let Some((f, _)) = &seg.sidecar {
+                        self.host.file_write(*f, None, &b)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends `r`'s file: the writer's tail, the close, and the row done
+    /// once the close succeeded.
+    fn close_segment(&self, r: &mut Recorder, why: &str) {
+        let Some(mut seg) = r.seg.take() else {
+            return;
+        };
+        let mut outs = Vec::new();
+        seg.writer.finish(&mut outs);
+        let wrote = self.write(&mut seg, outs);
+        let now = self.host.wall_us();
+        let mut rec = seg.rec.clone();
+        rec.end_us = now;
+        rec.duration_us = seg.writer.duration_us();
+        rec.bytes = seg.writer.bytes();
+        rec.done = true;
+        let sidecar = seg.sidecar.as_ref().map(|(_, p)| p.clone());
+        if let Some((f, _)) = seg.sidecar {
+            let _ = self.host.file_close(f, 0);
+        }
+        let token = self.token(match wrote {
+            Ok(()) => Pending::Closed {
+                row: seg.row,
+                rec,
+                sidecar,
+            },
+            // The row stays unfinished: the repair looks at the file.
+            Err(_) => Pending::Ignore,
+        });
+        if self.host.file_close(seg.file, token).is_err() {
+            lock(&self.pending).remove(&token);
+        }
+        rill_log!(self.host, Info, "{}: closed {} ({why})", r.stream, seg.path);
+    }
+
+    /// A write failed: stop recording this stream (the disk is full, or
+    /// cannot keep up), the stream goes on.
+    fn write_failed(&self, r: &mut Recorder, e: Error) {
+        let why = match e {
+            Error::NO_SPACE => {
+                self.low_space.store(true, Ordering::Relaxed);
+                "the disk is full"
+            }
+            Error::AGAIN => "the disk cannot keep up",
+            _ => "a write failed",
+        };
+        rill_log!(
+            self.host,
+            Error,
+            "{}: recording stopped: {why} ({e})",
+            r.stream
+        );
+        self.close_segment(r, why);
+        r.stopped = true;
+    }
+
+    fn frame(&self, r: &mut Recorder, m: Media) -> Result<()> {
+        if m.is_config() {
+            let changed = r
+                .configs
+                .iter()
+                .find(|c| c.track == m.track)
+                .is_none_or(|c| c.codec != m.codec || c.payload != m.payload);
+            r.configs.retain(|c| c.track != m.track);
+            r.configs.push(m);
+            if changed && r.seg.is_some() {
+                r.reconfigured = true;
+            }
+            return Ok(());
+        }
+        let has_video = r.configs.iter().any(|c| c.is_video());
+        let starts = if has_video {
+            m.is_video() && m.is_key()
+        } else {
+            true
+        };
+        if let Some(seg) = &r.seg {
+            let long = m.dts - seg.first_dts >= self.rule(r.rule).segment.as_micros() as i64;
+            if starts && (long || r.reconfigured) {
+                let why = if r.reconfigured {
+                    "new codec configuration"
+                } else {
+                    "segment length"
+                };
+                self.close_segment(r, why);
+            }
+        }
+        if r.seg.is_none() {
+            if !starts || r.configs.is_empty() {
+                return Ok(());
+            }
+            r.reconfigured = false;
+            self.open_segment(r, &m)?;
+        }
+        let Some(mut seg) = r.seg.take() else {
+            return Ok(());
+        };
+        let mut outs = Vec::new();
+        if let Err(e) = seg.writer.push(&m, &mut outs) {
+            rill_log!(self.host, Warn, "{}: frame skipped: {e}", r.stream);
+        }
+        let res = self.write(&mut seg, outs);
+        let now = self.host.wall_us();
+        if res.is_ok() && now - seg.last_row_update >= ROW_UPDATE_US {
+            seg.last_row_update = now;
+            seg.rec.end_us = now;
+            seg.rec.duration_us = seg.writer.duration_us();
+            seg.rec.bytes = seg.writer.bytes();
+            let _ = self.host.recording_update(seg.row, &seg.rec);
+        }
+        r.seg = Some(seg);
+        if let Err(e) = res {
+            self.write_failed(r, e);
+        }
+        Ok(())
+    }
+
+    fn check(&self) {
+        for (i, rule) in self.cfg.rules.iter().enumerate() {
+            let probe = config::expand(rule, "probe/probe", 0);
+            let t = self.token(Pending::Free { rule: i });
+            if self
+                .host
+                .fs_op(ConnId::INSTANCE, RILL_FS_FREE, &probe, "", 0, t)
+                .is_err()
+            {
+                lock(&self.pending).remove(&t);
+            }
+            if !rule.max_age.is_zero() || rule.max_bytes > 0 {
+                let t = self.token(Pending::Expired { rule: i });
+                let age = (!rule.max_age.is_zero()).then_some(rule.max_age);
+                if self
+                    .host
+                    .recordings_expire(ConnId::INSTANCE, &rule.name, age, rule.max_bytes, t)
+                    .is_err()
+                {
+                    lock(&self.pending).remove(&t);
+                }
+            }
+        }
+        repair::scan(self);
+    }
+
+    fn free_space(&self, rule: usize, free: i64) {
+        let low = (free.max(0) as u64) < self.cfg.min_free;
+        let was = self.low_space.swap(low, Ordering::Relaxed);
+        if low && !was {
+            rill_log!(
+                self.host,
+                Error,
+                "recording stopped: {free} bytes free where rule {} writes, below min_free ({})",
+                self.rule(rule).name,
+                self.cfg.min_free
+            );
+            for id in lock(&self.active).values() {
+                let _ = self
+                    .host
+                    .post(*id, Box::new(Stop("the disk is below min_free")));
+            }
+        } else if !low && was {
+            rill_log!(self.host, Info, "recording resumes: {free} bytes free");
+            let streams: Vec<String> = lock(&self.published).iter().cloned().collect();
+            for s in streams {
+                let _ = self.start(&s);
+            }
+        }
+    }
+}
+
+impl Plugin for Record {
+    type Session = Recorder;
+    const DESCRIPTION: &'static str = "Recording to fMP4, FLV, MP4 or MPEG-TS files, indexed";
+    const WANTS_STREAM_EVENTS: bool = true;
+
+    fn create(host: &Host) -> Result<Self> {
+        let cfg = match Config::parse(&host.config()) {
+            Ok(c) => c,
+            Err(e) => {
+                rill_log!(host, Error, "{e}");
+                return Err(Error::INVALID);
+            }
+        };
+        host.timer_start(cfg.check_interval, true, TIMER_CHECK)?;
+        let r = Record {
+            host: *host,
+            cfg,
+            active: Mutex::new(HashMap::new()),
+            published: Mutex::new(HashSet::new()),
+            low_space: AtomicBool::new(false),
+            pending: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            repairs: repair::Repairs::default(),
+        };
+        Ok(r)
+    }
+
+    fn on_session_open(&self, r: &mut Recorder, conn: &Conn, _kind: u32) -> Result<()> {
+        r.sub = Some(conn.subscribe(&r.stream, "", None)?);
+        Ok(())
+    }
+
+    fn on_frame(
+        &self,
+        r: &mut Recorder,
+        conn: &Conn,
+        _sub: SubscriberId,
+        frame: &FrameRef,
+    ) -> Result<()> {
+        if r.stopped {
+            return conn.close(RILL_END_NORMAL);
+        }
+        let i = frame.info();
+        let m = Media {
+            track: i.track,
+            codec: i.codec,
+            flags: i.flags,
+            pts: i.pts,
+            dts: i.dts,
+            payload: frame.to_bytes(),
+        };
+        if let Err(e) = self.frame(r, m) {
+            rill_log!(self.host, Error, "{}: recording stopped: {e}", r.stream);
+            self.close_segment(r, "error");
+            r.stopped = true;
+            return conn.close(RILL_END_NORMAL);
+        }
+        if r.stopped {
+            return conn.close(RILL_END_NORMAL);
+        }
+        Ok(())
+    }
+
+    fn on_subscribe_end(
+        &self,
+        r: &mut Recorder,
+        conn: &Conn,
+        _sub: SubscriberId,
+        _reason: u32,
+        why: &str,
+    ) -> Result<()> {
+        r.sub = None;
+        self.close_segment(r, why);
+        conn.close(RILL_END_NORMAL)
+    }
+
+    fn on_post(
+        &self,
+        session: Option<(&mut Recorder, &Conn)>,
+        msg: Box<dyn std::any::Any + Send>,
+    ) -> Result<()> {
+        if let (Some((r, conn)), Ok(stop)) = (session, msg.downcast::<Stop>()) {
+            self.close_segment(r, stop.0);
+            r.stopped = true;
+            return conn.close(RILL_END_NORMAL);
+        }
+        Ok(())
+    }
+
+    fn on_close(&self, mut r: Recorder, _conn: &Conn, _reason: u32, why: &str) {
+        self.close_segment(&mut r, why);
+        lock(&self.active).remove(&r.stream);
+    }
+
+    fn on_timer(&self, session: Option<(&mut Recorder, &Conn)>, timer_id: u64) -> Result<()> {
+        if session.is_none() && timer_id == TIMER_CHECK {
+            self.check();
+        }
+        Ok(())
+    }
+
+    fn on_io(
+        &self,
+        _session: Option<(&mut Recorder, &Conn)>,
+        token: u64,
+        result: Result<i64>,
+        data: &[u8],
+    ) -> Result<()> {
+        let Some(p) = lock(&self.pending).remove(&token) else {
+            return Ok(());
+        };
+        match p {
+            Pending::Closed {
+                row,
+                mut rec,
+                sidecar,
+            } => match result {
+                Ok(size) => {
+                    lock(&self.repairs.own).remove(&row);
+                    rec.bytes = size.max(0) as u64;
+                    self.host.recording_update(row, &rec)?;
+                    if let Some(side) = sidecar {
+                        let t = self.token(Pending::Ignore);
+                        self.host
+                            .fs_op(ConnId::INSTANCE, RILL_FS_REMOVE, &side, "", 0, t)?;
+                    }
+                }
+                Err(e) => {
+                    rill_log!(
+                        self.host,
+                        Error,
+                        "{}: {} not complete: {e}",
+                        rec.stream,
+                        rec.path
+                    );
+                }
+            },
+            Pending::Free { rule } => match result {
+                Ok(free) => self.free_space(rule, free),
+                Err(e) => rill_log!(
+                    self.host,
+                    Warn,
+                    "free space of rule {}: {e}",
+                    self.rule(rule).name
+                ),
+            },
+            Pending::Expired { rule } => {
+                if let Ok(n) = result {
+                    if n > 0 {
+                        rill_log!(
+                            self.host,
+                            Info,
+                            "retention of {}: {n} recordings deleted",
+                            self.rule(rule).name
+                        );
+                    }
+                }
+            }
+            Pending::Repair(step) => repair::on_io(self, step, result, data),
+            Pending::Ignore => {}
+        }
+        Ok(())
+    }
+
+    fn on_stream_event(&self, event: u32, path: &str) -> Result<()> {
+        match event {
+            RILL_STREAM_PUBLISHED => {
+                lock(&self.published).insert(path.to_owned());
+                self.start(path)
+            }
+            RILL_STREAM_UNPUBLISHED => {
+                lock(&self.published).remove(path);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+rill_abi::export_plugin!(Record, "record");

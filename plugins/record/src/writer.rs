@@ -1,0 +1,428 @@
+//! The containers a recording is written in, as byte producers: frames in,
+//! [`Out`] writes out (appends, patches at an offset, index appends). No
+//! I/O here; the recorder hands the writes to the host.
+//!
+//! Every writer starts at a key frame (any frame without video), is given
+//! the decoder configurations first, and writes its media times from the
+//! segment's first frame (so each file starts at 0).
+
+use bytes::{Bytes, BytesMut};
+use rill_abi::*;
+use rill_mp4::progressive::{self, Index, StoredSample};
+use rill_mp4::{Muxer, Sample, TrackInfo};
+
+/// What the recorder writes, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Out {
+    /// At the end of the file.
+    Append(Bytes),
+    /// At an offset of the file (a header patched at the end).
+    At(u64, Bytes),
+    /// At the end of the sidecar index (MP4).
+    Index(Bytes),
+}
+
+/// A frame as the writers take it.
+#[derive(Debug, Clone)]
+pub struct Media {
+    pub track: u32,
+    pub codec: u32,
+    pub flags: u32,
+    pub pts: i64,
+    pub dts: i64,
+    pub payload: Bytes,
+}
+
+impl Media {
+    pub fn is_config(&self) -> bool {
+        self.flags & RILL_FRAME_CONFIG != 0
+    }
+
+    pub fn is_key(&self) -> bool {
+        self.flags & RILL_FRAME_KEY != 0
+    }
+
+    pub fn is_video(&self) -> bool {
+        rill_codec_kind(self.codec) == RILL_TRACK_VIDEO
+    }
+}
+
+/// The container formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Fmp4,
+    Flv,
+    Mp4,
+    Ts,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        Some(match s {
+            "fmp4" => Format::Fmp4,
+            "flv" => Format::Flv,
+            "mp4" => Format::Mp4,
+            "ts" | "hls" => Format::Ts,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Fmp4 => "fmp4",
+            Format::Flv => "flv",
+            Format::Mp4 => "mp4",
+            Format::Ts => "ts",
+        }
+    }
+
+    /// The file extension.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Fmp4 | Format::Mp4 => "mp4",
+            Format::Flv => "flv",
+            Format::Ts => "ts",
+        }
+    }
+}
+
+/// One file being written.
+pub struct Writer {
+    kind: Kind,
+    /// The segment's first decode time: media times count from it.
+    base: i64,
+    /// The latest decode time written (relative).
+    last: i64,
+    bytes: u64,
+    codecs: String,
+}
+
+enum Kind {
+    Fmp4 {
+        mux: Muxer,
+        /// Host track id → muxer track.
+        map: Vec<u32>,
+        /// Fragments are cut at video key frames at least this far apart
+        /// (at any frame this far apart without video), µs.
+        fragment_us: i64,
+        frag_start: i64,
+        has_video: bool,
+    },
+    Flv,
+    Mp4 {
+        tracks: Vec<TrackInfo>,
+        map: Vec<u32>,
+        samples: Vec<StoredSample>,
+        offset: u64,
+    },
+    Ts {
+        mux: Box<rill_ts::LiveMuxer>,
+    },
+}
+
+/// Largest sample a writer accepts (a bad frame must not make a file
+/// unreadable).
+const MAX_SAMPLE: usize = 32 << 20;
+
+impl Writer {
+    /// A writer for `configs` (the latest config frame of each track),
+    /// starting at `first` (a key frame). Writes the file's head.
+    pub fn new(
+        format: Format,
+        configs: &[Media],
+        first: &Media,
+        fragment_us: i64,
+        out: &mut Vec<Out>,
+    ) -> Result<Writer, String> {
+        let base = first.dts;
+        let infos = || -> Result<(Vec<TrackInfo>, Vec<u32>), String> {
+            let mut infos = Vec::new();
+            let mut map = Vec::new();
+            for c in configs {
+                let Ok(mut info) = TrackInfo::new(c.codec, c.payload.clone()) else {
+                    continue;
+                };
+                if c.track == first.track {
+                    info.learn_from_keyframe(&first.payload);
+                }
+                infos.push(info);
+                map.push(c.track);
+            }
+            if infos.is_empty() {
+                return Err("no track MP4 can carry".to_owned());
+            }
+            Ok((infos, map))
+        };
+        let mut w = Writer {
+            kind: Kind::Flv,
+            base,
+            last: 0,
+            bytes: 0,
+            codecs: String::new(),
+        };
+        match format {
+            Format::Fmp4 => {
+                let (infos, map) = infos()?;
+                let has_video = infos.iter().any(|i| i.is_video());
+                w.codecs = rill_mp4::codecs_attribute(&infos);
+                let mux = Muxer::new(infos).map_err(|e| e.to_string())?;
+                let init = mux.init_segment().map_err(|e| e.to_string())?;
+                w.emit(out, Out::Append(init));
+                w.kind = Kind::Fmp4 {
+                    mux,
+                    map,
+                    fragment_us,
+                    frag_start: 0,
+                    has_video,
+                };
+            }
+            Format::Mp4 => {
+                let (infos, map) = infos()?;
+                w.codecs = rill_mp4::codecs_attribute(&infos);
+                out.push(Out::Index(Index::head(&infos)));
+                w.emit(out, Out::Append(progressive::header()));
+                w.kind = Kind::Mp4 {
+                    tracks: infos,
+                    map,
+                    samples: Vec::new(),
+                    offset: progressive::HEADER_LEN,
+                };
+            }
+            Format::Flv => {
+                let audio = configs.iter().any(|c| !c.is_video());
+                let video = configs.iter().any(|c| c.is_video());
+                w.emit(
+                    out,
+                    Out::Append(Bytes::copy_from_slice(&rill_flv::stream::header(
+                        audio, video,
+                    ))),
+                );
+                w.codecs = codec_names(configs);
+                for c in configs {
+                    w.flv_tag(c, out);
+                }
+            }
+            Format::Ts => {
+                let mut mux = rill_ts::LiveMuxer::new(rill_ts::MuxerConfig::default());
+                let mut buf = BytesMut::new();
+                for c in configs {
+                    let _ = mux.push(&w.ts_frame(c), &mut buf);
+                }
+                w.codecs = codec_names(configs);
+                w.kind = Kind::Ts { mux: Box::new(mux) };
+            }
+        }
+        Ok(w)
+    }
+
+    fn emit(&mut self, out: &mut Vec<Out>, o: Out) {
+        if let Out::Append(b) = &o {
+            self.bytes += b.len() as u64;
+        }
+        out.push(o);
+    }
+
+    /// Bytes in the file so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Media time written, µs.
+    pub fn duration_us(&self) -> i64 {
+        self.last
+    }
+
+    /// RFC 6381 codecs (MP4) or codec names.
+    pub fn codecs(&self) -> &str {
+        &self.codecs
+    }
+
+    fn rel(&self, t: i64) -> i64 {
+        t - self.base
+    }
+
+    fn flv_tag(&mut self, m: &Media, out: &mut Vec<Out>) {
+        let f = rill_flv::Frame {
+            codec: m.codec,
+            flags: m.flags,
+            pts: self.rel(m.pts).max(0),
+            dts: self.rel(m.dts).max(0),
+            payload: m.payload.clone(),
+        };
+        if let Ok((kind, ts, body)) = rill_flv::tag::mux(&f) {
+            let tag = rill_flv::stream::tag(kind, ts, &body);
+            self.emit(out, Out::Append(tag));
+        }
+    }
+
+    fn ts_frame(&self, m: &Media) -> rill_ts::Frame {
+        rill_ts::Frame {
+            track: m.track,
+            codec: m.codec,
+            flags: m.flags,
+            pts: self.rel(m.pts).max(0),
+            dts: self.rel(m.dts).max(0),
+            payload: m.payload.clone(),
+        }
+    }
+
+    /// Writes one frame (config frames of known tracks are ignored: a
+    /// changed configuration starts a new file, the recorder's call).
+    pub fn push(&mut self, m: &Media, out: &mut Vec<Out>) -> Result<(), String> {
+        if m.payload.len() > MAX_SAMPLE {
+            return Err(format!("a {} byte frame is too large", m.payload.len()));
+        }
+        let dts = self.rel(m.dts);
+        if dts < 0 {
+            // Before the segment's start (audio just ahead of the key
+            // frame): it belongs to the previous file.
+            return Ok(());
+        }
+        let pts = self.rel(m.pts);
+        match &mut self.kind {
+            Kind::Fmp4 {
+                mux,
+                map,
+                fragment_us,
+                frag_start,
+                has_video,
+            } => {
+                let Some(t) = map.iter().position(|t| *t == m.track) else {
+                    return Ok(());
+                };
+                if m.is_config() {
+                    return Ok(());
+                }
+                mux.push(t, Sample::from_frame(m.flags, pts, dts, m.payload.clone()))
+                    .map_err(|e| e.to_string())?;
+                let cut = (m.is_video() && m.is_key() || !*has_video)
+                    && dts - *frag_start >= *fragment_us;
+                let frag = if cut {
+                    *frag_start = dts;
+                    mux.fragment_before(dts)
+                } else {
+                    None
+                };
+                if let Some(f) = frag {
+                    self.last = self.last.max(f.end());
+                    let b = f.to_bytes();
+                    self.emit(out, Out::Append(b));
+                }
+            }
+            Kind::Mp4 {
+                map,
+                samples,
+                offset,
+                ..
+            } => {
+                let Some(t) = map.iter().position(|t| *t == m.track) else {
+                    return Ok(());
+                };
+                if m.is_config() {
+                    return Ok(());
+                }
+                if samples.len() >= progressive::MAX_SAMPLES {
+                    return Err("too many samples in one file".to_owned());
+                }
+                let s = StoredSample {
+                    track: t as u8,
+                    key: m.is_key() || !m.is_video(),
+                    size: m.payload.len() as u32,
+                    offset: *offset,
+                    dts,
+                    pts,
+                };
+                *offset += m.payload.len() as u64;
+                samples.push(s);
+                self.last = self.last.max(dts);
+                let payload = m.payload.clone();
+                self.emit(out, Out::Append(payload));
+                out.push(Out::Index(Bytes::copy_from_slice(&s.record())));
+            }
+            Kind::Flv => {
+                if m.is_config() {
+                    return Ok(());
+                }
+                self.last = self.last.max(dts);
+                self.flv_tag(m, out);
+            }
+            Kind::Ts { mux } => {
+                let f = rill_ts::Frame {
+                    track: m.track,
+                    codec: m.codec,
+                    flags: m.flags,
+                    pts: pts.max(0),
+                    dts,
+                    payload: m.payload.clone(),
+                };
+                let mut buf = BytesMut::new();
+                mux.push(&f, &mut buf).map_err(|e| e.to_string())?;
+                self.last = self.last.max(dts);
+                if !buf.is_empty() {
+                    self.emit(out, Out::Append(buf.freeze()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the file: the last fragment (fMP4), the `moov` and the `mdat`
+    /// size (MP4).
+    pub fn finish(&mut self, out: &mut Vec<Out>) {
+        let last = self.last;
+        match &mut self.kind {
+            Kind::Fmp4 { mux, .. } => {
+                if let Some(f) = mux.flush(None) {
+                    self.last = last.max(f.end());
+                    let b = f.to_bytes();
+                    self.emit(out, Out::Append(b));
+                }
+            }
+            Kind::Mp4 {
+                tracks,
+                samples,
+                offset,
+                ..
+            } => {
+                if let Some((moov, patch)) = close_mp4(tracks, samples, *offset) {
+                    self.bytes += moov.len() as u64;
+                    out.push(Out::Append(moov));
+                    out.push(patch);
+                }
+            }
+            Kind::Flv | Kind::Ts { .. } => {}
+        }
+    }
+}
+
+/// The `moov` (appended where the samples' data ends, at `end`) and the
+/// write that patches the `mdat` size; `None` without samples.
+pub fn close_mp4(tracks: &[TrackInfo], samples: &[StoredSample], end: u64) -> Option<(Bytes, Out)> {
+    let moov = progressive::moov(tracks, samples).ok()?;
+    let (at, size) = progressive::mdat_size(end.saturating_sub(progressive::HEADER_LEN));
+    Some((moov, Out::At(at, Bytes::copy_from_slice(&size))))
+}
+
+/// Codec names for formats without RFC 6381 strings of their own.
+fn codec_names(configs: &[Media]) -> String {
+    let names: Vec<String> = configs
+        .iter()
+        .filter_map(|c| TrackInfo::new(c.codec, c.payload.clone()).ok())
+        .map(|i| i.codec_string)
+        .collect();
+    names.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parse() {
+        for f in [Format::Fmp4, Format::Flv, Format::Mp4, Format::Ts] {
+            assert_eq!(Format::parse(f.name()), Some(f));
+        }
+        assert_eq!(Format::parse("hls"), Some(Format::Ts));
+        assert_eq!(Format::parse("avi"), None);
+    }
+}

@@ -1,0 +1,217 @@
+//! Recording with real clients: ffmpeg publishes over RTMP, the record
+//! plugin writes fMP4, FLV, MP4 and MPEG-TS files cut on key frames, the
+//! index (the host's SQLite database) lists them through the API with
+//! their times, ffprobe reads every file back (codecs, durations), the
+//! download honours Range, and retention deletes the oldest.
+
+use std::process::Command;
+use std::time::Duration;
+
+use rill_e2e::*;
+
+struct Server {
+    rill: Rill,
+    rtmp: u16,
+}
+
+fn start(record_yaml: &str, global: &str) -> Server {
+    let rtmp = free_port();
+    let mut yaml =
+        format!("{global}\nplugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  record:\n");
+    for l in record_yaml.lines().filter(|l| !l.trim().is_empty()) {
+        yaml.push_str(&format!("    {l}\n"));
+    }
+    let rill = Rill::start(
+        &yaml,
+        &[
+            rill_e2e::rtmp::plugin(),
+            target_dir().join("librill_plugin_record.so"),
+        ],
+    );
+    assert!(wait_port(rtmp, Duration::from_secs(10)), "{}", rill.log());
+    Server { rill, rtmp }
+}
+
+impl Server {
+    fn publish(&self, modern: bool, vcodec: &str, path: &str, secs: u32) -> std::process::Child {
+        publish_lavfi(
+            modern,
+            secs,
+            vcodec,
+            "aac",
+            &["-f", "flv"],
+            &format!("rtmp://127.0.0.1:{}/{path}", self.rtmp),
+        )
+    }
+
+    /// The index's rows for `stream`, once `n` of them are complete.
+    fn recordings(&self, stream: &str, n: usize) -> Vec<serde_json::Value> {
+        wait_for(Duration::from_secs(20), || {
+            let v = self
+                .rill
+                .get_json(&format!("/api/v1/recordings?stream={stream}"));
+            let rows = v["recordings"].as_array()?.clone();
+            (rows.len() >= n && rows.iter().all(|r| r["complete"] == true)).then_some(rows)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{stream}: no {n} complete recordings: {}\n{}",
+                self.rill.get("/api/v1/recordings").1,
+                self.rill.log()
+            )
+        })
+    }
+
+    /// Downloads a row's file into the test's directory.
+    fn download(&self, row: &serde_json::Value) -> std::path::PathBuf {
+        let url = row["url"].as_str().unwrap();
+        let (status, _, body) = http_get_bytes(self.rill.http_port, url);
+        assert_eq!(status, 200, "{url}");
+        assert_eq!(
+            body.len() as u64,
+            row["bytes"].as_u64().unwrap(),
+            "{url}: size"
+        );
+        let name = format!(
+            "{}.{}",
+            row["id"].as_str().unwrap(),
+            row["format"].as_str().unwrap()
+        );
+        let p = self.rill.dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+}
+
+/// ffprobe: (codec names, container duration in seconds, video frames).
+fn probe_file(p: &std::path::Path) -> (Vec<String>, f64, u64) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_packets",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
+        .arg(p)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let streams = v["streams"].as_array().cloned().unwrap_or_default();
+    let mut codecs: Vec<String> = streams
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    codecs.sort();
+    let video_packets = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .and_then(|s| s["nb_read_packets"].as_str()?.parse().ok())
+        .unwrap_or(0);
+    let duration = v["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    (codecs, duration, video_packets)
+}
+
+fn secs(row: &serde_json::Value, key: &str) -> f64 {
+    row[key].as_f64().unwrap()
+}
+
+/// Records 20 s of H.264 + AAC in each format, cut every 8 s, and checks
+/// what ffprobe reads in every file against the index.
+#[test]
+fn records_each_format() {
+    let s = start(
+        "rules:\n  - match: ^live/fmp4$\n    format: fmp4\n    segment: 8s\n  - match: ^live/flv$\n    format: flv\n    segment: 8s\n  - match: ^live/mp4$\n    format: mp4\n    segment: 8s\n  - match: ^live/ts$\n    format: ts\n    segment: 8s\nmin_free: 1MiB",
+        "",
+    );
+    let formats = ["fmp4", "flv", "mp4", "ts"];
+    let mut pubs: Vec<_> = formats
+        .iter()
+        .map(|f| s.publish(false, "libx264", &format!("live/{f}"), 20))
+        .collect();
+    for p in &mut pubs {
+        p.wait().unwrap();
+    }
+    for f in formats {
+        let rows = s.recordings(&format!("live/{f}"), 3);
+        assert_eq!(rows.len(), 3, "{f}: {rows:?}");
+        let mut total = 0.0;
+        let mut prev_end = 0.0f64;
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row["format"], f);
+            assert!(row["codecs"].as_str().unwrap().contains("avc1"), "{row}");
+            let file = s.download(row);
+            let (codecs, duration, frames) = probe_file(&file);
+            assert_eq!(codecs, ["aac", "h264"], "{f}: {}", file.display());
+            let indexed = secs(row, "duration_s");
+            // ffprobe's duration (the longer stream) against the index's
+            // (the video's span): within 5% or one audio frame's worth.
+            assert!(
+                (duration - indexed).abs() <= (indexed * 0.05).max(0.1),
+                "{f} #{i}: ffprobe {duration} s, index {indexed} s"
+            );
+            if i < 2 {
+                // Full segments: 8 s of 25 fps, cut at the key frame (1 s GOP).
+                assert!((7.9..=9.1).contains(&indexed), "{f} #{i}: {indexed} s");
+                assert!((195..=230).contains(&frames), "{f} #{i}: {frames} frames");
+            }
+            total += duration;
+            // Times: RFC 3339, in order, end after start by about the duration.
+            let start = parse_rfc3339(row["start"].as_str().unwrap());
+            let end = parse_rfc3339(row["end"].as_str().unwrap());
+            assert!(start >= prev_end - 0.5, "{f}: rows overlap: {rows:?}");
+            assert!(
+                end - start >= indexed - 1.0,
+                "{f} #{i}: {start}..{end} for {indexed} s"
+            );
+            prev_end = end;
+        }
+        assert!(
+            (19.0..=21.0).contains(&total),
+            "{f}: {total} s recorded of 20"
+        );
+    }
+    // Range on a download.
+    let rows = s.recordings("live/mp4", 3);
+    let url = rows[0]["url"].as_str().unwrap();
+    let (status, head, body) = http_request_with(
+        s.rill.http_port,
+        "GET",
+        url,
+        &[("Host", "127.0.0.1"), ("Range", "bytes=4-11")],
+        "",
+    );
+    assert_eq!(status, 206, "{head}");
+    assert!(head.contains("content-range: bytes 4-11/"), "{head}");
+    assert_eq!(body, "ftypisom");
+    // Bad queries: problem+json.
+    for q in [
+        "from=yesterday",
+        "from=2026-12-02T10:00:00Z&to=2026-12-01T10:00:00Z",
+        "to=2026-12-02T10:00:00",
+    ] {
+        let (st, body) = s.rill.get(&format!("/api/v1/recordings?{q}"));
+        assert_eq!(st, 400, "{q}: {body}");
+    }
+    assert_eq!(s.rill.get("/api/v1/recordings/12345").0, 404);
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time with milliseconds.
+fn parse_rfc3339(s: &str) -> f64 {
+    let out = Command::new("date")
+        .args(["-u", "-d", s, "+%s.%N"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
