@@ -80,6 +80,43 @@ pub struct Rill {
     pub dir: tempfile::TempDir,
     pub http_port: u16,
     pub log: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
+}
+
+/// Starts the server binary on `cfg`, its output appended to `log`.
+fn spawn_rill(cfg: &Path, env: &[(String, String)], log: &Arc<Mutex<String>>) -> Child {
+    let bin = target_dir().join("rill");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build --workspace` first",
+        bin.display()
+    );
+    let mut child = Command::new(bin)
+        .arg("--config")
+        .arg(cfg)
+        .env(
+            "RUST_LOG",
+            std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        )
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rill");
+    for out in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+    }
+    child
 }
 
 impl Rill {
@@ -110,43 +147,18 @@ impl Rill {
         );
         let cfg = dir.path().join("rill.yaml");
         std::fs::write(&cfg, config).unwrap();
-        let bin = target_dir().join("rill");
-        assert!(
-            bin.exists(),
-            "{} missing: run `cargo build --workspace` first",
-            bin.display()
-        );
-        let mut child = Command::new(bin)
-            .arg("--config")
-            .arg(&cfg)
-            .env(
-                "RUST_LOG",
-                std::env::var("RILL_TEST_LOG").unwrap_or_else(|_| "info".to_owned()),
-            )
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn rill");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let log = Arc::new(Mutex::new(String::new()));
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
+        let child = spawn_rill(&cfg, &env, &log);
         let r = Rill {
             child,
             dir,
             http_port,
             log,
+            env,
         };
         assert!(
             wait_port(http_port, Duration::from_secs(10)),
@@ -154,6 +166,23 @@ impl Rill {
             r.log()
         );
         r
+    }
+
+    /// Kills the server with SIGKILL (no shutdown at all) and starts it
+    /// again on the same config and state; the log goes on.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log
+            .lock()
+            .unwrap()
+            .push_str("---- killed (SIGKILL), restarting ----\n");
+        self.child = spawn_rill(&self.dir.path().join("rill.yaml"), &self.env, &self.log);
+        assert!(
+            wait_port(self.http_port, Duration::from_secs(10)),
+            "rill did not restart:\n{}",
+            self.log()
+        );
     }
 
     pub fn plugins_dir(&self) -> PathBuf {

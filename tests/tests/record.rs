@@ -215,3 +215,134 @@ fn parse_rfc3339(s: &str) -> f64 {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
+
+/// `kill -9` mid-recording, then a restart on the same state: the fMP4
+/// and FLV files play up to the last fragment written, the MP4 gets its
+/// `moov` from the sidecar index, and every row is complete with its
+/// file's size.
+#[test]
+fn repairs_after_kill_9() {
+    let mut s = start(
+        "rules:\n  - match: ^live/fmp4$\n    format: fmp4\n    segment: 60s\n  - match: ^live/flv$\n    format: flv\n    segment: 60s\n  - match: ^live/mp4$\n    format: mp4\n    segment: 60s\nmin_free: 1MiB\ncheck_interval: 1s",
+        "",
+    );
+    let formats = ["fmp4", "flv", "mp4"];
+    let mut pubs: Vec<_> = formats
+        .iter()
+        .map(|f| s.publish(false, "libx264", &format!("live/{f}"), 30))
+        .collect();
+    // About 8 s recorded, then the server dies.
+    for f in formats {
+        wait_publishing(&s.rill, &format!("live/{f}"));
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    s.rill.kill_and_restart();
+    for p in &mut pubs {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    for f in formats {
+        let rows = s.recordings(&format!("live/{f}"), 1);
+        assert_eq!(rows.len(), 1, "{f}: {rows:?}");
+        let row = &rows[0];
+        // Download checks the size against the index.
+        let file = s.download(row);
+        let (codecs, duration, frames) = probe_file(&file);
+        assert_eq!(codecs, ["aac", "h264"], "{f}: {}", file.display());
+        assert!(
+            (6.0..=10.0).contains(&duration),
+            "{f}: {duration} s before the kill"
+        );
+        assert!(frames >= 150, "{f}: {frames} frames");
+        // It decodes to the end without an error.
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&file)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("moov"),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            (secs(row, "duration_s") - duration).abs() < 1.5,
+            "{f}: index {} s, file {duration} s",
+            secs(row, "duration_s")
+        );
+    }
+    assert!(s.rill.log().contains("repaired"), "{}", s.rill.log());
+    // The MP4's sidecar index is gone once it served.
+    let left: Vec<_> = walk(&s.rill.dir.path().join("state/recordings"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Retention: with `max_bytes` smaller than three segments, the oldest
+/// files are deleted (rows and files), the newest kept.
+#[test]
+fn retention_deletes_the_oldest() {
+    let s = start(
+        "rules:\n  - match: ^live/r$\n    format: flv\n    segment: 2s\n    max_bytes: 700KB\n    name: short\nmin_free: 1MiB\ncheck_interval: 1s",
+        "",
+    );
+    let mut p = s.publish(false, "libx264", "live/r", 16);
+    p.wait().unwrap();
+    let dir = s.rill.dir.path().join("state/recordings/live/r");
+    let rows = wait_for(Duration::from_secs(15), || {
+        let v = s.rill.get_json("/api/v1/recordings?stream=live/r");
+        let rows = v["recordings"].as_array()?.clone();
+        let total: u64 = rows.iter().map(|r| r["bytes"].as_u64().unwrap_or(0)).sum();
+        (rows.iter().all(|r| r["complete"] == true) && total <= 700_000 && rows.len() >= 2)
+            .then_some(rows)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "retention did not run: {}\n{}",
+            s.rill.get("/api/v1/recordings").1,
+            s.rill.log()
+        )
+    });
+    // The newest survive: the last one ends when the publisher did.
+    let files = walk(&dir);
+    assert_eq!(files.len(), rows.len(), "{files:?} vs {rows:?}");
+    let starts: Vec<f64> = rows
+        .iter()
+        .map(|r| parse_rfc3339(r["start"].as_str().unwrap()))
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]));
+    assert!(
+        s.rill.log().contains("recording expired"),
+        "{}",
+        s.rill.log()
+    );
+    // Deleting through the API takes the file too.
+    let id = rows[0]["id"].as_str().unwrap();
+    let (st, _, _) = http_request(
+        s.rill.http_port,
+        "DELETE",
+        &format!("/api/v1/recordings/{id}"),
+        None,
+        "",
+    );
+    assert_eq!(st, 204);
+    assert_eq!(walk(&dir).len(), rows.len() - 1);
+    assert_eq!(s.rill.get(&format!("/api/v1/recordings/{id}")).0, 404);
+}

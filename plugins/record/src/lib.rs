@@ -39,6 +39,9 @@ use writer::{Format, Media, Out, Writer};
 
 /// The instance timer of the free-space and retention checks.
 const TIMER_CHECK: u64 = 1;
+/// A recorder's timer: its row brought up to date even without frames,
+/// so a row nobody updates means a dead writer ([`repair`]).
+const TIMER_ROW: u64 = 2;
 /// How often a recorder brings its row up to date (end, size).
 const ROW_UPDATE_US: i64 = 1_000_000;
 
@@ -96,6 +99,8 @@ struct Segment {
     writer: Writer,
     first_dts: i64,
     last_row_update: i64,
+    /// When the latest frame was received: the row's end at close.
+    last_frame_wall: i64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -199,6 +204,7 @@ impl Record {
             writer,
             first_dts: m.dts,
             last_row_update: now,
+            last_frame_wall: now,
         };
         self.write(&mut seg, outs)?;
         r.seg = Some(seg);
@@ -230,9 +236,8 @@ impl Record {
         let mut outs = Vec::new();
         seg.writer.finish(&mut outs);
         let wrote = self.write(&mut seg, outs);
-        let now = self.host.wall_us();
         let mut rec = seg.rec.clone();
-        rec.end_us = now;
+        rec.end_us = seg.last_frame_wall;
         rec.duration_us = seg.writer.duration_us();
         rec.bytes = seg.writer.bytes();
         rec.done = true;
@@ -253,6 +258,17 @@ impl Record {
             lock(&self.pending).remove(&token);
         }
         rill_log!(self.host, Info, "{}: closed {} ({why})", r.stream, seg.path);
+    }
+
+    /// Brings the row of an open file up to date. While a file is written
+    /// its row ends now: a row whose end stops moving was left by a writer
+    /// that died.
+    fn update_row(&self, seg: &mut Segment, now: i64) {
+        seg.last_row_update = now;
+        seg.rec.end_us = now;
+        seg.rec.duration_us = seg.writer.duration_us();
+        seg.rec.bytes = seg.writer.bytes();
+        let _ = self.host.recording_update(seg.row, &seg.rec);
     }
 
     /// A write failed: stop recording this stream (the disk is full, or
@@ -323,12 +339,9 @@ impl Record {
         }
         let res = self.write(&mut seg, outs);
         let now = self.host.wall_us();
+        seg.last_frame_wall = now;
         if res.is_ok() && now - seg.last_row_update >= ROW_UPDATE_US {
-            seg.last_row_update = now;
-            seg.rec.end_us = now;
-            seg.rec.duration_us = seg.writer.duration_us();
-            seg.rec.bytes = seg.writer.bytes();
-            let _ = self.host.recording_update(seg.row, &seg.rec);
+            self.update_row(&mut seg, now);
         }
         r.seg = Some(seg);
         if let Err(e) = res {
@@ -418,6 +431,11 @@ impl Plugin for Record {
 
     fn on_session_open(&self, r: &mut Recorder, conn: &Conn, _kind: u32) -> Result<()> {
         r.sub = Some(conn.subscribe(&r.stream, "", None)?);
+        conn.timer_start(
+            std::time::Duration::from_micros(ROW_UPDATE_US as u64),
+            true,
+            TIMER_ROW,
+        )?;
         Ok(())
     }
 
@@ -484,8 +502,14 @@ impl Plugin for Record {
     }
 
     fn on_timer(&self, session: Option<(&mut Recorder, &Conn)>, timer_id: u64) -> Result<()> {
-        if session.is_none() && timer_id == TIMER_CHECK {
-            self.check();
+        match (session, timer_id) {
+            (None, TIMER_CHECK) => self.check(),
+            (Some((r, _)), TIMER_ROW) => {
+                if let Some(seg) = r.seg.as_mut() {
+                    self.update_row(seg, self.host.wall_us());
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -20,8 +20,9 @@ use serde::Deserialize;
 use crate::{lock, Pending, Record};
 
 /// A row nobody updated for this long (and at least three checks) is
-/// taken for abandoned; a live recorder updates its row every second.
-const STALE: Duration = Duration::from_secs(15);
+/// taken for abandoned; a live recorder updates its row every second,
+/// frames or not.
+const STALE: Duration = Duration::from_secs(3);
 /// Largest sidecar read back (a day of samples).
 const MAX_SIDECAR: usize = 256 << 20;
 
