@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod hooks;
 pub mod netns;
+pub mod postgres;
 pub mod rtmp;
 
 use std::io::{BufRead, BufReader, Read};

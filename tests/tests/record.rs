@@ -7,6 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use rill_e2e::postgres::Postgres;
 use rill_e2e::*;
 
 struct Server {
@@ -128,12 +129,25 @@ fn secs(row: &serde_json::Value, key: &str) -> f64 {
 }
 
 /// Records 20 s of H.264 + AAC in each format, cut every 8 s, and checks
-/// what ffprobe reads in every file against the index.
+/// what ffprobe reads in every file against the index (SQLite).
 #[test]
 fn records_each_format() {
+    records_each_format_on("");
+}
+
+/// The same with the index in a real PostgreSQL server.
+#[test]
+fn records_each_format_postgresql() {
+    let pg = Postgres::start();
+    records_each_format_on(&format!("database:\n  url: {}", pg.url()));
+    let rows = pg.sql("SELECT count(*) FROM recordings WHERE done = 1");
+    assert_eq!(rows.trim(), "12", "rows in PostgreSQL");
+}
+
+fn records_each_format_on(global: &str) {
     let s = start(
         "rules:\n  - match: ^live/fmp4$\n    format: fmp4\n    segment: 8s\n  - match: ^live/flv$\n    format: flv\n    segment: 8s\n  - match: ^live/mp4$\n    format: mp4\n    segment: 8s\n  - match: ^live/ts$\n    format: ts\n    segment: 8s\nmin_free: 1MiB",
-        "",
+        global,
     );
     let formats = ["fmp4", "flv", "mp4", "ts"];
     let mut pubs: Vec<_> = formats
@@ -222,9 +236,25 @@ fn parse_rfc3339(s: &str) -> f64 {
 /// file's size.
 #[test]
 fn repairs_after_kill_9() {
+    repairs_after_kill_9_on("");
+}
+
+/// The same with the index in PostgreSQL.
+#[test]
+fn repairs_after_kill_9_postgresql() {
+    let pg = Postgres::start();
+    repairs_after_kill_9_on(&format!("database:\n  url: {}", pg.url()));
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM recordings WHERE done = 0")
+            .trim(),
+        "0"
+    );
+}
+
+fn repairs_after_kill_9_on(global: &str) {
     let mut s = start(
         "rules:\n  - match: ^live/fmp4$\n    format: fmp4\n    segment: 60s\n  - match: ^live/flv$\n    format: flv\n    segment: 60s\n  - match: ^live/mp4$\n    format: mp4\n    segment: 60s\nmin_free: 1MiB\ncheck_interval: 1s",
-        "",
+        global,
     );
     let formats = ["fmp4", "flv", "mp4"];
     let mut pubs: Vec<_> = formats
@@ -345,4 +375,55 @@ fn retention_deletes_the_oldest() {
     assert_eq!(st, 204);
     assert_eq!(walk(&dir).len(), rows.len() - 1);
     assert_eq!(s.rill.get(&format!("/api/v1/recordings/{id}")).0, 404);
+}
+
+/// HEVC + AAC (ffmpeg 9, Enhanced RTMP) in each format.
+#[test]
+fn records_hevc() {
+    let s = start(
+        "rules:\n  - match: ^hevc/fmp4$\n    format: fmp4\n  - match: ^hevc/flv$\n    format: flv\n  - match: ^hevc/mp4$\n    format: mp4\n  - match: ^hevc/ts$\n    format: ts\nmin_free: 1MiB",
+        "",
+    );
+    let formats = ["fmp4", "flv", "mp4", "ts"];
+    let mut pubs: Vec<_> = formats
+        .iter()
+        .map(|f| s.publish(true, "libx265", &format!("hevc/{f}"), 8))
+        .collect();
+    for p in &mut pubs {
+        p.wait().unwrap();
+    }
+    for f in formats {
+        let rows = s.recordings(&format!("hevc/{f}"), 1);
+        let row = &rows[0];
+        assert!(row["codecs"].as_str().unwrap().contains("hvc1"), "{row}");
+        let file = s.download(row);
+        // Debian's ffprobe cannot read HEVC in FLV (Enhanced RTMP): ffmpeg 9
+        // decodes every file.
+        let info = Command::new(ffmpeg(true))
+            .arg("-i")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let info = String::from_utf8_lossy(&info.stderr);
+        assert!(
+            info.contains("Video: hevc") && info.contains("Audio: aac"),
+            "{f}: {info}"
+        );
+        let d = play(true, file.to_str().unwrap(), 30, &[]);
+        // "Stream #0:1[0x2](und): Video: hevc ...": the video's index.
+        let video: usize = info
+            .lines()
+            .find(|l| l.contains("Video:"))
+            .and_then(|l| l.split("#0:").nth(1))
+            .and_then(|r| r.chars().next()?.to_digit(10))
+            .unwrap_or(0) as usize;
+        let frames = d.count(video);
+        assert!(
+            (170..=205).contains(&frames),
+            "{f}: {frames} frames of 200: {}",
+            d.stderr
+        );
+        assert!(d.monotonic(video), "{f}");
+        assert!(d.stderr.trim().is_empty(), "{f}: {}", d.stderr);
+    }
 }
