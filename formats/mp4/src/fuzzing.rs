@@ -279,3 +279,23 @@ pub mod seeds {
     /// libopus through ffmpeg: mono, pre-skip 312, 48 kHz.
     pub const OPUS_HEAD_MONO: &[u8] = b"OpusHead\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00";
 }
+
+/// The progressive MP4 sidecar index: whatever parses has tracks that
+/// init segments accept and samples of those tracks, and the `moov` built
+/// from it is boxes the reader walks end to end.
+pub fn progressive(data: &[u8]) {
+    let Ok((tracks, samples)) = crate::progressive::Index::parse(data) else {
+        return;
+    };
+    assert!(!tracks.is_empty() && tracks.len() <= crate::MAX_TRACKS);
+    assert!(samples.iter().all(|s| (s.track as usize) < tracks.len()));
+    if let Ok(moov) = crate::progressive::moov(&tracks, &samples) {
+        let mut seen = 0usize;
+        read::walk(&moov, &mut |b, _| {
+            assert!(b.body_offset() + b.body.len() <= moov.len());
+            seen += 1;
+        })
+        .expect("a moov the reader cannot walk");
+        assert!(seen > 0);
+    }
+}

@@ -205,8 +205,8 @@ impl Table {
             sizes: samples.iter().map(|s| s.size).collect(),
             offsets: samples.iter().map(|s| s.offset).collect(),
             sync: (sync.len() != samples.len()).then_some(sync),
-            delay: to_timescale(first - movie_start, MOVIE_TIMESCALE).clamp(0, u32::MAX as i128)
-                as u32,
+            delay: ((first as i128 - movie_start as i128) * MOVIE_TIMESCALE as i128 / 1_000_000)
+                .clamp(0, u32::MAX as i128) as u32,
         }
     }
 

@@ -20,9 +20,10 @@ use rill_testsupport::fuzz::{Seed, Target};
 /// Each target, its mutation rounds and its mutation seed: fixed per target
 /// (other crates' targets have 1 to 8), so a target's inputs do not change
 /// when targets come and go.
-const TARGETS: [(&str, Target, usize, u64); 2] = [
+const TARGETS: [(&str, Target, usize, u64); 3] = [
     ("boxes", fuzzing::boxes, 20_000, 9),
     ("roundtrip", fuzzing::roundtrip, 10_000, 10),
+    ("progressive", fuzzing::progressive, 10_000, 11),
 ];
 
 /// Interesting bytes for ISO BMFF and the roundtrip records: box size
@@ -37,6 +38,77 @@ fn fuzz_targets_over_corpus_and_mutations() {
 }
 
 // ---- seed corpus generators ----
+
+/// Sidecar indexes: H.264 + AAC with a GOP of samples, a torn last
+/// record, HEVC + Opus with B-frame offsets, a track count past the limit.
+fn progressive_seeds() -> Vec<Seed> {
+    use rill_mp4::progressive::{Index, StoredSample};
+    let index = |tracks: Vec<TrackInfo>, n: usize, cto: i64, torn: bool| {
+        let mut b = Index::head(&tracks).to_vec();
+        let mut offset = 48u64;
+        for i in 0..n {
+            let track = (i % tracks.len()) as u8;
+            let dts = i as i64 * 20_000;
+            let s = StoredSample {
+                track,
+                key: i % 10 == 0,
+                size: 100 + i as u32,
+                offset,
+                dts,
+                pts: dts + if track == 0 { cto } else { 0 },
+            };
+            offset += s.size as u64;
+            b.extend_from_slice(&s.record());
+        }
+        if torn {
+            b.truncate(b.len() - 7);
+        }
+        b
+    };
+    let mut too_many = index(
+        vec![track(RILL_CODEC_AAC, seeds::ASC_LC_44100_MONO)],
+        2,
+        0,
+        false,
+    );
+    too_many[5] = 200;
+    vec![
+        (
+            "h264_aac",
+            index(
+                vec![
+                    track(RILL_CODEC_H264, seeds::AVCC_HIGH_31),
+                    track(RILL_CODEC_AAC, seeds::ASC_LC_44100_MONO),
+                ],
+                30,
+                0,
+                false,
+            ),
+        ),
+        (
+            "h264_torn",
+            index(
+                vec![track(RILL_CODEC_H264, seeds::AVCC_HIGH_31)],
+                12,
+                40_000,
+                true,
+            ),
+        ),
+        (
+            "hevc_opus",
+            index(
+                vec![
+                    track(RILL_CODEC_H265, seeds::HVCC_MAIN),
+                    track(RILL_CODEC_OPUS, seeds::OPUS_HEAD_MONO),
+                ],
+                20,
+                80_000,
+                false,
+            ),
+        ),
+        ("too_many_tracks", too_many),
+    ]
+}
 
 fn track(codec: u32, config: &'static [u8]) -> TrackInfo {
     TrackInfo::new(codec, Bytes::from_static(config)).unwrap()
@@ -203,6 +275,10 @@ fn roundtrip_seeds() -> Vec<Seed> {
 fn write_seed_corpus() {
     fuzz::write_corpus(
         env!("CARGO_MANIFEST_DIR"),
-        vec![("boxes", boxes_seeds()), ("roundtrip", roundtrip_seeds())],
+        vec![
+            ("boxes", boxes_seeds()),
+            ("roundtrip", roundtrip_seeds()),
+            ("progressive", progressive_seeds()),
+        ],
     );
 }

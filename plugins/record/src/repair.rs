@@ -270,10 +270,10 @@ pub fn on_io(r: &Record, step: Step, result: Result<i64>, data: &[u8]) {
                 }
             };
             // The samples whose bytes all made it to the disk.
-            samples.retain(|s| s.offset + s.size as u64 <= size);
+            samples.retain(|s| s.offset.saturating_add(s.size as u64) <= size);
             let end = samples
                 .iter()
-                .map(|s| s.offset + s.size as u64)
+                .map(|s| s.offset.saturating_add(s.size as u64))
                 .max()
                 .unwrap_or(progressive::HEADER_LEN);
             let path = row.path.clone();
