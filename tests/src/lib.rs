@@ -82,17 +82,33 @@ pub struct Rill {
     pub http_port: u16,
     pub log: Arc<Mutex<String>>,
     env: Vec<(String, String)>,
+    /// A program that runs the server (its command line as arguments).
+    wrapper: Option<PathBuf>,
 }
 
-/// Starts the server binary on `cfg`, its output appended to `log`.
-fn spawn_rill(cfg: &Path, env: &[(String, String)], log: &Arc<Mutex<String>>) -> Child {
+/// Starts the server binary on `cfg` (through `wrapper` if given), its
+/// output appended to `log`.
+fn spawn_rill(
+    cfg: &Path,
+    env: &[(String, String)],
+    log: &Arc<Mutex<String>>,
+    wrapper: Option<&Path>,
+) -> Child {
     let bin = target_dir().join("rill");
     assert!(
         bin.exists(),
         "{} missing: run `cargo build --workspace` first",
         bin.display()
     );
-    let mut child = Command::new(bin)
+    let mut cmd = match wrapper {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut child = cmd
         .arg("--config")
         .arg(cfg)
         .env(
@@ -129,6 +145,21 @@ impl Rill {
 
     /// `start` with extra environment variables for the server.
     pub fn start_with_env(extra_yaml: &str, plugins: &[PathBuf], env: &[(&str, &str)]) -> Rill {
+        Self::start_full(extra_yaml, plugins, env, None)
+    }
+
+    /// `start`, the server run by `wrapper` (given the server's command
+    /// line as arguments: to set up a mount namespace, say).
+    pub fn start_wrapped(extra_yaml: &str, plugins: &[PathBuf], wrapper: &Path) -> Rill {
+        Self::start_full(extra_yaml, plugins, &[], Some(wrapper))
+    }
+
+    fn start_full(
+        extra_yaml: &str,
+        plugins: &[PathBuf],
+        env: &[(&str, &str)],
+        wrapper: Option<&Path>,
+    ) -> Rill {
         let dir = tempfile::tempdir().unwrap();
         let pdir = dir.path().join("plugins");
         std::fs::create_dir_all(&pdir).unwrap();
@@ -153,13 +184,14 @@ impl Rill {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let log = Arc::new(Mutex::new(String::new()));
-        let child = spawn_rill(&cfg, &env, &log);
+        let child = spawn_rill(&cfg, &env, &log, wrapper);
         let r = Rill {
             child,
             dir,
             http_port,
             log,
             env,
+            wrapper: wrapper.map(Path::to_path_buf),
         };
         assert!(
             wait_port(http_port, Duration::from_secs(10)),
@@ -178,7 +210,12 @@ impl Rill {
             .lock()
             .unwrap()
             .push_str("---- killed (SIGKILL), restarting ----\n");
-        self.child = spawn_rill(&self.dir.path().join("rill.yaml"), &self.env, &self.log);
+        self.child = spawn_rill(
+            &self.dir.path().join("rill.yaml"),
+            &self.env,
+            &self.log,
+            self.wrapper.as_deref(),
+        );
         assert!(
             wait_port(self.http_port, Duration::from_secs(10)),
             "rill did not restart:\n{}",

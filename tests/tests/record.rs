@@ -427,3 +427,108 @@ fn records_hevc() {
         assert!(d.stderr.trim().is_empty(), "{f}: {}", d.stderr);
     }
 }
+
+/// A full disk: the server runs in its own mount namespace with its
+/// recordings directory on an 8 MiB tmpfs (needs root, as the netns
+/// tests do). Below `min_free` recording stops, its file closed whole,
+/// while an RTMP player goes on playing every frame.
+#[test]
+fn full_disk_stops_recording_not_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("in-tmpfs.sh");
+    // The state dir is the server's; its recordings/ becomes a tmpfs that
+    // only the server's namespace sees, gone with it.
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nstate=\"$(dirname \"$3\")/state\"\nmkdir -p \"$state/recordings\"\nexec unshare --mount --propagation private sh -c 'mount -t tmpfs -o size=8m tmpfs \"$0\" && exec \"$@\"' \"$state/recordings\" \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let rtmp = free_port();
+    let rill = Rill::start_wrapped(
+        &format!(
+            "plugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  record:\n    rules:\n      - match: ^live/full$\n        format: flv\n        segment: 4s\n    min_free: 3MiB\n    check_interval: 500ms\n"
+        ),
+        &[
+            rill_e2e::rtmp::plugin(),
+            target_dir().join("librill_plugin_record.so"),
+        ],
+        &wrapper,
+    );
+    assert!(wait_port(rtmp, Duration::from_secs(10)), "{}", rill.log());
+    // About 6 Mbit/s of constant bitrate: the 5 MiB above the floor fill
+    // in about 7 s.
+    let mut publisher = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25:duration=20",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=20",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args([
+            "-b:v", "6M", "-minrate", "6M", "-maxrate", "6M", "-bufsize", "1M",
+        ])
+        .args(["-x264-params", "nal-hrd=cbr:force-cfr=1"])
+        .args(["-c:a", "aac", "-f", "flv"])
+        .arg(format!("rtmp://127.0.0.1:{rtmp}/live/full"))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_publishing(&rill, "live/full");
+    let player =
+        rill_e2e::rtmp::spawn_play_av(false, &format!("rtmp://127.0.0.1:{rtmp}/live/full"), 16);
+    let stopped = wait_for(Duration::from_secs(25), || {
+        rill.log().contains("recording stopped").then_some(())
+    });
+    let d = player.join().unwrap();
+    publisher.wait().unwrap();
+    assert!(
+        stopped.is_some(),
+        "recording never stopped:\n{}",
+        rill.log()
+    );
+    // The player saw the whole stream: 16 s of 25 fps, in order.
+    assert!(
+        d.count(0) >= 380,
+        "{} video frames of 400: {}",
+        d.count(0),
+        d.stderr
+    );
+    assert!(d.monotonic(0) && d.monotonic(1));
+    // What was recorded is whole and listed; nothing was left open.
+    let v = rill.get_json("/api/v1/recordings?stream=live/full");
+    let rows = v["recordings"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{v}");
+    let total: u64 = rows.iter().map(|r| r["bytes"].as_u64().unwrap()).sum();
+    assert!(
+        total < 6 << 20,
+        "{total} bytes recorded on an 8 MiB disk with a 3 MiB floor"
+    );
+    for r in rows {
+        assert_eq!(r["complete"], true, "{r}");
+        let (st, _, body) = http_get_bytes(rill.http_port, r["url"].as_str().unwrap());
+        assert_eq!((st, body.len() as u64), (200, r["bytes"].as_u64().unwrap()));
+    }
+    assert!(rill.log().contains("below min_free"), "{}", rill.log());
+}
