@@ -117,10 +117,16 @@ fn probe_file(p: &std::path::Path) -> (Vec<String>, f64, u64) {
         .find(|s| s["codec_type"] == "video")
         .and_then(|s| s["nb_read_packets"].as_str()?.parse().ok())
         .unwrap_or(0);
-    let duration = v["format"]["duration"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0.0);
+    let num = |k: &str| {
+        v["format"][k]
+            .as_str()
+            .and_then(|d| d.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // An fMP4 file keeps the stream's timeline: its duration counts from
+    // 0 in ffprobe's mov demuxer, from its first frame elsewhere.
+    let mov = v["format"]["format_name"].as_str().is_some_and(|f| f.starts_with("mov"));
+    let duration = if mov { num("duration") - num("start_time") } else { num("duration") };
     (codecs, duration, video_packets)
 }
 

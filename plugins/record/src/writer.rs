@@ -2,9 +2,11 @@
 //! [`Out`] writes out (appends, patches at an offset, index appends). No
 //! I/O here; the recorder hands the writes to the host.
 //!
-//! Every writer starts at a key frame (any frame without video), is given
-//! the decoder configurations first, and writes its media times from the
-//! segment's first frame (so each file starts at 0).
+//! Every writer starts at a key frame (any frame without video) and is
+//! given the decoder configurations first. FLV and MP4 files count their
+//! media time from their first frame (each file starts at 0); fMP4 and TS
+//! files keep the stream's own timeline, so the files of one recording
+//! play back to back (a VOD playlist of them needs no discontinuity).
 
 use bytes::{Bytes, BytesMut};
 use rill_abi::*;
@@ -89,9 +91,12 @@ impl Format {
 /// One file being written.
 pub struct Writer {
     kind: Kind,
-    /// The segment's first decode time: media times count from it.
+    /// Subtracted from every time written: the first frame's decode time
+    /// (FLV, MP4) or 0 (fMP4, TS: the stream's timeline).
     base: i64,
-    /// The latest decode time written (relative).
+    /// The first frame's decode time, after `base`.
+    first: i64,
+    /// The latest decode time written, after `base`.
     last: i64,
     bytes: u64,
     codecs: String,
@@ -134,7 +139,10 @@ impl Writer {
         fragment_us: i64,
         out: &mut Vec<Out>,
     ) -> Result<Writer, String> {
-        let base = first.dts;
+        let base = match format {
+            Format::Flv | Format::Mp4 => first.dts,
+            Format::Fmp4 | Format::Ts => 0,
+        };
         let infos = || -> Result<(Vec<TrackInfo>, Vec<u32>), String> {
             let mut infos = Vec::new();
             let mut map = Vec::new();
@@ -156,7 +164,8 @@ impl Writer {
         let mut w = Writer {
             kind: Kind::Flv,
             base,
-            last: 0,
+            first: first.dts - base,
+            last: first.dts - base,
             bytes: 0,
             codecs: String::new(),
         };
@@ -172,7 +181,7 @@ impl Writer {
                     mux,
                     map,
                     fragment_us,
-                    frag_start: 0,
+                    frag_start: w.first,
                     has_video,
                 };
             }
@@ -229,7 +238,7 @@ impl Writer {
 
     /// Media time written, µs.
     pub fn duration_us(&self) -> i64 {
-        self.last
+        self.last - self.first
     }
 
     /// RFC 6381 codecs (MP4) or codec names.
@@ -273,7 +282,7 @@ impl Writer {
             return Err(format!("a {} byte frame is too large", m.payload.len()));
         }
         let dts = self.rel(m.dts);
-        if dts < 0 {
+        if dts < self.first {
             // Before the segment's start (audio just ahead of the key
             // frame): it belongs to the previous file.
             return Ok(());
