@@ -979,8 +979,8 @@ pub struct RillHostApi {
         unsafe extern "C" fn(host: *mut RillHost, id: u64, rec: *const RillRecording) -> i32,
     >,
     /// Added in 1.4. Queries the index: `query` is a JSON object with any
-    /// of `stream` (exact path), `from` and `to` (wall-clock microseconds:
-    /// rows overlapping that range), `unfinished` (true: rows without
+    /// of `id`, `stream` (exact path), `from` and `to` (wall-clock microseconds:
+    /// rows overlapping `[from, to)`), `unfinished` (true: rows without
     /// `RILL_REC_DONE`), `group`, `limit` (default and most 10000).
     /// `on_io(token)` on session `conn_id` (0: the instance) brings a JSON
     /// array of rows ordered by start (`id`, `stream`, `format`, `path`,

@@ -125,8 +125,14 @@ fn probe_file(p: &std::path::Path) -> (Vec<String>, f64, u64) {
     };
     // An fMP4 file keeps the stream's timeline: its duration counts from
     // 0 in ffprobe's mov demuxer, from its first frame elsewhere.
-    let mov = v["format"]["format_name"].as_str().is_some_and(|f| f.starts_with("mov"));
-    let duration = if mov { num("duration") - num("start_time") } else { num("duration") };
+    let mov = v["format"]["format_name"]
+        .as_str()
+        .is_some_and(|f| f.starts_with("mov"));
+    let duration = if mov {
+        num("duration") - num("start_time")
+    } else {
+        num("duration")
+    };
     (codecs, duration, video_packets)
 }
 
@@ -537,4 +543,127 @@ fn full_disk_stops_recording_not_the_stream() {
         assert_eq!((st, body.len() as u64), (200, r["bytes"].as_u64().unwrap()));
     }
     assert!(rill.log().contains("below min_free"), "{}", rill.log());
+}
+
+/// VOD playback: the TS and fMP4 recordings of a stream as VOD HLS
+/// playlists (all of it, and one time range), played by ffmpeg and by
+/// hls.js in Chromium; segment files honour Range.
+#[test]
+fn vod_playlists_play() {
+    let s = start(
+        "rules:\n  - match: ^vod/ts$\n    format: ts\n    segment: 4s\n  - match: ^vod/fmp4$\n    format: fmp4\n    segment: 4s\nmin_free: 1MiB",
+        "",
+    );
+    let mut pubs: Vec<_> = ["ts", "fmp4"]
+        .iter()
+        .map(|f| s.publish(false, "libx264", &format!("vod/{f}"), 12))
+        .collect();
+    for p in &mut pubs {
+        p.wait().unwrap();
+    }
+    let port = s.rill.http_port;
+    for f in ["ts", "fmp4"] {
+        let rows = s.recordings(&format!("vod/{f}"), 3);
+        // The whole recording: 12 s of 25 fps, decoded in order.
+        let url = format!("http://127.0.0.1:{port}/vod/vod/{f}.m3u8");
+        let d = play(false, &url, 30, &[]);
+        let info = Command::new("ffprobe")
+            .args(["-v", "error", "-show_streams", "-of", "json", &url])
+            .output()
+            .unwrap();
+        let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        let video = info["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["codec_type"] == "video")
+            .and_then(|st| st["index"].as_u64())
+            .unwrap() as usize;
+        let frames = d.count(video);
+        assert!(
+            (280..=310).contains(&frames),
+            "{f}: {frames} frames of 300: {}",
+            d.stderr
+        );
+        assert!(d.monotonic(video), "{f}: timestamps go back");
+        // One row's time range: one segment.
+        let (from, to) = (
+            rows[1]["start"].as_str().unwrap(),
+            rows[1]["end"].as_str().unwrap(),
+        );
+        let (st, body) = s
+            .rill
+            .get(&format!("/vod/vod/{f}.m3u8?start={from}&end={to}"));
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body.matches("#EXTINF").count(), 1, "{body}");
+        assert!(body.contains("#EXT-X-ENDLIST") && body.contains("#EXT-X-PLAYLIST-TYPE:VOD"));
+        if f == "fmp4" {
+            assert!(
+                body.contains("#EXT-X-MAP:URI=") && body.contains("#EXT-X-BYTERANGE:"),
+                "{body}"
+            );
+        }
+        // hls.js in Chromium plays it.
+        if rill_testsupport::require_tool(
+            "vod_playlists_play",
+            "the browser stack",
+            browser::missing(&["playwright-core", "hls.js/dist/hls.min.js"]),
+        ) {
+            let out = Command::new("node")
+                .arg(browser::dir().join("drive.mjs"))
+                .arg("hls.html")
+                .args([
+                    "--query",
+                    &format!("src={url}"),
+                    "--until",
+                    "4",
+                    "--timeout",
+                    "40",
+                ])
+                .env("CHROMIUM", browser::chromium())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let result: serde_json::Value = text
+                .lines()
+                .find_map(|l| l.strip_prefix("result "))
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_else(|| {
+                    panic!("drive.mjs: {text}{}", String::from_utf8_lossy(&out.stderr))
+                });
+            let played = result["last"]["played"].as_f64().unwrap_or(0.0);
+            assert!(played >= 3.0, "{f}: hls.js played {played} s: {result}");
+            assert!(
+                result["fatal"].as_array().is_none_or(|a| a.is_empty()),
+                "{f}: {result}"
+            );
+        }
+    }
+    // Bad ranges and unknown recordings.
+    assert_eq!(
+        s.rill
+            .get("/vod/vod/ts.m3u8?start=2026-12-02T10:00:00Z&end=2026-12-01T10:00:00Z")
+            .0,
+        400
+    );
+    assert_eq!(s.rill.get("/vod/vod/ts.m3u8?start=yesterday").0, 400);
+    assert_eq!(s.rill.get("/vod/vod/none.m3u8").0, 404);
+    assert_eq!(s.rill.get("/vod/seg/123.ts").0, 404);
+    // A segment file by range.
+    let rows = s.recordings("vod/ts", 3);
+    let id = rows[0]["id"].as_str().unwrap();
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut c,
+        format!("GET /vod/seg/{id}.ts HTTP/1.1\r\nHost: x\r\nRange: bytes=188-375\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    std::io::Read::read_to_end(&mut c, &mut resp).unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase();
+    let body = &resp[split + 4..];
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert!(head.contains("content-range: bytes 188-375/"), "{head}");
+    assert_eq!((body.len(), body[0]), (188, 0x47), "one TS packet");
 }

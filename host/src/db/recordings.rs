@@ -29,6 +29,7 @@ pub struct Row {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Query {
+    pub id: Option<i64>,
     pub stream: Option<String>,
     /// Rows overlapping `[from, to)`.
     pub from: Option<i64>,
@@ -126,6 +127,9 @@ pub async fn query(pool: &AnyPool, q: &Query) -> Result<Vec<Row>, sqlx::Error> {
         format!("${n}")
     };
     // Placeholders first, in bind order.
+    if q.id.is_some() {
+        sql += &format!(" AND id = {}", next());
+    }
     if q.stream.is_some() {
         sql += &format!(" AND stream = {}", next());
     }
@@ -136,7 +140,7 @@ pub async fn query(pool: &AnyPool, q: &Query) -> Result<Vec<Row>, sqlx::Error> {
         sql += &format!(" AND start_us < {}", next());
     }
     if q.from.is_some() {
-        sql += &format!(" AND end_us >= {}", next());
+        sql += &format!(" AND end_us > {}", next());
     }
     if q.unfinished {
         sql += " AND done = 0";
@@ -144,6 +148,9 @@ pub async fn query(pool: &AnyPool, q: &Query) -> Result<Vec<Row>, sqlx::Error> {
     let limit = q.limit.unwrap_or(MAX_ROWS).min(MAX_ROWS);
     sql += &format!(" ORDER BY start_us, id LIMIT {limit}");
     let mut query = sqlx::query(&sql);
+    if let Some(id) = q.id {
+        query = query.bind(id);
+    }
     if let Some(s) = &q.stream {
         query = query.bind(s.clone());
     }

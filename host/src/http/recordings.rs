@@ -27,10 +27,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/recordings/{id}/file", get(file))
 }
 
-/// Wall-clock µs as RFC 3339 UTC (milliseconds).
+/// Wall-clock µs as RFC 3339 UTC, to the microsecond: what the API
+/// returns, passed back as `from`/`to`, means exactly that instant.
 pub fn rfc3339(us: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_micros(us.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
+    humantime::format_rfc3339_micros(t).to_string()
 }
 
 /// RFC 3339 UTC (`Z`) to wall-clock µs.
@@ -299,7 +300,8 @@ mod tests {
     #[test]
     fn times_round_trip() {
         let us = parse_time("2026-12-02T10:00:00.250Z").unwrap();
-        assert_eq!(rfc3339(us), "2026-12-02T10:00:00.250Z");
+        assert_eq!(rfc3339(us), "2026-12-02T10:00:00.250000Z");
+        assert_eq!(parse_time(&rfc3339(us + 7)).unwrap(), us + 7);
         assert!(parse_time("2026-12-02T10:00:00+02:00").is_err());
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("2026-12-02T10:00:00").is_err());

@@ -22,6 +22,7 @@
 
 mod config;
 mod repair;
+mod vod;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -29,14 +30,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rill_abi::sdk::{
-    Conn, ConnId, Error, FileId, FrameRef, Host, Plugin, Recording, Result, Subscriber,
-    SubscriberId,
+    Conn, ConnId, Error, FileId, FrameRef, Host, HttpRequest, Plugin, Recording, Result,
+    Subscriber, SubscriberId,
 };
 use rill_abi::*;
 
 use config::{Config, Rule};
 use writer::{Format, Media, Out, Writer};
 
+/// The HTTP route of VOD playback (`/vod/*`).
+const ROUTE_VOD: u32 = 1;
 /// The instance timer of the free-space and retention checks.
 const TIMER_CHECK: u64 = 1;
 /// A recorder's timer: its row brought up to date even without frames,
@@ -75,6 +78,15 @@ pub struct Record {
     pending: Mutex<HashMap<u64, Pending>>,
     next_token: AtomicU64,
     repairs: repair::Repairs,
+    /// fMP4 files' init segment sizes, by row (VOD playlists list the
+    /// media by byte range after them).
+    init_lens: Mutex<HashMap<u64, u64>>,
+}
+
+/// A session: a stream's recorder, or a VOD request.
+pub enum Session {
+    Recorder(Recorder),
+    Vod(vod::Request),
 }
 
 pub struct Recorder {
@@ -138,7 +150,7 @@ impl Record {
         if active.contains_key(path) {
             return Ok(());
         }
-        let id = self.host.session_open(Recorder {
+        let id = self.host.session_open(Session::Recorder(Recorder {
             stream: path.to_owned(),
             rule,
             sub: None,
@@ -146,7 +158,7 @@ impl Record {
             seg: None,
             reconfigured: false,
             stopped: false,
-        })?;
+        }))?;
         active.insert(path.to_owned(), id);
         Ok(())
     }
@@ -194,6 +206,13 @@ impl Record {
         };
         let row = self.host.recording_add(&rec)?;
         lock(&self.repairs.own).insert(row);
+        if let (Format::Fmp4, Some(Out::Append(init))) = (rule.format, outs.first()) {
+            let mut known = lock(&self.init_lens);
+            if known.len() >= 100_000 {
+                known.clear();
+            }
+            known.insert(row, init.len() as u64);
+        }
         rill_log!(self.host, Info, "recording {} to {path}", r.stream);
         let mut seg = Segment {
             file,
@@ -403,8 +422,9 @@ impl Record {
 }
 
 impl Plugin for Record {
-    type Session = Recorder;
-    const DESCRIPTION: &'static str = "Recording to fMP4, FLV, MP4 or MPEG-TS files, indexed";
+    type Session = Session;
+    const DESCRIPTION: &'static str =
+        "Recording to fMP4, FLV, MP4 or MPEG-TS files, indexed; VOD playback";
     const WANTS_STREAM_EVENTS: bool = true;
 
     fn create(host: &Host) -> Result<Self> {
@@ -415,8 +435,11 @@ impl Plugin for Record {
                 return Err(Error::INVALID);
             }
         };
+        for method in ["GET", "HEAD"] {
+            host.http_route(method, "/vod/*", ROUTE_VOD)?;
+        }
         host.timer_start(cfg.check_interval, true, TIMER_CHECK)?;
-        let r = Record {
+        Ok(Record {
             host: *host,
             cfg,
             active: Mutex::new(HashMap::new()),
@@ -425,11 +448,55 @@ impl Plugin for Record {
             pending: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             repairs: repair::Repairs::default(),
-        };
-        Ok(r)
+            init_lens: Mutex::new(HashMap::new()),
+        })
     }
 
-    fn on_session_open(&self, r: &mut Recorder, conn: &Conn, _kind: u32) -> Result<()> {
+    fn on_http_request(&self, conn: &Conn, _route: u32, req: &HttpRequest<'_>) -> Result<Session> {
+        let mut r = match vod::Request::parse(req) {
+            Ok(r) => r,
+            Err((status, why)) => {
+                conn.http_respond(
+                    status,
+                    &[("content-type", "text/plain; charset=utf-8")],
+                    rill_abi::sdk::Body::Fixed(why.len() as u64),
+                )?;
+                conn.write(why.as_bytes())?;
+                conn.close(RILL_END_NORMAL)?;
+                return Ok(Session::Vod(vod::Request::answered()));
+            }
+        };
+        self.vod_start(&mut r, conn)?;
+        Ok(Session::Vod(r))
+    }
+
+    fn on_admit(
+        &self,
+        s: &mut Session,
+        conn: &Conn,
+        _ticket: u64,
+        result: Result<()>,
+    ) -> Result<()> {
+        let Session::Vod(r) = s else {
+            return Ok(());
+        };
+        match result {
+            Ok(()) => self.vod_admitted(r, conn),
+            Err(e) => self.vod_refused(conn, e),
+        }
+    }
+
+    fn on_writable(&self, s: &mut Session, _conn: &Conn) -> Result<()> {
+        match s {
+            Session::Vod(r) => self.vod_writable(r),
+            Session::Recorder(_) => Ok(()),
+        }
+    }
+
+    fn on_session_open(&self, s: &mut Session, conn: &Conn, _kind: u32) -> Result<()> {
+        let Session::Recorder(r) = s else {
+            return Ok(());
+        };
         r.sub = Some(conn.subscribe(&r.stream, "", None)?);
         conn.timer_start(
             std::time::Duration::from_micros(ROW_UPDATE_US as u64),
@@ -441,11 +508,14 @@ impl Plugin for Record {
 
     fn on_frame(
         &self,
-        r: &mut Recorder,
+        s: &mut Session,
         conn: &Conn,
         _sub: SubscriberId,
         frame: &FrameRef,
     ) -> Result<()> {
+        let Session::Recorder(r) = s else {
+            return Ok(());
+        };
         if r.stopped {
             return conn.close(RILL_END_NORMAL);
         }
@@ -472,23 +542,25 @@ impl Plugin for Record {
 
     fn on_subscribe_end(
         &self,
-        r: &mut Recorder,
+        s: &mut Session,
         conn: &Conn,
         _sub: SubscriberId,
         _reason: u32,
         why: &str,
     ) -> Result<()> {
-        r.sub = None;
-        self.close_segment(r, why);
+        if let Session::Recorder(r) = s {
+            r.sub = None;
+            self.close_segment(r, why);
+        }
         conn.close(RILL_END_NORMAL)
     }
 
     fn on_post(
         &self,
-        session: Option<(&mut Recorder, &Conn)>,
+        session: Option<(&mut Session, &Conn)>,
         msg: Box<dyn std::any::Any + Send>,
     ) -> Result<()> {
-        if let (Some((r, conn)), Ok(stop)) = (session, msg.downcast::<Stop>()) {
+        if let (Some((Session::Recorder(r), conn)), Ok(stop)) = (session, msg.downcast::<Stop>()) {
             self.close_segment(r, stop.0);
             r.stopped = true;
             return conn.close(RILL_END_NORMAL);
@@ -496,15 +568,20 @@ impl Plugin for Record {
         Ok(())
     }
 
-    fn on_close(&self, mut r: Recorder, _conn: &Conn, _reason: u32, why: &str) {
-        self.close_segment(&mut r, why);
-        lock(&self.active).remove(&r.stream);
+    fn on_close(&self, s: Session, _conn: &Conn, _reason: u32, why: &str) {
+        match s {
+            Session::Recorder(mut r) => {
+                self.close_segment(&mut r, why);
+                lock(&self.active).remove(&r.stream);
+            }
+            Session::Vod(r) => self.vod_closed(r),
+        }
     }
 
-    fn on_timer(&self, session: Option<(&mut Recorder, &Conn)>, timer_id: u64) -> Result<()> {
+    fn on_timer(&self, session: Option<(&mut Session, &Conn)>, timer_id: u64) -> Result<()> {
         match (session, timer_id) {
             (None, TIMER_CHECK) => self.check(),
-            (Some((r, _)), TIMER_ROW) => {
+            (Some((Session::Recorder(r), _)), TIMER_ROW) => {
                 if let Some(seg) = r.seg.as_mut() {
                     self.update_row(seg, self.host.wall_us());
                 }
@@ -516,11 +593,36 @@ impl Plugin for Record {
 
     fn on_io(
         &self,
-        _session: Option<(&mut Recorder, &Conn)>,
+        session: Option<(&mut Session, &Conn)>,
         token: u64,
         result: Result<i64>,
         data: &[u8],
     ) -> Result<()> {
+        match session {
+            Some((Session::Vod(r), conn)) => self.vod_io(r, conn, token, result, data),
+            Some((Session::Recorder(_), _)) => Ok(()),
+            None => self.instance_io(token, result, data),
+        }
+    }
+
+    fn on_stream_event(&self, event: u32, path: &str) -> Result<()> {
+        match event {
+            RILL_STREAM_PUBLISHED => {
+                lock(&self.published).insert(path.to_owned());
+                self.start(path)
+            }
+            RILL_STREAM_UNPUBLISHED => {
+                lock(&self.published).remove(path);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Record {
+    /// An instance-level completion (files, retention, repairs).
+    fn instance_io(&self, token: u64, result: Result<i64>, data: &[u8]) -> Result<()> {
         let Some(p) = lock(&self.pending).remove(&token) else {
             return Ok(());
         };
@@ -575,20 +677,6 @@ impl Plugin for Record {
             Pending::Ignore => {}
         }
         Ok(())
-    }
-
-    fn on_stream_event(&self, event: u32, path: &str) -> Result<()> {
-        match event {
-            RILL_STREAM_PUBLISHED => {
-                lock(&self.published).insert(path.to_owned());
-                self.start(path)
-            }
-            RILL_STREAM_UNPUBLISHED => {
-                lock(&self.published).remove(path);
-                Ok(())
-            }
-            _ => Ok(()),
-        }
     }
 }
 
