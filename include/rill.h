@@ -968,10 +968,13 @@ typedef struct RillHostApi {
     //
     // Routes HTTP requests on the host's HTTP server to `on_http_request`
     // with `route_id`. Only during `create`. `method`: `GET`, ... or empty
-    // for any. `pattern`: an exact path (`/api/x`), a prefix (`/live/*`) or
+    // for any. `pattern`: an exact path (`/live/x`), a prefix (`/live/*`) or
     // a suffix (`*.flv`). Precedence: exact, then the longest prefix, then
     // the longest suffix. Routes pass to a new generation like listeners
-    // (when its `create` succeeds).
+    // (when its `create` succeeds). Under `/api` a plugin may route only
+    // `/api/v1/plugins/<its name>/…` (else `RILL_ERR_DENIED`): its
+    // management calls, which the host guards as its own API (token or
+    // loopback, read-only tokens `GET` only) before they reach the plugin.
     // `RILL_ERR_BUSY`: another plugin has the same method and pattern.
     int32_t (*http_route)(struct RillHost *host,
                           struct RillStr method,

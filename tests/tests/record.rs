@@ -667,3 +667,55 @@ fn vod_playlists_play() {
     assert!(head.contains("content-range: bytes 188-375/"), "{head}");
     assert_eq!((body.len(), body[0]), (188, 0x47), "one TS packet");
 }
+
+/// Recording started and stopped through the API, for a stream no rule
+/// records: a complete fMP4 file of about the time in between.
+#[test]
+fn api_starts_and_stops_recording() {
+    let s = start("min_free: 1MiB", "");
+    let port = s.rill.http_port;
+    let post = |path: &str| http_request(port, "POST", path, None, "");
+    assert_eq!(
+        post("/api/v1/plugins/record/start/live/api").0,
+        404,
+        "not published yet"
+    );
+    let mut p = s.publish(false, "libx264", "live/api", 14);
+    wait_publishing(&s.rill, "live/api");
+    // The plugin hears of the stream a moment after the API shows it.
+    let started = wait_for(Duration::from_secs(5), || {
+        let (st, _, body) = post("/api/v1/plugins/record/start/live/api");
+        (st != 404).then_some((st, body))
+    });
+    assert_eq!(started.as_ref().map(|s| s.0), Some(200), "{started:?}");
+    assert_eq!(post("/api/v1/plugins/record/start/live/api").0, 409);
+    let list = s.rill.get_json("/api/v1/plugins/record/recording");
+    assert_eq!(list["recording"], serde_json::json!(["live/api"]));
+    std::thread::sleep(Duration::from_secs(6));
+    let (st, _, body) = post("/api/v1/plugins/record/stop/live/api");
+    assert_eq!(st, 200, "{body}");
+    let rows = s.recordings("live/api", 1);
+    assert_eq!(rows[0]["format"], "fmp4");
+    let d = secs(&rows[0], "duration_s");
+    assert!(
+        (4.0..=7.0).contains(&d),
+        "{d} s recorded between start and stop"
+    );
+    assert_eq!(post("/api/v1/plugins/record/stop/live/api").0, 404);
+    // The host's guard applies: a form post (no JSON/YAML type) is refused.
+    let (st, _, _) = http_request_with(
+        port,
+        "POST",
+        "/api/v1/plugins/record/start/live/api",
+        &[
+            ("Host", "127.0.0.1"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "",
+    );
+    assert_eq!(st, 415);
+    // Other plugins' prefixes are not the record plugin's.
+    assert_eq!(post("/api/v1/plugins/rtmp/start/live/api").0, 404);
+    let _ = p.kill();
+    let _ = p.wait();
+}

@@ -42,6 +42,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/plugins"),
     ("post", "/api/v1/plugins/{name}/reload"),
     ("post", "/api/v1/plugins/{name}/drain"),
+    ("get", "/api/v1/plugins/{name}/{rest}"),
+    ("post", "/api/v1/plugins/{name}/{rest}"),
     ("get", "/api/v1/config"),
     ("put", "/api/v1/config"),
     ("post", "/api/v1/config/validate"),
@@ -69,6 +71,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/plugins/{name}/reload", post(plugin_reload))
         .route("/api/v1/plugins/{name}/drain", post(plugin_drain))
+        // A plugin's own management routes, guarded as the API is.
+        .route(
+            "/api/v1/plugins/{name}/{*rest}",
+            axum::routing::any(plugin_api),
+        )
         .route("/api/v1/config", get(config_get).put(config_put))
         .route("/api/v1/config/validate", post(config_validate))
         .route("/api/v1/auth/keys", get(keys_list))
@@ -584,6 +591,22 @@ async fn plugin_route(
     if req.uri().path().starts_with("/api/") {
         return api_not_found().await;
     }
+    to_plugin(s, peer, req).await
+}
+
+/// `/api/v1/plugins/{name}/…` beyond the host's own calls: the plugin's
+/// management routes (`http_route` under that prefix), reached only
+/// through the API's guard.
+async fn plugin_api(
+    State(s): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    req: Request,
+) -> Response {
+    to_plugin(s, peer, req).await
+}
+
+/// Hands a request to the plugin route that matches it.
+async fn to_plugin(s: AppState, peer: SocketAddr, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
     let upgrade = parts
         .headers

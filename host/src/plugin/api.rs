@@ -958,6 +958,11 @@ unsafe extern "C" fn http_route_flags(
         if !i.creating.load(Ordering::Acquire) || p.is_empty() || flags & !RILL_ROUTE_STREAM != 0 {
             return RILL_ERR_INVALID;
         }
+        // Under /api only the plugin's own management routes, which the
+        // host guards as its API.
+        if p.starts_with("/api") && !p.starts_with(&format!("/api/v1/plugins/{}/", i.name)) {
+            return RILL_ERR_DENIED;
+        }
         let mut routes = i.routes.lock();
         if routes.iter().any(|r| r.method == m && r.pattern == p) {
             return RILL_ERR_BUSY;

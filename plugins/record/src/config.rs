@@ -44,6 +44,9 @@ pub struct Rule {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub rules: Vec<Rule>,
+    /// What a recording started through the API uses when no rule
+    /// matches its stream: fMP4, 60 s segments, the default path.
+    pub manual: Rule,
     pub min_free: u64,
     pub fragment: Duration,
     pub check_interval: Duration,
@@ -183,6 +186,15 @@ impl Config {
         }
         Ok(Config {
             rules,
+            manual: Rule {
+                name: "manual".to_owned(),
+                matcher: Regex::new(".*").map_err(|e| e.to_string())?,
+                format: Format::Fmp4,
+                segment: Duration::from_secs(60),
+                path: DEFAULT_PATH.to_owned(),
+                max_age: Duration::ZERO,
+                max_bytes: 0,
+            },
             min_free,
             fragment,
             check_interval,

@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+mod api;
 mod config;
 mod repair;
 mod vod;
@@ -40,6 +41,8 @@ use writer::{Format, Media, Out, Writer};
 
 /// The HTTP route of VOD playback (`/vod/*`).
 const ROUTE_VOD: u32 = 1;
+/// The management routes (`/api/v1/plugins/record/*`).
+const ROUTE_API: u32 = 2;
 /// The instance timer of the free-space and retention checks.
 const TIMER_CHECK: u64 = 1;
 /// A recorder's timer: its row brought up to date even without frames,
@@ -129,26 +132,37 @@ impl Record {
         t
     }
 
+    /// Rule `i`; past the configured ones, the API's manual rule.
     fn rule(&self, i: usize) -> &Rule {
-        &self.cfg.rules[i]
+        self.cfg.rules.get(i).unwrap_or(&self.cfg.manual)
     }
 
     /// Starts recording `path` if a rule wants it and nothing stops it.
     fn start(&self, path: &str) -> Result<()> {
-        let Some(rule) = self.cfg.rule_for(path) else {
-            return Ok(());
-        };
+        match self.cfg.rule_for(path) {
+            // Below the floor it was logged; the stream goes on.
+            Some(rule) => match self.start_with(path, rule) {
+                Err(Error::NO_SPACE) => Ok(()),
+                r => r.map(drop),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Starts recording `path` with rule `rule`; false when it already is
+    /// (or the disk is below the floor).
+    fn start_with(&self, path: &str, rule: usize) -> Result<bool> {
         if self.low_space.load(Ordering::Relaxed) {
             rill_log!(
                 self.host,
                 Warn,
                 "not recording {path}: the disk is below min_free"
             );
-            return Ok(());
+            return Err(Error::NO_SPACE);
         }
         let mut active = lock(&self.active);
         if active.contains_key(path) {
-            return Ok(());
+            return Ok(false);
         }
         let id = self.host.session_open(Session::Recorder(Recorder {
             stream: path.to_owned(),
@@ -160,7 +174,7 @@ impl Record {
             stopped: false,
         }))?;
         active.insert(path.to_owned(), id);
-        Ok(())
+        Ok(true)
     }
 
     /// Opens a new file for `r` at frame `m`.
@@ -438,6 +452,7 @@ impl Plugin for Record {
         for method in ["GET", "HEAD"] {
             host.http_route(method, "/vod/*", ROUTE_VOD)?;
         }
+        host.http_route("", api::PREFIX_PATTERN, ROUTE_API)?;
         host.timer_start(cfg.check_interval, true, TIMER_CHECK)?;
         Ok(Record {
             host: *host,
@@ -452,7 +467,11 @@ impl Plugin for Record {
         })
     }
 
-    fn on_http_request(&self, conn: &Conn, _route: u32, req: &HttpRequest<'_>) -> Result<Session> {
+    fn on_http_request(&self, conn: &Conn, route: u32, req: &HttpRequest<'_>) -> Result<Session> {
+        if route == ROUTE_API {
+            self.api(conn, req)?;
+            return Ok(Session::Vod(vod::Request::answered()));
+        }
         let mut r = match vod::Request::parse(req) {
             Ok(r) => r,
             Err((status, why)) => {
