@@ -132,7 +132,10 @@ function App() {
         or open it on the server itself.</p>
     </div></main>`;
   }
-  return html`<${Console} who=${state.who} onOut=${() => setState({ s: 'login' })} />`;
+  return html`<${Console} who=${state.who} onOut=${() => {
+    location.hash = '#/';
+    setState({ s: 'login' });
+  }} />`;
 }
 
 render(html`<${App} />`, document.getElementById('app'));
