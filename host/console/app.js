@@ -14,7 +14,10 @@ import { Recordings } from './pages/recordings.js';
 function useHash() {
   const [hash, setHash] = useState(location.hash);
   useEffect(() => {
-    const on = () => setHash(location.hash);
+    const on = () => {
+      setHash(location.hash);
+      scrollTo(0, 0);
+    };
     addEventListener('hashchange', on);
     return () => removeEventListener('hashchange', on);
   }, []);

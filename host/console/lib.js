@@ -224,13 +224,17 @@ export function Copy({ text, label }) {
 
 /**
  * A line chart of `series` ([{values: [[t, v]], cls, label}]) over the
- * last five minutes, in an SVG that takes its box's width.
+ * last minutes, in an SVG that takes its box's width.
  */
 export function Chart({ title, series, fmt, max: fixedMax }) {
   const W = 300;
   const H = 80;
+  // From the first sample (the page keeps what it saw since it opened),
+  // one minute at least, five at most.
   const now = Date.now();
-  const from = now - HISTORY_SECS * 1000;
+  const first = Math.min(...series.flatMap((s) => s.values.map((p) => p[0])), now);
+  const span = Math.min(HISTORY_SECS * 1000, Math.max(60_000, now - first));
+  const from = now - span;
   const all = series.flatMap((s) => s.values.map((p) => p[1])).filter((v) => v != null);
   const max = Math.max(fixedMax || 0, ...all, 1e-9);
   const x = (t) => ((t - from) / (now - from)) * W;
@@ -249,7 +253,7 @@ export function Chart({ title, series, fmt, max: fixedMax }) {
       ${series.map((s) => html`<polyline class=${s.cls} vector-effect="non-scaling-stroke"
         points=${s.values.filter((p) => p[1] != null).map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ')} />`)}
     </svg>
-    <div class="chart-scale"><span>5 min ago</span><span>max ${fmt(max)}</span></div>
+    <div class="chart-scale"><span>${span >= 120_000 ? `${Math.round(span / 60_000)} min` : `${Math.round(span / 1000)} s`} ago</span><span>max ${fmt(max)}</span></div>
   </figure>`;
 }
 

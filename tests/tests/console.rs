@@ -494,7 +494,7 @@ fn console_shows_previews_kicks_reloads_and_edits_the_config() {
     ] {
         b.goto(route, rill);
         b.wait(ready, "", 5_000, rill);
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(600));
         assert_fits_a_phone(&mut b, name, rill);
         b.shot(&format!("phone-{name}"), rill);
     }
@@ -751,4 +751,54 @@ fn vendored_libraries_are_the_npm_packages() {
         !page.contains("http://") && !page.contains("https://"),
         "{page}"
     );
+}
+
+#[test]
+fn over_https_the_session_cookie_is_secure() {
+    let certs = tempfile::tempdir().unwrap();
+    let cert = make_cert(certs.path(), "a");
+    let tls_port = free_port();
+    let listen = format!("127.0.0.1:{tls_port}");
+    let rill = Rill::start_with_env(
+        &format!("  api_token: {ADMIN}\n"),
+        &[],
+        &[
+            ("RILL_HTTP_TLS_LISTEN", &listen),
+            ("RILL_HTTP_TLS_CERT", cert.cert.to_str().unwrap()),
+            ("RILL_HTTP_TLS_KEY", cert.key.to_str().unwrap()),
+        ],
+    );
+    assert!(
+        wait_port(tls_port, Duration::from_secs(10)),
+        "{}",
+        rill.log()
+    );
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "-i", "--max-time", "5", "--cacert"])
+            .arg(&cert.cert)
+            .args(args)
+            .output()
+            .expect("run curl (scripts/install-deps installs it)");
+        String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+    };
+    let base = format!("https://127.0.0.1:{tls_port}");
+    let page = curl(&[&format!("{base}/")]);
+    assert!(page.starts_with("http/1.1 200"), "{page}");
+    let body = json!({ "token": ADMIN }).to_string();
+    let head = curl(&[
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        &body,
+        &format!("{base}/api/v1/session"),
+    ]);
+    let (cookie, line) = session_cookie(&head).unwrap_or_else(|| panic!("{head}"));
+    assert!(line.contains("; secure"), "{line}");
+    let who = curl(&[
+        "-H",
+        &format!("cookie: rill_session={cookie}"),
+        &format!("{base}/api/v1/session"),
+    ]);
+    assert!(who.contains("\"via\":\"session\""), "{who}");
 }

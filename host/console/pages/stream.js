@@ -15,7 +15,7 @@ function Tracks({ tracks }) {
     <tbody>${tracks.map((t) => html`<tr key=${t.id}>
       <td data-label="#">${t.id}</td>
       <td data-label="Kind">${t.kind}</td>
-      <td data-label="Codec">${codecName(t.codec)} <span class="muted">${t.codec}</span></td>
+      <td data-label="Codec"><span>${codecName(t.codec)} <span class="muted">${t.codec}</span></span></td>
       <td data-label="Format">${[
         t.width && t.height ? `${t.width}×${t.height}` : null,
         t.sample_rate ? `${t.sample_rate} Hz` : null,
