@@ -85,7 +85,7 @@ function Console({ who, onOut }) {
       plugins.refresh();
     }} />`;
   } else if (route === 'recordings' && recordings) {
-    page = html`<${Recordings} />`;
+    page = html`<${Recordings} admin=${admin} />`;
   } else {
     page = html`<${Dashboard} />`;
   }

@@ -802,3 +802,65 @@ fn over_https_the_session_cookie_is_secure() {
     ]);
     assert!(who.contains("\"via\":\"session\""), "{who}");
 }
+
+#[test]
+fn console_lists_and_plays_recordings() {
+    let test = "console_lists_and_plays_recordings";
+    if !browser_ready(test) {
+        return;
+    }
+    let dir = shots(test);
+    let rtmp = free_port();
+    let server = Rill::start(
+        &format!(
+            "plugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  record:\n    rules:\n      \
+             - match: ^live/rec$\n        format: fmp4\n        segment: 2s\n"
+        ),
+        &[
+            rtmp::plugin(),
+            target_dir().join("librill_plugin_record.so"),
+        ],
+    );
+    let rill = &server;
+    assert!(wait_port(rtmp, Duration::from_secs(10)), "{}", rill.log());
+    let _publisher = Guard(publish_lavfi(
+        false,
+        30,
+        "libx264",
+        "aac",
+        &["-f", "flv"],
+        &format!("rtmp://127.0.0.1:{rtmp}/live/rec"),
+    ));
+    let id = wait_for(Duration::from_secs(20), || {
+        let v = rill.get_json("/api/v1/recordings?stream=live/rec");
+        v["recordings"]
+            .as_array()?
+            .iter()
+            .find(|r| r["complete"] == true)?["id"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .unwrap_or_else(|| panic!("no complete recording:\n{}", rill.log()));
+
+    let mut b = Browser::start(rill.http_port, &dir);
+    b.open("", rill);
+    b.wait("header.top nav", "Recordings", 10_000, rill);
+    b.click("header.top nav a[href='#/recordings']", rill);
+    b.wait(&format!("[data-rec=\"{id}\"]"), "live/rec", 10_000, rill);
+    b.click(&format!("[data-play=\"{id}\"]"), rill);
+    let played = b.wait_js(
+        "(() => { const v = document.querySelector('video[data-recording]'); \
+         return v && v.currentTime >= 1 ? { t: v.currentTime, w: v.videoWidth } : null; })()",
+        15_000,
+        rill,
+    );
+    eprintln!("recording {id}: {played}");
+    assert_eq!(played["w"], 320, "{played}");
+    b.shot("recordings", rill);
+    b.viewport(390, 844, rill);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_fits_a_phone(&mut b, "recordings", rill);
+    b.shot("phone-recordings", rill);
+    let errors = b.errors(rill);
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+}
