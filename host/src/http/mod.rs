@@ -3,10 +3,13 @@
 //! WebSocket-FLV, ...). API errors are RFC 7807 problem+json. With
 //! `http.tls` set, the same router is also served over HTTPS ([`tls`]).
 
+mod console;
 mod metrics;
 mod plain;
 mod prepare;
+mod process;
 pub mod recordings;
+mod session;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -34,6 +37,9 @@ pub use crate::server::{AppState, SetLogLevel};
 /// test).
 pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/server"),
+    ("get", "/api/v1/session"),
+    ("post", "/api/v1/session"),
+    ("delete", "/api/v1/session"),
     ("get", "/api/v1/streams"),
     ("get", "/api/v1/streams/{path}"),
     ("delete", "/api/v1/streams/{path}"),
@@ -91,6 +97,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(metrics)
+        .merge(console::router())
         .fallback(plugin_route)
         .layer(middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
@@ -210,7 +217,8 @@ fn problem_with(status: StatusCode, detail: &str, extra: serde_json::Value) -> R
 }
 
 /// Who may use the API. With a token (`http.api_token` or
-/// `api_token_file`) every call needs it, from anywhere. Without one, only
+/// `api_token_file`) every call needs it (or the console's session cookie,
+/// [`session`]), from anywhere. Without one, only
 /// clients on loopback are answered, and only when they name a loopback
 /// host or one of `http.allowed_hosts` (a page that rebinds its own name
 /// to 127.0.0.1 is refused). Calls that send a body must say it is JSON or
@@ -218,72 +226,81 @@ fn problem_with(status: StatusCode, detail: &str, extra: serde_json::Value) -> R
 async fn guard_api(
     State(s): State<AppState>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
+    match caller(&s, peer, &req) {
+        Ok(c) => {
+            req.extensions_mut().insert(c);
+            next.run(req).await
+        }
+        Err(refused) => *refused,
+    }
+}
+
+/// [`guard_api`]'s decision: who the caller is, or the answer refusing it.
+fn caller(s: &AppState, peer: SocketAddr, req: &Request) -> Result<session::Caller, Box<Response>> {
     let (tokens, allowed_hosts) = {
         let c = s.config.lock();
-        let mut tokens: Vec<(String, ApiRole)> = c
-            .http
-            .token()
-            .map(|t| (t.to_owned(), ApiRole::Admin))
-            .into_iter()
-            .collect();
-        tokens.extend(c.http.api_tokens.iter().map(|t| (t.token.clone(), t.role)));
-        (tokens, c.http.allowed_hosts.clone())
+        (session::api_tokens(&c), c.http.allowed_hosts.clone())
     };
     let headers = req.headers();
-    match tokens.is_empty() {
+    let caller = match tokens.is_empty() {
         false => {
             let given = headers
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
-            // Every token is compared, so the time taken tells nothing.
-            let role = given.and_then(|g| {
-                tokens.iter().fold(None, |hit, (t, role)| {
-                    let same = constant_time_eq(g.as_bytes(), t.as_bytes());
-                    hit.or(same.then_some(*role))
-                })
-            });
-            let Some(role) = role else {
+            // The bearer token, else the console's session cookie.
+            let caller = match given {
+                Some(g) => session::token_role(g, &tokens).map(|role| (role, session::Via::Bearer)),
+                None => {
+                    session::cookie_role(headers, &tokens).map(|role| (role, session::Via::Session))
+                }
+            };
+            let Some((role, via)) = caller else {
                 let mut r = problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
                 r.headers_mut()
                     .insert("www-authenticate", HeaderValue::from_static("Bearer"));
-                return r;
+                return Err(Box::new(r));
             };
             if role == ApiRole::Read && !matches!(*req.method(), Method::GET | Method::HEAD) {
-                return problem(
+                return Err(Box::new(problem(
                     StatusCode::FORBIDDEN,
                     "this token may only read (role: read); changes need an admin token",
-                );
+                )));
             }
+            session::Caller { role, via }
         }
         true => {
             if !peer.ip().to_canonical().is_loopback() {
-                return problem(
+                return Err(Box::new(problem(
                     StatusCode::FORBIDDEN,
                     "the API has no token (http.api_token or http.api_token_file) and so \
                      answers only clients on this machine",
-                );
+                )));
             }
             let host = headers.get("host").and_then(|h| h.to_str().ok());
             if !host.is_some_and(|h| host_allowed(h, &allowed_hosts)) {
-                return problem(
+                return Err(Box::new(problem(
                     StatusCode::FORBIDDEN,
                     "the Host header names no loopback host nor one of http.allowed_hosts",
-                );
+                )));
+            }
+            session::Caller {
+                role: ApiRole::Admin,
+                via: session::Via::Loopback,
             }
         }
-    }
+    };
     let sends_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
     if sends_body && !is_config_media_type(headers.get("content-type")) {
-        return problem(
+        return Err(Box::new(problem(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send Content-Type: application/json or application/yaml",
-        );
+        )));
     }
-    next.run(req).await
+    Ok(caller)
 }
 
 /// `/metrics`: open with `http.metrics_public` (the default), else
@@ -423,7 +440,13 @@ async fn server(State(s): State<AppState>) -> Json<serde_json::Value> {
         "streams": t.streams,
         "publishers": t.publishers,
         "subscribers": t.subscribers.values().sum::<usize>(),
+        "subscribers_by_protocol": t.subscribers,
         "plugins": s.plugins.plugins().await.len(),
+        "bytes_in": t.bytes_in,
+        "bytes_out": t.bytes_out,
+        "cpu_seconds": process::cpu_seconds(),
+        "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "memory_bytes": process::rss_bytes(),
     }))
 }
 
