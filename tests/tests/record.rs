@@ -543,6 +543,21 @@ fn full_disk_stops_recording_not_the_stream() {
         assert_eq!((st, body.len() as u64), (200, r["bytes"].as_u64().unwrap()));
     }
     assert!(rill.log().contains("below min_free"), "{}", rill.log());
+    // The metric says why: the free space where the rule writes, below the floor.
+    let (_, metrics) = rill.get("/metrics");
+    let free: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with("rill_storage_free_bytes{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        !free.is_empty() && free.iter().all(|f| *f < (3 << 20) as f64),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rill_storage_written_bytes_total "),
+        "{metrics}"
+    );
 }
 
 /// VOD playback: the TS and fMP4 recordings of a stream as VOD HLS

@@ -25,6 +25,9 @@ struct Snapshot {
     refusals: Vec<(&'static str, String, &'static str, u64)>,
     /// Hook answers and notifications by outcome.
     hooks: [(&'static str, &'static str, u64); 6],
+    /// Plugins' storage: written, failed (no space, other), queued, and
+    /// the free space last measured by path.
+    storage: (u64, u64, u64, u64, Vec<(String, i64)>),
 }
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
@@ -167,6 +170,41 @@ impl Collector for Snapshot {
                 ConstCounter::new(*n).encode(fam.encode_family(&labels)?)?;
             }
         }
+        let (written, no_space, failed, queued, free) = &self.storage;
+        counter(
+            &mut e,
+            "rill_storage_written_bytes",
+            "Bytes plugins wrote to files (recordings)",
+            *written,
+        )?;
+        {
+            let mut fam = e.encode_descriptor(
+                "rill_storage_write_errors",
+                "Plugins' file writes that failed, by reason",
+                None,
+                MetricType::Counter,
+            )?;
+            for (reason, n) in [("no_space", *no_space), ("io", *failed)] {
+                ConstCounter::new(n).encode(fam.encode_family(&[("reason", reason)])?)?;
+            }
+        }
+        gauge(
+            &mut e,
+            "rill_storage_queued_bytes",
+            "Bytes plugins queued that wait for the disk",
+            *queued as i64,
+        )?;
+        {
+            let mut fam = e.encode_descriptor(
+                "rill_storage_free_bytes",
+                "Free space where plugins write (recording stops below its floor), as last measured",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (path, v) in free {
+                ConstGauge::new(*v).encode(fam.encode_family(&[("path", path.as_str())])?)?;
+            }
+        }
         if let Some((ok, failed)) = self.tls {
             counter(
                 &mut e,
@@ -205,6 +243,21 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
                 ("notify", "failed", n(&h.notify_failed)),
                 ("notify", "dropped", n(&h.notify_dropped)),
             ]
+        },
+        storage: {
+            use crate::storage::stats;
+            let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            (
+                n(&stats::WRITTEN),
+                n(&stats::NO_SPACE),
+                n(&stats::FAILED),
+                crate::storage::queued_total(),
+                stats::FREE
+                    .lock()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect(),
+            )
         },
     }));
     let mut out = String::new();

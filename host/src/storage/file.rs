@@ -18,6 +18,11 @@ use super::{status_of, Deliver, IoDone};
 const MAX_QUEUED_TOTAL: u64 = 1 << 30;
 static QUEUED_TOTAL: AtomicU64 = AtomicU64::new(0);
 
+/// Bytes waiting for the disk in all files.
+pub fn queued_total() -> u64 {
+    QUEUED_TOTAL.load(Ordering::Relaxed)
+}
+
 /// What a file handle can be asked.
 pub enum Op {
     Write { offset: u64, data: Vec<u8> },
@@ -134,6 +139,12 @@ impl FileQueue {
     }
 
     fn fail(&self, status: i32) {
+        let counter = if status == RILL_ERR_NO_SPACE {
+            &super::stats::NO_SPACE
+        } else {
+            &super::stats::FAILED
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let mut st = self.state.lock();
         if st.error == 0 {
             st.error = status;
@@ -195,7 +206,10 @@ impl FileQueue {
                         offset
                     };
                     match file.write_all_at(&data, at) {
-                        Ok(()) => *end = (*end).max(at + n),
+                        Ok(()) => {
+                            *end = (*end).max(at + n);
+                            super::stats::WRITTEN.fetch_add(n, Ordering::Relaxed);
+                        }
                         Err(e) => self.fail(status_of(&e)),
                     }
                 }

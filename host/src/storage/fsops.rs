@@ -34,7 +34,13 @@ pub fn fs_op(op: FsOp) -> IoDone {
             None => return IoDone::err(t, RILL_ERR_INVALID),
         },
         RILL_FS_STAT => std::fs::metadata(&op.path).map(|m| m.len() as i64),
-        RILL_FS_FREE => free_bytes(&op.path),
+        RILL_FS_FREE => free_bytes(&op.path).inspect(|free| {
+            let mut seen = super::stats::FREE.lock();
+            let key = op.path.to_string_lossy().into_owned();
+            if seen.len() < super::stats::MAX_FREE_PATHS || seen.contains_key(&key) {
+                seen.insert(key, *free);
+            }
+        }),
         RILL_FS_TRUNCATE => std::fs::OpenOptions::new()
             .write(true)
             .open(&op.path)

@@ -8,9 +8,28 @@ mod fsops;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-pub use file::{FileQueue, Op};
+pub use file::{queued_total, FileQueue, Op};
 pub use fsops::{fs_op, FsOp};
 use rill_abi::*;
+
+/// What plugins' storage did, for `/metrics`.
+pub mod stats {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicU64;
+
+    use parking_lot::Mutex;
+
+    /// Bytes written to files.
+    pub static WRITTEN: AtomicU64 = AtomicU64::new(0);
+    /// Writes that failed: the disk was full.
+    pub static NO_SPACE: AtomicU64 = AtomicU64::new(0);
+    /// Writes that failed otherwise.
+    pub static FAILED: AtomicU64 = AtomicU64::new(0);
+    /// The latest free space measured (`RILL_FS_FREE`), by path asked.
+    pub static FREE: Mutex<BTreeMap<String, i64>> = Mutex::new(BTreeMap::new());
+    /// Paths kept in `FREE` at most (each plugin asks about a few).
+    pub const MAX_FREE_PATHS: usize = 32;
+}
 
 /// The outcome of an operation, as `on_io` brings it.
 #[derive(Debug, Clone, Default)]
