@@ -56,6 +56,7 @@ use crate::{
 
 #[doc(hidden)]
 pub mod config;
+pub mod range;
 pub mod trampolines;
 
 pub use crate::frame::{RillFrameInfo as FrameInfo, RillTrackInfo as TrackInfo};

@@ -7,7 +7,6 @@
 
 pub mod recordings;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
@@ -139,9 +138,22 @@ impl Db {
 }
 
 async fn connect(url: &str, kind: &str) -> Result<AnyPool, sqlx::Error> {
+    let sqlite = kind == "sqlite";
     let pool = AnyPoolOptions::new()
-        .max_connections(if kind == "sqlite" { 1 } else { 4 })
+        .max_connections(if sqlite { 1 } else { 4 })
         .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    // With WAL, NORMAL syncs at checkpoints rather than at
+                    // every commit: the file stays consistent after a
+                    // crash, which may lose the last updates (the repair
+                    // redoes them from the files).
+                    sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous=NORMAL").await?;
+                }
+                Ok(())
+            })
+        })
         .connect(url)
         .await?;
     if kind == "sqlite" {
@@ -203,34 +215,77 @@ async fn run(
     };
     tracing::info!("database ({kind}) ready");
     let _ = pool_tx.send(Some(pool.clone()));
-    let pool = Arc::new(pool);
-    while let Some(job) = rx.recv().await {
-        match job {
-            Job::Add(row) => {
-                if let Err(e) = recordings::insert(&pool, &row).await {
-                    tracing::error!("database: recording {} not indexed: {e}", row.id);
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        // (is an add, the row)
+        let mut writes: Vec<(bool, Row)> = Vec::new();
+        for job in batch.drain(..) {
+            match job {
+                Job::Add(row) => writes.push((true, row)),
+                Job::Update(row) => writes.push((false, row)),
+                other => {
+                    // Reads see every write queued before them.
+                    write_batch(&pool, std::mem::take(&mut writes)).await;
+                    read(&pool, other).await;
                 }
             }
-            Job::Update(row) => {
-                if let Err(e) = recordings::update(&pool, &row).await {
-                    tracing::error!("database: recording {} not updated: {e}", row.id);
-                }
-            }
-            Job::Query(q, reply) => reply(
-                recordings::query(&pool, &q)
-                    .await
-                    .map_err(|e| e.to_string()),
-            ),
-            Job::Expire {
-                group,
-                max_age_us,
-                max_bytes,
-                reply,
-            } => reply(
-                recordings::expire(&pool, &group, max_age_us, max_bytes)
-                    .await
-                    .map_err(|e| e.to_string()),
-            ),
         }
+        write_batch(&pool, writes).await;
+    }
+}
+
+/// Jobs taken from the queue at once.
+const BATCH: usize = 512;
+
+/// Adds and updates in one transaction; of several updates of one row
+/// only the last is written (each carries the whole row).
+async fn write_batch(pool: &AnyPool, writes: Vec<(bool, Row)>) {
+    if writes.is_empty() {
+        return;
+    }
+    let last_update: std::collections::HashMap<i64, usize> = writes
+        .iter()
+        .enumerate()
+        .filter(|(_, (add, _))| !add)
+        .map(|(i, (_, r))| (r.id, i))
+        .collect();
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!("database: {} writes lost: {e}", writes.len());
+            return;
+        }
+    };
+    for (i, (add, row)) in writes.iter().enumerate() {
+        let r = if *add {
+            recordings::insert(&mut tx, row).await
+        } else if last_update.get(&row.id) == Some(&i) {
+            recordings::update(&mut tx, row).await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = r {
+            tracing::error!("database: a recording row not written: {e}");
+        }
+    }
+    if let Err(e) = tx.commit().await {
+        tracing::error!("database: {} writes lost: {e}", writes.len());
+    }
+}
+
+async fn read(pool: &AnyPool, job: Job) {
+    match job {
+        Job::Query(q, reply) => reply(recordings::query(pool, &q).await.map_err(|e| e.to_string())),
+        Job::Expire {
+            group,
+            max_age_us,
+            max_bytes,
+            reply,
+        } => reply(
+            recordings::expire(pool, &group, max_age_us, max_bytes)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        Job::Add(_) | Job::Update(_) => {}
     }
 }

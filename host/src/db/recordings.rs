@@ -81,7 +81,7 @@ fn from_row(r: &AnyRow) -> Result<Row, sqlx::Error> {
     })
 }
 
-pub async fn insert(pool: &AnyPool, r: &Row) -> Result<(), sqlx::Error> {
+pub async fn insert(db: &mut sqlx::AnyConnection, r: &Row) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "INSERT INTO recordings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
@@ -96,12 +96,12 @@ pub async fn insert(pool: &AnyPool, r: &Row) -> Result<(), sqlx::Error> {
     .bind(r.duration_us)
     .bind(r.bytes)
     .bind(r.done as i64)
-    .execute(pool)
+    .execute(db)
     .await
     .map(drop)
 }
 
-pub async fn update(pool: &AnyPool, r: &Row) -> Result<(), sqlx::Error> {
+pub async fn update(db: &mut sqlx::AnyConnection, r: &Row) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE recordings SET grp = $1, codecs = $2, start_us = $3, end_us = $4,
          duration_us = $5, bytes = $6, done = $7 WHERE id = $8",
@@ -114,7 +114,7 @@ pub async fn update(pool: &AnyPool, r: &Row) -> Result<(), sqlx::Error> {
     .bind(r.bytes)
     .bind(r.done as i64)
     .bind(r.id)
-    .execute(pool)
+    .execute(db)
     .await
     .map(drop)
 }

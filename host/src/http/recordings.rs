@@ -169,43 +169,6 @@ async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     }
 }
 
-/// `Range: bytes=a-b` (one range) against a file of `len` bytes: the
-/// inclusive range, `Ok(None)` without a header, `Err` if unsatisfiable.
-fn byte_range(h: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = h.and_then(|v| v.trim().strip_prefix("bytes=")) else {
-        return Ok(None);
-    };
-    // Several ranges: serve the whole file, as RFC 9110 allows.
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let (a, b) = spec.split_once('-').ok_or(())?;
-    let (a, b) = (a.trim(), b.trim());
-    let r = match (a.is_empty(), b.is_empty()) {
-        (true, false) => {
-            let n: u64 = b.parse().map_err(|_| ())?;
-            if n == 0 {
-                return Err(());
-            }
-            (len.saturating_sub(n), len.checked_sub(1).ok_or(())?)
-        }
-        (false, _) => {
-            let start: u64 = a.parse().map_err(|_| ())?;
-            let end = if b.is_empty() {
-                len.saturating_sub(1)
-            } else {
-                b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))
-            };
-            if start >= len || end < start {
-                return Err(());
-            }
-            (start, end)
-        }
-        (true, true) => return Err(()),
-    };
-    Ok(Some(r))
-}
-
 fn content_type(format: &str) -> &'static str {
     match format {
         "mp4" | "fmp4" => "video/mp4",
@@ -251,13 +214,14 @@ async fn file(
             header::CONTENT_DISPOSITION,
             format!("inline; filename=\"{name}\""),
         );
-    let (start, count) = match byte_range(range, len) {
+    let (start, count) = match rill_abi::sdk::range::byte_range(range, len) {
         Ok(None) => (0, len),
-        Ok(Some((a, b))) => {
-            resp = resp
-                .status(StatusCode::PARTIAL_CONTENT)
-                .header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}"));
-            (a, b - a + 1)
+        Ok(Some((a, end))) => {
+            resp = resp.status(StatusCode::PARTIAL_CONTENT).header(
+                header::CONTENT_RANGE,
+                format!("bytes {a}-{}/{len}", end - 1),
+            );
+            (a, end - a)
         }
         Err(()) => {
             return Response::builder()
@@ -281,21 +245,6 @@ async fn file(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(byte_range(None, 100), Ok(None));
-        assert_eq!(byte_range(Some("bytes=0-9"), 100), Ok(Some((0, 9))));
-        assert_eq!(byte_range(Some("bytes=90-"), 100), Ok(Some((90, 99))));
-        assert_eq!(byte_range(Some("bytes=-10"), 100), Ok(Some((90, 99))));
-        assert_eq!(byte_range(Some("bytes=-1000"), 100), Ok(Some((0, 99))));
-        assert_eq!(byte_range(Some("bytes=50-5000"), 100), Ok(Some((50, 99))));
-        assert_eq!(byte_range(Some("bytes=100-"), 100), Err(()));
-        assert_eq!(byte_range(Some("bytes=9-3"), 100), Err(()));
-        assert_eq!(byte_range(Some("bytes=x-3"), 100), Err(()));
-        assert_eq!(byte_range(Some("bytes=0-1,5-6"), 100), Ok(None));
-        assert_eq!(byte_range(Some("items=0-1"), 100), Ok(None));
-    }
 
     #[test]
     fn times_round_trip() {

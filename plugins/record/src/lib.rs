@@ -37,7 +37,7 @@ use rill_abi::sdk::{
 use rill_abi::*;
 
 use config::{Config, Rule};
-use writer::{Format, Media, Out, Writer};
+use writer::{Format, Media, MediaExt, Out, Writer};
 
 /// The HTTP route of VOD playback (`/vod/*`).
 const ROUTE_VOD: u32 = 1;

@@ -137,35 +137,6 @@ fn unescape(v: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `Range: bytes=a-b` against `len`: `Ok(None)` for the whole file.
-fn byte_range(h: Option<&str>, len: u64) -> std::result::Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = h.and_then(|v| v.trim().strip_prefix("bytes=")) else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let (a, b) = spec.split_once('-').ok_or(())?;
-    let (a, b) = (a.trim(), b.trim());
-    if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
-        if n == 0 || len == 0 {
-            return Err(());
-        }
-        return Ok(Some((len.saturating_sub(n), len)));
-    }
-    let start: u64 = a.parse().map_err(|_| ())?;
-    let end = if b.is_empty() {
-        len
-    } else {
-        (b.parse::<u64>().map_err(|_| ())?.saturating_add(1)).min(len)
-    };
-    if start >= len || end <= start {
-        return Err(());
-    }
-    Ok(Some((start, end)))
-}
-
 /// The size of the leading `ftyp` and `moov` boxes of an fMP4 file.
 fn init_len(head: &[u8]) -> Option<u64> {
     let mut at = 0usize;
@@ -477,7 +448,7 @@ impl Record {
             return text(conn, 404, "no such recording\n");
         };
         let len = row.bytes;
-        let (start, end, status) = match byte_range(r.range.as_deref(), len) {
+        let (start, end, status) = match rill_abi::sdk::range::byte_range(r.range.as_deref(), len) {
             Ok(None) => (0, len, 200),
             Ok(Some((a, b))) => (a, b, 206),
             Err(()) => {
@@ -602,16 +573,6 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(byte_range(None, 100), Ok(None));
-        assert_eq!(byte_range(Some("bytes=0-9"), 100), Ok(Some((0, 10))));
-        assert_eq!(byte_range(Some("bytes=90-"), 100), Ok(Some((90, 100))));
-        assert_eq!(byte_range(Some("bytes=-10"), 100), Ok(Some((90, 100))));
-        assert_eq!(byte_range(Some("bytes=100-"), 100), Err(()));
-        assert_eq!(byte_range(Some("bytes=5-2"), 100), Err(()));
-    }
 
     #[test]
     fn init_lengths() {

@@ -24,27 +24,17 @@ pub enum Out {
     Index(Bytes),
 }
 
-/// A frame as the writers take it.
-#[derive(Debug, Clone)]
-pub struct Media {
-    pub track: u32,
-    pub codec: u32,
-    pub flags: u32,
-    pub pts: i64,
-    pub dts: i64,
-    pub payload: Bytes,
+/// A frame as the writers take it: rill-ts's (track, codec, flags, times
+/// in µs, payload), the same fields every container needs.
+pub use rill_ts::Frame as Media;
+
+/// What the writers ask of a frame beyond `is_config`/`is_key`.
+pub trait MediaExt {
+    fn is_video(&self) -> bool;
 }
 
-impl Media {
-    pub fn is_config(&self) -> bool {
-        self.flags & RILL_FRAME_CONFIG != 0
-    }
-
-    pub fn is_key(&self) -> bool {
-        self.flags & RILL_FRAME_KEY != 0
-    }
-
-    pub fn is_video(&self) -> bool {
+impl MediaExt for Media {
+    fn is_video(&self) -> bool {
         rill_codec_kind(self.codec) == RILL_TRACK_VIDEO
     }
 }
@@ -264,14 +254,11 @@ impl Writer {
         }
     }
 
-    fn ts_frame(&self, m: &Media) -> rill_ts::Frame {
-        rill_ts::Frame {
-            track: m.track,
-            codec: m.codec,
-            flags: m.flags,
+    fn ts_frame(&self, m: &Media) -> Media {
+        Media {
             pts: self.rel(m.pts).max(0),
             dts: self.rel(m.dts).max(0),
-            payload: m.payload.clone(),
+            ..m.clone()
         }
     }
 
@@ -356,13 +343,10 @@ impl Writer {
                 self.flv_tag(m, out);
             }
             Kind::Ts { mux } => {
-                let f = rill_ts::Frame {
-                    track: m.track,
-                    codec: m.codec,
-                    flags: m.flags,
+                let f = Media {
                     pts: pts.max(0),
                     dts,
-                    payload: m.payload.clone(),
+                    ..m.clone()
                 };
                 let mut buf = BytesMut::new();
                 mux.push(&f, &mut buf).map_err(|e| e.to_string())?;
