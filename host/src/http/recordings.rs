@@ -223,7 +223,7 @@ async fn file(
             );
             (a, end - a)
         }
-        Err(()) => {
+        Err(_) => {
             return Response::builder()
                 .status(StatusCode::RANGE_NOT_SATISFIABLE)
                 .header(header::CONTENT_RANGE, format!("bytes */{len}"))

@@ -451,7 +451,7 @@ impl Record {
         let (start, end, status) = match rill_abi::sdk::range::byte_range(r.range.as_deref(), len) {
             Ok(None) => (0, len, 200),
             Ok(Some((a, b))) => (a, b, 206),
-            Err(()) => {
+            Err(_) => {
                 let cr = format!("bytes */{len}");
                 conn.http_respond(416, &[("content-range", &cr)], Body::Fixed(0))?;
                 return conn.close(RILL_END_NORMAL);
