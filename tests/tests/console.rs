@@ -357,6 +357,14 @@ fn console_shows_previews_kicks_reloads_and_edits_the_config() {
     s.wait_live("live/console");
     let (row, ms) = b.wait("[data-stream=\"live/console\"]", "rtmp", 2_000, rill);
     eprintln!("the stream showed {ms} ms after the API had it: {row}");
+    // Its tracks follow with the first frames (the API may list the
+    // stream a moment before it knows them).
+    let (row, _) = b.wait(
+        "[data-stream=\"live/console\"]",
+        "H.264 320×240",
+        5_000,
+        rill,
+    );
     assert!(row.contains("H.264 320×240"), "{row}");
     // Let the charts get a few samples.
     std::thread::sleep(Duration::from_secs(3));
