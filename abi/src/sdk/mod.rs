@@ -99,6 +99,17 @@ impl Error {
     /// The disk is full (storage calls).
     pub const NO_SPACE: Error = Error(crate::RILL_ERR_NO_SPACE);
 
+    /// The HTTP (or RTSP) status that answers an admission refusal
+    /// ([`Plugin::on_admit`]): 401 for credentials, 503 for a limit, 403
+    /// otherwise.
+    pub const fn refusal_status(self) -> u16 {
+        match self {
+            Error::UNAUTHORIZED => 401,
+            Error::BUSY => 503,
+            _ => 403,
+        }
+    }
+
     /// The status code.
     pub const fn code(self) -> i32 {
         self.0

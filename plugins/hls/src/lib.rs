@@ -260,14 +260,7 @@ impl Plugin for Hls {
                 r.admitted = true;
                 self.serve(r, conn)
             }
-            Err(e) => {
-                let status = match e {
-                    Error::UNAUTHORIZED => 401,
-                    Error::BUSY => 503,
-                    _ => 403,
-                };
-                serve::text(conn, status, "playing not allowed\n", r.head)
-            }
+            Err(e) => serve::text(conn, e.refusal_status(), "playing not allowed\n", r.head),
         }
     }
 

@@ -106,7 +106,7 @@ fn ask(r: &Record, step: Step, f: impl FnOnce(u64) -> Result<()>) {
     let t = r.token(Pending::Repair(step));
     if f(t).is_err() {
         if let Some(Pending::Repair(step)) = lock(&r.pending).remove(&t) {
-            give_up(r, &step, "the host refused the call");
+            give_up(r, row_of(&step), "the host refused the call");
         }
     }
 }
@@ -133,8 +133,9 @@ fn row_of(step: &Step) -> Option<&Row> {
     }
 }
 
-fn give_up(r: &Record, step: &Step, why: &str) {
-    match row_of(step) {
+/// A repair (or, without a row, the scan) ends without success.
+fn give_up(r: &Record, row: Option<&Row>, why: &str) {
+    match row {
         Some(row) => rill_log!(
             r.host,
             Error,
@@ -208,17 +209,13 @@ pub fn on_io(r: &Record, step: Step, result: Result<i64>, data: &[u8]) {
                 rill_log!(host, Warn, "recording {}: {} is gone", row.id, row.path);
                 finish(r, &row, 0, 0);
             }
-            Err(e) => give_up(r, &Step::Stat(row), &e.to_string()),
+            Err(e) => give_up(r, Some(&row), &e.to_string()),
         },
         Step::Sidecar { row, file, mut buf } => {
             let Ok(n) = result else {
                 let _ = host.file_close(file, 0);
                 // No sidecar: nothing to rebuild the moov from.
-                give_up(
-                    r,
-                    &Step::Sidecar { row, file, buf },
-                    "its sidecar index is unreadable",
-                );
+                give_up(r, Some(&row), "its sidecar index is unreadable");
                 return;
             };
             buf.extend_from_slice(data);
@@ -239,15 +236,7 @@ pub fn on_io(r: &Record, step: Step, result: Result<i64>, data: &[u8]) {
                         |t| host.fs_op(ConnId::INSTANCE, RILL_FS_STAT, &path, "", 0, t),
                     );
                 }
-                Err(e) => give_up(
-                    r,
-                    &Step::Sidecar {
-                        row,
-                        file,
-                        buf: Vec::new(),
-                    },
-                    &e.to_string(),
-                ),
+                Err(e) => give_up(r, Some(&row), &e.to_string()),
             }
         }
         Step::Mp4Size {
@@ -257,17 +246,7 @@ pub fn on_io(r: &Record, step: Step, result: Result<i64>, data: &[u8]) {
         } => {
             let size = match result {
                 Ok(s) => s.max(0) as u64,
-                Err(e) => {
-                    return give_up(
-                        r,
-                        &Step::Mp4Size {
-                            row,
-                            tracks,
-                            samples,
-                        },
-                        &e.to_string(),
-                    )
-                }
+                Err(e) => return give_up(r, Some(&row), &e.to_string()),
             };
             // The samples whose bytes all made it to the disk.
             samples.retain(|s| s.offset.saturating_add(s.size as u64) <= size);
@@ -295,44 +274,15 @@ pub fn on_io(r: &Record, step: Step, result: Result<i64>, data: &[u8]) {
             end,
         } => {
             if let Err(e) = result {
-                return give_up(
-                    r,
-                    &Step::Truncated {
-                        row,
-                        tracks,
-                        samples,
-                        end,
-                    },
-                    &e.to_string(),
-                );
+                return give_up(r, Some(&row), &e.to_string());
             }
             let Some((moov, patch)) = crate::writer::close_mp4(&tracks, &samples, end) else {
-                return give_up(
-                    r,
-                    &Step::Truncated {
-                        row,
-                        tracks,
-                        samples,
-                        end,
-                    },
-                    "no whole sample",
-                );
+                return give_up(r, Some(&row), "no whole sample");
             };
             let duration = duration_of(&samples);
             let file = match host.file_open(ConnId::INSTANCE, &row.path, RILL_FILE_WRITE) {
                 Ok(f) => f,
-                Err(e) => {
-                    return give_up(
-                        r,
-                        &Step::Truncated {
-                            row,
-                            tracks,
-                            samples,
-                            end,
-                        },
-                        &e.to_string(),
-                    )
-                }
+                Err(e) => return give_up(r, Some(&row), &e.to_string()),
             };
             let wrote = host
                 .file_write(file, None, &moov)
@@ -342,16 +292,7 @@ pub fn on_io(r: &Record, step: Step, result: Result<i64>, data: &[u8]) {
                 });
             if let Err(e) = wrote {
                 let _ = host.file_close(file, 0);
-                return give_up(
-                    r,
-                    &Step::Truncated {
-                        row,
-                        tracks,
-                        samples,
-                        end,
-                    },
-                    &e.to_string(),
-                );
+                return give_up(r, Some(&row), &e.to_string());
             }
             let bytes = end + moov.len() as u64;
             ask(
@@ -375,15 +316,7 @@ pub fn on_io(r: &Record, step: Step, result: Result<i64>, data: &[u8]) {
                 let t = r.token(Pending::Ignore);
                 let _ = host.fs_op(ConnId::INSTANCE, RILL_FS_REMOVE, &side, "", 0, t);
             }
-            Err(e) => give_up(
-                r,
-                &Step::Mp4Closed {
-                    row,
-                    bytes,
-                    duration_us,
-                },
-                &e.to_string(),
-            ),
+            Err(e) => give_up(r, Some(&row), &e.to_string()),
         },
     }
 }

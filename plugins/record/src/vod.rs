@@ -263,12 +263,7 @@ impl Record {
     }
 
     pub(crate) fn vod_refused(&self, conn: &Conn, e: Error) -> Result<()> {
-        let status = match e {
-            Error::UNAUTHORIZED => 401,
-            Error::BUSY => 503,
-            _ => 403,
-        };
-        text(conn, status, "playing not allowed\n")
+        text(conn, e.refusal_status(), "playing not allowed\n")
     }
 
     pub(crate) fn vod_io(
