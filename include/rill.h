@@ -174,6 +174,10 @@ static inline const char *rill_status_str(int32_t status) {
 // `addr` (`host:port`) as the server name.
 #define RILL_CONNECT_TLS (1 << 0)
 
+// `publisher_set_source` flag (added in 1.5): the stream is pulled from
+// its owner, another node of the cluster; this node does not claim it.
+#define RILL_SOURCE_CLUSTER (1 << 0)
+
 // `http_route_flags` flag (added in 1.1): responses on this route are long
 // streams (HTTP-FLV). The host serves each plain-HTTP `GET` on it (no
 // upgrade, no body) on a connection of its own, as it does a TCP
@@ -342,7 +346,7 @@ static inline const char *rill_status_str(int32_t status) {
 
 // The ABI's minor version: grows when fields are appended to a table or
 // struct. Either side may be older; `struct_size` tells what it knows.
-#define RILL_ABI_MINOR 4
+#define RILL_ABI_MINOR 5
 
 // `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 // `uint32_t`.
@@ -1217,6 +1221,30 @@ typedef struct RillHostApi {
                                  int64_t max_age_us,
                                  uint64_t max_bytes,
                                  uint64_t token);
+    // ==== relays and the cluster (added in 1.5) ====
+    //
+    // Added in 1.5. Says where publisher `publisher`'s media comes from
+    // when this server relays it (a pull): `source` is the URL pulled
+    // (credentials stripped), shown by the management API as the
+    // publisher's remote. `flags`: `RILL_SOURCE_CLUSTER` when the stream
+    // belongs to another node of the cluster (a pull from its owner):
+    // this node then does not claim the stream in the cluster registry.
+    // Call it after `publish_open`, before the first frame.
+    int32_t (*publisher_set_source)(struct RillPublisher *publisher,
+                                    struct RillStr source,
+                                    uint32_t flags);
+    // Added in 1.5. Asks the cluster registry which other node publishes
+    // stream `path`. `on_io(token)` on session `conn_id` (0: the
+    // instance) brings `RILL_OK` with a JSON object in `data`
+    // (`node_id`, and `advertise`: the `host:port` of that node's HTTP
+    // server), `RILL_ERR_NOT_FOUND` when no other node has it,
+    // `RILL_ERR_IO` when the registry cannot be reached. Returns
+    // `RILL_ERR_UNSUPPORTED` at once when the host runs without a
+    // cluster.
+    int32_t (*cluster_locate)(struct RillHost *host,
+                              uint64_t conn_id,
+                              struct RillStr path,
+                              uint64_t token);
 } RillHostApi;
 
 // An HTTP request routed to a plugin (`on_http_request`). Everything in it

@@ -76,6 +76,10 @@ pub const RILL_LISTEN_TLS: u32 = 1 << 0;
 /// `addr` (`host:port`) as the server name.
 pub const RILL_CONNECT_TLS: u32 = 1 << 0;
 
+/// `publisher_set_source` flag (added in 1.5): the stream is pulled from
+/// its owner, another node of the cluster; this node does not claim it.
+pub const RILL_SOURCE_CLUSTER: u32 = 1 << 0;
+
 /// `http_route_flags` flag (added in 1.1): responses on this route are long
 /// streams (HTTP-FLV). The host serves each plain-HTTP `GET` on it (no
 /// upgrade, no body) on a connection of its own, as it does a TCP
@@ -1006,6 +1010,30 @@ pub struct RillHostApi {
             max_bytes: u64,
             token: u64,
         ) -> i32,
+    >,
+
+    /// ==== relays and the cluster (added in 1.5) ====
+    ///
+    /// Added in 1.5. Says where publisher `publisher`'s media comes from
+    /// when this server relays it (a pull): `source` is the URL pulled
+    /// (credentials stripped), shown by the management API as the
+    /// publisher's remote. `flags`: `RILL_SOURCE_CLUSTER` when the stream
+    /// belongs to another node of the cluster (a pull from its owner):
+    /// this node then does not claim the stream in the cluster registry.
+    /// Call it after `publish_open`, before the first frame.
+    pub publisher_set_source: Option<
+        unsafe extern "C" fn(publisher: *mut RillPublisher, source: RillStr, flags: u32) -> i32,
+    >,
+    /// Added in 1.5. Asks the cluster registry which other node publishes
+    /// stream `path`. `on_io(token)` on session `conn_id` (0: the
+    /// instance) brings `RILL_OK` with a JSON object in `data`
+    /// (`node_id`, and `advertise`: the `host:port` of that node's HTTP
+    /// server), `RILL_ERR_NOT_FOUND` when no other node has it,
+    /// `RILL_ERR_IO` when the registry cannot be reached. Returns
+    /// `RILL_ERR_UNSUPPORTED` at once when the host runs without a
+    /// cluster.
+    pub cluster_locate: Option<
+        unsafe extern "C" fn(host: *mut RillHost, conn_id: u64, path: RillStr, token: u64) -> i32,
     >,
 }
 

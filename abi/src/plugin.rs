@@ -16,7 +16,7 @@ use crate::types::{
 pub const RILL_ABI_MAJOR: u16 = 1;
 /// The ABI's minor version: grows when fields are appended to a table or
 /// struct. Either side may be older; `struct_size` tells what it knows.
-pub const RILL_ABI_MINOR: u16 = 4;
+pub const RILL_ABI_MINOR: u16 = 5;
 
 /// `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 /// `uint32_t`.
@@ -434,6 +434,11 @@ pub const fn rill_v1_3_size_of_host_api() -> usize {
     core::mem::offset_of!(RillHostApi, file_open)
 }
 
+/// `sizeof(RillHostApi)` in ABI 1.4 (up to `recordings_expire`).
+pub const fn rill_v1_4_size_of_host_api() -> usize {
+    core::mem::offset_of!(RillHostApi, publisher_set_source)
+}
+
 /// Why a descriptor was refused at load (host side).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DescriptorError {
@@ -629,6 +634,8 @@ pub const fn rill_host_api_empty() -> RillHostApi {
         recording_update: None,
         recordings_query: None,
         recordings_expire: None,
+        publisher_set_source: None,
+        cluster_locate: None,
     }
 }
 

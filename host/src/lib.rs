@@ -1,6 +1,7 @@
 //! Rill's host: the stream engine, the plugin manager and the process.
 
 pub mod admission;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod engine;

@@ -134,7 +134,13 @@ async fn run(path: Option<PathBuf>, config: Config, set_log_level: SetLogLevel) 
         None => None,
     };
     let db = rill::db::Db::open(&config.database.url, &config.state_dir);
-    let plugins = PluginManager::new(engine.clone(), &config, tls.clone(), db.clone());
+    let plugins = PluginManager::new(
+        engine.clone(),
+        &config,
+        tls.clone(),
+        db.clone(),
+        rill::cluster::Cluster::disabled(),
+    );
     if let Err(e) = plugins.start().await {
         tracing::error!("{e}");
         return ExitCode::FAILURE;

@@ -61,7 +61,7 @@ pub mod trampolines;
 
 pub use crate::frame::{RillFrameInfo as FrameInfo, RillTrackInfo as TrackInfo};
 pub use crate::host_api::RillSubscriberStats as SubscriberStats;
-pub use storage::{FileId, Recording};
+pub use storage::{ClusterOwner, FileId, Recording};
 
 /// A failed call: a negative `RILL_ERR_*` status.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -1181,6 +1181,19 @@ impl Publisher {
         let f = api!(self.host, publisher_set_metadata)?;
         // SAFETY: live publisher and frame.
         Error::check(unsafe { f(self.raw, frame.raw) }).map(drop)
+    }
+
+    /// Says which URL this publisher relays (ABI 1.5), and with
+    /// `cluster` that the stream belongs to another node of the cluster.
+    pub fn set_source(&self, source: &str, cluster: bool) -> Result<()> {
+        let f = api!(self.host, publisher_set_source)?;
+        let flags = if cluster {
+            crate::RILL_SOURCE_CLUSTER
+        } else {
+            0
+        };
+        // SAFETY: live publisher; the string is lent for the call.
+        Error::check(unsafe { f(self.raw, rstr(source), flags) }).map(drop)
     }
 }
 

@@ -153,4 +153,57 @@ impl Host {
         let rc = unsafe { f(self.raw(), owner.0, rstr(group), age, max_bytes, token) };
         Error::check(rc).map(drop)
     }
+
+    /// Asks the cluster registry which other node publishes `path` (ABI
+    /// 1.5); `on_io(token)` on `owner` brings the answer (see
+    /// [`ClusterOwner::parse`]). `Error::UNSUPPORTED`: no cluster.
+    pub fn cluster_locate(&self, owner: ConnId, path: &str, token: u64) -> Result<()> {
+        let f = api!(self, cluster_locate)?;
+        // SAFETY: the path is lent for the call.
+        Error::check(unsafe { f(self.raw(), owner.0, rstr(path), token) }).map(drop)
+    }
+}
+
+/// Another node of the cluster that publishes a stream, as `cluster_locate`
+/// answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterOwner {
+    /// Its `cluster.node_id`.
+    pub node_id: String,
+    /// `host:port` of its HTTP server.
+    pub advertise: String,
+}
+
+impl ClusterOwner {
+    /// Reads the answer's JSON object (`{"node_id": ..., "advertise": ...}`),
+    /// without a JSON dependency: two string fields with no escapes.
+    pub fn parse(data: &[u8]) -> Option<ClusterOwner> {
+        let text = std::str::from_utf8(data).ok()?;
+        let field = |name: &str| -> Option<String> {
+            let key = format!("\"{name}\"");
+            let rest = &text[text.find(&key)? + key.len()..];
+            let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+            let rest = rest.strip_prefix('"')?;
+            let value = &rest[..rest.find('"')?];
+            (!value.contains('\\')).then(|| value.to_owned())
+        };
+        Some(ClusterOwner {
+            node_id: field("node_id")?,
+            advertise: field("advertise")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClusterOwner;
+
+    #[test]
+    fn cluster_owner_parses_the_hosts_json() {
+        let o = ClusterOwner::parse(br#"{"node_id":"a","advertise":"127.0.0.1:8080"}"#).unwrap();
+        assert_eq!(o.node_id, "a");
+        assert_eq!(o.advertise, "127.0.0.1:8080");
+        assert_eq!(ClusterOwner::parse(br#"{"node_id":"a"}"#), None);
+        assert_eq!(ClusterOwner::parse(b"\xff"), None);
+    }
 }

@@ -374,6 +374,13 @@ impl Publisher {
             .set_metadata(self.epoch, &mut self.data_track, body)
     }
 
+    /// Records where this publisher pulls the stream from (a relay), and
+    /// whether it is the cluster's owner node (then not claimed here).
+    pub fn set_source(&self, source: &str, cluster_relay: bool) {
+        self.stream
+            .set_publisher_source(self.epoch, source, cluster_relay)
+    }
+
     /// Whether the engine detached this publisher, and why.
     pub fn closed_reason(&self) -> Option<SubscribeEnd> {
         self.end.reason.lock().clone()

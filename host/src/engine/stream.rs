@@ -44,6 +44,12 @@ pub struct PublisherInfo {
     pub protocol: String,
     /// Remote address of the encoder, if any.
     pub remote: String,
+    /// The URL this server pulls the stream from, when it relays it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Pulled from its owner, another node of the cluster: this node does
+    /// not claim the stream in the cluster registry.
+    pub cluster_relay: bool,
 }
 
 struct PublisherSlot {
@@ -201,6 +207,15 @@ impl Stream {
         self.touch_data();
         self.poke.notify_one();
         Ok((epoch, end))
+    }
+
+    /// Records where the publisher of `epoch` pulls the stream from.
+    pub(crate) fn set_publisher_source(&self, epoch: u64, source: &str, cluster_relay: bool) {
+        let mut c = self.control.lock();
+        if let Some(p) = c.publisher.as_mut().filter(|p| p.epoch == epoch) {
+            p.info.source = Some(source.to_owned());
+            p.info.cluster_relay = cluster_relay;
+        }
     }
 
     /// The publisher of `epoch` is gone (it left, or was detached).
@@ -631,6 +646,8 @@ impl Stream {
             publisher: publisher.map(|(info, since)| PublisherSnapshot {
                 protocol: info.protocol,
                 remote: info.remote,
+                source: info.source,
+                cluster_relay: info.cluster_relay,
                 since: unix_secs(since),
             }),
             tracks: self
@@ -692,6 +709,11 @@ pub struct StreamSnapshot {
 pub struct PublisherSnapshot {
     pub protocol: String,
     pub remote: String,
+    /// The URL pulled, for a relayed stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Pulled from the owning node of the cluster.
+    pub cluster_relay: bool,
     pub since: f64,
 }
 

@@ -32,6 +32,7 @@ fn pinfo() -> PublisherInfo {
     PublisherInfo {
         protocol: "test".into(),
         remote: "127.0.0.1:1".into(),
+        ..Default::default()
     }
 }
 

@@ -18,7 +18,7 @@ use super::frames;
 use super::host::parse_listen_addr;
 use super::instance::{Instance, ListenDecl, RouteDecl};
 use super::session::{self, Io, Origin, PubEntry, SessionShared, SubEntry};
-use super::storage_api;
+use super::{cluster_api, storage_api};
 use crate::admission::{Action, Creds};
 use crate::engine::{EngineError, PublisherInfo, SubscriberInfo, TrackInfo};
 
@@ -386,6 +386,7 @@ unsafe extern "C" fn publish_open(
         let info = PublisherInfo {
             protocol: i.name.clone(),
             remote: s.peer.clone(),
+            ..Default::default()
         };
         match i.host.engine.publish(path, info) {
             Ok(p) => {
@@ -465,6 +466,25 @@ unsafe extern "C" fn publisher_set_metadata(p: *mut RillPublisher, frame: *const
             Ok(()) => RILL_OK,
             Err(err) => engine_status(&err),
         }
+    })
+}
+
+unsafe extern "C" fn publisher_set_source(
+    p: *mut RillPublisher,
+    source: RillStr,
+    flags: u32,
+) -> i32 {
+    guard("publisher_set_source", RILL_ERR_PANIC, || {
+        // SAFETY: per contract; the source is lent for the call.
+        let (Some(e), Some(source)) = (unsafe { pubentry(p) }, unsafe { text(source) }) else {
+            return RILL_ERR_INVALID;
+        };
+        if source.len() > 4096 {
+            return RILL_ERR_INVALID;
+        }
+        e.publisher
+            .set_source(source, flags & RILL_SOURCE_CLUSTER != 0);
+        RILL_OK
     })
 }
 
@@ -1372,4 +1392,6 @@ pub(crate) static HOST_API: RillHostApi = RillHostApi {
     recording_update: Some(storage_api::recording_update),
     recordings_query: Some(storage_api::recordings_query),
     recordings_expire: Some(storage_api::recordings_expire),
+    publisher_set_source: Some(publisher_set_source),
+    cluster_locate: Some(cluster_api::cluster_locate),
 };

@@ -37,6 +37,8 @@ pub(crate) struct HostShared {
     pub roots: crate::storage::Roots,
     /// The recording index.
     pub db: crate::db::Db,
+    /// The cluster registry (disabled without `cluster:`).
+    pub cluster: crate::cluster::Cluster,
 }
 
 impl HostShared {

@@ -136,6 +136,7 @@ impl PluginManager {
         config: &Config,
         tls: Option<crate::http::tls::Tls>,
         db: crate::db::Db,
+        cluster: crate::cluster::Cluster,
     ) -> PluginManager {
         let tls_client: Arc<std::sync::OnceLock<_>> = Default::default();
         let admission = crate::admission::Admission::new(config, {
@@ -160,6 +161,7 @@ impl PluginManager {
             admission,
             roots: crate::storage::Roots::new(&config.state_dir, &config.storage.roots),
             db,
+            cluster,
         });
         PluginManager {
             inner: Arc::new(Inner {

@@ -4,6 +4,7 @@
 
 mod admit;
 mod api;
+mod cluster_api;
 mod elf;
 mod frames;
 mod host;
@@ -119,6 +120,7 @@ pub mod bench_support {
                 admission: crate::admission::Admission::new(&Default::default(), || None),
                 roots: crate::storage::Roots::new(&std::env::temp_dir(), &[]),
                 db: crate::db::Db::none(),
+                cluster: crate::cluster::Cluster::disabled(),
             });
             let inst = Instance::new(desc, lib.name.clone(), 1, config.to_owned(), host.clone());
             inst.create()?;

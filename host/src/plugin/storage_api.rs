@@ -17,7 +17,7 @@ static NEXT_FILE: AtomicU64 = AtomicU64::new(1);
 
 /// Completions for session `conn_id` (0: the instance) of `i`; dropped
 /// when the session or the instance is gone.
-fn deliver_to(i: &Arc<Instance>, conn_id: u64) -> Deliver {
+pub(super) fn deliver_to(i: &Arc<Instance>, conn_id: u64) -> Deliver {
     let weak: Weak<Instance> = Arc::downgrade(i);
     Arc::new(move |done: IoDone| {
         let Some(i) = weak.upgrade() else {
@@ -32,7 +32,7 @@ fn deliver_to(i: &Arc<Instance>, conn_id: u64) -> Deliver {
 }
 
 /// `conn_id` names a session of `i` (or the instance).
-fn owner_ok(i: &Instance, conn_id: u64) -> bool {
+pub(super) fn owner_ok(i: &Instance, conn_id: u64) -> bool {
     conn_id == 0 || i.sessions.contains_key(&conn_id)
 }
 
