@@ -9,6 +9,7 @@ pub mod amf0;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod publish;
 pub mod stream;
 pub mod tag;
 

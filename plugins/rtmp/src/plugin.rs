@@ -28,20 +28,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rill_abi::sdk::{
-    Admission, Conn, Error as SdkError, Flow, FrameInfo, FrameRef, Host, Plugin, Publisher,
-    PublisherId, Result, Subscriber, SubscriberId, TimerHandle, TrackInfo,
+    Admission, Conn, Error as SdkError, Flow, FrameInfo, FrameRef, Host, Plugin, PublisherId,
+    Result, Subscriber, SubscriberId, TimerHandle,
 };
 use rill_abi::{
-    rill_codec_kind, rill_fourcc, rill_log, RILL_CODEC_METADATA, RILL_END_ERROR, RILL_END_KICKED,
-    RILL_END_NORMAL, RILL_END_PUBLISHER_GONE, RILL_END_SHUTDOWN, RILL_END_TIMEOUT,
-    RILL_END_TOO_SLOW, RILL_FRAME_CONFIG, RILL_FRAME_KEY, RILL_METADATA_TRACK, RILL_TRACK_AUDIO,
-    RILL_TRACK_DATA, RILL_TRACK_VIDEO,
+    rill_log, RILL_CODEC_METADATA, RILL_END_ERROR, RILL_END_KICKED, RILL_END_NORMAL,
+    RILL_END_PUBLISHER_GONE, RILL_END_SHUTDOWN, RILL_END_TIMEOUT, RILL_END_TOO_SLOW,
+    RILL_FRAME_CONFIG, RILL_FRAME_KEY,
 };
 
-use rill_rtmp::amf0::{self, Value};
 use rill_rtmp::{
     serialize_frame, ChunkParams, Deadline, Error, Event, Frame, Limits, Session, Settings,
 };
+
+use rill_flv::publish::{fourcc_name, kind_of, FlvPublisher, MetaLimits};
 
 use crate::config::Config;
 use crate::outbox::{Gate, Out, Outbox, Written};
@@ -51,9 +51,6 @@ const TIMER_DEADLINE: u64 = 1;
 /// Timers are armed at most this far ahead (the session's deadline may be
 /// further; the timer then finds nothing due and re-arms).
 const MAX_TIMER_DELAY: Duration = Duration::from_secs(24 * 3600);
-
-/// Tracks a publisher may declare (a codec change declares a new one).
-const MAX_TRACKS: usize = 8;
 
 /// The plugin instance.
 pub struct Rtmp {
@@ -151,7 +148,7 @@ impl Plugin for Rtmp {
                 Info,
                 "{}: {} unpublished ({why})",
                 s.peer,
-                p.path
+                p.out.path()
             );
         }
         for p in &s.players {
@@ -316,7 +313,11 @@ impl Plugin for Rtmp {
         reason: u32,
         why: &str,
     ) -> Result<()> {
-        let Some(i) = s.pubs.iter().position(|p| p.publisher.id() == publisher) else {
+        let Some(i) = s
+            .pubs
+            .iter()
+            .position(|p| p.out.publisher().id() == publisher)
+        else {
             return Ok(());
         };
         let p = s.pubs.remove(i);
@@ -325,13 +326,13 @@ impl Plugin for Rtmp {
             Info,
             "{}: publishing {} ended by the host ({why})",
             s.peer,
-            p.path
+            p.out.path()
         );
         let _ = s.core.send_status(
             p.stream_id,
             "error",
             "NetStream.Publish.BadName",
-            &format!("Publishing {} ended: {why}.", p.path),
+            &format!("Publishing {} ended: {why}.", p.out.path()),
         );
         drop(p);
         self.finish(s, conn, reason);
@@ -490,12 +491,17 @@ impl Rtmp {
             }
             Event::Media { stream_id, frame } => {
                 if let Some(p) = s.pubs.iter_mut().find(|p| p.stream_id == stream_id) {
-                    p.write(&self.host, &s.peer, frame);
+                    p.out.write(&self.host, &s.peer, frame);
                 }
             }
             Event::Metadata { stream_id, frame } => {
                 if let Some(p) = s.pubs.iter_mut().find(|p| p.stream_id == stream_id) {
-                    p.set_metadata(&self.host, &s.peer, frame, &self.config.limits);
+                    p.out.set_metadata(
+                        &self.host,
+                        &s.peer,
+                        frame,
+                        meta_limits(&self.config.limits),
+                    );
                 }
             }
             Event::Unpublished { stream_id, path } => {
@@ -521,7 +527,7 @@ impl Rtmp {
                     .pubs
                     .iter()
                     .find(|p| p.stream_id == stream_id)
-                    .map_or("?", |p| p.path.as_str());
+                    .map_or("?", |p| p.out.path());
                 rill_log!(
                     self.host,
                     Warn,
@@ -572,11 +578,7 @@ impl Rtmp {
                 rill_log!(self.host, Info, "{}: publishing {path}", s.peer);
                 s.pubs.push(Pub {
                     stream_id,
-                    path,
-                    publisher,
-                    tracks: Vec::new(),
-                    meta: TrackHints::default(),
-                    warned: Vec::new(),
+                    out: FlvPublisher::new(publisher, path),
                 });
                 s.core.accept_publish(stream_id)
             }
@@ -760,131 +762,7 @@ fn flush(out: &mut Outbox<FrameRef>, conn: &Conn, force: bool) {
 /// A stream this connection publishes.
 struct Pub {
     stream_id: u32,
-    path: String,
-    publisher: Publisher,
-    /// (kind, codec, track id) declared so far.
-    tracks: Vec<(u32, u32, u32)>,
-    meta: TrackHints,
-    /// Write errors already logged.
-    warned: Vec<i32>,
-}
-
-/// What `onMetaData` says about the tracks, for their declarations.
-#[derive(Default, Clone, Copy)]
-struct TrackHints {
-    width: u32,
-    height: u32,
-    sample_rate: u32,
-    channels: u32,
-}
-
-impl Pub {
-    fn track(&mut self, host: &Host, kind: u32, codec: u32) -> Result<u32> {
-        if let Some(t) = self
-            .tracks
-            .iter()
-            .rev()
-            .find(|t| t.0 == kind && t.1 == codec)
-        {
-            return Ok(t.2);
-        }
-        if self.tracks.len() >= MAX_TRACKS {
-            return Err(SdkError::NOMEM);
-        }
-        let mut ti = TrackInfo::new();
-        ti.kind = kind;
-        ti.codec = codec;
-        if kind == RILL_TRACK_VIDEO {
-            ti.width = self.meta.width;
-            ti.height = self.meta.height;
-        } else {
-            ti.sample_rate = self.meta.sample_rate;
-            ti.channels = self.meta.channels;
-        }
-        let id = self.publisher.add_track(&ti)?;
-        rill_log!(
-            host,
-            Debug,
-            "{}: track {id}: {}",
-            self.path,
-            fourcc_name(codec)
-        );
-        self.tracks.push((kind, codec, id));
-        Ok(id)
-    }
-
-    fn write(&mut self, host: &Host, peer: &str, frame: Frame) {
-        let kind = kind_of(frame.codec);
-        if kind != RILL_TRACK_VIDEO && kind != RILL_TRACK_AUDIO {
-            return self.warn(host, peer, SdkError::UNSUPPORTED.code(), "unknown codec");
-        }
-        let r = self.track(host, kind, frame.codec).and_then(|track| {
-            let info = FrameInfo {
-                track,
-                codec: frame.codec,
-                flags: frame.flags,
-                pts: frame.pts,
-                dts: frame.dts,
-                ..FrameInfo::new()
-            };
-            let f = host.frame_wrap(frame.payload, &info)?;
-            self.publisher.write(&f)
-        });
-        if let Err(e) = r {
-            self.warn(host, peer, e.code(), &e.to_string());
-        }
-    }
-
-    fn set_metadata(&mut self, host: &Host, peer: &str, frame: Frame, limits: &Limits) {
-        let (depth, max_values) = (limits.max_amf_depth, limits.max_amf_values);
-        if let Ok(values) = amf0::decode_all_limited(&frame.payload, depth, max_values) {
-            if let Some(obj) = values.get(1) {
-                let num = |k: &str| {
-                    obj.get(k)
-                        .and_then(Value::as_f64)
-                        .filter(|n| n.is_finite() && *n >= 0.0 && *n < u32::MAX as f64)
-                        .map_or(0, |n| n as u32)
-                };
-                self.meta = TrackHints {
-                    width: num("width"),
-                    height: num("height"),
-                    sample_rate: num("audiosamplerate"),
-                    channels: match obj.get("stereo") {
-                        Some(Value::Boolean(true)) => 2,
-                        Some(Value::Boolean(false)) => 1,
-                        _ => num("audiochannels"),
-                    },
-                };
-            }
-        }
-        let info = FrameInfo {
-            track: RILL_METADATA_TRACK,
-            codec: RILL_CODEC_METADATA,
-            flags: RILL_FRAME_CONFIG,
-            pts: frame.pts,
-            dts: frame.dts,
-            ..FrameInfo::new()
-        };
-        let r = host
-            .frame_wrap(frame.payload, &info)
-            .and_then(|f| self.publisher.set_metadata(&f));
-        if let Err(e) = r {
-            self.warn(host, peer, e.code(), &format!("metadata: {e}"));
-        }
-    }
-
-    /// Logs a write problem once per kind.
-    fn warn(&mut self, host: &Host, peer: &str, code: i32, what: &str) {
-        if !self.warned.contains(&code) && self.warned.len() < 8 {
-            self.warned.push(code);
-            rill_log!(
-                host,
-                Warn,
-                "{peer}: frames of {} not published: {what}",
-                self.path
-            );
-        }
-    }
+    out: FlvPublisher,
 }
 
 /// A stream this connection plays.
@@ -948,31 +826,11 @@ fn cache_key(params: &ChunkParams) -> u64 {
     h
 }
 
-/// The track kind of a codec, including FourCCs the host has no constant
-/// for but FLV carries.
-fn kind_of(codec: u32) -> u32 {
-    match rill_codec_kind(codec) {
-        0 => match codec {
-            c if c == rill_fourcc(b"vp08") => RILL_TRACK_VIDEO,
-            c if c == rill_fourcc(b"ac-3")
-                || c == rill_fourcc(b"ec-3")
-                || c == rill_fourcc(b"fLaC") =>
-            {
-                RILL_TRACK_AUDIO
-            }
-            _ => 0,
-        },
-        RILL_TRACK_DATA => RILL_TRACK_DATA,
-        k => k,
+fn meta_limits(l: &Limits) -> MetaLimits {
+    MetaLimits {
+        max_depth: l.max_amf_depth,
+        max_values: l.max_amf_values,
     }
-}
-
-fn fourcc_name(codec: u32) -> String {
-    codec
-        .to_le_bytes()
-        .iter()
-        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
-        .collect()
 }
 
 rill_abi::export_plugin!(Rtmp, "rtmp");
@@ -998,16 +856,5 @@ mod tests {
         assert_eq!(cache_key(&a), cache_key(&a.clone()));
         assert_ne!(cache_key(&a), cache_key(&b));
         assert_ne!(cache_key(&a), cache_key(&c));
-    }
-
-    #[test]
-    fn kinds() {
-        assert_eq!(kind_of(rill_abi::RILL_CODEC_H264), RILL_TRACK_VIDEO);
-        assert_eq!(kind_of(rill_abi::RILL_CODEC_OPUS), RILL_TRACK_AUDIO);
-        assert_eq!(kind_of(rill_fourcc(b"vp08")), RILL_TRACK_VIDEO);
-        assert_eq!(kind_of(rill_fourcc(b"fLaC")), RILL_TRACK_AUDIO);
-        assert_eq!(kind_of(RILL_CODEC_METADATA), RILL_TRACK_DATA);
-        assert_eq!(kind_of(rill_fourcc(b"zzzz")), 0);
-        assert_eq!(fourcc_name(rill_abi::RILL_CODEC_H265), "hvc1");
     }
 }
