@@ -376,6 +376,11 @@ static inline const char *rill_status_str(int32_t status) {
 // stream left.
 #define RILL_STREAM_IDLE 4
 
+// `on_stream_event` event (added in 1.5): the first player of a
+// published stream came while it had none (the end of an idle spell:
+// an on-demand pull keeps running).
+#define RILL_STREAM_ACTIVE 5
+
 // Success.
 #define RILL_OK 0
 
@@ -1106,7 +1111,9 @@ typedef struct RillHostApi {
     // `RILL_ERR_DENIED`, so plugins built before 1.2 work with every
     // policy but webhooks. Sessions without a socket (`session_open`: an
     // HLS muxer, a recorder) are the plugin's own work and are let
-    // through: the plugin admits the clients it serves them to. `ticket`
+    // through: the plugin admits the clients it serves them to. So are
+    // (from 1.5) connections the plugin opened with `connect` (a relay's
+    // pull or push: the server at the other end is no client). `ticket`
     // is the plugin's own number.
     int32_t (*admit)(struct RillHost *host,
                      struct RillConn *conn,

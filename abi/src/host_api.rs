@@ -862,7 +862,9 @@ pub struct RillHostApi {
     /// `RILL_ERR_DENIED`, so plugins built before 1.2 work with every
     /// policy but webhooks. Sessions without a socket (`session_open`: an
     /// HLS muxer, a recorder) are the plugin's own work and are let
-    /// through: the plugin admits the clients it serves them to. `ticket`
+    /// through: the plugin admits the clients it serves them to. So are
+    /// (from 1.5) connections the plugin opened with `connect` (a relay's
+    /// pull or push: the server at the other end is no client). `ticket`
     /// is the plugin's own number.
     pub admit: Option<
         unsafe extern "C" fn(

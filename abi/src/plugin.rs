@@ -46,6 +46,10 @@ pub const RILL_STREAM_WAITING: u32 = 3;
 /// `on_stream_event` event (added in 1.1): the last player of a published
 /// stream left.
 pub const RILL_STREAM_IDLE: u32 = 4;
+/// `on_stream_event` event (added in 1.5): the first player of a
+/// published stream came while it had none (the end of an idle spell:
+/// an on-demand pull keeps running).
+pub const RILL_STREAM_ACTIVE: u32 = 5;
 
 /// The plugin's exported entry point, `rill_plugin_entry_v1`: given the
 /// host's ABI version, returns the plugin's static descriptor, or NULL when

@@ -24,6 +24,8 @@ pub enum StreamEventKind {
     Waiting,
     /// The last player of a published stream left.
     Idle,
+    /// The first player of a published stream came (none was there).
+    Active,
 }
 
 /// One event.

@@ -421,12 +421,19 @@ impl Stream {
                 .subscriber_joined_waiting(sub.id, Instant::now(), w),
             None => c.lifecycle.subscriber_joined(sub.id, Instant::now()),
         }
-        self.subscribers.lock().insert(sub.id, sub.clone());
+        let first = {
+            let mut subs = self.subscribers.lock();
+            subs.insert(sub.id, sub.clone());
+            subs.len() == 1
+        };
         // Not while a publisher may return within its grace window.
         let waits = c.lifecycle.phase() == Phase::WaitingPublisher;
+        let active = first && c.publisher.is_some() && self.announced.load(Ordering::Acquire);
         drop(c);
         if waits {
             self.event(StreamEventKind::Waiting);
+        } else if active {
+            self.event(StreamEventKind::Active);
         }
         self.poke.notify_one();
         if let Some(e) = self.engine.upgrade() {

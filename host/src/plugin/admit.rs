@@ -46,7 +46,9 @@ pub(crate) fn check_open(
 ) -> Result<(), i32> {
     // A session without a socket nor a peer is the plugin's own work (an
     // HLS muxer, a recorder): the plugin admitted the clients it serves.
-    if s.sink == super::session::Sink::None && s.peer.is_empty() {
+    // So is a connection the plugin opened (a relay's pull or push): the
+    // server at the other end is no client of ours.
+    if (s.sink == super::session::Sink::None && s.peer.is_empty()) || s.outbound {
         return Ok(());
     }
     let adm = &s.inst.host.admission;

@@ -225,6 +225,7 @@ impl PluginManager {
             K::Unpublished => rill_abi::RILL_STREAM_UNPUBLISHED,
             K::Waiting => rill_abi::RILL_STREAM_WAITING,
             K::Idle => rill_abi::RILL_STREAM_IDLE,
+            K::Active => rill_abi::RILL_STREAM_ACTIVE,
         };
         let slots = self.inner.slots.lock().await;
         for inst in slots.values().filter_map(|s| s.current.as_ref()) {

@@ -158,6 +158,9 @@ pub(crate) struct SessionShared {
     pub peer: String,
     pub local: String,
     pub sink: Sink,
+    /// Opened by the plugin toward a server (`connect`): a relay's own
+    /// work, not a client the host admits.
+    pub outbound: bool,
     user: AtomicPtr<c_void>,
     pub st: Mutex<SessionState>,
     ctl: CtlInbox,
@@ -429,7 +432,7 @@ pub(crate) fn spawn(
         Io::OwnedHttp(..) => Sink::Http,
         Io::Http(..) => Sink::Http,
     };
-    let s = SessionShared::open(inst, peer, local, sink, preset_user);
+    let s = SessionShared::open(inst, peer, local, sink, false, preset_user);
     let id = s.id;
     inst.host.rt.spawn(run(s, io, origin));
     id
@@ -443,6 +446,7 @@ impl SessionShared {
         peer: String,
         local: String,
         sink: Sink,
+        outbound: bool,
         user: *mut c_void,
     ) -> Arc<SessionShared> {
         let s = Arc::new(SessionShared {
@@ -451,6 +455,7 @@ impl SessionShared {
             peer,
             local,
             sink,
+            outbound,
             user: AtomicPtr::new(user),
             st: Mutex::new(SessionState::default()),
             ctl: CtlInbox::default(),
@@ -473,7 +478,7 @@ pub(crate) fn spawn_connect(
     user: *mut c_void,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> u64 {
-    let s = SessionShared::open(inst, addr.clone(), String::new(), Sink::Stream, user);
+    let s = SessionShared::open(inst, addr.clone(), String::new(), Sink::Stream, true, user);
     let id = s.id;
     let user = UserPtr(user);
     inst.host.rt.spawn(async move {
