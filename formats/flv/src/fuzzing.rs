@@ -5,7 +5,8 @@
 
 use bytes::Bytes;
 
-use crate::{amf0, tag};
+use crate::reader::{Header, Reader, ReaderLimits, Tag};
+use crate::{amf0, stream, tag, Error};
 
 /// AMF0: whatever decodes must re-encode, and the re-encoding is stable.
 pub fn amf0(data: &[u8]) {
@@ -40,6 +41,90 @@ pub fn flv_tag(data: &[u8]) {
     if frame.dts % 1000 == 0 && frame.pts % 1000 == 0 {
         assert_eq!(again, frame);
     }
+}
+
+/// What a [`Reader`] made of a whole stream.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReadOutcome {
+    /// The header, if read.
+    pub header: Option<Header>,
+    /// The tags, in order.
+    pub tags: Vec<Tag>,
+    /// The first error, from `feed` or `finish`.
+    pub error: Option<Error>,
+    /// PreviousTagSize mismatches counted.
+    pub mismatches: u64,
+}
+
+/// Feeds `data` to a reader in pieces of the `sizes` given (cycled),
+/// draining tags after each, then finishes.
+pub fn read_stream(limits: &ReaderLimits, data: &[u8], sizes: &[usize]) -> ReadOutcome {
+    let mut r = Reader::with_limits(limits.clone());
+    let mut tags = Vec::new();
+    let mut error = None;
+    let mut rest = data;
+    let mut k = 0;
+    while !rest.is_empty() {
+        let n = sizes[k % sizes.len()].clamp(1, rest.len());
+        k += 1;
+        let (piece, r2) = rest.split_at(n);
+        rest = r2;
+        let res = r.feed(piece);
+        tags.extend(std::iter::from_fn(|| r.poll_tag()));
+        if let Err(e) = res {
+            error = Some(e);
+            break;
+        }
+    }
+    if error.is_none() {
+        error = r.finish().err();
+    }
+    assert!(r.poll_tag().is_none());
+    ReadOutcome {
+        header: r.header(),
+        tags,
+        error,
+        mismatches: r.previous_tag_size_mismatches(),
+    }
+}
+
+/// The FLV stream reader over `data` after three bytes that cut it: read
+/// whole and read in pieces must agree; each tag is within the limits and
+/// demuxes without a panic; the tags, written again with [`stream`], read
+/// back the same with no error and no PreviousTagSize mismatch.
+pub fn reader(data: &[u8]) {
+    if data.len() < 3 {
+        return;
+    }
+    let (cuts, data) = data.split_at(3);
+    let limits = ReaderLimits {
+        max_tag_size: 1 << 16,
+        max_skipped_tags: 4,
+        strict_previous_tag_size: cuts[0] & 0x80 != 0,
+    };
+    let whole = read_stream(&limits, data, &[usize::MAX]);
+    let sizes: Vec<usize> = cuts.iter().map(|&c| usize::from(c % 64) + 1).collect();
+    assert_eq!(read_stream(&limits, data, &sizes), whole);
+    for t in &whole.tags {
+        assert!(t.body.len() <= limits.max_tag_size);
+        assert!(matches!(
+            t.tag_type,
+            tag::TAG_AUDIO | tag::TAG_VIDEO | tag::TAG_SCRIPT
+        ));
+        let _ = t.demux();
+    }
+    let Some(h) = whole.header else {
+        return;
+    };
+    let mut again = stream::header(h.audio, h.video).to_vec();
+    for t in &whole.tags {
+        again.extend_from_slice(&stream::tag(t.tag_type, t.timestamp_ms, &t.body));
+    }
+    let back = read_stream(&limits, &again, &sizes);
+    assert_eq!(back.error, None);
+    assert_eq!(back.mismatches, 0);
+    assert_eq!(back.header, Some(h));
+    assert_eq!(back.tags, whole.tags);
 }
 
 /// Typical inputs the seed corpora of rill-flv's and rill-rtmp's fuzz

@@ -1,4 +1,4 @@
-//! Runs rill-flv's fuzz target bodies (amf0, flv_tag) over their committed
+//! Runs rill-flv's fuzz target bodies (amf0, flv_tag, reader) over their committed
 //! seed corpus and a few thousand deterministic mutations of it
 //! ([`rill_testsupport::fuzz::smoke`]), so the normal (stable) test run
 //! exercises what `cargo +nightly fuzz run <target>` explores at length.
@@ -9,6 +9,7 @@
 use rill_flv::amf0::{self, Value};
 use rill_flv::fuzzing;
 use rill_flv::fuzzing::seeds::{connect_obj, metadata, AVC_SEQ};
+use rill_flv::stream;
 use rill_testsupport::fuzz;
 
 use rill_testsupport::fuzz::{Seed, Target};
@@ -23,9 +24,11 @@ const TARGETS: [(&str, Target, usize, u64); 2] = [
 
 /// Interesting bytes for FLV and AMF0: AMF0 markers (number to long
 /// string, object end), tag types, the first byte of common audio and video
-/// tag bodies (AVC, AAC, Enhanced RTMP), edges.
-const MAGIC: [u8; 16] = [
+/// tag bodies (AVC, AAC, Enhanced RTMP), the FLV signature and filter bit,
+/// edges.
+const MAGIC: [u8; 20] = [
     0x00, 0x01, 0x02, 0x03, 0x05, 0x08, 0x09, 0x0a, 0x0c, 0x12, 0x17, 0x27, 0x7f, 0x90, 0xaf, 0xff,
+    b'F', b'L', b'V', 0x20,
 ];
 
 #[test]
@@ -114,11 +117,131 @@ fn flv_seeds() -> Vec<Seed> {
     ]
 }
 
+/// Three cut bytes (see `fuzzing::reader`), then an FLV stream of `tags`
+/// (type, timestamp, body) behind `header`.
+fn flv(cuts: [u8; 3], header: &[u8], tags: &[(u8, u32, &[u8])]) -> Vec<u8> {
+    let mut v = cuts.to_vec();
+    v.extend_from_slice(header);
+    for &(t, ts, body) in tags {
+        v.extend_from_slice(&stream::tag(t, ts, body));
+    }
+    v
+}
+
+fn reader_seeds() -> Vec<Seed> {
+    let av = stream::header(true, true);
+    let meta = metadata();
+    let on_meta = &meta[16..];
+    let aac_seq: &[u8] = &[0xaf, 0x00, 0x12, 0x10];
+    let live = [
+        (18, 0, on_meta),
+        (9, 0, AVC_SEQ),
+        (8, 0, aac_seq),
+        (9, 0, &[0x17, 0x01, 0, 0, 0x50, 0, 0, 0, 2, 0x65, 0x88][..]),
+        (8, 23, &[0xaf, 0x01, 0x21, 0x10, 0x04][..]),
+        (9, 40, &[0x27, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x41][..]),
+    ];
+    let mut wrong_sizes = flv([5, 5, 5], &av, &live[..3]);
+    // PreviousTagSize0 and the size after the first tag, wrong (the
+    // first cut byte's top bit makes the target strict about them).
+    wrong_sizes[3 + 12] = 7;
+    let first_end = 3 + 13 + 11 + on_meta.len();
+    wrong_sizes[first_end + 2] ^= 0x10;
+    let mut strict = wrong_sizes.clone();
+    strict[0] |= 0x80;
+    let mut encrypted = flv([1, 2, 3], &av, &live[1..2]);
+    encrypted[3 + 13] |= 0x20;
+    vec![
+        ("ffmpeg_live", flv([7, 1, 63], &av, &live)),
+        (
+            "extended_timestamps",
+            flv(
+                [2, 11, 4],
+                &av,
+                &[
+                    (8, 0x00FF_FFFF, aac_seq),
+                    (8, 0x0100_0000, aac_seq),
+                    (9, u32::MAX, AVC_SEQ),
+                ],
+            ),
+        ),
+        (
+            "header_offset_audio_only",
+            flv(
+                [3, 3, 3],
+                b"FLV\x01\x04\x00\x00\x00\x0cABC\x00\x00\x00\x00",
+                &[(8, 1, &[0x2f, 0xff, 0xfb][..])],
+            ),
+        ),
+        (
+            "unknown_tags",
+            flv(
+                [9, 9, 9],
+                &av,
+                &[
+                    (15, 0, &[1; 40][..]),
+                    (8, 5, &[0x2f, 9][..]),
+                    (0x49, 6, b"\x17\x02\x00\x00\x00"),
+                ],
+            ),
+        ),
+        ("wrong_previous_sizes", wrong_sizes),
+        ("strict_previous_sizes", strict),
+        ("encrypted", encrypted),
+        ("truncated", {
+            let mut v = flv([60, 60, 60], &av, &live);
+            v.truncate(v.len() - 9);
+            v
+        }),
+        ("header_only", flv([1, 1, 1], &av, &[])),
+    ]
+}
+
+/// The reader seeds read as they say.
+#[test]
+fn reader_seeds_are_what_they_say() {
+    use rill_flv::fuzzing::read_stream;
+    use rill_flv::{Error, ReaderLimits};
+    for (name, bytes) in reader_seeds() {
+        let limits = ReaderLimits {
+            strict_previous_tag_size: bytes[0] & 0x80 != 0,
+            ..ReaderLimits::default()
+        };
+        let o = read_stream(&limits, &bytes[3..], &[usize::MAX]);
+        let (tags, error, mismatches) = match name {
+            "ffmpeg_live" => (6, None, 0),
+            "extended_timestamps" => (3, None, 0),
+            "header_offset_audio_only" => (1, None, 0),
+            "unknown_tags" => (2, None, 0),
+            "wrong_previous_sizes" => (3, None, 2),
+            "strict_previous_sizes" => (0, Some(Error::Malformed("FLV PreviousTagSize")), 0),
+            "encrypted" => (
+                0,
+                Some(Error::Unsupported("encrypted FLV tag (filter bit)")),
+                0,
+            ),
+            "truncated" => (5, Some(Error::Truncated("FLV tag")), 0),
+            "header_only" => (0, None, 0),
+            _ => unreachable!("{name}"),
+        };
+        assert_eq!(
+            (o.tags.len(), o.error, o.mismatches),
+            (tags, error, mismatches),
+            "{name}"
+        );
+        fuzzing::reader(&bytes);
+    }
+}
+
 #[test]
 #[ignore = "rewrites fuzz/corpus; run on purpose"]
 fn write_seed_corpus() {
     fuzz::write_corpus(
         env!("CARGO_MANIFEST_DIR"),
-        vec![("amf0", amf0_seeds()), ("flv_tag", flv_seeds())],
+        vec![
+            ("amf0", amf0_seeds()),
+            ("flv_tag", flv_seeds()),
+            ("reader", reader_seeds()),
+        ],
     );
 }
