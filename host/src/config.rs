@@ -223,6 +223,9 @@ pub struct Config {
     /// The database holding the recording index.
     #[serde(deserialize_with = "section")]
     pub database: DatabaseConfig,
+    /// Several nodes sharing a stream registry in Redis.
+    #[serde(deserialize_with = "section")]
+    pub cluster: ClusterConfig,
     /// Each plugin's own section, by plugin name, kept as raw YAML.
     #[serde(deserialize_with = "section")]
     pub plugins: BTreeMap<String, Value>,
@@ -246,6 +249,186 @@ pub struct DatabaseConfig {
     /// several nodes share); empty: an SQLite file, `state_dir/rill.db`.
     /// Default empty.
     pub url: String,
+}
+
+/// `cluster:` section: nodes share which node publishes which stream
+/// through Redis (docs/cluster.md). Off while `redis` is empty. Read at
+/// start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `redis://[:password@]host:port/db`; empty: no cluster. Default
+    /// empty.
+    pub redis: String,
+    /// This node's name in the cluster (letters, digits, `.`, `_`, `-`;
+    /// up to 64). Default empty: the host name.
+    pub node_id: String,
+    /// `host:port` at which the other nodes reach this node's HTTP
+    /// server; required with `redis`. Default empty.
+    pub advertise: String,
+    /// How long a node's registrations live without a heartbeat (sent
+    /// every third of it); below `publish.reconnect_grace`, so a dead
+    /// node's streams are gone while their players still wait.
+    /// Default 4s.
+    #[serde(with = "duration")]
+    pub ttl: Duration,
+}
+
+/// Allowed range of `cluster.ttl`.
+pub const CLUSTER_TTL_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(2)..=Duration::from_secs(300);
+
+/// Longest `cluster.node_id`.
+pub const MAX_NODE_ID: usize = 64;
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis: String::new(),
+            node_id: String::new(),
+            advertise: String::new(),
+            ttl: Duration::from_secs(4),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this node runs in a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.redis.is_empty()
+    }
+
+    /// `node_id`, or the host name made into one when it is empty.
+    pub fn node_id(&self) -> String {
+        if !self.node_id.is_empty() {
+            return self.node_id.clone();
+        }
+        let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(f).ok())
+            .unwrap_or_default();
+        node_id_from_host(&host)
+    }
+
+    /// The section's problems, as (key, message).
+    fn check(&self, reconnect_grace: Duration) -> Vec<(&'static str, String)> {
+        let mut errors = Vec::new();
+        if !self.enabled() {
+            return errors;
+        }
+        if let Err(e) = redis::Client::open(self.redis.as_str()) {
+            errors.push((
+                "cluster.redis",
+                format!("expected redis://[:password@]host:port/db: {e}"),
+            ));
+        }
+        if !self.node_id.is_empty() && !valid_node_id(&self.node_id) {
+            errors.push((
+                "cluster.node_id",
+                format!(
+                    "{:?}: expected 1 to {MAX_NODE_ID} letters, digits, '.', '_' or '-'",
+                    self.node_id
+                ),
+            ));
+        }
+        if self.advertise.is_empty() {
+            errors.push((
+                "cluster.advertise",
+                "must be set with cluster.redis: the host:port at which the other nodes \
+                 reach this node's HTTP server"
+                    .to_owned(),
+            ));
+        } else if let Err(e) = check_advertise(&self.advertise) {
+            errors.push(("cluster.advertise", e));
+        }
+        if !CLUSTER_TTL_RANGE.contains(&self.ttl) {
+            errors.push((
+                "cluster.ttl",
+                format!(
+                    "{} is out of range: expected 2s to 5m",
+                    humantime::format_duration(self.ttl)
+                ),
+            ));
+        } else if self.ttl >= reconnect_grace {
+            errors.push((
+                "cluster.ttl",
+                format!(
+                    "{} must be below publish.reconnect_grace ({}): a dead node's streams \
+                     must expire while their players still wait",
+                    humantime::format_duration(self.ttl),
+                    humantime::format_duration(reconnect_grace)
+                ),
+            ));
+        }
+        errors
+    }
+}
+
+/// A node id: 1 to [`MAX_NODE_ID`] of `[A-Za-z0-9._-]` (it is part of a
+/// Redis key and of log lines).
+pub fn valid_node_id(id: &str) -> bool {
+    (1..=MAX_NODE_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A host name made into a valid node id (other characters become `-`);
+/// `rill` when there is none.
+fn node_id_from_host(host: &str) -> String {
+    let id: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(MAX_NODE_ID)
+        .collect();
+    if id.is_empty() {
+        "rill".to_owned()
+    } else {
+        id
+    }
+}
+
+/// `cluster.advertise`: `host:port` or `[v6]:port`, a port above 0, and
+/// not an unspecified address (nobody can reach 0.0.0.0).
+fn check_advertise(v: &str) -> Result<(), String> {
+    const EXPECTED: &str = "expected host:port (e.g. 10.0.0.1:8080 or node-a.example:8080)";
+    let bad = |why: &str| Err(format!("{v:?}: {why}; {EXPECTED}"));
+    let Some((host, port)) = v.rsplit_once(':') else {
+        return bad("no port");
+    };
+    if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+        return bad("invalid port");
+    }
+    let ip = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => match v6.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => Some(std::net::IpAddr::V6(ip)),
+            Err(_) => return bad("invalid IPv6 address"),
+        },
+        None => host.parse::<std::net::IpAddr>().ok(),
+    };
+    match ip {
+        Some(ip) if ip.is_unspecified() => bad("an unspecified address is not reachable"),
+        Some(std::net::IpAddr::V6(_)) if !host.starts_with('[') => {
+            bad("write an IPv6 address in brackets")
+        }
+        Some(_) => Ok(()),
+        None if host.is_empty()
+            || host.len() > 253
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)) =>
+        {
+            bad("invalid host name")
+        }
+        None => Ok(()),
+    }
 }
 
 /// `log:` section.
@@ -455,6 +638,7 @@ impl Default for Config {
             limits: Default::default(),
             storage: StorageConfig::default(),
             database: DatabaseConfig::default(),
+            cluster: ClusterConfig::default(),
             plugins: BTreeMap::new(),
         }
     }
@@ -603,6 +787,9 @@ impl Config {
         if c.database.url.contains('@') {
             c.database.url = REDACTED.to_owned();
         }
+        if c.cluster.redis.contains('@') {
+            c.cluster.redis = REDACTED.to_owned();
+        }
         for section in c.plugins.values_mut() {
             redact_value(section);
         }
@@ -625,6 +812,9 @@ impl Config {
         let gone = |v: &str| v == REDACTED;
         if gone(&self.database.url) {
             self.database.url = running.database.url.clone();
+        }
+        if gone(&self.cluster.redis) {
+            self.cluster.redis = running.cluster.redis.clone();
         }
         for (i, t) in self.http.api_tokens.iter_mut().enumerate() {
             if gone(&t.token) {
@@ -707,6 +897,16 @@ impl Config {
                 "expected postgres://…, postgresql://…, sqlite:… or empty (SQLite in state_dir)"
                     .to_owned(),
             );
+        }
+        if self.cluster.redis == REDACTED {
+            fail(
+                "cluster.redis",
+                format!("{REDACTED:?} is the redaction placeholder and there is no value to keep"),
+            );
+        } else {
+            for (key, message) in self.cluster.check(self.publish.reconnect_grace) {
+                fail(key, message);
+            }
         }
         if self.dispatcher_workers > MAX_DISPATCHER_WORKERS {
             fail(
@@ -1716,10 +1916,120 @@ plugins:
         assert!(names.contains(&"RILL_HOOKS_ON_PUBLISH"));
         assert!(names.contains(&"RILL_LIMITS_MAX_CONNECTIONS_PER_IP"));
         assert!(names.contains(&"RILL_DATABASE_URL"));
-        assert_eq!(names.len(), 58);
+        assert!(names.contains(&"RILL_CLUSTER_REDIS"));
+        assert!(names.contains(&"RILL_CLUSTER_NODE_ID"));
+        assert_eq!(names.len(), 62);
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), keys.len(), "ambiguous environment names");
+    }
+
+    #[test]
+    fn cluster_is_off_by_default_and_checked_when_on() {
+        let c = Config::default();
+        assert!(!c.cluster.enabled());
+        assert_eq!(c.cluster.ttl, Duration::from_secs(4));
+        assert_eq!(Config::from_yaml_str("cluster:\n").unwrap(), c);
+        // Without redis the other keys are not checked (nothing uses them).
+        Config::from_yaml_str("cluster:\n  advertise: nonsense\n").unwrap();
+
+        let ok = Config::from_yaml_str(
+            "cluster:\n  redis: redis://127.0.0.1:6379/0\n  node_id: a\n  \
+             advertise: 10.0.0.1:8080\n  ttl: 3s\n",
+        )
+        .unwrap();
+        assert!(ok.cluster.enabled());
+        assert_eq!(ok.cluster.node_id(), "a");
+        assert_eq!(ok.cluster.ttl, Duration::from_secs(3));
+        assert_eq!(Config::from_yaml_str(&ok.to_yaml()).unwrap(), ok);
+
+        let on = "cluster:\n  redis: redis://127.0.0.1:6379/0\n";
+        let errors = errors_of(on);
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].path, "cluster.advertise");
+        assert!(errors.0[0].message.contains("must be set"), "{errors}");
+        for (extra, key, says) in [
+            (
+                "  advertise: 0.0.0.0:8080\n",
+                "cluster.advertise",
+                "unspecified",
+            ),
+            ("  advertise: host\n", "cluster.advertise", "no port"),
+            ("  advertise: host:0\n", "cluster.advertise", "invalid port"),
+            (
+                "  advertise: 'a b:80'\n",
+                "cluster.advertise",
+                "invalid host",
+            ),
+            ("  advertise: ::1:80\n", "cluster.advertise", "brackets"),
+            (
+                "  advertise: h:80\n  node_id: 'a b'\n",
+                "cluster.node_id",
+                "letters",
+            ),
+            (
+                "  advertise: h:80\n  ttl: 1s\n",
+                "cluster.ttl",
+                "out of range",
+            ),
+            (
+                "  advertise: h:80\n  ttl: 5s\n",
+                "cluster.ttl",
+                "reconnect_grace (5s)",
+            ),
+            (
+                "  advertise: h:80\n  ttl: abc\n",
+                "cluster.ttl",
+                "invalid duration",
+            ),
+            (
+                "  advertise: h:80\n  redis_url: x\n",
+                "cluster.redis_url",
+                "unknown field",
+            ),
+        ] {
+            let errors = errors_of(&format!("{on}{extra}"));
+            assert_eq!(errors.0[0].path, key, "{extra}: {errors}");
+            assert!(errors.0[0].message.contains(says), "{extra}: {errors}");
+        }
+        let errors = errors_of("cluster:\n  redis: http://x\n  advertise: h:80\n");
+        assert_eq!(errors.0[0].path, "cluster.redis", "{errors}");
+        // A longer grace allows a longer ttl.
+        Config::from_yaml_str(&format!(
+            "{on}  advertise: '[::1]:8080'\n  ttl: 8s\npublish:\n  reconnect_grace: 10s\n"
+        ))
+        .unwrap();
+        // From the environment, as a container would set it.
+        let mut c = Config::default();
+        c.apply_env(env(&[
+            ("RILL_CLUSTER_REDIS", "redis://10.0.0.9:6379"),
+            ("RILL_CLUSTER_ADVERTISE", "node-b.example:8080"),
+        ]))
+        .unwrap();
+        assert_eq!(c.cluster.advertise, "node-b.example:8080");
+    }
+
+    #[test]
+    fn cluster_node_id_defaults_to_the_host_name() {
+        assert_eq!(node_id_from_host("edge-1.example\n"), "edge-1.example");
+        assert_eq!(node_id_from_host("a b/c"), "a-b-c");
+        assert_eq!(node_id_from_host(""), "rill");
+        assert_eq!(node_id_from_host(&"x".repeat(100)).len(), MAX_NODE_ID);
+        assert!(valid_node_id(&ClusterConfig::default().node_id()));
+    }
+
+    #[test]
+    fn cluster_redis_password_is_redacted_and_kept() {
+        let running = Config::from_yaml_str(
+            "cluster:\n  redis: redis://:hunter2@10.0.0.9:6379/0\n  advertise: h:80\n",
+        )
+        .unwrap();
+        let shown = running.redacted().to_yaml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let back = Config::from_yaml_str_with(&shown, |c| c.keep_secrets(&running)).unwrap();
+        assert_eq!(back, running);
+        let e = Config::from_yaml_str(&shown).unwrap_err();
+        assert_eq!(e.0[0].path, "cluster.redis", "{e}");
     }
 
     #[test]

@@ -134,12 +134,21 @@ async fn run(path: Option<PathBuf>, config: Config, set_log_level: SetLogLevel) 
         None => None,
     };
     let db = rill::db::Db::open(&config.database.url, &config.state_dir);
+    // Before the plugins: it follows the engine's events from the first
+    // publisher on. Redis need not be up (the cluster is degraded until it is).
+    let cluster = match rill::cluster::Cluster::start(&config.cluster, &engine) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let plugins = PluginManager::new(
         engine.clone(),
         &config,
         tls.clone(),
         db.clone(),
-        rill::cluster::Cluster::disabled(),
+        cluster.clone(),
     );
     if let Err(e) = plugins.start().await {
         tracing::error!("{e}");
@@ -156,6 +165,7 @@ async fn run(path: Option<PathBuf>, config: Config, set_log_level: SetLogLevel) 
         set_log_level,
         tls: tls.clone(),
         db,
+        cluster: cluster.clone(),
     };
     let https = tls.map(|t| (config.http.tls.listen, t));
     let http = match http::serve(config.http.listen, https, state.clone(), async {
@@ -204,9 +214,13 @@ async fn run(path: Option<PathBuf>, config: Config, set_log_level: SetLogLevel) 
         std::process::exit(1);
     });
     let timeout = state.config.lock().shutdown_timeout;
-    // In order: no new sessions; streams end (players get what is queued,
-    // then the end of stream); sessions drain; plugins are destroyed.
+    // In order: no new sessions; this node leaves the cluster; streams end
+    // (players get what is queued, then the end of stream); sessions
+    // drain; plugins are destroyed.
     plugins.stop_accepting().await;
+    // Leave the registry first, so other nodes stop sending players here
+    // and a publisher that moves on is found at its new node at once.
+    cluster.shutdown().await;
     engine.shutdown().await;
     plugins.finish(timeout).await;
     let _ = stop_tx.send(());

@@ -29,6 +29,8 @@ pub struct AppState {
     pub tls: Option<Tls>,
     /// The database (the recording index).
     pub db: crate::db::Db,
+    /// The cluster registry (disabled without `cluster.redis`).
+    pub cluster: crate::cluster::Cluster,
 }
 
 /// What applying a config did.
@@ -53,6 +55,7 @@ impl AppState {
             ("state_dir", new.state_dir != old.state_dir),
             ("storage.roots", new.storage.roots != old.storage.roots),
             ("database.url", new.database.url != old.database.url),
+            ("cluster", new.cluster != old.cluster),
             (
                 "dispatcher_workers",
                 new.dispatcher_workers != old.dispatcher_workers,

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod hooks;
 pub mod netns;
 pub mod postgres;
+pub mod redis;
 pub mod rtmp;
 
 use std::io::{BufRead, BufReader, Read};

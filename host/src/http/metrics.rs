@@ -28,6 +28,8 @@ struct Snapshot {
     /// Plugins' storage: written, failed (no space, other), queued, and
     /// the free space last measured by path.
     storage: (u64, u64, u64, u64, Vec<(String, i64)>),
+    /// The cluster registry, when this node is in a cluster.
+    cluster: Option<crate::cluster::ClusterStats>,
 }
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
@@ -205,6 +207,26 @@ impl Collector for Snapshot {
                 ConstGauge::new(*v).encode(fam.encode_family(&[("path", path.as_str())])?)?;
             }
         }
+        if let Some(c) = self.cluster {
+            gauge(
+                &mut e,
+                "rill_cluster_up",
+                "1 while the cluster registry (Redis) answers, 0 while degraded",
+                i64::from(c.up),
+            )?;
+            gauge(
+                &mut e,
+                "rill_cluster_owned_streams",
+                "Streams this node claims in the cluster registry",
+                c.owned as i64,
+            )?;
+            counter(
+                &mut e,
+                "rill_cluster_registry_errors",
+                "Cluster registry calls that failed (unreachable, timed out, refused)",
+                c.errors,
+            )?;
+        }
         if let Some((ok, failed)) = self.tls {
             counter(
                 &mut e,
@@ -227,6 +249,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
     let admission = s.plugins.admission();
     let mut reg = Registry::default();
     reg.register_collector(Box::new(Snapshot {
+        cluster: s.cluster.stats(),
         totals: s.engine.totals(),
         plugins: s.plugins.plugins().await,
         tls: s.tls.as_ref().map(|t| t.handshake_counts()),

@@ -3,6 +3,7 @@
 //! WebSocket-FLV, ...). API errors are RFC 7807 problem+json. With
 //! `http.tls` set, the same router is also served over HTTPS ([`tls`]).
 
+mod cluster;
 mod console;
 mod metrics;
 mod plain;
@@ -60,6 +61,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/recordings/{id}"),
     ("delete", "/api/v1/recordings/{id}"),
     ("get", "/api/v1/recordings/{id}/file"),
+    ("get", "/api/v1/cluster"),
     ("get", "/metrics"),
 ];
 
@@ -90,6 +92,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(key_put).delete(key_delete),
         )
         .merge(recordings::router())
+        .merge(cluster::router())
         .layer(middleware::from_fn_with_state(state.clone(), guard_api));
     let metrics = Router::new()
         .route("/metrics", get(metrics::metrics))
