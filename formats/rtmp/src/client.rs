@@ -651,9 +651,21 @@ impl ClientSession {
     }
 
     fn on_media(&mut self, stream_id: u32, tag_type: u8, body: Bytes, timestamp: u32) {
-        if !self.is_playing(stream_id) {
-            return;
-        }
+        let stream_id = if self.is_playing(stream_id) {
+            stream_id
+        } else {
+            // ffmpeg's listening server sends media on a message stream of
+            // its own, not the one `createStream` gave: with one play, the
+            // media is that play's (as ffmpeg's own client takes it).
+            let mut playing = self
+                .streams
+                .iter()
+                .filter(|s| matches!(s.role, Role::Playing | Role::PlayPending));
+            match (playing.next(), playing.next()) {
+                (Some(s), None) => s.id,
+                _ => return,
+            }
+        };
         if self.settings.media == MediaMode::Tags {
             self.events.push_back(ClientEvent::Tag {
                 stream_id,

@@ -139,16 +139,25 @@ impl FileQueue {
     }
 
     fn fail(&self, status: i32) {
-        let counter = if status == RILL_ERR_NO_SPACE {
-            &super::stats::NO_SPACE
-        } else {
-            &super::stats::FAILED
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        // A missing file is an answer for the plugin (a first start has
+        // nothing saved yet), not a failure of the storage.
+        let missing = status == RILL_ERR_NOT_FOUND;
+        if !missing {
+            let counter = if status == RILL_ERR_NO_SPACE {
+                &super::stats::NO_SPACE
+            } else {
+                &super::stats::FAILED
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         let mut st = self.state.lock();
         if st.error == 0 {
             st.error = status;
-            tracing::warn!(path = %self.path.display(), "storage: {}", rill_status_name(status));
+            if missing {
+                tracing::debug!(path = %self.path.display(), "storage: not found");
+            } else {
+                tracing::warn!(path = %self.path.display(), "storage: {}", rill_status_name(status));
+            }
         }
     }
 
