@@ -191,7 +191,7 @@ impl Reader {
         if data.is_empty() {
             return Ok(());
         }
-        if self.buf.len() + self.queued > self.limits.max_tag_size + TAG_OVERHEAD {
+        if self.buf.len() + self.queued > self.limits.max_tag_size.saturating_add(TAG_OVERHEAD) {
             return self.fail(Error::Unsupported(
                 "more than a tag held unread (drain poll_tag between feeds)",
             ));
@@ -595,6 +595,14 @@ mod tests {
         // 6 × 20 body bytes held > 100 + 15.
         assert_eq!(fed, 6);
         assert_eq!(std::iter::from_fn(|| r.poll_tag()).count(), 6);
+
+        // No limit at all is a limit too (no overflow).
+        let unlimited = ReaderLimits {
+            max_tag_size: usize::MAX,
+            ..ReaderLimits::default()
+        };
+        let (bytes, tags) = sample();
+        assert_eq!(read_stream(&unlimited, &bytes, &[3]).tags, tags);
     }
 
     #[test]
