@@ -79,6 +79,9 @@ pub struct Job {
     pub idle_since_us: Option<i64>,
     #[serde(skip)]
     pub stop_on_idle: Duration,
+    /// Not live since (failing or never live); None while live.
+    #[serde(skip)]
+    pub down_since_us: Option<i64>,
     /// Ended: removed when its session is gone.
     #[serde(skip)]
     pub stopping: bool,
@@ -128,6 +131,7 @@ impl Jobs {
                 busy: false,
                 idle_since_us: None,
                 stop_on_idle: Duration::ZERO,
+                down_since_us: Some(now_us),
                 stopping: false,
             },
         );
@@ -162,9 +166,11 @@ impl Job {
         };
         self.retry_at_us = now_us + self.backoff.as_micros() as i64;
         self.since_us = now_us;
+        self.down_since_us.get_or_insert(now_us);
     }
 
     pub fn live(&mut self, now_us: i64) {
+        self.down_since_us = None;
         if self.state != State::Live {
             self.state = State::Live;
             self.since_us = now_us;

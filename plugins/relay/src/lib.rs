@@ -149,9 +149,19 @@ impl Relay {
         {
             let jobs = lock(&self.jobs);
             for j in jobs.by_id.values() {
-                if let Some(t) = j.idle_since_us {
-                    if now - t >= j.stop_on_idle.as_micros() as i64 && !j.stopping {
-                        idle.push(j.id);
+                let on_demand = matches!(j.origin, Origin::OnDemand | Origin::Cluster);
+                // Idle: no player for stop_on_idle. Down as long: nothing
+                // to play (the owner is gone, a local publisher took the
+                // stream over, the source stays down); a new player asks
+                // again.
+                let limit = j.stop_on_idle.as_micros() as i64;
+                if on_demand && !j.stopping {
+                    if j.idle_since_us.is_some_and(|t| now - t >= limit) {
+                        idle.push((j.id, "no player"));
+                        continue;
+                    }
+                    if j.down_since_us.is_some_and(|t| now - t >= limit) {
+                        idle.push((j.id, "nothing to pull"));
                         continue;
                     }
                 }
@@ -160,8 +170,8 @@ impl Relay {
                 }
             }
         }
-        for id in idle {
-            self.stop_job(id, "no player");
+        for (id, why) in idle {
+            self.stop_job(id, why);
         }
         for id in due {
             self.attempt(id);
