@@ -57,9 +57,10 @@ impl Node {
         format!("rtmp://127.0.0.1:{}/{path}", self.rtmp)
     }
 
-    /// The relay's jobs of `kind` (`pulls`, `pushes`).
+    /// The relay's jobs of `kind` (`pulls`, `pushes`), from the API's
+    /// top level (the host hands it to the relay plugin).
     fn jobs(&self, kind: &str) -> Vec<serde_json::Value> {
-        self.rill.get_json(&format!("/api/v1/plugins/relay/{kind}"))[kind]
+        self.rill.get_json(&format!("/api/v1/{kind}"))[kind]
             .as_array()
             .cloned()
             .unwrap_or_default()
@@ -219,7 +220,7 @@ fn api_pulls_survive_a_restart_and_can_be_deleted() {
         http_request_with(
             edge.rill.http_port,
             "POST",
-            "/api/v1/plugins/relay/pulls",
+            "/api/v1/pulls",
             &[("Host", "127.0.0.1"), ("Content-Type", "application/json")],
             body,
         )

@@ -51,6 +51,14 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/plugins/{name}/drain"),
     ("get", "/api/v1/plugins/{name}/{rest}"),
     ("post", "/api/v1/plugins/{name}/{rest}"),
+    ("get", "/api/v1/pulls"),
+    ("post", "/api/v1/pulls"),
+    ("get", "/api/v1/pulls/{id}"),
+    ("delete", "/api/v1/pulls/{id}"),
+    ("get", "/api/v1/pushes"),
+    ("post", "/api/v1/pushes"),
+    ("get", "/api/v1/pushes/{id}"),
+    ("delete", "/api/v1/pushes/{id}"),
     ("get", "/api/v1/config"),
     ("put", "/api/v1/config"),
     ("post", "/api/v1/config/validate"),
@@ -84,6 +92,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/plugins/{name}/{*rest}",
             axum::routing::any(plugin_api),
         )
+        // Relays: the relay plugin's jobs at the API's top level.
+        .route("/api/v1/pulls", axum::routing::any(relay_api))
+        .route("/api/v1/pulls/{*rest}", axum::routing::any(relay_api))
+        .route("/api/v1/pushes", axum::routing::any(relay_api))
+        .route("/api/v1/pushes/{*rest}", axum::routing::any(relay_api))
         .route("/api/v1/config", get(config_get).put(config_put))
         .route("/api/v1/config/validate", post(config_validate))
         .route("/api/v1/auth/keys", get(keys_list))
@@ -628,6 +641,29 @@ async fn plugin_api(
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     req: Request,
 ) -> Response {
+    to_plugin(s, peer, req).await
+}
+
+/// `/api/v1/pulls…` and `/api/v1/pushes…` are the relay plugin's
+/// (`/api/v1/plugins/relay/…`), behind the same guard.
+async fn relay_api(
+    State(s): State<AppState>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    mut req: Request,
+) -> Response {
+    let rest = req
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/")
+        .unwrap_or_default();
+    let target = match req.uri().query() {
+        Some(q) => format!("/api/v1/plugins/relay/{rest}?{q}"),
+        None => format!("/api/v1/plugins/relay/{rest}"),
+    };
+    match target.parse() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return api_not_found().await,
+    }
     to_plugin(s, peer, req).await
 }
 
