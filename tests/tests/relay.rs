@@ -346,3 +346,68 @@ fn pushes_to_nginx_rtmp() {
     let _ = enc.kill();
     let _ = enc.wait();
 }
+
+/// A TCP server on a free port that answers every connection with
+/// `answer` (then keeps it open, silent), in a thread.
+fn bad_server(answer: &'static [u8]) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            let _ = std::io::Write::write_all(&mut s, answer);
+            held.push(s);
+        }
+    });
+    port
+}
+
+#[test]
+fn bad_sources_end_with_a_reason_and_back_off() {
+    // A web server where an RTMP server should be: its first byte is no
+    // RTMP version.
+    let garbage = bad_server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let silent = bad_server(b"");
+    let redirect =
+        bad_server(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere.flv\r\nContent-Length: 0\r\n\r\n");
+    let not_flv =
+        bad_server(b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\nGIF89a not an FLV stream");
+    let a = node(&format!(
+        "stall_timeout: 2s\nretry_initial: 500ms\nretry_max: 4s\npulls:\n\
+         - {{url: 'rtmp://127.0.0.1:{garbage}/live/x', stream: bad/garbage}}\n\
+         - {{url: 'rtmp://127.0.0.1:{silent}/live/x', stream: bad/silent}}\n\
+         - {{url: 'http://127.0.0.1:{redirect}/x.flv', stream: bad/redirect}}\n\
+         - {{url: 'http://127.0.0.1:{not_flv}/x.flv', stream: bad/notflv}}\n"
+    ));
+    let expect = [
+        ("bad/garbage", "RTMP"),
+        ("bad/silent", "nothing received"),
+        ("bad/redirect", "302"),
+        ("bad/notflv", "FLV"),
+    ];
+    let jobs = wait_for(Duration::from_secs(20), || {
+        let jobs = a.jobs("pulls");
+        expect
+            .iter()
+            .all(|(stream, _)| {
+                jobs.iter().any(|j| {
+                    j["stream"] == *stream
+                        && j["state"] == "retrying"
+                        && j["attempts"].as_u64() >= Some(2)
+                })
+            })
+            .then_some(jobs)
+    })
+    .unwrap_or_else(|| panic!("{:#?}\n{}", a.jobs("pulls"), a.rill.log()));
+    for (stream, why) in expect {
+        let j = jobs.iter().find(|j| j["stream"] == stream).unwrap();
+        assert!(
+            j["reason"].as_str().unwrap().contains(why),
+            "{stream}: {why} expected in {j}"
+        );
+    }
+    // The server is fine: it still serves its API and plays nothing bad.
+    assert!(a.rill.get("/api/v1/streams").0 == 200);
+    assert!(!a.rill.log().contains("panicked"), "{}", a.rill.log());
+}

@@ -359,13 +359,15 @@ impl ClientHandshake {
             return Ok(0);
         }
         let used = self.s0s1s2.fill(data);
+        // As on the server side: S0 is checked as soon as it arrives, so a
+        // server speaking something else fails now, not at a timeout.
+        if self.s0s1s2.len > 0 && self.s0s1s2.buf[0] != RTMP_VERSION {
+            return Err(Error::UnsupportedVersion(self.s0s1s2.buf[0]));
+        }
         if !self.s0s1s2.full() {
             return Ok(used);
         }
         let buf = &self.s0s1s2.buf;
-        if buf[0] != RTMP_VERSION {
-            return Err(Error::UnsupportedVersion(buf[0]));
-        }
         let mut s1 = [0u8; PACKET_SIZE];
         s1.copy_from_slice(&buf[1..=PACKET_SIZE]);
         let mut s2 = [0u8; PACKET_SIZE];
@@ -495,6 +497,16 @@ mod tests {
             client.feed(&s, &mut Vec::new()),
             Err(Error::HandshakeDigest)
         );
+    }
+
+    #[test]
+    fn client_refuses_a_wrong_s0_at_once() {
+        let (mut c, _c0c1) = ClientHandshake::new(Mode::Digest(Scheme::Scheme1));
+        let mut out = Vec::new();
+        assert!(matches!(
+            c.feed(b"H", &mut out),
+            Err(Error::UnsupportedVersion(b'H'))
+        ));
     }
 
     #[test]
