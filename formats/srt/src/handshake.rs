@@ -91,6 +91,26 @@ pub mod reject {
     pub const CONFLICT: i32 = 1409;
     /// The server is overloaded.
     pub const OVERLOAD: i32 = 1503;
+
+    /// A reason in words, for logs and a caller's error.
+    pub fn describe(reason: i32) -> &'static str {
+        match reason {
+            RESOURCE => "server out of resources",
+            VERSION => "incompatible version",
+            BAD_SECRET => "wrong passphrase",
+            UNSECURE => "encryption on one side only",
+            MESSAGE_API => "not live mode",
+            FILTER => "packet filter",
+            BAD_REQUEST => "bad stream id",
+            UNAUTHORIZED => "unauthorized",
+            FORBIDDEN => "forbidden",
+            NOT_FOUND => "no such stream",
+            BAD_MODE => "mode not allowed",
+            CONFLICT => "stream already published",
+            OVERLOAD => "server overloaded",
+            _ => "rejected",
+        }
+    }
 }
 
 /// The SRT handshake extension (HSREQ from a caller, HSRSP back).
@@ -347,5 +367,12 @@ mod tests {
         v.extend_from_slice(&[0, 5, 0, 200]);
         v.resize(BODY_LEN + 4 + 800, b'x');
         assert!(Handshake::parse(&v).is_err());
+    }
+
+    #[test]
+    fn rejection_reasons_in_words() {
+        assert_eq!(reject::describe(reject::NOT_FOUND), "no such stream");
+        assert_eq!(reject::describe(reject::BAD_SECRET), "wrong passphrase");
+        assert_eq!(reject::describe(12345), "rejected");
     }
 }

@@ -5,7 +5,8 @@
 //! reports and retransmission, timestamp-based delivery with too-late drop
 //! ([`conn`]), AES-CTR encryption with libsrt's key material
 //! ([`crypto`]), and the stream id conventions encoders use
-//! ([`streamid`]). The payloads are MPEG-TS (`rill-ts` muxes and demuxes
+//! ([`streamid`]), and the query of an `srt://` URL a caller is given
+//! ([`uri`]). The payloads are MPEG-TS (`rill-ts` muxes and demuxes
 //! them).
 
 pub mod caller;
@@ -17,12 +18,14 @@ pub mod listener;
 pub mod packet;
 pub mod seq;
 pub mod streamid;
+pub mod uri;
 
 pub use caller::Caller;
 pub use conn::{Closed, Connection, Settings, Stats, MAX_PAYLOAD};
 pub use listener::{Answer, Config, Listener, Pending};
 pub use seq::Seq;
 pub use streamid::{Mode, StreamId};
+pub use uri::CallerParams;
 
 /// What went wrong with a datagram or a handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -101,8 +101,12 @@ impl Relay {
                     }
                 };
                 let url = match Url::parse(&new.url) {
-                    Ok(u) if kind == Kind::Push && !u.scheme.is_rtmp() => {
-                        return problem(conn, 400, "pushes go to rtmp:// or rtmps:// URLs")
+                    Ok(u) if kind == Kind::Push && !u.scheme.can_push() => {
+                        return problem(
+                            conn,
+                            400,
+                            "pushes go to rtmp(s)://, srt:// or rtsp:// URLs",
+                        )
                     }
                     Ok(u) => u,
                     Err(e) => return problem(conn, 400, &e),

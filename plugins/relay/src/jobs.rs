@@ -13,8 +13,8 @@ use crate::source::Url;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
-    Pull,
-    Push,
+    Pull = 0,
+    Push = 1,
 }
 
 /// Why the job exists (and so when it ends).

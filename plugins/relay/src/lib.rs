@@ -1,16 +1,21 @@
 //! Relays: pulls bring a stream from elsewhere into a local stream, pushes
 //! forward a local stream elsewhere.
 //!
-//! - **Pulls** read `rtmp(s)://` (as a player) and `http(s)://….flv`
-//!   sources: from the config (for ever), the management API (kept in
+//! - **Pulls** read `rtmp(s)://` (as a player), `http(s)://….flv`,
+//!   `rtsp://` (DESCRIBE, SETUP over TCP interleaved, PLAY) and `srt://`
+//!   (a caller receiving MPEG-TS) sources: from the config (for ever), the
+//!   management API (kept in
 //!   `state_dir/relay/jobs.json`), `on_demand` rules (when a player waits
 //!   for a stream nobody publishes; stopped `stop_on_idle` after the last
 //!   player), and the cluster (a player waits for a stream another node
 //!   owns: pulled from that node over HTTP-FLV, marked as the owner's so
 //!   this node does not claim it).
-//! - **Pushes** publish a local stream to `rtmp(s)://` targets: by rule
+//! - **Pushes** publish a local stream to `rtmp(s)://`, `srt://` (a caller
+//!   sending MPEG-TS) and `rtsp://` (ANNOUNCE, RECORD) targets: by rule
 //!   when a matching stream is published, or through the API.
-//! - Every attempt is one outbound connection (a session of its own); a
+//! - Every attempt is one session of its own: an outbound TCP connection
+//!   (RTMP, HTTP, RTSP), or for SRT a socket-less session with a UDP
+//!   socket of its own; the protocols are the formats/ crates'. A
 //!   failure (refused, garbage, a stall past `stall_timeout`, the far end
 //!   gone) ends it with a reason, and the job retries after a backoff that
 //!   doubles up to `retry_max`. A pull that fails leaves its stream in the
@@ -24,7 +29,9 @@ mod config;
 mod jobs;
 mod pull;
 mod push;
+mod rtsp;
 mod source;
+mod srt;
 mod store;
 
 use std::collections::HashMap;
@@ -45,7 +52,8 @@ const ROUTE_API: u32 = 1;
 /// The instance timer that ticks the jobs.
 const TIMER_TICK: u64 = 1;
 const TICK: Duration = Duration::from_millis(250);
-/// A session's timer: the stall check (and RTMP's deadlines).
+/// A session's timer: the stall check and the protocol's clocks (every
+/// 500 ms; every 10 ms for SRT).
 const TIMER_SESSION: u64 = 2;
 /// Cluster pulls retry at least this often: an owner that moved must be
 /// found again within the publisher's reconnect grace.
@@ -59,6 +67,8 @@ pub struct Relay {
     pending: Mutex<HashMap<u64, Pending>>,
     next_token: Mutex<u64>,
     store: store::Store,
+    /// Bytes pulled and pushed since start, for the metrics.
+    bytes_total: [std::sync::atomic::AtomicU64; 2],
 }
 
 enum Pending {
@@ -173,6 +183,7 @@ impl Relay {
         for (id, why) in idle {
             self.stop_job(id, why);
         }
+        self.publish_metrics();
         for id in due {
             self.attempt(id);
         }
@@ -214,11 +225,18 @@ impl Relay {
             0
         };
         let addr = url.addr.clone();
+        let udp = url.scheme.udp();
         let state = match kind {
             Kind::Pull => Session::Pull(Box::new(pull::Pull::new(id, url, stream, cluster))),
             Kind::Push => Session::Push(Box::new(push::Push::new(id, url, stream))),
         };
-        match self.host.connect(&addr, flags, state) {
+        // SRT binds its own UDP socket in a session without a connection.
+        let opened = if udp {
+            self.host.session_open(state)
+        } else {
+            self.host.connect(&addr, flags, state)
+        };
+        match opened {
             Ok(conn) => {
                 let mut jobs = lock(&self.jobs);
                 // The attempt may have failed already (on another thread).
@@ -291,6 +309,36 @@ impl Relay {
     fn add_bytes(&self, id: u64, n: usize) {
         if let Some(j) = lock(&self.jobs).by_id.get_mut(&id) {
             j.bytes += n as u64;
+            self.bytes_total[j.kind as usize].fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// `rill_plugin_relay_jobs{kind, state}` and
+    /// `rill_plugin_relay_bytes_total{kind}` at `/metrics`.
+    fn publish_metrics(&self) {
+        use jobs::State;
+        let mut counts = [[0u32; 3]; 2];
+        for j in lock(&self.jobs).by_id.values().filter(|j| !j.stopping) {
+            let state = match j.state {
+                State::Connecting => 0,
+                State::Live => 1,
+                State::Retrying => 2,
+            };
+            counts[j.kind as usize][state] += 1;
+        }
+        for (k, kind) in ["pull", "push"].into_iter().enumerate() {
+            for (i, state) in ["connecting", "live", "retrying"].into_iter().enumerate() {
+                let _ = self.host.metric_set(
+                    "jobs",
+                    &[("kind", kind), ("state", state)],
+                    false,
+                    counts[k][i] as f64,
+                );
+            }
+            let bytes = self.bytes_total[k].load(std::sync::atomic::Ordering::Relaxed);
+            let _ = self
+                .host
+                .metric_set("bytes", &[("kind", kind)], true, bytes as f64);
         }
     }
 
@@ -366,7 +414,7 @@ use rill_abi::sdk::ClusterOwner;
 impl Plugin for Relay {
     type Session = Session;
     const DESCRIPTION: &'static str =
-        "Relays: pulls (RTMP, HTTP-FLV), pushes (RTMP), on-demand and cluster pulls";
+        "Relays: pulls (RTMP, HTTP-FLV, RTSP, SRT), pushes (RTMP, SRT, RTSP), on-demand and cluster pulls";
     const WANTS_STREAM_EVENTS: bool = true;
 
     fn create(host: &Host) -> Result<Self> {
@@ -386,6 +434,7 @@ impl Plugin for Relay {
             pending: Mutex::new(HashMap::new()),
             next_token: Mutex::new(0),
             store: store::Store::default(),
+            bytes_total: Default::default(),
         };
         for (url, stream) in relay.cfg.pulls.clone() {
             if let Err(e) = relay.add_job(
@@ -436,6 +485,21 @@ impl Plugin for Relay {
         match s {
             Session::Pull(p) => self.pull_data(p, conn, data),
             Session::Push(p) => self.push_data(p, conn, data),
+            Session::Api => Ok(()),
+        }
+    }
+
+    fn on_udp_data(
+        &self,
+        s: &mut Session,
+        conn: &Conn,
+        _socket_id: u32,
+        from: &str,
+        data: &[u8],
+    ) -> Result<()> {
+        match s {
+            Session::Pull(p) => self.pull_udp(p, conn, from, data),
+            Session::Push(p) => self.push_udp(p, conn, from, data),
             Session::Api => Ok(()),
         }
     }
@@ -506,9 +570,16 @@ impl Plugin for Relay {
         msg: Box<dyn std::any::Any + Send>,
     ) -> Result<()> {
         if let (Some((s, conn)), Ok(stop)) = (session, msg.downcast::<Stop>()) {
+            let now = pull::now_us(&self.host);
             match s {
-                Session::Pull(p) => p.why = stop.0.to_owned(),
-                Session::Push(p) => p.why = stop.0.to_owned(),
+                Session::Pull(p) => {
+                    p.why = stop.0.to_owned();
+                    p.goodbye(conn, now);
+                }
+                Session::Push(p) => {
+                    p.why = stop.0.to_owned();
+                    p.goodbye(conn, now);
+                }
                 Session::Api => {}
             }
             return conn.close(RILL_END_NORMAL);

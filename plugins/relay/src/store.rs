@@ -77,7 +77,8 @@ impl Relay {
             .filter_map(|j| {
                 Some(Saved {
                     kind: j.kind,
-                    url: j.url.as_ref()?.to_string(),
+                    // With its secrets: the job must work again.
+                    url: j.url.as_ref()?.full(),
                     stream: j.stream.clone(),
                 })
             })

@@ -1,0 +1,232 @@
+//! Relays over RTSP and SRT with real peers: a Rill pulls from another
+//! Rill's RTSP server (fed by ffmpeg over RTSP) and SRT listener (fed by
+//! ffmpeg over SRT), and pushes to another Rill over SRT and RTSP. Players
+//! are ffmpeg, and every check is on what they decoded: codecs, frame
+//! counts with no video frame missing, timestamps that only go forward.
+
+use std::process::Child;
+use std::time::Duration;
+
+use rill_e2e::*;
+
+/// A Rill with RTMP, HTTP-FLV, RTSP, SRT and the relay (its section
+/// `relay_yaml`), each on a free port.
+struct Node {
+    rill: Rill,
+    rtmp: u16,
+    rtsp: u16,
+    srt: u16,
+}
+
+fn plugin(name: &str) -> std::path::PathBuf {
+    target_dir().join(format!("librill_plugin_{name}.so"))
+}
+
+fn node(relay_yaml: &str) -> Node {
+    let (rtmp, rtsp, srt) = (free_port(), free_port(), free_port());
+    let mut yaml = format!(
+        "plugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  rtsp:\n    listen: 127.0.0.1:{rtsp}\n  \
+         srt:\n    listen: 127.0.0.1:{srt}\n  relay:\n"
+    );
+    for l in relay_yaml.lines().filter(|l| !l.trim().is_empty()) {
+        yaml.push_str(&format!("    {l}\n"));
+    }
+    if relay_yaml.trim().is_empty() {
+        yaml.push_str("    {}\n");
+    }
+    yaml.push_str("publish:\n  reconnect_grace: 5s\n");
+    let rill = Rill::start(
+        &yaml,
+        &[
+            rill_e2e::rtmp::plugin(),
+            plugin("flv"),
+            plugin("rtsp"),
+            plugin("srt"),
+            plugin("relay"),
+        ],
+    );
+    assert!(wait_port(rtmp, Duration::from_secs(10)), "{}", rill.log());
+    assert!(wait_port(rtsp, Duration::from_secs(10)), "{}", rill.log());
+    wait_for(Duration::from_secs(10), || {
+        rill.log().contains("SRT on udp").then_some(())
+    })
+    .unwrap_or_else(|| panic!("no SRT listener:\n{}", rill.log()));
+    Node {
+        rill,
+        rtmp,
+        rtsp,
+        srt,
+    }
+}
+
+impl Node {
+    fn rtmp_url(&self, path: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/{path}", self.rtmp)
+    }
+
+    fn rtsp_url(&self, path: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{path}", self.rtsp)
+    }
+
+    /// An SRT URL as the relay takes it (latency in ms).
+    fn srt_url(&self, sid: &str) -> String {
+        format!("srt://127.0.0.1:{}?streamid={sid}&latency=200", self.srt)
+    }
+
+    /// The relay's jobs of `kind` (`pulls`, `pushes`).
+    fn jobs(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.rill.get_json(&format!("/api/v1/{kind}"))[kind]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn wait_job(&self, kind: &str, state: &str) -> serde_json::Value {
+        wait_for(Duration::from_secs(30), || {
+            self.jobs(kind)
+                .into_iter()
+                .find(|j| j["state"] == state && (state != "live" || j["bytes"].as_u64() > Some(0)))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no {state} {kind}: {:?}\n{}",
+                self.jobs(kind),
+                self.rill.log()
+            )
+        })
+    }
+}
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// ffmpeg publishing H.264 + AAC for `secs` seconds.
+fn publish(secs: u32, extra: &[&str], url: &str) -> Guard {
+    Guard(publish_lavfi(false, secs, "libx264", "aac", extra, url))
+}
+
+/// Video and audio decoded: at least `secs` − 0.5 s of video with no
+/// frame missing over the span (25 fps; framemd5 counts in 1/25 s), audio
+/// present, timestamps increasing.
+fn check_played(d: &Decoded, secs: u32, what: &str) {
+    let dts: Vec<i64> = d.packets.iter().filter(|p| p.0 == 0).map(|p| p.1).collect();
+    let (Some(first), Some(last)) = (dts.first(), dts.last()) else {
+        panic!("{what}: no video\n{}", d.stderr);
+    };
+    let spanned = (last - first + 1) as usize;
+    let video = dts.len();
+    assert!(
+        video * 100 >= spanned * 95 && spanned * 100 >= (secs as usize * 25 - 13) * 95,
+        "{what}: {video} video frames over {spanned}, expected {secs} s\n{}",
+        d.stderr
+    );
+    assert!(d.count(1) > 0, "{what}: no audio\n{}", d.stderr);
+    assert!(
+        d.monotonic(0) && d.monotonic(1),
+        "{what}: timestamps go back"
+    );
+}
+
+fn codecs(url: &str, opts: &[&str]) -> Vec<String> {
+    let mut c: Vec<String> = probe(url, opts).into_iter().map(|(_, c)| c).collect();
+    c.sort();
+    c
+}
+
+#[test]
+fn pulls_from_an_rtsp_server() {
+    let src = node("");
+    let _enc = publish(
+        40,
+        &["-f", "rtsp", "-rtsp_transport", "tcp"],
+        &src.rtsp_url("live/cam"),
+    );
+    wait_publishing(&src.rill, "live/cam");
+    let edge = node(&format!(
+        "pulls:\n  - url: {}\n    stream: cams/rtsp\n",
+        src.rtsp_url("live/cam")
+    ));
+    let job = edge.wait_job("pulls", "live");
+    assert_eq!(job["stream"], "cams/rtsp");
+    assert!(job["url"].as_str().unwrap().starts_with("rtsp://"), "{job}");
+    wait_publishing(&edge.rill, "cams/rtsp");
+    let s = edge.rill.get_json("/api/v1/streams/cams/rtsp");
+    assert!(
+        s["publisher"]["source"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/live/cam")),
+        "{s}"
+    );
+    let url = edge.rtmp_url("cams/rtsp");
+    assert_eq!(codecs(&url, &[]), ["aac", "h264"]);
+    check_played(&play(false, &url, 4, &[]), 4, "RTMP player of an RTSP pull");
+    // And out again over RTSP, from the edge.
+    let tcp = ["-rtsp_transport", "tcp"];
+    check_played(
+        &play(false, &edge.rtsp_url("cams/rtsp"), 3, &tcp),
+        3,
+        "RTSP player of an RTSP pull",
+    );
+}
+
+#[test]
+fn pulls_from_an_srt_listener() {
+    let src = node("");
+    let enc = publish(
+        40,
+        &["-f", "mpegts"],
+        &format!(
+            "srt://127.0.0.1:{}?streamid=publish:live/s&latency=200000",
+            src.srt
+        ),
+    );
+    wait_publishing(&src.rill, "live/s");
+    let edge = node(&format!(
+        "stall_timeout: 3s\nretry_max: 2s\npulls:\n  - url: '{}'\n    stream: cams/srt\n",
+        src.srt_url("#!::r=live/s,m=request")
+    ));
+    let job = edge.wait_job("pulls", "live");
+    assert!(job["url"].as_str().unwrap().starts_with("srt://"), "{job}");
+    wait_publishing(&edge.rill, "cams/srt");
+    let url = edge.rtmp_url("cams/srt");
+    assert_eq!(codecs(&url, &[]), ["aac", "h264"]);
+    check_played(&play(false, &url, 4, &[]), 4, "RTMP player of an SRT pull");
+    // The source gone: the attempt ends with a reason and the job retries.
+    drop(enc);
+    let j = edge.wait_job("pulls", "retrying");
+    assert!(!j["reason"].as_str().unwrap_or("").is_empty(), "{j}");
+}
+
+#[test]
+fn pushes_to_a_second_rill_over_srt_and_rtsp() {
+    let target = node("");
+    let a = node(&format!(
+        "pushes:\n  - match: '^live/(.+)$'\n    url: '{}'\n  - match: '^live/(.+)$'\n    url: {}\n",
+        target.srt_url("publish:scopy/$1"),
+        target.rtsp_url("rcopy/$1"),
+    ));
+    let _enc = publish(40, &["-f", "flv"], &a.rtmp_url("live/p"));
+    wait_publishing(&a.rill, "live/p");
+    wait_for(Duration::from_secs(30), || {
+        let live = a
+            .jobs("pushes")
+            .iter()
+            .filter(|j| j["state"] == "live" && j["bytes"].as_u64() > Some(0))
+            .count();
+        (live == 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("pushes: {:?}\n{}", a.jobs("pushes"), a.rill.log()));
+    wait_publishing(&target.rill, "scopy/p");
+    wait_publishing(&target.rill, "rcopy/p");
+    for path in ["scopy/p", "rcopy/p"] {
+        let url = target.rtmp_url(path);
+        assert_eq!(codecs(&url, &[]), ["aac", "h264"], "{path}");
+        check_played(&play(false, &url, 4, &[]), 4, path);
+    }
+}
