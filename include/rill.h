@@ -174,6 +174,12 @@ static inline const char *rill_status_str(int32_t status) {
 // `addr` (`host:port`) as the server name.
 #define RILL_CONNECT_TLS (1 << 0)
 
+// `metric_set` kind (added in 1.5): a value that goes up and down.
+#define RILL_METRIC_GAUGE 0
+
+// `metric_set` kind (added in 1.5): a running total that only grows.
+#define RILL_METRIC_COUNTER 1
+
 // `publisher_set_source` flag (added in 1.5): the stream is pulled from
 // its owner, another node of the cluster; this node does not claim it.
 #define RILL_SOURCE_CLUSTER (1 << 0)
@@ -1252,6 +1258,22 @@ typedef struct RillHostApi {
                               uint64_t conn_id,
                               struct RillStr path,
                               uint64_t token);
+    // Added in 1.5. Sets a metric of the plugin's own, shown at `/metrics`
+    // as `rill_plugin_<plugin>_<name>{plugin="<plugin>", labels...}`.
+    // `name`: `[a-z_][a-z0-9_]*`, at most 64 bytes. `labels`: `k=v` pairs
+    // joined by `,` (at most 4; keys as names, values up to 128 bytes
+    // without `,` `"` `\` or control characters), empty for none.
+    // `kind`: `RILL_METRIC_GAUGE` or `RILL_METRIC_COUNTER` (the running
+    // total; a name keeps the kind it was first set with). A NaN `value`
+    // removes the series. Series outlive generations (a reload
+    // overwrites them) and go when the plugin is removed.
+    // `RILL_ERR_INVALID`: a bad name, labels or kind. `RILL_ERR_BUSY`: the
+    // plugin has 1024 series already.
+    int32_t (*metric_set)(struct RillHost *host,
+                          struct RillStr name,
+                          struct RillStr labels,
+                          uint32_t kind,
+                          double value);
 } RillHostApi;
 
 // An HTTP request routed to a plugin (`on_http_request`). Everything in it

@@ -76,6 +76,11 @@ pub const RILL_LISTEN_TLS: u32 = 1 << 0;
 /// `addr` (`host:port`) as the server name.
 pub const RILL_CONNECT_TLS: u32 = 1 << 0;
 
+/// `metric_set` kind (added in 1.5): a value that goes up and down.
+pub const RILL_METRIC_GAUGE: u32 = 0;
+/// `metric_set` kind (added in 1.5): a running total that only grows.
+pub const RILL_METRIC_COUNTER: u32 = 1;
+
 /// `publisher_set_source` flag (added in 1.5): the stream is pulled from
 /// its owner, another node of the cluster; this node does not claim it.
 pub const RILL_SOURCE_CLUSTER: u32 = 1 << 0;
@@ -1036,6 +1041,26 @@ pub struct RillHostApi {
     /// cluster.
     pub cluster_locate: Option<
         unsafe extern "C" fn(host: *mut RillHost, conn_id: u64, path: RillStr, token: u64) -> i32,
+    >,
+    /// Added in 1.5. Sets a metric of the plugin's own, shown at `/metrics`
+    /// as `rill_plugin_<plugin>_<name>{plugin="<plugin>", labels...}`.
+    /// `name`: `[a-z_][a-z0-9_]*`, at most 64 bytes. `labels`: `k=v` pairs
+    /// joined by `,` (at most 4; keys as names, values up to 128 bytes
+    /// without `,` `"` `\` or control characters), empty for none.
+    /// `kind`: `RILL_METRIC_GAUGE` or `RILL_METRIC_COUNTER` (the running
+    /// total; a name keeps the kind it was first set with). A NaN `value`
+    /// removes the series. Series outlive generations (a reload
+    /// overwrites them) and go when the plugin is removed.
+    /// `RILL_ERR_INVALID`: a bad name, labels or kind. `RILL_ERR_BUSY`: the
+    /// plugin has 1024 series already.
+    pub metric_set: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            name: RillStr,
+            labels: RillStr,
+            kind: u32,
+            value: f64,
+        ) -> i32,
     >,
 }
 

@@ -640,6 +640,7 @@ pub const fn rill_host_api_empty() -> RillHostApi {
         recordings_expire: None,
         publisher_set_source: None,
         cluster_locate: None,
+        metric_set: None,
     }
 }
 

@@ -66,10 +66,11 @@ fn abi_1_1_to_1_5_append_after_1_0() {
         rill_v1_4_size_of_host_api(),
         rill_v1_3_size_of_host_api() + 10 * size_of::<usize>()
     );
-    // 1.5 appended two calls (publisher_set_source, cluster_locate).
+    // 1.5 appended three calls (publisher_set_source, cluster_locate,
+    // metric_set).
     assert_eq!(
         size_of::<RillHostApi>(),
-        rill_v1_4_size_of_host_api() + 2 * size_of::<usize>()
+        rill_v1_4_size_of_host_api() + 3 * size_of::<usize>()
     );
     assert_eq!(
         size_of::<RillRecording>(),

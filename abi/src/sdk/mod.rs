@@ -506,6 +506,35 @@ impl Host {
         Ok(ConnId(id))
     }
 
+    /// Sets a metric of this plugin (ABI 1.5): `rill_plugin_<plugin>_<name>`
+    /// with `labels` at `/metrics`. `counter`: a running total, else a
+    /// gauge. `f64::NAN` removes the series.
+    pub fn metric_set(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        counter: bool,
+        value: f64,
+    ) -> Result<()> {
+        let f = api!(self, metric_set)?;
+        let mut text = String::new();
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(k);
+            text.push('=');
+            text.push_str(v);
+        }
+        let kind = if counter {
+            crate::RILL_METRIC_COUNTER
+        } else {
+            crate::RILL_METRIC_GAUGE
+        };
+        // SAFETY: the strings are lent for the call.
+        Error::check(unsafe { f(self.raw(), rstr(name), rstr(&text), kind, value) }).map(drop)
+    }
+
     /// Starts an instance-level timer ([`Plugin::on_timer`] with no
     /// session).
     pub fn timer_start(&self, delay: Duration, repeat: bool, timer_id: u64) -> Result<TimerHandle> {

@@ -30,6 +30,8 @@ struct Snapshot {
     storage: (u64, u64, u64, u64, Vec<(String, i64)>),
     /// The cluster registry, when this node is in a cluster.
     cluster: Option<crate::cluster::ClusterStats>,
+    /// What plugins set for themselves (`metric_set`).
+    plugin_metrics: Vec<(String, String, crate::plugin::plugin_metrics::Family)>,
 }
 
 fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
@@ -241,6 +243,26 @@ impl Collector for Snapshot {
                 failed,
             )?;
         }
+        for (plugin, name, fam) in &self.plugin_metrics {
+            let full = format!("rill_plugin_{plugin}_{name}");
+            let kind = if fam.counter {
+                MetricType::Counter
+            } else {
+                MetricType::Gauge
+            };
+            let help = format!("Set by the {plugin} plugin");
+            let mut enc = e.encode_descriptor(&full, &help, None, kind)?;
+            for (labels, v) in &fam.series {
+                let mut l: Vec<(&str, &str)> = vec![("plugin", plugin.as_str())];
+                l.extend(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let family = enc.encode_family(&l)?;
+                if fam.counter {
+                    ConstCounter::new(v.max(0.0)).encode(family)?;
+                } else {
+                    ConstGauge::new(*v).encode(family)?;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -254,6 +276,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
         plugins: s.plugins.plugins().await,
         tls: s.tls.as_ref().map(|t| t.handshake_counts()),
         udp: s.plugins.udp_stats(),
+        plugin_metrics: s.plugins.plugin_metrics(),
         refusals: admission.refusal_counts(),
         hooks: {
             let h = &admission.hook_stats;

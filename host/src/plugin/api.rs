@@ -488,6 +488,29 @@ unsafe extern "C" fn publisher_set_source(
     })
 }
 
+unsafe extern "C" fn metric_set(
+    host: *mut RillHost,
+    name: RillStr,
+    labels: RillStr,
+    kind: u32,
+    value: f64,
+) -> i32 {
+    guard("metric_set", RILL_ERR_PANIC, || {
+        // SAFETY: per contract; the strings are lent for the call.
+        let (Some(i), Some(name), Some(labels)) =
+            (unsafe { inst(host) }, unsafe { text(name) }, unsafe {
+                text(labels)
+            })
+        else {
+            return RILL_ERR_INVALID;
+        };
+        match i.host.metrics.set(&i.name, name, labels, kind, value) {
+            Ok(()) => RILL_OK,
+            Err(status) => status,
+        }
+    })
+}
+
 unsafe extern "C" fn publisher_close(p: *mut RillPublisher) {
     guard("publisher_close", (), || {
         // SAFETY: per contract.
@@ -1394,4 +1417,5 @@ pub(crate) static HOST_API: RillHostApi = RillHostApi {
     recordings_expire: Some(storage_api::recordings_expire),
     publisher_set_source: Some(publisher_set_source),
     cluster_locate: Some(cluster_api::cluster_locate),
+    metric_set: Some(metric_set),
 };

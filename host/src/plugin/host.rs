@@ -39,6 +39,8 @@ pub(crate) struct HostShared {
     pub db: crate::db::Db,
     /// The cluster registry (disabled without `cluster:`).
     pub cluster: crate::cluster::Cluster,
+    /// Metrics plugins set for themselves.
+    pub metrics: super::plugin_metrics::PluginMetrics,
 }
 
 impl HostShared {

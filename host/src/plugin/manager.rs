@@ -162,6 +162,7 @@ impl PluginManager {
             roots: crate::storage::Roots::new(&config.state_dir, &config.storage.roots),
             db,
             cluster,
+            metrics: Default::default(),
         });
         PluginManager {
             inner: Arc::new(Inner {
@@ -373,6 +374,7 @@ impl PluginManager {
             self.inner.host.listeners.remove_plugin(&name);
             self.inner.host.routes.remove_plugin(&name);
             self.inner.host.udp.remove_plugin(&name);
+            self.inner.host.metrics.forget(&name);
             self.retire(old, slot.draining.clone());
         } else {
             slots.remove(&name);
@@ -511,6 +513,11 @@ impl PluginManager {
         );
         route.inst.hold_slot(id, slot.take());
         Ok(())
+    }
+
+    /// The metrics plugins set for themselves.
+    pub fn plugin_metrics(&self) -> Vec<(String, String, super::plugin_metrics::Family)> {
+        self.inner.host.metrics.snapshot()
     }
 
     /// The instance UDP sockets' counters.

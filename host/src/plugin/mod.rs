@@ -11,6 +11,7 @@ mod host;
 mod instance;
 pub mod library;
 mod manager;
+pub mod plugin_metrics;
 mod routes;
 mod session;
 mod storage_api;
@@ -121,6 +122,7 @@ pub mod bench_support {
                 roots: crate::storage::Roots::new(&std::env::temp_dir(), &[]),
                 db: crate::db::Db::none(),
                 cluster: crate::cluster::Cluster::disabled(),
+                metrics: Default::default(),
             });
             let inst = Instance::new(desc, lib.name.clone(), 1, config.to_owned(), host.clone());
             inst.create()?;
