@@ -7,6 +7,8 @@
 //!   "app/name"}` (and `/pushes`): a new job, kept across restarts; `201`
 //!   with the job;
 //! - `DELETE /api/v1/plugins/relay/pulls/{id}` (and `/pushes/{id}`).
+//!
+//! The host serves the same calls at `/api/v1/pulls` and `/api/v1/pushes`.
 
 use rill_abi::sdk::{Body, Conn, HttpRequest, Result};
 use rill_abi::*;

@@ -6,9 +6,15 @@
 //!     pulls:                       # pulled from the start, for ever
 //!       - url: rtmp://10.0.0.9/live/cam1     # rtmp(s)://, http(s)://….flv
 //!         stream: cams/cam1        # the local stream (app/name)
+//!       - url: rtsp://admin:secret@10.0.0.7/Streaming/Channels/101   # port 554
+//!         stream: cams/door
+//!       - url: "srt://10.0.0.8:9000?streamid=#!::r=live/x,m=request&latency=200"
+//!         stream: cams/srt         # srt://ip:port (no names, no default port)
 //!     pushes:                      # a published stream matching a rule is forwarded
 //!       - match: "^live/(.+)$"     # regex on the stream path
 //!         url: rtmp://backup.example/live/$1   # $1… are the regex's groups
+//!       - match: "^live/(.+)$"     # rtmp(s)://, srt:// (the stream id says
+//!         url: "srt://10.0.0.5:8890?streamid=publish:live/$1"   # publish), rtsp://
 //!     on_demand:                   # a player waits for a stream nobody publishes
 //!       - match: "^cams/(.+)$"
 //!         url: rtmp://10.0.0.9/live/$1
@@ -17,7 +23,9 @@
 //!     cluster_stop_on_idle: 10s
 //!     retry_initial: 1s            # backoff after a failure, doubling ...
 //!     retry_max: 30s               # ... up to this
-//!     stall_timeout: 10s           # nothing received this long: the pull failed
+//!     stall_timeout: 10s           # nothing received (RTSP, SRT: no media) this
+//!                                  # long: the pull failed; also the RTSP answer
+//!                                  # and SRT handshake deadline
 //!     max_pulls: 256
 //!     max_pushes: 256
 //! ```
@@ -207,6 +215,25 @@ mod tests {
         assert_eq!(r.url_for("cams/x").unwrap().unwrap().name, "x");
         assert!(r.url_for("live/x").is_none());
         assert!(c.cluster);
+    }
+
+    #[test]
+    fn rtsp_and_srt_urls() {
+        let c = Config::parse(
+            "pulls:\n  - {url: 'rtsp://u:p@10.0.0.7/ch/101', stream: cams/door}\n  \
+             - url: srt://10.0.0.8:9000?streamid=#!::r=live/x,m=request&latency=200\n    \
+               stream: cams/srt\n\
+             pushes: [{match: '^live/(.+)$', url: 'srt://10.0.0.5:8890?streamid=publish:live/$1'}]\n",
+        )
+        .unwrap();
+        assert_eq!(c.pulls[0].0.addr, "10.0.0.7:554");
+        assert_eq!(
+            c.pulls[1].0.query(),
+            "streamid=#!::r=live/x,m=request&latency=200"
+        );
+        let u = c.pushes[0].url_for("live/a").unwrap().unwrap();
+        assert_eq!(u.query(), "streamid=publish:live/a");
+        assert!(Config::parse("pulls: [{url: 'srt://host.example:9000', stream: a/b}]").is_err());
     }
 
     #[test]

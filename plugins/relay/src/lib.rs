@@ -309,7 +309,8 @@ impl Relay {
     fn add_bytes(&self, id: u64, n: usize) {
         if let Some(j) = lock(&self.jobs).by_id.get_mut(&id) {
             j.bytes += n as u64;
-            self.bytes_total[j.kind as usize].fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            self.bytes_total[j.kind as usize]
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

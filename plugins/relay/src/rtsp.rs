@@ -570,3 +570,57 @@ impl PushTrack {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rill_abi::RILL_CODEC_PCMA;
+    use rill_rtp::{RtpHeader, TrackParams};
+
+    fn track(rtptime: Option<u32>) -> PullTrack {
+        let params = TrackParams {
+            track: 0,
+            codec: RILL_CODEC_PCMA,
+            clock_rate: 8000,
+            config: None,
+            aac: Default::default(),
+        };
+        PullTrack {
+            rx: TrackReceiver::new(&params, Some(8), ReceiverConfig::default()).unwrap(),
+            channels: (0, 1),
+            rtptime,
+            started: false,
+        }
+    }
+
+    fn packet(seq: u16, timestamp: u32) -> Bytes {
+        let h = RtpHeader {
+            payload_type: 8,
+            seq,
+            timestamp,
+            ssrc: 7,
+            ..Default::default()
+        };
+        let mut b = h.to_bytes().to_vec();
+        b.extend_from_slice(&[0xD5; 160]);
+        Bytes::from(b)
+    }
+
+    fn first_pts(t: &mut PullTrack, ts: u32) -> i64 {
+        let mut frames = Vec::new();
+        t.rtp(0, packet(1, ts), &mut frames);
+        t.rtp(0, packet(2, ts.wrapping_add(160)), &mut frames);
+        frames.iter().find(|f| !f.is_config()).unwrap().pts
+    }
+
+    #[test]
+    fn tracks_count_from_the_play_start_of_rtp_info() {
+        // 100 ms after the play's start, across the 32-bit wrap.
+        assert_eq!(first_pts(&mut track(Some(u32::MAX - 99)), 700), 100_000);
+        assert_eq!(first_pts(&mut track(Some(50)), 50), 0);
+        // Before the start (a server that sends a little earlier media).
+        assert_eq!(first_pts(&mut track(Some(850)), 50), -100_000);
+        // Without RTP-Info, each track starts at 0.
+        assert_eq!(first_pts(&mut track(None), 123_456), 0);
+    }
+}
