@@ -330,3 +330,102 @@ fn an_rtsp_pull_keeps_audio_and_video_in_step() {
         );
     }
 }
+
+/// A TCP server on a free port that answers every connection with
+/// `answer` (then keeps it open, silent), in a thread.
+fn bad_server(answer: &'static [u8]) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            let _ = std::io::Write::write_all(&mut s, answer);
+            held.push(s);
+        }
+    });
+    port
+}
+
+/// A UDP socket on a free port that answers every datagram with garbage.
+fn garbage_udp() -> u16 {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((_, from)) = sock.recv_from(&mut buf) {
+            let _ = sock.send_to(b"\x80\x00garbage, not SRT", from);
+        }
+    });
+    port
+}
+
+#[test]
+fn bad_rtsp_and_srt_sources_end_with_a_reason_and_back_off() {
+    // A web server where an RTSP server should be.
+    let web = bad_server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let silent = bad_server(b"");
+    // OPTIONS and DESCRIBE answered at once (no CSeq: taken in order);
+    // the SDP has only an ONVIF metadata track.
+    let no_media = bad_server(
+        b"RTSP/1.0 200 OK\r\n\r\nRTSP/1.0 200 OK\r\nContent-Type: application/sdp\r\n\
+          Content-Length: 109\r\n\r\nv=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=x\r\nt=0 0\r\n\
+          m=application 0 RTP/AVP 107\r\na=rtpmap:107 vnd.onvif.metadata/90000\r\n",
+    );
+    let garbage = garbage_udp();
+    let srt = free_port();
+    let a = node(&format!(
+        "stall_timeout: 2s\nretry_initial: 500ms\nretry_max: 4s\npulls:\n\
+         - {{url: 'rtsp://127.0.0.1:{web}/live/x', stream: bad/web}}\n\
+         - {{url: 'rtsp://127.0.0.1:{silent}/live/x', stream: bad/silent}}\n\
+         - {{url: 'rtsp://127.0.0.1:{no_media}/live/x', stream: bad/nomedia}}\n\
+         - {{url: 'srt://127.0.0.1:{garbage}?streamid=read:live/x', stream: bad/srtgarbage}}\n\
+         - {{url: 'srt://127.0.0.1:{srt}?streamid=x', stream: bad/nobody}}\n"
+    ));
+    // The node's own SRT listener refuses a stream id it cannot read.
+    let refused = format!(
+        "{{\"url\": \"srt://127.0.0.1:{}?streamid=%23!::r=live/x,m=bogus\", \"stream\": \"bad/refused\"}}",
+        a.srt
+    );
+    let (st, _, resp) = http_request_with(
+        a.rill.http_port,
+        "POST",
+        "/api/v1/pulls",
+        &[("Host", "127.0.0.1"), ("Content-Type", "application/json")],
+        &refused,
+    );
+    assert_eq!(st, 201, "{resp}");
+    let expect: [(&str, &[&str]); 6] = [
+        ("bad/web", &["RTSP"]),
+        ("bad/silent", &["no answer", "no media"]),
+        ("bad/nomedia", &["SDP"]),
+        ("bad/srtgarbage", &["no media"]),
+        ("bad/nobody", &["no media", "SRT"]),
+        ("bad/refused", &["refused: bad stream id"]),
+    ];
+    let jobs = wait_for(Duration::from_secs(30), || {
+        let jobs = a.jobs("pulls");
+        expect
+            .iter()
+            .all(|(stream, _)| {
+                jobs.iter().any(|j| {
+                    j["stream"] == *stream
+                        && j["state"] == "retrying"
+                        && j["attempts"].as_u64() >= Some(2)
+                })
+            })
+            .then_some(jobs)
+    })
+    .unwrap_or_else(|| panic!("{:#?}\n{}", a.jobs("pulls"), a.rill.log()));
+    for (stream, why) in expect {
+        let j = jobs.iter().find(|j| j["stream"] == stream).unwrap();
+        let reason = j["reason"].as_str().unwrap();
+        assert!(
+            why.iter().any(|w| reason.contains(w)),
+            "{stream}: {why:?} expected in {j}"
+        );
+    }
+    // Nothing was published, and the server is fine.
+    assert!(a.rill.get("/api/v1/streams").0 == 200);
+    assert!(!a.rill.log().contains("panicked"), "{}", a.rill.log());
+}

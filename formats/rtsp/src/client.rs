@@ -280,7 +280,19 @@ impl ClientSession {
                             .add("User-Agent", self.settings.user_agent.clone());
                         self.out.push_back(Bytes::from(resp.to_bytes()));
                     }
-                    Ok(Some(Item::Malformed { .. })) => {}
+                    Ok(Some(Item::Malformed { cseq, reason })) => {
+                        // Unreadable, and the answer to what is in flight
+                        // (its CSeq, or none: an HTTP server, a broken
+                        // camera): nothing will follow it.
+                        let answer = self
+                            .inflight
+                            .as_ref()
+                            .is_some_and(|f| cseq.is_none_or(|c| c == f.cseq));
+                        if answer {
+                            self.failed = true;
+                            return Err(reason);
+                        }
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         self.failed = true;

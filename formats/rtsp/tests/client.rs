@@ -296,3 +296,28 @@ fn unanswered_request_times_out() {
     c.handle_timeout(10_000_000);
     assert_eq!(c.poll_event(), Some(ClientEvent::TimedOut));
 }
+
+#[test]
+fn an_unreadable_answer_fails_the_session() {
+    // A web server where an RTSP server should be.
+    let settings = ClientSettings {
+        url: "rtsp://h/live/x".into(),
+        ..ClientSettings::default()
+    };
+    let mut c = ClientSession::play(settings.clone(), 0).unwrap();
+    while c.poll_transmit().is_some() {}
+    assert!(c
+        .feed(1, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        .is_err());
+    assert!(
+        c.feed(2, b"RTSP/1.0 200 OK\r\n\r\n").is_err(),
+        "failed for good"
+    );
+    // A malformed message with another CSeq is not the answer: skipped.
+    let mut c = ClientSession::play(settings, 0).unwrap();
+    while c.poll_transmit().is_some() {}
+    c.feed(1, b"RTSP/1.0 2x0 OK\r\nCSeq: 77\r\n\r\n").unwrap();
+    c.feed(2, b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n").unwrap();
+    assert!(c.poll_event().is_none(), "OPTIONS answered, DESCRIBE sent");
+    assert!(c.poll_transmit().is_some());
+}

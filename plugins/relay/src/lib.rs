@@ -589,6 +589,11 @@ impl Plugin for Relay {
     }
 
     fn on_close(&self, s: Session, _conn: &Conn, _reason: u32, why: &str) {
+        let stats = match &s {
+            Session::Pull(p) => p.srt_stats(),
+            Session::Push(p) => p.srt_stats(),
+            Session::Api => None,
+        };
         let (id, mine) = match &s {
             Session::Pull(p) => (p.job, p.why.clone()),
             Session::Push(p) => (p.job, p.why.clone()),
@@ -604,6 +609,22 @@ impl Plugin for Relay {
         } else {
             why
         };
+        if let Some(st) = stats {
+            rill_log!(
+                self.host,
+                Info,
+                "relay {id}: SRT received {} packets, {} lost, {} retransmitted, {} dropped too \
+                 late; sent {} packets, {} retransmitted, {} unsent; rtt {} ms",
+                st.recv_packets,
+                st.recv_lost,
+                st.recv_retransmitted,
+                st.recv_dropped,
+                st.sent_packets,
+                st.sent_retransmitted,
+                st.sent_unsent,
+                st.rtt / 1000
+            );
+        }
         self.failed(id, &why);
     }
 

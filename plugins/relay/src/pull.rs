@@ -60,6 +60,8 @@ struct Http {
 struct SrtPull {
     link: Link,
     demux: Demuxer,
+    /// The last demuxing error, for a stall's reason.
+    last_error: Option<String>,
 }
 
 /// Where a pull's frames go.
@@ -220,6 +222,7 @@ impl Relay {
                         p.proto = Some(Proto::Srt(Box::new(SrtPull {
                             link,
                             demux: Demuxer::new(rill_ts::Limits::default()),
+                            last_error: None,
                         })))
                     }
                     Err(e) => return self.pull_fail(p, conn, &e),
@@ -278,12 +281,13 @@ impl Relay {
     pub(crate) fn pull_timer(&self, p: &mut Pull, conn: &Conn) -> Result<()> {
         let stalled = self.host.now_us() - p.last_rx >= self.cfg.stall_timeout.as_micros() as i64;
         if stalled {
-            let what = if matches!(p.url.scheme, Scheme::Rtsp | Scheme::Srt) {
-                "no media"
-            } else {
-                "nothing received"
+            let t = self.cfg.stall_timeout;
+            let why = match &p.proto {
+                Some(Proto::Rtsp(r)) => no_media(t, r.last_error.as_deref()),
+                Some(Proto::Srt(s)) => no_media(t, s.last_error.as_deref()),
+                _ => format!("nothing received for {t:?}"),
             };
-            return self.pull_fail(p, conn, &format!("{what} for {:?}", self.cfg.stall_timeout));
+            return self.pull_fail(p, conn, &why);
         }
         let now = now_us(&self.host);
         match p.proto.as_mut() {
@@ -307,9 +311,6 @@ impl Relay {
             Some(Proto::Rtsp(r)) => {
                 let mut pulled = Pulled::default();
                 r.pump(now_us(&self.host), conn, &mut pulled)?;
-                if pulled.media {
-                    p.last_rx = self.host.now_us();
-                }
                 round.playing |= pulled.playing;
                 round.media = pulled.frames;
                 round.failure = pulled.failure;
@@ -317,12 +318,18 @@ impl Relay {
             Some(Proto::Srt(s)) => {
                 let mut payloads = Vec::new();
                 s.link.deliver(now_us(&self.host), &mut payloads);
-                if !payloads.is_empty() {
-                    p.last_rx = self.host.now_us();
+                if let Some(e) = demux(&mut s.demux, &payloads, &mut round.media) {
+                    rill_log!(self.host, Debug, "relay {}: {e}", p.job);
+                    s.last_error = Some(e);
                 }
-                demux(&self.host, p.job, &mut s.demux, &payloads, &mut round.media);
             }
             None => {}
+        }
+        // RTSP and SRT: frames, not bytes, keep the attempt alive (a
+        // source may send reports, keep-alives or garbage and nothing
+        // else).
+        if !round.media.is_empty() {
+            p.last_rx = self.host.now_us();
         }
         if round.playing || !round.flv.is_empty() || !round.media.is_empty() {
             self.pull_publish(p, conn)?;
@@ -460,26 +467,28 @@ impl Relay {
     }
 }
 
-/// SRT's TS payloads to frames; errors are logged and skipped (the demuxer
-/// goes on with the next packet).
-fn demux(
-    host: &Host,
-    job: u64,
-    d: &mut Demuxer,
-    payloads: &[Bytes],
-    out: &mut Vec<rill_ts::Frame>,
-) {
+/// A stalled RTSP or SRT pull's reason.
+fn no_media(t: Duration, last_error: Option<&str>) -> String {
+    match last_error {
+        Some(e) => format!("no media for {t:?} (last error: {e})"),
+        None => format!("no media for {t:?}"),
+    }
+}
+
+/// SRT's TS payloads to frames. Errors skip what they hit (the demuxer
+/// goes on with the next packet); the last one is returned.
+fn demux(d: &mut Demuxer, payloads: &[Bytes], out: &mut Vec<rill_ts::Frame>) -> Option<String> {
     let mut events = Vec::new();
     for payload in payloads {
         d.feed(payload, &mut events);
     }
+    let mut error = None;
     for e in events {
         match e {
             TsEvent::Frame(f) => out.push(f),
             TsEvent::Tracks(_) => {}
-            TsEvent::Error { error, .. } => {
-                rill_log!(host, Debug, "relay {job}: TS: {error}")
-            }
+            TsEvent::Error { error: e, .. } => error = Some(format!("TS: {e}")),
         }
     }
+    error
 }

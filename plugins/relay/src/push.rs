@@ -80,11 +80,20 @@ impl Push {
         }
     }
 
-    /// Bytes waiting for the far end.
-    fn pending(&self, conn: &Conn) -> u64 {
+    /// What waits for the far end, and how much of it means behind:
+    /// bytes on the connection, or SRT's datagrams waiting for the socket.
+    fn waiting(&self, conn: &Conn) -> (u64, u64) {
         match &self.proto {
-            Some(Proto::Srt { link, .. }) => link.backlog() as u64 * 1316,
-            _ => conn.pending(),
+            Some(Proto::Srt { link, .. }) => (link.backlog() as u64, crate::srt::BEHIND as u64),
+            _ => (conn.pending(), MAX_PENDING),
+        }
+    }
+
+    /// The SRT connection's counters, for the log at its end.
+    pub fn srt_stats(&self) -> Option<rill_srt::Stats> {
+        match &self.proto {
+            Some(Proto::Srt { link, .. }) => link.stats(),
+            _ => None,
         }
     }
 
@@ -97,8 +106,8 @@ impl Push {
         if info.flags & RILL_FRAME_CONFIG != 0 {
             return true;
         }
-        let pending = self.pending(conn);
-        if pending > MAX_PENDING && !self.skipping {
+        let (pending, max) = self.waiting(conn);
+        if pending > max && !self.skipping {
             self.skipping = true;
             rill_log!(
                 relay.host,
@@ -110,7 +119,7 @@ impl Push {
         }
         if self.skipping {
             let key = info.flags & RILL_FRAME_KEY != 0;
-            if (video || !self.has_video) && key && pending <= MAX_PENDING / 2 {
+            if (video || !self.has_video) && key && pending <= max / 2 {
                 self.skipping = false;
             } else {
                 return false;

@@ -88,14 +88,14 @@ pub struct Pulled {
     pub frames: Vec<Frame>,
     /// PLAY was answered.
     pub playing: bool,
-    /// RTP came (the attempt is not stalled).
-    pub media: bool,
     pub failure: Option<String>,
 }
 
 /// A pull's RTSP session.
 pub struct RtspPull {
     client: ClientSession,
+    /// The last RTP packet that did not depacketize, for a stall's reason.
+    pub last_error: Option<String>,
     tracks: Vec<PullTrack>,
     ssrc: u32,
     next_report: u64,
@@ -107,6 +107,7 @@ impl RtspPull {
             ClientSession::play(settings(url, timeout), now).map_err(|e| format!("RTSP: {e}"))?;
         Ok(RtspPull {
             client,
+            last_error: None,
             tracks: Vec::new(),
             ssrc: random_u32(),
             next_report: now + REPORT_EVERY,
@@ -174,8 +175,9 @@ impl RtspPull {
                         continue;
                     };
                     if channel == t.channels.0 {
-                        out.media = true;
-                        t.rtp(now, payload, &mut out.frames);
+                        if let Err(e) = t.rtp(now, payload, &mut out.frames) {
+                            self.last_error = Some(e);
+                        }
                     } else {
                         t.rtcp(now, &payload);
                     }
@@ -236,7 +238,12 @@ impl RtspPull {
 }
 
 impl PullTrack {
-    fn rtp(&mut self, now: u64, payload: Bytes, frames: &mut Vec<Frame>) {
+    fn rtp(
+        &mut self,
+        now: u64,
+        payload: Bytes,
+        frames: &mut Vec<Frame>,
+    ) -> std::result::Result<(), String> {
         if !self.started && payload.len() >= 12 {
             self.started = true;
             // The first packet's time after the play's start, so that every
@@ -249,7 +256,9 @@ impl PullTrack {
             }
         }
         // A bad packet is dropped (counted by the receiver); the rest goes on.
-        let _ = self.rx.rtp(now, payload, frames);
+        self.rx
+            .rtp(now, payload, frames)
+            .map_err(|e| format!("RTP: {e}"))
     }
 
     fn rtcp(&mut self, now: u64, data: &[u8]) {
@@ -271,7 +280,9 @@ struct PushTrack {
     config: Option<Bytes>,
     packetizer: Option<Packetizer>,
     stamp: Stamp,
+    /// Interleaved channels (RTP, RTCP).
     channel: u8,
+    rtcp_channel: u8,
     clock_rate: u32,
 }
 
@@ -339,10 +350,10 @@ impl RtspPush {
         while let Some(ev) = c.poll_event() {
             match ev {
                 ClientEvent::SetUp { track, transport } => {
-                    if let (Some(t), Some((ch, _))) =
+                    if let (Some(t), Some((rtp, rtcp))) =
                         (self.tracks.get_mut(track), transport.interleaved)
                     {
-                        t.channel = ch;
+                        (t.channel, t.rtcp_channel) = (rtp, rtcp);
                     }
                 }
                 ClientEvent::Recording => {
@@ -431,7 +442,7 @@ impl RtspPush {
             };
             t.clock_rate = st.clock_rate;
             t.stamp.payload_type = st.payload_type;
-            t.channel = (i * 2) as u8;
+            (t.channel, t.rtcp_channel) = ((i * 2) as u8, (i * 2 + 1) as u8);
             t.packetizer = Some(p);
             sdp_tracks.push(st);
             kept.push(t);
@@ -535,7 +546,7 @@ impl RtspPush {
             let sr = RtcpPacket::SenderReport(t.stamp.sender_report(ntp, rtp));
             let mut b = Vec::with_capacity(64);
             rill_rtp::write_rtcp(std::slice::from_ref(&sr), &mut b);
-            rill_rtsp::write_interleaved(&mut out, t.channel + 1, &b);
+            rill_rtsp::write_interleaved(&mut out, t.rtcp_channel, &b);
         }
         conn.write(&out)?;
         Ok(out.len())
@@ -566,6 +577,7 @@ impl PushTrack {
             packetizer: None,
             stamp: Stamp::new(random_u32(), 0, random_u32() as u16, random_u32()),
             channel: 0,
+            rtcp_channel: 1,
             clock_rate: 0,
         }
     }
@@ -608,8 +620,9 @@ mod tests {
 
     fn first_pts(t: &mut PullTrack, ts: u32) -> i64 {
         let mut frames = Vec::new();
-        t.rtp(0, packet(1, ts), &mut frames);
-        t.rtp(0, packet(2, ts.wrapping_add(160)), &mut frames);
+        t.rtp(0, packet(1, ts), &mut frames).unwrap();
+        t.rtp(0, packet(2, ts.wrapping_add(160)), &mut frames)
+            .unwrap();
         frames.iter().find(|f| !f.is_config()).unwrap().pts
     }
 

@@ -25,6 +25,8 @@ const TS_PER_PAYLOAD: usize = 7;
 /// dropped (they stay in the send buffer: the far end's loss reports
 /// bring back what still matters).
 const MAX_BACKLOG: usize = 1024;
+/// Past this many datagrams waiting, a push skips to the next key frame.
+pub const BEHIND: usize = MAX_BACKLOG / 2;
 
 /// One SRT caller: handshaking, then connected.
 pub struct Link {
