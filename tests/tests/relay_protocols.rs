@@ -3,7 +3,8 @@
 //! ffmpeg over SRT), and pushes to another Rill over SRT and RTSP. Players
 //! are ffmpeg, and every check is on what they decoded: codecs, frame
 //! counts with no video frame missing, timestamps that only go forward,
-//! and audio in step with video through an RTSP pull.
+//! and audio in step with video through an RTSP pull; H.264 + AAC and
+//! HEVC + Opus; bad sources end their attempts with a reason.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -428,4 +429,77 @@ fn bad_rtsp_and_srt_sources_end_with_a_reason_and_back_off() {
     // Nothing was published, and the server is fine.
     assert!(a.rill.get("/api/v1/streams").0 == 200);
     assert!(!a.rill.log().contains("panicked"), "{}", a.rill.log());
+}
+
+/// HEVC and Opus come through both pulls: published over RTSP to the
+/// source, pulled over RTSP and over SRT (the source's TS), played over
+/// RTSP from the edge.
+#[test]
+fn pulls_hevc_and_opus_over_rtsp_and_srt() {
+    let src = node("");
+    let _enc = Guard(publish_lavfi(
+        false,
+        40,
+        "libx265",
+        "libopus",
+        &["-f", "rtsp", "-rtsp_transport", "tcp"],
+        &src.rtsp_url("live/h"),
+    ));
+    wait_publishing(&src.rill, "live/h");
+    let edge = node(&format!(
+        "pulls:\n  - url: {}\n    stream: cams/hr\n  - url: '{}'\n    stream: cams/hs\n",
+        src.rtsp_url("live/h"),
+        src.srt_url("read:live/h"),
+    ));
+    wait_for(Duration::from_secs(30), || {
+        let live = edge
+            .jobs("pulls")
+            .iter()
+            .filter(|j| j["state"] == "live" && j["bytes"].as_u64() > Some(0))
+            .count();
+        (live == 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("pulls: {:?}\n{}", edge.jobs("pulls"), edge.rill.log()));
+    let tcp = ["-rtsp_transport", "tcp"];
+    for path in ["cams/hr", "cams/hs"] {
+        let url = edge.rtsp_url(path);
+        assert_eq!(codecs(&url, &tcp), ["hevc", "opus"], "{path}");
+        check_played(&play(false, &url, 3, &tcp), 3, path);
+    }
+}
+
+/// HEVC and Opus go out through both pushes: published over RTSP, pushed
+/// over SRT and RTSP, played over RTSP from the target.
+#[test]
+fn pushes_hevc_and_opus_over_srt_and_rtsp() {
+    let target = node("");
+    let a = node(&format!(
+        "pushes:\n  - match: '^live/(.+)$'\n    url: '{}'\n  - match: '^live/(.+)$'\n    url: {}\n",
+        target.srt_url("publish:scopy/$1"),
+        target.rtsp_url("rcopy/$1"),
+    ));
+    let _enc = Guard(publish_lavfi(
+        false,
+        40,
+        "libx265",
+        "libopus",
+        &["-f", "rtsp", "-rtsp_transport", "tcp"],
+        &a.rtsp_url("live/h"),
+    ));
+    wait_publishing(&a.rill, "live/h");
+    wait_publishing(&target.rill, "scopy/h");
+    wait_publishing(&target.rill, "rcopy/h");
+    let tcp = ["-rtsp_transport", "tcp"];
+    for path in ["scopy/h", "rcopy/h"] {
+        let url = target.rtsp_url(path);
+        // The target declares a TS track at its first frame: an RTSP
+        // player that comes at once may see the video alone.
+        let mut seen = Vec::new();
+        wait_for(Duration::from_secs(10), || {
+            seen = codecs(&url, &tcp);
+            (seen == ["hevc", "opus"]).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{path}: {seen:?}\n{}", target.rill.log()));
+        check_played(&play(false, &url, 3, &tcp), 3, path);
+    }
 }
