@@ -156,6 +156,24 @@ fn pushes_to_a_second_rill_and_pulls_over_http_flv() {
     wait_publishing(&a.rill, "live/cam");
     let job = a.wait_job_live("pushes");
     assert_eq!(job["origin"], "rule");
+    // The relay's own metrics: one live push, bytes sent.
+    let metric = |text: &str, prefix: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+    };
+    wait_for(Duration::from_secs(5), || {
+        let (_, text) = a.rill.get("/metrics");
+        let live = metric(
+            &text,
+            r#"rill_plugin_relay_jobs{plugin="relay",kind="push",state="live"}"#,
+        )?;
+        let bytes = metric(
+            &text,
+            r#"rill_plugin_relay_bytes_total{plugin="relay",kind="push"}"#,
+        )?;
+        (live == 1.0 && bytes > 0.0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("relay metrics: {}", a.rill.get("/metrics").1));
     wait_publishing(&b.rill, "copy/cam");
     let d = play(false, &b.rtmp_url("copy/cam"), 3, &[]);
     assert_played(&d, 60, "player of the pushed copy");
