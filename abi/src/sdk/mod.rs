@@ -307,6 +307,19 @@ impl Host {
         }
     }
 
+    /// The plugin's config section read by `parse`, for `create`: what
+    /// `parse` refuses is logged as an error and becomes
+    /// [`Error::INVALID`], which fails the load (or the reload).
+    pub fn parse_config<T, E: fmt::Display>(
+        &self,
+        parse: impl FnOnce(&str) -> core::result::Result<T, E>,
+    ) -> Result<T> {
+        parse(&self.config()).map_err(|e| {
+            self.log(Level::Error, &e.to_string());
+            Error::INVALID
+        })
+    }
+
     /// Monotonic clock, µs. Thread-safe.
     pub fn now_us(&self) -> i64 {
         match self.api().clock_monotonic_us {
@@ -660,6 +673,18 @@ impl Conn {
         let f = api!(self.host, conn_write)?;
         // SAFETY: live session handle; data borrowed for the call.
         Flow::from_status(unsafe { f(self.raw, data.as_ptr(), data.len()) })
+    }
+
+    /// Answers an HTTP request whole: the head with `content_type` and the
+    /// length, `body`, and the end of the response.
+    pub fn http_reply(&self, status: u16, content_type: &str, body: &[u8]) -> Result<()> {
+        self.http_respond(
+            status,
+            &[("content-type", content_type)],
+            Body::Fixed(body.len() as u64),
+        )?;
+        self.write(body)?;
+        self.close(crate::RILL_END_NORMAL)
     }
 
     /// Queues a frame's bytes for sending without copying.

@@ -34,10 +34,12 @@ impl CallerParams {
                     let ms: u64 = v
                         .parse()
                         .map_err(|_| format!("latency={v}: milliseconds"))?;
-                    p.latency_ms = Some(
-                        u16::try_from(ms)
-                            .map_err(|_| format!("latency={v}: in ms, at most 65535"))?,
-                    );
+                    p.latency_ms = Some(u16::try_from(ms).map_err(|_| {
+                        format!(
+                            "latency={v}: milliseconds, at most 65535 \
+                                     (ffmpeg's srt:// takes µs; this does not)"
+                        )
+                    })?);
                 }
                 "pbkeylen" => {
                     p.key_len = Some(match v.as_str() {

@@ -202,13 +202,7 @@ impl Plugin for Hls {
     const WANTS_STREAM_EVENTS: bool = true;
 
     fn create(host: &Host) -> Result<Self> {
-        let config = match Config::parse(&host.config()) {
-            Ok(c) => c,
-            Err(e) => {
-                rill_log!(host, Error, "{}", e.in_plugin("hls"));
-                return Err(Error::INVALID);
-            }
-        };
+        let config = host.parse_config(|y| Config::parse(y).map_err(|e| e.in_plugin("hls")))?;
         for method in ["GET", "HEAD"] {
             for pattern in ["*.m3u8", "*.m4s", "*.ts"] {
                 host.http_route(method, pattern, ROUTE)?;

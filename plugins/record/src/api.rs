@@ -7,7 +7,7 @@
 //! - `POST /api/v1/plugins/record/stop/{app}/{stream}`: stop, the file
 //!   closed whole (the stream goes on).
 
-use rill_abi::sdk::{Body, Conn, Error, HttpRequest, Result};
+use rill_abi::sdk::{Conn, Error, HttpRequest, Result};
 use rill_abi::*;
 use serde_json::json;
 
@@ -17,19 +17,12 @@ pub const PREFIX_PATTERN: &str = "/api/v1/plugins/record/*";
 const PREFIX: &str = "/api/v1/plugins/record/";
 
 fn reply(conn: &Conn, status: u16, body: serde_json::Value) -> Result<()> {
-    let text = body.to_string();
     let ctype = if status < 300 {
         "application/json"
     } else {
         "application/problem+json"
     };
-    conn.http_respond(
-        status,
-        &[("content-type", ctype)],
-        Body::Fixed(text.len() as u64),
-    )?;
-    conn.write(text.as_bytes())?;
-    conn.close(RILL_END_NORMAL)
+    conn.http_reply(status, ctype, body.to_string().as_bytes())
 }
 
 fn problem(conn: &Conn, status: u16, detail: &str) -> Result<()> {

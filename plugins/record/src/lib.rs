@@ -442,13 +442,7 @@ impl Plugin for Record {
     const WANTS_STREAM_EVENTS: bool = true;
 
     fn create(host: &Host) -> Result<Self> {
-        let cfg = match Config::parse(&host.config()) {
-            Ok(c) => c,
-            Err(e) => {
-                rill_log!(host, Error, "{e}");
-                return Err(Error::INVALID);
-            }
-        };
+        let cfg = host.parse_config(Config::parse)?;
         for method in ["GET", "HEAD"] {
             host.http_route(method, "/vod/*", ROUTE_VOD)?;
         }

@@ -10,8 +10,7 @@
 //!
 //! The host serves the same calls at `/api/v1/pulls` and `/api/v1/pushes`.
 
-use rill_abi::sdk::{Body, Conn, HttpRequest, Result};
-use rill_abi::*;
+use rill_abi::sdk::{Conn, HttpRequest, Result};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -25,19 +24,12 @@ const PREFIX: &str = "/api/v1/plugins/relay/";
 const MAX_BODY: usize = 8192;
 
 fn reply(conn: &Conn, status: u16, body: serde_json::Value) -> Result<()> {
-    let text = body.to_string();
     let ctype = if status < 300 {
         "application/json"
     } else {
         "application/problem+json"
     };
-    conn.http_respond(
-        status,
-        &[("content-type", ctype)],
-        Body::Fixed(text.len() as u64),
-    )?;
-    conn.write(text.as_bytes())?;
-    conn.close(RILL_END_NORMAL)
+    conn.http_reply(status, ctype, body.to_string().as_bytes())
 }
 
 fn problem(conn: &Conn, status: u16, detail: &str) -> Result<()> {

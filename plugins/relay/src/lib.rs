@@ -419,13 +419,7 @@ impl Plugin for Relay {
     const WANTS_STREAM_EVENTS: bool = true;
 
     fn create(host: &Host) -> Result<Self> {
-        let cfg = match Config::parse(&host.config()) {
-            Ok(c) => c,
-            Err(e) => {
-                rill_log!(host, Error, "{e}");
-                return Err(Error::INVALID);
-            }
-        };
+        let cfg = host.parse_config(Config::parse)?;
         host.http_route("", api::PREFIX_PATTERN, ROUTE_API)?;
         host.timer_start(TICK, true, TIMER_TICK)?;
         let relay = Relay {

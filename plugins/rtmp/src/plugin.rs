@@ -63,13 +63,7 @@ impl Plugin for Rtmp {
     const DESCRIPTION: &'static str = "RTMP and Enhanced RTMP: publish and play";
 
     fn create(host: &Host) -> Result<Self> {
-        let config = match Config::parse(&host.config()) {
-            Ok(c) => c,
-            Err(e) => {
-                rill_log!(host, Error, "{}", e.in_plugin("rtmp"));
-                return Err(SdkError::INVALID);
-            }
-        };
+        let config = host.parse_config(|y| Config::parse(y).map_err(|e| e.in_plugin("rtmp")))?;
         if let Err(e) = host.listen(&config.listen, 1, 0) {
             rill_log!(host, Error, "cannot listen on {}: {e}", config.listen);
             return Err(e);

@@ -782,13 +782,7 @@ impl Plugin for Rtsp {
     const WANTS_STREAM_EVENTS: bool = true;
 
     fn create(host: &Host) -> Result<Self> {
-        let cfg = match Config::parse(&host.config()) {
-            Ok(c) => c,
-            Err(e) => {
-                rill_log!(host, Error, "{}", e.in_plugin("rtsp"));
-                return Err(Error::INVALID);
-            }
-        };
+        let cfg = host.parse_config(|y| Config::parse(y).map_err(|e| e.in_plugin("rtsp")))?;
         host.listen(&cfg.listen, LISTENER, 0)?;
         rill_log!(host, Info, "RTSP on {}", cfg.listen);
         Ok(Rtsp {

@@ -465,13 +465,7 @@ impl Plugin for Srt {
     const WANTS_STREAM_EVENTS: bool = true;
 
     fn create(host: &Host) -> Result<Self> {
-        let cfg = match Config::parse(&host.config()) {
-            Ok(c) => c,
-            Err(e) => {
-                rill_log!(host, Error, "{}", e.in_plugin("srt"));
-                return Err(Error::INVALID);
-            }
-        };
+        let cfg = host.parse_config(|y| Config::parse(y).map_err(|e| e.in_plugin("srt")))?;
         let listener = Listener::new(cfg.srt()).map_err(|_| Error::INTERNAL)?;
         host.udp_listen(&cfg.listen, SOCKET)?;
         host.timer_start(Duration::from_secs(60), true, REPORT)?;

@@ -878,13 +878,7 @@ impl Plugin for WebRtc {
     const WANTS_STREAM_EVENTS: bool = true;
 
     fn create(host: &Host) -> Result<Self> {
-        let cfg = match Config::parse(&host.config()) {
-            Ok(c) => c,
-            Err(e) => {
-                rill_log!(host, Error, "{}", e.in_plugin("webrtc"));
-                return Err(Error::INVALID);
-            }
-        };
+        let cfg = host.parse_config(|y| Config::parse(y).map_err(|e| e.in_plugin("webrtc")))?;
         host.udp_listen(&cfg.udp_listen.to_string(), SOCKET)?;
         // Explicit methods, OPTIONS among them: the plugin answers the
         // CORS preflights of WHIP/WHEP itself.

@@ -63,27 +63,6 @@ pub struct SrtUrl {
     pub key_len: Option<usize>,
 }
 
-/// `%XX` decoded (a `%` not followed by two hex digits stays as it is).
-fn percent_decode(s: &str) -> Res<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied(), b.get(i + 2).copied()) {
-            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (c, ..) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{s}: not UTF-8 once decoded"))
-}
-
 impl SrtUrl {
     pub fn parse(url: &str) -> Res<SrtUrl> {
         let rest = url
@@ -104,48 +83,15 @@ impl SrtUrl {
         if port.is_none() {
             return Err(format!("{url}: srt://host:port (SRT has no default port)"));
         }
-        let mut u = SrtUrl {
+        // The query as srt-live-transmit and libsrt callers write it.
+        let p = rill_srt::CallerParams::parse(query).map_err(|e| format!("{url}: {e}"))?;
+        let u = SrtUrl {
             addr: hostport.to_owned(),
-            stream_id: None,
-            passphrase: None,
-            latency_ms: None,
-            key_len: None,
+            stream_id: p.stream_id,
+            passphrase: p.passphrase,
+            latency_ms: p.latency_ms,
+            key_len: p.key_len,
         };
-        for kv in query.split('&').filter(|s| !s.is_empty()) {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            let v = percent_decode(v)?;
-            match k {
-                "streamid" => u.stream_id = Some(v).filter(|v| !v.is_empty()),
-                "passphrase" => u.passphrase = Some(v).filter(|v| !v.is_empty()),
-                "latency" => {
-                    let ms: u64 = v
-                        .parse()
-                        .map_err(|_| format!("{url}: latency={v}: milliseconds"))?;
-                    u.latency_ms = Some(u16::try_from(ms).map_err(|_| {
-                        format!(
-                            "{url}: latency={v}: in milliseconds, at most 65535 (ffmpeg's srt:// takes µs; this does not)"
-                        )
-                    })?);
-                }
-                "pbkeylen" => {
-                    u.key_len = Some(match v.as_str() {
-                        "0" | "16" => 16,
-                        "24" => 24,
-                        "32" => 32,
-                        _ => return Err(format!("{url}: pbkeylen={v}: 16, 24 or 32")),
-                    })
-                }
-                "mode" if v == "caller" => {}
-                "mode" => return Err(format!("{url}: mode={v}: the load generator calls")),
-                "transtype" if v == "live" => {}
-                "transtype" => return Err(format!("{url}: transtype={v}: live only")),
-                _ => {
-                    return Err(format!(
-                        "{url}: unknown parameter {k:?} (streamid, passphrase, pbkeylen, latency, mode=caller, transtype=live)"
-                    ))
-                }
-            }
-        }
         u.config().validate().map_err(|e| format!("{url}: {e}"))?;
         Ok(u)
     }
