@@ -219,11 +219,10 @@ fn on_demand_pull_starts_with_a_player_and_stops_when_idle() {
         edge.jobs("pulls").is_empty().then_some(())
     })
     .unwrap_or_else(|| panic!("still pulling: {:?}", edge.jobs("pulls")));
-    assert!(
-        edge.rill.log().contains("stopped: no player"),
-        "{}",
-        edge.rill.log()
-    );
+    wait_for(Duration::from_secs(5), || {
+        edge.rill.log().contains("stopped: no player").then_some(())
+    })
+    .unwrap_or_else(|| panic!("why it stopped:\n{}", edge.rill.log()));
     let _ = enc.kill();
     let _ = enc.wait();
 }
