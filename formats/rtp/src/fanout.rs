@@ -65,14 +65,7 @@ impl SharedPacketizers {
                 v.insert(Packetizer::new(info.codec, config, self.max_payload)?)
             }
         };
-        let packets = packetizer.packetize(&crate::Frame {
-            track: info.track,
-            codec: info.codec,
-            flags: info.flags,
-            pts: info.pts,
-            dts: info.dts,
-            payload: frame.to_bytes(),
-        })?;
+        let packets = packetizer.packetize(&crate::Frame::from(frame))?;
         // Not cached (no memory, every slot taken): the next player
         // packetizes again, the same packets.
         if let Ok(cached) = host.frame_wrap(packets.to_bytes(), &FrameInfo::new()) {

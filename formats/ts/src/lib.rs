@@ -199,6 +199,21 @@ pub struct Frame {
     pub payload: Bytes,
 }
 
+impl From<&rill_abi::sdk::FrameRef> for Frame {
+    /// A host frame as muxer input: the payload stays the host's (no copy).
+    fn from(frame: &rill_abi::sdk::FrameRef) -> Frame {
+        let info = frame.info();
+        Frame {
+            track: info.track,
+            codec: info.codec,
+            flags: info.flags,
+            pts: info.pts,
+            dts: info.dts,
+            payload: frame.to_bytes(),
+        }
+    }
+}
+
 impl Frame {
     /// Whether the frame carries decoder configuration.
     pub fn is_config(&self) -> bool {

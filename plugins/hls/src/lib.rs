@@ -177,15 +177,7 @@ impl Hls {
 
     /// A frame of the host as muxer input: the payload stays the host's.
     fn input(frame: &FrameRef) -> rill_hls::Frame {
-        let info = frame.info();
-        rill_hls::Frame {
-            track: info.track,
-            codec: info.codec,
-            flags: info.flags,
-            pts: info.pts,
-            dts: info.dts,
-            payload: frame.to_bytes(),
-        }
+        rill_hls::Frame::from(frame)
     }
 
     fn blob(&self, b: Bytes) -> Blob {

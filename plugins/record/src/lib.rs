@@ -532,15 +532,7 @@ impl Plugin for Record {
         if r.stopped {
             return conn.close(RILL_END_NORMAL);
         }
-        let i = frame.info();
-        let m = Media {
-            track: i.track,
-            codec: i.codec,
-            flags: i.flags,
-            pts: i.pts,
-            dts: i.dts,
-            payload: frame.to_bytes(),
-        };
+        let m = Media::from(frame);
         if let Err(e) = self.frame(r, m) {
             rill_log!(self.host, Error, "{}: recording stopped: {e}", r.stream);
             self.close_segment(r, "error");

@@ -282,14 +282,7 @@ impl Relay {
                 }
             }
             Some(Proto::Srt { link, ts }) => {
-                let f = rill_ts::Frame {
-                    track: info.track,
-                    codec: info.codec,
-                    flags: info.flags,
-                    pts: info.pts,
-                    dts: info.dts,
-                    payload: frame.to_bytes(),
-                };
+                let f = rill_ts::Frame::from(frame);
                 match ts.push(&f) {
                     Ok(b) => sent = link.send_ts(now_us(&self.host), &b),
                     Err(e) => rill_log!(self.host, Debug, "push of {}: TS: {e}", p.stream),

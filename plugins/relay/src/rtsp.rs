@@ -489,14 +489,7 @@ impl RtspPush {
         let Some(p) = t.packetizer.as_mut() else {
             return Ok(0);
         };
-        let f = Frame {
-            track: info.track,
-            codec: info.codec,
-            flags: info.flags,
-            pts: info.pts,
-            dts: info.dts,
-            payload: frame.to_bytes(),
-        };
+        let f = Frame::from(frame);
         let packets = match p.packetize(&f) {
             Ok(p) => p,
             // A frame RTP cannot carry (AAC before its configuration):

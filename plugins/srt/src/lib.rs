@@ -353,15 +353,7 @@ impl Srt {
         if let Some(hit) = frame.cache_get(key) {
             return Ok(hit);
         }
-        let info = frame.info();
-        let f = rill_ts::Frame {
-            track: info.track,
-            codec: info.codec,
-            flags: info.flags,
-            pts: info.pts,
-            dts: info.dts,
-            payload: frame.to_bytes(),
-        };
+        let f = rill_ts::Frame::from(frame);
         let mut out = BytesMut::new();
         if let Err(e) = m.mux.push(&f, &mut out) {
             rill_log!(self.host, Debug, "TS mux: {e}");
