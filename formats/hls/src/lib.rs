@@ -14,6 +14,14 @@
 //! - [`playlist`]: rendering media and multivariant playlists, and reading
 //!   the `_HLS_msn` / `_HLS_part` query of a blocking reload.
 //!
+//! And the other side, for clients (the relay, the load generator):
+//!
+//! - [`parse`]: reading playlists back, bounded ([`parse::Limits`]).
+//! - [`segment`]: MPEG-TS and fMP4 segments back into frames.
+//! - [`pull`]: a sans-IO client that pulls a live stream ([`Puller`]):
+//!   which URL to fetch next, the segments' frames on one time line,
+//!   released at their pace.
+//!
 //! What is stored is the caller's type `P`, made from the muxed bytes by a
 //! function the caller passes (the plugin turns them into host frames, so
 //! every viewer is served the same memory).
@@ -36,13 +44,18 @@
 #![warn(missing_docs)]
 
 mod cut;
+pub mod fuzzing;
 mod ll;
+pub mod parse;
 pub mod playlist;
+pub mod pull;
+pub mod segment;
 mod ts;
 pub mod window;
 
 pub use ll::LlHls;
 pub use playlist::{BlockingRequest, Object, RequestError};
+pub use pull::{PullConfig, PullError, Puller};
 pub use ts::TsHls;
 pub use window::{Part, Readiness, Segment, Window};
 

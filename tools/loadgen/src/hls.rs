@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::{Fail, HttpConn, Range};
 use crate::httpflv::{HttpUrl, Res};
+use rill_hls::parse::{self as playlist, Map, Media, Playlist, Pos};
+
 use crate::media::{self, Mp4Tracks};
-use crate::playlist::{self, Map, Media, Playlist, Pos};
 use crate::sei;
 use crate::stats::{Player, Playout, Shared, STALL};
 
@@ -95,6 +96,14 @@ impl Counters {
 
 /// Largest playlist.
 const MAX_PLAYLIST: usize = 1 << 20;
+
+/// The playlist reader's bounds: the body's, and the defaults otherwise.
+fn limits() -> playlist::Limits {
+    playlist::Limits {
+        max_bytes: MAX_PLAYLIST,
+        ..playlist::Limits::default()
+    }
+}
 /// Largest part, segment or init segment.
 const MAX_MEDIA: usize = 64 << 20;
 /// How long a first playlist may keep answering 404 (the stream is not
@@ -160,7 +169,9 @@ impl Viewer<'_> {
             return Ok((status, Playlist::Multivariant(Vec::new())));
         }
         let text = String::from_utf8_lossy(&body);
-        Ok((status, playlist::parse(&text).map_err(Fail::Err)?))
+        let parsed =
+            playlist::parse_with(&text, &limits()).map_err(|e| Fail::Err(e.to_string()))?;
+        Ok((status, parsed))
     }
 
     /// The first fetch of a playlist: waits while the server answers 404
@@ -235,7 +246,7 @@ impl Viewer<'_> {
             return Err(Fail::Err(format!("init segment: HTTP {status}")));
         }
         self.c.inits += 1;
-        self.init = Some((url.path, Mp4Tracks::parse(&body)?));
+        self.init = Some((url.path, media::parse_init(&body)?));
         Ok(())
     }
 
@@ -493,7 +504,10 @@ impl Viewer<'_> {
             }
             let (st, body, _) = list?;
             if ok(st) {
-                match playlist::parse(&String::from_utf8_lossy(&body)).map_err(Fail::Err)? {
+                let text = String::from_utf8_lossy(&body);
+                let parsed =
+                    playlist::parse_with(&text, &limits()).map_err(|e| Fail::Err(e.to_string()))?;
+                match parsed {
                     Playlist::Media(m) => pl = m,
                     Playlist::Multivariant(_) => {
                         return Err("reload is not a media playlist".into())

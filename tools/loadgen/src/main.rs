@@ -26,7 +26,6 @@ mod media;
 #[cfg(test)]
 mod mockhls;
 mod null;
-mod playlist;
 mod procstat;
 mod publish;
 mod report;

@@ -1,62 +1,26 @@
 //! Media containers the HLS and fMP4 players read, parsed by the
-//! workspace's own crates: fMP4 through `rill_mp4::read` (init segments,
-//! `moof`/`mdat` fragments: samples are length-prefixed NAL units) and
+//! workspace's own crates: fMP4 through `rill_hls::segment` (on
+//! `rill_mp4::read`: init segments, `moof`/`mdat` fragments; samples are
+//! length-prefixed NAL units) and
 //! MPEG-TS through `rill_ts::Demuxer` (frames with AVCC payloads). Each
 //! frame goes to the [`Player`] with its latency stamp, if it has one.
 
 use std::time::Instant;
 
 use rill_abi::{RILL_CODEC_H264, RILL_CODEC_H265};
+use rill_hls::segment::Mp4Init;
 
 use crate::httpflv::Res;
 use crate::sei;
 use crate::stats::{Player, Shared};
 
-/// One track of an fMP4 init segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Track {
-    id: u32,
-    video: bool,
-    /// H.264: samples may carry the stamp.
-    h264: bool,
-    timescale: u32,
-    nal_len: usize,
-}
+/// The tracks of an fMP4 init segment, read by rill-hls's segment reader
+/// (the relay's too).
+pub type Mp4Tracks = Mp4Init;
 
-/// The tracks of an fMP4 init segment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Mp4Tracks {
-    tracks: Vec<Track>,
-}
-
-impl Mp4Tracks {
-    /// Reads an init segment.
-    pub fn parse(init: &[u8]) -> Res<Mp4Tracks> {
-        let i = rill_mp4::read::parse_init(init).map_err(|e| format!("init segment: {e}"))?;
-        let tracks = i
-            .tracks
-            .iter()
-            .map(|t| {
-                let config = t.entry.config.as_ref();
-                let nal_len = match config {
-                    Some((k, b)) if k == b"avcC" && b.len() > 4 => (b[4] & 3) as usize + 1,
-                    Some((k, b)) if k == b"hvcC" && b.len() > 21 => (b[21] & 3) as usize + 1,
-                    _ => 4,
-                };
-                Track {
-                    id: t.track_id,
-                    video: &t.handler == b"vide",
-                    h264: matches!(&t.entry.kind, b"avc1" | b"avc3"),
-                    timescale: t.timescale.max(1),
-                    nal_len,
-                }
-            })
-            .collect::<Vec<_>>();
-        if tracks.is_empty() {
-            return Err("init segment without tracks".into());
-        }
-        Ok(Mp4Tracks { tracks })
-    }
+/// Reads an init segment.
+pub fn parse_init(init: &[u8]) -> Res<Mp4Tracks> {
+    Mp4Init::parse(init).map_err(|e| format!("init segment: {e}"))
 }
 
 /// The frames of `data` (one or more `moof`+`mdat`, as an LL-HLS part, a
@@ -71,34 +35,22 @@ pub fn fmp4_frames(
     now: Instant,
     stamps: &mut Vec<u64>,
 ) -> Res<usize> {
-    let frags = rill_mp4::read::parse_fragments(data).map_err(|e| format!("fragment: {e}"))?;
-    let mut n = 0;
-    for f in &frags {
-        if f.mdat.is_none() {
-            return Err("fragment: moof without mdat".into());
-        }
-        for traf in &f.trafs {
-            let Some(t) = tracks.tracks.iter().find(|t| t.id == traf.track_id) else {
-                continue;
+    tracks
+        .samples(data, &mut |s| {
+            let ms = (s.dts.max(0) / 1000) as u64;
+            let stamp = if s.track.codec == RILL_CODEC_H264 {
+                data.get(s.range.clone())
+                    .and_then(|b| sei::find_avcc(b, s.track.nal_len))
+                    .map(|(_, us)| us)
+            } else {
+                None
             };
-            for (s, dts) in traf.samples.iter().zip(traf.decode_times()) {
-                n += 1;
-                let ms = (dts as u128 * 1000 / t.timescale as u128) as u64;
-                let stamp = if t.video && t.h264 {
-                    data.get(s.data.clone())
-                        .and_then(|b| sei::find_avcc(b, t.nal_len))
-                        .map(|(_, us)| us)
-                } else {
-                    None
-                };
-                if let Some(us) = stamp {
-                    stamps.push(us);
-                }
-                p.on_frame(t.video, s.is_sync(), ms, stamp, now, shared);
+            if let Some(us) = stamp {
+                stamps.push(us);
             }
-        }
-    }
-    Ok(n)
+            p.on_frame(s.track.is_video(), s.key, ms, stamp, now, shared);
+        })
+        .map_err(|e| format!("fragment: {e}"))
 }
 
 /// The frames of a whole MPEG-TS segment to `p` (a demuxer of its own:
@@ -201,7 +153,7 @@ impl Mp4Stream {
             let end = self.held + size;
             match &kind {
                 b"moov" => {
-                    self.tracks = Some(Mp4Tracks::parse(&self.buf[self.held..end])?);
+                    self.tracks = Some(parse_init(&self.buf[self.held..end])?);
                     self.buf.drain(self.held..end);
                 }
                 b"moof" => self.held = end,
@@ -279,11 +231,12 @@ pub(crate) mod tests {
     #[test]
     fn stamps_in_fmp4_fragments() {
         let (mut mux, init) = mp4_muxer();
-        let tracks = Mp4Tracks::parse(&init).unwrap();
-        assert_eq!(tracks.tracks.len(), 2);
-        assert!(tracks.tracks[0].video && tracks.tracks[0].h264);
-        assert_eq!(tracks.tracks[0].nal_len, 4);
-        assert!(!tracks.tracks[1].video);
+        let tracks = parse_init(&init).unwrap();
+        let t = tracks.tracks();
+        assert_eq!(t.len(), 2);
+        assert!(t[0].is_video() && t[0].codec == RILL_CODEC_H264);
+        assert_eq!(t[0].nal_len, 4);
+        assert!(!t[1].is_video());
         let base = sei::wall_us();
         push_frames(&mut mux, 0, 11, base);
         let frag = mux.fragment_before(400_000).unwrap().to_bytes();

@@ -79,6 +79,51 @@ impl OpusHead {
         })
     }
 
+    /// Reads a `dOps` box body back (an fMP4 reader's way to the
+    /// `OpusHead` a host frame carries); None when it is not one.
+    pub fn from_dops(b: &[u8]) -> Option<OpusHead> {
+        if b.len() < 11 || b[0] != 0 || b[1] == 0 {
+            return None;
+        }
+        let channels = b[1];
+        let mapping_family = b[10];
+        let mapping = if mapping_family == 0 {
+            if channels > 2 {
+                return None;
+            }
+            None
+        } else {
+            let t = b.get(11..13 + channels as usize)?;
+            Some((t[0], t[1], t[2..].to_vec()))
+        };
+        Some(OpusHead {
+            channels,
+            pre_skip: u16::from_be_bytes([b[2], b[3]]),
+            input_rate: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            output_gain: i16::from_be_bytes([b[8], b[9]]),
+            mapping_family,
+            mapping,
+        })
+    }
+
+    /// The `OpusHead` packet (version 1, little-endian fields).
+    pub fn packet(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(19 + 2 + self.channels as usize);
+        b.extend_from_slice(b"OpusHead");
+        b.push(1);
+        b.push(self.channels);
+        b.extend_from_slice(&self.pre_skip.to_le_bytes());
+        b.extend_from_slice(&self.input_rate.to_le_bytes());
+        b.extend_from_slice(&self.output_gain.to_le_bytes());
+        b.push(self.mapping_family);
+        if let Some((streams, coupled, map)) = &self.mapping {
+            b.push(*streams);
+            b.push(*coupled);
+            b.extend_from_slice(map);
+        }
+        b
+    }
+
     /// The `dOps` box body.
     pub fn dops(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(11 + self.channels as usize + 2);
@@ -117,6 +162,11 @@ mod tests {
         assert_eq!(&d[..11], &[0, 6, 0, 0, 0, 0, 0xac, 0x44, 0x01, 0x00, 1]);
         assert_eq!(&d[11..], &[4, 2, 0, 4, 1, 2, 3, 5]);
         assert!(OpusHead::parse(&head[..head.len() - 1]).is_err());
+        // And back: dOps → OpusHead → the same packet.
+        assert_eq!(OpusHead::from_dops(&d), Some(h.clone()));
+        assert_eq!(h.packet(), head);
+        assert_eq!(OpusHead::from_dops(&d[..d.len() - 1]), None);
+        assert_eq!(OpusHead::from_dops(&[1; 11]), None, "version 1");
         assert!(OpusHead::parse(b"OpusTags\x01\x01\x38\x01\x80\xbb\x00\x00\x00\x00\x00").is_err());
         assert!(OpusHead::parse(b"OpusHead\x01\x03\x38\x01\x80\xbb\x00\x00\x00\x00\x00").is_err());
     }
