@@ -4,7 +4,7 @@
 //! plugins:
 //!   relay:
 //!     pulls:                       # pulled from the start, for ever
-//!       - url: rtmp://10.0.0.9/live/cam1     # rtmp(s)://, http(s)://….flv
+//!       - url: rtmp://10.0.0.9/live/cam1     # rtmp(s)://, http(s)://….flv, http(s)://….m3u8
 //!         stream: cams/cam1        # the local stream (app/name)
 //!       - url: rtsp://admin:secret@10.0.0.7/Streaming/Channels/101   # port 554
 //!         stream: cams/door
@@ -25,7 +25,9 @@
 //!     retry_max: 30s               # ... up to this
 //!     stall_timeout: 10s           # nothing received (RTSP, SRT: no media) this
 //!                                  # long: the pull failed; also the RTSP answer
-//!                                  # and SRT handshake deadline
+//!                                  # and SRT handshake deadline; HLS: a request
+//!                                  # unanswered, or a playlist that lists nothing
+//!                                  # new (at least 3 target durations)
 //!     max_pulls: 256
 //!     max_pushes: 256
 //! ```

@@ -2,8 +2,9 @@
 //! forward a local stream elsewhere.
 //!
 //! - **Pulls** read `rtmp(s)://` (as a player), `http(s)://….flv`,
-//!   `rtsp://` (DESCRIBE, SETUP over TCP interleaved, PLAY) and `srt://`
-//!   (a caller receiving MPEG-TS) sources: from the config (for ever), the
+//!   `http(s)://….m3u8` (HLS: TS or fMP4 segments), `rtsp://` (DESCRIBE,
+//!   SETUP over TCP interleaved, PLAY) and `srt://` (a caller receiving
+//!   MPEG-TS) sources: from the config (for ever), the
 //!   management API (kept in
 //!   `state_dir/relay/jobs.json`), `on_demand` rules (when a player waits
 //!   for a stream nobody publishes; stopped `stop_on_idle` after the last
@@ -14,8 +15,10 @@
 //!   sending MPEG-TS) and `rtsp://` (ANNOUNCE, RECORD) targets: by rule
 //!   when a matching stream is published, or through the API.
 //! - Every attempt is one session of its own: an outbound TCP connection
-//!   (RTMP, HTTP, RTSP), or for SRT a socket-less session with a UDP
-//!   socket of its own; the protocols are the formats/ crates'. A
+//!   (RTMP, HTTP-FLV, RTSP), or a socket-less session: for SRT with a UDP
+//!   socket of its own, for HLS with a connection per request (each a
+//!   session that posts its response back); the protocols are the
+//!   formats/ crates'. A
 //!   failure (refused, garbage, a stall past `stall_timeout`, the far end
 //!   gone) ends it with a reason, and the job retries after a backoff that
 //!   doubles up to `retry_max`. A pull that fails leaves its stream in the
@@ -26,6 +29,7 @@
 
 mod api;
 mod config;
+mod hls;
 mod jobs;
 mod pull;
 mod push;
@@ -77,10 +81,12 @@ enum Pending {
     Store(store::Step),
 }
 
-/// A session: one attempt of a job, or an API request.
+/// A session: one attempt of a job, one request of an HLS attempt, or an
+/// API request.
 pub enum Session {
     Pull(Box<pull::Pull>),
     Push(Box<push::Push>),
+    Fetch(Box<hls::Fetch>),
     Api,
 }
 
@@ -225,13 +231,14 @@ impl Relay {
             0
         };
         let addr = url.addr.clone();
-        let udp = url.scheme.udp();
+        let sessionless = url.sessionless();
         let state = match kind {
             Kind::Pull => Session::Pull(Box::new(pull::Pull::new(id, url, stream, cluster))),
             Kind::Push => Session::Push(Box::new(push::Push::new(id, url, stream))),
         };
-        // SRT binds its own UDP socket in a session without a connection.
-        let opened = if udp {
+        // SRT binds its own UDP socket in a session without a connection;
+        // HLS opens a connection per request from one.
+        let opened = if sessionless {
             self.host.session_open(state)
         } else {
             self.host.connect(&addr, flags, state)
@@ -415,7 +422,7 @@ use rill_abi::sdk::ClusterOwner;
 impl Plugin for Relay {
     type Session = Session;
     const DESCRIPTION: &'static str =
-        "Relays: pulls (RTMP, HTTP-FLV, RTSP, SRT), pushes (RTMP, SRT, RTSP), on-demand and cluster pulls";
+        "Relays: pulls (RTMP, HTTP-FLV, HLS, RTSP, SRT), pushes (RTMP, SRT, RTSP), on-demand and cluster pulls";
     const WANTS_STREAM_EVENTS: bool = true;
 
     fn create(host: &Host) -> Result<Self> {
@@ -464,6 +471,7 @@ impl Plugin for Relay {
         let job = match s {
             Session::Pull(p) => p.job,
             Session::Push(p) => p.job,
+            Session::Fetch(f) => f.job,
             Session::Api => 0,
         };
         if job != 0 && !self.wanted(job) {
@@ -472,6 +480,7 @@ impl Plugin for Relay {
         match s {
             Session::Pull(p) => self.pull_open(p, conn),
             Session::Push(p) => self.push_open(p, conn),
+            Session::Fetch(f) => self.fetch_open(f, conn),
             Session::Api => Ok(()),
         }
     }
@@ -480,6 +489,7 @@ impl Plugin for Relay {
         match s {
             Session::Pull(p) => self.pull_data(p, conn, data),
             Session::Push(p) => self.push_data(p, conn, data),
+            Session::Fetch(f) => self.fetch_data(f, conn, data),
             Session::Api => Ok(()),
         }
     }
@@ -495,7 +505,7 @@ impl Plugin for Relay {
         match s {
             Session::Pull(p) => self.pull_udp(p, conn, from, data),
             Session::Push(p) => self.push_udp(p, conn, from, data),
-            Session::Api => Ok(()),
+            Session::Fetch(_) | Session::Api => Ok(()),
         }
     }
 
@@ -545,6 +555,9 @@ impl Plugin for Relay {
         if let Session::Pull(p) = s {
             p.why = format!("the local stream refused it: {why}");
             p.out = None;
+            if let Some(h) = p.hls() {
+                h.close(conn.host());
+            }
         }
         conn.close(RILL_END_NORMAL)
     }
@@ -554,6 +567,7 @@ impl Plugin for Relay {
             (None, TIMER_TICK) => self.tick(),
             (Some((Session::Pull(p), conn)), TIMER_SESSION) => self.pull_timer(p, conn)?,
             (Some((Session::Push(p), conn)), TIMER_SESSION) => self.push_timer(p, conn)?,
+            (Some((Session::Fetch(f), conn)), TIMER_SESSION) => self.fetch_timer(f, conn)?,
             _ => {}
         }
         Ok(())
@@ -564,7 +578,19 @@ impl Plugin for Relay {
         session: Option<(&mut Session, &Conn)>,
         msg: Box<dyn std::any::Any + Send>,
     ) -> Result<()> {
-        if let (Some((s, conn)), Ok(stop)) = (session, msg.downcast::<Stop>()) {
+        let Some((s, conn)) = session else {
+            return Ok(());
+        };
+        let msg = match msg.downcast::<hls::Fetched>() {
+            Ok(fetched) => {
+                return match s {
+                    Session::Pull(p) => self.hls_fetched(p, conn, *fetched),
+                    _ => Ok(()),
+                }
+            }
+            Err(msg) => msg,
+        };
+        if let Ok(stop) = msg.downcast::<Stop>() {
             let now = pull::now_us(&self.host);
             match s {
                 Session::Pull(p) => {
@@ -575,7 +601,7 @@ impl Plugin for Relay {
                     p.why = stop.0.to_owned();
                     p.goodbye(conn, now);
                 }
-                Session::Api => {}
+                Session::Fetch(_) | Session::Api => {}
             }
             return conn.close(RILL_END_NORMAL);
         }
@@ -583,16 +609,36 @@ impl Plugin for Relay {
     }
 
     fn on_close(&self, s: Session, _conn: &Conn, _reason: u32, why: &str) {
+        let s = match s {
+            // A request of an HLS attempt: its end is the attempt's news.
+            Session::Fetch(f) => return self.fetch_closed(*f, why),
+            s => s,
+        };
         let stats = match &s {
             Session::Pull(p) => p.srt_stats(),
             Session::Push(p) => p.srt_stats(),
-            Session::Api => None,
+            Session::Fetch(_) | Session::Api => None,
         };
         let (id, mine) = match &s {
             Session::Pull(p) => (p.job, p.why.clone()),
             Session::Push(p) => (p.job, p.why.clone()),
-            Session::Api => return,
+            Session::Fetch(_) | Session::Api => return,
         };
+        if let Some(h) = match &s {
+            Session::Pull(p) => p.hls_stats(),
+            _ => None,
+        } {
+            rill_log!(
+                self.host,
+                Info,
+                "relay {id}: HLS read {} playlists, {} segments ({} skipped), {} bytes; {} frames",
+                h.playlists,
+                h.segments,
+                h.skipped,
+                h.bytes,
+                h.frames
+            );
+        }
         let why = if mine.is_empty() {
             why.to_owned()
         } else {

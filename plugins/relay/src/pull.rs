@@ -4,11 +4,13 @@
 //! - RTMP (as a player) and HTTP-FLV (`rill-http`, `rill-flv`'s reader):
 //!   FLV frames, published through [`FlvPublisher`].
 //! - RTSP ([`crate::rtsp`]): depacketized RTP; SRT ([`crate::srt`]): TS
-//!   demuxed by `rill-ts`. Both give frames with the source's track ids,
-//!   published through [`Tracks`].
+//!   demuxed by `rill-ts`; HLS ([`crate::hls`]): TS or fMP4 segments read
+//!   by `rill-hls`. All give frames with the source's track ids, published
+//!   through [`Tracks`].
 //!
-//! RTMP, HTTP and RTSP run on a TCP connection the host opened; SRT on a
-//! socket-less session that binds its own UDP socket.
+//! RTMP, HTTP-FLV and RTSP run on a TCP connection the host opened; SRT on
+//! a socket-less session that binds its own UDP socket; HLS on a
+//! socket-less session that opens a connection per request.
 
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ use rill_http::{Event as HttpEvent, Request, ResponseReader};
 use rill_rtmp::{ClientEvent, ClientSession, ClientSettings, Connect, Limits};
 use rill_ts::{Demuxer, Event as TsEvent};
 
+use crate::hls::HlsPull;
 use crate::rtsp::{Pulled, RtspPull};
 use crate::source::{Scheme, Url};
 use crate::srt::Link;
@@ -50,6 +53,7 @@ enum Proto {
     Http(Box<Http>),
     Rtsp(Box<RtspPull>),
     Srt(Box<SrtPull>),
+    Hls(Box<HlsPull>),
 }
 
 struct Http {
@@ -135,12 +139,29 @@ impl Pull {
     }
 
     /// A polite goodbye before the connection closes (RTSP's TEARDOWN,
-    /// SRT's SHUTDOWN).
+    /// SRT's SHUTDOWN, HLS's request in flight ended).
     pub fn goodbye(&mut self, conn: &Conn, now: u64) {
         match self.proto.as_mut() {
             Some(Proto::Rtsp(r)) => r.teardown(conn),
             Some(Proto::Srt(s)) => s.link.close(now),
+            Some(Proto::Hls(h)) => h.close(conn.host()),
             _ => {}
+        }
+    }
+
+    /// The HLS state, for an HLS attempt.
+    pub fn hls(&mut self) -> Option<&mut HlsPull> {
+        match self.proto.as_mut() {
+            Some(Proto::Hls(h)) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// What an HLS attempt did, for the log at its end.
+    pub fn hls_stats(&self) -> Option<rill_hls::pull::Stats> {
+        match &self.proto {
+            Some(Proto::Hls(h)) => Some(h.stats()),
+            _ => None,
         }
     }
 
@@ -191,6 +212,13 @@ impl Relay {
                     return self.pull_fail(p, conn, &format!("RTMP: {e}"));
                 }
                 p.proto = Some(Proto::Rtmp(Box::new(c)));
+            }
+            Scheme::Http | Scheme::Https if p.url.is_hls() => {
+                match HlsPull::new(&p.url.full(), self.cfg.stall_timeout, self.host.now_us()) {
+                    Ok(h) => p.proto = Some(Proto::Hls(Box::new(h))),
+                    Err(e) => return self.pull_fail(p, conn, &e),
+                }
+                tick = crate::hls::TICK;
             }
             Scheme::Http | Scheme::Https => {
                 let url = match rill_http::Url::parse(&p.url.full()) {
@@ -248,7 +276,7 @@ impl Relay {
                 h.reader.feed(data).map_err(|e| format!("HTTP: {e}"))
             }
             Some(Proto::Rtsp(r)) => r.feed(now_us(&self.host), data),
-            Some(Proto::Srt(_)) | None => Ok(()),
+            Some(Proto::Srt(_) | Proto::Hls(_)) | None => Ok(()),
         };
         if let Err(e) = fed {
             return self.pull_fail(p, conn, &e);
@@ -279,6 +307,11 @@ impl Relay {
     }
 
     pub(crate) fn pull_timer(&self, p: &mut Pull, conn: &Conn) -> Result<()> {
+        // HLS: the puller keeps its own clocks (requests, the playlist,
+        // media), run by the pump.
+        if matches!(p.proto, Some(Proto::Hls(_))) {
+            return self.pump(p, conn, Round::default());
+        }
         let stalled = self.host.now_us() - p.last_rx >= self.cfg.stall_timeout.as_micros() as i64;
         if stalled {
             let t = self.cfg.stall_timeout;
@@ -314,6 +347,18 @@ impl Relay {
                 round.playing |= pulled.playing;
                 round.media = pulled.frames;
                 round.failure = pulled.failure;
+            }
+            Some(Proto::Hls(h)) => {
+                let now = self.host.now_us();
+                let ticked = h.puller.tick(now).map_err(|e| e.to_string());
+                match ticked.and_then(|()| self.hls_requests(p.job, h, conn.id())) {
+                    Ok(()) => {
+                        while let Some(f) = h.puller.poll_frame(now) {
+                            round.media.push(f);
+                        }
+                    }
+                    Err(e) => round.failure = Some(e),
+                }
             }
             Some(Proto::Srt(s)) => {
                 let mut payloads = Vec::new();
@@ -443,7 +488,7 @@ impl Relay {
             Ok(publisher) => {
                 let _ = publisher.set_source(&p.url.to_string(), p.cluster);
                 p.out = Some(match p.proto {
-                    Some(Proto::Rtsp(_) | Proto::Srt(_)) => Out::Tracks(Tracks {
+                    Some(Proto::Rtsp(_) | Proto::Srt(_) | Proto::Hls(_)) => Out::Tracks(Tracks {
                         publisher,
                         map: Vec::new(),
                         warned: false,
@@ -454,6 +499,12 @@ impl Relay {
             }
             Err(e) => self.pull_fail(p, conn, &format!("cannot publish {}: {e}", p.stream)),
         }
+    }
+
+    /// Runs the protocol (after something happened outside its session:
+    /// an HLS response).
+    pub(crate) fn pull_pump(&self, p: &mut Pull, conn: &Conn) -> Result<()> {
+        self.pump(p, conn, Round::default())
     }
 
     pub(crate) fn pull_fail(&self, p: &mut Pull, conn: &Conn, why: &str) -> Result<()> {

@@ -3,7 +3,9 @@
 //! - `rtmp://host[:port]/app/name[?query]` (and `rtmps://`): the first
 //!   path segment is the application, the rest (with the query) the
 //!   stream name, as ffmpeg splits them.
-//! - `http://host[:port]/path.flv` (and `https://`): an HTTP-FLV stream.
+//! - `http://host[:port]/path.m3u8[?query]` (and `https://`): an HLS
+//!   playlist, multivariant or media (the path's last segment ends with
+//!   `.m3u8`); any other `http(s)://` path is an HTTP-FLV stream.
 //! - `rtsp://[user:password@]host[:port]/path[?query]` (port 554): an RTSP
 //!   source or target; the credentials answer Basic and Digest challenges.
 //! - `srt://ip:port?streamid=…&passphrase=…&pbkeylen=…&latency=…`: an SRT
@@ -182,6 +184,19 @@ impl Url {
         })
     }
 
+    /// An HLS playlist: `http(s)://` with a path ending in `.m3u8`.
+    pub fn is_hls(&self) -> bool {
+        let path = self.name.split(['?', '#']).next().unwrap_or("");
+        matches!(self.scheme, Scheme::Http | Scheme::Https)
+            && path.to_ascii_lowercase().ends_with(".m3u8")
+    }
+
+    /// Pulled in a socket-less session rather than on one TCP connection:
+    /// SRT (a UDP socket of its own), HLS (a connection per request).
+    pub fn sessionless(&self) -> bool {
+        self.scheme.udp() || self.is_hls()
+    }
+
     /// `tcUrl` for RTMP's `connect`.
     pub fn tc_url(&self) -> String {
         format!("{}://{}/{}", self.scheme.name(), self.addr, self.app)
@@ -313,6 +328,27 @@ mod tests {
         assert_eq!(u.addr, "cdn.example:443");
         assert!(u.scheme.tls());
         assert!(Url::parse("ftp://x/y").is_err());
+        assert!(!u.is_hls() && !u.sessionless());
+    }
+
+    #[test]
+    fn hls_urls() {
+        for url in [
+            "http://127.0.0.1:8080/live/x.m3u8",
+            "https://cdn.example/a/b/index.M3U8?token=1&format=ts",
+        ] {
+            let u = Url::parse(url).unwrap();
+            assert!(u.is_hls() && u.sessionless(), "{url}");
+            assert_eq!(u.full(), url.replace("cdn.example/", "cdn.example:443/"));
+        }
+        for url in [
+            "http://h/live/x.flv",
+            "http://h/live/x.flv?u=a.m3u8",
+            "http://h/x.m3u8.flv",
+            "rtmp://h/live/x.m3u8",
+        ] {
+            assert!(!Url::parse(url).unwrap().is_hls(), "{url}");
+        }
         assert!(Url::parse(&format!("http://x/{}", "a".repeat(MAX_URL))).is_err());
     }
 
