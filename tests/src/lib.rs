@@ -7,6 +7,7 @@ pub mod hooks;
 pub mod netns;
 pub mod postgres;
 pub mod redis;
+pub mod relay;
 pub mod rtmp;
 
 use std::io::{BufRead, BufReader, Read};

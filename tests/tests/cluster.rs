@@ -8,15 +8,12 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rill_e2e::redis::Redis;
+use rill_e2e::relay::{self, assert_played};
 use rill_e2e::*;
 
 struct Node {
     rill: Rill,
     rtmp: u16,
-}
-
-fn plugin(name: &str) -> std::path::PathBuf {
-    target_dir().join(format!("librill_plugin_{name}.so"))
 }
 
 /// Node `id` on `redis` with RTMP, HTTP-FLV, HLS and the relay.
@@ -33,9 +30,9 @@ fn node(redis: &Redis, id: &str) -> Node {
         &yaml,
         &[
             rill_e2e::rtmp::plugin(),
-            plugin("flv"),
-            plugin("hls"),
-            plugin("relay"),
+            relay::plugin("flv"),
+            relay::plugin("hls"),
+            relay::plugin("relay"),
         ],
         &[("RILL_HTTP_LISTEN", &listen)],
     );
@@ -64,10 +61,7 @@ impl Node {
     }
 
     fn pulls(&self) -> Vec<serde_json::Value> {
-        self.rill.get_json("/api/v1/plugins/relay/pulls")["pulls"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        relay::jobs(&self.rill, "pulls")
     }
 }
 
@@ -75,17 +69,6 @@ fn owner(redis: &Redis, path: &str) -> Option<String> {
     let v: serde_json::Value =
         serde_json::from_str(&redis.get(&format!("rill:stream:{path}"))?).ok()?;
     v["node_id"].as_str().map(str::to_owned)
-}
-
-fn assert_played(d: &Decoded, min: usize, what: &str) {
-    assert!(
-        d.count(0) >= min,
-        "{what}: {} video frames ({})",
-        d.count(0),
-        d.stderr
-    );
-    assert!(d.count(1) > 0, "{what}: no audio ({})", d.stderr);
-    assert!(d.monotonic(0) && d.monotonic(1), "{what}: time goes back");
 }
 
 #[test]

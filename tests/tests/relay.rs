@@ -7,6 +7,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use rill_e2e::relay::{self, assert_played, bad_server};
 use rill_e2e::*;
 
 struct Node {
@@ -14,28 +15,16 @@ struct Node {
     rtmp: u16,
 }
 
-fn relay_plugin() -> std::path::PathBuf {
-    target_dir().join("librill_plugin_relay.so")
-}
-
-fn flv_plugin() -> std::path::PathBuf {
-    target_dir().join("librill_plugin_flv.so")
-}
-
 /// A Rill with RTMP, HTTP-FLV and the relay (its section `relay_yaml`).
 fn node(relay_yaml: &str) -> Node {
     let rtmp = free_port();
-    let mut yaml = format!("plugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  relay:\n");
-    for l in relay_yaml.lines().filter(|l| !l.trim().is_empty()) {
-        yaml.push_str(&format!("    {l}\n"));
-    }
-    if relay_yaml.trim().is_empty() {
-        yaml.push_str("    {}\n");
-    }
-    yaml.push_str("publish:\n  reconnect_grace: 5s\n");
+    let yaml = format!(
+        "plugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n{}publish:\n  reconnect_grace: 5s\n",
+        relay::section(relay_yaml)
+    );
     let rill = Rill::start(
         &yaml,
-        &[rill_e2e::rtmp::plugin(), flv_plugin(), relay_plugin()],
+        &[rtmp::plugin(), relay::plugin("flv"), relay::plugin("relay")],
     );
     assert!(wait_port(rtmp, Duration::from_secs(10)), "{}", rill.log());
     Node { rill, rtmp }
@@ -49,7 +38,7 @@ impl Node {
             "libx264",
             "aac",
             &["-f", "flv"],
-            &format!("rtmp://127.0.0.1:{}/{path}", self.rtmp),
+            &self.rtmp_url(path),
         )
     }
 
@@ -57,35 +46,13 @@ impl Node {
         format!("rtmp://127.0.0.1:{}/{path}", self.rtmp)
     }
 
-    /// The relay's jobs of `kind` (`pulls`, `pushes`), from the API's
-    /// top level (the host hands it to the relay plugin).
     fn jobs(&self, kind: &str) -> Vec<serde_json::Value> {
-        self.rill.get_json(&format!("/api/v1/{kind}"))[kind]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        relay::jobs(&self.rill, kind)
     }
 
     fn wait_job_live(&self, kind: &str) -> serde_json::Value {
-        wait_for(Duration::from_secs(20), || {
-            self.jobs(kind)
-                .into_iter()
-                .find(|j| j["state"] == "live" && j["bytes"].as_u64() > Some(0))
-        })
-        .unwrap_or_else(|| panic!("no live {kind}: {:?}\n{}", self.jobs(kind), self.rill.log()))
+        relay::wait_live(&self.rill, kind, 20, |_| true)
     }
-}
-
-/// ffmpeg decoded at least `min` video frames in order.
-fn assert_played(d: &Decoded, min: usize, what: &str) {
-    assert!(
-        d.count(0) >= min,
-        "{what}: {} frames of stream 0 ({})",
-        d.count(0),
-        d.stderr
-    );
-    assert!(d.count(1) > 0, "{what}: no audio ({})", d.stderr);
-    assert!(d.monotonic(0) && d.monotonic(1), "{what}: time goes back");
 }
 
 #[test]
@@ -364,22 +331,6 @@ fn pushes_to_nginx_rtmp() {
     let _ = enc.wait();
 }
 
-/// A TCP server on a free port that answers every connection with
-/// `answer` (then keeps it open, silent), in a thread.
-fn bad_server(answer: &'static [u8]) -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in l.incoming().flatten() {
-            let mut s = s;
-            let _ = std::io::Write::write_all(&mut s, answer);
-            held.push(s);
-        }
-    });
-    port
-}
-
 #[test]
 fn bad_sources_end_with_a_reason_and_back_off() {
     // A web server where an RTMP server should be: its first byte is no
@@ -397,34 +348,14 @@ fn bad_sources_end_with_a_reason_and_back_off() {
          - {{url: 'http://127.0.0.1:{redirect}/x.flv', stream: bad/redirect}}\n\
          - {{url: 'http://127.0.0.1:{not_flv}/x.flv', stream: bad/notflv}}\n"
     ));
-    let expect = [
-        ("bad/garbage", "RTMP"),
-        ("bad/silent", "nothing received"),
-        ("bad/redirect", "302"),
-        ("bad/notflv", "FLV"),
-    ];
-    let jobs = wait_for(Duration::from_secs(20), || {
-        let jobs = a.jobs("pulls");
-        expect
-            .iter()
-            .all(|(stream, _)| {
-                jobs.iter().any(|j| {
-                    j["stream"] == *stream
-                        && j["state"] == "retrying"
-                        && j["attempts"].as_u64() >= Some(2)
-                })
-            })
-            .then_some(jobs)
-    })
-    .unwrap_or_else(|| panic!("{:#?}\n{}", a.jobs("pulls"), a.rill.log()));
-    for (stream, why) in expect {
-        let j = jobs.iter().find(|j| j["stream"] == stream).unwrap();
-        assert!(
-            j["reason"].as_str().unwrap().contains(why),
-            "{stream}: {why} expected in {j}"
-        );
-    }
-    // The server is fine: it still serves its API and plays nothing bad.
-    assert!(a.rill.get("/api/v1/streams").0 == 200);
-    assert!(!a.rill.log().contains("panicked"), "{}", a.rill.log());
+    relay::wait_failing(
+        &a.rill,
+        20,
+        &[
+            ("bad/garbage", &["RTMP"]),
+            ("bad/silent", &["nothing received"]),
+            ("bad/redirect", &["302"]),
+            ("bad/notflv", &["FLV"]),
+        ],
+    );
 }

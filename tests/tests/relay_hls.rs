@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
+use rill_e2e::relay;
 use rill_e2e::rtmp::Guard;
 use rill_e2e::*;
 
@@ -35,18 +36,11 @@ fn origin() -> Node {
 /// A Rill with RTMP and the relay (its section `relay_yaml`).
 fn relay(relay_yaml: &str) -> Node {
     let rtmp = free_port();
-    let mut yaml = format!("plugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  relay:\n");
-    for l in relay_yaml.lines().filter(|l| !l.trim().is_empty()) {
-        yaml.push_str(&format!("    {l}\n"));
-    }
-    if relay_yaml.trim().is_empty() {
-        yaml.push_str("    {}\n");
-    }
-    yaml.push_str("publish:\n  reconnect_grace: 5s\n");
-    let rill = Rill::start(
-        &yaml,
-        &[rtmp::plugin(), target_dir().join("librill_plugin_relay.so")],
+    let yaml = format!(
+        "plugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n{}publish:\n  reconnect_grace: 5s\n",
+        relay::section(relay_yaml)
     );
+    let rill = Rill::start(&yaml, &[rtmp::plugin(), relay::plugin("relay")]);
     assert!(wait_port(rtmp, Duration::from_secs(10)), "{}", rill.log());
     Node { rill, rtmp }
 }
@@ -57,25 +51,11 @@ impl Node {
     }
 
     fn pulls(&self) -> Vec<serde_json::Value> {
-        self.rill.get_json("/api/v1/pulls")["pulls"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        relay::jobs(&self.rill, "pulls")
     }
 
     fn wait_live(&self, stream: &str) -> serde_json::Value {
-        wait_for(Duration::from_secs(30), || {
-            self.pulls().into_iter().find(|j| {
-                j["stream"] == stream && j["state"] == "live" && j["bytes"].as_u64() > Some(0)
-            })
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "{stream} not live: {:#?}\n{}",
-                self.pulls(),
-                self.rill.log()
-            )
-        })
+        relay::wait_live(&self.rill, "pulls", 30, |j| j["stream"] == stream)
     }
 }
 
@@ -214,38 +194,19 @@ fn bad_hls_sources_end_with_a_reason_and_back_off() {
         url("/ended.m3u8"),
         url("/notmedia.m3u8"),
     ));
-    let expect = [
-        ("bad/missing", "HLS playlist: HTTP 404"),
-        ("bad/garbage", "#EXTM3U"),
-        ("bad/still", "listed nothing new"),
-        ("bad/ended", "the source ended"),
-        ("bad/notmedia", "HLS segment 0: MPEG-TS"),
-    ];
-    let jobs = wait_for(Duration::from_secs(30), || {
-        let jobs = r.pulls();
-        expect
-            .iter()
-            .all(|(stream, _)| {
-                jobs.iter().any(|j| {
-                    j["stream"] == *stream
-                        && j["state"] == "retrying"
-                        && j["attempts"].as_u64() >= Some(2)
-                })
-            })
-            .then_some(jobs)
-    })
-    .unwrap_or_else(|| panic!("{:#?}\n{}", r.pulls(), r.rill.log()));
-    for (stream, why) in expect {
-        let j = jobs.iter().find(|j| j["stream"] == stream).unwrap();
-        assert!(
-            j["reason"].as_str().unwrap().contains(why),
-            "{stream}: {why} expected in {j}"
-        );
-    }
+    let jobs = relay::wait_failing(
+        &r.rill,
+        30,
+        &[
+            ("bad/missing", &["HLS playlist: HTTP 404"]),
+            ("bad/garbage", &["#EXTM3U"]),
+            ("bad/still", &["listed nothing new"]),
+            ("bad/ended", &["the source ended"]),
+            ("bad/notmedia", &["HLS segment 0: MPEG-TS"]),
+        ],
+    );
     // Backing off: a few attempts in these seconds, not hundreds.
     for j in &jobs {
         assert!(j["attempts"].as_u64().unwrap() <= 8, "{j}");
     }
-    assert!(r.rill.get("/api/v1/streams").0 == 200);
-    assert!(!r.rill.log().contains("panicked"), "{}", r.rill.log());
 }

@@ -9,6 +9,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use rill_e2e::relay::{self, bad_server};
 use rill_e2e::*;
 
 /// A Rill with RTMP, HTTP-FLV, RTSP, SRT and the relay (its section
@@ -20,31 +21,21 @@ struct Node {
     srt: u16,
 }
 
-fn plugin(name: &str) -> std::path::PathBuf {
-    target_dir().join(format!("librill_plugin_{name}.so"))
-}
-
 fn node(relay_yaml: &str) -> Node {
     let (rtmp, rtsp, srt) = (free_port(), free_port(), free_port());
-    let mut yaml = format!(
+    let yaml = format!(
         "plugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  rtsp:\n    listen: 127.0.0.1:{rtsp}\n  \
-         srt:\n    listen: 127.0.0.1:{srt}\n  relay:\n"
+         srt:\n    listen: 127.0.0.1:{srt}\n{}publish:\n  reconnect_grace: 5s\n",
+        relay::section(relay_yaml)
     );
-    for l in relay_yaml.lines().filter(|l| !l.trim().is_empty()) {
-        yaml.push_str(&format!("    {l}\n"));
-    }
-    if relay_yaml.trim().is_empty() {
-        yaml.push_str("    {}\n");
-    }
-    yaml.push_str("publish:\n  reconnect_grace: 5s\n");
     let rill = Rill::start(
         &yaml,
         &[
             rill_e2e::rtmp::plugin(),
-            plugin("flv"),
-            plugin("rtsp"),
-            plugin("srt"),
-            plugin("relay"),
+            relay::plugin("flv"),
+            relay::plugin("rtsp"),
+            relay::plugin("srt"),
+            relay::plugin("relay"),
         ],
     );
     assert!(wait_port(rtmp, Duration::from_secs(10)), "{}", rill.log());
@@ -75,12 +66,8 @@ impl Node {
         format!("srt://127.0.0.1:{}?streamid={sid}&latency=200", self.srt)
     }
 
-    /// The relay's jobs of `kind` (`pulls`, `pushes`).
     fn jobs(&self, kind: &str) -> Vec<serde_json::Value> {
-        self.rill.get_json(&format!("/api/v1/{kind}"))[kind]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        relay::jobs(&self.rill, kind)
     }
 
     fn wait_job(&self, kind: &str, state: &str) -> serde_json::Value {
@@ -332,22 +319,6 @@ fn an_rtsp_pull_keeps_audio_and_video_in_step() {
     }
 }
 
-/// A TCP server on a free port that answers every connection with
-/// `answer` (then keeps it open, silent), in a thread.
-fn bad_server(answer: &'static [u8]) -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in l.incoming().flatten() {
-            let mut s = s;
-            let _ = std::io::Write::write_all(&mut s, answer);
-            held.push(s);
-        }
-    });
-    port
-}
-
 /// A UDP socket on a free port that answers every datagram with garbage.
 fn garbage_udp() -> u16 {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -404,31 +375,7 @@ fn bad_rtsp_and_srt_sources_end_with_a_reason_and_back_off() {
         ("bad/nobody", &["no media", "SRT"]),
         ("bad/refused", &["refused: bad stream id"]),
     ];
-    let jobs = wait_for(Duration::from_secs(30), || {
-        let jobs = a.jobs("pulls");
-        expect
-            .iter()
-            .all(|(stream, _)| {
-                jobs.iter().any(|j| {
-                    j["stream"] == *stream
-                        && j["state"] == "retrying"
-                        && j["attempts"].as_u64() >= Some(2)
-                })
-            })
-            .then_some(jobs)
-    })
-    .unwrap_or_else(|| panic!("{:#?}\n{}", a.jobs("pulls"), a.rill.log()));
-    for (stream, why) in expect {
-        let j = jobs.iter().find(|j| j["stream"] == stream).unwrap();
-        let reason = j["reason"].as_str().unwrap();
-        assert!(
-            why.iter().any(|w| reason.contains(w)),
-            "{stream}: {why:?} expected in {j}"
-        );
-    }
-    // Nothing was published, and the server is fine.
-    assert!(a.rill.get("/api/v1/streams").0 == 200);
-    assert!(!a.rill.log().contains("panicked"), "{}", a.rill.log());
+    relay::wait_failing(&a.rill, 30, &expect);
 }
 
 /// HEVC and Opus come through both pulls: published over RTSP to the
