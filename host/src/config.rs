@@ -618,6 +618,13 @@ pub struct SubscribeConfig {
     /// the player's writes into fewer packets (Nagle), as nginx-rtmp lets
     /// it. On: every write leaves at once. Default false.
     pub tcp_nodelay: bool,
+    /// The kernel's send buffer of a player's TCP connection once it
+    /// streams, in bytes (0: the kernel's autotuning, which lets a player
+    /// that stopped reading hide megabytes there). Together with
+    /// `max_lag`: a player whose connection takes nothing for `max_lag`
+    /// while media waits is closed. 16384..=67108864, or 0. Default
+    /// 1048576.
+    pub send_buffer: usize,
 }
 
 impl Default for Config {
@@ -704,6 +711,7 @@ impl Default for SubscribeConfig {
             max_lag: Duration::from_secs(10),
             queue_frames: 512,
             tcp_nodelay: false,
+            send_buffer: 1 << 20,
         }
     }
 }
@@ -1024,6 +1032,13 @@ impl Config {
                     ),
                 );
             }
+        }
+        let sb = self.subscribe.send_buffer;
+        if sb != 0 && !(16 << 10..=64 << 20).contains(&sb) {
+            fail(
+                "subscribe.send_buffer",
+                format!("must be 0 or 16384..=67108864 bytes, not {sb}"),
+            );
         }
         if self.subscribe.max_lag.is_zero() {
             fail("subscribe.max_lag", "must be greater than 0s".to_owned());
@@ -1918,7 +1933,7 @@ plugins:
         assert!(names.contains(&"RILL_DATABASE_URL"));
         assert!(names.contains(&"RILL_CLUSTER_REDIS"));
         assert!(names.contains(&"RILL_CLUSTER_NODE_ID"));
-        assert_eq!(names.len(), 62);
+        assert_eq!(names.len(), 63);
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), keys.len(), "ambiguous environment names");

@@ -24,6 +24,8 @@ pub struct EngineSettings {
     /// Keep TCP_NODELAY on player connections once they stream (read by
     /// each session as it starts streaming).
     pub tcp_nodelay: bool,
+    /// `subscribe.send_buffer`.
+    pub send_buffer: usize,
     /// Dispatch workers; 0 = one per core. Fixed at start.
     pub dispatcher_workers: usize,
 }
@@ -50,6 +52,7 @@ impl EngineSettings {
             max_lag: c.subscribe.max_lag,
             queue_frames: c.subscribe.queue_frames,
             tcp_nodelay: c.subscribe.tcp_nodelay,
+            send_buffer: c.subscribe.send_buffer,
             dispatcher_workers: c.dispatcher_workers,
         }
     }

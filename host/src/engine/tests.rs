@@ -24,6 +24,7 @@ fn settings() -> EngineSettings {
         max_lag: Duration::from_secs(4),
         queue_frames: 64,
         tcp_nodelay: false,
+        send_buffer: 0,
         dispatcher_workers: 2,
     }
 }

@@ -1,4 +1,5 @@
 //! Socket plumbing shared by the host's services.
 
 pub mod mmsg;
+pub mod outq;
 pub mod tls_client;

@@ -46,6 +46,16 @@ pub(crate) struct HostShared {
 impl HostShared {
     /// Whether a TCP session that streams media may let the kernel merge
     /// its writes (TCP_NODELAY off), per `subscribe.tcp_nodelay`.
+    pub(crate) fn streaming_send_buffer(&self) -> usize {
+        self.engine.settings().send_buffer
+    }
+
+    /// How long a streaming connection may take nothing while output
+    /// waits before it is closed (`subscribe.max_lag`).
+    pub(crate) fn write_stall_limit(&self) -> std::time::Duration {
+        self.engine.settings().max_lag
+    }
+
     pub(crate) fn nagle_when_streaming(&self) -> bool {
         !self.engine.settings().tcp_nodelay
     }

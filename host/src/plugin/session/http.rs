@@ -209,6 +209,7 @@ impl BodyChunks {
         };
         let before = st.out_bytes;
         st.out_bytes -= o.data.len();
+        st.written += o.data.len() as u64;
         shrink_after_burst(&mut st.out);
         // Wake the session when this makes room it waits for, or when it
         // waits for the queue to drain before it ends.

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use bytes::{Buf, Bytes};
@@ -51,6 +51,8 @@ pub(crate) use transport::{shrink_after_burst, Io, OwnedHttp};
 /// Above this many queued bytes a write returns `RILL_FULL` and frames stop
 /// flowing to the session's subscribers.
 pub const HIGH_WATER: usize = 1 << 20;
+/// How often a streaming session reads its socket's unacknowledged bytes.
+const OUTQ_EVERY: Duration = Duration::from_millis(500);
 /// Below this, after a `RILL_FULL`/`RILL_ERR_AGAIN`, `on_conn_writable` runs.
 pub const LOW_WATER: usize = 256 << 10;
 /// A write that would queue more than this is refused (`RILL_ERR_AGAIN`).
@@ -105,6 +107,8 @@ pub(crate) struct Out {
 pub(crate) struct SessionState {
     out: VecDeque<Out>,
     out_bytes: usize,
+    /// Bytes the socket took since the start (progress of a stalled peer).
+    written: u64,
     want_writable: bool,
     close: Option<(u32, String)>,
     paused: bool,
@@ -608,6 +612,14 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
     }
     // Whether the session's first burst of media is out.
     let mut streaming = false;
+    // A streaming connection whose peer reads nothing while output waits
+    // is closed after `subscribe.max_lag`: (bytes written so far, since
+    // when that count has not moved with output waiting).
+    let mut progress: (u64, Instant) = (0, Instant::now());
+    let mut send_capped = false;
+    // The socket's unacknowledged bytes and what the peer acknowledged,
+    // as last read.
+    let (mut outq, mut outq_at, mut acked) = (0u64, Instant::now(), 0u64);
     let end: (u32, String) = 'session: loop {
         while let Some(c) = s.next_ctl() {
             if let Some(end) = s.on_ctl(c) {
@@ -622,7 +634,7 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
         // write: one wake-up and one syscall per dispatch round, not per
         // frame.
         s.drain_media(MEDIA_BATCH);
-        let (paused, has_out, take_media) = {
+        let (paused, has_out, take_media, plays) = {
             let st = s.st.lock();
             if let Some(c) = &st.close {
                 break c.clone();
@@ -641,8 +653,51 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
                     }
                 }
             }
-            (st.paused, !st.out.is_empty(), st.takes_media())
+            if !send_capped && st.streaming {
+                // From the first frame on (the first burst included), so
+                // that a peer that stops reading shows here as output that
+                // waits, not as megabytes the kernel holds for it.
+                send_capped = true;
+                let sb = s.inst.host.streaming_send_buffer();
+                if let (Transport::Stream(_, w), true) = (&t, sb > 0) {
+                    let _ = socket2::SockRef::from(w.as_ref()).set_send_buffer_size(sb);
+                }
+            }
+            // Progress is what the peer acknowledged: written to the
+            // socket minus what the kernel still holds for it (read at
+            // most twice a second).
+            let now = Instant::now();
+            if st.streaming && now >= outq_at {
+                outq_at = now + OUTQ_EVERY;
+                outq = match &t {
+                    Transport::Stream(_, w) => crate::net::outq::unacked(w.as_ref()).unwrap_or(0),
+                    _ => 0,
+                };
+                acked = st.written.saturating_sub(outq);
+            }
+            if (st.out.is_empty() && outq == 0) || acked != progress.0 {
+                progress = (acked, now);
+            } else if st.streaming
+                && now.duration_since(progress.1) > s.inst.host.write_stall_limit()
+            {
+                break (
+                    RILL_END_TOO_SLOW,
+                    format!(
+                        "the player took nothing for {:?} ({} bytes waiting)",
+                        s.inst.host.write_stall_limit(),
+                        st.out_bytes
+                    ),
+                );
+            }
+            (
+                st.paused,
+                !st.out.is_empty(),
+                st.takes_media(),
+                st.streaming,
+            )
         };
+        // Wakes the loop to check a stall when nothing else happens.
+        let stall_check = progress.1 + s.inst.host.write_stall_limit() + Duration::from_millis(100);
         tokio::select! {
             biased;
             _ = s.ctl.notify.notified() => {}
@@ -671,6 +726,7 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
                 IoEvent::Changed(Err(end)) => break end,
             },
             m = poll_fn(|cx| s.poll_media(cx)), if take_media => s.on_media(m),
+            _ = tokio::time::sleep_until(stall_check.into()), if plays && (has_out || outq > 0) => {}
         }
     };
     // From here the plugin queues nothing more (and an HTTP body's reader
@@ -700,8 +756,16 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
             });
         }
     }
-    // Flush what the plugin queued (an orderly end), unless the peer broke.
-    if end.0 != RILL_END_ERROR {
+    // A peer that stopped reading gets a reset: what the kernel holds for
+    // it goes now, instead of lingering behind a closed window.
+    if end.0 == RILL_END_TOO_SLOW {
+        if let Transport::Stream(_, w) = &t {
+            let _ = socket2::SockRef::from(w.as_ref()).set_linger(Some(Duration::ZERO));
+        }
+    }
+    // Flush what the plugin queued (an orderly end), unless the peer broke
+    // or stopped reading (it would only hold the end up).
+    if end.0 != RILL_END_ERROR && end.0 != RILL_END_TOO_SLOW {
         let _ = tokio::time::timeout(FLUSH_DEADLINE, flush(&mut t, &s)).await;
     }
     s.end_body();

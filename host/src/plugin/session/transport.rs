@@ -222,6 +222,7 @@ pub(super) async fn write_chan<T>(
     let mut st = s.st.lock();
     if let Some(o) = st.out.pop_front() {
         st.out_bytes -= o.data.len();
+        st.written += o.data.len() as u64;
         shrink_after_burst(&mut st.out);
         drop(st);
         permit.send(map(o));
@@ -289,6 +290,7 @@ pub(super) async fn write_stream<W: AsyncWrite + Unpin>(
             Poll::Ready(Ok(k)) => k,
         };
         st.out_bytes -= wrote;
+        st.written += wrote as u64;
         let mut left = wrote;
         while left > 0 {
             let Some(front) = st.out.front_mut() else {
