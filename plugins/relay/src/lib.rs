@@ -43,7 +43,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rill_abi::sdk::{
-    Conn, ConnId, Error, FrameRef, Host, HttpRequest, Plugin, Result, SubscriberId,
+    ClusterOwner, Conn, ConnId, Error, FrameRef, Host, HttpRequest, Plugin, Result, SubscriberId,
 };
 use rill_abi::*;
 
@@ -69,7 +69,7 @@ pub struct Relay {
     jobs: Mutex<Jobs>,
     /// Instance-level completions: what each token was for.
     pending: Mutex<HashMap<u64, Pending>>,
-    next_token: Mutex<u64>,
+    next_token: std::sync::atomic::AtomicU64,
     store: store::Store,
     /// Bytes pulled and pushed since start, for the metrics.
     bytes_total: [std::sync::atomic::AtomicU64; 2],
@@ -99,13 +99,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Relay {
     fn token(&self, p: Pending) -> u64 {
-        let mut n = lock(&self.next_token);
-        *n += 1;
-        lock(&self.pending).insert(*n, p);
-        *n
+        let n = self
+            .next_token
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        lock(&self.pending).insert(n, p);
+        n
     }
 
-    fn now_us(&self) -> i64 {
+    fn wall_us(&self) -> i64 {
         self.host.wall_us()
     }
 
@@ -129,7 +131,7 @@ impl Relay {
         if kind == Kind::Pull && jobs.pull_of(stream).is_some() {
             return Err(format!("{stream} is already pulled"));
         }
-        let id = jobs.add(kind, origin, url, stream, self.now_us());
+        let id = jobs.add(kind, origin, url, stream, self.wall_us());
         if let Some(j) = jobs.by_id.get_mut(&id) {
             j.stop_on_idle = stop_on_idle;
         }
@@ -159,7 +161,7 @@ impl Relay {
 
     /// Starts the attempts that are due, and stops idle pulls.
     fn tick(&self) {
-        let now = self.now_us();
+        let now = self.wall_us();
         let mut idle = Vec::new();
         let mut due = Vec::new();
         {
@@ -261,7 +263,7 @@ impl Relay {
 
     /// The attempt of job `id` ended with `why`.
     fn failed(&self, id: u64, why: &str) {
-        let now = self.now_us();
+        let now = self.wall_us();
         let mut jobs = lock(&self.jobs);
         let Some(j) = jobs.by_id.get_mut(&id) else {
             return;
@@ -288,7 +290,7 @@ impl Relay {
 
     /// The attempt of job `id` carries media.
     fn went_live(&self, id: u64) {
-        let now = self.now_us();
+        let now = self.wall_us();
         if let Some(j) = lock(&self.jobs).by_id.get_mut(&id) {
             if j.state != jobs::State::Live {
                 rill_log!(
@@ -417,8 +419,6 @@ impl Relay {
     }
 }
 
-use rill_abi::sdk::ClusterOwner;
-
 impl Plugin for Relay {
     type Session = Session;
     const DESCRIPTION: &'static str =
@@ -434,7 +434,7 @@ impl Plugin for Relay {
             cfg,
             jobs: Mutex::new(Jobs::default()),
             pending: Mutex::new(HashMap::new()),
-            next_token: Mutex::new(0),
+            next_token: Default::default(),
             store: store::Store::default(),
             bytes_total: Default::default(),
         };
@@ -692,7 +692,7 @@ impl Plugin for Relay {
         match event {
             RILL_STREAM_WAITING => self.waiting(path),
             RILL_STREAM_IDLE => {
-                let now = self.now_us();
+                let now = self.wall_us();
                 if let Some(j) = lock(&self.jobs).pull_of(path) {
                     if matches!(j.origin, Origin::OnDemand | Origin::Cluster) {
                         j.idle_since_us = Some(now);

@@ -469,6 +469,72 @@ impl SessionShared {
     }
 }
 
+/// Whether a streaming session's peer still takes what it is sent.
+/// Progress is what the peer acknowledged: written to the socket minus
+/// what the kernel still holds for it (`SIOCOUTQ`, read at most every
+/// [`OUTQ_EVERY`]), so data parked in the kernel does not count.
+struct StallWatch {
+    outq: u64,
+    outq_at: Instant,
+    acked: u64,
+    /// The acknowledged count, and since when it has not moved while
+    /// output waits.
+    since: (u64, Instant),
+}
+
+impl StallWatch {
+    fn new() -> StallWatch {
+        let now = Instant::now();
+        StallWatch {
+            outq: 0,
+            outq_at: now,
+            acked: 0,
+            since: (0, now),
+        }
+    }
+
+    /// The end of a session whose peer took nothing for `limit`.
+    fn check(
+        &mut self,
+        st: &SessionState,
+        t: &Transport,
+        limit: Duration,
+    ) -> Option<(u32, String)> {
+        let now = Instant::now();
+        if now >= self.outq_at {
+            self.outq_at = now + OUTQ_EVERY;
+            self.outq = match t {
+                Transport::Stream(_, w) => crate::net::outq::unacked(w.as_ref()).unwrap_or(0),
+                _ => 0,
+            };
+            self.acked = st.written.saturating_sub(self.outq);
+        }
+        if (st.out.is_empty() && self.outq == 0) || self.acked != self.since.0 {
+            self.since = (self.acked, now);
+            return None;
+        }
+        (now.duration_since(self.since.1) > limit).then(|| {
+            (
+                RILL_END_TOO_SLOW,
+                format!(
+                    "the player took nothing for {limit:?} ({} bytes waiting)",
+                    st.out_bytes
+                ),
+            )
+        })
+    }
+
+    /// When to look again if nothing else wakes the session.
+    fn deadline(&self, limit: Duration) -> Instant {
+        self.since.1 + limit + Duration::from_millis(100)
+    }
+
+    /// The kernel holds bytes the peer has not acknowledged.
+    fn waits(&self) -> bool {
+        self.outq > 0
+    }
+}
+
 struct UserPtr(*mut c_void);
 
 // SAFETY: the plugin's opaque pointer, only handed back to the plugin.
@@ -613,13 +679,10 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
     // Whether the session's first burst of media is out.
     let mut streaming = false;
     // A streaming connection whose peer reads nothing while output waits
-    // is closed after `subscribe.max_lag`: (bytes written so far, since
-    // when that count has not moved with output waiting).
-    let mut progress: (u64, Instant) = (0, Instant::now());
+    // is closed after `subscribe.max_lag` (read once per session).
+    let mut stall = StallWatch::new();
+    let stall_limit = s.inst.host.write_stall_limit();
     let mut send_capped = false;
-    // The socket's unacknowledged bytes and what the peer acknowledged,
-    // as last read.
-    let (mut outq, mut outq_at, mut acked) = (0u64, Instant::now(), 0u64);
     let end: (u32, String) = 'session: loop {
         while let Some(c) = s.next_ctl() {
             if let Some(end) = s.on_ctl(c) {
@@ -663,31 +726,10 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
                     let _ = socket2::SockRef::from(w.as_ref()).set_send_buffer_size(sb);
                 }
             }
-            // Progress is what the peer acknowledged: written to the
-            // socket minus what the kernel still holds for it (read at
-            // most twice a second).
-            let now = Instant::now();
-            if st.streaming && now >= outq_at {
-                outq_at = now + OUTQ_EVERY;
-                outq = match &t {
-                    Transport::Stream(_, w) => crate::net::outq::unacked(w.as_ref()).unwrap_or(0),
-                    _ => 0,
-                };
-                acked = st.written.saturating_sub(outq);
-            }
-            if (st.out.is_empty() && outq == 0) || acked != progress.0 {
-                progress = (acked, now);
-            } else if st.streaming
-                && now.duration_since(progress.1) > s.inst.host.write_stall_limit()
-            {
-                break (
-                    RILL_END_TOO_SLOW,
-                    format!(
-                        "the player took nothing for {:?} ({} bytes waiting)",
-                        s.inst.host.write_stall_limit(),
-                        st.out_bytes
-                    ),
-                );
+            if st.streaming {
+                if let Some(end) = stall.check(&st, &t, stall_limit) {
+                    break end;
+                }
             }
             (
                 st.paused,
@@ -697,7 +739,7 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
             )
         };
         // Wakes the loop to check a stall when nothing else happens.
-        let stall_check = progress.1 + s.inst.host.write_stall_limit() + Duration::from_millis(100);
+        let stall_check = stall.deadline(stall_limit);
         tokio::select! {
             biased;
             _ = s.ctl.notify.notified() => {}
@@ -726,7 +768,7 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
                 IoEvent::Changed(Err(end)) => break end,
             },
             m = poll_fn(|cx| s.poll_media(cx)), if take_media => s.on_media(m),
-            _ = tokio::time::sleep_until(stall_check.into()), if plays && (has_out || outq > 0) => {}
+            _ = tokio::time::sleep_until(stall_check.into()), if plays && (has_out || stall.waits()) => {}
         }
     };
     // From here the plugin queues nothing more (and an HTTP body's reader
