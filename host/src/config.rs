@@ -494,6 +494,11 @@ pub struct HttpConfig {
     /// Default 30s.
     #[serde(with = "duration")]
     pub response_timeout: Duration,
+    /// How long a client may take to send a request head, counted from when
+    /// the connection is ready for one: a keep-alive connection idle this
+    /// long is closed too. Guards against slowloris clients. Default 10s.
+    #[serde(with = "duration")]
+    pub header_timeout: Duration,
     /// The token read from `api_token_file` (not a config key).
     #[serde(skip)]
     pub token_from_file: Option<String>,
@@ -672,6 +677,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             max_body: 1 << 20,
             response_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
             token_from_file: None,
             tls: TlsConfig::default(),
         }
@@ -969,6 +975,13 @@ impl Config {
             fail(
                 "http.response_timeout",
                 "must be greater than 0s".to_owned(),
+            );
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&self.http.header_timeout)
+        {
+            fail(
+                "http.header_timeout",
+                "is out of range: expected 1s to 5m".to_owned(),
             );
         }
         if !(1024..=1 << 30).contains(&self.http.max_body) {
@@ -1933,7 +1946,7 @@ plugins:
         assert!(names.contains(&"RILL_DATABASE_URL"));
         assert!(names.contains(&"RILL_CLUSTER_REDIS"));
         assert!(names.contains(&"RILL_CLUSTER_NODE_ID"));
-        assert_eq!(names.len(), 63);
+        assert_eq!(names.len(), 65);
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), keys.len(), "ambiguous environment names");

@@ -79,6 +79,8 @@ fn main() -> ExitCode {
         }
     };
     let set_log_level = init_logging(&config);
+    let nofile = rill::net::fds::raise_limit();
+    tracing::debug!(nofile, "open-file limit");
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

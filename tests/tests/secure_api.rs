@@ -12,16 +12,6 @@ fn is_problem(head: &str, status: u16, got: u16) -> bool {
     got == status && head.contains("content-type: application/problem+json")
 }
 
-/// Resident memory of the server, KiB.
-fn rss_kib(rill: &Rill) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", rill.child.id())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// curl from inside `ns`: (status, body).
 fn curl(ns: &NetNs, args: &[&str]) -> (u16, String) {
     let mut all = vec!["-s", "-m", "10", "-w", "\n%{http_code}"];
@@ -230,7 +220,7 @@ fn validate_never_reads_devices_or_fifos_nor_tells_what_exists() {
         .status()
         .unwrap();
     assert!(made.success());
-    let before = rss_kib(&rill);
+    let before = rill.rss_kib();
     let mut messages = Vec::new();
     for cert in [
         "/dev/zero",
@@ -256,7 +246,7 @@ fn validate_never_reads_devices_or_fifos_nor_tells_what_exists() {
     // The same answer whether the file is a device, a FIFO, missing or
     // a readable file that is no certificate.
     assert!(messages.windows(2).all(|w| w[0] == w[1]), "{messages:#?}");
-    let after = rss_kib(&rill);
+    let after = rill.rss_kib();
     assert!(
         after < before + 20 * 1024,
         "memory grew from {before} to {after} KiB"

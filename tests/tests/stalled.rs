@@ -95,12 +95,16 @@ fn stalled_rtmp_and_http_flv_players_are_closed_and_the_live_one_plays_on() {
             rill.log()
         )
     });
-    let started = Instant::now();
+    // Memory from here on: the stalled players' backlog is bounded, so
+    // it stays flat while they stall and after they go.
+    let rss_start = rill.rss_kib();
+    let mut rss_max = rss_start;
 
     // The stalled ones go, within max_lag and the time their buffers take
     // to fill (a 1 Mbit/s stream, 64 KiB of send buffer, 16 KiB of receive
     // buffer: about a second).
     wait_for(Duration::from_secs(20), || {
+        rss_max = rss_max.max(rill.rss_kib());
         (subscribers(&rill, "live/s")? == 1).then_some(())
     })
     .unwrap_or_else(|| {
@@ -111,7 +115,6 @@ fn stalled_rtmp_and_http_flv_players_are_closed_and_the_live_one_plays_on() {
         )
     });
     let took = stalled_at.elapsed();
-    let _ = started;
     assert!(took < Duration::from_secs(3 + 5), "closed after {took:?}");
     assert!(rill.log().contains("took nothing for"), "{}", rill.log());
     for c in &mut stalled_rtmp {
@@ -128,6 +131,20 @@ fn stalled_rtmp_and_http_flv_players_are_closed_and_the_live_one_plays_on() {
     }
 
     // The live player lost nothing: 14 s of 25 fps video, in order.
+    while !live.is_finished() {
+        rss_max = rss_max.max(rill.rss_kib());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let rss_end = rill.rss_kib();
+    eprintln!(
+        "server RSS: {rss_start} KiB with the players in, at most {rss_max}, {rss_end} at the end"
+    );
+    // Flat: what ten stalled players may hold (max_lag of a 1 Mbit/s
+    // stream each, and their 64 KiB send buffers) is well under 16 MiB.
+    assert!(
+        rss_max <= rss_start + 16 * 1024,
+        "RSS grew from {rss_start} to {rss_max} KiB"
+    );
     let d = live.join().unwrap();
     assert!(
         d.count(0) >= 14 * 25 - 2,

@@ -97,6 +97,7 @@ pub fn session_statuses(data: &[u8]) -> Vec<u16> {
         max_sessions: 2,
         max_tracks: 4,
         session_timeout: 2_000_000,
+        idle_timeout: 2_000_000,
         ..Settings::default()
     };
     let mut s = ServerSession::new(Limits::default(), settings, 0);

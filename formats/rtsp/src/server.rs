@@ -32,7 +32,8 @@
 //! [`Settings::session_timeout`] without a request, an interleaved frame on
 //! their channels, or [`ServerSession::refresh`] (the caller calls it on
 //! RTCP over UDP); a session playing over TCP only does not (players need
-//! not send anything there: the connection's end ends it).
+//! not send anything there: the connection's end ends it). A connection
+//! without sessions times out after [`Settings::idle_timeout`] of silence.
 
 use std::collections::VecDeque;
 
@@ -48,9 +49,12 @@ use crate::transport::{public, Lower, Mode, Range, RtpInfo, SessionHeader, Trans
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// A session without a request or media for this long ends, µs
-    /// (60 s, announced as `timeout=60`). A connection without sessions
-    /// that receives nothing for this long times out too.
+    /// (60 s, announced as `timeout=60`).
     pub session_timeout: u64,
+    /// A connection without sessions that receives nothing for this long
+    /// times out, µs (10 s): a client that connects and sends nothing, or
+    /// stops half-way through a request, is not kept.
+    pub idle_timeout: u64,
     /// Sessions per connection.
     pub max_sessions: usize,
     /// Tracks per session (at most 127: each takes two interleaved
@@ -68,6 +72,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             session_timeout: 60_000_000,
+            idle_timeout: 10_000_000,
             max_sessions: 4,
             max_tracks: 16,
             server: "Rill".into(),
@@ -1175,13 +1180,13 @@ impl ServerSession {
         match sessions {
             Some(d) => Some(d),
             None if !self.sessions.is_empty() => None,
-            None => Some(self.last_input.saturating_add(t)),
+            None => Some(self.last_input.saturating_add(self.settings.idle_timeout)),
         }
     }
 
     /// Tells the time: sessions past their timeout end
     /// ([`Event::SessionEnded`]); a connection without sessions that heard
-    /// nothing for as long fails ([`Event::TimedOut`]).
+    /// nothing for [`Settings::idle_timeout`] fails ([`Event::TimedOut`]).
     pub fn handle_timeout(&mut self, now: u64) {
         if self.phase != Phase::Open || self.pending.is_some() {
             return;
@@ -1206,7 +1211,9 @@ impl ServerSession {
                 i += 1;
             }
         }
-        if self.sessions.is_empty() && now >= self.last_input.saturating_add(t) {
+        if self.sessions.is_empty()
+            && now >= self.last_input.saturating_add(self.settings.idle_timeout)
+        {
             self.phase = Phase::Failed;
             self.inbox.clear();
             self.events.push_back(Event::TimedOut);

@@ -181,6 +181,11 @@ pub struct LimitsConfig {
     pub max_connections_per_ip: usize,
     /// New connections from one IP address per second.
     pub max_new_connections_per_ip_per_s: usize,
+    /// Open connections on one listener (each plugin's TCP listener, HTTP,
+    /// HTTPS). At the cap the listener stops accepting until a connection
+    /// ends; new clients wait in the kernel's backlog. 0 (the default):
+    /// half the process's open-file limit, which also caps any value set.
+    pub max_connections_per_listener: usize,
 }
 
 /// The problems in these sections, as (dotted key, message).

@@ -1,14 +1,17 @@
-//! Connections per client address: how many are open, how many came in
-//! the current second. Checked at accept, on every TCP listener the host
-//! owns (plugin listeners and HTTP), so a flood from one address is turned
-//! away before any protocol work.
+//! Connections per client address (how many are open, how many came in
+//! the current second) and per listener (how many are open). Checked at
+//! accept, on every TCP listener the host owns (plugin listeners and HTTP),
+//! so a flood from one address is turned away before any protocol work, and
+//! a flood from many makes a listener stop accepting (new clients wait in
+//! the kernel's backlog) before it can exhaust the process's descriptors.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use tokio::sync::Notify;
 
 #[derive(Default)]
 struct PerIp {
@@ -33,15 +36,74 @@ pub enum Over {
     Rate,
 }
 
-/// An accepted connection's place in the count; dropping it frees it.
+/// An accepted connection's place in the counts; dropping it frees it.
 pub struct ConnSlot {
+    _ip: Option<IpSlot>,
+    _listener: Option<GateSlot>,
+}
+
+impl ConnSlot {
+    /// `None` when neither count is kept.
+    pub fn new(ip: Option<IpSlot>, listener: Option<GateSlot>) -> Option<ConnSlot> {
+        (ip.is_some() || listener.is_some()).then_some(ConnSlot {
+            _ip: ip,
+            _listener: listener,
+        })
+    }
+}
+
+/// A connection's place in its address's count.
+pub struct IpSlot {
     limiter: Arc<ConnLimiter>,
     ip: IpAddr,
 }
 
-impl Drop for ConnSlot {
+impl Drop for IpSlot {
     fn drop(&mut self) {
         self.limiter.release(self.ip);
+    }
+}
+
+/// One listener's open connections, against `limits.max_connections_per_listener`.
+#[derive(Default)]
+pub struct ListenerGate {
+    open: AtomicUsize,
+    freed: Notify,
+}
+
+/// A connection's place in its listener's count.
+pub struct GateSlot(Arc<ListenerGate>);
+
+impl Drop for GateSlot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.freed.notify_one();
+    }
+}
+
+impl ListenerGate {
+    /// Waits until fewer than `max()` connections are open (0: no cap).
+    /// The cap is read again when a connection ends and every second, so a
+    /// reload that raises it takes effect. Cancel-safe.
+    pub async fn room(&self, max: impl Fn() -> usize) {
+        loop {
+            let freed = self.freed.notified();
+            let m = max();
+            if m == 0 || self.open.load(Ordering::Acquire) < m {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), freed).await;
+        }
+    }
+
+    /// Counts an accepted connection.
+    pub fn enter(self: &Arc<Self>) -> GateSlot {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        GateSlot(self.clone())
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
     }
 }
 
@@ -53,7 +115,7 @@ impl ConnLimiter {
 
     /// Counts a new connection from `ip`, or says which limit it is over.
     /// No limits set: no bookkeeping at all.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Option<ConnSlot>, Over> {
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Option<IpSlot>, Over> {
         let (max_open, max_rate) = (
             self.max_open.load(Ordering::Relaxed),
             self.max_rate.load(Ordering::Relaxed),
@@ -81,7 +143,7 @@ impl ConnLimiter {
         }
         e.open += 1;
         drop(e);
-        Ok(Some(ConnSlot {
+        Ok(Some(IpSlot {
             limiter: self.clone(),
             ip,
         }))

@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use config::{HooksConfig, LimitsConfig};
 use hooks::{HookStats, HookUrl, Notifier};
-pub use limits::{ConnLimiter, ConnSlot};
+pub use limits::{ConnLimiter, ConnSlot, GateSlot, ListenerGate};
 pub use rules::Outcome;
 use rules::Policy;
 
@@ -431,13 +431,33 @@ impl Admission {
             .collect()
     }
 
-    /// A connection from `peer` arrives at a listener of the host.
-    pub fn accept(&self, peer: IpAddr, listener: &str) -> Option<Option<ConnSlot>> {
+    /// Waits until `gate`'s listener may accept another connection
+    /// (`limits.max_connections_per_listener`).
+    pub async fn listener_room(&self, gate: &ListenerGate) {
+        gate.room(|| {
+            let share = crate::net::fds::listener_share();
+            match self.limits.load().max_connections_per_listener {
+                0 => share,
+                n => n.min(share),
+            }
+        })
+        .await
+    }
+
+    /// A connection from `peer` arrives at a listener of the host (`gate`
+    /// counts that listener's connections; `None` for sessions that no
+    /// listener accepted).
+    pub fn accept(
+        &self,
+        peer: IpAddr,
+        listener: &str,
+        gate: Option<GateSlot>,
+    ) -> Option<Option<ConnSlot>> {
         if self.conns.tracked() > LOG_MEMORY {
             self.conns.sweep();
         }
         match self.conns.admit(peer, Instant::now()) {
-            Ok(slot) => Some(slot),
+            Ok(slot) => Some(ConnSlot::new(slot, gate)),
             Err(over) => {
                 let reason = match over {
                     limits::Over::Open => "max_connections_per_ip",

@@ -10,20 +10,19 @@ mod plain;
 mod prepare;
 mod process;
 pub mod recordings;
+mod serve;
 mod session;
 pub mod tls;
 
 use std::net::SocketAddr;
 
 use axum::body::{Body, Bytes};
-use axum::extract::connect_info::Connected;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use rill_abi::{RILL_HTTP_BODY_CLOSE, RILL_HTTP_BODY_FIXED};
 use serde_json::json;
@@ -153,15 +152,16 @@ pub async fn serve(
         }
     });
     tracing::info!(addr = %listen, "HTTP listening");
-    let plain = axum::serve(
+    let plain = serve::serve(
         plain::PlainListener::new(
             listener,
             plain::Triage(state.clone()),
             state.plugins.admission(),
         ),
-        router(state.clone()).into_make_service_with_connect_info::<Peer>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned());
+        router(state.clone()),
+        state.clone(),
+        stop.clone(),
+    );
     let secure = tls_listener.map(|(listener, addr)| {
         tracing::info!(addr = %addr, "HTTPS listening");
         // Plugins see the address the connection came to.
@@ -170,23 +170,12 @@ pub async fn serve(
             secure: true,
             ..state
         };
-        axum::serve(
-            listener,
-            router(state).into_make_service_with_connect_info::<Peer>(),
-        )
-        .with_graceful_shutdown(stop.cancelled_owned())
+        serve::serve(listener, router(state.clone()), state, stop)
     });
     Ok(tokio::spawn(async move {
         let secure = async {
             if let Some(s) = secure {
-                if let Err(e) = s.await {
-                    tracing::error!("HTTPS server: {e}");
-                }
-            }
-        };
-        let plain = async {
-            if let Err(e) = plain.await {
-                tracing::error!("HTTP server: {e}");
+                s.await
             }
         };
         tokio::join!(plain, secure);
@@ -196,18 +185,6 @@ pub async fn serve(
 /// The client's address, for plugins (`conn_peer_addr`), over HTTP or HTTPS.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, plain::PlainListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, plain::PlainListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, tls::TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, tls::TlsListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
 
 /// RFC 7807 problem+json.
 pub fn problem(status: StatusCode, detail: &str) -> Response {

@@ -9,7 +9,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
@@ -23,8 +22,6 @@ use crate::plugin::PluginRequest;
 /// Largest request head read here (hyper allows more, but a streaming GET
 /// never needs it; a larger head goes to hyper, which answers it).
 const MAX_HEAD: usize = 16 << 10;
-/// How long a client may take to send its request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most headers parsed.
 const MAX_HEADERS: usize = 64;
 
@@ -105,7 +102,8 @@ async fn triage(
     mut slot: Option<ConnSlot>,
 ) -> Option<Counted<Rewind>> {
     let mut buf = BytesMut::with_capacity(1024);
-    let complete = tokio::time::timeout(HEAD_TIMEOUT, async {
+    let head_timeout = state.config.lock().http.header_timeout;
+    let complete = tokio::time::timeout(head_timeout, async {
         loop {
             if find_head_end(&buf).is_some() || buf.len() >= MAX_HEAD {
                 return Ok(true);

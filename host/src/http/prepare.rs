@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use crate::admission::{Admission, ConnSlot};
+use crate::admission::{Admission, ConnSlot, ListenerGate};
 
 /// What to do with each accepted connection before the HTTP server gets it.
 pub trait Prepare: Send + 'static {
@@ -76,6 +76,7 @@ pub struct Preparing<P: Prepare> {
     tcp: TcpListener,
     prep: P,
     admission: Arc<Admission>,
+    gate: Arc<ListenerGate>,
     pending: JoinSet<Option<(Counted<P::Io>, SocketAddr)>>,
 }
 
@@ -85,6 +86,7 @@ impl<P: Prepare> Preparing<P> {
             tcp,
             prep,
             admission,
+            gate: Arc::default(),
             pending: JoinSet::new(),
         }
     }
@@ -96,20 +98,33 @@ impl<P: Prepare> Listener for Preparing<P> {
 
     // Cancel-safe (axum drops it on shutdown): both branches are.
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let Preparing {
+            tcp,
+            prep,
+            admission,
+            gate,
+            pending,
+        } = self;
         loop {
             tokio::select! {
-                r = self.tcp.accept() => match r {
+                // At the cap (`limits.max_connections_per_listener`): accept
+                // nothing until a connection ends.
+                r = async {
+                    admission.listener_room(gate).await;
+                    TcpListener::accept(tcp).await
+                } => match r {
                     Ok((tcp, peer)) => {
                         // Over a per-address limit: closed at once.
-                        let Some(slot) = self.admission.accept(peer.ip(), "http") else {
+                        let Some(slot) = admission.accept(peer.ip(), "http", Some(gate.enter()))
+                        else {
                             continue;
                         };
-                        let ready = self.prep.prepare(tcp, peer, slot);
-                        self.pending.spawn(async move { ready.await.map(|io| (io, peer)) });
+                        let ready = prep.prepare(tcp, peer, slot);
+                        pending.spawn(async move { ready.await.map(|io| (io, peer)) });
                     }
                     Err(e) => accept_error(e).await,
                 },
-                Some(done) = self.pending.join_next(), if !self.pending.is_empty() => {
+                Some(done) = pending.join_next(), if !pending.is_empty() => {
                     if let Ok(Some(conn)) = done {
                         return conn;
                     }

@@ -861,7 +861,7 @@ unsafe extern "C" fn session_open_peer(
             return RILL_ERR_INVALID;
         };
         // The per-address limits, as at a listener's accept.
-        let Some(slot) = i.host.admission.accept(addr.ip(), &i.name) else {
+        let Some(slot) = i.host.admission.accept(addr.ip(), &i.name, None) else {
             return RILL_ERR_BUSY;
         };
         let id = session::spawn(

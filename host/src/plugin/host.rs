@@ -189,7 +189,16 @@ async fn accept_loop(
             return;
         }
     };
+    let gate = std::sync::Arc::new(crate::admission::ListenerGate::default());
     loop {
+        // At the cap: accept nothing until a connection ends.
+        let admission = entry
+            .upgrade()
+            .and_then(|e| e.target.load_full())
+            .map(|t| t.inst.host.admission.clone());
+        if let Some(admission) = admission {
+            admission.listener_room(&gate).await;
+        }
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -207,7 +216,12 @@ async fn accept_loop(
             continue;
         }
         // Over a per-address limit: closed before any protocol work.
-        let Some(slot) = t.inst.host.admission.accept(peer.ip(), &t.inst.name) else {
+        let Some(slot) = t
+            .inst
+            .host
+            .admission
+            .accept(peer.ip(), &t.inst.name, Some(gate.enter()))
+        else {
             continue;
         };
         let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();

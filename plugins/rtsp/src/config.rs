@@ -5,6 +5,7 @@
 //!   rtsp:
 //!     listen: 0.0.0.0:8554     # 554 works under the service's CAP_NET_BIND_SERVICE
 //!     session_timeout: 60s     # a session without requests or media this long ends
+//!     idle_timeout: 10s        # a connection without sessions silent this long is closed
 //!     rtp_ports: 8000-8999     # UDP port pairs (RTP even, RTCP odd) for SETUP over UDP
 //! ```
 
@@ -16,6 +17,7 @@ use rill_abi::sdk::config::{duration, flat_pairs, ConfigError};
 pub struct Config {
     pub listen: String,
     pub session_timeout: Duration,
+    pub idle_timeout: Duration,
     /// First and last port of the UDP range (first even).
     pub rtp_ports: (u16, u16),
 }
@@ -25,12 +27,13 @@ impl Default for Config {
         Config {
             listen: "0.0.0.0:8554".into(),
             session_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(10),
             rtp_ports: (8000, 8999),
         }
     }
 }
 
-const KEYS: &[&str] = &["listen", "session_timeout", "rtp_ports"];
+const KEYS: &[&str] = &["listen", "session_timeout", "idle_timeout", "rtp_ports"];
 
 impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -43,6 +46,7 @@ impl Config {
             match key {
                 "listen" => c.listen = value.to_owned(),
                 "session_timeout" => c.session_timeout = duration(value).map_err(m)?,
+                "idle_timeout" => c.idle_timeout = duration(value).map_err(m)?,
                 "rtp_ports" => {
                     c.rtp_ports = port_range(value).ok_or_else(|| {
                         m(format!("{value:?}: expected an even first port and a range of at least two ports, e.g. 8000-8999"))
@@ -55,6 +59,12 @@ impl Config {
             return Err(ConfigError {
                 key: "session_timeout".into(),
                 message: "expected 5s to 1h".into(),
+            });
+        }
+        if !(1..=3600).contains(&c.idle_timeout.as_secs()) {
+            return Err(ConfigError {
+                key: "idle_timeout".into(),
+                message: "expected 1s to 1h".into(),
             });
         }
         Ok(c)

@@ -796,6 +796,7 @@ impl Plugin for Rtsp {
     fn on_conn_open(&self, conn: &Conn, _listener: u32) -> Result<Session> {
         let settings = Settings {
             session_timeout: self.cfg.session_timeout.as_micros() as u64,
+            idle_timeout: self.cfg.idle_timeout.as_micros() as u64,
             ..Settings::default()
         };
         let timer = conn.timer_start(Duration::from_millis(500), true, TICK)?;
