@@ -160,3 +160,141 @@ fn panics_in_many_sessions_leave_the_plugin_serving() {
     .unwrap_or_else(|| panic!("{:?}", plugin_state(&rill, "testkit")));
     assert_eq!(state["state"], "running");
 }
+
+/// Whether the server closed `s` within `timeout` (EOF or reset).
+fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut buf = [0u8; 64];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The library's bytes and a marker, renamed over the installed one: a new
+/// build for the loader (another hash), the same code.
+fn install_new_build(rill: &Rill, marker: &str) {
+    let mut bytes = std::fs::read(testkit()).unwrap();
+    bytes.extend_from_slice(marker.as_bytes());
+    let dir = rill.plugins_dir();
+    let tmp = dir.join(".testkit.tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(testkit().file_name().unwrap())).unwrap();
+}
+
+/// Issue 20's fault plugin: `testkit` with `panic_in: <callback>` panics in
+/// that callback every time. For each callback in turn, the host logs the
+/// panic as an error naming the plugin, ends at most the session concerned,
+/// and goes on serving: its API answers, and the plugin too where the
+/// callback allows it.
+#[test]
+fn a_panic_in_any_callback_is_contained() {
+    let cases = [
+        "create",
+        "on_conn_open",
+        "on_data",
+        "on_close",
+        "on_timer",
+        "on_http_request",
+        "on_udp_packet",
+        "drain",
+        "destroy",
+    ];
+    for case in cases {
+        let (port, udp) = (free_port(), free_port());
+        let rill = Rill::start(
+            &format!(
+                "plugins:\n  testkit:\n    listen: 127.0.0.1:{port}\n    udp: 127.0.0.1:{udp}\n    \
+                 http: true\n    panic_in: {case}\n"
+            ),
+            &[testkit()],
+        );
+        if case != "create" {
+            assert!(
+                wait_port(port, Duration::from_secs(10)),
+                "{case}: testkit not listening:\n{}",
+                rill.log()
+            );
+        }
+        // Make the callback run; what the client sees.
+        match case {
+            "create" => {}
+            "on_conn_open" | "on_timer" => {
+                let mut s = connect(port);
+                assert!(
+                    closed_within(&mut s, Duration::from_secs(3)),
+                    "{case}: the session was not ended"
+                );
+            }
+            "on_data" => {
+                let mut s = connect(port);
+                s.write_all(b"hello\n").unwrap();
+                assert!(
+                    closed_within(&mut s, Duration::from_secs(3)),
+                    "{case}: the session was not ended"
+                );
+            }
+            "on_close" => {
+                let mut s = connect(port);
+                assert_echo(&mut s, b"hello\n", &rill);
+                drop(s);
+            }
+            "on_http_request" => {
+                let (status, _) = http_get(rill.http_port, "/testkit/later");
+                assert!(status >= 500 || status == 0, "{case}: answered {status}");
+            }
+            "on_udp_packet" => {
+                let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                sock.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                sock.send_to(b"ping", ("127.0.0.1", udp)).unwrap();
+                let mut buf = [0u8; 64];
+                assert!(sock.recv(&mut buf).is_err(), "{case}: answered");
+            }
+            "drain" | "destroy" => {
+                install_new_build(&rill, case);
+                wait_for(Duration::from_secs(10), || {
+                    plugin_state(&rill, "testkit").filter(|s| s["generation"] == 2)
+                })
+                .unwrap_or_else(|| panic!("{case}: no second generation:\n{}", rill.log()));
+            }
+            _ => unreachable!(),
+        }
+        let message = format!("testkit panics in {case}");
+        wait_for(Duration::from_secs(5), || {
+            rill.log()
+                .lines()
+                .find(|l| l.contains("ERROR") && l.contains("testkit") && l.contains(&message))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("{case}: no error line about the panic:\n{}", rill.log()));
+        // The server goes on.
+        let (status, _) = http_get(rill.http_port, "/api/v1/server");
+        assert_eq!(status, 200, "{case}: the API after the panic");
+        let state = plugin_state(&rill, "testkit").unwrap();
+        match case {
+            // A plugin that cannot be created is reported, not run.
+            "create" => {
+                assert_eq!(state["state"], "failed", "{state}");
+                assert!(
+                    state["last_error"].as_str().unwrap_or("").contains("panic"),
+                    "{state}"
+                );
+            }
+            // Every connection ends there; the plugin stays loaded.
+            "on_conn_open" | "on_timer" | "on_data" => {
+                assert_eq!(state["state"], "running", "{state}")
+            }
+            // The plugin serves new connections.
+            _ => {
+                assert_eq!(state["state"], "running", "{case}: {state}");
+                let mut s = connect(port);
+                assert_echo(&mut s, b"still serving\n", &rill);
+            }
+        }
+    }
+}

@@ -440,6 +440,8 @@ async fn server(State(s): State<AppState>) -> Json<serde_json::Value> {
         "cpu_seconds": process::cpu_seconds(),
         "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "memory_bytes": process::rss_bytes(),
+        "tasks": tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+        "plugin_instances": crate::plugin::instance_counts(),
     }))
 }
 

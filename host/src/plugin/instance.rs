@@ -205,6 +205,7 @@ impl Instance {
                 None => format!("create failed: {}", rill_status_name(status)),
             });
         }
+        INSTANCES.created.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -302,6 +303,7 @@ impl Instance {
         for (_, f) in files {
             f.submit(crate::storage::Op::Close { token: 0 });
         }
+        INSTANCES.destroyed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(plugin = %self.name, generation = self.generation, "plugin instance destroyed");
     }
 
@@ -442,6 +444,30 @@ pub(crate) fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     out.into()
+}
+
+/// Plugin instances over the process's life: a generation that was
+/// destroyed but never freed (a reference kept somewhere), or one with no
+/// sessions that was never destroyed, shows as a difference here.
+pub struct InstanceCounts {
+    pub created: AtomicU64,
+    pub destroyed: AtomicU64,
+    pub freed: AtomicU64,
+}
+
+pub static INSTANCES: InstanceCounts = InstanceCounts {
+    created: AtomicU64::new(0),
+    destroyed: AtomicU64::new(0),
+    freed: AtomicU64::new(0),
+};
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // Counted as created only when create succeeded.
+        if *self.created.get_mut() == 1 {
+            INSTANCES.freed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 #[cfg(test)]

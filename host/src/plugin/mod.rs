@@ -22,6 +22,25 @@ pub use manager::{DrainingGeneration, PluginInfo, PluginManager, ReloadOutcome, 
 pub use session::{HttpReply as PluginReply, HttpRequest as PluginRequest};
 pub use udp::UdpStats;
 
+/// Plugin instances created, destroyed (the plugin's `destroy` called) and
+/// freed so far, and how many are alive (created, not destroyed): once
+/// reloads have drained, alive is one per loaded plugin.
+pub fn instance_counts() -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &instance::INSTANCES;
+    let (created, destroyed, freed) = (
+        c.created.load(Relaxed),
+        c.destroyed.load(Relaxed),
+        c.freed.load(Relaxed),
+    );
+    serde_json::json!({
+        "created": created,
+        "destroyed": destroyed,
+        "freed": freed,
+        "alive": created.saturating_sub(destroyed),
+    })
+}
+
 /// For `host/benches/abi.rs` only; not an API. A plugin instance created by
 /// the real host and one of its sessions opened over a real TCP connection,
 /// so that the bench can call the plugin's `on_frame` exactly as a session

@@ -38,7 +38,7 @@ use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::library::{hash_bytes, DYLIB_EXTENSION};
+use super::library::{hex_digest, DYLIB_EXTENSION};
 
 /// A change to a plugin file in the watched directory. Paths are
 /// `dir.join(file_name)` with `dir` as given to [`PluginWatcher::start`]
@@ -290,9 +290,30 @@ pub fn scan(dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// Lower-case hex SHA-256 of a file's content: the same value as
 /// `LoadedLibrary::hash` for the same bytes.
 pub fn file_hash(path: &Path) -> io::Result<String> {
-    let bytes = crate::config::read_named_file(path, super::library::MAX_PLUGIN_FILE_SIZE)
-        .map_err(io::Error::other)?;
-    Ok(hash_bytes(&bytes))
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    // Read in pieces: the watcher hashes every changed library, and a
+    // whole-file buffer of megabytes would stay in the allocator's arena.
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > super::library::MAX_PLUGIN_FILE_SIZE {
+            return Err(io::Error::other(format!(
+                "{}: more than the {} bytes a plugin may have",
+                path.display(),
+                super::library::MAX_PLUGIN_FILE_SIZE
+            )));
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex_digest(&hasher.finalize()))
 }
 
 /// What the settle thread hears from notify.
@@ -563,6 +584,7 @@ mod tests {
 
     #[test]
     fn file_hash_matches_hash_bytes() {
+        use super::super::library::hash_bytes;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         let mut f = fs::File::create(&p).unwrap();

@@ -30,6 +30,11 @@
 //! - `record: true`: on each `RILL_STREAM_PUBLISHED`, a session without a
 //!   socket (`session_open`) subscribes to the stream, counts its frames,
 //!   and logs `recorded <path>: <n> frames, last dts <d>` when it ends.
+//! - `panic_in: <callback>`: that callback panics every time (`create`,
+//!   `drain`, `destroy`, `on_conn_open`, `on_data`, `on_close`, `on_timer`
+//!   (a timer each connection starts at open), `on_http_request`,
+//!   `on_udp_packet`), with the message `testkit panics in <callback>`.
+//!   `tests/tests/plugin_panic.rs` goes through them all.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -53,6 +58,8 @@ const ROUTE_NEVER: u32 = 2;
 const ROUTE_ECHO: u32 = 3;
 /// The session timer that answers `/testkit/later`.
 const TIMER_LATER: u64 = 1;
+/// The timer each connection starts with `panic_in: on_timer`.
+const TIMER_PANIC: u64 = 2;
 
 /// The instance.
 pub struct Testkit {
@@ -63,6 +70,23 @@ pub struct Testkit {
     answered: AtomicU64,
     /// Record every published stream (`record: true`).
     record: bool,
+    /// The callback that panics (`panic_in`).
+    panic_in: Option<String>,
+}
+
+impl Testkit {
+    /// Panics when `callback` is the one configured to.
+    fn maybe_panic(&self, callback: &str) {
+        if self.panic_in.as_deref() == Some(callback) {
+            panic!("testkit panics in {callback}");
+        }
+    }
+}
+
+impl Drop for Testkit {
+    fn drop(&mut self) {
+        self.maybe_panic("destroy");
+    }
 }
 
 /// One connection.
@@ -130,6 +154,10 @@ impl Plugin for Testkit {
 
     fn create(host: &Host) -> Result<Self> {
         let config = host.config();
+        let panic_in = config_value(&config, "panic_in").map(str::to_owned);
+        if panic_in.as_deref() == Some("create") {
+            panic!("testkit panics in create");
+        }
         let Some(addr) = config_value(&config, "listen").filter(|a| !a.is_empty()) else {
             rill_log!(
                 host,
@@ -166,10 +194,12 @@ impl Plugin for Testkit {
             id,
             answered: AtomicU64::new(0),
             record: config_value(&config, "record") == Some("true"),
+            panic_in,
         })
     }
 
     fn drain(&self) {
+        self.maybe_panic("drain");
         rill_log!(
             self.host,
             Info,
@@ -180,6 +210,7 @@ impl Plugin for Testkit {
     }
 
     fn on_udp_packet(&self, socket_id: u32, from: std::net::SocketAddr, data: &[u8]) -> Result<()> {
+        self.maybe_panic("on_udp_packet");
         let mut reply = format!("{}:", self.id).into_bytes();
         reply.extend_from_slice(data);
         self.answered.fetch_add(1, Ordering::Relaxed);
@@ -212,6 +243,7 @@ impl Plugin for Testkit {
         route_id: u32,
         req: &HttpRequest<'_>,
     ) -> Result<Session> {
+        self.maybe_panic("on_http_request");
         match (route_id, req.method()) {
             (ROUTE_LATER, _) => {
                 conn.timer_start(Duration::from_secs(2), false, TIMER_LATER)?;
@@ -237,6 +269,7 @@ impl Plugin for Testkit {
     }
 
     fn on_timer(&self, session: Option<(&mut Session, &Conn)>, timer_id: u64) -> Result<()> {
+        self.maybe_panic("on_timer");
         if let (Some((_, conn)), TIMER_LATER) = (session, timer_id) {
             conn.http_respond(200, &[("content-type", "text/plain")], Body::Fixed(5))?;
             conn.write(b"later")?;
@@ -286,7 +319,11 @@ impl Plugin for Testkit {
         conn.close(rill_abi::RILL_END_NORMAL)
     }
 
-    fn on_conn_open(&self, _conn: &Conn, _listener_id: u32) -> Result<Session> {
+    fn on_conn_open(&self, conn: &Conn, _listener_id: u32) -> Result<Session> {
+        self.maybe_panic("on_conn_open");
+        if self.panic_in.as_deref() == Some("on_timer") {
+            conn.timer_start(Duration::from_millis(100), false, TIMER_PANIC)?;
+        }
         Ok(Session {
             line: Some(Vec::new()),
             ..Session::default()
@@ -299,6 +336,7 @@ impl Plugin for Testkit {
             rill_log!(self.host, Info, "tls reply: {}", text.trim_end());
             return conn.close(rill_abi::RILL_END_NORMAL);
         }
+        self.maybe_panic("on_data");
         let (panic, udp) = s.scan_lines(data);
         if panic {
             panic!("testkit asked to panic by {}", conn.peer_addr());
@@ -314,6 +352,7 @@ impl Plugin for Testkit {
     }
 
     fn on_close(&self, s: Session, conn: &Conn, _reason: u32, why: &str) {
+        self.maybe_panic("on_close");
         if s.tls_probe {
             rill_log!(self.host, Info, "tls connect ended: {why}");
         }

@@ -14,6 +14,8 @@
 //!     --file stream.flv --publish rtsp://127.0.0.1:8554/live/test
 //! rill-loadgen run --play 'rtsp://127.0.0.1:8554/live/test?transport=udp' ...
 //! rill-loadgen null --listen 127.0.0.1:19400 --file stream.flv
+//! rill-loadgen soak --server-pid 1234 --http 127.0.0.1:8080 --rtmp 127.0.0.1:1935 \
+//!     --file stream.flv --minutes 10 --json soak.json --svg soak.svg
 //! rill-loadgen report target/bench/runs/*.json --out-dir target/bench
 //! ```
 
@@ -32,6 +34,7 @@ mod report;
 mod rtmp;
 mod rtsp;
 mod sei;
+mod soak;
 mod srt;
 mod stats;
 mod udp;
@@ -98,6 +101,10 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:19500")]
         listen: String,
     },
+    /// A bounded churn run against a running server: streams re-published,
+    /// players joining and leaving over every protocol, plugin reloads;
+    /// fails when the server grows after the warm-up (scripts/soak).
+    Soak(soak::SoakArgs),
     /// Table, ratios and chart from the JSON files of `run`.
     Report {
         /// JSON files written by `run --json`.
@@ -397,6 +404,25 @@ impl PlayUrl {
         })
     }
 
+    /// Plays until `end` (or an error), into `p` and `shared`; `rb`: read
+    /// buffer bytes.
+    async fn play(
+        &self,
+        p: &mut Player,
+        shared: &Shared,
+        end: Instant,
+        rb: usize,
+    ) -> Result<(), String> {
+        match self {
+            PlayUrl::Rtmp(u) => rtmp::play(u.clone(), p, shared, end).await,
+            PlayUrl::Http(u) => httpflv::play(u.clone(), p, shared, end, rb).await,
+            PlayUrl::Hls(u, classic) => hls::play(u.clone(), *classic, p, shared, end, rb).await,
+            PlayUrl::Fmp4(u) => fmp4::play(u.clone(), p, shared, end, rb).await,
+            PlayUrl::Srt(u) => srt::play(u.clone(), p, shared, end).await,
+            PlayUrl::Rtsp(u) => rtsp::play(u.clone(), p, shared, end, rb).await,
+        }
+    }
+
     /// The URL of stream `i` of `m` (itself when m == 1).
     fn nth(&self, i: usize, m: usize) -> PlayUrl {
         if m <= 1 {
@@ -443,6 +469,7 @@ fn main() {
             seconds,
         } => udp::load(&target, sockets, window, size, seconds),
         Cmd::UdpEcho { listen } => udp::echo_server(&listen),
+        Cmd::Soak(a) => soak::run(a),
     };
     if let Err(e) = r {
         eprintln!("rill-loadgen: {e}");
@@ -544,16 +571,7 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
             if per_player {
                 p.own_lat = Some(Vec::new());
             }
-            let r = match &*url {
-                PlayUrl::Rtmp(u) => rtmp::play(u.clone(), &mut p, &shared, end).await,
-                PlayUrl::Http(u) => httpflv::play(u.clone(), &mut p, &shared, end, rb).await,
-                PlayUrl::Hls(u, classic) => {
-                    hls::play(u.clone(), *classic, &mut p, &shared, end, rb).await
-                }
-                PlayUrl::Fmp4(u) => fmp4::play(u.clone(), &mut p, &shared, end, rb).await,
-                PlayUrl::Srt(u) => srt::play(u.clone(), &mut p, &shared, end).await,
-                PlayUrl::Rtsp(u) => rtsp::play(u.clone(), &mut p, &shared, end, rb).await,
-            };
+            let r = url.play(&mut p, &shared, end, rb).await;
             if let Err(e) = r {
                 p.error = Some(e);
             }
