@@ -119,6 +119,15 @@ async fn triage(
         // The client left, broke, or sent nothing whole in time.
         _ => return None,
     }
+    if streaming_websocket(&buf, &state) {
+        // A player over WebSocket: its send buffer capped as a streaming
+        // session caps its own (subscribe.send_buffer), so a frozen player
+        // cannot park megabytes in the kernel out of the stall rule's sight.
+        let sb = state.engine.settings().send_buffer;
+        if sb > 0 {
+            let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(sb);
+        }
+    }
     if let Some(req) = streaming_request(&buf, &state) {
         let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
         match state
@@ -142,6 +151,24 @@ async fn triage(
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Whether the head asks for a WebSocket on a plugin's streaming route
+/// (WS-FLV, WS-fMP4).
+fn streaming_websocket(head: &[u8], state: &AppState) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let Ok(httparse::Status::Complete(_)) = req.parse(head) else {
+        return false;
+    };
+    let upgrade = req.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("upgrade") && h.value.eq_ignore_ascii_case(b"websocket")
+    });
+    let path = req.path.unwrap_or("/").split('?').next().unwrap_or("/");
+    upgrade
+        && req.method == Some("GET")
+        && !path.starts_with("/api/")
+        && state.plugins.streams("GET", path)
 }
 
 /// The request, when the head is a `GET` without body or upgrade on a

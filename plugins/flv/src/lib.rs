@@ -201,7 +201,13 @@ impl Plugin for Flv {
             )?;
             conn.write(msg.as_bytes())?;
         }
-        conn.close(RILL_END_NORMAL)
+        // A player dropped as too slow is ended as such: the host then
+        // neither waits to flush to it nor to close its WebSocket.
+        conn.close(if reason == RILL_END_TOO_SLOW {
+            RILL_END_TOO_SLOW
+        } else {
+            RILL_END_NORMAL
+        })
     }
 }
 

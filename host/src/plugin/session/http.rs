@@ -80,6 +80,12 @@ impl SessionShared {
             // From here each write is one chunk (`queue` frames it).
             if let HttpAnswer::Respond { body, .. } = &a {
                 st.chunked = *body == RILL_HTTP_BODY_CHUNKED;
+                // An open-ended body on a streaming route is a player (a
+                // shared muxer's output, say, not frames of its own): the
+                // send buffer cap and the stall rule apply to it.
+                if *body == RILL_HTTP_BODY_CHUNKED || *body == RILL_HTTP_BODY_CLOSE {
+                    st.streaming = true;
+                }
             }
         }
         st.http_answered = true;

@@ -798,11 +798,18 @@ async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
             });
         }
     }
+    tracing::debug!(plugin = %s.inst.name, session = s.id, reason = end.0, "session ended: {}", end.1);
     // A peer that stopped reading gets a reset: what the kernel holds for
     // it goes now, instead of lingering behind a closed window.
     if end.0 == RILL_END_TOO_SLOW {
-        if let Transport::Stream(_, w) = &t {
-            let _ = socket2::SockRef::from(w.as_ref()).set_linger(Some(Duration::ZERO));
+        match &t {
+            Transport::Stream(_, w) => {
+                let _ = socket2::SockRef::from(w.as_ref()).set_linger(Some(Duration::ZERO));
+            }
+            // Its writer would wait for ever to send a Close: dropped, the
+            // connection closes.
+            Transport::Ws(_, _, writer) => writer.abort(),
+            _ => {}
         }
     }
     // Flush what the plugin queued (an orderly end), unless the peer broke

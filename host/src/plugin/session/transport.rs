@@ -55,7 +55,14 @@ pub(super) enum Transport {
     Body,
     /// Upgrade accepted, waiting for the socket.
     WsPending(oneshot::Receiver<WebSocket>),
-    Ws(SplitStream<WebSocket>, mpsc::Sender<Message>),
+    /// A WebSocket: its input, the queue to its writer task, and that
+    /// task (aborted when the peer stopped reading: its close would wait
+    /// for ever).
+    Ws(
+        SplitStream<WebSocket>,
+        mpsc::Sender<Message>,
+        tokio::task::AbortHandle,
+    ),
 }
 
 pub(super) enum IoEvent {
@@ -103,7 +110,7 @@ pub(super) async fn io_step(
         // its progress and the client's going away wake the session's
         // control inbox.
         Transport::Body => std::future::pending().await,
-        Transport::Ws(stream, tx) => tokio::select! {
+        Transport::Ws(stream, tx, _) => tokio::select! {
             res = write_chan(tx, s, ws_message), if can_write => IoEvent::Wrote(res),
             m = next_ws(stream), if can_read => IoEvent::Read(m),
             _ = tx.closed() => IoEvent::Changed(Err(gone())),
@@ -112,15 +119,15 @@ pub(super) async fn io_step(
             Ok(ws) => {
                 let (mut sink, stream) = ws.split();
                 let (tx, mut out) = mpsc::channel::<Message>(16);
-                tokio::spawn(async move {
+                let writer = tokio::spawn(async move {
                     while let Some(m) = out.recv().await {
                         if sink.send(m).await.is_err() {
                             return;
                         }
                     }
-                    let _ = sink.close().await;
+                    let _ = tokio::time::timeout(super::FLUSH_DEADLINE, sink.close()).await;
                 });
-                IoEvent::Changed(Ok(Transport::Ws(stream, tx)))
+                IoEvent::Changed(Ok(Transport::Ws(stream, tx, writer.abort_handle())))
             }
             Err(_) => IoEvent::Changed(Err((RILL_END_PEER, "WebSocket upgrade failed".into()))),
         },
@@ -169,7 +176,7 @@ pub(super) async fn flush(t: &mut Transport, s: &SessionShared) -> std::io::Resu
                 }
                 s.ctl.notify.notified().await;
             }
-            Transport::Ws(_, tx) => write_chan(tx, s, ws_message).await?,
+            Transport::Ws(_, tx, _) => write_chan(tx, s, ws_message).await?,
             _ => break,
         }
     }
