@@ -433,7 +433,7 @@ static inline const char *rill_status_str(int32_t status) {
 // caught at the boundary and logged.
 #define RILL_ERR_PANIC -9
 
-// Refused by policy: authentication, access rules, a draining instance.
+// Refused by policy: authentication, access rules.
 #define RILL_ERR_DENIED -10
 
 // An operating-system I/O error (bind, connect, read, write).
@@ -857,7 +857,7 @@ typedef struct RillHostApi {
     // checks run here on `query` and the session (see `admit`).
     // `RILL_ERR_BUSY`: someone already publishes it and the host's
     // kick-existing policy is off, or the stream limit is reached.
-    // `RILL_ERR_DENIED`: refused by policy or the instance is draining.
+    // `RILL_ERR_DENIED`: refused by policy.
     // `RILL_ERR_UNAUTHORIZED` (1.2 hosts): no or wrong credentials.
     // `RILL_ERR_INVALID`: bad path, NULL `conn`.
     int32_t (*publish_open)(struct RillHost *host,
@@ -891,7 +891,7 @@ typedef struct RillHostApi {
     // Unless `admit` granted the session this path, the host's admission
     // checks run here on `query` and the session (see `admit`).
     // `RILL_ERR_NOT_FOUND`: not published and no waiting asked for.
-    // `RILL_ERR_DENIED`: refused by policy or the instance is draining.
+    // `RILL_ERR_DENIED`: refused by policy.
     // `RILL_ERR_UNAUTHORIZED` (1.2 hosts): no or wrong credentials.
     // `RILL_ERR_BUSY`: a player limit is reached.
     int32_t (*subscribe_open)(struct RillHost *host,
@@ -1345,7 +1345,8 @@ typedef struct RillPluginDescriptor {
     // keeps the previous generation.
     int32_t (*create)(const struct RillHostApi *host_api, struct RillHost *host, void **instance);
     // A newer generation took over: no new sessions will come here. Open
-    // sessions go on until they end, or until the host's drain deadline
+    // sessions go on as before (one still in its handshake may yet
+    // publish or play) until they end, or until the host's drain deadline
     // closes them with `RILL_END_SHUTDOWN`. Also sent before shutdown.
     void (*drain)(void *instance);
     // Required. The last call: every session has ended, every handle is

@@ -530,7 +530,7 @@ pub struct RillHostApi {
     /// checks run here on `query` and the session (see `admit`).
     /// `RILL_ERR_BUSY`: someone already publishes it and the host's
     /// kick-existing policy is off, or the stream limit is reached.
-    /// `RILL_ERR_DENIED`: refused by policy or the instance is draining.
+    /// `RILL_ERR_DENIED`: refused by policy.
     /// `RILL_ERR_UNAUTHORIZED` (1.2 hosts): no or wrong credentials.
     /// `RILL_ERR_INVALID`: bad path, NULL `conn`.
     pub publish_open: Option<
@@ -573,7 +573,7 @@ pub struct RillHostApi {
     /// Unless `admit` granted the session this path, the host's admission
     /// checks run here on `query` and the session (see `admit`).
     /// `RILL_ERR_NOT_FOUND`: not published and no waiting asked for.
-    /// `RILL_ERR_DENIED`: refused by policy or the instance is draining.
+    /// `RILL_ERR_DENIED`: refused by policy.
     /// `RILL_ERR_UNAUTHORIZED` (1.2 hosts): no or wrong credentials.
     /// `RILL_ERR_BUSY`: a player limit is reached.
     pub subscribe_open: Option<

@@ -129,7 +129,8 @@ pub struct RillPluginDescriptor {
         ) -> i32,
     >,
     /// A newer generation took over: no new sessions will come here. Open
-    /// sessions go on until they end, or until the host's drain deadline
+    /// sessions go on as before (one still in its handshake may yet
+    /// publish or play) until they end, or until the host's drain deadline
     /// closes them with `RILL_END_SHUTDOWN`. Also sent before shutdown.
     pub drain: Option<unsafe extern "C" fn(instance: *mut c_void)>,
     /// Required. The last call: every session has ended, every handle is

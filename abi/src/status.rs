@@ -36,7 +36,7 @@ pub const RILL_ERR_TIMEOUT: i32 = -8;
 /// A callback panicked (Rust plugins) or a host call panicked; the panic was
 /// caught at the boundary and logged.
 pub const RILL_ERR_PANIC: i32 = -9;
-/// Refused by policy: authentication, access rules, a draining instance.
+/// Refused by policy: authentication, access rules.
 pub const RILL_ERR_DENIED: i32 = -10;
 /// An operating-system I/O error (bind, connect, read, write).
 pub const RILL_ERR_IO: i32 = -11;

@@ -4,7 +4,7 @@
 //! new connections get the new one; the old generation is listed as
 //! draining and destroyed once its sessions leave.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use rill_e2e::rtmp::*;
@@ -153,4 +153,53 @@ fn a_forced_drain_closes_the_old_generation_now() {
             .then_some(())
     })
     .unwrap_or_else(|| panic!("old generation not destroyed:\n{}", server.rill.log()));
+}
+
+/// A connection the old generation accepted just before a reload (the
+/// reload storm of issue 20 caught players refused here) still gets to
+/// play: draining means no new sessions, not that open ones stop.
+#[test]
+fn a_connection_in_its_handshake_at_a_reload_still_plays() {
+    let server = Server::start("", "");
+    let url = server.url("live/keep");
+    let _publisher = Guard(publish_lavfi(
+        false,
+        30,
+        "libx264",
+        "aac",
+        &["-f", "flv"],
+        &url,
+    ));
+    server.wait_live("live/keep", Duration::from_secs(10));
+    // Handshaken on generation 1, nothing asked yet.
+    let mut c = RawClient::handshake(server.port);
+    install_new_build(&server, "reload-3");
+    wait_for(Duration::from_secs(5), || {
+        (rtmp_plugin(&server)["generation"] == 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no generation 2:\n{}", server.rill.log()));
+    // Now connect and play on the old generation's connection.
+    c.send(&connect_command());
+    c.send(&play_commands("keep"));
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end && seen.len() < 256 << 10 {
+        match c.sock.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        text.contains("NetStream.Play.Start"),
+        "no Play.Start on the old generation's connection ({} bytes){}",
+        seen.len(),
+        if text.contains("Play.Failed") {
+            ": Play.Failed"
+        } else {
+            ""
+        }
+    );
+    assert!(seen.len() > 64 << 10, "no media: {} bytes", seen.len());
 }

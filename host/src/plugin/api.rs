@@ -340,7 +340,7 @@ unsafe extern "C" fn frame_cache_set(
 // ---- publishing --------------------------------------------------------------
 
 /// What publish_open and subscribe_open check first: live handles, a text
-/// path (slashes around it trimmed), an out-pointer, an instance not draining.
+/// path (slashes around it trimmed), an out-pointer.
 ///
 /// # Safety
 /// As for `inst`, `sess` and `text`.
@@ -359,9 +359,8 @@ unsafe fn open_args<'a>(
     if out_is_null {
         return Err(RILL_ERR_INVALID);
     }
-    if i.draining.load(Ordering::Acquire) {
-        return Err(RILL_ERR_DENIED);
-    }
+    // A draining generation's sessions go on as they would have: one that
+    // was still in its handshake at the reload may yet publish or play.
     Ok((i, s, path.trim_matches('/')))
 }
 
@@ -583,15 +582,12 @@ unsafe extern "C" fn admit(
 ) -> i32 {
     guard("admit", RILL_ERR_PANIC, || {
         // SAFETY: per contract.
-        let (i, s, r) = match (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe {
+        let (s, r) = match (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe {
             rill_read_sized(req)
         }) {
-            (Some(i), Some(s), Some(r)) => (i, s, r),
+            (Some(_), Some(s), Some(r)) => (s, r),
             _ => return RILL_ERR_INVALID,
         };
-        if i.draining.load(Ordering::Acquire) {
-            return RILL_ERR_DENIED;
-        }
         let Some(action) = Action::from_abi(r.action) else {
             return RILL_ERR_INVALID;
         };

@@ -48,6 +48,9 @@ const REORDER_TICK: u64 = 2;
 const MAX_QUEUED: usize = 1024;
 /// Track ids looked at for a stream's declared tracks.
 const MAX_TRACKS: u32 = 8;
+/// UDP port pairs tried for one SETUP at most (a bind each: cheap, but
+/// bounded when the range is nearly exhausted).
+const MAX_PAIR_TRIES: u32 = 1024;
 
 fn now(host: &Host) -> u64 {
     host.now_us().max(0) as u64
@@ -425,15 +428,18 @@ impl Rtsp {
             .map(|(ip, _)| ip.to_owned())?;
         let (first, last) = self.cfg.rtp_ports;
         let pairs = u32::from(last - first + 1) / 2;
-        let start = self.next_port.fetch_add(1, Ordering::Relaxed);
-        // A few tries: a taken pair is skipped.
-        for k in 0..pairs.min(64) {
-            let port = first + (((start + k) % pairs) * 2) as u16;
+        let start = self.next_port.load(Ordering::Relaxed);
+        // Taken pairs (this generation's sessions, or an older one's still
+        // draining) are skipped; the search goes on from the pair found.
+        for k in 0..pairs.min(MAX_PAIR_TRIES) {
+            let pair = (start.wrapping_add(k)) % pairs;
+            let port = first + (pair * 2) as u16;
             let id = track as u32 * 2;
             let Ok(rtp) = conn.udp_bind(&format!("{ip}:{port}"), id) else {
                 continue;
             };
             if let Ok(rtcp) = conn.udp_bind(&format!("{ip}:{}", port + 1), id + 1) {
+                self.next_port.store(pair + 1, Ordering::Relaxed);
                 return Some((rtp, rtcp, port));
             }
         }
@@ -789,7 +795,9 @@ impl Plugin for Rtsp {
             host: *host,
             cfg,
             streams: Mutex::new(HashMap::new()),
-            next_port: AtomicU32::new(0),
+            // A new generation starts its search elsewhere than the old
+            // one, whose sessions keep their pairs while they drain.
+            next_port: AtomicU32::new((host.wall_us() / 1000) as u32),
         })
     }
 

@@ -672,7 +672,7 @@ pub fn chart(r: &SoakResult) -> String {
     let _ = write!(
         svg,
         r#"<text x="{pad}" y="20" font-size="13">{}</text>"#,
-        xml(&summary(r)[..summary(r).len().min(110)])
+        xml(&summary(r).chars().take(110).collect::<String>())
     );
     for (i, (title, get)) in panels.iter().enumerate() {
         let top = pad + i as f64 * (ph + pad);
