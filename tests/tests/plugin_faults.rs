@@ -16,7 +16,9 @@ fn build_misuse(dir: &std::path::Path) -> PathBuf {
     let out = dir.join("libmisuse.so");
     let ws = workspace_dir();
     let st = Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-pthread"])
+        .args([
+            "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-pthread",
+        ])
         .arg("-I")
         .arg(ws.join("include"))
         .arg("-o")

@@ -25,6 +25,22 @@ fn install_new_build(server: &Server, marker: &str) {
     std::fs::rename(&tmp, dir.join(name)).unwrap();
 }
 
+/// A server with ffmpeg publishing 30 s of H.264 + AAC to `path`, live.
+fn publishing(path: &str) -> (Server, Guard) {
+    let server = Server::start("", "");
+    let url = server.url(path);
+    let publisher = Guard(publish_lavfi(
+        false,
+        30,
+        "libx264",
+        "aac",
+        &["-f", "flv"],
+        &url,
+    ));
+    server.wait_live(path, Duration::from_secs(10));
+    (server, publisher)
+}
+
 fn rtmp_plugin(server: &Server) -> serde_json::Value {
     plugin_state(&server.rill, "rtmp").expect("rtmp plugin listed")
 }
@@ -121,17 +137,7 @@ fn live_stream_survives_a_reload_past_the_old_deadline() {
 
 #[test]
 fn a_forced_drain_closes_the_old_generation_now() {
-    let server = Server::start("", "");
-    let url = server.url("live/forced");
-    let _publisher = Guard(publish_lavfi(
-        false,
-        30,
-        "libx264",
-        "aac",
-        &["-f", "flv"],
-        &url,
-    ));
-    server.wait_live("live/forced", Duration::from_secs(10));
+    let (server, _publisher) = publishing("live/forced");
     install_new_build(&server, "reload-forced");
     wait_for(Duration::from_secs(5), || {
         (rtmp_plugin(&server)["draining_generations"][0]["sessions"] == 1).then_some(())
@@ -160,17 +166,7 @@ fn a_forced_drain_closes_the_old_generation_now() {
 /// play: draining means no new sessions, not that open ones stop.
 #[test]
 fn a_connection_in_its_handshake_at_a_reload_still_plays() {
-    let server = Server::start("", "");
-    let url = server.url("live/keep");
-    let _publisher = Guard(publish_lavfi(
-        false,
-        30,
-        "libx264",
-        "aac",
-        &["-f", "flv"],
-        &url,
-    ));
-    server.wait_live("live/keep", Duration::from_secs(10));
+    let (server, _publisher) = publishing("live/keep");
     // Handshaken on generation 1, nothing asked yet.
     let mut c = RawClient::handshake(server.port);
     install_new_build(&server, "reload-3");

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rill_e2e::relay;
@@ -41,6 +42,31 @@ fn closed(sock: &mut TcpStream, timeout: Duration) -> bool {
         }
     }
     false
+}
+
+/// Samples the server's memory until the live player is done: flat since
+/// `rss_start` (what the stalled players may hold, max_lag of a 1 Mbit/s
+/// stream each and their 64 KiB send buffers, is well under 16 MiB); and
+/// the live player lost nothing: 14 s of 25 fps video, in order.
+fn finish_flat(rill: &Rill, live: JoinHandle<Decoded>, rss_start: u64, mut rss_max: u64) {
+    while !live.is_finished() {
+        rss_max = rss_max.max(rill.rss_kib());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!("server RSS: {rss_start} KiB with the players in, at most {rss_max}");
+    assert!(
+        rss_max <= rss_start + 16 * 1024,
+        "RSS grew from {rss_start} to {rss_max} KiB"
+    );
+    let d = live.join().unwrap();
+    assert!(
+        d.count(0) >= 14 * 25 - 2,
+        "{} video frames: {}",
+        d.count(0),
+        d.stderr
+    );
+    assert!(d.count(1) > 0, "no audio: {}", d.stderr);
+    assert!(d.monotonic(0) && d.monotonic(1), "time goes back");
 }
 
 #[test]
@@ -130,30 +156,7 @@ fn stalled_rtmp_and_http_flv_players_are_closed_and_the_live_one_plays_on() {
         );
     }
 
-    // The live player lost nothing: 14 s of 25 fps video, in order.
-    while !live.is_finished() {
-        rss_max = rss_max.max(rill.rss_kib());
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let rss_end = rill.rss_kib();
-    eprintln!(
-        "server RSS: {rss_start} KiB with the players in, at most {rss_max}, {rss_end} at the end"
-    );
-    // Flat: what ten stalled players may hold (max_lag of a 1 Mbit/s
-    // stream each, and their 64 KiB send buffers) is well under 16 MiB.
-    assert!(
-        rss_max <= rss_start + 16 * 1024,
-        "RSS grew from {rss_start} to {rss_max} KiB"
-    );
-    let d = live.join().unwrap();
-    assert!(
-        d.count(0) >= 14 * 25 - 2,
-        "{} video frames: {}",
-        d.count(0),
-        d.stderr
-    );
-    assert!(d.count(1) > 0, "no audio: {}", d.stderr);
-    assert!(d.monotonic(0) && d.monotonic(1), "time goes back");
+    finish_flat(&rill, live, rss_start, rss_max);
 }
 
 /// One RTSP exchange on `s`: the request, then the response head and body.
@@ -321,21 +324,5 @@ fn stalled_ws_flv_fmp4_and_rtsp_players_are_closed() {
         (subscribers(&rill, "live/s")? <= 2).then_some(())
     })
     .unwrap_or_else(|| panic!("{}", rill.get("/api/v1/streams/live/s/subscribers").1));
-    while !live.is_finished() {
-        rss_max = rss_max.max(rill.rss_kib());
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    assert!(
-        rss_max <= rss_start + 16 * 1024,
-        "RSS grew from {rss_start} to {rss_max} KiB"
-    );
-    let d = live.join().unwrap();
-    assert!(
-        d.count(0) >= 14 * 25 - 2,
-        "{} video frames: {}",
-        d.count(0),
-        d.stderr
-    );
-    assert!(d.count(1) > 0, "no audio: {}", d.stderr);
-    assert!(d.monotonic(0) && d.monotonic(1), "time goes back");
+    finish_flat(&rill, live, rss_start, rss_max);
 }
