@@ -732,8 +732,9 @@ typedef struct RillRecording {
 //   on the thread running it, and only with handles of that callback's own
 //   session (`listen` and `http_route` only in `create`). To reach another
 //   session, `post` to its id; a new session (`connect`, `session_open`)
-//   sets itself up in its own `on_conn_open`. The host may check this and
-//   return `RILL_ERR_INVALID`.
+//   sets itself up in its own `on_conn_open`. The host checks the thread:
+//   such a call from outside a callback returns `RILL_ERR_INVALID` (an
+//   empty string, 0, or nothing, by its type) and logs a warning.
 // - Ownership. Arguments are borrowed for the call: the host copies or
 //   retains what it keeps. A returned `RillFrame *` is a new reference the
 //   plugin must `frame_release`. A returned `RillStr` is valid as long as the

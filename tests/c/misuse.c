@@ -9,7 +9,7 @@
  * - Each connection on `listen` first gets a line saying what two calls made
  *   from a thread of the plugin's own, during `on_conn_open`, returned
  *   (`conn_write` and `publish_open`: the header says only `post`, `log`,
- *   the clocks and `frame_*` are thread-safe; the host may refuse the rest),
+ *   the clocks and `frame_*` are thread-safe; the host refuses the rest),
  *   then has its bytes echoed. `conn_close` is called twice on the last.
  */
 #include <pthread.h>

@@ -22,6 +22,27 @@ use super::{cluster_api, storage_api};
 use crate::admission::{Action, Creds};
 use crate::engine::{EngineError, PublisherInfo, SubscriberInfo, TrackInfo};
 
+/// [`guard`] for the calls the header allows only inside a callback, on
+/// the thread running it (everything but `post`, `log`, the clocks and
+/// `frame_*`): from anywhere else (a thread of the plugin's own, say) the
+/// call is refused with `refused` and a warning, at most one a second.
+pub(super) fn callback_guard<R>(what: &str, refused: R, fallback: R, f: impl FnOnce() -> R) -> R {
+    if !super::instance::in_callback() {
+        static LAST_WARNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if LAST_WARNED.swap(now, Ordering::Relaxed) != now {
+            tracing::warn!(
+                "host call {what} from outside a plugin callback (a thread of the plugin's own?): \
+                 refused with an error, as the header's thread rule allows"
+            );
+        }
+        return refused;
+    }
+    guard(what, fallback, f)
+}
+
 pub(super) fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
@@ -371,7 +392,7 @@ unsafe extern "C" fn publish_open(
     query: RillStr,
     out: *mut *mut RillPublisher,
 ) -> i32 {
-    guard("publish_open", RILL_ERR_PANIC, || {
+    callback_guard("publish_open", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (i, s, path) = match unsafe { open_args(host, conn, path, out.is_null()) } {
             Ok(a) => a,
@@ -412,28 +433,34 @@ unsafe fn pubentry<'a>(p: *mut RillPublisher) -> Option<&'a mut PubEntry> {
 }
 
 unsafe extern "C" fn publisher_add_track(p: *mut RillPublisher, info: *const RillTrackInfo) -> i32 {
-    guard("publisher_add_track", RILL_ERR_PANIC, || {
-        // SAFETY: per contract.
-        let (Some(e), Some(t)) = (unsafe { pubentry(p) }, unsafe { rill_read_sized(info) }) else {
-            return RILL_ERR_INVALID;
-        };
-        let ti = TrackInfo {
-            kind: t.kind,
-            codec: t.codec,
-            width: t.width,
-            height: t.height,
-            sample_rate: t.sample_rate,
-            channels: t.channels,
-        };
-        match e.publisher.add_track(ti) {
-            Ok(id) => id as i32,
-            Err(err) => engine_status(&err),
-        }
-    })
+    callback_guard(
+        "publisher_add_track",
+        RILL_ERR_INVALID,
+        RILL_ERR_PANIC,
+        || {
+            // SAFETY: per contract.
+            let (Some(e), Some(t)) = (unsafe { pubentry(p) }, unsafe { rill_read_sized(info) })
+            else {
+                return RILL_ERR_INVALID;
+            };
+            let ti = TrackInfo {
+                kind: t.kind,
+                codec: t.codec,
+                width: t.width,
+                height: t.height,
+                sample_rate: t.sample_rate,
+                channels: t.channels,
+            };
+            match e.publisher.add_track(ti) {
+                Ok(id) => id as i32,
+                Err(err) => engine_status(&err),
+            }
+        },
+    )
 }
 
 unsafe extern "C" fn publisher_write(p: *mut RillPublisher, frame: *const RillFrame) -> i32 {
-    guard("publisher_write", RILL_ERR_PANIC, || {
+    callback_guard("publisher_write", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(e), Some(f)) = (unsafe { pubentry(p) }, unsafe { frames::borrow(frame) }) else {
             return RILL_ERR_INVALID;
@@ -456,16 +483,22 @@ unsafe extern "C" fn publisher_write(p: *mut RillPublisher, frame: *const RillFr
 }
 
 unsafe extern "C" fn publisher_set_metadata(p: *mut RillPublisher, frame: *const RillFrame) -> i32 {
-    guard("publisher_set_metadata", RILL_ERR_PANIC, || {
-        // SAFETY: per contract.
-        let (Some(e), Some(f)) = (unsafe { pubentry(p) }, unsafe { frames::borrow(frame) }) else {
-            return RILL_ERR_INVALID;
-        };
-        match e.publisher.set_metadata(f.payload().clone()) {
-            Ok(()) => RILL_OK,
-            Err(err) => engine_status(&err),
-        }
-    })
+    callback_guard(
+        "publisher_set_metadata",
+        RILL_ERR_INVALID,
+        RILL_ERR_PANIC,
+        || {
+            // SAFETY: per contract.
+            let (Some(e), Some(f)) = (unsafe { pubentry(p) }, unsafe { frames::borrow(frame) })
+            else {
+                return RILL_ERR_INVALID;
+            };
+            match e.publisher.set_metadata(f.payload().clone()) {
+                Ok(()) => RILL_OK,
+                Err(err) => engine_status(&err),
+            }
+        },
+    )
 }
 
 unsafe extern "C" fn publisher_set_source(
@@ -473,18 +506,23 @@ unsafe extern "C" fn publisher_set_source(
     source: RillStr,
     flags: u32,
 ) -> i32 {
-    guard("publisher_set_source", RILL_ERR_PANIC, || {
-        // SAFETY: per contract; the source is lent for the call.
-        let (Some(e), Some(source)) = (unsafe { pubentry(p) }, unsafe { text(source) }) else {
-            return RILL_ERR_INVALID;
-        };
-        if source.len() > 4096 {
-            return RILL_ERR_INVALID;
-        }
-        e.publisher
-            .set_source(source, flags & RILL_SOURCE_CLUSTER != 0);
-        RILL_OK
-    })
+    callback_guard(
+        "publisher_set_source",
+        RILL_ERR_INVALID,
+        RILL_ERR_PANIC,
+        || {
+            // SAFETY: per contract; the source is lent for the call.
+            let (Some(e), Some(source)) = (unsafe { pubentry(p) }, unsafe { text(source) }) else {
+                return RILL_ERR_INVALID;
+            };
+            if source.len() > 4096 {
+                return RILL_ERR_INVALID;
+            }
+            e.publisher
+                .set_source(source, flags & RILL_SOURCE_CLUSTER != 0);
+            RILL_OK
+        },
+    )
 }
 
 unsafe extern "C" fn metric_set(
@@ -494,7 +532,7 @@ unsafe extern "C" fn metric_set(
     kind: u32,
     value: f64,
 ) -> i32 {
-    guard("metric_set", RILL_ERR_PANIC, || {
+    callback_guard("metric_set", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract; the strings are lent for the call.
         let (Some(i), Some(name), Some(labels)) =
             (unsafe { inst(host) }, unsafe { text(name) }, unsafe {
@@ -511,7 +549,7 @@ unsafe extern "C" fn metric_set(
 }
 
 unsafe extern "C" fn publisher_close(p: *mut RillPublisher) {
-    guard("publisher_close", (), || {
+    callback_guard("publisher_close", (), (), || {
         // SAFETY: per contract.
         if let Some(e) = unsafe { pubentry(p) } {
             // SAFETY: the owner session outlives its entries.
@@ -531,7 +569,7 @@ unsafe extern "C" fn subscribe_open(
     opts: *const RillSubscribeOptions,
     out: *mut *mut RillSubscriber,
 ) -> i32 {
-    guard("subscribe_open", RILL_ERR_PANIC, || {
+    callback_guard("subscribe_open", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (i, s, path) = match unsafe { open_args(host, conn, path, out.is_null()) } {
             Ok(a) => a,
@@ -580,7 +618,7 @@ unsafe extern "C" fn admit(
     req: *const RillAdmission,
     ticket: u64,
 ) -> i32 {
-    guard("admit", RILL_ERR_PANIC, || {
+    callback_guard("admit", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (s, r) = match (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe {
             rill_read_sized(req)
@@ -626,27 +664,32 @@ unsafe extern "C" fn subscriber_track_info(
     track: u32,
     info: *mut RillTrackInfo,
 ) -> i32 {
-    guard("subscriber_track_info", RILL_ERR_PANIC, || {
-        // SAFETY: per contract.
-        let Some(e) = (unsafe { subentry(p) }) else {
-            return RILL_ERR_INVALID;
-        };
-        if info.is_null() {
-            return RILL_ERR_INVALID;
-        }
-        let Some(t) = e.sub.track_info(track) else {
-            return RILL_ERR_NOT_FOUND;
-        };
-        let mut full = RillTrackInfo::new();
-        full.kind = t.kind;
-        full.codec = t.codec;
-        full.width = t.width;
-        full.height = t.height;
-        full.sample_rate = t.sample_rate;
-        full.channels = t.channels;
-        // SAFETY: the caller set struct_size; copy that prefix after it.
-        unsafe { copy_out(&full, info) }
-    })
+    callback_guard(
+        "subscriber_track_info",
+        RILL_ERR_INVALID,
+        RILL_ERR_PANIC,
+        || {
+            // SAFETY: per contract.
+            let Some(e) = (unsafe { subentry(p) }) else {
+                return RILL_ERR_INVALID;
+            };
+            if info.is_null() {
+                return RILL_ERR_INVALID;
+            }
+            let Some(t) = e.sub.track_info(track) else {
+                return RILL_ERR_NOT_FOUND;
+            };
+            let mut full = RillTrackInfo::new();
+            full.kind = t.kind;
+            full.codec = t.codec;
+            full.width = t.width;
+            full.height = t.height;
+            full.sample_rate = t.sample_rate;
+            full.channels = t.channels;
+            // SAFETY: the caller set struct_size; copy that prefix after it.
+            unsafe { copy_out(&full, info) }
+        },
+    )
 }
 
 /// Copies `src` into the caller's versioned struct, as far as its
@@ -676,7 +719,7 @@ unsafe extern "C" fn subscriber_stats(
     p: *mut RillSubscriber,
     stats: *mut RillSubscriberStats,
 ) -> i32 {
-    guard("subscriber_stats", RILL_ERR_PANIC, || {
+    callback_guard("subscriber_stats", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let Some(e) = (unsafe { subentry(p) }) else {
             return RILL_ERR_INVALID;
@@ -699,7 +742,7 @@ unsafe extern "C" fn subscriber_stats(
 }
 
 unsafe extern "C" fn subscriber_close(p: *mut RillSubscriber) {
-    guard("subscriber_close", (), || {
+    callback_guard("subscriber_close", (), (), || {
         // SAFETY: per contract.
         if let Some(e) = unsafe { subentry(p) } {
             // SAFETY: the owner session outlives its entries.
@@ -717,7 +760,7 @@ unsafe extern "C" fn listen(
     listener_id: u32,
     flags: u32,
 ) -> i32 {
-    guard("listen", RILL_ERR_PANIC, || {
+    callback_guard("listen", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(i), Some(a)) = (unsafe { inst(host) }, unsafe { text(addr) }) else {
             return RILL_ERR_INVALID;
@@ -788,7 +831,7 @@ unsafe extern "C" fn connect(
     session_user: *mut c_void,
     conn_id: *mut u64,
 ) -> i32 {
-    guard("connect", RILL_ERR_PANIC, || {
+    callback_guard("connect", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(i), Some(a)) = (unsafe { inst(host) }, unsafe { text(addr) }) else {
             return RILL_ERR_INVALID;
@@ -818,7 +861,7 @@ unsafe extern "C" fn session_open(
     session_user: *mut c_void,
     conn_id: *mut u64,
 ) -> i32 {
-    guard("session_open", RILL_ERR_PANIC, || {
+    callback_guard("session_open", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let Some(i) = (unsafe { inst(host) }) else {
             return RILL_ERR_INVALID;
@@ -846,44 +889,53 @@ unsafe extern "C" fn session_open_peer(
     local: RillStr,
     conn_id: *mut u64,
 ) -> i32 {
-    guard("session_open_peer", RILL_ERR_PANIC, || {
-        // SAFETY: per contract.
-        let (Some(i), Some(peer), local) = (unsafe { inst(host) }, unsafe { text(peer) }, unsafe {
-            text(local)
-        }) else {
-            return RILL_ERR_INVALID;
-        };
-        let Ok(addr) = peer.parse::<std::net::SocketAddr>() else {
-            return RILL_ERR_INVALID;
-        };
-        // The per-address limits, as at a listener's accept.
-        let Some(slot) = i.host.admission.accept(addr.ip(), &i.name, None) else {
-            return RILL_ERR_BUSY;
-        };
-        let id = session::spawn(
-            &i,
-            Io::None,
-            Origin::Session,
-            addr.to_string(),
-            local.unwrap_or("").to_owned(),
-            session_user,
-        );
-        i.hold_slot(id, slot);
-        if !conn_id.is_null() {
-            // SAFETY: a writable out-pointer.
-            unsafe { *conn_id = id };
-        }
-        RILL_OK
-    })
+    callback_guard(
+        "session_open_peer",
+        RILL_ERR_INVALID,
+        RILL_ERR_PANIC,
+        || {
+            // SAFETY: per contract.
+            let (Some(i), Some(peer), local) =
+                (unsafe { inst(host) }, unsafe { text(peer) }, unsafe {
+                    text(local)
+                })
+            else {
+                return RILL_ERR_INVALID;
+            };
+            let Ok(addr) = peer.parse::<std::net::SocketAddr>() else {
+                return RILL_ERR_INVALID;
+            };
+            // The per-address limits, as at a listener's accept.
+            let Some(slot) = i.host.admission.accept(addr.ip(), &i.name, None) else {
+                return RILL_ERR_BUSY;
+            };
+            let id = session::spawn(
+                &i,
+                Io::None,
+                Origin::Session,
+                addr.to_string(),
+                local.unwrap_or("").to_owned(),
+                session_user,
+            );
+            i.hold_slot(id, slot);
+            if !conn_id.is_null() {
+                // SAFETY: a writable out-pointer.
+                unsafe { *conn_id = id };
+            }
+            RILL_OK
+        },
+    )
 }
 
 unsafe extern "C" fn conn_id(conn: *mut RillConn) -> u64 {
     // SAFETY: per contract.
-    guard("conn_id", 0, || unsafe { sess(conn) }.map_or(0, |s| s.id))
+    callback_guard("conn_id", 0, 0, || {
+        unsafe { sess(conn) }.map_or(0, |s| s.id)
+    })
 }
 
 unsafe extern "C" fn conn_write(conn: *mut RillConn, data: *const u8, len: usize) -> i32 {
-    guard("conn_write", RILL_ERR_PANIC, || {
+    callback_guard("conn_write", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let Some(s) = (unsafe { sess(conn) }) else {
             return RILL_ERR_INVALID;
@@ -902,7 +954,7 @@ unsafe extern "C" fn conn_write(conn: *mut RillConn, data: *const u8, len: usize
 }
 
 unsafe extern "C" fn conn_write_frame(conn: *mut RillConn, frame: *const RillFrame) -> i32 {
-    guard("conn_write_frame", RILL_ERR_PANIC, || {
+    callback_guard("conn_write_frame", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(s), Some(f)) = (unsafe { sess(conn) }, unsafe { frames::borrow(frame) }) else {
             return RILL_ERR_INVALID;
@@ -913,13 +965,13 @@ unsafe extern "C" fn conn_write_frame(conn: *mut RillConn, frame: *const RillFra
 
 unsafe extern "C" fn conn_pending(conn: *mut RillConn) -> u64 {
     // SAFETY: per contract.
-    guard("conn_pending", 0, || {
+    callback_guard("conn_pending", 0, 0, || {
         unsafe { sess(conn) }.map_or(0, |s| s.pending() as u64)
     })
 }
 
 unsafe extern "C" fn conn_pause_read(conn: *mut RillConn, paused: u32) -> i32 {
-    guard("conn_pause_read", RILL_ERR_PANIC, || {
+    callback_guard("conn_pause_read", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         match unsafe { sess(conn) } {
             Some(s) => {
@@ -932,7 +984,7 @@ unsafe extern "C" fn conn_pause_read(conn: *mut RillConn, paused: u32) -> i32 {
 }
 
 unsafe extern "C" fn conn_close(conn: *mut RillConn, reason: u32) -> i32 {
-    guard("conn_close", RILL_ERR_PANIC, || {
+    callback_guard("conn_close", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         match unsafe { sess(conn) } {
             Some(s) => {
@@ -945,7 +997,7 @@ unsafe extern "C" fn conn_close(conn: *mut RillConn, reason: u32) -> i32 {
 }
 
 unsafe extern "C" fn conn_peer_addr(conn: *mut RillConn) -> RillStr {
-    guard("conn_peer_addr", RillStr::EMPTY, || {
+    callback_guard("conn_peer_addr", RillStr::EMPTY, RillStr::EMPTY, || {
         if conn.is_null() {
             return RillStr::EMPTY;
         }
@@ -956,7 +1008,7 @@ unsafe extern "C" fn conn_peer_addr(conn: *mut RillConn) -> RillStr {
 }
 
 unsafe extern "C" fn conn_local_addr(conn: *mut RillConn) -> RillStr {
-    guard("conn_local_addr", RillStr::EMPTY, || {
+    callback_guard("conn_local_addr", RillStr::EMPTY, RillStr::EMPTY, || {
         if conn.is_null() {
             return RillStr::EMPTY;
         }
@@ -985,7 +1037,7 @@ unsafe extern "C" fn http_route_flags(
     route_id: u32,
     flags: u32,
 ) -> i32 {
-    guard("http_route", RILL_ERR_PANIC, || {
+    callback_guard("http_route", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(i), Some(m), Some(p)) =
             (unsafe { inst(host) }, unsafe { text(method) }, unsafe {
@@ -1048,7 +1100,7 @@ unsafe extern "C" fn http_respond(
     body: u32,
     length: u64,
 ) -> i32 {
-    guard("http_respond", RILL_ERR_PANIC, || {
+    callback_guard("http_respond", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(s), Some(headers)) = (unsafe { sess(conn) }, unsafe { headers_of(headers, n) })
         else {
@@ -1071,18 +1123,24 @@ unsafe extern "C" fn http_upgrade_websocket(
     headers: *const RillHeader,
     n: usize,
 ) -> i32 {
-    guard("http_upgrade_websocket", RILL_ERR_PANIC, || {
-        // SAFETY: per contract.
-        let (Some(s), Some(headers)) = (unsafe { sess(conn) }, unsafe { headers_of(headers, n) })
-        else {
-            return RILL_ERR_INVALID;
-        };
-        s.answer_http(session::HttpAnswer::Upgrade { headers })
-    })
+    callback_guard(
+        "http_upgrade_websocket",
+        RILL_ERR_INVALID,
+        RILL_ERR_PANIC,
+        || {
+            // SAFETY: per contract.
+            let (Some(s), Some(headers)) =
+                (unsafe { sess(conn) }, unsafe { headers_of(headers, n) })
+            else {
+                return RILL_ERR_INVALID;
+            };
+            s.answer_http(session::HttpAnswer::Upgrade { headers })
+        },
+    )
 }
 
 unsafe extern "C" fn ws_send(conn: *mut RillConn, opcode: u32, data: *const u8, len: usize) -> i32 {
-    guard("ws_send", RILL_ERR_PANIC, || {
+    callback_guard("ws_send", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let Some(s) = (unsafe { sess(conn) }) else {
             return RILL_ERR_INVALID;
@@ -1117,7 +1175,7 @@ unsafe extern "C" fn udp_bind(
     socket_id: u32,
     out: *mut *mut RillUdp,
 ) -> i32 {
-    guard("udp_bind", RILL_ERR_PANIC, || {
+    callback_guard("udp_bind", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(i), Some(s), Some(a)) = (unsafe { inst(host) }, unsafe { sess(conn) }, unsafe {
             text(addr)
@@ -1146,7 +1204,7 @@ unsafe extern "C" fn udp_bind(
 }
 
 unsafe extern "C" fn udp_send_to(u: *mut RillUdp, a: RillStr, d: *const u8, l: usize) -> i32 {
-    guard("udp_send_to", RILL_ERR_PANIC, || {
+    callback_guard("udp_send_to", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(u), Some(a)) = (unsafe { udp_handle(u) }, unsafe { text(a) }) else {
             return RILL_ERR_INVALID;
@@ -1167,7 +1225,7 @@ unsafe extern "C" fn udp_send_to(u: *mut RillUdp, a: RillStr, d: *const u8, l: u
 }
 
 unsafe extern "C" fn udp_local_addr(u: *mut RillUdp) -> RillStr {
-    guard("udp_local_addr", RillStr::EMPTY, || {
+    callback_guard("udp_local_addr", RillStr::EMPTY, RillStr::EMPTY, || {
         // SAFETY: per contract; the string lives as long as the socket.
         match unsafe { udp_handle(u) } {
             Some(u) => RillStr::from_str(&u.local),
@@ -1177,7 +1235,7 @@ unsafe extern "C" fn udp_local_addr(u: *mut RillUdp) -> RillStr {
 }
 
 unsafe extern "C" fn udp_close(u: *mut RillUdp) {
-    guard("udp_close", (), || {
+    callback_guard("udp_close", (), (), || {
         // SAFETY: per contract.
         if let Some(h) = unsafe { udp_handle(u) } {
             // SAFETY: the owner session outlives its sockets.
@@ -1193,7 +1251,7 @@ unsafe extern "C" fn udp_listen(
     socket_id: u32,
     flags: u32,
 ) -> i32 {
-    guard("udp_listen", RILL_ERR_PANIC, || {
+    callback_guard("udp_listen", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let (Some(i), Some(a)) = (unsafe { inst(host) }, unsafe { text(addr) }) else {
             return RILL_ERR_INVALID;
@@ -1245,7 +1303,7 @@ unsafe extern "C" fn udp_send(
     data: *const u8,
     len: usize,
 ) -> i32 {
-    guard("udp_send", RILL_ERR_PANIC, || {
+    callback_guard("udp_send", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract: a live host, an address and bytes borrowed
         // for the call.
         let (Some(i), Some(to), Some(data)) =
@@ -1279,7 +1337,7 @@ unsafe extern "C" fn timer_start(
     timer_id: u64,
     handle: *mut u64,
 ) -> i32 {
-    guard("timer_start", RILL_ERR_PANIC, || {
+    callback_guard("timer_start", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let Some(i) = (unsafe { inst(host) }) else {
             return RILL_ERR_INVALID;
@@ -1305,7 +1363,7 @@ unsafe extern "C" fn timer_start(
 }
 
 unsafe extern "C" fn timer_cancel(host: *mut RillHost, handle: u64) -> i32 {
-    guard("timer_cancel", RILL_ERR_PANIC, || {
+    callback_guard("timer_cancel", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract.
         let Some(i) = (unsafe { inst(host) }) else {
             return RILL_ERR_INVALID;

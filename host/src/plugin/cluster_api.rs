@@ -4,7 +4,7 @@
 
 use rill_abi::*;
 
-use super::api::{guard, inst, text};
+use super::api::{callback_guard, inst, text};
 use super::storage_api::{deliver_to, owner_ok};
 use crate::storage::IoDone;
 
@@ -14,7 +14,7 @@ pub(crate) unsafe extern "C" fn cluster_locate(
     path: RillStr,
     token: u64,
 ) -> i32 {
-    guard("cluster_locate", RILL_ERR_PANIC, || {
+    callback_guard("cluster_locate", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract; the path is lent for the call.
         let (Some(i), Some(path)) = (unsafe { inst(host) }, unsafe { text(path) }) else {
             return RILL_ERR_INVALID;

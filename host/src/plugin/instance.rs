@@ -159,6 +159,7 @@ impl Instance {
     /// Runs a plugin callback under the plugin's serialization rule.
     pub(crate) fn call<R>(&self, f: impl FnOnce(&RillPluginDescriptor, *mut c_void) -> R) -> R {
         let _g = self.serial.as_ref().map(|m| m.lock());
+        let _cb = CallbackScope::enter();
         f(&self.desc, self.instance_ptr())
     }
 
@@ -187,6 +188,7 @@ impl Instance {
         let status = {
             let _i = self.inst_serial.lock();
             let _g = self.serial.as_ref().map(|m| m.lock());
+            let _cb = CallbackScope::enter();
             // SAFETY: create is the plugin's required callback; api and host
             // stay valid until destroy returns (the manager holds this Arc).
             unsafe { create(api, host, &mut inst) }
@@ -444,6 +446,34 @@ pub(crate) fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     out.into()
+}
+
+thread_local! {
+    /// Plugin callbacks running on this thread (nested: a host call made
+    /// inside one never runs another, but `create` runs inside the
+    /// manager's own code).
+    static CALLBACK_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this thread is inside a plugin callback the host called.
+pub(crate) fn in_callback() -> bool {
+    CALLBACK_DEPTH.with(|d| d.get() > 0)
+}
+
+/// Marks this thread as running a plugin callback while it lives.
+struct CallbackScope;
+
+impl CallbackScope {
+    fn enter() -> CallbackScope {
+        CALLBACK_DEPTH.with(|d| d.set(d.get() + 1));
+        CallbackScope
+    }
+}
+
+impl Drop for CallbackScope {
+    fn drop(&mut self) {
+        CALLBACK_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
 }
 
 /// Plugin instances over the process's life: a generation that was

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 
 use rill_abi::*;
 
-use super::api::{guard, inst, text};
+use super::api::{callback_guard, inst, text};
 use super::instance::{InstMsg, Instance};
 use super::session::Ctl;
 use crate::db::{Query, Row};
@@ -43,7 +43,7 @@ pub(crate) unsafe extern "C" fn file_open(
     flags: u32,
     file: *mut u64,
 ) -> i32 {
-    guard("file_open", RILL_ERR_PANIC, || {
+    callback_guard("file_open", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract; the path is lent for the call.
         let (Some(i), Some(path)) = (unsafe { inst(host) }, unsafe { text(path) }) else {
             return RILL_ERR_INVALID;
@@ -86,7 +86,7 @@ pub(crate) unsafe extern "C" fn file_write(
     data: *const u8,
     len: usize,
 ) -> i32 {
-    guard("file_write", RILL_ERR_PANIC, || {
+    callback_guard("file_write", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: the plugin lends `len` bytes at `data` for the call.
         let Some(data) = (unsafe { super::api::bytes(data, len) }) else {
             return RILL_ERR_INVALID;
@@ -111,30 +111,39 @@ pub(crate) unsafe extern "C" fn file_read(
     len: u64,
     token: u64,
 ) -> i32 {
-    guard("file_read", RILL_ERR_PANIC, || {
-        match with_file(host, file, false) {
+    callback_guard(
+        "file_read",
+        RILL_ERR_INVALID,
+        RILL_ERR_PANIC,
+        || match with_file(host, file, false) {
             Ok(f) => f.submit(Op::Read { offset, len, token }),
             Err(e) => e,
-        }
-    })
+        },
+    )
 }
 
 pub(crate) unsafe extern "C" fn file_sync(host: *mut RillHost, file: u64, token: u64) -> i32 {
-    guard("file_sync", RILL_ERR_PANIC, || {
-        match with_file(host, file, false) {
+    callback_guard(
+        "file_sync",
+        RILL_ERR_INVALID,
+        RILL_ERR_PANIC,
+        || match with_file(host, file, false) {
             Ok(f) => f.submit(Op::Sync { token }),
             Err(e) => e,
-        }
-    })
+        },
+    )
 }
 
 pub(crate) unsafe extern "C" fn file_close(host: *mut RillHost, file: u64, token: u64) -> i32 {
-    guard("file_close", RILL_ERR_PANIC, || {
-        match with_file(host, file, true) {
+    callback_guard(
+        "file_close",
+        RILL_ERR_INVALID,
+        RILL_ERR_PANIC,
+        || match with_file(host, file, true) {
             Ok(f) => f.submit(Op::Close { token }),
             Err(e) => e,
-        }
-    })
+        },
+    )
 }
 
 pub(crate) unsafe extern "C" fn fs_op(
@@ -146,7 +155,7 @@ pub(crate) unsafe extern "C" fn fs_op(
     arg: u64,
     token: u64,
 ) -> i32 {
-    guard("fs_op", RILL_ERR_PANIC, || {
+    callback_guard("fs_op", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract; the paths are lent for the call.
         let (Some(i), Some(p1), Some(p2)) =
             (unsafe { inst(host) }, unsafe { text(path) }, unsafe {
@@ -222,7 +231,7 @@ pub(crate) unsafe extern "C" fn recording_add(
     rec: *const RillRecording,
     id: *mut u64,
 ) -> i32 {
-    guard("recording_add", RILL_ERR_PANIC, || {
+    callback_guard("recording_add", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract; `rec` is NULL or a struct lent for the call.
         let (Some(i), Some(rec)) = (unsafe { inst(host) }, unsafe { rill_read_sized(rec) }) else {
             return RILL_ERR_INVALID;
@@ -250,7 +259,7 @@ pub(crate) unsafe extern "C" fn recording_update(
     id: u64,
     rec: *const RillRecording,
 ) -> i32 {
-    guard("recording_update", RILL_ERR_PANIC, || {
+    callback_guard("recording_update", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: as in recording_add.
         let (Some(i), Some(rec)) = (unsafe { inst(host) }, unsafe { rill_read_sized(rec) }) else {
             return RILL_ERR_INVALID;
@@ -275,7 +284,7 @@ pub(crate) unsafe extern "C" fn recordings_query(
     query: RillStr,
     token: u64,
 ) -> i32 {
-    guard("recordings_query", RILL_ERR_PANIC, || {
+    callback_guard("recordings_query", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
         // SAFETY: per contract; the query is lent for the call.
         let (Some(i), Some(q)) = (unsafe { inst(host) }, unsafe { text(query) }) else {
             return RILL_ERR_INVALID;
@@ -324,36 +333,41 @@ pub(crate) unsafe extern "C" fn recordings_expire(
     max_bytes: u64,
     token: u64,
 ) -> i32 {
-    guard("recordings_expire", RILL_ERR_PANIC, || {
-        // SAFETY: per contract; the group is lent for the call.
-        let (Some(i), Some(group)) = (unsafe { inst(host) }, unsafe { text(group) }) else {
-            return RILL_ERR_INVALID;
-        };
-        if max_age_us < 0 {
-            return RILL_ERR_INVALID;
-        }
-        if !owner_ok(&i, conn_id) {
-            return RILL_ERR_CLOSED;
-        }
-        let deliver = deliver_to(&i, conn_id);
-        let queued = i.host.db.expire(
-            group.to_owned(),
-            max_age_us,
-            max_bytes,
-            Box::new(move |r| {
-                deliver(match r {
-                    Ok(n) => IoDone::ok(token, n as i64),
-                    Err(e) => {
-                        tracing::warn!("recordings_expire: {e}");
-                        IoDone::err(token, RILL_ERR_IO)
-                    }
-                })
-            }),
-        );
-        if queued {
-            RILL_OK
-        } else {
-            RILL_ERR_AGAIN
-        }
-    })
+    callback_guard(
+        "recordings_expire",
+        RILL_ERR_INVALID,
+        RILL_ERR_PANIC,
+        || {
+            // SAFETY: per contract; the group is lent for the call.
+            let (Some(i), Some(group)) = (unsafe { inst(host) }, unsafe { text(group) }) else {
+                return RILL_ERR_INVALID;
+            };
+            if max_age_us < 0 {
+                return RILL_ERR_INVALID;
+            }
+            if !owner_ok(&i, conn_id) {
+                return RILL_ERR_CLOSED;
+            }
+            let deliver = deliver_to(&i, conn_id);
+            let queued = i.host.db.expire(
+                group.to_owned(),
+                max_age_us,
+                max_bytes,
+                Box::new(move |r| {
+                    deliver(match r {
+                        Ok(n) => IoDone::ok(token, n as i64),
+                        Err(e) => {
+                            tracing::warn!("recordings_expire: {e}");
+                            IoDone::err(token, RILL_ERR_IO)
+                        }
+                    })
+                }),
+            );
+            if queued {
+                RILL_OK
+            } else {
+                RILL_ERR_AGAIN
+            }
+        },
+    )
 }
