@@ -44,6 +44,22 @@ fn closed(sock: &mut TcpStream, timeout: Duration) -> bool {
     false
 }
 
+/// ffmpeg publishing 40 s of 1 Mbit/s H.264 + AAC to live/s over RTMP on
+/// `port`, live: its URL and its process.
+fn publish_1m(rill: &Rill, port: u16) -> (String, Guard) {
+    let url = format!("rtmp://127.0.0.1:{port}/live/s");
+    let enc = Guard(publish_lavfi(
+        false,
+        40,
+        "libx264",
+        "aac",
+        &["-b:v", "1M", "-f", "flv"],
+        &url,
+    ));
+    wait_publishing(rill, "live/s");
+    (url, enc)
+}
+
 /// Samples the server's memory until the live player is done: flat since
 /// `rss_start` (what the stalled players may hold, max_lag of a 1 Mbit/s
 /// stream each and their 64 KiB send buffers, is well under 16 MiB); and
@@ -78,16 +94,7 @@ fn stalled_rtmp_and_http_flv_players_are_closed_and_the_live_one_plays_on() {
     );
     let rill = Rill::start(&yaml, &[rtmp::plugin(), relay::plugin("flv")]);
     assert!(wait_port(port, Duration::from_secs(10)), "{}", rill.log());
-    let url = format!("rtmp://127.0.0.1:{port}/live/s");
-    let _enc = Guard(publish_lavfi(
-        false,
-        40,
-        "libx264",
-        "aac",
-        &["-b:v", "1M", "-f", "flv"],
-        &url,
-    ));
-    wait_publishing(&rill, "live/s");
+    let (url, _enc) = publish_1m(&rill, port);
 
     // Five RTMP and five HTTP-FLV players that ask, then read nothing.
     let stalled_at = Instant::now();
@@ -260,16 +267,7 @@ fn stalled_ws_flv_fmp4_and_rtsp_players_are_closed() {
         "{}",
         rill.log()
     );
-    let url = format!("rtmp://127.0.0.1:{port}/live/s");
-    let _enc = Guard(publish_lavfi(
-        false,
-        40,
-        "libx264",
-        "aac",
-        &["-b:v", "1M", "-f", "flv"],
-        &url,
-    ));
-    wait_publishing(&rill, "live/s");
+    let (url, _enc) = publish_1m(&rill, port);
 
     let stalled_at = Instant::now();
     // Three of each: WS-FLV, progressive fMP4, RTSP over TCP.
