@@ -738,6 +738,28 @@ pub fn unix_in(secs: i64) -> u64 {
     (now + secs) as u64
 }
 
+/// Whether the server closes `sock` within `timeout`: reads and discards
+/// whatever it sends until EOF or a reset.
+pub fn closed_within(sock: &mut TcpStream, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 64 << 10];
+    while Instant::now() < end {
+        match sock.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

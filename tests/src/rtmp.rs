@@ -295,24 +295,7 @@ impl RawClient {
     /// Whether the server closes the connection within `timeout` (reads and
     /// discards whatever it sends until EOF or a reset).
     pub fn closed_within(&mut self, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        self.sock
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let mut buf = [0u8; 4096];
-        while Instant::now() < end {
-            match self.sock.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return true,
-            }
-        }
-        false
+        crate::closed_within(&mut self.sock, timeout)
     }
 }
 

@@ -22,28 +22,6 @@ fn subscribers(rill: &Rill, path: &str) -> Option<u64> {
     serde_json::from_str::<serde_json::Value>(&body).ok()?["subscribers"].as_u64()
 }
 
-/// Reads what the server had sent until EOF or a reset: whether it closed
-/// the connection within `timeout`.
-fn closed(sock: &mut TcpStream, timeout: Duration) -> bool {
-    let end = Instant::now() + timeout;
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut buf = [0u8; 64 << 10];
-    while Instant::now() < end {
-        match sock.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return true,
-        }
-    }
-    false
-}
-
 /// ffmpeg publishing 40 s of 1 Mbit/s H.264 + AAC to live/s over RTMP on
 /// `port`, live: its URL and its process.
 fn publish_1m(rill: &Rill, port: u16) -> (String, Guard) {
@@ -152,13 +130,13 @@ fn stalled_rtmp_and_http_flv_players_are_closed_and_the_live_one_plays_on() {
     assert!(rill.log().contains("took nothing for"), "{}", rill.log());
     for c in &mut stalled_rtmp {
         assert!(
-            closed(&mut c.sock, Duration::from_secs(5)),
+            closed_within(&mut c.sock, Duration::from_secs(5)),
             "an RTMP player left open"
         );
     }
     for s in &mut stalled_http {
         assert!(
-            closed(s, Duration::from_secs(5)),
+            closed_within(s, Duration::from_secs(5)),
             "an HTTP-FLV player left open"
         );
     }
@@ -310,7 +288,7 @@ fn stalled_ws_flv_fmp4_and_rtsp_players_are_closed() {
         // probes' backoff delivers slowly once this side reads again.
         let drain = if *what == "WS-FLV" { 20 } else { 1 };
         assert!(
-            closed(s, Duration::from_secs(drain)),
+            closed_within(s, Duration::from_secs(drain)),
             "a stalled {what} player left open after {:?}\n{}\n{}",
             stalled_at.elapsed(),
             rill.get("/api/v1/streams/live/s/subscribers").1,
