@@ -161,20 +161,6 @@ fn panics_in_many_sessions_leave_the_plugin_serving() {
     assert_eq!(state["state"], "running");
 }
 
-/// Whether the server closed `s` within `timeout` (EOF or reset).
-fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
-    s.set_read_timeout(Some(timeout)).unwrap();
-    let mut buf = [0u8; 64];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
-
 /// The library's bytes and a marker, renamed over the installed one: a new
 /// build for the loader (another hash), the same code.
 fn install_new_build(rill: &Rill, marker: &str) {
