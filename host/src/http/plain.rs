@@ -119,26 +119,30 @@ async fn triage(
         // The client left, broke, or sent nothing whole in time.
         _ => return None,
     }
-    if streaming_websocket(&buf, &state) {
-        // A player over WebSocket: its send buffer capped as a streaming
-        // session caps its own (subscribe.send_buffer), so a frozen player
-        // cannot park megabytes in the kernel out of the stall rule's sight.
-        let sb = state.engine.settings().send_buffer;
-        if sb > 0 {
-            let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(sb);
+    match streaming(&buf, &state) {
+        // A player over WebSocket (hyper upgrades it): its send buffer
+        // capped as a streaming session caps its own
+        // (subscribe.send_buffer), so a frozen player cannot park megabytes
+        // in the kernel out of the stall rule's sight.
+        Some(Streaming::WebSocket) => {
+            let sb = state.engine.settings().send_buffer;
+            if sb > 0 {
+                let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(sb);
+            }
         }
-    }
-    if let Some(req) = streaming_request(&buf, &state) {
-        let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        match state
-            .plugins
-            .route_http_owned(req, tcp, peer.to_string(), local, &mut slot)
-        {
-            Ok(()) => return None,
-            // The route went away meanwhile (a reload): the HTTP server
-            // answers.
-            Err(back) => tcp = back,
+        Some(Streaming::Get(req)) => {
+            let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            match state
+                .plugins
+                .route_http_owned(*req, tcp, peer.to_string(), local, &mut slot)
+            {
+                Ok(()) => return None,
+                // The route went away meanwhile (a reload): the HTTP server
+                // answers.
+                Err(back) => tcp = back,
+            }
         }
+        None => {}
     }
     Some(Counted {
         io: Rewind {
@@ -153,27 +157,17 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
-/// Whether the head asks for a WebSocket on a plugin's streaming route
-/// (WS-FLV, WS-fMP4).
-fn streaming_websocket(head: &[u8], state: &AppState) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let Ok(httparse::Status::Complete(_)) = req.parse(head) else {
-        return false;
-    };
-    let upgrade = req.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("upgrade") && h.value.eq_ignore_ascii_case(b"websocket")
-    });
-    let path = req.path.unwrap_or("/").split('?').next().unwrap_or("/");
-    upgrade
-        && req.method == Some("GET")
-        && !path.starts_with("/api/")
-        && state.plugins.streams("GET", path)
+/// A request head on a plugin's streaming route (and not the API's).
+enum Streaming {
+    /// A `GET` without body or upgrade: the session will own the socket.
+    Get(Box<PluginRequest>),
+    /// A WebSocket upgrade (WS-FLV, WS-fMP4): hyper serves it.
+    WebSocket,
 }
 
-/// The request, when the head is a `GET` without body or upgrade on a
-/// plugin's streaming route (and not the API's).
-fn streaming_request(head: &[u8], state: &AppState) -> Option<PluginRequest> {
+/// What the head asks of a plugin's streaming route, if anything (parsed
+/// once per connection).
+fn streaming(head: &[u8], state: &AppState) -> Option<Streaming> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(_) = req.parse(head).ok()? else {
@@ -189,10 +183,16 @@ fn streaming_request(head: &[u8], state: &AppState) -> Option<PluginRequest> {
         return None;
     }
     let mut out = Vec::with_capacity(req.headers.len());
+    let mut websocket = false;
     for h in req.headers.iter() {
         let name = h.name.to_ascii_lowercase();
         let has_body = (name == "content-length" && h.value != b"0") || name == "transfer-encoding";
-        if name == "upgrade" || has_body {
+        if name == "upgrade" {
+            websocket = h.value.eq_ignore_ascii_case(b"websocket");
+            if !websocket {
+                return None;
+            }
+        } else if has_body {
             return None;
         }
         out.push((name, String::from_utf8_lossy(h.value).into_owned()));
@@ -200,7 +200,10 @@ fn streaming_request(head: &[u8], state: &AppState) -> Option<PluginRequest> {
     if !state.plugins.streams("GET", path) {
         return None;
     }
-    Some(PluginRequest {
+    if websocket {
+        return Some(Streaming::WebSocket);
+    }
+    Some(Streaming::Get(Box::new(PluginRequest {
         method: "GET".into(),
         path: path.to_owned(),
         query: query.to_owned(),
@@ -208,5 +211,5 @@ fn streaming_request(head: &[u8], state: &AppState) -> Option<PluginRequest> {
         body: Bytes::new(),
         websocket: false,
         tls: false,
-    })
+    })))
 }
