@@ -352,7 +352,7 @@ static inline const char *rill_status_str(int32_t status) {
 
 // The ABI's minor version: grows when fields are appended to a table or
 // struct. Either side may be older; `struct_size` tells what it knows.
-#define RILL_ABI_MINOR 5
+#define RILL_ABI_MINOR 6
 
 // `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 // `uint32_t`.
@@ -1275,6 +1275,22 @@ typedef struct RillHostApi {
                           struct RillStr labels,
                           uint32_t kind,
                           double value);
+    // ==== hot reload of HTTP state (added in 1.6) ====
+    //
+    // Added in 1.6. Pins (`on` 1) or unpins (`on` 0) the URL space `path`
+    // to this instance: a request to one of the plugin's routes whose path
+    // is `path`, or continues it after a `/` or `.`, goes to this instance
+    // even after a reload made a newer generation current. A generation
+    // that holds state for a URL space (an HLS muxer's playlists, parts
+    // and segments) keeps serving it while it drains, so its viewers see
+    // no break; the generation ends once it unpins (the muxer went idle)
+    // and its last session ended. The newest pin of a path wins. Pins go
+    // when the instance drains past the operator's drain deadline or a
+    // forced drain, and at destroy (then `RILL_ERR_CLOSED`). `path`:
+    // starts with `/`, at most 1024 bytes; at most 65536 pins an instance
+    // (`RILL_ERR_BUSY`). Unpinning a path not pinned is
+    // `RILL_ERR_NOT_FOUND`.
+    int32_t (*http_pin)(struct RillHost *host, struct RillStr path, uint32_t on);
 } RillHostApi;
 
 // An HTTP request routed to a plugin (`on_http_request`). Everything in it

@@ -1063,6 +1063,23 @@ pub struct RillHostApi {
             value: f64,
         ) -> i32,
     >,
+
+    /// ==== hot reload of HTTP state (added in 1.6) ====
+    ///
+    /// Added in 1.6. Pins (`on` 1) or unpins (`on` 0) the URL space `path`
+    /// to this instance: a request to one of the plugin's routes whose path
+    /// is `path`, or continues it after a `/` or `.`, goes to this instance
+    /// even after a reload made a newer generation current. A generation
+    /// that holds state for a URL space (an HLS muxer's playlists, parts
+    /// and segments) keeps serving it while it drains, so its viewers see
+    /// no break; the generation ends once it unpins (the muxer went idle)
+    /// and its last session ended. The newest pin of a path wins. Pins go
+    /// when the instance drains past the operator's drain deadline or a
+    /// forced drain, and at destroy (then `RILL_ERR_CLOSED`). `path`:
+    /// starts with `/`, at most 1024 bytes; at most 65536 pins an instance
+    /// (`RILL_ERR_BUSY`). Unpinning a path not pinned is
+    /// `RILL_ERR_NOT_FOUND`.
+    pub http_pin: Option<unsafe extern "C" fn(host: *mut RillHost, path: RillStr, on: u32) -> i32>,
 }
 
 // SAFETY: repr(C), starts with u32 struct_size; every other field is an

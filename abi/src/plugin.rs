@@ -16,7 +16,7 @@ use crate::types::{
 pub const RILL_ABI_MAJOR: u16 = 1;
 /// The ABI's minor version: grows when fields are appended to a table or
 /// struct. Either side may be older; `struct_size` tells what it knows.
-pub const RILL_ABI_MINOR: u16 = 5;
+pub const RILL_ABI_MINOR: u16 = 6;
 
 /// `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 /// `uint32_t`.
@@ -444,6 +444,11 @@ pub const fn rill_v1_4_size_of_host_api() -> usize {
     core::mem::offset_of!(RillHostApi, publisher_set_source)
 }
 
+/// `sizeof(RillHostApi)` in ABI 1.5 (up to `metric_set`).
+pub const fn rill_v1_5_size_of_host_api() -> usize {
+    core::mem::offset_of!(RillHostApi, http_pin)
+}
+
 /// Why a descriptor was refused at load (host side).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DescriptorError {
@@ -642,6 +647,7 @@ pub const fn rill_host_api_empty() -> RillHostApi {
         publisher_set_source: None,
         cluster_locate: None,
         metric_set: None,
+        http_pin: None,
     }
 }
 

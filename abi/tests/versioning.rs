@@ -23,10 +23,10 @@ fn good() -> RillPluginDescriptor {
 }
 
 #[test]
-fn abi_1_1_to_1_5_append_after_1_0() {
+fn abi_1_1_to_1_6_append_after_1_0() {
     // 1.1 appended fields: 1.0's sizes end where 1.0's last fields end,
     // and every 1.1 field lies past them.
-    assert_eq!(RILL_ABI_MINOR, 5);
+    assert_eq!(RILL_ABI_MINOR, 6);
     assert_eq!(
         rill_v1_0_size_of_descriptor(),
         offset_of!(RillPluginDescriptor, on_udp_packet)
@@ -69,8 +69,13 @@ fn abi_1_1_to_1_5_append_after_1_0() {
     // 1.5 appended three calls (publisher_set_source, cluster_locate,
     // metric_set).
     assert_eq!(
-        size_of::<RillHostApi>(),
+        rill_v1_5_size_of_host_api(),
         rill_v1_4_size_of_host_api() + 3 * size_of::<usize>()
+    );
+    // 1.6 appended one call (http_pin).
+    assert_eq!(
+        size_of::<RillHostApi>(),
+        rill_v1_5_size_of_host_api() + size_of::<usize>()
     );
     assert_eq!(
         size_of::<RillRecording>(),

@@ -627,6 +627,19 @@ pub fn install_plugin(lib: &Path, plugins_dir: &Path, name: &str) {
     std::fs::rename(&tmp, plugins_dir.join(name)).unwrap();
 }
 
+/// A new build of plugin `lib` for the loader of `rill`: the library's
+/// bytes plus `marker` (another hash, the same code), renamed over the
+/// installed file.
+pub fn install_new_build(rill: &Rill, lib: &Path, marker: &str) {
+    let mut bytes = std::fs::read(lib).unwrap();
+    bytes.extend_from_slice(marker.as_bytes());
+    let dir = rill.plugins_dir();
+    let name = lib.file_name().unwrap().to_string_lossy().into_owned();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
 /// The plugin named `name` in `/api/v1/plugins`.
 pub fn plugin_state(rill: &Rill, name: &str) -> Option<serde_json::Value> {
     let v = rill.get_json("/api/v1/plugins");

@@ -34,16 +34,6 @@ fn generation(rill: &Rill) -> u64 {
         .unwrap()
 }
 
-/// A new file for the loader with the same code (another hash).
-fn reinstall_testkit(rill: &Rill, marker: &str) {
-    let mut bytes = std::fs::read(testkit()).unwrap();
-    bytes.extend_from_slice(marker.as_bytes());
-    let dir = rill.plugins_dir();
-    let tmp = dir.join(".testkit.tmp");
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, dir.join("librill_plugin_testkit.so")).unwrap();
-}
-
 #[test]
 fn instance_udp_socket_survives_a_reload_and_only_the_live_generation_answers() {
     let port = free_port();
@@ -87,7 +77,7 @@ fn instance_udp_socket_survives_a_reload_and_only_the_live_generation_answers() 
         })
     };
     std::thread::sleep(Duration::from_secs(1));
-    reinstall_testkit(&rill, "udp-reload");
+    install_new_build(&rill, &testkit(), "udp-reload");
     wait_for(Duration::from_secs(5), || {
         (generation(&rill) == 2).then_some(())
     })

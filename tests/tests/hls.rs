@@ -318,3 +318,55 @@ fn a_publisher_that_comes_back_is_a_discontinuity() {
     assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
     check_ll(&text);
 }
+
+/// Issue 20's reload storm lost HLS viewers: their parts and segments
+/// lived in the generation a reload replaced. Now the muxing generation
+/// pins its stream's URLs: a player that plays through a reload of the HLS
+/// plugin sees no break, the old generation serves it while it drains and
+/// is destroyed once the stream went idle; then the new generation serves.
+#[test]
+fn a_reload_of_the_hls_plugin_does_not_break_its_viewers() {
+    let s = Server::start("", "window: 6\nidle_timeout: 2s");
+    let _p = s.publish(false, "live/r", 40, "libx264", "aac");
+    let hls = target_dir().join("librill_plugin_hls.so");
+    let (st, _, _) = s.get("/live/r/llhls.m3u8");
+    assert_eq!(st, 200, "{}", s.rill.log());
+    let player = rtmp::spawn_play_av(false, &s.url("live/r.m3u8"), 14);
+    std::thread::sleep(Duration::from_secs(4));
+    install_new_build(&s.rill, &hls, "reload-2");
+    // The old generation drains with the muxer (and requests) on it.
+    let state = wait_for(Duration::from_secs(10), || {
+        let p = plugin_state(&s.rill, "hls")?;
+        (p["generation"].as_u64()? >= 2).then_some(p)
+    })
+    .unwrap_or_else(|| panic!("not reloaded:\n{}", s.rill.log()));
+    assert!(
+        state["draining_generations"][0]["sessions"].as_u64() >= Some(1),
+        "the old generation should keep the muxed stream: {state}"
+    );
+    let d = player.join().unwrap();
+    // 14 s of 25 fps video and 48 kHz AAC, through the reload.
+    let (v, a) = (d.count(0), d.count(1));
+    assert!((333..=364).contains(&v), "{}", rtmp::summary(&d));
+    assert!((623..=690).contains(&a), "{}", rtmp::summary(&d));
+    assert!(d.monotonic(0) && d.monotonic(1), "{}", rtmp::summary(&d));
+    let video: Vec<i64> = d.packets.iter().filter(|p| p.0 == 0).map(|p| p.1).collect();
+    let gap = video.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    // framemd5 times are in the stream's time base (1/90000 for HLS).
+    assert!(gap <= 45_000, "a {gap} hole in the video: {}", d.stderr);
+    assert!(!d.stderr.contains("404"), "{}", d.stderr);
+    // Nobody asks any more: the muxer idles out, the pin goes, and the old
+    // generation is destroyed.
+    wait_for(Duration::from_secs(20), || {
+        plugin_state(&s.rill, "hls")?["draining_generations"]
+            .as_array()?
+            .is_empty()
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("old generation not destroyed:\n{}", s.rill.log()));
+    // The new generation serves the stream now.
+    let d = rtmp::play_av(false, &s.url("live/r.m3u8"), 4);
+    assert!(d.count(0) >= 95 && d.monotonic(0), "{}", rtmp::summary(&d));
+    let p = plugin_state(&s.rill, "hls").unwrap();
+    assert!(p["sessions"].as_u64() >= Some(1), "{p}");
+}

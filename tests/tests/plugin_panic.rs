@@ -161,17 +161,6 @@ fn panics_in_many_sessions_leave_the_plugin_serving() {
     assert_eq!(state["state"], "running");
 }
 
-/// The library's bytes and a marker, renamed over the installed one: a new
-/// build for the loader (another hash), the same code.
-fn install_new_build(rill: &Rill, marker: &str) {
-    let mut bytes = std::fs::read(testkit()).unwrap();
-    bytes.extend_from_slice(marker.as_bytes());
-    let dir = rill.plugins_dir();
-    let tmp = dir.join(".testkit.tmp");
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, dir.join(testkit().file_name().unwrap())).unwrap();
-}
-
 /// Issue 20's fault plugin: `testkit` with `panic_in: <callback>` panics in
 /// that callback every time. For each callback in turn, the host logs the
 /// panic as an error naming the plugin, ends at most the session concerned,
@@ -242,7 +231,7 @@ fn a_panic_in_any_callback_is_contained() {
                 assert!(sock.recv(&mut buf).is_err(), "{case}: answered");
             }
             "drain" | "destroy" => {
-                install_new_build(&rill, case);
+                install_new_build(&rill, &testkit(), case);
                 wait_for(Duration::from_secs(10), || {
                     plugin_state(&rill, "testkit").filter(|s| s["generation"] == 2)
                 })

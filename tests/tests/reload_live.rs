@@ -4,26 +4,11 @@
 //! new connections get the new one; the old generation is listed as
 //! draining and destroyed once its sessions leave.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use rill_e2e::rtmp::*;
 use rill_e2e::*;
-
-/// The plugin's bytes plus a marker: a new file for the loader (another
-/// hash), the same code.
-fn install_new_build(server: &Server, marker: &str) {
-    let dir = server.rill.plugins_dir();
-    let name = plugin().file_name().unwrap().to_owned();
-    let tmp = dir.join(".rtmp-reload.tmp");
-    let mut bytes = std::fs::read(plugin()).unwrap();
-    bytes.extend_from_slice(marker.as_bytes());
-    std::fs::File::create(&tmp)
-        .unwrap()
-        .write_all(&bytes)
-        .unwrap();
-    std::fs::rename(&tmp, dir.join(name)).unwrap();
-}
 
 /// A server with ffmpeg publishing 30 s of H.264 + AAC to `path`, live.
 fn publishing(path: &str) -> (Server, Guard) {
@@ -92,7 +77,7 @@ fn live_stream_survives_a_reload_past_the_old_deadline() {
     .unwrap_or_else(|| panic!("players not in:\n{}", server.rill.log()));
     assert_eq!(rtmp_plugin(&server)["generation"], 1);
 
-    install_new_build(&server, "reload-2");
+    install_new_build(&server.rill, &plugin(), "reload-2");
     let reloaded = Instant::now();
     wait_for(Duration::from_secs(5), || {
         let p = rtmp_plugin(&server);
@@ -138,7 +123,7 @@ fn live_stream_survives_a_reload_past_the_old_deadline() {
 #[test]
 fn a_forced_drain_closes_the_old_generation_now() {
     let (server, _publisher) = publishing("live/forced");
-    install_new_build(&server, "reload-forced");
+    install_new_build(&server.rill, &plugin(), "reload-forced");
     wait_for(Duration::from_secs(5), || {
         (rtmp_plugin(&server)["draining_generations"][0]["sessions"] == 1).then_some(())
     })
@@ -169,7 +154,7 @@ fn a_connection_in_its_handshake_at_a_reload_still_plays() {
     let (server, _publisher) = publishing("live/keep");
     // Handshaken on generation 1, nothing asked yet.
     let mut c = RawClient::handshake(server.port);
-    install_new_build(&server, "reload-3");
+    install_new_build(&server.rill, &plugin(), "reload-3");
     wait_for(Duration::from_secs(5), || {
         (rtmp_plugin(&server)["generation"] == 2).then_some(())
     })

@@ -548,6 +548,17 @@ impl Host {
         Error::check(unsafe { f(self.raw(), rstr(name), rstr(&text), kind, value) }).map(drop)
     }
 
+    /// Pins (`on`) or unpins the URL space `path` to this instance
+    /// (ABI 1.6): requests to the plugin's routes at `path`, or under it
+    /// after a `/` or `.`, stay with this generation after a reload until
+    /// it unpins. For state that lives in the instance (an HLS muxer's
+    /// segments) and must outlive a reload for the viewers using it.
+    pub fn http_pin(&self, path: &str, on: bool) -> Result<()> {
+        let f = api!(self, http_pin)?;
+        // SAFETY: valid host context; the string is lent for the call.
+        Error::check(unsafe { f(self.raw(), rstr(path), u32::from(on)) }).map(drop)
+    }
+
     /// Starts an instance-level timer ([`Plugin::on_timer`] with no
     /// session).
     pub fn timer_start(&self, delay: Duration, repeat: bool, timer_id: u64) -> Result<TimerHandle> {

@@ -548,6 +548,19 @@ unsafe extern "C" fn metric_set(
     })
 }
 
+unsafe extern "C" fn http_pin(host: *mut RillHost, path: RillStr, on: u32) -> i32 {
+    callback_guard("http_pin", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
+        // SAFETY: per contract; the string is lent for the call.
+        let (Some(i), Some(path)) = (unsafe { inst(host) }, unsafe { text(path) }) else {
+            return RILL_ERR_INVALID;
+        };
+        if on > 1 {
+            return RILL_ERR_INVALID;
+        }
+        i.host.routes.pin(&i, path, on == 1)
+    })
+}
+
 unsafe extern "C" fn publisher_close(p: *mut RillPublisher) {
     callback_guard("publisher_close", (), (), || {
         // SAFETY: per contract.
@@ -847,7 +860,9 @@ unsafe extern "C" fn connect(
         } else {
             None
         };
-        let id = session::spawn_connect(&i, a.to_string(), session_user, tls);
+        let Some(id) = session::spawn_connect(&i, a.to_string(), session_user, tls) else {
+            return RILL_ERR_CLOSED;
+        };
         if !conn_id.is_null() {
             // SAFETY: a writable out-pointer.
             unsafe { *conn_id = id };
@@ -866,14 +881,16 @@ unsafe extern "C" fn session_open(
         let Some(i) = (unsafe { inst(host) }) else {
             return RILL_ERR_INVALID;
         };
-        let id = session::spawn(
+        let Ok(id) = session::spawn(
             &i,
             Io::None,
             Origin::Session,
             String::new(),
             String::new(),
             session_user,
-        );
+        ) else {
+            return RILL_ERR_CLOSED;
+        };
         if !conn_id.is_null() {
             // SAFETY: a writable out-pointer.
             unsafe { *conn_id = id };
@@ -909,14 +926,16 @@ unsafe extern "C" fn session_open_peer(
             let Some(slot) = i.host.admission.accept(addr.ip(), &i.name, None) else {
                 return RILL_ERR_BUSY;
             };
-            let id = session::spawn(
+            let Ok(id) = session::spawn(
                 &i,
                 Io::None,
                 Origin::Session,
                 addr.to_string(),
                 local.unwrap_or("").to_owned(),
                 session_user,
-            );
+            ) else {
+                return RILL_ERR_CLOSED;
+            };
             i.hold_slot(id, slot);
             if !conn_id.is_null() {
                 // SAFETY: a writable out-pointer.
@@ -1472,4 +1491,5 @@ pub(crate) static HOST_API: RillHostApi = RillHostApi {
     publisher_set_source: Some(publisher_set_source),
     cluster_locate: Some(cluster_api::cluster_locate),
     metric_set: Some(metric_set),
+    http_pin: Some(http_pin),
 };

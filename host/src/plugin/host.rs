@@ -227,15 +227,18 @@ async fn accept_loop(
         let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
         match &wire {
             Wire::Tcp => {
-                let id = session::spawn(
+                // Refused only by a generation being destroyed: the
+                // socket closes.
+                if let Ok(id) = session::spawn(
                     &t.inst,
                     Io::Stream(sock),
                     Origin::Listener(t.listener_id),
                     peer.to_string(),
                     local,
                     std::ptr::null_mut(),
-                );
-                t.inst.hold_slot(id, slot);
+                ) {
+                    t.inst.hold_slot(id, slot);
+                }
             }
             // The handshake on its own task: a client that stalls in it
             // holds up nobody, and is dropped at the timeout.
@@ -243,15 +246,16 @@ async fn accept_loop(
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     if let Some(stream) = tls.accept_for_plugin(sock, peer).await {
-                        let id = session::spawn(
+                        if let Ok(id) = session::spawn(
                             &t.inst,
                             Io::Tls(Box::new(stream)),
                             Origin::Listener(t.listener_id),
                             peer.to_string(),
                             local,
                             std::ptr::null_mut(),
-                        );
-                        t.inst.hold_slot(id, slot);
+                        ) {
+                            t.inst.hold_slot(id, slot);
+                        }
                     }
                 });
             }

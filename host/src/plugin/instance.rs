@@ -67,7 +67,15 @@ pub(crate) struct Instance {
     created_notify: Notify,
     pub(crate) draining: AtomicBool,
     pub(crate) listens: Mutex<Vec<ListenDecl>>,
+    /// The routes declared in `create` (kept: requests under a path this
+    /// generation pinned are matched against them).
     pub(crate) routes: Mutex<Vec<RouteDecl>>,
+    /// The URL spaces pinned (`http_pin`); None once they were dropped.
+    pub(crate) pins: Mutex<Option<std::collections::HashSet<String>>>,
+    /// Sealed (true) just before destroy: no session opens after that.
+    /// Sessions register under the read lock, the seal takes the write
+    /// lock, so a session is either seen by the seal or refused.
+    gate: parking_lot::RwLock<bool>,
     /// UDP sockets declared in `create` (`udp_listen`), until activated.
     pub(crate) udp_decls: Mutex<Vec<super::udp::UdpDecl>>,
     /// The errors logged during `create` (by the host's calls and by the
@@ -132,6 +140,8 @@ impl Instance {
             draining: AtomicBool::new(false),
             listens: Mutex::new(Vec::new()),
             routes: Mutex::new(Vec::new()),
+            pins: Mutex::new(Some(Default::default())),
+            gate: parking_lot::RwLock::new(false),
             udp_decls: Mutex::new(Vec::new()),
             create_error: Mutex::new(None),
             udp: Mutex::new(Default::default()),
@@ -246,7 +256,14 @@ impl Instance {
     /// passed, or [`Instance::drain_now`] was called; then closes the rest
     /// and waits for them (bounded) to finish.
     pub(crate) async fn wait_sessions(&self, deadline: Option<Duration>) {
-        let deadline = deadline.map(|d| tokio::time::Instant::now() + d);
+        self.wait_idle(deadline.map(|d| tokio::time::Instant::now() + d))
+            .await;
+        self.close_sessions().await;
+    }
+
+    /// Waits until no session is open, `deadline` passed, or a forced
+    /// drain.
+    pub(crate) async fn wait_idle(&self, deadline: Option<tokio::time::Instant>) {
         loop {
             let changed = self.sessions_changed.notified();
             if self.sessions.is_empty() {
@@ -261,10 +278,14 @@ impl Instance {
             };
             tokio::select! {
                 _ = changed => {}
-                _ = forced => break,
-                _ = expired => break,
+                _ = forced => return,
+                _ = expired => return,
             }
         }
+    }
+
+    /// Closes every open session and waits (bounded) for them to finish.
+    async fn close_sessions(&self) {
         for s in self.sessions.iter() {
             s.send(Ctl::Close {
                 reason: RILL_END_SHUTDOWN,
@@ -281,6 +302,26 @@ impl Instance {
             }
         })
         .await;
+    }
+
+    /// Refuses new sessions from now on if none is open (true), or
+    /// regardless with `force`.
+    pub(crate) fn seal(&self, force: bool) -> bool {
+        let mut sealed = self.gate.write();
+        if force || self.sessions.is_empty() {
+            *sealed = true;
+        }
+        *sealed
+    }
+
+    /// Registers session `s` unless the instance is sealed.
+    pub(crate) fn register(&self, s: &Arc<SessionShared>) -> bool {
+        let sealed = self.gate.read();
+        if *sealed {
+            return false;
+        }
+        self.sessions.insert(s.id, s.clone());
+        true
     }
 
     /// The last call: no sessions, no timers, posts delivered, then destroy.

@@ -307,7 +307,7 @@ impl PluginManager {
             .host
             .listeners
             .activate(&inst, decls, &self.inner.host.rt);
-        let routes = std::mem::take(&mut *inst.routes.lock());
+        let routes = inst.routes.lock().clone();
         self.inner.host.routes.activate(&inst, routes);
         let udp = std::mem::take(&mut *inst.udp_decls.lock());
         self.inner
@@ -330,12 +330,25 @@ impl PluginManager {
     /// unless the operator set `drain_timeout` or forces a drain.
     fn retire(&self, old: Arc<Instance>, draining: Arc<parking_lot::Mutex<Vec<Arc<Instance>>>>) {
         let timeout = self.inner.config.lock().drain_timeout;
-        let deadline = (!timeout.is_zero()).then_some(timeout);
+        let deadline = (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout);
         draining.lock().push(old.clone());
+        let host = self.inner.host.clone();
         tokio::spawn(async move {
             tracing::info!(plugin = %old.name, generation = old.generation, sessions = old.sessions.len(), "draining old generation");
             old.drain();
-            old.wait_sessions(deadline).await;
+            old.wait_idle(deadline).await;
+            // Requests under its pins go to the new generation from now
+            // on; those routed here before still run to their end.
+            host.routes.unpin_all(&old);
+            let left =
+                |d: tokio::time::Instant| d.saturating_duration_since(tokio::time::Instant::now());
+            for _ in 0..3 {
+                old.wait_sessions(deadline.map(left)).await;
+                if old.seal(false) {
+                    break;
+                }
+            }
+            old.seal(true);
             old.destroy().await;
             draining.lock().retain(|i| !Arc::ptr_eq(i, &old));
             tracing::info!(plugin = %old.name, generation = old.generation, "old generation destroyed");
@@ -484,35 +497,48 @@ impl PluginManager {
     /// when no streaming route matches (any more).
     pub fn route_http_owned(
         &self,
-        req: session::HttpRequest,
-        sock: tokio::net::TcpStream,
+        mut req: session::HttpRequest,
+        mut sock: tokio::net::TcpStream,
         peer: String,
         local: String,
         slot: &mut Option<crate::admission::ConnSlot>,
     ) -> Result<(), tokio::net::TcpStream> {
-        let Some(route) = self
-            .inner
-            .host
-            .routes
-            .find(&req.method, &req.path)
-            .filter(|r| r.stream)
-        else {
-            return Err(sock);
-        };
-        let id = session::spawn(
-            &route.inst,
-            session::Io::OwnedHttp(session::OwnedHttp {
+        // A pinned generation sealed between the lookup and the spawn has
+        // dropped its pins first: the next lookup finds the current one.
+        for _ in 0..3 {
+            let Some(route) = self
+                .inner
+                .host
+                .routes
+                .find(&req.method, &req.path)
+                .filter(|r| r.stream)
+            else {
+                return Err(sock);
+            };
+            let io = session::Io::OwnedHttp(session::OwnedHttp {
                 sock,
                 route_id: route.route_id,
                 req,
-            }),
-            session::Origin::Session,
-            peer,
-            local,
-            std::ptr::null_mut(),
-        );
-        route.inst.hold_slot(id, slot.take());
-        Ok(())
+            });
+            match session::spawn(
+                &route.inst,
+                io,
+                session::Origin::Session,
+                peer.clone(),
+                local.clone(),
+                std::ptr::null_mut(),
+            ) {
+                Ok(id) => {
+                    route.inst.hold_slot(id, slot.take());
+                    return Ok(());
+                }
+                Err(io) => match *io {
+                    session::Io::OwnedHttp(o) => (sock, req) = (o.sock, o.req),
+                    _ => unreachable!("spawn gives back the io it was given"),
+                },
+            }
+        }
+        Err(sock)
     }
 
     /// The metrics plugins set for themselves.
@@ -534,26 +560,35 @@ impl PluginManager {
     /// no plugin route does.
     pub fn route_http(
         &self,
-        req: session::HttpRequest,
+        mut req: session::HttpRequest,
         peer: String,
         local: String,
     ) -> Option<tokio::sync::oneshot::Receiver<session::HttpReply>> {
-        let route = self.inner.host.routes.find(&req.method, &req.path)?;
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let x = session::HttpExchange {
-            route_id: route.route_id,
-            req,
-            reply,
-        };
-        session::spawn(
-            &route.inst,
-            session::Io::Http(x),
-            session::Origin::Session,
-            peer,
-            local,
-            std::ptr::null_mut(),
-        );
-        Some(rx)
+        let (mut reply, rx) = tokio::sync::oneshot::channel();
+        // As in route_http_owned: a sealed pinned generation, once.
+        for _ in 0..3 {
+            let route = self.inner.host.routes.find(&req.method, &req.path)?;
+            let x = session::HttpExchange {
+                route_id: route.route_id,
+                req,
+                reply,
+            };
+            match session::spawn(
+                &route.inst,
+                session::Io::Http(x),
+                session::Origin::Session,
+                peer.clone(),
+                local.clone(),
+                std::ptr::null_mut(),
+            ) {
+                Ok(_) => return Some(rx),
+                Err(io) => match *io {
+                    session::Io::Http(x) => (req, reply) = (x.req, x.reply),
+                    _ => unreachable!("spawn gives back the io it was given"),
+                },
+            }
+        }
+        None
     }
 
     /// Every plugin's state, by name.
@@ -632,6 +667,7 @@ impl PluginManager {
             .await;
         }
         for i in current {
+            i.seal(true);
             i.destroy().await;
         }
     }

@@ -14,8 +14,11 @@
 //!
 //! A stream is muxed by a session without a socket (the muxer), started by
 //! the first request (or at publish with `always`) and stopped when nobody
-//! asked for `idle_timeout`. Parts, segments and init segments are host
-//! frames: every viewer is served the same memory. Requests that must wait
+//! asked for `idle_timeout`. Its URLs are pinned to the generation that
+//! muxes it, so a reload does not break its viewers' sequence (the new
+//! generation takes the stream over once it went idle). Parts, segments
+//! and init segments are host frames: every viewer is served the same
+//! memory. Requests that must wait
 //! (the first playlist until a segment exists, a blocking reload, the
 //! preload-hinted part) stay open, and the muxer wakes them (`post`) when
 //! it has something new; each has a deadline. Who may watch is the host's
@@ -155,6 +158,11 @@ impl Hls {
             g.ts = Some(t);
         }
         if g.muxer.is_none() {
+            // Its URLs stay with this generation after a reload, until the
+            // sweep forgets the stream: the viewers keep their sequence.
+            if let Err(e) = self.host.http_pin(&format!("/{path}"), true) {
+                rill_log!(self.host, Debug, "{path}: not pinned ({e})");
+            }
             let id = self.host.session_open(Session::Muxer {
                 path: path.to_owned(),
                 stream: st.clone(),
@@ -392,7 +400,8 @@ impl Hls {
         let now = self.host.now_us();
         let idle = self.config.idle_timeout.as_micros() as i64;
         let mut map = self.streams.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, st| {
+        let mut forgotten = Vec::new();
+        map.retain(|path, st| {
             let mut g = lock(st);
             let busy = !g.waiters.is_empty() || g.live_viewers > 0;
             let keep = busy || now - g.last_request < idle || (self.config.always && !g.ended);
@@ -400,9 +409,15 @@ impl Hls {
                 if let Some(id) = g.muxer.take() {
                     let _ = self.host.post(id, Box::new(Stop));
                 }
+                forgotten.push(path.clone());
             }
             keep
         });
+        // Under the map's lock: a request for it now starts a new muxer
+        // and pins again.
+        for path in forgotten {
+            let _ = self.host.http_pin(&format!("/{path}"), false);
+        }
     }
 
     /// Arms a held request's deadline (once).

@@ -421,7 +421,8 @@ impl SessionShared {
     }
 }
 
-/// Creates a session and runs it on its own task.
+/// Creates a session and runs it on its own task; gives `io` back when
+/// the instance is sealed (about to be destroyed).
 pub(crate) fn spawn(
     inst: &Arc<Instance>,
     io: Io,
@@ -429,17 +430,19 @@ pub(crate) fn spawn(
     peer: String,
     local: String,
     preset_user: *mut c_void,
-) -> u64 {
+) -> Result<u64, Box<Io>> {
     let sink = match io {
         Io::None => Sink::None,
         Io::Stream(..) | Io::Tls(..) => Sink::Stream,
         Io::OwnedHttp(..) => Sink::Http,
         Io::Http(..) => Sink::Http,
     };
-    let s = SessionShared::open(inst, peer, local, sink, false, preset_user);
+    let Some(s) = SessionShared::open(inst, peer, local, sink, false, preset_user) else {
+        return Err(Box::new(io));
+    };
     let id = s.id;
     inst.host.rt.spawn(run(s, io, origin));
-    id
+    Ok(id)
 }
 
 impl SessionShared {
@@ -452,7 +455,7 @@ impl SessionShared {
         sink: Sink,
         outbound: bool,
         user: *mut c_void,
-    ) -> Arc<SessionShared> {
+    ) -> Option<Arc<SessionShared>> {
         let s = Arc::new(SessionShared {
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             inst: inst.clone(),
@@ -464,8 +467,7 @@ impl SessionShared {
             st: Mutex::new(SessionState::default()),
             ctl: CtlInbox::default(),
         });
-        inst.sessions.insert(s.id, s.clone());
-        s
+        inst.register(&s).then_some(s)
     }
 }
 
@@ -547,8 +549,8 @@ pub(crate) fn spawn_connect(
     addr: String,
     user: *mut c_void,
     tls: Option<Arc<rustls::ClientConfig>>,
-) -> u64 {
-    let s = SessionShared::open(inst, addr.clone(), String::new(), Sink::Stream, true, user);
+) -> Option<u64> {
+    let s = SessionShared::open(inst, addr.clone(), String::new(), Sink::Stream, true, user)?;
     let id = s.id;
     let user = UserPtr(user);
     inst.host.rt.spawn(async move {
@@ -588,7 +590,7 @@ pub(crate) fn spawn_connect(
             }
         }
     });
-    id
+    Some(id)
 }
 
 async fn run(s: Arc<SessionShared>, io: Io, origin: Origin) {
