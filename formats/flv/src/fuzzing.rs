@@ -14,7 +14,15 @@ pub fn amf0(data: &[u8]) {
         return;
     };
     let encoded = amf0::encode_all(&values).expect("decoded values must re-encode");
-    let again = amf0::decode_all(&encoded, 32).expect("re-encoded values must decode");
+    let again = match amf0::decode_all(&encoded, 32) {
+        Ok(again) => again,
+        // The item limit grows with the input's length, and the canonical
+        // encoding can be shorter (a long-string marker on a short string
+        // becomes a short one): an input near the limit may re-encode past
+        // it. Found by libFuzzer (corpus seed amf0/shorter_reencoding).
+        Err(Error::AmfTooManyValues(_)) if encoded.len() < data.len() => return,
+        Err(e) => panic!("re-encoded values must decode: {e:?}"),
+    };
     // Compared as bytes: NaN != NaN as values.
     assert_eq!(amf0::encode_all(&again).expect("re-encode"), encoded);
 }
