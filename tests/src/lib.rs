@@ -330,14 +330,23 @@ pub fn http_request_with(
 /// A GET (`Connection: close`) whose body may be binary: (status,
 /// lower-cased head, body bytes).
 pub fn http_get_bytes(port: u16, path: &str) -> (u16, String, Vec<u8>) {
+    http_get_bytes_with(port, path, &[])
+}
+
+/// [`http_get_bytes`] with more request headers.
+pub fn http_get_bytes_with(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
     use std::io::Write;
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    write!(s, "{head}\r\n").unwrap();
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
     let end = resp

@@ -736,3 +736,119 @@ fn api_starts_and_stops_recording() {
     let _ = p.kill();
     let _ = p.wait();
 }
+
+/// One MP4 of a time range: the fMP4 files of two recordings (the
+/// publisher went away between them) served as one download on one
+/// timeline from 0. ffprobe and ffmpeg read it whole, in order; a byte
+/// range is the same bytes as in the whole; HEAD and bad ranges.
+#[test]
+fn mp4_download_of_a_time_range() {
+    let s = start(
+        "rules:\n  - match: ^dl/\n    format: fmp4\n    segment: 3s\nmin_free: 1MiB",
+        "publish:\n  reconnect_grace: 1s",
+    );
+    s.publish(false, "libx264", "dl/x", 8).wait().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    s.publish(false, "libx264", "dl/x", 6).wait().unwrap();
+    s.recordings("dl/x", 4);
+    // Every file complete, the second recording's too.
+    let rows = wait_for(Duration::from_secs(10), || {
+        let rows = s.recordings("dl/x", 4);
+        let last = rows.iter().map(|r| secs(r, "duration_s")).sum::<f64>();
+        (last >= 13.0).then_some(rows)
+    })
+    .expect("14 s recorded");
+    let port = s.rill.http_port;
+    let (st, head, whole) = http_get_bytes(port, "/vod/dl/x.mp4");
+    assert_eq!(st, 200, "{head}{}", s.rill.log());
+    assert!(
+        head.contains("content-type: video/mp4") && head.contains("accept-ranges: bytes"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("content-length: {}", whole.len())),
+        "{head}"
+    );
+    let file = s.rill.dir.path().join("download.mp4");
+    std::fs::write(&file, &whole).unwrap();
+    let (codecs, duration, frames) = probe_file(&file);
+    assert_eq!(codecs, ["aac", "h264"]);
+    // 8 s, a gap of about 3 s, 6 s: the second recording sits where the
+    // wall clock puts it.
+    let first = parse_rfc3339(rows[0]["start"].as_str().unwrap());
+    let last = rows.last().unwrap();
+    let span = parse_rfc3339(last["end"].as_str().unwrap()) - first;
+    assert!(
+        (duration - span).abs() <= span * 0.05 + 0.3,
+        "duration {duration} s, recorded span {span} s"
+    );
+    assert!(
+        (333..=367).contains(&frames),
+        "{frames} video frames of 350"
+    );
+    let d = play(false, file.to_str().unwrap(), 60, &[]);
+    assert!((333..=367).contains(&d.count(0)), "{}", d.stderr);
+    assert!(d.monotonic(0) && d.monotonic(1), "timestamps go back");
+    // The timeline starts at 0, not at the stream's own time.
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=start_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let start: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!((0.0..0.5).contains(&start), "starts at {start} s");
+
+    // Ranges: the same bytes as the whole, wherever they fall.
+    let len = whole.len();
+    for (a, b) in [
+        (0, 99),
+        (1000, 60_999),
+        (len / 2, len / 2 + 300_000),
+        (len - 5000, len - 1),
+    ] {
+        let b = b.min(len - 1);
+        let (st, head, part) = http_get_bytes_with(
+            port,
+            "/vod/dl/x.mp4",
+            &[("Range", &format!("bytes={a}-{b}"))],
+        );
+        assert_eq!(st, 206, "{head}");
+        assert!(
+            head.contains(&format!("content-range: bytes {a}-{b}/{len}")),
+            "{head}"
+        );
+        assert!(part == whole[a..=b], "bytes {a}-{b} differ from the whole");
+    }
+    let (st, head, _) = http_get_bytes_with(port, "/vod/dl/x.mp4", &[("Range", "bytes=99999999-")]);
+    assert_eq!(st, 416, "{head}");
+    let (st, head, body) = http_request(port, "HEAD", "/vod/dl/x.mp4", None, "");
+    assert!(st == 200 && body.is_empty(), "{head}");
+    assert!(head.contains(&format!("content-length: {len}")), "{head}");
+    // One recording's range: only its files.
+    let (from, to) = (
+        rows[0]["start"].as_str().unwrap(),
+        rows[0]["end"].as_str().unwrap(),
+    );
+    let (st, _, one) = http_get_bytes(port, &format!("/vod/dl/x.mp4?start={from}&end={to}"));
+    assert_eq!(st, 200);
+    assert!(
+        one.len() < whole.len() / 2,
+        "{} of {}",
+        one.len(),
+        whole.len()
+    );
+    assert_eq!(s.rill.get("/vod/dl/none.mp4").0, 404);
+    assert_eq!(
+        s.rill
+            .get(&format!("/vod/dl/x.mp4?start={to}&end={from}"))
+            .0,
+        400
+    );
+}

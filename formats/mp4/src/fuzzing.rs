@@ -31,6 +31,19 @@ pub fn boxes(data: &[u8]) {
             }
         }
     }
+    // Retiming a moof changes its tfdt values and nothing else.
+    if let Some(at) = crate::retime::first_moof(data) {
+        let mut moof = data[at].to_vec();
+        if let Ok(times) = crate::retime::decode_times(&moof) {
+            crate::retime::retime(&mut moof, |_, t| t / 2).expect("halved times fit");
+            let halved: Vec<_> = times.iter().map(|&(id, t)| (id, t / 2)).collect();
+            assert_eq!(crate::retime::decode_times(&moof).unwrap(), halved);
+            assert_eq!(
+                moof.len(),
+                data[crate::retime::first_moof(data).unwrap()].len()
+            );
+        }
+    }
     let Ok(init) = read::parse_init(data) else {
         return;
     };

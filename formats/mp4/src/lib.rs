@@ -23,6 +23,8 @@
 //!   writes.
 //! - [`read`]: a bounded box reader that parses back init segments and
 //!   fragments, for tests, fuzzing and tools.
+//! - [`retime`]: each `traf`'s `tfdt` in a `moof`, read and rewritten in
+//!   place (recordings served as one download on one timeline).
 //!
 //! # Timing
 //!
@@ -98,6 +100,7 @@ pub mod init;
 pub mod mux;
 pub mod progressive;
 pub mod read;
+pub mod retime;
 
 pub use codec::{codecs_attribute, TrackInfo};
 pub use error::Error;

@@ -22,6 +22,7 @@
 
 mod api;
 mod config;
+mod download;
 mod repair;
 mod vod;
 mod writer;
@@ -499,9 +500,9 @@ impl Plugin for Record {
         }
     }
 
-    fn on_writable(&self, s: &mut Session, _conn: &Conn) -> Result<()> {
+    fn on_writable(&self, s: &mut Session, conn: &Conn) -> Result<()> {
         match s {
-            Session::Vod(r) => self.vod_writable(r),
+            Session::Vod(r) => self.vod_writable(r, conn),
             Session::Recorder(_) => Ok(()),
         }
     }

@@ -5,6 +5,8 @@
 //!   UTC; `start` defaults to the first, `end` to now). fMP4 files are
 //!   listed by byte range (their init segment, then their fragments), TS
 //!   files whole; a gap between two files is a discontinuity.
+//! - `GET /vod/{app}/{stream}.mp4?start=…&end=…`: the fMP4 recordings of
+//!   that range as one MP4 download, with `Range` (see [`crate::download`]).
 //! - `GET /vod/seg/{id}.{ts|mp4|flv}`: a recording's file, with `Range`.
 //!
 //! Who may watch is the host's decision (`admit`, as for live play), for
@@ -28,24 +30,34 @@ const CHUNK: u64 = 256 << 10;
 
 const TOKEN_ROWS: u64 = 1;
 const TOKEN_CHUNK: u64 = 2;
+/// A file's head, for a download.
+pub(crate) const TOKEN_HEAD: u64 = 3;
+/// A chunk of a download.
+pub(crate) const TOKEN_DOWNLOAD: u64 = 4;
 /// `TOKEN_INIT + i`: the head of the playlist's row `i`.
 const TOKEN_INIT: u64 = 1 << 32;
 
 #[derive(Debug, Clone, Deserialize)]
-struct Row {
-    id: u64,
-    stream: String,
-    format: String,
-    path: String,
-    start_us: i64,
-    end_us: i64,
-    duration_us: i64,
-    bytes: u64,
-    done: bool,
+pub(crate) struct Row {
+    pub id: u64,
+    pub stream: String,
+    pub format: String,
+    pub path: String,
+    pub start_us: i64,
+    pub end_us: i64,
+    pub duration_us: i64,
+    pub bytes: u64,
+    pub done: bool,
 }
 
 enum Want {
     Playlist {
+        stream: String,
+        from: Option<i64>,
+        to: Option<i64>,
+    },
+    /// One MP4 of the range's fMP4 recordings.
+    Download {
         stream: String,
         from: Option<i64>,
         to: Option<i64>,
@@ -55,9 +67,13 @@ enum Want {
     },
 }
 
-enum Stage {
+pub(crate) enum Stage {
     /// Waiting for `admit` (a playlist) or the row (a file).
     Start,
+    /// A download reads its files' heads.
+    Heads(crate::download::Heads),
+    /// A download is sent.
+    Download(crate::download::Download),
     /// Reading the fMP4 files' init segments.
     Inits {
         rows: Vec<Row>,
@@ -77,16 +93,16 @@ enum Stage {
 
 pub struct Request {
     want: Want,
-    head: bool,
+    pub(crate) head: bool,
     /// The client's query (a token), carried into the playlist's URIs.
     query: String,
-    range: Option<String>,
-    stage: Stage,
+    pub(crate) range: Option<String>,
+    pub(crate) stage: Stage,
     /// The file's row, once known.
     row: Option<Row>,
 }
 
-fn text(conn: &Conn, status: u16, body: &str) -> Result<()> {
+pub(crate) fn text(conn: &Conn, status: u16, body: &str) -> Result<()> {
     conn.http_respond(
         status,
         &[
@@ -138,7 +154,7 @@ fn unescape(v: &str) -> String {
 }
 
 /// The size of the leading `ftyp` and `moov` boxes of an fMP4 file.
-fn init_len(head: &[u8]) -> Option<u64> {
+pub(crate) fn init_len(head: &[u8]) -> Option<u64> {
     let mut at = 0usize;
     let mut end = None;
     while at + 8 <= head.len() {
@@ -187,9 +203,16 @@ impl Request {
                 .and_then(|id| id.parse().ok())
                 .ok_or((404, "no such recording\n".to_owned()))?;
             Want::File { id }
-        } else if let Some(stream) = rest.strip_suffix(".m3u8") {
-            if stream.is_empty() || !stream.contains('/') || stream.contains("..") {
-                return Err((404, "expected /vod/{app}/{stream}.m3u8\n".to_owned()));
+        } else if let Some((stream, ext)) = rest.rsplit_once('.') {
+            if !matches!(ext, "m3u8" | "mp4")
+                || stream.is_empty()
+                || !stream.contains('/')
+                || stream.contains("..")
+            {
+                return Err((
+                    404,
+                    "expected /vod/{app}/{stream}.m3u8 or .mp4\n".to_owned(),
+                ));
             }
             let time = |k: &str| {
                 param(&query, k)
@@ -205,10 +228,11 @@ impl Request {
                     return Err((400, "the range is longer than 31 days\n".to_owned()));
                 }
             }
-            Want::Playlist {
-                stream: stream.to_owned(),
-                from,
-                to,
+            let stream = stream.to_owned();
+            if ext == "mp4" {
+                Want::Download { stream, from, to }
+            } else {
+                Want::Playlist { stream, from, to }
             }
         } else {
             return Err((404, "not found\n".to_owned()));
@@ -233,7 +257,7 @@ impl Request {
 impl Record {
     pub(crate) fn vod_start(&self, r: &mut Request, conn: &Conn) -> Result<()> {
         match &r.want {
-            Want::Playlist { stream, .. } => {
+            Want::Playlist { stream, .. } | Want::Download { stream, .. } => {
                 if conn.admit(&Admission::play(stream, &r.query), 1)? {
                     self.vod_admitted(r, conn)?;
                 }
@@ -249,7 +273,7 @@ impl Record {
     /// Allowed: the playlist's rows, or the file.
     pub(crate) fn vod_admitted(&self, r: &mut Request, conn: &Conn) -> Result<()> {
         match &r.want {
-            Want::Playlist { stream, from, to } => {
+            Want::Playlist { stream, from, to } | Want::Download { stream, from, to } => {
                 let mut q = serde_json::json!({ "stream": stream, "limit": MAX_ROWS });
                 if let Some(f) = from {
                     q["from"] = (*f).into();
@@ -282,6 +306,7 @@ impl Record {
                 };
                 match r.want {
                     Want::Playlist { .. } => self.playlist_rows(r, conn, rows),
+                    Want::Download { .. } => self.download_rows(r, conn, rows),
                     Want::File { .. } => {
                         let Some(row) = rows.into_iter().find(|row| row.done) else {
                             return text(conn, 404, "no such recording\n");
@@ -296,6 +321,8 @@ impl Record {
                 }
             }
             TOKEN_CHUNK => self.chunk_read(r, conn, result, data),
+            TOKEN_HEAD => self.head_read(r, conn, result, data),
+            TOKEN_DOWNLOAD => self.download_read(r, conn, result, data),
             t if t >= TOKEN_INIT => {
                 let i = (t - TOKEN_INIT) as usize;
                 let Stage::Inits {
@@ -546,8 +573,11 @@ impl Record {
         }
     }
 
-    pub(crate) fn vod_writable(&self, r: &mut Request) -> Result<()> {
-        self.next_chunk(r)
+    pub(crate) fn vod_writable(&self, r: &mut Request, conn: &Conn) -> Result<()> {
+        match r.stage {
+            Stage::Download(_) => self.pump(r, conn),
+            _ => self.next_chunk(r),
+        }
     }
 
     pub(crate) fn vod_closed(&self, r: Request) {
@@ -560,6 +590,7 @@ impl Record {
                     let _ = self.host.file_close(f, 0);
                 }
             }
+            s @ (Stage::Heads(_) | Stage::Download(_)) => self.download_closed(s),
             _ => {}
         }
     }
