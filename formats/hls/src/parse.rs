@@ -69,6 +69,9 @@ pub enum ParseError {
     TooManyVariants(usize),
     /// More parts than [`Limits::max_parts`] (the limit).
     TooManyParts(usize),
+    /// A segment's media sequence number (or the one after it) does not
+    /// fit in 64 bits.
+    SequenceOverflow,
 }
 
 impl fmt::Display for ParseError {
@@ -83,6 +86,7 @@ impl fmt::Display for ParseError {
             ParseError::TooManySegments(n) => write!(f, "playlist of more than {n} segments"),
             ParseError::TooManyVariants(n) => write!(f, "playlist of more than {n} variants"),
             ParseError::TooManyParts(n) => write!(f, "playlist of more than {n} parts"),
+            ParseError::SequenceOverflow => f.write_str("media sequence numbers past 2^64 - 1"),
         }
     }
 }
@@ -356,10 +360,7 @@ pub fn parse_with(text: &str, limits: &Limits) -> Result<Playlist, ParseError> {
             } else {
                 range_end = None;
             }
-            let msn = m
-                .media_sequence
-                .saturating_add(skipped)
-                .saturating_add(m.segments.len() as u64);
+            let msn = next_msn(&m, skipped)?;
             m.segments.push(Segment {
                 msn,
                 duration: d,
@@ -468,10 +469,7 @@ pub fn parse_with(text: &str, limits: &Limits) -> Result<Playlist, ParseError> {
         if m.segments.len() >= limits.max_segments {
             return Err(ParseError::TooManySegments(limits.max_segments));
         }
-        let msn = m
-            .media_sequence
-            .saturating_add(skipped)
-            .saturating_add(m.segments.len() as u64);
+        let msn = next_msn(&m, skipped)?;
         m.segments.push(Segment {
             msn,
             duration: parts.iter().map(|p| p.duration).sum(),
@@ -492,6 +490,17 @@ pub struct Pos {
     pub msn: u64,
     /// The part's index within it.
     pub part: usize,
+}
+
+/// The number of the segment listed next. The one after it must fit too,
+/// so every count on from a listed segment is exact (a saturated number
+/// would name two segments, and walks over them would not end).
+fn next_msn(m: &Media, skipped: u64) -> Result<u64, ParseError> {
+    m.media_sequence
+        .checked_add(skipped)
+        .and_then(|n| n.checked_add(m.segments.len() as u64))
+        .filter(|&n| n < u64::MAX)
+        .ok_or(ParseError::SequenceOverflow)
 }
 
 impl Media {
@@ -808,20 +817,36 @@ fileSequence267.mp4
     fn bad_numbers_are_read_as_zero_and_never_overflow() {
         let text = "#EXTM3U\n#EXT-X-TARGETDURATION:NaN\n";
         assert_eq!(parse(text), Err(ParseError::NoTargetDuration));
-        let text = format!(
-            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{}\n\
-             #EXT-X-SKIP:SKIPPED-SEGMENTS=1e300\n#EXTINF:inf,\na.ts\n#EXTINF:-3,\nb.ts\n\
-             #EXT-X-PART:DURATION=x,URI=\"p.mp4\"\n",
-            u64::MAX
-        );
-        let Playlist::Media(m) = parse(&text).unwrap() else {
+        let text = |sequence: u64, skipped: &str| {
+            format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{sequence}\n\
+                 #EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}\n#EXTINF:inf,\na.ts\n#EXTINF:-3,\nb.ts\n\
+                 #EXT-X-PART:DURATION=x,URI=\"p.mp4\"\n"
+            )
+        };
+        let Playlist::Media(m) = parse(&text(u64::MAX - 4, "x")).unwrap() else {
             panic!("not a media playlist");
         };
         assert_eq!(m.segments.len(), 3);
-        assert!(m.segments.iter().all(|s| s.msn == u64::MAX));
+        assert_eq!(m.segments[2].msn, u64::MAX - 2);
         assert_eq!((m.segments[0].duration, m.segments[1].duration), (0.0, 0.0));
-        assert_eq!(m.next_msn(), u64::MAX);
-        assert_eq!(m.segment(u64::MAX).unwrap().uri.as_deref(), Some("a.ts"));
+        assert_eq!(m.next_msn(), u64::MAX - 2);
+        assert_eq!(
+            m.segment(u64::MAX - 4).unwrap().uri.as_deref(),
+            Some("a.ts")
+        );
+        // Numbers that would not fit: refused (saturated ones named several
+        // segments at once, and a walk over them did not end; found by
+        // libFuzzer, seed playlist/media_sequence_at_2_64).
+        assert_eq!(
+            parse(&text(u64::MAX - 2, "0")),
+            Err(ParseError::SequenceOverflow)
+        );
+        assert_eq!(
+            parse(&text(u64::MAX, "0")),
+            Err(ParseError::SequenceOverflow)
+        );
+        assert_eq!(parse(&text(5, "1e300")), Err(ParseError::SequenceOverflow));
     }
 
     #[test]
