@@ -852,3 +852,148 @@ fn mp4_download_of_a_time_range() {
         400
     );
 }
+
+/// The packets ffmpeg reads from `url` (copied, not decoded: decoding
+/// would make the frame rate constant), in the FLV's milliseconds.
+fn spawn_read_packets(url: String) -> std::thread::JoinHandle<Decoded> {
+    std::thread::spawn(move || {
+        let out = Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-rw_timeout",
+                "20000000",
+            ])
+            .args(["-i", &url, "-map", "0:v:0", "-map", "0:a:0", "-c", "copy"])
+            .args(["-f", "framemd5", "-"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        rill_e2e::rtmp::parse_framemd5(
+            &String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    })
+}
+
+/// Replays: recordings published into the engine again. At 2× an RTMP
+/// player gets every frame with the timestamps halved; from the second
+/// file's start only what follows; the API lists, seeks and stops replays
+/// and refuses bad asks.
+#[test]
+fn replay_at_twice_the_speed() {
+    let s = start(
+        "rules:\n  - match: ^rp/\n    format: fmp4\n    segment: 4s\nmin_free: 1MiB",
+        "",
+    );
+    s.publish(false, "libx264", "rp/x", 8).wait().unwrap();
+    let rows = s.recordings("rp/x", 2);
+    let port = s.rill.http_port;
+    let rtmp = |path: &str| format!("rtmp://127.0.0.1:{}/{path}", s.rtmp);
+    let ask = |body: &str| http_request(port, "POST", "/api/v1/plugins/record/replays", None, body);
+
+    // 2×: the player waits for the stream, then decodes all of it.
+    let player = spawn_read_packets(rtmp("replay/rp/x"));
+    std::thread::sleep(Duration::from_secs(1));
+    let (st, _, body) = ask(r#"{"stream": "rp/x", "speed": 2}"#);
+    assert_eq!(st, 201, "{body}");
+    let replay: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(replay["path"], "replay/rp/x");
+    assert_eq!(replay["speed"], 2.0);
+    let d = player.join().unwrap();
+    let video: Vec<i64> = d.packets.iter().filter(|p| p.0 == 0).map(|p| p.1).collect();
+    assert!(
+        (190..=210).contains(&video.len()),
+        "{}",
+        rill_e2e::rtmp::summary(&d)
+    );
+    assert!(d.count(1) >= 350, "{}", rill_e2e::rtmp::summary(&d));
+    assert!(
+        d.monotonic(0) && d.monotonic(1),
+        "{}",
+        rill_e2e::rtmp::summary(&d)
+    );
+    // 8 s of media in 4 s of timestamps (FLV counts in ms).
+    let span = video.last().unwrap() - video[0];
+    assert!((3600..=4400).contains(&span), "video spans {span} ms at 2x");
+
+    // From the second file's start: only its frames.
+    let second = &rows[1];
+    let expected = (second["duration_s"].as_f64().unwrap() * 25.0) as usize;
+    let player = spawn_read_packets(rtmp("replay/second"));
+    std::thread::sleep(Duration::from_secs(1));
+    let body = format!(
+        r#"{{"stream": "rp/x", "start": "{}", "path": "replay/second", "speed": 4}}"#,
+        second["start"].as_str().unwrap()
+    );
+    let (st, _, body) = ask(&body);
+    assert_eq!(st, 201, "{body}");
+    let d = player.join().unwrap();
+    let n = d.count(0);
+    assert!(
+        n.abs_diff(expected) <= expected / 10 + 2,
+        "{n} frames, the second file has {expected}: {}",
+        rill_e2e::rtmp::summary(&d)
+    );
+
+    // Listed while it runs; a seek; stopped.
+    let (st, _, body) = ask(r#"{"stream": "rp/x", "speed": 0.5}"#);
+    assert_eq!(st, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let list = s.rill.get_json("/api/v1/plugins/record/replays");
+    assert!(
+        list["replays"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id),
+        "{list}"
+    );
+    let seek = format!(r#"{{"at": "{}"}}"#, second["start"].as_str().unwrap());
+    let (st, _, body) = http_request(
+        port,
+        "POST",
+        &format!("/api/v1/plugins/record/replays/{id}/seek"),
+        None,
+        &seek,
+    );
+    assert_eq!(st, 200, "{body}");
+    let (st, _, _) = http_request(
+        port,
+        "DELETE",
+        &format!("/api/v1/plugins/record/replays/{id}"),
+        None,
+        "",
+    );
+    assert_eq!(st, 200);
+    wait_for(Duration::from_secs(5), || {
+        s.rill.get_json("/api/v1/plugins/record/replays")["replays"]
+            .as_array()?
+            .is_empty()
+            .then_some(())
+    })
+    .expect("the replay stopped");
+    // Bad asks.
+    for bad in [
+        r#"{"stream": "rp/x", "speed": 5}"#,
+        r#"{"speed": 1}"#,
+        r#"{"stream": "rp/x", "path": "rp/x"}"#,
+        r#"{"stream": "rp/x", "start": "yesterday"}"#,
+        "not json",
+    ] {
+        let (st, head, body) = ask(bad);
+        assert_eq!(st, 400, "{bad}: {head}{body}");
+        assert!(head.contains("application/problem+json"), "{head}");
+    }
+    let (st, _, _) = http_request(
+        port,
+        "DELETE",
+        "/api/v1/plugins/record/replays/999",
+        None,
+        "",
+    );
+    assert_eq!(st, 404);
+}

@@ -24,6 +24,7 @@ mod api;
 mod config;
 mod download;
 mod repair;
+mod replay;
 mod vod;
 mod writer;
 
@@ -85,12 +86,16 @@ pub struct Record {
     /// fMP4 files' init segment sizes, by row (VOD playlists list the
     /// media by byte range after them).
     init_lens: Mutex<HashMap<u64, u64>>,
+    /// Replays running, by id: their session and what was asked.
+    replays: Mutex<HashMap<u64, (ConnId, replay::Ask)>>,
+    next_replay: AtomicU64,
 }
 
-/// A session: a stream's recorder, or a VOD request.
+/// A session: a stream's recorder, a VOD request, or a replay.
 pub enum Session {
     Recorder(Recorder),
     Vod(vod::Request),
+    Replay(Box<replay::Replay>),
 }
 
 pub struct Recorder {
@@ -459,6 +464,8 @@ impl Plugin for Record {
             next_token: AtomicU64::new(1),
             repairs: repair::Repairs::default(),
             init_lens: Mutex::new(HashMap::new()),
+            replays: Mutex::new(HashMap::new()),
+            next_replay: AtomicU64::new(1),
         })
     }
 
@@ -503,11 +510,14 @@ impl Plugin for Record {
     fn on_writable(&self, s: &mut Session, conn: &Conn) -> Result<()> {
         match s {
             Session::Vod(r) => self.vod_writable(r, conn),
-            Session::Recorder(_) => Ok(()),
+            Session::Recorder(_) | Session::Replay(_) => Ok(()),
         }
     }
 
     fn on_session_open(&self, s: &mut Session, conn: &Conn, _kind: u32) -> Result<()> {
+        if let Session::Replay(r) = s {
+            return self.replay_open(r, conn);
+        }
         let Session::Recorder(r) = s else {
             return Ok(());
         };
@@ -566,10 +576,23 @@ impl Plugin for Record {
         session: Option<(&mut Session, &Conn)>,
         msg: Box<dyn std::any::Any + Send>,
     ) -> Result<()> {
-        if let (Some((Session::Recorder(r), conn)), Ok(stop)) = (session, msg.downcast::<Stop>()) {
-            self.close_segment(r, stop.0);
-            r.stopped = true;
-            return conn.close(RILL_END_NORMAL);
+        match session {
+            Some((Session::Recorder(r), conn)) => {
+                if let Ok(stop) = msg.downcast::<Stop>() {
+                    self.close_segment(r, stop.0);
+                    r.stopped = true;
+                    return conn.close(RILL_END_NORMAL);
+                }
+            }
+            Some((Session::Replay(r), conn)) => {
+                if let Some(seek) = msg.downcast_ref::<replay::Seek>() {
+                    return self.seek_to(r, conn, seek.0);
+                }
+                if msg.is::<Stop>() {
+                    return conn.close(RILL_END_NORMAL);
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -581,12 +604,14 @@ impl Plugin for Record {
                 lock(&self.active).remove(&r.stream);
             }
             Session::Vod(r) => self.vod_closed(r),
+            Session::Replay(r) => self.replay_closed(*r),
         }
     }
 
     fn on_timer(&self, session: Option<(&mut Session, &Conn)>, timer_id: u64) -> Result<()> {
         match (session, timer_id) {
             (None, TIMER_CHECK) => self.check(),
+            (Some((Session::Replay(r), conn)), replay::TIMER_DUE) => self.pace(r, conn)?,
             (Some((Session::Recorder(r), _)), TIMER_ROW) => {
                 if let Some(seg) = r.seg.as_mut() {
                     self.update_row(seg, self.host.wall_us());
@@ -606,6 +631,7 @@ impl Plugin for Record {
     ) -> Result<()> {
         match session {
             Some((Session::Vod(r), conn)) => self.vod_io(r, conn, token, result, data),
+            Some((Session::Replay(r), conn)) => self.replay_io(r, conn, token, result, data),
             Some((Session::Recorder(_), _)) => Ok(()),
             None => self.instance_io(token, result, data),
         }

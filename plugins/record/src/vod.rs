@@ -116,7 +116,7 @@ pub(crate) fn text(conn: &Conn, status: u16, body: &str) -> Result<()> {
 }
 
 /// RFC 3339 UTC (`…Z`) to wall µs.
-fn parse_time(s: &str) -> std::result::Result<i64, String> {
+pub(crate) fn parse_time(s: &str) -> std::result::Result<i64, String> {
     if !s.ends_with('Z') {
         return Err(format!("{s:?}: times are UTC and end with Z"));
     }
