@@ -17,6 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rtmp::parse_framemd5;
+
 /// The workspace's target directory (tests run from target/<profile>/deps).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -530,25 +532,6 @@ pub fn play(modern: bool, url: &str, secs: u32, input_opts: &[&str]) -> Decoded 
         &String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr).into(),
     )
-}
-
-fn parse_framemd5(text: &str, stderr: String) -> Decoded {
-    let mut d = Decoded {
-        stderr,
-        ..Default::default()
-    };
-    for line in text.lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        let f: Vec<_> = line.split(',').map(str::trim).collect();
-        if f.len() >= 6 {
-            if let (Ok(s), Ok(dts), Ok(pts)) = (f[0].parse(), f[1].parse(), f[2].parse()) {
-                d.packets.push((s, dts, pts));
-            }
-        }
-    }
-    d
 }
 
 /// ffprobe's view of `url`: (codec_type, codec_name) per stream.

@@ -512,7 +512,8 @@ mod tests {
         r2.buf.extend_from_slice(&boxed(b"mdat", 10));
         assert_eq!(r2.take_fragments(), None);
         r2.buf.clear();
-        r2.buf.extend_from_slice(&[0, 0, 0, 3, b'm', b'o', b'o', b'f']);
+        r2.buf
+            .extend_from_slice(&[0, 0, 0, 3, b'm', b'o', b'o', b'f']);
         assert_eq!(r2.take_fragments(), None);
     }
 }
