@@ -16,11 +16,11 @@
 //! sent (a chunk that ends inside one is cut before it, and the next read
 //! starts there).
 
-use rill_abi::sdk::{Body, Conn, FileId, Flow, Result};
+use rill_abi::sdk::{Conn, FileId, Flow, Result};
 use rill_abi::*;
 use rill_mp4::read::{parse_init, InitTrack};
 
-use crate::vod::{text, Request, Row, Stage, TOKEN_DOWNLOAD, TOKEN_HEAD};
+use crate::vod::{respond_range, text, Request, Row, Stage, TOKEN_DOWNLOAD, TOKEN_HEAD};
 use crate::Record;
 
 /// Files one download may span.
@@ -340,34 +340,18 @@ impl Record {
         let Some(mut dl) = Download::plan(&h.rows, &h.heads) else {
             return text(conn, 404, "no readable fMP4 recordings in that range\n");
         };
-        let len = dl.len();
-        let (start, end, status) = match rill_abi::sdk::range::byte_range(r.range.as_deref(), len) {
-            Ok(None) => (0, len, 200),
-            Ok(Some((a, b))) => (a, b, 206),
-            Err(_) => {
-                let cr = format!("bytes */{len}");
-                conn.http_respond(416, &[("content-range", &cr)], Body::Fixed(0))?;
-                return conn.close(RILL_END_NORMAL);
-            }
-        };
-        let cr = format!("bytes {start}-{}/{len}", end.saturating_sub(1));
         let name = format!(
             "attachment; filename=\"{}.mp4\"",
             h.rows[0].stream.replace(['/', '"', '\\'], "_")
         );
-        let mut headers = vec![
+        let headers = [
             ("content-type", "video/mp4"),
-            ("accept-ranges", "bytes"),
-            ("access-control-allow-origin", "*"),
             ("content-disposition", name.as_str()),
         ];
-        if status == 206 {
-            headers.push(("content-range", &cr));
-        }
-        conn.http_respond(status, &headers, Body::Fixed(end - start))?;
-        if r.head || start == end {
+        let sending = respond_range(conn, r.range.as_deref(), dl.len(), &headers)?;
+        let Some((start, end)) = sending.filter(|(a, b)| !r.head && a < b) else {
             return conn.close(RILL_END_NORMAL);
-        }
+        };
         (dl.at, dl.end) = (start, end);
         r.stage = Stage::Download(dl);
         self.pump(r, conn)

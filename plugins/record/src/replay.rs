@@ -175,8 +175,8 @@ impl Record {
     ) -> Result<()> {
         match token {
             TOKEN_ROWS => {
-                let rows: Vec<Row> = match result {
-                    Ok(_) => serde_json::from_slice(data).unwrap_or_default(),
+                let rows = match crate::vod::rows_of(result, data) {
+                    Ok(rows) => rows,
                     Err(e) => {
                         rill_log!(self.host, Warn, "replay {}: the index: {e}", r.ask.id);
                         return conn.close(RILL_END_ERROR);

@@ -153,6 +153,44 @@ fn unescape(v: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Answers a request for a body of `len` bytes and its `Range` header
+/// (`range`): the head, 200 or 206 with Content-Range, with `headers`,
+/// Accept-Ranges and CORS; or 416 (then `None`). Returns the bytes to send,
+/// `[start, end)`.
+pub(crate) fn respond_range(
+    conn: &Conn,
+    range: Option<&str>,
+    len: u64,
+    headers: &[(&str, &str)],
+) -> Result<Option<(u64, u64)>> {
+    let (start, end, status) = match rill_abi::sdk::range::byte_range(range, len) {
+        Ok(None) => (0, len, 200),
+        Ok(Some((a, b))) => (a, b, 206),
+        Err(_) => {
+            let cr = format!("bytes */{len}");
+            conn.http_respond(416, &[("content-range", &cr)], Body::Fixed(0))?;
+            return Ok(None);
+        }
+    };
+    let cr = format!("bytes {start}-{}/{len}", end.saturating_sub(1));
+    let mut all = headers.to_vec();
+    all.extend([
+        ("accept-ranges", "bytes"),
+        ("access-control-allow-origin", "*"),
+    ]);
+    if status == 206 {
+        all.push(("content-range", &cr));
+    }
+    conn.http_respond(status, &all, Body::Fixed(end - start))?;
+    Ok(Some((start, end)))
+}
+
+/// The rows a `recordings_query` brought, or `Err` when the index could
+/// not answer.
+pub(crate) fn rows_of(result: Result<i64>, data: &[u8]) -> Result<Vec<Row>> {
+    result.map(|_| serde_json::from_slice(data).unwrap_or_default())
+}
+
 /// The size of the leading `ftyp` and `moov` boxes of an fMP4 file.
 pub(crate) fn init_len(head: &[u8]) -> Option<u64> {
     let mut at = 0usize;
@@ -300,9 +338,8 @@ impl Record {
     ) -> Result<()> {
         match token {
             TOKEN_ROWS => {
-                let rows: Vec<Row> = match result {
-                    Ok(_) => serde_json::from_slice(data).unwrap_or_default(),
-                    Err(_) => return text(conn, 503, "the recording index is not available\n"),
+                let Ok(rows) = rows_of(result, data) else {
+                    return text(conn, 503, "the recording index is not available\n");
                 };
                 match r.want {
                     Want::Playlist { .. } => self.playlist_rows(r, conn, rows),
@@ -469,40 +506,26 @@ impl Record {
         let Some(row) = r.row.as_ref() else {
             return text(conn, 404, "no such recording\n");
         };
-        let len = row.bytes;
-        let (start, end, status) = match rill_abi::sdk::range::byte_range(r.range.as_deref(), len) {
-            Ok(None) => (0, len, 200),
-            Ok(Some((a, b))) => (a, b, 206),
-            Err(_) => {
-                let cr = format!("bytes */{len}");
-                conn.http_respond(416, &[("content-range", &cr)], Body::Fixed(0))?;
-                return conn.close(RILL_END_NORMAL);
-            }
-        };
         let ctype = match row.format.as_str() {
             "ts" => "video/mp2t",
             "flv" => "video/x-flv",
             _ => "video/mp4",
         };
-        let cr = format!("bytes {start}-{}/{len}", end.saturating_sub(1));
-        let mut headers = vec![
-            ("content-type", ctype),
-            ("accept-ranges", "bytes"),
-            ("access-control-allow-origin", "*"),
-        ];
-        if status == 206 {
-            headers.push(("content-range", &cr));
-        }
         let file = match self.host.file_open(conn.id(), &row.path, RILL_FILE_READ) {
             Ok(f) => f,
             Err(_) => return text(conn, 500, "the recording cannot be read\n"),
         };
-        conn.http_respond(status, &headers, Body::Fixed(end - start))?;
-        if r.head || start == end {
+        let sending = respond_range(
+            conn,
+            r.range.as_deref(),
+            row.bytes,
+            &[("content-type", ctype)],
+        )?;
+        let Some((start, end)) = sending.filter(|(a, b)| !r.head && a < b) else {
             let _ = self.host.file_close(file, 0);
             r.stage = Stage::Done;
             return conn.close(RILL_END_NORMAL);
-        }
+        };
         r.stage = Stage::Sending {
             file,
             at: start,
