@@ -29,6 +29,8 @@ const READ: u64 = 1 << 20;
 const AHEAD_US: i64 = 3_000_000;
 /// Most bytes held waiting for a whole fragment.
 const MAX_BUFFER: usize = 64 << 20;
+/// Replays running at once at most.
+pub(crate) const MAX_REPLAYS: usize = 64;
 /// Recordings one replay reads at most.
 pub(crate) const MAX_ROWS: u32 = 5000;
 /// The slowest and fastest speeds.
