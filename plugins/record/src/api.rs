@@ -17,7 +17,7 @@ use rill_abi::sdk::{Conn, Error, HttpRequest, Result};
 use rill_abi::*;
 use serde_json::json;
 
-use crate::replay::{Ask, Replay, Seek, SPEEDS};
+use crate::replay::{Ask, Replay, Seek, MAX_REPLAYS, SPEEDS};
 use crate::{lock, Record, Session, Stop};
 
 /// The largest request body the calls read.
@@ -162,6 +162,9 @@ impl Record {
             Some(p) if valid_path(p) && p != stream => p.to_owned(),
             Some(_) => return problem(conn, 400, "path: app/name, not the recorded stream itself"),
         };
+        if lock(&self.replays).len() >= MAX_REPLAYS {
+            return problem(conn, 429, &format!("{MAX_REPLAYS} replays run already"));
+        }
         let ask = Ask {
             id: self
                 .next_replay
