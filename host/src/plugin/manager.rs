@@ -499,8 +499,8 @@ impl PluginManager {
         &self,
         mut req: session::HttpRequest,
         mut sock: tokio::net::TcpStream,
-        peer: String,
-        local: String,
+        mut peer: String,
+        mut local: String,
         slot: &mut Option<crate::admission::ConnSlot>,
     ) -> Result<(), tokio::net::TcpStream> {
         // A pinned generation sealed between the lookup and the spawn has
@@ -524,18 +524,26 @@ impl PluginManager {
                 &route.inst,
                 io,
                 session::Origin::Session,
-                peer.clone(),
-                local.clone(),
+                peer,
+                local,
                 std::ptr::null_mut(),
             ) {
                 Ok(id) => {
                     route.inst.hold_slot(id, slot.take());
                     return Ok(());
                 }
-                Err(io) => match *io {
-                    session::Io::OwnedHttp(o) => (sock, req) = (o.sock, o.req),
-                    _ => unreachable!("spawn gives back the io it was given"),
-                },
+                Err(back) => {
+                    let session::Refused {
+                        io,
+                        peer: p,
+                        local: l,
+                    } = *back;
+                    (peer, local) = (p, l);
+                    match io {
+                        session::Io::OwnedHttp(o) => (sock, req) = (o.sock, o.req),
+                        _ => unreachable!("spawn gives back the io it was given"),
+                    }
+                }
             }
         }
         Err(sock)
@@ -561,8 +569,8 @@ impl PluginManager {
     pub fn route_http(
         &self,
         mut req: session::HttpRequest,
-        peer: String,
-        local: String,
+        mut peer: String,
+        mut local: String,
     ) -> Option<tokio::sync::oneshot::Receiver<session::HttpReply>> {
         let (mut reply, rx) = tokio::sync::oneshot::channel();
         // As in route_http_owned: a sealed pinned generation, once.
@@ -577,15 +585,23 @@ impl PluginManager {
                 &route.inst,
                 session::Io::Http(x),
                 session::Origin::Session,
-                peer.clone(),
-                local.clone(),
+                peer,
+                local,
                 std::ptr::null_mut(),
             ) {
                 Ok(_) => return Some(rx),
-                Err(io) => match *io {
-                    session::Io::Http(x) => (req, reply) = (x.req, x.reply),
-                    _ => unreachable!("spawn gives back the io it was given"),
-                },
+                Err(back) => {
+                    let session::Refused {
+                        io,
+                        peer: p,
+                        local: l,
+                    } = *back;
+                    (peer, local) = (p, l);
+                    match io {
+                        session::Io::Http(x) => (req, reply) = (x.req, x.reply),
+                        _ => unreachable!("spawn gives back the io it was given"),
+                    }
+                }
             }
         }
         None

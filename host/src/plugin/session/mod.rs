@@ -421,8 +421,8 @@ impl SessionShared {
     }
 }
 
-/// Creates a session and runs it on its own task; gives `io` back when
-/// the instance is sealed (about to be destroyed).
+/// Creates a session and runs it on its own task; gives what it was given
+/// back when the instance is sealed (about to be destroyed).
 pub(crate) fn spawn(
     inst: &Arc<Instance>,
     io: Io,
@@ -430,15 +430,16 @@ pub(crate) fn spawn(
     peer: String,
     local: String,
     preset_user: *mut c_void,
-) -> Result<u64, Box<Io>> {
+) -> Result<u64, Box<Refused>> {
     let sink = match io {
         Io::None => Sink::None,
         Io::Stream(..) | Io::Tls(..) => Sink::Stream,
         Io::OwnedHttp(..) => Sink::Http,
         Io::Http(..) => Sink::Http,
     };
-    let Some(s) = SessionShared::open(inst, peer, local, sink, false, preset_user) else {
-        return Err(Box::new(io));
+    let s = match SessionShared::open(inst, peer, local, sink, false, preset_user) {
+        Ok(s) => s,
+        Err((peer, local)) => return Err(Box::new(Refused { io, peer, local })),
     };
     let id = s.id;
     inst.host.rt.spawn(run(s, io, origin));
@@ -455,7 +456,7 @@ impl SessionShared {
         sink: Sink,
         outbound: bool,
         user: *mut c_void,
-    ) -> Option<Arc<SessionShared>> {
+    ) -> Result<Arc<SessionShared>, (String, String)> {
         let s = Arc::new(SessionShared {
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             inst: inst.clone(),
@@ -467,8 +468,23 @@ impl SessionShared {
             st: Mutex::new(SessionState::default()),
             ctl: CtlInbox::default(),
         });
-        inst.register(&s).then_some(s)
+        if inst.register(&s) {
+            return Ok(s);
+        }
+        // Refused: the only reference; the addresses go back to the caller.
+        match Arc::try_unwrap(s) {
+            Ok(s) => Err((s.peer, s.local)),
+            Err(_) => Err((String::new(), String::new())),
+        }
     }
+}
+
+/// A session [`spawn`] could not open (its instance is sealed): what it
+/// was given, back.
+pub(crate) struct Refused {
+    pub io: Io,
+    pub peer: String,
+    pub local: String,
 }
 
 /// Whether a streaming session's peer still takes what it is sent.
@@ -550,7 +566,8 @@ pub(crate) fn spawn_connect(
     user: *mut c_void,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Option<u64> {
-    let s = SessionShared::open(inst, addr.clone(), String::new(), Sink::Stream, true, user)?;
+    let s =
+        SessionShared::open(inst, addr.clone(), String::new(), Sink::Stream, true, user).ok()?;
     let id = s.id;
     let user = UserPtr(user);
     inst.host.rt.spawn(async move {
