@@ -162,6 +162,15 @@ static inline const char *rill_status_str(int32_t status) {
 // one already in the GOP cache (lower latency, slower start).
 #define RILL_SUBSCRIBE_LIVE_EDGE (1 << 3)
 
+// `subscribe_open` flag (added in 1.7): this subscriber is a transformer
+// (it derives tracks with `publish_derived`), not a player: it does not
+// keep the stream alive, does not count toward player limits, and its
+// coming and going raises no `RILL_STREAM_ACTIVE` / `RILL_STREAM_IDLE`.
+#define RILL_SUBSCRIBE_TRANSFORM (1 << 4)
+
+// Most entries of `RillSubscribeOptions.audio_codecs`.
+#define RILL_SUBSCRIBE_MAX_CODECS 4
+
 // `listen` flag: terminate TLS on this listener with the host's
 // certificate (`http.tls.cert` / `http.tls.key`, renewed with them on a
 // reload). `RILL_ERR_UNSUPPORTED` when the host has no certificate.
@@ -337,6 +346,11 @@ static inline const char *rill_status_str(int32_t status) {
 // a subscriber: the host dropped frames because it fell behind).
 #define RILL_FRAME_DISCONTINUITY (1 << 2)
 
+// Frame flag (added in 1.7): the frame belongs to a derived track, written
+// by a transformer (`publish_derived`) from the stream's own frames. The
+// host sets it; a plugin's own value is ignored.
+#define RILL_FRAME_DERIVED (1 << 3)
+
 // Track kind: video.
 #define RILL_TRACK_VIDEO 1
 
@@ -352,7 +366,7 @@ static inline const char *rill_status_str(int32_t status) {
 
 // The ABI's minor version: grows when fields are appended to a table or
 // struct. Either side may be older; `struct_size` tells what it knows.
-#define RILL_ABI_MINOR 6
+#define RILL_ABI_MINOR 7
 
 // `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 // `uint32_t`.
@@ -386,6 +400,12 @@ static inline const char *rill_status_str(int32_t status) {
 // published stream came while it had none (the end of an idle spell:
 // an on-demand pull keeps running).
 #define RILL_STREAM_ACTIVE 5
+
+// `on_stream_event` event (added in 1.7): a player left out the stream's
+// audio because it cannot carry its codec (see
+// `RillSubscribeOptions.audio_codecs`): the moment for a transformer to
+// derive a track it can carry. Once per such player.
+#define RILL_STREAM_CODEC_WANTED 6
 
 // Success.
 #define RILL_OK 0
@@ -621,6 +641,17 @@ typedef struct RillSubscribeOptions {
     // 0 = the host's configured wait timeout, < 0 = do not wait
     // (`subscribe_open` then fails with `RILL_ERR_NOT_FOUND`), > 0 = µs.
     int64_t wait_timeout_us;
+    // Added in 1.7. The audio codecs this subscriber can carry
+    // (`RILL_CODEC_*`, unused entries 0); all 0: any, but derived tracks
+    // never (the behaviour before 1.7). With a list, audio frames in a
+    // codec outside it are not delivered, and a derived audio track
+    // (`RILL_FRAME_DERIVED`, made by a transformer) is delivered when its
+    // codec is in the list and the publisher's audio codec is not. The
+    // first time the publisher's audio is left out for lack of a codec,
+    // the host raises `RILL_STREAM_CODEC_WANTED` for the stream, so a
+    // transformer can derive it (an AAC stream for a WebRTC viewer that
+    // takes Opus).
+    uint32_t audio_codecs[RILL_SUBSCRIBE_MAX_CODECS];
 } RillSubscribeOptions;
 
 // A subscriber's counters, from `subscriber_stats`. The caller sets
@@ -1291,6 +1322,28 @@ typedef struct RillHostApi {
     // (`RILL_ERR_BUSY`). Unpinning a path not pinned is
     // `RILL_ERR_NOT_FOUND`.
     int32_t (*http_pin)(struct RillHost *host, struct RillStr path, uint32_t on);
+    // ==== transformers (added in 1.7) ====
+    //
+    // Added in 1.7. Opens a writer of derived tracks on the stream `path`,
+    // which must have a publisher (`RILL_ERR_NOT_FOUND` otherwise): the
+    // work of a transformer (audio transcoding, later snapshots) that
+    // subscribes to the stream with `RILL_SUBSCRIBE_TRANSFORM` and writes
+    // what it derives back into the same stream, once for every player.
+    // The handle takes `publisher_add_track`, `publisher_write` and
+    // `publisher_close` as a publisher's does, but it does not take the
+    // stream's publisher slot and leaves its lifecycle alone. Frames keep
+    // the stream's timeline: give them the pts/dts of the frames they come
+    // from (the host does not correct them; a dts that does not increase
+    // on its track is dropped), and the host marks them
+    // `RILL_FRAME_DERIVED`. Players see derived tracks only when they ask
+    // for the codec (`RillSubscribeOptions.audio_codecs`). A derived
+    // writer that ends and comes back gets its track of the same codec
+    // back. It ends (`on_publish_end`) when the stream closes. The host's
+    // admission checks run as for `publish_open`.
+    int32_t (*publish_derived)(struct RillHost *host,
+                               struct RillConn *conn,
+                               struct RillStr path,
+                               struct RillPublisher **out);
 } RillHostApi;
 
 // An HTTP request routed to a plugin (`on_http_request`). Everything in it

@@ -21,6 +21,13 @@ pub const RILL_SUBSCRIBE_NO_DATA: u32 = 1 << 2;
 /// `subscribe_open` flag: start at the next keyframe instead of the newest
 /// one already in the GOP cache (lower latency, slower start).
 pub const RILL_SUBSCRIBE_LIVE_EDGE: u32 = 1 << 3;
+/// `subscribe_open` flag (added in 1.7): this subscriber is a transformer
+/// (it derives tracks with `publish_derived`), not a player: it does not
+/// keep the stream alive, does not count toward player limits, and its
+/// coming and going raises no `RILL_STREAM_ACTIVE` / `RILL_STREAM_IDLE`.
+pub const RILL_SUBSCRIBE_TRANSFORM: u32 = 1 << 4;
+/// Most entries of `RillSubscribeOptions.audio_codecs`.
+pub const RILL_SUBSCRIBE_MAX_CODECS: usize = 4;
 
 /// Options for `subscribe_open`. NULL means all defaults.
 #[repr(C)]
@@ -35,10 +42,43 @@ pub struct RillSubscribeOptions {
     /// 0 = the host's configured wait timeout, < 0 = do not wait
     /// (`subscribe_open` then fails with `RILL_ERR_NOT_FOUND`), > 0 = µs.
     pub wait_timeout_us: i64,
+    /// Added in 1.7. The audio codecs this subscriber can carry
+    /// (`RILL_CODEC_*`, unused entries 0); all 0: any, but derived tracks
+    /// never (the behaviour before 1.7). With a list, audio frames in a
+    /// codec outside it are not delivered, and a derived audio track
+    /// (`RILL_FRAME_DERIVED`, made by a transformer) is delivered when its
+    /// codec is in the list and the publisher's audio codec is not. The
+    /// first time the publisher's audio is left out for lack of a codec,
+    /// the host raises `RILL_STREAM_CODEC_WANTED` for the stream, so a
+    /// transformer can derive it (an AAC stream for a WebRTC viewer that
+    /// takes Opus).
+    pub audio_codecs: [u32; RILL_SUBSCRIBE_MAX_CODECS],
 }
 
 // SAFETY: repr(C), starts with u32 struct_size, all fields are integers.
 unsafe impl RillSized for RillSubscribeOptions {}
+
+impl RillSubscribeOptions {
+    /// The defaults, with `struct_size` set.
+    pub const fn new() -> RillSubscribeOptions {
+        RillSubscribeOptions {
+            struct_size: core::mem::size_of::<RillSubscribeOptions>() as u32,
+            flags: 0,
+            wait_timeout_us: 0,
+            audio_codecs: [0; RILL_SUBSCRIBE_MAX_CODECS],
+        }
+    }
+
+    /// Sets `audio_codecs` from `codecs` (the first
+    /// `RILL_SUBSCRIBE_MAX_CODECS`).
+    pub fn with_audio_codecs(mut self, codecs: &[u32]) -> RillSubscribeOptions {
+        self.audio_codecs = [0; RILL_SUBSCRIBE_MAX_CODECS];
+        for (slot, c) in self.audio_codecs.iter_mut().zip(codecs) {
+            *slot = *c;
+        }
+        self
+    }
+}
 
 /// A subscriber's counters, from `subscriber_stats`. The caller sets
 /// `struct_size`.
@@ -1080,6 +1120,33 @@ pub struct RillHostApi {
     /// (`RILL_ERR_BUSY`). Unpinning a path not pinned is
     /// `RILL_ERR_NOT_FOUND`.
     pub http_pin: Option<unsafe extern "C" fn(host: *mut RillHost, path: RillStr, on: u32) -> i32>,
+
+    /// ==== transformers (added in 1.7) ====
+    ///
+    /// Added in 1.7. Opens a writer of derived tracks on the stream `path`,
+    /// which must have a publisher (`RILL_ERR_NOT_FOUND` otherwise): the
+    /// work of a transformer (audio transcoding, later snapshots) that
+    /// subscribes to the stream with `RILL_SUBSCRIBE_TRANSFORM` and writes
+    /// what it derives back into the same stream, once for every player.
+    /// The handle takes `publisher_add_track`, `publisher_write` and
+    /// `publisher_close` as a publisher's does, but it does not take the
+    /// stream's publisher slot and leaves its lifecycle alone. Frames keep
+    /// the stream's timeline: give them the pts/dts of the frames they come
+    /// from (the host does not correct them; a dts that does not increase
+    /// on its track is dropped), and the host marks them
+    /// `RILL_FRAME_DERIVED`. Players see derived tracks only when they ask
+    /// for the codec (`RillSubscribeOptions.audio_codecs`). A derived
+    /// writer that ends and comes back gets its track of the same codec
+    /// back. It ends (`on_publish_end`) when the stream closes. The host's
+    /// admission checks run as for `publish_open`.
+    pub publish_derived: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            conn: *mut RillConn,
+            path: RillStr,
+            out: *mut *mut RillPublisher,
+        ) -> i32,
+    >,
 }
 
 // SAFETY: repr(C), starts with u32 struct_size; every other field is an

@@ -63,6 +63,10 @@ pub const RILL_FRAME_CONFIG: u32 = 1 << 1;
 /// Frame flag: timestamps jumped or frames were lost before this frame (for
 /// a subscriber: the host dropped frames because it fell behind).
 pub const RILL_FRAME_DISCONTINUITY: u32 = 1 << 2;
+/// Frame flag (added in 1.7): the frame belongs to a derived track, written
+/// by a transformer (`publish_derived`) from the stream's own frames. The
+/// host sets it; a plugin's own value is ignored.
+pub const RILL_FRAME_DERIVED: u32 = 1 << 3;
 
 /// Track kind: video.
 pub const RILL_TRACK_VIDEO: u32 = 1;

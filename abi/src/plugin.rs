@@ -16,7 +16,7 @@ use crate::types::{
 pub const RILL_ABI_MAJOR: u16 = 1;
 /// The ABI's minor version: grows when fields are appended to a table or
 /// struct. Either side may be older; `struct_size` tells what it knows.
-pub const RILL_ABI_MINOR: u16 = 6;
+pub const RILL_ABI_MINOR: u16 = 7;
 
 /// `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 /// `uint32_t`.
@@ -50,6 +50,11 @@ pub const RILL_STREAM_IDLE: u32 = 4;
 /// published stream came while it had none (the end of an idle spell:
 /// an on-demand pull keeps running).
 pub const RILL_STREAM_ACTIVE: u32 = 5;
+/// `on_stream_event` event (added in 1.7): a player left out the stream's
+/// audio because it cannot carry its codec (see
+/// `RillSubscribeOptions.audio_codecs`): the moment for a transformer to
+/// derive a track it can carry. Once per such player.
+pub const RILL_STREAM_CODEC_WANTED: u32 = 6;
 
 /// The plugin's exported entry point, `rill_plugin_entry_v1`: given the
 /// host's ABI version, returns the plugin's static descriptor, or NULL when
@@ -449,6 +454,16 @@ pub const fn rill_v1_5_size_of_host_api() -> usize {
     core::mem::offset_of!(RillHostApi, http_pin)
 }
 
+/// `sizeof(RillHostApi)` in ABI 1.6 (up to `http_pin`).
+pub const fn rill_v1_6_size_of_host_api() -> usize {
+    core::mem::offset_of!(RillHostApi, publish_derived)
+}
+
+/// `sizeof(RillSubscribeOptions)` in ABI 1.6 (before `audio_codecs`).
+pub const fn rill_v1_6_size_of_subscribe_options() -> usize {
+    core::mem::offset_of!(crate::host_api::RillSubscribeOptions, audio_codecs)
+}
+
 /// Why a descriptor was refused at load (host side).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DescriptorError {
@@ -648,6 +663,7 @@ pub const fn rill_host_api_empty() -> RillHostApi {
         cluster_locate: None,
         metric_set: None,
         http_pin: None,
+        publish_derived: None,
     }
 }
 

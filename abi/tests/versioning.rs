@@ -23,10 +23,10 @@ fn good() -> RillPluginDescriptor {
 }
 
 #[test]
-fn abi_1_1_to_1_6_append_after_1_0() {
+fn abi_1_1_to_1_7_append_after_1_0() {
     // 1.1 appended fields: 1.0's sizes end where 1.0's last fields end,
     // and every 1.1 field lies past them.
-    assert_eq!(RILL_ABI_MINOR, 6);
+    assert_eq!(RILL_ABI_MINOR, 7);
     assert_eq!(
         rill_v1_0_size_of_descriptor(),
         offset_of!(RillPluginDescriptor, on_udp_packet)
@@ -74,9 +74,17 @@ fn abi_1_1_to_1_6_append_after_1_0() {
     );
     // 1.6 appended one call (http_pin).
     assert_eq!(
-        size_of::<RillHostApi>(),
+        rill_v1_6_size_of_host_api(),
         rill_v1_5_size_of_host_api() + size_of::<usize>()
     );
+    // 1.7 appended one call (publish_derived) and the subscribe options'
+    // audio codecs.
+    assert_eq!(
+        size_of::<RillHostApi>(),
+        rill_v1_6_size_of_host_api() + size_of::<usize>()
+    );
+    assert_eq!(rill_v1_6_size_of_subscribe_options(), 16);
+    assert_eq!(size_of::<RillSubscribeOptions>(), 16 + 16);
     assert_eq!(
         size_of::<RillRecording>(),
         8 + 5 * 2 * size_of::<usize>() + 32

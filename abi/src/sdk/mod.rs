@@ -787,6 +787,24 @@ impl Conn {
         })
     }
 
+    /// Opens a writer of derived tracks on stream `path` (ABI 1.7,
+    /// `publish_derived`): a transformer's output, in the stream's own
+    /// timeline. `UNSUPPORTED` on older hosts.
+    pub fn publish_derived(&self, path: &str) -> Result<Publisher> {
+        let f = api!(self.host, publish_derived)?;
+        let mut out: *mut RillPublisher = ptr::null_mut();
+        // SAFETY: valid host and session; the path is borrowed; out valid.
+        let rc = unsafe { f(self.host.raw(), self.raw, rstr(path), &mut out) };
+        Error::check(rc)?;
+        if out.is_null() {
+            return Err(Error::INTERNAL);
+        }
+        Ok(Publisher {
+            host: self.host,
+            raw: out,
+        })
+    }
+
     /// Subscribes this session to stream `path`; frames arrive at
     /// [`Plugin::on_frame`].
     pub fn subscribe(

@@ -17,6 +17,10 @@ pub enum EngineError {
     TooManyTracks(usize),
     /// The server is shutting down.
     ShuttingDown,
+    /// Nobody publishes this stream (a derived writer needs a publisher).
+    NotPublished(String),
+    /// A derived writer cannot do this (metadata belongs to the publisher).
+    NotForDerived,
 }
 
 impl fmt::Display for EngineError {
@@ -29,6 +33,8 @@ impl fmt::Display for EngineError {
             EngineError::NoSuchTrack(t) => write!(f, "no track {t} on this publisher"),
             EngineError::TooManyTracks(n) => write!(f, "a stream has at most {n} tracks"),
             EngineError::ShuttingDown => write!(f, "the server is shutting down"),
+            EngineError::NotPublished(p) => write!(f, "nobody publishes {p}"),
+            EngineError::NotForDerived => write!(f, "not for a derived track's writer"),
         }
     }
 }

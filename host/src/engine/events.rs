@@ -26,6 +26,9 @@ pub enum StreamEventKind {
     Idle,
     /// The first player of a published stream came (none was there).
     Active,
+    /// A player left out the stream's audio: it cannot carry its codec (a
+    /// transformer may derive one it can).
+    CodecWanted,
 }
 
 /// One event.

@@ -204,6 +204,29 @@ impl Engine {
             epoch,
             end,
             data_track: None,
+            derived: false,
+        })
+    }
+
+    /// Opens a writer of derived tracks on the published stream `path` (a
+    /// transformer's output): it keeps the stream's timeline and takes no
+    /// publisher slot. Players see its tracks only when they ask for their
+    /// codec.
+    pub fn derive(&self, path: &str) -> Result<Publisher, EngineError> {
+        let stream = self
+            .inner
+            .streams
+            .get(path)
+            .map(|s| s.clone())
+            .ok_or_else(|| EngineError::NotPublished(path.to_owned()))?;
+        let (epoch, end) = stream.attach_derived()?;
+        tracing::debug!(stream = %path, "derived writer attached");
+        Ok(Publisher {
+            stream,
+            epoch,
+            end,
+            data_track: None,
+            derived: true,
         })
     }
 
@@ -350,6 +373,8 @@ pub struct Publisher {
     epoch: u64,
     end: Arc<PublisherEnd>,
     data_track: Option<u32>,
+    /// A transformer's writer of derived tracks (`Engine::derive`).
+    derived: bool,
 }
 
 impl Publisher {
@@ -360,16 +385,25 @@ impl Publisher {
     /// Declares a track; returns its id for `Frame::new`. A returning
     /// publisher gets its previous track of the same kind back.
     pub fn add_track(&mut self, info: TrackInfo) -> Result<u32, EngineError> {
-        self.stream.add_track(self.epoch, info)
+        match self.derived {
+            true => self.stream.add_derived_track(self.epoch, info),
+            false => self.stream.add_track(self.epoch, info),
+        }
     }
 
     /// Publishes a frame. Never blocks on subscribers.
     pub fn write(&self, frame: Frame) -> Result<(), EngineError> {
-        self.stream.write(self.epoch, frame)
+        match self.derived {
+            true => self.stream.write_derived(self.epoch, frame),
+            false => self.stream.write(self.epoch, frame),
+        }
     }
 
     /// Sets the stream's metadata (an FLV onMetaData body).
     pub fn set_metadata(&mut self, body: Bytes) -> Result<(), EngineError> {
+        if self.derived {
+            return Err(EngineError::NotForDerived);
+        }
         self.stream
             .set_metadata(self.epoch, &mut self.data_track, body)
     }
@@ -377,6 +411,9 @@ impl Publisher {
     /// Records where this publisher pulls the stream from (a relay), and
     /// whether it is the cluster's owner node (then not claimed here).
     pub fn set_source(&self, source: &str, cluster_relay: bool) {
+        if self.derived {
+            return;
+        }
         self.stream
             .set_publisher_source(self.epoch, source, cluster_relay)
     }
@@ -399,8 +436,12 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        self.stream
-            .detach_publisher(self.epoch, EndReason::Closed, "publisher left");
+        match self.derived {
+            true => self.stream.detach_derived(self.epoch),
+            false => self
+                .stream
+                .detach_publisher(self.epoch, EndReason::Closed, "publisher left"),
+        }
     }
 }
 

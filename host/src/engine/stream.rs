@@ -79,6 +79,9 @@ impl PublisherEnd {
 struct Control {
     lifecycle: Lifecycle,
     publisher: Option<PublisherSlot>,
+    /// Writers of derived tracks (transformers), by epoch.
+    derived: Vec<(u64, Arc<PublisherEnd>)>,
+    /// Epochs of publishers and derived writers alike.
     next_epoch: u64,
 }
 
@@ -89,6 +92,9 @@ struct Ingest {
     next_seq: u64,
     /// Tracks the current publisher declared (reconnects reuse tracks by kind).
     claimed: Vec<bool>,
+    /// Per track: the epoch of the derived writer that owns it (0: none)
+    /// and the dts it wrote last.
+    derived: Vec<(u64, Option<i64>)>,
 }
 
 pub struct Stream {
@@ -103,6 +109,8 @@ pub struct Stream {
     /// Whether `Published` was announced (its first media frame came).
     announced: AtomicBool,
     subscribers: Mutex<HashMap<u64, Arc<SubscriberShared>>>,
+    /// How many of `subscribers` are transformers (not players).
+    transforms: std::sync::atomic::AtomicUsize,
     dispatch: Mutex<DispatchState>,
     scheduled: AtomicBool,
     closed: AtomicBool,
@@ -133,6 +141,7 @@ impl Stream {
             control: Mutex::new(Control {
                 lifecycle: Lifecycle::new(settings.timeouts(), Instant::now()),
                 publisher: None,
+                derived: Vec::new(),
                 next_epoch: 1,
             }),
             ingest: Mutex::new(Ingest {
@@ -140,9 +149,11 @@ impl Stream {
                 ts: TimestampCorrector::new(settings.max_ts_jump.as_micros() as i64),
                 next_seq: 0,
                 claimed: Vec::new(),
+                derived: Vec::new(),
             }),
             announced: AtomicBool::new(false),
             subscribers: Mutex::new(HashMap::new()),
+            transforms: Default::default(),
             dispatch: Mutex::new(DispatchState::default()),
             scheduled: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -244,7 +255,9 @@ impl Stream {
         // A returning publisher gets its old tracks back, matched by kind, so
         // players keep the same track ids.
         if let Some(t) = tracks.iter().find(|t| {
-            t.kind() == info.kind && !ing.claimed.get(t.id as usize).copied().unwrap_or(false)
+            !t.derived
+                && t.kind() == info.kind
+                && !ing.claimed.get(t.id as usize).copied().unwrap_or(false)
         }) {
             *t.info.lock() = info;
             let id = t.id;
@@ -262,11 +275,123 @@ impl Stream {
             .ok_or(EngineError::ShuttingDown)?;
         let id = tracks.len() as u32;
         let mut next = (*tracks).clone();
-        next.push(Track::new(id, info, sizes));
+        next.push(Track::new(id, info, false, sizes));
         self.tracks.store(Arc::new(next));
         ing.claimed.resize(id as usize + 1, false);
         ing.claimed[id as usize] = true;
         Ok(id)
+    }
+
+    // ---- derived tracks (transformers) ---------------------------------------
+
+    /// Attaches a writer of derived tracks; the stream must have a
+    /// publisher. It takes no publisher slot and leaves the lifecycle alone.
+    pub(crate) fn attach_derived(&self) -> Result<(u64, Arc<PublisherEnd>), EngineError> {
+        let mut c = self.control.lock();
+        if c.lifecycle.phase() == Phase::Closed {
+            return Err(EngineError::StreamClosing);
+        }
+        if c.publisher.is_none() {
+            return Err(EngineError::NotPublished(self.path.clone()));
+        }
+        let epoch = c.next_epoch;
+        c.next_epoch += 1;
+        let end = Arc::new(PublisherEnd::default());
+        c.derived.push((epoch, end.clone()));
+        Ok((epoch, end))
+    }
+
+    /// The derived writer of `epoch` is gone: its tracks stay, unowned, for
+    /// the next writer of the same codec.
+    pub(crate) fn detach_derived(&self, epoch: u64) {
+        let mut c = self.control.lock();
+        c.derived.retain(|(e, _)| *e != epoch);
+        let mut ing = self.ingest.lock();
+        for d in ing.derived.iter_mut().filter(|d| d.0 == epoch) {
+            d.0 = 0;
+        }
+    }
+
+    /// Declares a derived track: one of the same codec nobody owns is taken
+    /// back (players keep its id), else a new one.
+    pub(crate) fn add_derived_track(
+        &self,
+        epoch: u64,
+        info: TrackInfo,
+    ) -> Result<u32, EngineError> {
+        if !self.control.lock().derived.iter().any(|(e, _)| *e == epoch) {
+            return Err(EngineError::PublisherClosed);
+        }
+        let mut ing = self.ingest.lock();
+        let tracks = self.tracks.load_full();
+        ing.derived.resize(tracks.len(), (0, None));
+        if let Some(t) = tracks.iter().find(|t| {
+            t.derived && t.info().codec == info.codec && ing.derived[t.id as usize].0 == 0
+        }) {
+            *t.info.lock() = info;
+            ing.derived[t.id as usize].0 = epoch;
+            return Ok(t.id);
+        }
+        if tracks.len() >= MAX_TRACKS {
+            return Err(EngineError::TooManyTracks(MAX_TRACKS));
+        }
+        let sizes = self
+            .engine
+            .upgrade()
+            .map(|e| e.settings.load().ring_sizes())
+            .ok_or(EngineError::ShuttingDown)?;
+        let id = tracks.len() as u32;
+        let mut next = (*tracks).clone();
+        next.push(Track::new(id, info, true, sizes));
+        self.tracks.store(Arc::new(next));
+        ing.derived.resize(id as usize + 1, (0, None));
+        ing.derived[id as usize].0 = epoch;
+        Ok(id)
+    }
+
+    /// Writes a derived frame: its timestamps are already on the stream's
+    /// timeline, so they are kept; a dts that does not increase on its
+    /// track is dropped (a transformer resyncing must not send players
+    /// backwards).
+    pub(crate) fn write_derived(
+        self: &Arc<Self>,
+        epoch: u64,
+        mut frame: Frame,
+    ) -> Result<(), EngineError> {
+        if self.is_closed() {
+            return Err(EngineError::PublisherClosed);
+        }
+        let len = frame.payload().len() as u64;
+        frame.add_flags(rill_abi::RILL_FRAME_DERIVED);
+        {
+            let mut ing = self.ingest.lock();
+            let track = frame.track() as usize;
+            let slot = ing
+                .derived
+                .get_mut(track)
+                .filter(|d| d.0 == epoch && epoch != 0)
+                .ok_or(EngineError::NoSuchTrack(frame.track()))?;
+            if !frame.is_config() {
+                if slot.1.is_some_and(|last| frame.dts() <= last) {
+                    return Ok(());
+                }
+                slot.1 = Some(frame.dts());
+            }
+            let tracks = self.tracks.load();
+            let t = tracks
+                .get(track)
+                .ok_or(EngineError::NoSuchTrack(frame.track()))?;
+            frame.seq = ing.next_seq;
+            ing.next_seq += 1;
+            t.frames.add(1);
+            t.bytes.add(len);
+            t.push(frame);
+        }
+        self.bytes_in.add(len);
+        self.frames_in.add(1);
+        self.touch_data();
+        self.schedule();
+        Ok(())
     }
 
     /// Writes a frame: corrects its timestamps, appends it to its track's ring
@@ -316,7 +441,7 @@ impl Stream {
         Ok(())
     }
 
-    fn event(&self, kind: StreamEventKind) {
+    pub(crate) fn event(&self, kind: StreamEventKind) {
         if let Some(e) = self.engine.upgrade() {
             e.events.send(kind, &self.path);
         }
@@ -415,7 +540,10 @@ impl Stream {
         if c.lifecycle.phase() == Phase::Closed {
             return Err(EngineError::StreamClosing);
         }
+        let transform = sub.info.transform;
         match sub.info.wait_timeout {
+            // A transformer keeps nothing alive and waits for nobody.
+            _ if transform => {}
             Some(w) => c
                 .lifecycle
                 .subscriber_joined_waiting(sub.id, Instant::now(), w),
@@ -424,10 +552,13 @@ impl Stream {
         let first = {
             let mut subs = self.subscribers.lock();
             subs.insert(sub.id, sub.clone());
-            subs.len() == 1
+            if transform {
+                self.transforms.fetch_add(1, Ordering::Relaxed);
+            }
+            !transform && subs.len() - self.transforms.load(Ordering::Relaxed) == 1
         };
         // Not while a publisher may return within its grace window.
-        let waits = c.lifecycle.phase() == Phase::WaitingPublisher;
+        let waits = !transform && c.lifecycle.phase() == Phase::WaitingPublisher;
         let active = first && c.publisher.is_some() && self.announced.load(Ordering::Acquire);
         drop(c);
         if waits {
@@ -450,10 +581,14 @@ impl Stream {
             return;
         };
         self.fold_totals(&sub);
+        if sub.info.transform {
+            self.transforms.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
         let actions = c.lifecycle.subscriber_left(id, Instant::now());
         let idle = c.publisher.is_some()
             && self.announced.load(Ordering::Acquire)
-            && self.subscribers.lock().is_empty();
+            && self.subscriber_count() == 0;
         drop(c);
         if idle {
             self.event(StreamEventKind::Idle);
@@ -480,8 +615,10 @@ impl Stream {
         self.subscribers.lock().get(&id).cloned()
     }
 
+    /// Players (transformers not counted).
     pub(crate) fn subscriber_count(&self) -> usize {
-        self.subscribers.lock().len()
+        let n = self.subscribers.lock().len();
+        n.saturating_sub(self.transforms.load(Ordering::Relaxed))
     }
 
     pub(crate) fn subscriber_list(&self) -> Vec<Arc<SubscriberShared>> {
@@ -550,6 +687,9 @@ impl Stream {
             c.lifecycle.close_now();
             if let Some(p) = c.publisher.take() {
                 p.end.end(end.reason, &end.message);
+            }
+            for (_, d) in c.derived.drain(..) {
+                d.end(end.reason, &end.message);
             }
             self.ingest.lock().epoch = 0;
         }
@@ -682,7 +822,7 @@ impl Stream {
                     }
                 })
                 .collect(),
-            subscribers: self.subscribers.lock().len(),
+            subscribers: self.subscriber_count(),
             frames_in: self.frames_in.get(),
             bytes_in: self.bytes_in.get(),
             bitrate_bps: self.bytes_in.rate() * 8,

@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use rill_abi::RILL_FRAME_DISCONTINUITY;
 use tokio::time::Instant;
 
+use super::events::StreamEventKind;
 use super::frame::FrameRef;
 use super::stats::Counter;
 use super::stream::Stream;
@@ -94,6 +95,9 @@ pub struct SubscriberInfo {
     pub live_edge: bool,
     /// How long to wait for a publisher; None = `subscribe.wait_timeout`.
     pub wait_timeout: Option<Duration>,
+    /// A transformer, not a player: it neither keeps the stream alive nor
+    /// counts as one of its players.
+    pub transform: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,6 +372,12 @@ impl Subscriber {
     /// Frames queued and not yet taken.
     pub fn queued(&self) -> usize {
         self.shared.queued()
+    }
+
+    /// Tells the stream's listeners that this player leaves out audio it
+    /// cannot carry (a transformer may derive a codec it can).
+    pub fn want_codec(&self) {
+        self.stream.event(StreamEventKind::CodecWanted);
     }
 }
 

@@ -532,3 +532,107 @@ async fn per_subscriber_wait_timeout() {
     assert_eq!(s.recv().await.unwrap_err().reason, EndReason::WaitTimeout);
     assert_eq!(t.elapsed(), Duration::from_millis(500));
 }
+
+/// A transformer (derived writer plus a transformer subscription): its
+/// frames keep the stream's timeline, carry `RILL_FRAME_DERIVED`, end with
+/// the stream, and its subscription keeps nothing alive.
+#[tokio::test(start_paused = true)]
+async fn a_derived_track_keeps_the_timeline_and_a_transformer_counts_as_no_player() {
+    let e = Engine::new(settings());
+    assert!(matches!(
+        e.derive("live/d"),
+        Err(EngineError::NotPublished(_))
+    ));
+    let mut src = Source::start(&e, "live/d");
+    for _ in 0..3 {
+        src.step(10);
+    }
+    let mut events = e.events();
+    let player = e.subscribe("live/d", sinfo()).unwrap();
+    let t = e
+        .subscribe(
+            "live/d",
+            SubscriberInfo {
+                transform: true,
+                ..sinfo()
+            },
+        )
+        .unwrap();
+    settle().await;
+    assert_eq!(e.stream("live/d").unwrap().subscribers, 1, "players only");
+    let mut d = e.derive("live/d").unwrap();
+    let opus = d
+        .add_track(TrackInfo {
+            kind: RILL_TRACK_AUDIO,
+            codec: RILL_CODEC_OPUS,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_ne!(opus, src.a);
+    d.write(Frame::new(
+        opus,
+        RILL_CODEC_OPUS,
+        RILL_FRAME_CONFIG,
+        0,
+        0,
+        Bytes::from_static(b"head"),
+    ))
+    .unwrap();
+    // The source timeline (3 video frames at 40 ms) continues: 120 ms.
+    for pts in [120 * MS, 140 * MS, 130 * MS] {
+        let f = Frame::new(
+            opus,
+            RILL_CODEC_OPUS,
+            RILL_FRAME_KEY,
+            pts,
+            pts,
+            Bytes::new(),
+        );
+        d.write(f).unwrap();
+    }
+    settle().await;
+    let got: Vec<_> = drain(&player)
+        .into_iter()
+        .filter(|f| f.track() == opus)
+        .collect();
+    assert_eq!(got.len(), 3, "config and two frames; the step back dropped");
+    assert!(got.iter().all(|f| f.flags() & RILL_FRAME_DERIVED != 0));
+    assert_eq!(got[1].pts(), 120 * MS, "not rebased");
+    assert_eq!(got[2].pts(), 140 * MS);
+    // A returning publisher does not take the derived track for its audio.
+    drop(src);
+    let mut p = e.publish("live/d", pinfo()).unwrap();
+    let a = p
+        .add_track(TrackInfo {
+            kind: RILL_TRACK_AUDIO,
+            codec: RILL_CODEC_AAC,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_ne!(a, opus);
+    // The last player leaving makes the stream idle though the transformer
+    // still subscribes.
+    drop(player);
+    settle().await;
+    let mut idle = false;
+    while let Ok(ev) = events.try_recv() {
+        idle |= ev.kind == StreamEventKind::Idle;
+    }
+    assert!(idle, "the transformer kept the stream busy");
+    // A writer that comes back takes its track back.
+    drop(d);
+    let mut d2 = e.derive("live/d").unwrap();
+    let again = d2
+        .add_track(TrackInfo {
+            kind: RILL_TRACK_AUDIO,
+            codec: RILL_CODEC_OPUS,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(again, opus);
+    assert_eq!(
+        d2.set_metadata(Bytes::new()),
+        Err(EngineError::NotForDerived)
+    );
+    drop(t);
+}

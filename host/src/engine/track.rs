@@ -38,6 +38,8 @@ pub struct TrackInfo {
 /// A track: its ring (the GOP cache lives in its keyframe index) and counters.
 pub struct Track {
     pub(crate) id: u32,
+    /// Written by a transformer (`publish_derived`), not the publisher.
+    pub(crate) derived: bool,
     pub(crate) info: Mutex<TrackInfo>,
     pub(crate) ring: Ring<Frame>,
     pub(crate) frames: Counter,
@@ -53,7 +55,7 @@ pub struct RingSizes {
 }
 
 impl Track {
-    pub(crate) fn new(id: u32, info: TrackInfo, sizes: RingSizes) -> Arc<Track> {
+    pub(crate) fn new(id: u32, info: TrackInfo, derived: bool, sizes: RingSizes) -> Arc<Track> {
         let slots = match info.kind {
             RILL_TRACK_VIDEO => sizes.video,
             RILL_TRACK_AUDIO => sizes.audio,
@@ -62,6 +64,7 @@ impl Track {
         };
         Arc::new(Track {
             id,
+            derived,
             info: Mutex::new(info),
             ring: Ring::new(slots),
             frames: Counter::default(),
@@ -131,7 +134,7 @@ mod tests {
             audio: 16,
             data: 4,
         };
-        let track = Track::new(1, info, sizes);
+        let track = Track::new(1, info, false, sizes);
         let gop1: Vec<_> = (0..5).map(|i| cached(&track, i == 0)).collect();
         let gop2: Vec<_> = (0..5).map(|i| cached(&track, i == 0)).collect();
         assert!(gop1.iter().all(|f| f.cache().get(7).is_none()));

@@ -17,7 +17,7 @@ use rill_abi::*;
 use super::frames;
 use super::host::parse_listen_addr;
 use super::instance::{Instance, ListenDecl, RouteDecl};
-use super::session::{self, Io, Origin, PubEntry, SessionShared, SubEntry};
+use super::session::{self, Filter, Io, Origin, PubEntry, SessionShared, SubEntry};
 use super::{cluster_api, storage_api};
 use crate::admission::{Action, Creds};
 use crate::engine::{EngineError, PublisherInfo, SubscriberInfo, TrackInfo};
@@ -108,6 +108,8 @@ fn engine_status(e: &EngineError) -> i32 {
         EngineError::TooManyTracks(_) => RILL_ERR_NOMEM,
         EngineError::PublisherClosed | EngineError::StreamClosing => RILL_ERR_CLOSED,
         EngineError::ShuttingDown => RILL_ERR_DENIED,
+        EngineError::NotPublished(_) => RILL_ERR_NOT_FOUND,
+        EngineError::NotForDerived => RILL_ERR_UNSUPPORTED,
     }
 }
 
@@ -424,6 +426,38 @@ unsafe extern "C" fn publish_open(
     })
 }
 
+unsafe extern "C" fn publish_derived(
+    host: *mut RillHost,
+    conn: *mut RillConn,
+    path: RillStr,
+    out: *mut *mut RillPublisher,
+) -> i32 {
+    callback_guard("publish_derived", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
+        // SAFETY: per contract.
+        let (i, s, path) = match unsafe { open_args(host, conn, path, out.is_null()) } {
+            Ok(a) => a,
+            Err(status) => return status,
+        };
+        if let Err(status) = super::admit::check_open(&s, Action::Publish, path, "") {
+            return status;
+        }
+        match i.host.engine.derive(path) {
+            Ok(p) => {
+                // SAFETY: out is a writable out-pointer.
+                unsafe { *out = s.add_publisher(p, None) };
+                RILL_OK
+            }
+            Err(e) => {
+                i.log(
+                    RILL_LOG_DEBUG,
+                    &format!("derived writer on {path} refused: {e}"),
+                );
+                engine_status(&e)
+            }
+        }
+    })
+}
+
 /// # Safety
 /// `p` is a live publisher handle, used on its session's thread.
 unsafe fn pubentry<'a>(p: *mut RillPublisher) -> Option<&'a mut PubEntry> {
@@ -470,7 +504,8 @@ unsafe extern "C" fn publisher_write(p: *mut RillPublisher, frame: *const RillFr
         let owned = crate::engine::Frame::new(
             f.track(),
             f.codec(),
-            f.flags(),
+            // The host alone marks derived frames.
+            f.flags() & !RILL_FRAME_DERIVED,
             f.pts(),
             f.dts(),
             f.payload().clone(),
@@ -607,6 +642,7 @@ unsafe extern "C" fn subscribe_open(
             protocol: i.name.clone(),
             remote: s.peer.clone(),
             live_edge: o.flags & RILL_SUBSCRIBE_LIVE_EDGE != 0,
+            transform: o.flags & RILL_SUBSCRIBE_TRANSFORM != 0,
             wait_timeout: (o.wait_timeout_us > 0)
                 .then(|| Duration::from_micros(o.wait_timeout_us as u64)),
         };
@@ -615,7 +651,7 @@ unsafe extern "C" fn subscribe_open(
                 // SAFETY: out is a writable out-pointer.
                 let done = super::admit::done_note(&s, Action::Play, path, query);
                 // SAFETY: out is a writable out-pointer.
-                unsafe { *out = s.add_subscriber(sub, o.flags, done) };
+                unsafe { *out = s.add_subscriber(sub, Filter::new(o.flags, o.audio_codecs), done) };
                 RILL_OK
             }
             Err(e) => engine_status(&e),
@@ -1492,4 +1528,5 @@ pub(crate) static HOST_API: RillHostApi = RillHostApi {
     cluster_locate: Some(cluster_api::cluster_locate),
     metric_set: Some(metric_set),
     http_pin: Some(http_pin),
+    publish_derived: Some(publish_derived),
 };

@@ -227,6 +227,7 @@ impl PluginManager {
             K::Waiting => rill_abi::RILL_STREAM_WAITING,
             K::Idle => rill_abi::RILL_STREAM_IDLE,
             K::Active => rill_abi::RILL_STREAM_ACTIVE,
+            K::CodecWanted => rill_abi::RILL_STREAM_CODEC_WANTED,
         };
         let slots = self.inner.slots.lock().await;
         for inst in slots.values().filter_map(|s| s.current.as_ref()) {

@@ -7,7 +7,7 @@ pub(crate) struct SubEntry {
     /// The session that owns this entry (it outlives its entries).
     pub owner: *const SessionShared,
     pub sub: Subscriber,
-    pub flags: u32,
+    filter: Filter,
     started: bool,
     ended: bool,
     pub delivered: u64,
@@ -30,13 +30,13 @@ impl SessionShared {
     pub(crate) fn add_subscriber(
         &self,
         sub: Subscriber,
-        flags: u32,
+        filter: Filter,
         done: Option<crate::plugin::admit::DoneNote>,
     ) -> *mut RillSubscriber {
         let mut e = Box::new(SubEntry {
             owner: self,
             sub,
-            flags,
+            filter,
             started: false,
             ended: false,
             delivered: 0,
@@ -183,7 +183,10 @@ impl SessionShared {
                     // SAFETY: p points into a Box owned by st.subs; we hold
                     // the lock, and it was live when poll_media returned.
                     let e = unsafe { &mut *p };
-                    let skip = filtered(e.flags, &frame);
+                    let (skip, want) = e.filter.skip(&frame);
+                    if want {
+                        e.sub.want_codec();
+                    }
                     let first = !e.started;
                     e.started = true;
                     if !skip {
@@ -259,11 +262,56 @@ pub(super) enum Media {
     PubEnd(*mut PubEntry, SubscribeEnd),
 }
 
-pub(super) fn filtered(flags: u32, f: &FrameRef) -> bool {
-    let kind = rill_codec_kind(f.codec());
-    (flags & RILL_SUBSCRIBE_NO_VIDEO != 0 && kind == RILL_TRACK_VIDEO)
-        || (flags & RILL_SUBSCRIBE_NO_AUDIO != 0 && kind == RILL_TRACK_AUDIO)
-        || (flags & RILL_SUBSCRIBE_NO_DATA != 0 && kind == RILL_TRACK_DATA)
+/// Which frames of its stream a subscriber takes: kinds by its flags, and
+/// audio by the codecs it can carry (a derived track instead of the
+/// publisher's when it asks for that codec; see `audio_codecs`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Filter {
+    pub flags: u32,
+    /// Codecs the subscriber carries; all 0: the publisher's audio, any codec.
+    pub audio: [u32; RILL_SUBSCRIBE_MAX_CODECS],
+    /// The codec of the publisher's audio, once seen.
+    source_audio: u32,
+    /// `CodecWanted` was raised for this subscriber.
+    wanted: bool,
+}
+
+impl Filter {
+    pub(crate) fn new(flags: u32, audio: [u32; RILL_SUBSCRIBE_MAX_CODECS]) -> Filter {
+        Filter {
+            flags,
+            audio,
+            ..Filter::default()
+        }
+    }
+
+    /// Whether to leave `f` out, and whether that left out the publisher's
+    /// audio for want of a codec for the first time (raise `CodecWanted`).
+    pub(crate) fn skip(&mut self, f: &FrameRef) -> (bool, bool) {
+        let kind = rill_codec_kind(f.codec());
+        let flags = self.flags;
+        if (flags & RILL_SUBSCRIBE_NO_VIDEO != 0 && kind == RILL_TRACK_VIDEO)
+            || (flags & RILL_SUBSCRIBE_NO_AUDIO != 0 && kind == RILL_TRACK_AUDIO)
+            || (flags & RILL_SUBSCRIBE_NO_DATA != 0 && kind == RILL_TRACK_DATA)
+        {
+            return (true, false);
+        }
+        let derived = f.flags() & RILL_FRAME_DERIVED != 0;
+        let any = self.audio.iter().all(|c| *c == 0);
+        if any || kind != RILL_TRACK_AUDIO {
+            return (derived, false);
+        }
+        let carries = self.audio.contains(&f.codec());
+        if derived {
+            return (!carries || self.audio.contains(&self.source_audio), false);
+        }
+        self.source_audio = f.codec();
+        if carries {
+            return (false, false);
+        }
+        let want = !std::mem::replace(&mut self.wanted, true);
+        (true, want)
+    }
 }
 
 pub(crate) fn end_code(end: &SubscribeEnd) -> u32 {
@@ -286,5 +334,46 @@ pub(crate) fn publish_end_code(end: &SubscribeEnd) -> u32 {
         EndReason::Shutdown => RILL_END_SHUTDOWN,
         EndReason::PublishTimeout => RILL_END_TIMEOUT,
         _ => RILL_END_KICKED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn frame(codec: u32, flags: u32) -> FrameRef {
+        Arc::new(crate::engine::Frame::new(
+            0,
+            codec,
+            flags,
+            0,
+            0,
+            Default::default(),
+        ))
+    }
+
+    #[test]
+    fn the_audio_filter_takes_a_derived_track_only_for_a_codec_the_source_lacks() {
+        let aac = frame(RILL_CODEC_AAC, RILL_FRAME_KEY);
+        let opus = frame(RILL_CODEC_OPUS, RILL_FRAME_KEY | RILL_FRAME_DERIVED);
+        let video = frame(RILL_CODEC_H264, RILL_FRAME_KEY);
+        // No list: the publisher's audio, never a derived track.
+        let mut any = Filter::new(0, [0; RILL_SUBSCRIBE_MAX_CODECS]);
+        assert_eq!(any.skip(&aac), (false, false));
+        assert_eq!(any.skip(&opus), (true, false));
+        // Opus only: AAC left out (wanted once), the derived Opus taken.
+        let mut webrtc = Filter::new(0, [RILL_CODEC_OPUS, RILL_CODEC_PCMU, 0, 0]);
+        assert_eq!(webrtc.skip(&video), (false, false));
+        assert_eq!(webrtc.skip(&aac), (true, true));
+        assert_eq!(webrtc.skip(&aac), (true, false));
+        assert_eq!(webrtc.skip(&opus), (false, false));
+        // A player that carries the source's codec keeps it alone.
+        let mut both = Filter::new(0, [RILL_CODEC_AAC, RILL_CODEC_OPUS, 0, 0]);
+        assert_eq!(both.skip(&aac), (false, false));
+        assert_eq!(both.skip(&opus), (true, false));
+        // Kind flags still apply first.
+        let mut mute = Filter::new(RILL_SUBSCRIBE_NO_AUDIO, [RILL_CODEC_OPUS, 0, 0, 0]);
+        assert_eq!(mute.skip(&aac), (true, false));
     }
 }

@@ -40,7 +40,7 @@ mod http;
 mod timers;
 mod transport;
 
-pub(crate) use handles::{PubEntry, SubEntry};
+pub(crate) use handles::{Filter, PubEntry, SubEntry};
 use http::{answer_http, http_status_for, open_http};
 pub(crate) use http::{HttpAnswer, HttpExchange};
 pub use http::{HttpReply, HttpRequest};
