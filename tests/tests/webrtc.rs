@@ -31,6 +31,7 @@ impl Server {
             &[
                 rtmp::plugin(),
                 target_dir().join("librill_plugin_webrtc.so"),
+                target_dir().join("librill_plugin_transcode.so"),
             ],
         );
         assert!(wait_port(rtmp, Duration::from_secs(10)), "{}", rill.log());
@@ -143,6 +144,16 @@ fn whep_plays_an_rtmp_stream_in_chromium_and_delete_frees_the_viewer() {
     // 25 frames a second, decoded, none lost on loopback.
     assert!(f(&r, "framesDecoded") >= 5.0 * 23.0, "{r}");
     assert_eq!(f(&r, "packetsLost"), 0.0, "{r}");
+    // The AAC reaches the browser as Opus, bridged once for the stream:
+    // 50 packets a second, less the bridge's start.
+    assert_eq!(r["audioCodec"], "audio/opus", "{r}");
+    assert!(f(&r, "audioPackets") >= 4.0 * 50.0, "{r}");
+    assert!(f(&r, "audioSamples") > 0.0, "no audio decoded: {r}");
+    assert!(
+        s.rill.log().contains("live/v: bridging audio to Opus"),
+        "{}",
+        s.rill.log()
+    );
     // DELETE on the Location ended the viewer: its subscription is gone.
     assert_eq!(r["deleteStatus"], 200);
     wait_for(Duration::from_secs(5), || {
@@ -155,6 +166,14 @@ fn whep_plays_an_rtmp_stream_in_chromium_and_delete_frees_the_viewer() {
         )
     });
     assert!(s.rill.log().contains("WHEP viewer of live/v ended"));
+    // With its last player gone the stream is idle: the bridge stops.
+    wait_for(Duration::from_secs(5), || {
+        s.rill
+            .log()
+            .contains("live/v: audio bridge ended")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the bridge outlived its players:\n{}", s.rill.log()));
 }
 
 #[test]

@@ -37,10 +37,10 @@ use rill_abi::sdk::{
     Subscriber, SubscriberId, TimerHandle, TrackInfo,
 };
 use rill_abi::{
-    rill_codec_kind, rill_log, RILL_ACTION_PLAY, RILL_ACTION_PUBLISH, RILL_CODEC_H264,
-    RILL_CODEC_H265, RILL_CODEC_OPUS, RILL_CODEC_PCMA, RILL_CODEC_PCMU, RILL_END_ERROR,
-    RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT, RILL_FRAME_CONFIG, RILL_FRAME_KEY,
-    RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO, RILL_TRACK_VIDEO,
+    rill_codec_kind, rill_log, RillSubscribeOptions, RILL_ACTION_PLAY, RILL_ACTION_PUBLISH,
+    RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS, RILL_CODEC_PCMA, RILL_CODEC_PCMU,
+    RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT, RILL_FRAME_CONFIG,
+    RILL_FRAME_KEY, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO, RILL_TRACK_VIDEO,
 };
 use rill_rtp::{ReceiverConfig, SharedPacketizers, TrackParams, TrackReceiver};
 use str0m::change::SdpOffer;
@@ -229,6 +229,15 @@ fn random_u32() -> u32 {
     u32::from_le_bytes(r)
 }
 
+/// A WHEP viewer's subscription: the audio codecs WebRTC carries.
+fn play_options() -> RillSubscribeOptions {
+    RillSubscribeOptions::new().with_audio_codecs(&[
+        RILL_CODEC_OPUS,
+        RILL_CODEC_PCMU,
+        RILL_CODEC_PCMA,
+    ])
+}
+
 /// The str0m codec of a host codec.
 fn codec_of(codec: u32) -> Option<Codec> {
     Some(match codec {
@@ -386,7 +395,9 @@ impl WebRtc {
     /// Admitted: open the stream, make the peer, answer.
     fn start(&self, p: &mut PeerSession, conn: &Conn) -> Result<()> {
         match p.kind {
-            Kind::Play => match conn.subscribe(&p.path, &p.query, None) {
+            // WebRTC carries Opus and G.711: an AAC stream's audio comes
+            // as Opus derived once per stream by a transformer.
+            Kind::Play => match conn.subscribe(&p.path, &p.query, Some(&play_options())) {
                 Ok(sub) => {
                     p.play = Some(Play {
                         _sub: sub,
