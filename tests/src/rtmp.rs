@@ -134,12 +134,23 @@ impl Guard {
     }
 }
 
-/// Plays `url` with ffmpeg (`modern`: the static ffmpeg 9) for `secs`
-/// seconds of output, decoding everything; output stream 0 is the first
-/// video stream, 1 the first audio stream (both must exist).
+/// ffmpeg 9's options to play Enhanced RTMP: the `fourCcList` it announces
+/// in `connect` (without Opus in it, a server sends legacy FLV audio: AAC).
+pub const ENHANCED_PLAY: [&str; 2] = ["-rtmp_enhanced_codecs", "hvc1,av01,vp09,Opus"];
+
+/// Plays `url` with ffmpeg (`modern`: the static ffmpeg 9, announcing
+/// Enhanced RTMP) for `secs` seconds of output, decoding everything; output
+/// stream 0 is the first video stream, 1 the first audio stream (both must
+/// exist).
 pub fn play_av(modern: bool, url: &str, secs: u32) -> Decoded {
+    let enhanced: &[&str] = if modern && url.starts_with("rtmp") {
+        &ENHANCED_PLAY
+    } else {
+        &[]
+    };
     let out = Command::new(crate::ffmpeg(modern))
         .args(["-hide_banner", "-loglevel", "error"])
+        .args(enhanced)
         .args(["-rw_timeout", "20000000", "-i", url])
         .args(["-map", "0:v:0", "-map", "0:a:0", "-t", &secs.to_string()])
         .args(["-f", "framemd5", "-"])

@@ -43,7 +43,9 @@ fn assert_decoded(what: &str, d: &Decoded, secs: f64, audio_fps: f64, server: &S
 /// per input stream, from its stream listing.
 fn probe_modern(url: &str) -> Vec<(String, String)> {
     let out = Command::new(rill_e2e::ffmpeg(true))
-        .args(["-hide_banner", "-rw_timeout", "20000000", "-i", url])
+        .args(["-hide_banner"])
+        .args(rill_e2e::rtmp::ENHANCED_PLAY)
+        .args(["-rw_timeout", "20000000", "-i", url])
         .args(["-t", "0.5", "-f", "null", "-"])
         .output()
         .expect("run ffmpeg9");

@@ -293,8 +293,8 @@ fn chromium_publishes_with_whip_and_ffmpeg_plays_it_over_rtmp() {
     let whip = Whip::start(&s.url("live/w", "whip"), &s.rill);
     wait_publishing(&s.rill, "live/w");
     let url = format!("rtmp://127.0.0.1:{}/live/w", s.rtmp);
-    // Opus in FLV is Enhanced RTMP: ffmpeg 9 reads it.
-    let d = play(true, &url, 4, &[]);
+    // Opus in FLV is Enhanced RTMP: ffmpeg 9 reads it, when it says so.
+    let d = play(true, &url, 4, &rtmp::ENHANCED_PLAY);
     let video = d.count(0);
     let audio = d.count(1);
     assert!(
@@ -328,6 +328,37 @@ fn chromium_publishes_with_whip_and_ffmpeg_plays_it_over_rtmp() {
             .then_some(())
     })
     .unwrap_or_else(|| panic!("the publisher outlived DELETE:\n{}", s.rill.log()));
+}
+
+/// A legacy RTMP player (Debian's ffmpeg 5.1: no Enhanced RTMP) of a WHIP
+/// stream gets its Opus as AAC, bridged once for the stream.
+#[test]
+fn a_legacy_rtmp_player_of_a_whip_stream_gets_aac() {
+    if !browser_ready("a_legacy_rtmp_player_of_a_whip_stream_gets_aac") {
+        return;
+    }
+    let s = Server::start("");
+    let _whip = Whip::start(&s.url("live/l", "whip"), &s.rill);
+    wait_publishing(&s.rill, "live/l");
+    let url = format!("rtmp://127.0.0.1:{}/live/l", s.rtmp);
+    let streams = probe(&url, &[]);
+    assert!(
+        streams.contains(&("audio".into(), "aac".into()))
+            && streams.contains(&("video".into(), "h264".into())),
+        "ffprobe found {streams:?}\n{}",
+        s.rill.log()
+    );
+    let d = play(false, &url, 4, &[]);
+    let (video, audio) = (d.count(0), d.count(1));
+    // 1024-sample AAC frames at 48 kHz: 47 a second.
+    assert!(
+        video >= 4 * 20 && audio >= 4 * 40,
+        "video {video} audio {audio} frames decoded\n{}\n{}",
+        d.stderr,
+        s.rill.log()
+    );
+    assert!(d.monotonic(0) && d.monotonic(1), "timestamps go back");
+    assert!(s.rill.log().contains("live/l: bridging audio to AAC"));
 }
 
 #[test]

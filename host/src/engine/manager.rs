@@ -254,12 +254,14 @@ impl Engine {
         v
     }
 
-    /// Subscribers of a stream, for the management API.
+    /// Subscribers of a stream, for the management API: its players
+    /// (transformers are the server's own work).
     pub fn subscribers(&self, path: &str) -> Option<Vec<SubscriberSnapshot>> {
         let s = self.inner.streams.get(path)?.clone();
         let mut v: Vec<_> = s
             .subscriber_list()
             .iter()
+            .filter(|sub| !sub.info.transform)
             .map(|sub| SubscriberSnapshot::of(sub, path))
             .collect();
         v.sort_by_key(|s| s.id);
@@ -312,6 +314,9 @@ impl Engine {
                 out.frames_out += sub.frames.get();
                 out.bytes_out += sub.bytes.get();
                 out.frames_dropped += sub.drops.load(Ordering::Relaxed);
+                if sub.info.transform {
+                    continue;
+                }
                 *out.subscribers
                     .entry(sub.info.protocol.clone())
                     .or_default() += 1;

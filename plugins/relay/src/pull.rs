@@ -205,7 +205,11 @@ impl Relay {
                 let mut c = ClientSession::new(
                     Limits::default(),
                     settings,
-                    Connect::new(p.url.app.clone(), p.url.tc_url()),
+                    // Every codec: a relay carries what it is given.
+                    Connect {
+                        fourcc_list: vec!["*".to_owned()],
+                        ..Connect::new(p.url.app.clone(), p.url.tc_url())
+                    },
                     now,
                 );
                 if let Err(e) = c.play(now, &p.url.name) {

@@ -36,6 +36,9 @@ use rill_abi::{
     RILL_END_PUBLISHER_GONE, RILL_END_SHUTDOWN, RILL_END_TIMEOUT, RILL_END_TOO_SLOW,
     RILL_FRAME_CONFIG, RILL_FRAME_KEY,
 };
+use rill_abi::{
+    RillSubscribeOptions, RILL_CODEC_AAC, RILL_CODEC_MP3, RILL_CODEC_PCMA, RILL_CODEC_PCMU,
+};
 
 use rill_rtmp::{
     serialize_frame, ChunkParams, Deadline, Error, Event, Frame, Limits, Session, Settings,
@@ -589,7 +592,8 @@ impl Rtmp {
         path: String,
         query: &str,
     ) -> Result<(), Error> {
-        match conn.subscribe(&path, query, None) {
+        let opts = (!takes_opus(&s.core)).then(legacy_audio);
+        match conn.subscribe(&path, query, opts.as_ref()) {
             Ok(sub) => {
                 rill_log!(self.host, Info, "{}: playing {path}", s.peer);
                 s.players.push(Play {
@@ -697,6 +701,24 @@ pub struct Connection {
     admitting: Vec<Pending>,
     /// A request was refused by policy: close once the answer is out.
     refused: bool,
+}
+
+/// Whether the client announced Opus in its Enhanced RTMP `fourCcList`
+/// (or `*`, every codec). Others know only legacy FLV audio.
+fn takes_opus(core: &Session) -> bool {
+    core.connect_info()
+        .is_some_and(|c| c.fourcc_list.iter().any(|f| f == "Opus" || f == "*"))
+}
+
+/// The audio codecs of legacy FLV: a WHIP stream's Opus reaches such a
+/// player as AAC, derived once per stream by a transformer.
+fn legacy_audio() -> RillSubscribeOptions {
+    RillSubscribeOptions::new().with_audio_codecs(&[
+        RILL_CODEC_AAC,
+        RILL_CODEC_MP3,
+        RILL_CODEC_PCMA,
+        RILL_CODEC_PCMU,
+    ])
 }
 
 /// What a request asks.

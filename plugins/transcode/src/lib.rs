@@ -252,7 +252,11 @@ impl Transcode {
             Info,
             "{}: bridging audio to {}",
             b.path,
-            String::from_utf8_lossy(&codec.to_le_bytes())
+            if codec == RILL_CODEC_AAC {
+                "AAC"
+            } else {
+                "Opus"
+            }
         );
         Ok(())
     }
