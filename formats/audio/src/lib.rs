@@ -27,6 +27,7 @@ mod aac;
 mod asc;
 mod bridge;
 pub mod clock;
+pub mod fuzzing;
 mod head;
 mod opus;
 mod pcm;
