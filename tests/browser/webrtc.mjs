@@ -2,6 +2,7 @@
 // prints one JSON line (two with --hold), for Rill's WebRTC tests.
 //
 //   node webrtc.mjs whep <url> [--seconds N] [--count K] [--min-fps F] [--token T] [--timeout S] [--cors] [--sdp]
+//                              [--answer-port P]
 //   node webrtc.mjs whip <url> [--seconds N] [--video-codec H264|VP8] [--only-codec] [--hold]
 //                              [--token T] [--timeout S] [--cors] [--sdp]
 //
@@ -24,6 +25,9 @@
 // closes (or a `stop` line, SIGTERM, SIGINT), then DELETEs and prints the
 // final line; a caller must give it a piped stdin it keeps open.
 //
+// --answer-port P replaces the port of the answer's candidates with P (a
+// test's lossy UDP relay in front of the server's port).
+//
 // The HTTP is done from node (no CORS needed); --cors does it from the page
 // (served from another origin than <url>), which needs the server's CORS
 // answers, including Access-Control-Expose-Headers: Location. --sdp adds the
@@ -32,7 +36,8 @@
 // Final line, whep: {mode, url, status, location, contentType, deleteStatus,
 // videoCodec, videoFmtp, audioCodec, framesDecoded, framesReceived,
 // framesDropped, width, height, videoPackets, audioPackets, audioBytes,
-// audioSamples, packetsLost, jitterBufferMs, freezeCount,
+// audioSamples, packetsLost, jitterBufferMs, freezeCount, nackCount,
+// retransmitted (video packets received as retransmissions),
 // firstFrameMs (POST → first decoded frame), firstRenderMs, playedSeconds,
 // decodedFps (frames decoded a second since the first),
 // currentTime, videoFrames, connectionState, iceConnectionState, remote,
@@ -66,7 +71,7 @@ import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
-const valued = ['seconds', 'count', 'token', 'timeout', 'video-codec', 'min-fps'];
+const valued = ['seconds', 'count', 'token', 'timeout', 'video-codec', 'min-fps', 'answer-port'];
 const positional = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && valued.includes(args[i - 1].slice(2))));
 const [mode, url] = positional;
 const opt = (name, dflt) => {
@@ -78,6 +83,7 @@ const seconds = Number(opt('seconds', 5));
 const timeout = Number(opt('timeout', 20));
 const count = Math.max(1, Number(opt('count', 1)));
 const minFps = Number(opt('min-fps', 0));
+const answerPort = opt('answer-port', null);
 const token = opt('token', null);
 const videoCodec = String(opt('video-codec', 'H264')).toUpperCase();
 const hold = flag('hold');
@@ -185,7 +191,8 @@ async function post(s, offer, who) {
     throw fail(`${who}POST ${url}: answer's Content-Type is ${r.contentType}, want application/sdp`);
   }
   if (!/^v=0/.test(r.body)) throw fail(`${who}POST ${url}: the 201's body is no SDP: ${r.body.slice(0, 200)}`);
-  s.answer = r.body;
+  s.answer = answerPort === null ? r.body
+    : r.body.replace(/^(a=candidate:\S+ \d+ \S+ \d+ \S+ )\d+/gm, `$1${answerPort}`);
 }
 
 // DELETEs a session's Location; its status, or null (and why) on a network error.
@@ -302,6 +309,8 @@ async function whep() {
       packetsLost: x.packetsLost ?? 0,
       jitterBufferMs: x.jitterBufferEmittedCount ? Math.round(x.jitterBufferDelay / x.jitterBufferEmittedCount * 1000) : null,
       freezeCount: x.freezeCount ?? 0,
+      nackCount: x.nackCount ?? 0,
+      retransmitted: x.retransmitted ?? 0,
       firstFrameMs: s.firstDecodedAt ? s.firstDecodedAt - s.postAt : null,
       firstRenderMs: x.firstRenderedAt ? x.firstRenderedAt - s.postAt : null,
       playedSeconds: played(s),

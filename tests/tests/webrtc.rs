@@ -6,7 +6,10 @@
 //! connects is freed; the HTTP side refuses bad offers.
 
 use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rill_e2e::rtmp::{self, Guard};
@@ -15,6 +18,7 @@ use rill_e2e::*;
 struct Server {
     rill: Rill,
     rtmp: u16,
+    udp: u16,
 }
 
 impl Server {
@@ -39,7 +43,7 @@ impl Server {
             rill.log().contains("WebRTC on udp").then_some(())
         })
         .unwrap_or_else(|| panic!("no WebRTC socket:\n{}", rill.log()));
-        Server { rill, rtmp }
+        Server { rill, rtmp, udp }
     }
 
     fn url(&self, path: &str, what: &str) -> String {
@@ -390,6 +394,179 @@ fn twenty_whep_viewers_at_once() {
             "viewer {i} decoded {v} frames: {r}"
         );
     }
+}
+
+/// Which way a lossy relay drops.
+#[derive(Clone, Copy, PartialEq)]
+enum Toward {
+    Client,
+    Server,
+}
+
+/// Whether a datagram is RTP (not RTCP, STUN or DTLS: RFC 7983's first
+/// byte 128..=191, then not an RTCP packet type).
+fn is_rtp(d: &[u8]) -> bool {
+    d.len() > 12 && (128..=191).contains(&d[0]) && !(192..=223).contains(&d[1])
+}
+
+/// One xorshift step: the relays' reproducible randomness.
+fn next(rng: &mut u64) -> u64 {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    *rng
+}
+
+/// A UDP relay between one WebRTC client and the server's port that drops
+/// `loss_pct` of the RTP packets going `toward` one side, at random but
+/// reproducibly. Returns its port, the count of packets dropped, and the
+/// flag that stops it.
+fn lossy_rtp_relay(
+    server: u16,
+    loss_pct: u64,
+    toward: Toward,
+) -> (u16, Arc<AtomicU64>, Arc<AtomicBool>) {
+    let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+    back.connect(("127.0.0.1", server)).unwrap();
+    let port = front.local_addr().unwrap().port();
+    let (dropped, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let client = Arc::new(std::sync::Mutex::new(None));
+    let timeout = Some(Duration::from_millis(100));
+    {
+        let (front, back) = (front.try_clone().unwrap(), back.try_clone().unwrap());
+        let (stop, client, dropped) = (stop.clone(), client.clone(), dropped.clone());
+        front.set_read_timeout(timeout).unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = front.recv_from(&mut buf) {
+                    *client.lock().unwrap() = Some(from);
+                    let lose = next(&mut rng) % 100 < loss_pct;
+                    if toward == Toward::Server && lose && is_rtp(&buf[..n]) {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let _ = back.send(&buf[..n]);
+                }
+            }
+        });
+    }
+    {
+        let (stop, dropped) = (stop.clone(), dropped.clone());
+        back.set_read_timeout(timeout).unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut rng = 0x2545_F491_4F6C_DD1Du64;
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(n) = back.recv(&mut buf) else { continue };
+                let lose = next(&mut rng) % 100 < loss_pct;
+                if toward == Toward::Client && lose && is_rtp(&buf[..n]) {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if let Some(to) = *client.lock().unwrap() {
+                    let _ = front.send_to(&buf[..n], to);
+                }
+            }
+        });
+    }
+    (port, dropped, stop)
+}
+
+/// 3 % of the media lost on the way to Chromium: it asks for what is
+/// missing (NACK), the server resends it from the viewer's history, and
+/// the video plays on.
+#[test]
+fn a_whep_viewer_recovers_lost_packets_by_nack() {
+    if !browser_ready("a_whep_viewer_recovers_lost_packets_by_nack") {
+        return;
+    }
+    let s = Server::start("");
+    let udp = s.udp;
+    let _p = s.publish(false, "live/n", "aac");
+    wait_publishing(&s.rill, "live/n");
+    let (relay, dropped, stop) = lossy_rtp_relay(udp, 3, Toward::Client);
+    let r = run_driver(
+        &[
+            "whep",
+            &s.url("live/n", "whep"),
+            "--seconds",
+            "6",
+            "--answer-port",
+            &relay.to_string(),
+        ],
+        &s.rill,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let dropped = dropped.load(Ordering::Relaxed);
+    eprintln!(
+        "lossy WHEP: {dropped} RTP packets dropped, {} NACKs, {} retransmissions received, {} frames decoded, {} freezes",
+        r["nackCount"], r["retransmitted"], r["framesDecoded"], r["freezeCount"]
+    );
+    assert!(
+        dropped > 20,
+        "the relay dropped only {dropped} packets: {r}"
+    );
+    assert!(f(&r, "nackCount") > 0.0, "no NACK sent: {r}");
+    assert!(f(&r, "retransmitted") > 0.0, "nothing resent: {r}");
+    // 25 frames a second for 6 s: most decoded despite the loss.
+    assert!(f(&r, "framesDecoded") >= 6.0 * 20.0, "{r}");
+}
+
+/// 5 % of Chromium's WHIP media lost on the way to the server: the server
+/// asks for it again (NACK), and an RTMP player of the stream decodes a
+/// steady picture.
+#[test]
+fn a_whip_publisher_resends_lost_packets_when_asked() {
+    if !browser_ready("a_whip_publisher_resends_lost_packets_when_asked") {
+        return;
+    }
+    let s = Server::start("");
+    let (relay, dropped, stop) = lossy_rtp_relay(s.udp, 5, Toward::Server);
+    let url = format!("rtmp://127.0.0.1:{}/live/wl", s.rtmp);
+    // The player comes first and waits for the publisher (the wait queue).
+    let player = std::thread::spawn(move || play(true, &url, 4, &rtmp::ENHANCED_PLAY));
+    let r = run_driver(
+        &[
+            "whip",
+            &s.url("live/wl", "whip"),
+            "--seconds",
+            "8",
+            "--answer-port",
+            &relay.to_string(),
+        ],
+        &s.rill,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let d = player.join().unwrap();
+    let dropped = dropped.load(Ordering::Relaxed);
+    eprintln!(
+        "lossy WHIP: {dropped} RTP packets dropped, {} NACKs received by Chromium; RTMP player decoded {} video frames\n{}",
+        r["nackCount"],
+        d.count(0),
+        d.stderr
+    );
+    assert!(
+        dropped > 10,
+        "the relay dropped only {dropped} packets: {r}"
+    );
+    assert!(
+        f(&r, "nackCount") > 0.0,
+        "the server asked for nothing: {r}"
+    );
+    assert!(
+        d.count(0) >= 4 * 20 && d.monotonic(0),
+        "video {} frames, monotonic {}\n{}\n{}",
+        d.count(0),
+        d.monotonic(0),
+        d.stderr,
+        s.rill.log()
+    );
 }
 
 #[test]
