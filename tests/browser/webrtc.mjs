@@ -25,8 +25,8 @@
 // closes (or a `stop` line, SIGTERM, SIGINT), then DELETEs and prints the
 // final line; a caller must give it a piped stdin it keeps open.
 //
-// --answer-port P replaces the port of the answer's candidates with P (a
-// test's lossy UDP relay in front of the server's port).
+// --answer-port P replaces the port of the answer's UDP candidates with P (a
+// test's lossy UDP relay in front of the server's port, or a dead port).
 //
 // The HTTP is done from node (no CORS needed); --cors does it from the page
 // (served from another origin than <url>), which needs the server's CORS
@@ -192,7 +192,7 @@ async function post(s, offer, who) {
   }
   if (!/^v=0/.test(r.body)) throw fail(`${who}POST ${url}: the 201's body is no SDP: ${r.body.slice(0, 200)}`);
   s.answer = answerPort === null ? r.body
-    : r.body.replace(/^(a=candidate:\S+ \d+ \S+ \d+ \S+ )\d+/gm, `$1${answerPort}`);
+    : r.body.replace(/^(a=candidate:\S+ \d+ udp \d+ \S+ )\d+/gim, `$1${answerPort}`);
 }
 
 // DELETEs a session's Location; its status, or null (and why) on a network error.

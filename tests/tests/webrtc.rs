@@ -569,6 +569,47 @@ fn a_whip_publisher_resends_lost_packets_when_asked() {
     );
 }
 
+/// A viewer whose UDP does not get through (the answer's UDP candidate
+/// points at a dead port) connects over ICE-TCP and plays.
+#[test]
+fn a_whep_viewer_without_udp_plays_over_ice_tcp() {
+    if !browser_ready("a_whep_viewer_without_udp_plays_over_ice_tcp") {
+        return;
+    }
+    let tcp = free_port();
+    let s = Server::start(&format!("tcp_listen: 127.0.0.1:{tcp}"));
+    assert!(
+        s.rill.log().contains("ICE-TCP on 127.0.0.1:"),
+        "{}",
+        s.rill.log()
+    );
+    let _p = s.publish(false, "live/tcp", "aac");
+    wait_publishing(&s.rill, "live/tcp");
+    let dead = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = run_driver(
+        &[
+            "whep",
+            &s.url("live/tcp", "whep"),
+            "--seconds",
+            "4",
+            "--answer-port",
+            &dead.to_string(),
+        ],
+        &s.rill,
+    );
+    assert!(
+        r["remote"].as_str().unwrap_or("").contains("tcp"),
+        "not over TCP: {}",
+        r["remote"]
+    );
+    assert!(f(&r, "framesDecoded") >= 4.0 * 20.0, "{r}");
+    assert_eq!(r["audioCodec"], "audio/opus", "{r}");
+}
+
 #[test]
 fn a_peer_that_never_connects_is_dropped_and_freed() {
     let s = Server::start("connect_timeout: 1s");

@@ -4,6 +4,9 @@
 //! plugins:
 //!   webrtc:
 //!     udp_listen: 0.0.0.0:8189   # the one UDP port of every peer (ICE-lite)
+//!     tcp_listen: off            # ICE-TCP (RFC 6544, passive candidates on
+//!                                #   this TCP address) for clients whose UDP
+//!                                #   is blocked; off by default
 //!     candidates: 203.0.113.7    # addresses put in answers, comma-separated
 //!                                #   (NAT, containers); default: the bound
 //!                                #   address, or with 0.0.0.0 every interface's
@@ -24,6 +27,7 @@ use rill_abi::sdk::config::{duration, flat_pairs, size, ConfigError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub udp_listen: SocketAddr,
+    pub tcp_listen: Option<SocketAddr>,
     pub candidates: Vec<IpAddr>,
     pub max_sessions: usize,
     pub connect_timeout: Duration,
@@ -36,6 +40,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             udp_listen: SocketAddr::from(([0, 0, 0, 0], 8189)),
+            tcp_listen: None,
             candidates: Vec::new(),
             max_sessions: 1000,
             connect_timeout: Duration::from_secs(10),
@@ -48,6 +53,7 @@ impl Default for Config {
 
 const KEYS: &[&str] = &[
     "udp_listen",
+    "tcp_listen",
     "candidates",
     "max_sessions",
     "connect_timeout",
@@ -70,6 +76,14 @@ impl Config {
                     c.udp_listen = value
                         .parse()
                         .map_err(|_| err(key, format!("expected ip:port, got {value:?}")))?
+                }
+                "tcp_listen" => {
+                    c.tcp_listen = match value {
+                        "" | "off" => None,
+                        v => Some(v.parse().map_err(|_| {
+                            err(key, format!("expected ip:port or off, got {value:?}"))
+                        })?),
+                    }
                 }
                 "candidates" => {
                     c.candidates = value
@@ -114,13 +128,24 @@ impl Config {
     /// port: the configured ones, else the bound address, else (unspecified)
     /// every interface's.
     pub fn candidate_addrs(&self) -> Vec<SocketAddr> {
-        let port = self.udp_listen.port();
-        let ips: Vec<IpAddr> = if !self.candidates.is_empty() {
-            self.candidates.clone()
-        } else if !self.udp_listen.ip().is_unspecified() {
-            vec![self.udp_listen.ip()]
+        Self::addrs(&self.candidates, self.udp_listen)
+    }
+
+    /// The ICE-TCP passive candidates, as `candidate_addrs` with the TCP
+    /// address; none when ICE-TCP is off.
+    pub fn tcp_candidate_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp_listen
+            .map_or_else(Vec::new, |t| Self::addrs(&self.candidates, t))
+    }
+
+    fn addrs(candidates: &[IpAddr], bound: SocketAddr) -> Vec<SocketAddr> {
+        let port = bound.port();
+        let ips: Vec<IpAddr> = if !candidates.is_empty() {
+            candidates.to_vec()
+        } else if !bound.ip().is_unspecified() {
+            vec![bound.ip()]
         } else {
-            let v6 = self.udp_listen.is_ipv6();
+            let v6 = bound.is_ipv6();
             let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
                 .unwrap_or_default()
                 .into_iter()
@@ -164,6 +189,16 @@ mod tests {
         assert!(Config::parse("udp_listen: 8189\n").is_err());
         assert!(Config::parse("connect_timeout: 0s\n").is_err());
         assert!(Config::parse("bogus: 1\n").is_err());
+        let c = Config::parse("udp_listen: 127.0.0.1:9000\ntcp_listen: 127.0.0.1:9001\n").unwrap();
+        assert_eq!(
+            c.tcp_candidate_addrs(),
+            vec!["127.0.0.1:9001".parse().unwrap()]
+        );
+        assert!(Config::parse("tcp_listen: off\n")
+            .unwrap()
+            .tcp_candidate_addrs()
+            .is_empty());
+        assert!(Config::parse("tcp_listen: 9001\n").is_err());
         assert_eq!(
             Config::parse("keyframe_interval: 0s\n")
                 .unwrap()

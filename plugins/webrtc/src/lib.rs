@@ -48,7 +48,7 @@ use str0m::config::CryptoProvider;
 use str0m::format::Codec;
 use str0m::ice::StunMessage;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 
@@ -56,6 +56,13 @@ use config::Config;
 use http::Credentials;
 
 const SOCKET: u32 = 1;
+/// The ICE-TCP listener (`tcp_listen`).
+const TCP_LISTENER: u32 = 1;
+/// An ICE-TCP connection's timer: it must carry a peer's STUN by then.
+const TCP_JOIN: u64 = 2;
+/// The largest RFC 4571 frame taken over ICE-TCP (a datagram's worth:
+/// WebRTC packets stay under the MTU).
+const MAX_TCP_FRAME: usize = 4096;
 const ROUTE_WHIP: u32 = 1;
 const ROUTE_WHEP: u32 = 2;
 const ROUTE_RESOURCE: u32 = 3;
@@ -110,6 +117,8 @@ enum Msg {
     Connected,
     /// `DELETE` on the resource.
     Close,
+    /// Packets for an ICE-TCP connection, framed (RFC 4571).
+    Tcp(Vec<u8>),
 }
 
 /// A received RTP packet, for the publisher's session.
@@ -203,6 +212,18 @@ pub enum Session {
     /// An HTTP exchange (answered at once, or waiting for its peer).
     Http,
     Peer(Box<PeerSession>),
+    /// An ICE-TCP connection (RFC 6544): a client whose UDP is blocked.
+    Tcp(TcpLink),
+}
+
+/// An ICE-TCP connection: its addresses and the bytes of a frame in
+/// progress.
+pub struct TcpLink {
+    remote: SocketAddr,
+    local: SocketAddr,
+    buf: Vec<u8>,
+    /// A peer's STUN came on it.
+    joined: bool,
 }
 
 pub struct WebRtc {
@@ -210,6 +231,10 @@ pub struct WebRtc {
     cfg: Config,
     crypto: Arc<CryptoProvider>,
     candidates: Vec<SocketAddr>,
+    /// ICE-TCP passive candidates (none when `tcp_listen` is off).
+    tcp_candidates: Vec<SocketAddr>,
+    /// ICE-TCP connections by the client's address.
+    tcp: DashMap<SocketAddr, ConnId>,
     by_addr: DashMap<SocketAddr, Arc<Peer>>,
     by_ufrag: DashMap<String, Arc<Peer>>,
     by_id: DashMap<String, Arc<Peer>>,
@@ -288,9 +313,19 @@ impl WebRtc {
         loop {
             match link.rtc.poll_output() {
                 Ok(Output::Timeout(_)) => break,
-                Ok(Output::Transmit(t)) => {
-                    let _ = self.host.udp_send(SOCKET, t.destination, &t.contents);
-                }
+                Ok(Output::Transmit(t)) => match t.proto {
+                    Protocol::Tcp => {
+                        if let Some(id) = self.tcp.get(&t.destination).map(|c| *c) {
+                            let mut framed = Vec::with_capacity(2 + t.contents.len());
+                            framed.extend_from_slice(&(t.contents.len() as u16).to_be_bytes());
+                            framed.extend_from_slice(&t.contents);
+                            let _ = self.host.post(id, Box::new(Msg::Tcp(framed)));
+                        }
+                    }
+                    _ => {
+                        let _ = self.host.udp_send(SOCKET, t.destination, &t.contents);
+                    }
+                },
                 Ok(Output::Event(e)) => match e {
                     Event::Connected => {
                         link.connected = true;
@@ -323,6 +358,46 @@ impl WebRtc {
             }
         }
         connected
+    }
+
+    /// A packet from `from` (over UDP or an ICE-TCP connection) for the
+    /// peer it belongs to. `NOT_FOUND`: no peer of this generation has it.
+    fn receive(
+        &self,
+        proto: Protocol,
+        from: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> Result<()> {
+        let Some(peer) = self.peer_for(from, data) else {
+            return Err(Error::NOT_FOUND);
+        };
+        let Ok(contents) = data.try_into() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto,
+                source: from,
+                destination,
+                contents,
+            },
+        );
+        let connected = {
+            let mut link = peer.link.lock();
+            link.last_rx = now;
+            if link.rtc.handle_input(input).is_err() {
+                return Ok(());
+            }
+            self.drain(&mut link)
+        };
+        if connected {
+            rill_log!(self.host, Debug, "{from}: {} connected", peer.kind.name());
+            let _ = self.host.post(peer.session, Box::new(Msg::Connected));
+        }
+        Ok(())
     }
 
     /// Where datagrams are said to arrive: str0m matches it to a local
@@ -437,6 +512,16 @@ impl WebRtc {
         let mut rtc = rtc_config(self.crypto.clone(), &ufrag).build(now);
         for c in &self.candidates {
             if let Ok(c) = Candidate::host(*c, "udp") {
+                rtc.add_local_candidate(c);
+            }
+        }
+        for c in &self.tcp_candidates {
+            let tcp = Candidate::builder()
+                .tcp()
+                .host(*c)
+                .tcptype(TcpType::Passive)
+                .build();
+            if let Ok(c) = tcp {
                 rtc.add_local_candidate(c);
             }
         }
@@ -902,6 +987,15 @@ impl Plugin for WebRtc {
             host.http_route(method, &resource, ROUTE_RESOURCE)?;
         }
         let candidates = cfg.candidate_addrs();
+        let tcp_candidates = cfg.tcp_candidate_addrs();
+        if let Some(tcp) = cfg.tcp_listen {
+            host.listen(&tcp.to_string(), TCP_LISTENER, 0)?;
+            rill_log!(
+                host,
+                Info,
+                "WebRTC ICE-TCP on {tcp} (candidates {tcp_candidates:?})"
+            );
+        }
         rill_log!(
             host,
             Info,
@@ -914,6 +1008,8 @@ impl Plugin for WebRtc {
             cfg,
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
             candidates,
+            tcp_candidates,
+            tcp: DashMap::new(),
             by_addr: DashMap::new(),
             by_ufrag: DashMap::new(),
             by_id: DashMap::new(),
@@ -998,6 +1094,7 @@ impl Plugin for WebRtc {
             }
             (Session::Peer(p), Msg::Connected) => self.start_sending(p),
             (Session::Peer(_), Msg::Close) => conn.close(RILL_END_NORMAL),
+            (Session::Tcp(_), Msg::Tcp(framed)) => conn.write(&framed).map(drop),
             _ => Ok(()),
         }
     }
@@ -1005,42 +1102,77 @@ impl Plugin for WebRtc {
     fn on_timer(&self, session: Option<(&mut Session, &Conn)>, timer_id: u64) -> Result<()> {
         match session {
             Some((Session::Peer(p), conn)) if timer_id == TICK => self.tick(p, conn),
+            Some((Session::Tcp(t), conn)) if timer_id == TCP_JOIN && !t.joined => {
+                conn.close(RILL_END_TIMEOUT)
+            }
             _ => Ok(()),
         }
+    }
+
+    fn on_conn_open(&self, conn: &Conn, listener_id: u32) -> Result<Session> {
+        if listener_id != TCP_LISTENER || self.tcp.len() >= self.cfg.max_sessions {
+            return Err(Error::BUSY);
+        }
+        let (Ok(remote), Ok(local)) = (
+            conn.peer_addr().parse::<SocketAddr>(),
+            conn.local_addr().parse::<SocketAddr>(),
+        ) else {
+            return Err(Error::INVALID);
+        };
+        // str0m knows the candidates' addresses, not a 0.0.0.0 listener's.
+        let local = if self.tcp_candidates.contains(&local) {
+            local
+        } else {
+            self.tcp_candidates
+                .iter()
+                .find(|c| c.is_ipv4() == local.is_ipv4())
+                .copied()
+                .unwrap_or(local)
+        };
+        conn.timer_start(self.cfg.connect_timeout, false, TCP_JOIN)?;
+        self.tcp.insert(remote, conn.id());
+        Ok(Session::Tcp(TcpLink {
+            remote,
+            local,
+            buf: Vec::new(),
+            joined: false,
+        }))
+    }
+
+    fn on_data(&self, s: &mut Session, conn: &Conn, data: &[u8]) -> Result<()> {
+        let Session::Tcp(t) = s else { return Ok(()) };
+        t.buf.extend_from_slice(data);
+        let mut at = 0;
+        while t.buf.len() - at >= 2 {
+            let len = usize::from(u16::from_be_bytes([t.buf[at], t.buf[at + 1]]));
+            if len > MAX_TCP_FRAME {
+                rill_log!(
+                    self.host,
+                    Debug,
+                    "{}: ICE-TCP frame of {len} bytes",
+                    t.remote
+                );
+                return conn.close(RILL_END_ERROR);
+            }
+            if t.buf.len() - at < 2 + len {
+                break;
+            }
+            let frame = &t.buf[at + 2..at + 2 + len];
+            at += 2 + len;
+            match self.receive(Protocol::Tcp, t.remote, t.local, frame) {
+                Ok(()) => t.joined = true,
+                // Not a peer's: nothing else will come on it.
+                Err(_) => return conn.close(RILL_END_ERROR),
+            }
+        }
+        t.buf.drain(..at);
+        Ok(())
     }
 
     fn on_udp_packet(&self, _socket: u32, from: SocketAddr, data: &[u8]) -> Result<()> {
         // Not a peer of this generation: after a reload, the host offers
         // the datagram to the generation that has it.
-        let Some(peer) = self.peer_for(from, data) else {
-            return Err(Error::NOT_FOUND);
-        };
-        let Ok(contents) = data.try_into() else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source: from,
-                destination: self.local_for(from),
-                contents,
-            },
-        );
-        let connected = {
-            let mut link = peer.link.lock();
-            link.last_rx = now;
-            if link.rtc.handle_input(input).is_err() {
-                return Ok(());
-            }
-            self.drain(&mut link)
-        };
-        if connected {
-            rill_log!(self.host, Debug, "{from}: {} connected", peer.kind.name());
-            let _ = self.host.post(peer.session, Box::new(Msg::Connected));
-        }
-        Ok(())
+        self.receive(Protocol::Udp, from, self.local_for(from), data)
     }
 
     fn on_frame(
@@ -1072,6 +1204,11 @@ impl Plugin for WebRtc {
     }
 
     fn on_close(&self, s: Session, conn: &Conn, reason: u32, why: &str) {
+        if let Session::Tcp(t) = &s {
+            self.tcp.remove_if(&t.remote, |_, id| *id == conn.id());
+            self.by_addr.remove(&t.remote);
+            return;
+        }
         let Session::Peer(p) = s else { return };
         let Some(peer) = p.peer else { return };
         let dropped = {
