@@ -365,6 +365,53 @@ fn a_legacy_rtmp_player_of_a_whip_stream_gets_aac() {
     assert!(s.rill.log().contains("live/l: bridging audio to AAC"));
 }
 
+/// Chromium plays a VP9 or AV1 stream (published by ffmpeg 9 over
+/// Enhanced RTMP, with Opus) over WHEP.
+fn whep_plays(vcodec: &str, extra: &[&str], mime: &str) {
+    let s = Server::start("");
+    let mut args = extra.to_vec();
+    args.extend(["-g", "25", "-f", "flv"]);
+    let _p = Guard(publish_lavfi(
+        true,
+        40,
+        vcodec,
+        "libopus",
+        &args,
+        &format!("rtmp://127.0.0.1:{}/live/x", s.rtmp),
+    ));
+    wait_publishing(&s.rill, "live/x");
+    let r = run_driver(
+        &["whep", &s.url("live/x", "whep"), "--seconds", "4"],
+        &s.rill,
+    );
+    assert_eq!(r["videoCodec"], mime, "{r}");
+    assert_eq!((f(&r, "width"), f(&r, "height")), (320.0, 240.0), "{r}");
+    // 25 frames a second.
+    assert!(f(&r, "framesDecoded") >= 4.0 * 20.0, "{r}");
+    assert_eq!(f(&r, "packetsLost"), 0.0, "{r}");
+    assert_eq!(r["audioCodec"], "audio/opus", "{r}");
+}
+
+#[test]
+fn whep_plays_vp9() {
+    if !browser_ready("whep_plays_vp9") {
+        return;
+    }
+    whep_plays(
+        "libvpx-vp9",
+        &["-deadline", "realtime", "-cpu-used", "8"],
+        "video/VP9",
+    );
+}
+
+#[test]
+fn whep_plays_av1() {
+    if !browser_ready("whep_plays_av1") {
+        return;
+    }
+    whep_plays("libsvtav1", &["-preset", "12"], "video/AV1");
+}
+
 #[test]
 fn twenty_whep_viewers_at_once() {
     if !browser_ready("twenty_whep_viewers_at_once") {

@@ -4,13 +4,15 @@
 
 use bytes::Bytes;
 use rill_abi::{
-    RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS, RILL_CODEC_PCMA,
+    RILL_CODEC_AAC, RILL_CODEC_AV1, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS,
+    RILL_CODEC_PCMA, RILL_CODEC_VP9, RILL_FRAME_CONFIG, RILL_FRAME_KEY,
 };
 use rill_ts::fuzzing::seeds;
 use rill_ts::nal::{length_prefixed_nals, parse_avc_record, parse_hevc_record};
 
 use crate::depacketize::{AacLayout, Depacketizer, Limits, TrackParams};
 use crate::packet::{parse_rtcp, write_rtcp, RtpPacket};
+use crate::packetize::Packetizer;
 use crate::receiver::{ReceiverConfig, TrackReceiver};
 use crate::sdp::Sdp;
 
@@ -186,6 +188,112 @@ pub fn sdp(data: &[u8]) {
             assert_eq!(a.codec, b.codec);
             assert_eq!(a.payload_type, b.payload_type);
             assert_eq!(a.config, b.config);
+        }
+    }
+}
+
+/// The codecs the packetize target picks from (byte 0 % 7).
+pub const PACKETIZE_CODECS: [u32; 7] = [
+    RILL_CODEC_H264,
+    RILL_CODEC_H265,
+    RILL_CODEC_AAC,
+    RILL_CODEC_OPUS,
+    RILL_CODEC_PCMA,
+    RILL_CODEC_VP9,
+    RILL_CODEC_AV1,
+];
+
+/// The payload size the packetize target cuts at (small: fragments).
+pub const PACKETIZE_MAX: usize = 100;
+
+/// Builds an input of the packetize target: codec index, config, then
+/// frames as (flags: 1 key, 2 config; u16 length; bytes).
+pub fn packetize_input(codec: u8, config: &[u8], frames: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut out = vec![codec, config.len().min(255) as u8];
+    out.extend_from_slice(&config[..config.len().min(255)]);
+    for (flags, f) in frames {
+        out.push(*flags);
+        out.extend_from_slice(&(f.len() as u16).to_be_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// Host frames of one codec into RTP payloads (what a WHEP viewer or an
+/// RTSP player is sent): byte 0 picks the codec ([`PACKETIZE_CODECS`]),
+/// byte 1 a config's length n, n bytes of it (none when n is 0), then
+/// frames (flags, u16 length, payload). Every payload but Opus's fits
+/// [`PACKETIZE_MAX`]; a video frame's last packet alone has the marker;
+/// VP9 payloads start with a flexible-mode descriptor that begins (B) the
+/// first and ends (E) the last; AV1 continuation flags (Z/Y) pair up.
+pub fn packetize(data: &[u8]) {
+    let [sel, n, rest @ ..] = data else {
+        return;
+    };
+    let codec = PACKETIZE_CODECS[usize::from(*sel) % PACKETIZE_CODECS.len()];
+    let n = usize::from(*n).min(rest.len());
+    let (config, mut rest) = rest.split_at(n);
+    let Ok(mut p) = Packetizer::new(codec, (n > 0).then_some(config), PACKETIZE_MAX) else {
+        return;
+    };
+    let video = matches!(
+        codec,
+        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_VP9 | RILL_CODEC_AV1
+    );
+    let mut pts = 0;
+    for _ in 0..64 {
+        let [flags, hi, lo, tail @ ..] = rest else {
+            break;
+        };
+        let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
+        let (payload, next) = tail.split_at(len);
+        rest = next;
+        pts += 40_000;
+        let mut frame_flags = 0;
+        if flags & 1 != 0 {
+            frame_flags |= RILL_FRAME_KEY;
+        }
+        if flags & 2 != 0 {
+            frame_flags |= RILL_FRAME_CONFIG;
+        }
+        let frame = rill_ts::Frame {
+            track: 0,
+            codec,
+            flags: frame_flags,
+            pts,
+            dts: pts,
+            payload: Bytes::copy_from_slice(payload),
+        };
+        let Ok(packets) = p.packetize(&frame) else {
+            continue;
+        };
+        let count = packets.len();
+        for (i, info) in packets.packets.iter().enumerate() {
+            let body = packets.payload_ref(i);
+            // An Opus packet goes whole (RFC 7587 has no fragments).
+            if codec != RILL_CODEC_OPUS {
+                assert!(body.len() <= PACKETIZE_MAX, "{} bytes", body.len());
+            }
+            if video {
+                assert_eq!(
+                    info.marker,
+                    i + 1 == count,
+                    "marker on packet {i} of {count}"
+                );
+            }
+            match codec {
+                RILL_CODEC_VP9 => {
+                    assert_eq!(body[0] & 0x90, 0x90, "I and F");
+                    assert_eq!(body[0] & 0x08 != 0, i == 0, "B");
+                    assert_eq!(body[0] & 0x04 != 0, i + 1 == count, "E");
+                }
+                RILL_CODEC_AV1 => {
+                    let prev_y = i > 0 && packets.payload_ref(i - 1)[0] & 0x40 != 0;
+                    assert_eq!(body[0] & 0x80 != 0, prev_y, "Z follows Y");
+                    assert!(i + 1 < count || body[0] & 0x40 == 0, "Y on the last");
+                }
+                _ => {}
+            }
         }
     }
 }

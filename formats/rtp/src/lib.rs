@@ -101,6 +101,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod av1;
 pub mod clock;
 pub mod depacketize;
 pub mod error;
@@ -114,6 +115,7 @@ pub mod receiver;
 pub mod reception;
 pub mod reorder;
 pub mod sdp;
+mod vp9;
 
 pub use clock::{AvSync, TrackClock, Unwrapper, WallMap};
 pub use depacketize::{AacLayout, Depacketizer, DepacketizerStats, Limits, TrackParams};

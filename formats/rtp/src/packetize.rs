@@ -11,6 +11,11 @@
 //!   last).
 //! - Opus (RFC 7587): the packet as it is. G.711 (PCMA, PCMU): the samples,
 //!   split into packets of at most the payload size.
+//! - VP9 (RFC 9628, flexible mode, see `vp9`): the picture in pieces, each
+//!   after its payload descriptor.
+//! - AV1 (AOMedia's RTP format, see `av1`): the OBUs without size fields,
+//!   aggregated and fragmented; a key frame without its sequence header gets
+//!   the configuration's in front.
 //!
 //! Built once per frame, shared by every player: a [`Packets`] holds the
 //! payloads in one [`Bytes`] and, per packet, its span, marker and
@@ -21,8 +26,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rill_abi::{
-    RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS, RILL_CODEC_PCMA,
-    RILL_CODEC_PCMU,
+    RILL_CODEC_AAC, RILL_CODEC_AV1, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS,
+    RILL_CODEC_PCMA, RILL_CODEC_PCMU, RILL_CODEC_VP9,
 };
 use rill_ts::audio::AacConfig;
 use rill_ts::nal::{
@@ -33,6 +38,7 @@ use rill_ts::Frame;
 use crate::clock::rtp_timestamp;
 use crate::error::Error;
 use crate::packet::{RtpHeader, SenderReport, RTP_HEADER_LEN};
+use crate::{av1, vp9};
 
 /// The default largest payload: 1200 bytes, so header, UDP, IP and a
 /// tunnel's overhead stay below the common 1280-1500 byte MTUs.
@@ -248,6 +254,14 @@ enum Kind {
     Aac,
     Opus,
     G711,
+    Vp9 {
+        /// The next picture's id (15 bits, wrapping).
+        picture_id: u16,
+    },
+    Av1 {
+        /// The configuration record's OBUs (the sequence header).
+        config_obus: Bytes,
+    },
 }
 
 /// Frames of one track → [`Packets`].
@@ -264,7 +278,7 @@ pub struct Packetizer {
 /// AudioSpecificConfig, 0 without one).
 pub fn clock_rate(codec: u32, config: Option<&[u8]>) -> u32 {
     match codec {
-        RILL_CODEC_H264 | RILL_CODEC_H265 => 90_000,
+        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_VP9 | RILL_CODEC_AV1 => 90_000,
         RILL_CODEC_OPUS => 48_000,
         RILL_CODEC_PCMA | RILL_CODEC_PCMU => 8_000,
         RILL_CODEC_AAC => config
@@ -295,6 +309,10 @@ impl Packetizer {
             RILL_CODEC_AAC => Kind::Aac,
             RILL_CODEC_OPUS => Kind::Opus,
             RILL_CODEC_PCMA | RILL_CODEC_PCMU => Kind::G711,
+            RILL_CODEC_VP9 => Kind::Vp9 { picture_id: 0 },
+            RILL_CODEC_AV1 => Kind::Av1 {
+                config_obus: Bytes::new(),
+            },
             _ => return Err(Error::Unsupported("codec over RTP")),
         };
         let mut p = Packetizer {
@@ -341,7 +359,15 @@ impl Packetizer {
             Kind::Aac => {
                 self.rate = AacConfig::parse(config)?.rate();
             }
-            Kind::Opus | Kind::G711 => {}
+            Kind::Av1 { config_obus } => {
+                // AV1CodecConfigurationRecord: 4 bytes, then configOBUs.
+                if config.len() < 4 || config[0] != 0x81 {
+                    return Err(Error::Malformed("AV1CodecConfigurationRecord"));
+                }
+                av1::obus(&config[4..])?;
+                *config_obus = Bytes::copy_from_slice(&config[4..]);
+            }
+            Kind::Opus | Kind::G711 | Kind::Vp9 { .. } => {}
         }
         Ok(())
     }
@@ -361,7 +387,7 @@ impl Packetizer {
             packets: Vec::new(),
             max: self.max_payload,
         };
-        match &self.kind {
+        match &mut self.kind {
             Kind::Video {
                 codec,
                 params,
@@ -424,6 +450,37 @@ impl Packetizer {
             Kind::G711 => {
                 for (i, c) in frame.payload.chunks(b.max).enumerate() {
                     b.packet(&[c], false, (i * b.max) as u32);
+                }
+            }
+            Kind::Vp9 { picture_id } => {
+                let id = *picture_id;
+                *picture_id = (id + 1) & 0x7FFF;
+                let inter = !frame.is_key();
+                let room = b.max - 4;
+                let n = frame.payload.len().div_ceil(room);
+                for (i, c) in frame.payload.chunks(room).enumerate() {
+                    let (d, len) = vp9::descriptor(id, inter, i == 0, i + 1 == n);
+                    b.packet(&[&d[..len], c], i + 1 == n, 0);
+                }
+            }
+            Kind::Av1 { config_obus } => {
+                let mut obus: Vec<_> = av1::obus(&frame.payload)?
+                    .into_iter()
+                    .filter(|o| o.travels())
+                    .collect();
+                let key = frame.is_key();
+                if key && !obus.iter().any(|o| o.is_sequence_header()) {
+                    let seq = av1::obus(config_obus)?
+                        .into_iter()
+                        .filter(|o| o.is_sequence_header());
+                    obus.splice(0..0, seq);
+                }
+                let mut payloads = Vec::new();
+                let new_sequence = key && obus.iter().any(|o| o.is_sequence_header());
+                av1::packetize(&obus, b.max, new_sequence, &mut payloads);
+                let n = payloads.len();
+                for (i, p) in payloads.iter().enumerate() {
+                    b.packet(&[p], i + 1 == n, 0);
                 }
             }
         }

@@ -23,8 +23,9 @@ use rill_ts::fuzzing::seeds;
 /// 7 and 8, rill-mp4's 9 and 10, rill-srt's 11 and 12; the SDP target
 /// shares 14 with RTCP's), so a target's inputs do not change when targets
 /// come and go.
-const TARGETS: [(&str, Target, usize, u64); 3] = [
+const TARGETS: [(&str, Target, usize, u64); 4] = [
     ("depacketize", fuzzing::depacketize, 10_000, 13),
+    ("packetize", fuzzing::packetize, 5_000, 15),
     ("rtcp", fuzzing::rtcp, 20_000, 14),
     ("sdp", fuzzing::sdp, 10_000, 14),
 ];
@@ -90,6 +91,61 @@ fn datagrams(codec: u32, frames: &[Frame], max_payload: usize) -> Vec<Vec<u8>> {
 
 fn selector(codec_index: usize, bits: u8) -> u8 {
     codec_index as u8 | bits
+}
+
+fn packetize_seeds() -> Vec<Seed> {
+    use fuzzing::packetize_input;
+    let obu = |kind: u8, payload: &[u8]| {
+        let mut v = vec![(kind << 3) | 0x02, payload.len() as u8];
+        v.extend_from_slice(payload);
+        v
+    };
+    let seq = obu(
+        1,
+        &[
+            0, 0, 0, 0x6A, 0xEF, 0xBF, 0xE1, 0xBC, 0x02, 0x19, 0x90, 0x10, 0x10, 0x10,
+        ],
+    );
+    let mut av1c = vec![0x81, 0x00, 0x0C, 0x00];
+    av1c.extend_from_slice(&seq);
+    let mut key = obu(2, &[]);
+    key.extend_from_slice(&seq);
+    key.extend(obu(6, &[0x55; 120]));
+    let mut inter = obu(2, &[]);
+    inter.extend(obu(6, &[0x33; 90]));
+    let vp9_key: Vec<u8> = (0..250u32).map(|i| i as u8).collect();
+    let video = |codec: u32| -> Vec<(u8, Vec<u8>)> {
+        frames(codec, 3, 300)
+            .into_iter()
+            .map(|f| (u8::from(f.is_key()), f.payload.to_vec()))
+            .collect()
+    };
+    vec![
+        (
+            "av1_key_and_inter",
+            packetize_input(6, &av1c, &[(1, key.clone()), (0, inter.clone())]),
+        ),
+        (
+            "av1_key_without_header",
+            packetize_input(6, &av1c, &[(1, obu(6, &[7; 300]))]),
+        ),
+        (
+            "vp9",
+            packetize_input(5, &[], &[(1, vp9_key.clone()), (0, vp9_key[..40].to_vec())]),
+        ),
+        (
+            "h264",
+            packetize_input(
+                0,
+                &seeds::video_config(RILL_CODEC_H264),
+                &video(RILL_CODEC_H264),
+            ),
+        ),
+        (
+            "aac",
+            packetize_input(2, &seeds::AAC_ASC, &[(1, vec![0x21; 150])]),
+        ),
+    ]
 }
 
 fn depacketize_seeds() -> Vec<Seed> {
@@ -255,6 +311,7 @@ fn write_seed_corpus() {
         env!("CARGO_MANIFEST_DIR"),
         vec![
             ("depacketize", depacketize_seeds()),
+            ("packetize", packetize_seeds()),
             ("rtcp", rtcp_seeds()),
             ("sdp", sdp_seeds()),
         ],

@@ -38,7 +38,8 @@ pub fn offer(data: &[u8]) {
     let Ok(offer) = SdpOffer::from_sdp_string(text) else {
         return;
     };
-    let mut rtc = crate::rtc_config(crypto(), "fuzzufrag").build(Instant::now());
+    // A viewer's settings: the wider codec list.
+    let mut rtc = crate::rtc_config(crypto(), "fuzzufrag", crate::Kind::Play).build(Instant::now());
     let Ok(answer) = rtc.sdp_api().accept_offer(offer) else {
         return;
     };

@@ -38,9 +38,10 @@ use rill_abi::sdk::{
 };
 use rill_abi::{
     rill_codec_kind, rill_log, RillSubscribeOptions, RILL_ACTION_PLAY, RILL_ACTION_PUBLISH,
-    RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS, RILL_CODEC_PCMA, RILL_CODEC_PCMU,
-    RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT, RILL_FRAME_CONFIG,
-    RILL_FRAME_KEY, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO, RILL_TRACK_VIDEO,
+    RILL_CODEC_AV1, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS, RILL_CODEC_PCMA,
+    RILL_CODEC_PCMU, RILL_CODEC_VP9, RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER,
+    RILL_END_TIMEOUT, RILL_FRAME_CONFIG, RILL_FRAME_KEY, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO,
+    RILL_TRACK_VIDEO,
 };
 use rill_rtp::{ReceiverConfig, SharedPacketizers, TrackParams, TrackReceiver};
 use str0m::change::SdpOffer;
@@ -268,6 +269,8 @@ fn codec_of(codec: u32) -> Option<Codec> {
     Some(match codec {
         RILL_CODEC_H264 => Codec::H264,
         RILL_CODEC_H265 => Codec::H265,
+        RILL_CODEC_VP9 => Codec::Vp9,
+        RILL_CODEC_AV1 => Codec::Av1,
         RILL_CODEC_OPUS => Codec::Opus,
         RILL_CODEC_PCMU => Codec::PCMU,
         RILL_CODEC_PCMA => Codec::PCMA,
@@ -275,6 +278,8 @@ fn codec_of(codec: u32) -> Option<Codec> {
     })
 }
 
+/// The host codec of what a WHIP publisher may send (what `rill-rtp`
+/// depacketizes).
 fn host_codec_of(codec: Codec) -> Option<u32> {
     Some(match codec {
         Codec::H264 => RILL_CODEC_H264,
@@ -287,8 +292,9 @@ fn host_codec_of(codec: Codec) -> Option<u32> {
 }
 
 /// Every peer's str0m settings: ICE-lite, RTP mode, the codecs the host's
-/// frames can carry over RTP.
-fn rtc_config(crypto: Arc<CryptoProvider>, ufrag: &str) -> RtcConfig {
+/// frames can carry over RTP: to a viewer also VP9 and AV1 (packetized,
+/// not yet depacketized: a publisher keeps to the others).
+fn rtc_config(crypto: Arc<CryptoProvider>, ufrag: &str, kind: Kind) -> RtcConfig {
     RtcConfig::new()
         .set_crypto_provider(crypto)
         .set_ice_lite(true)
@@ -303,6 +309,8 @@ fn rtc_config(crypto: Arc<CryptoProvider>, ufrag: &str) -> RtcConfig {
         .enable_opus(true, false)
         .enable_pcmu(true, false)
         .enable_pcma(true, false)
+        .enable_vp9(kind == Kind::Play)
+        .enable_av1(kind == Kind::Play)
 }
 
 impl WebRtc {
@@ -509,7 +517,7 @@ impl WebRtc {
         }
         let ufrag = random_hex(8);
         let now = Instant::now();
-        let mut rtc = rtc_config(self.crypto.clone(), &ufrag).build(now);
+        let mut rtc = rtc_config(self.crypto.clone(), &ufrag, p.kind).build(now);
         for c in &self.candidates {
             if let Ok(c) = Candidate::host(*c, "udp") {
                 rtc.add_local_candidate(c);
