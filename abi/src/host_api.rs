@@ -1135,10 +1135,12 @@ pub struct RillHostApi {
     /// from (the host does not correct them; a dts that does not increase
     /// on its track is dropped), and the host marks them
     /// `RILL_FRAME_DERIVED`. Players see derived tracks only when they ask
-    /// for the codec (`RillSubscribeOptions.audio_codecs`). A derived
-    /// writer that ends and comes back gets its track of the same codec
-    /// back. It ends (`on_publish_end`) when the stream closes. The host's
-    /// admission checks run as for `publish_open`.
+    /// for the codec (`RillSubscribeOptions.audio_codecs`). One writer a
+    /// codec a stream: while one lives, another's `publisher_add_track`
+    /// for that codec is `RILL_ERR_BUSY` (a transformer's next generation
+    /// leaves a running bridge alone); a writer that comes after one ended
+    /// takes its track back. It ends (`on_publish_end`) when the stream
+    /// closes. The host's admission checks run as for `publish_open`.
     pub publish_derived: Option<
         unsafe extern "C" fn(
             host: *mut RillHost,

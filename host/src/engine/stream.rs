@@ -313,7 +313,10 @@ impl Stream {
     }
 
     /// Declares a derived track: one of the same codec nobody owns is taken
-    /// back (players keep its id), else a new one.
+    /// back (players keep its id), else a new one. One writer a codec: a
+    /// second (a transformer's new generation after a reload, while the
+    /// old one still runs) gets `Busy`, so players never get the same
+    /// audio twice.
     pub(crate) fn add_derived_track(
         &self,
         epoch: u64,
@@ -325,11 +328,16 @@ impl Stream {
         let mut ing = self.ingest.lock();
         let tracks = self.tracks.load_full();
         ing.derived.resize(tracks.len(), (0, None));
-        if let Some(t) = tracks.iter().find(|t| {
-            t.derived && t.info().codec == info.codec && ing.derived[t.id as usize].0 == 0
-        }) {
+        if let Some(t) = tracks
+            .iter()
+            .find(|t| t.derived && t.info().codec == info.codec)
+        {
+            let owner = &mut ing.derived[t.id as usize].0;
+            if *owner != 0 && *owner != epoch {
+                return Err(EngineError::Busy(self.path.clone()));
+            }
+            *owner = epoch;
             *t.info.lock() = info;
-            ing.derived[t.id as usize].0 = epoch;
             return Ok(t.id);
         }
         if tracks.len() >= MAX_TRACKS {

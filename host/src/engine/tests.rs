@@ -569,6 +569,15 @@ async fn a_derived_track_keeps_the_timeline_and_a_transformer_counts_as_no_playe
         })
         .unwrap();
     assert_ne!(opus, src.a);
+    // A second writer of the same codec is refused while the first lives.
+    let mut other = e.derive("live/d").unwrap();
+    let opus_info = TrackInfo {
+        kind: RILL_TRACK_AUDIO,
+        codec: RILL_CODEC_OPUS,
+        ..Default::default()
+    };
+    assert!(matches!(other.add_track(opus_info), Err(EngineError::Busy(_))));
+    drop(other);
     d.write(Frame::new(
         opus,
         RILL_CODEC_OPUS,
