@@ -576,7 +576,10 @@ async fn a_derived_track_keeps_the_timeline_and_a_transformer_counts_as_no_playe
         codec: RILL_CODEC_OPUS,
         ..Default::default()
     };
-    assert!(matches!(other.add_track(opus_info), Err(EngineError::Busy(_))));
+    assert!(matches!(
+        other.add_track(opus_info),
+        Err(EngineError::Busy(_))
+    ));
     drop(other);
     d.write(Frame::new(
         opus,

@@ -303,7 +303,8 @@ impl Filter {
         }
         let carries = self.audio.contains(&f.codec());
         if derived {
-            return (!carries || self.audio.contains(&self.source_audio), false);
+            let source_carried = self.source_audio != 0 && self.audio.contains(&self.source_audio);
+            return (!carries || source_carried, false);
         }
         self.source_audio = f.codec();
         if carries {
@@ -365,6 +366,8 @@ mod tests {
         // Opus only: AAC left out (wanted once), the derived Opus taken.
         let mut webrtc = Filter::new(0, [RILL_CODEC_OPUS, RILL_CODEC_PCMU, 0, 0]);
         assert_eq!(webrtc.skip(&video), (false, false));
+        // Before any of the source's audio: the derived track is taken.
+        assert_eq!(webrtc.clone().skip(&opus), (false, false));
         assert_eq!(webrtc.skip(&aac), (true, true));
         assert_eq!(webrtc.skip(&aac), (true, false));
         assert_eq!(webrtc.skip(&opus), (false, false));
