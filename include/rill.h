@@ -312,6 +312,10 @@ static inline const char *rill_status_str(int32_t status) {
 // VPCodecConfigurationRecord.
 #define RILL_CODEC_VP9 ((((uint32_t)'v' | ((uint32_t)'p' << 8)) | ((uint32_t)'0' << 16)) | ((uint32_t)'9' << 24))
 
+// VP8, FourCC "vp08" (added in 1.7). Payload: one VP8 frame; no config
+// frame (a key frame carries its size).
+#define RILL_CODEC_VP8 ((((uint32_t)'v' | ((uint32_t)'p' << 8)) | ((uint32_t)'0' << 16)) | ((uint32_t)'8' << 24))
+
 // AAC, FourCC "mp4a". Payload: one raw AAC frame (no ADTS); config frame:
 // AudioSpecificConfig.
 #define RILL_CODEC_AAC ((((uint32_t)'m' | ((uint32_t)'p' << 8)) | ((uint32_t)'4' << 16)) | ((uint32_t)'a' << 24))

@@ -31,6 +31,10 @@ pub const RILL_CODEC_AV1: u32 =
 /// VPCodecConfigurationRecord.
 pub const RILL_CODEC_VP9: u32 =
     ('v' as u32) | (('p' as u32) << 8) | (('0' as u32) << 16) | (('9' as u32) << 24);
+/// VP8, FourCC "vp08" (added in 1.7). Payload: one VP8 frame; no config
+/// frame (a key frame carries its size).
+pub const RILL_CODEC_VP8: u32 =
+    ('v' as u32) | (('p' as u32) << 8) | (('0' as u32) << 16) | (('8' as u32) << 24);
 /// AAC, FourCC "mp4a". Payload: one raw AAC frame (no ADTS); config frame:
 /// AudioSpecificConfig.
 pub const RILL_CODEC_AAC: u32 =
@@ -78,7 +82,9 @@ pub const RILL_TRACK_DATA: u32 = 3;
 /// The kind of track a codec belongs to, or 0 when unknown.
 pub const fn rill_codec_kind(codec: u32) -> u32 {
     match codec {
-        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_AV1 | RILL_CODEC_VP9 => RILL_TRACK_VIDEO,
+        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_AV1 | RILL_CODEC_VP9 | RILL_CODEC_VP8 => {
+            RILL_TRACK_VIDEO
+        }
         RILL_CODEC_AAC | RILL_CODEC_OPUS | RILL_CODEC_MP3 | RILL_CODEC_PCMA | RILL_CODEC_PCMU => {
             RILL_TRACK_AUDIO
         }
@@ -98,6 +104,7 @@ mod tests {
             (RILL_CODEC_H265, b"hvc1"),
             (RILL_CODEC_AV1, b"av01"),
             (RILL_CODEC_VP9, b"vp09"),
+            (RILL_CODEC_VP8, b"vp08"),
             (RILL_CODEC_AAC, b"mp4a"),
             (RILL_CODEC_OPUS, b"Opus"),
             (RILL_CODEC_MP3, b".mp3"),

@@ -243,20 +243,29 @@ struct Whip {
 
 impl Whip {
     fn start(url: &str, rill: &Rill) -> Whip {
-        let mut child = driver(&[
+        Whip::start_with(url, rill, "H264")
+    }
+
+    /// Chromium publishing `codec` video (offered alone unless H.264).
+    fn start_with(url: &str, rill: &Rill, codec: &str) -> Whip {
+        let mut args = vec![
             "whip",
             url,
             "--hold",
             "--video-codec",
-            "H264",
+            codec,
             "--timeout",
             "30",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node webrtc.mjs whip");
+        ];
+        if codec != "H264" {
+            args.push("--only-codec");
+        }
+        let mut child = driver(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run node webrtc.mjs whip");
         let out = child.stdout.take().unwrap();
         let mut lines = BufReader::new(out).lines();
         let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
@@ -267,7 +276,7 @@ impl Whip {
             "WHIP publisher did not connect: {first}\n{}",
             rill.log()
         );
-        assert_eq!(v["videoCodec"], "video/H264", "{first}");
+        assert_eq!(v["videoCodec"], format!("video/{codec}"), "{first}");
         assert_eq!(v["audioCodec"], "audio/opus", "{first}");
         Whip { child }
     }
@@ -410,6 +419,25 @@ fn whep_plays_av1() {
         return;
     }
     whep_plays("libsvtav1", &["-preset", "12"], "video/AV1");
+}
+
+/// A browser offering VP8 alone publishes VP8, and another browser plays it.
+#[test]
+fn vp8_from_whip_plays_over_whep() {
+    if !browser_ready("vp8_from_whip_plays_over_whep") {
+        return;
+    }
+    let s = Server::start("");
+    let _whip = Whip::start_with(&s.url("live/v8", "whip"), &s.rill, "VP8");
+    wait_publishing(&s.rill, "live/v8");
+    let r = run_driver(
+        &["whep", &s.url("live/v8", "whep"), "--seconds", "4"],
+        &s.rill,
+    );
+    assert_eq!(r["videoCodec"], "video/VP8", "{r}");
+    assert_eq!((f(&r, "width"), f(&r, "height")), (640.0, 360.0), "{r}");
+    assert!(f(&r, "framesDecoded") >= 4.0 * 20.0, "{r}");
+    assert_eq!(r["audioCodec"], "audio/opus", "{r}");
 }
 
 #[test]

@@ -37,7 +37,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use rill_abi::{
     RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS, RILL_CODEC_PCMA,
-    RILL_CODEC_PCMU, RILL_FRAME_CONFIG, RILL_FRAME_DISCONTINUITY, RILL_FRAME_KEY,
+    RILL_CODEC_PCMU, RILL_CODEC_VP8, RILL_FRAME_CONFIG, RILL_FRAME_DISCONTINUITY, RILL_FRAME_KEY,
 };
 use rill_ts::nal::{
     build_avc_record, build_hevc_record, param_set_id, parse_avc_record, parse_hevc_record,
@@ -169,10 +169,22 @@ struct AacState {
     frag: Option<(usize, u32, BytesMut)>,
 }
 
+/// A VP8 frame being put together (RFC 7741).
+#[derive(Debug, Default)]
+struct Vp8State {
+    frame: BytesMut,
+    ts: Option<u32>,
+    key: bool,
+    /// A packet of the frame went missing (or its start never came).
+    broken: bool,
+    wait_key: bool,
+}
+
 #[derive(Debug)]
 enum State {
     Video(Box<VideoState>),
     Aac(AacState),
+    Vp8(Vp8State),
     Whole,
 }
 
@@ -240,6 +252,10 @@ impl Depacketizer {
                 frag: None,
             }),
             RILL_CODEC_OPUS | RILL_CODEC_PCMA | RILL_CODEC_PCMU => State::Whole,
+            RILL_CODEC_VP8 => State::Vp8(Vp8State {
+                wait_key: limits.wait_for_key,
+                ..Vp8State::default()
+            }),
             _ => return Err(Error::Unsupported("codec over RTP")),
         };
         let a = params.aac;
@@ -339,6 +355,12 @@ impl Depacketizer {
                 }
             }
             State::Aac(a) => a.frag = None,
+            State::Vp8(v) => {
+                v.broken |= v.ts.is_some();
+                if self.limits.wait_for_key {
+                    v.wait_key = true;
+                }
+            }
             State::Whole => {}
         }
     }
@@ -346,8 +368,10 @@ impl Depacketizer {
     /// Delivers a video frame still waiting for its marker (at the end of
     /// a stream).
     pub fn flush(&mut self, out: &mut Vec<Frame>) {
-        if matches!(self.state, State::Video(_)) {
-            self.finish_au(out);
+        match self.state {
+            State::Video(_) => self.finish_au(out),
+            State::Vp8(_) => self.finish_vp8(out),
+            _ => {}
         }
     }
 
@@ -398,6 +422,7 @@ impl Depacketizer {
                 Ok(())
             }
             State::Aac(_) => self.take_aac(pkt, out),
+            State::Vp8(_) => self.take_vp8(pkt, out),
             State::Video(v) => {
                 if v.au_ts.is_some_and(|t| t != ts) {
                     self.finish_au(out);
@@ -463,6 +488,79 @@ impl Depacketizer {
             pts,
             dts,
             payload: au,
+        };
+        self.emit(f, out);
+    }
+
+    fn take_vp8(&mut self, pkt: &RtpPacket<'_>, out: &mut Vec<Frame>) -> Result<(), Error> {
+        let ts = pkt.header.timestamp;
+        let d = crate::vp8::parse(pkt.payload).ok_or(Error::Malformed("VP8 payload descriptor"))?;
+        let State::Vp8(v) = &mut self.state else {
+            return Ok(());
+        };
+        if v.ts.is_some_and(|t| t != ts) {
+            // The last frame's marker never came.
+            v.broken = true;
+            self.finish_vp8(out);
+        }
+        let State::Vp8(v) = &mut self.state else {
+            return Ok(());
+        };
+        let data = &pkt.payload[d.data..];
+        if d.start {
+            v.frame.clear();
+            v.broken = false;
+            v.key = crate::vp8::is_key(data);
+        } else if v.ts != Some(ts) {
+            // A frame whose start was lost.
+            v.broken = true;
+        }
+        v.ts = Some(ts);
+        let r = if v.frame.len() + data.len() > self.limits.max_frame_size {
+            v.broken = true;
+            Err(Error::TooLarge {
+                len: v.frame.len() + data.len(),
+                max: self.limits.max_frame_size,
+            })
+        } else {
+            if !v.broken {
+                v.frame.extend_from_slice(data);
+            }
+            Ok(())
+        };
+        if pkt.header.marker {
+            self.finish_vp8(out);
+        }
+        r
+    }
+
+    fn finish_vp8(&mut self, out: &mut Vec<Frame>) {
+        let State::Vp8(v) = &mut self.state else {
+            return;
+        };
+        let Some(ts) = v.ts.take() else {
+            return;
+        };
+        let frame = v.frame.split().freeze();
+        let (key, broken) = (v.key, std::mem::take(&mut v.broken));
+        if broken || frame.is_empty() || (v.wait_key && !key) {
+            self.stats.dropped_frames += 1;
+            if broken && self.limits.wait_for_key {
+                v.wait_key = true;
+            }
+            return;
+        }
+        if key {
+            v.wait_key = false;
+        }
+        let pts = self.clock.to_us(ts);
+        let f = Frame {
+            track: self.track,
+            codec: self.codec,
+            flags: if key { RILL_FRAME_KEY } else { 0 },
+            pts,
+            dts: pts,
+            payload: frame,
         };
         self.emit(f, out);
     }
@@ -860,6 +958,48 @@ mod tests {
             }
             assert_eq!(d.stats.lost, 0);
         }
+    }
+
+    #[test]
+    fn vp8_round_trip_and_loss() {
+        let codec = RILL_CODEC_VP8;
+        let mut p = Packetizer::new(codec, None, 200).unwrap();
+        let mut s = Stamp::new(1, 96, 65_530, 7);
+        // A key frame (frame tag bit 0 clear) and inter frames, several
+        // packets each.
+        let frames: Vec<Frame> = (0..5i64)
+            .map(|i| Frame {
+                track: 0,
+                codec,
+                flags: if i == 0 { RILL_FRAME_KEY } else { 0 },
+                pts: i * 40_000,
+                dts: i * 40_000,
+                payload: (0..450u32)
+                    .map(|k| {
+                        if k == 0 {
+                            u8::from(i != 0)
+                        } else {
+                            (k + i as u32) as u8
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let dgrams = send(&mut p, &mut s, &frames);
+        assert_eq!(dgrams.len(), 5 * 3);
+        let mut d = Depacketizer::new(&params(codec, 90_000, None), Limits::default()).unwrap();
+        let got = receive(&mut d, &dgrams);
+        assert_eq!(got.len(), 5);
+        for (g, f) in got.iter().zip(&frames) {
+            assert_eq!((&g.payload, g.flags, g.pts), (&f.payload, f.flags, f.pts));
+        }
+        // The middle packet of frame 1 lost: frames 1.. wait for a key frame.
+        let mut lossy = dgrams.clone();
+        lossy.remove(4);
+        let mut d = Depacketizer::new(&params(codec, 90_000, None), Limits::default()).unwrap();
+        let got = receive(&mut d, &lossy);
+        assert_eq!(got.len(), 1, "only the key frame");
+        assert!(d.stats.lost >= 1);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use rill_abi::{
     RILL_CODEC_AAC, RILL_CODEC_AV1, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS,
-    RILL_CODEC_PCMA, RILL_CODEC_VP9, RILL_FRAME_CONFIG, RILL_FRAME_KEY,
+    RILL_CODEC_PCMA, RILL_CODEC_VP8, RILL_CODEC_VP9, RILL_FRAME_CONFIG, RILL_FRAME_KEY,
 };
 use rill_ts::fuzzing::seeds;
 use rill_ts::nal::{length_prefixed_nals, parse_avc_record, parse_hevc_record};
@@ -16,15 +16,16 @@ use crate::packetize::Packetizer;
 use crate::receiver::{ReceiverConfig, TrackReceiver};
 use crate::sdp::Sdp;
 
-/// The codecs the depacketize target picks from (selector byte % 6; the
-/// sixth is AAC with AAC-lbr's 6/2/2 AU header layout).
-pub const CODECS: [u32; 6] = [
+/// The codecs the depacketize target picks from (selector byte & 7, % 7;
+/// the sixth is AAC with AAC-lbr's 6/2/2 AU header layout).
+pub const CODECS: [u32; 7] = [
     RILL_CODEC_H264,
     RILL_CODEC_H265,
     RILL_CODEC_AAC,
     RILL_CODEC_OPUS,
     RILL_CODEC_PCMA,
     RILL_CODEC_AAC,
+    RILL_CODEC_VP8,
 ];
 
 /// Selector bit: start with the SDP's decoder configuration.
@@ -131,6 +132,10 @@ pub fn depacketize(data: &[u8]) {
         }
         assert_eq!(f.codec, codec);
         assert!(f.payload.len() <= limits.max_frame_size);
+        if codec == RILL_CODEC_VP8 && !f.is_config() {
+            assert!(!f.payload.is_empty(), "an empty VP8 frame");
+            assert_eq!(f.is_key(), crate::vp8::is_key(&f.payload), "VP8 key flag");
+        }
         if f.is_config() {
             match codec {
                 RILL_CODEC_H264 => assert!(parse_avc_record(&f.payload).is_ok()),
@@ -192,8 +197,8 @@ pub fn sdp(data: &[u8]) {
     }
 }
 
-/// The codecs the packetize target picks from (byte 0 % 7).
-pub const PACKETIZE_CODECS: [u32; 7] = [
+/// The codecs the packetize target picks from (byte 0 % 8).
+pub const PACKETIZE_CODECS: [u32; 8] = [
     RILL_CODEC_H264,
     RILL_CODEC_H265,
     RILL_CODEC_AAC,
@@ -201,6 +206,7 @@ pub const PACKETIZE_CODECS: [u32; 7] = [
     RILL_CODEC_PCMA,
     RILL_CODEC_VP9,
     RILL_CODEC_AV1,
+    RILL_CODEC_VP8,
 ];
 
 /// The payload size the packetize target cuts at (small: fragments).
@@ -238,7 +244,7 @@ pub fn packetize(data: &[u8]) {
     };
     let video = matches!(
         codec,
-        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_VP9 | RILL_CODEC_AV1
+        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_VP8 | RILL_CODEC_VP9 | RILL_CODEC_AV1
     );
     let mut pts = 0;
     for _ in 0..64 {

@@ -115,6 +115,7 @@ pub mod receiver;
 pub mod reception;
 pub mod reorder;
 pub mod sdp;
+mod vp8;
 mod vp9;
 
 pub use clock::{AvSync, TrackClock, Unwrapper, WallMap};

@@ -11,6 +11,7 @@
 //!   last).
 //! - Opus (RFC 7587): the packet as it is. G.711 (PCMA, PCMU): the samples,
 //!   split into packets of at most the payload size.
+//! - VP8 (RFC 7741): the frame in pieces after a one-byte descriptor.
 //! - VP9 (RFC 9628, flexible mode, see `vp9`): the picture in pieces, each
 //!   after its payload descriptor.
 //! - AV1 (AOMedia's RTP format, see `av1`): the OBUs without size fields,
@@ -27,7 +28,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use rill_abi::{
     RILL_CODEC_AAC, RILL_CODEC_AV1, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS,
-    RILL_CODEC_PCMA, RILL_CODEC_PCMU, RILL_CODEC_VP9,
+    RILL_CODEC_PCMA, RILL_CODEC_PCMU, RILL_CODEC_VP8, RILL_CODEC_VP9,
 };
 use rill_ts::audio::AacConfig;
 use rill_ts::nal::{
@@ -38,7 +39,7 @@ use rill_ts::Frame;
 use crate::clock::rtp_timestamp;
 use crate::error::Error;
 use crate::packet::{RtpHeader, SenderReport, RTP_HEADER_LEN};
-use crate::{av1, vp9};
+use crate::{av1, vp8, vp9};
 
 /// The default largest payload: 1200 bytes, so header, UDP, IP and a
 /// tunnel's overhead stay below the common 1280-1500 byte MTUs.
@@ -254,6 +255,7 @@ enum Kind {
     Aac,
     Opus,
     G711,
+    Vp8,
     Vp9 {
         /// The next picture's id (15 bits, wrapping).
         picture_id: u16,
@@ -278,7 +280,9 @@ pub struct Packetizer {
 /// AudioSpecificConfig, 0 without one).
 pub fn clock_rate(codec: u32, config: Option<&[u8]>) -> u32 {
     match codec {
-        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_VP9 | RILL_CODEC_AV1 => 90_000,
+        RILL_CODEC_H264 | RILL_CODEC_H265 | RILL_CODEC_VP8 | RILL_CODEC_VP9 | RILL_CODEC_AV1 => {
+            90_000
+        }
         RILL_CODEC_OPUS => 48_000,
         RILL_CODEC_PCMA | RILL_CODEC_PCMU => 8_000,
         RILL_CODEC_AAC => config
@@ -309,6 +313,7 @@ impl Packetizer {
             RILL_CODEC_AAC => Kind::Aac,
             RILL_CODEC_OPUS => Kind::Opus,
             RILL_CODEC_PCMA | RILL_CODEC_PCMU => Kind::G711,
+            RILL_CODEC_VP8 => Kind::Vp8,
             RILL_CODEC_VP9 => Kind::Vp9 { picture_id: 0 },
             RILL_CODEC_AV1 => Kind::Av1 {
                 config_obus: Bytes::new(),
@@ -367,7 +372,7 @@ impl Packetizer {
                 av1::obus(&config[4..])?;
                 *config_obus = Bytes::copy_from_slice(&config[4..]);
             }
-            Kind::Opus | Kind::G711 | Kind::Vp9 { .. } => {}
+            Kind::Opus | Kind::G711 | Kind::Vp8 | Kind::Vp9 { .. } => {}
         }
         Ok(())
     }
@@ -450,6 +455,13 @@ impl Packetizer {
             Kind::G711 => {
                 for (i, c) in frame.payload.chunks(b.max).enumerate() {
                     b.packet(&[c], false, (i * b.max) as u32);
+                }
+            }
+            Kind::Vp8 => {
+                let room = b.max - 1;
+                let n = frame.payload.len().div_ceil(room);
+                for (i, c) in frame.payload.chunks(room).enumerate() {
+                    b.packet(&[&[vp8::descriptor(i == 0)], c], i + 1 == n, 0);
                 }
             }
             Kind::Vp9 { picture_id } => {

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use rill_abi::{
     RILL_CODEC_AAC, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS, RILL_CODEC_PCMA,
-    RILL_FRAME_KEY,
+    RILL_CODEC_VP8, RILL_FRAME_KEY,
 };
 use rill_rtp::fuzzing::{self, depacketize_input, CODECS, SEL_CONFIG, SEL_REORDER};
 use rill_rtp::{
@@ -173,6 +173,25 @@ fn depacketize_seeds() -> Vec<Seed> {
             depacketize_input(selector(ci, SEL_REORDER), &shuffled),
         ));
     }
+    // VP8: a key frame (frame tag bit 0 clear) and inter frames, several
+    // packets each.
+    let vp8: Vec<Frame> = (0..4i64)
+        .map(|i| Frame {
+            track: 0,
+            codec: RILL_CODEC_VP8,
+            flags: if i == 0 { RILL_FRAME_KEY } else { 0 },
+            pts: i * 40_000,
+            dts: i * 40_000,
+            payload: (0..900u32)
+                .map(|k| if k == 0 { u8::from(i != 0) } else { k as u8 })
+                .collect(),
+        })
+        .collect();
+    let d: Vec<(u8, Vec<u8>)> = datagrams(RILL_CODEC_VP8, &vp8, 400)
+        .into_iter()
+        .map(|g| (40, g))
+        .collect();
+    out.push(("vp8_in_order", depacketize_input(selector(6, 0), &d)));
     // AAC-lbr layout (6/2/2): two AUs of 3 and 2 bytes.
     let mut lbr = rill_rtp::RtpHeader {
         marker: true,

@@ -39,7 +39,8 @@ pub fn offer(data: &[u8]) {
         return;
     };
     // A viewer's settings: the wider codec list.
-    let mut rtc = crate::rtc_config(crypto(), "fuzzufrag", crate::Kind::Play).build(Instant::now());
+    let mut rtc =
+        crate::rtc_config(crypto(), "fuzzufrag", crate::Kind::Play, true).build(Instant::now());
     let Ok(answer) = rtc.sdp_api().accept_offer(offer) else {
         return;
     };

@@ -39,9 +39,9 @@ use rill_abi::sdk::{
 use rill_abi::{
     rill_codec_kind, rill_log, RillSubscribeOptions, RILL_ACTION_PLAY, RILL_ACTION_PUBLISH,
     RILL_CODEC_AV1, RILL_CODEC_H264, RILL_CODEC_H265, RILL_CODEC_OPUS, RILL_CODEC_PCMA,
-    RILL_CODEC_PCMU, RILL_CODEC_VP9, RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER,
-    RILL_END_TIMEOUT, RILL_FRAME_CONFIG, RILL_FRAME_KEY, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO,
-    RILL_TRACK_VIDEO,
+    RILL_CODEC_PCMU, RILL_CODEC_VP8, RILL_CODEC_VP9, RILL_END_ERROR, RILL_END_NORMAL,
+    RILL_END_PEER, RILL_END_TIMEOUT, RILL_FRAME_CONFIG, RILL_FRAME_KEY, RILL_STREAM_UNPUBLISHED,
+    RILL_TRACK_AUDIO, RILL_TRACK_VIDEO,
 };
 use rill_rtp::{ReceiverConfig, SharedPacketizers, TrackParams, TrackReceiver};
 use str0m::change::SdpOffer;
@@ -57,6 +57,9 @@ use config::Config;
 use http::Credentials;
 
 const SOCKET: u32 = 1;
+/// How many times one drain gives str0m the clock (each lets out what is
+/// due; a bound, not a busy loop).
+const MAX_DRAIN_ROUNDS: usize = 8;
 /// The ICE-TCP listener (`tcp_listen`).
 const TCP_LISTENER: u32 = 1;
 /// An ICE-TCP connection's timer: it must carry a peer's STUN by then.
@@ -269,6 +272,7 @@ fn codec_of(codec: u32) -> Option<Codec> {
     Some(match codec {
         RILL_CODEC_H264 => Codec::H264,
         RILL_CODEC_H265 => Codec::H265,
+        RILL_CODEC_VP8 => Codec::Vp8,
         RILL_CODEC_VP9 => Codec::Vp9,
         RILL_CODEC_AV1 => Codec::Av1,
         RILL_CODEC_OPUS => Codec::Opus,
@@ -284,6 +288,7 @@ fn host_codec_of(codec: Codec) -> Option<u32> {
     Some(match codec {
         Codec::H264 => RILL_CODEC_H264,
         Codec::H265 => RILL_CODEC_H265,
+        Codec::Vp8 => RILL_CODEC_VP8,
         Codec::Opus => RILL_CODEC_OPUS,
         Codec::PCMU => RILL_CODEC_PCMU,
         Codec::PCMA => RILL_CODEC_PCMA,
@@ -291,10 +296,16 @@ fn host_codec_of(codec: Codec) -> Option<u32> {
     })
 }
 
+/// Whether an offer has H.264 or H.265 video.
+fn offers_h26x(offer: &SdpOffer) -> bool {
+    let sdp = offer.to_sdp_string();
+    sdp.contains(" H264/90000") || sdp.contains(" H265/90000")
+}
+
 /// Every peer's str0m settings: ICE-lite, RTP mode, the codecs the host's
 /// frames can carry over RTP: to a viewer also VP9 and AV1 (packetized,
-/// not yet depacketized: a publisher keeps to the others).
-fn rtc_config(crypto: Arc<CryptoProvider>, ufrag: &str, kind: Kind) -> RtcConfig {
+/// not yet depacketized: a publisher keeps to the others); VP8 when `vp8`.
+fn rtc_config(crypto: Arc<CryptoProvider>, ufrag: &str, kind: Kind, vp8: bool) -> RtcConfig {
     RtcConfig::new()
         .set_crypto_provider(crypto)
         .set_ice_lite(true)
@@ -309,6 +320,7 @@ fn rtc_config(crypto: Arc<CryptoProvider>, ufrag: &str, kind: Kind) -> RtcConfig
         .enable_opus(true, false)
         .enable_pcmu(true, false)
         .enable_pcma(true, false)
+        .enable_vp8(vp8)
         .enable_vp9(kind == Kind::Play)
         .enable_av1(kind == Kind::Play)
 }
@@ -318,9 +330,24 @@ impl WebRtc {
     /// peer just connected.
     fn drain(&self, link: &mut Link) -> bool {
         let mut connected = false;
+        let mut rounds = 0;
         loop {
             match link.rtc.poll_output() {
-                Ok(Output::Timeout(_)) => break,
+                Ok(Output::Timeout(t)) => {
+                    // str0m lets queued packets (media just written,
+                    // retransmissions, reports) out only when given the
+                    // clock: give it while its deadline has come, or they
+                    // would wait for the next tick (50 ms, and bursts).
+                    let now = Instant::now();
+                    if t > now || rounds >= MAX_DRAIN_ROUNDS {
+                        break;
+                    }
+                    rounds += 1;
+                    if link.rtc.handle_input(Input::Timeout(now)).is_err() {
+                        link.closed.get_or_insert_with(|| "str0m failed".into());
+                        break;
+                    }
+                }
                 Ok(Output::Transmit(t)) => match t.proto {
                     Protocol::Tcp => {
                         if let Some(id) = self.tcp.get(&t.destination).map(|c| *c) {
@@ -517,7 +544,11 @@ impl WebRtc {
         }
         let ufrag = random_hex(8);
         let now = Instant::now();
-        let mut rtc = rtc_config(self.crypto.clone(), &ufrag, p.kind).build(now);
+        let offer = p.offer.take().ok_or(Error::INVALID)?;
+        // VP8 only from a publisher that offers no H.264/H.265: every
+        // protocol carries those, VP8 reaches WebRTC viewers alone.
+        let vp8 = p.kind == Kind::Play || !offers_h26x(&offer);
+        let mut rtc = rtc_config(self.crypto.clone(), &ufrag, p.kind, vp8).build(now);
         for c in &self.candidates {
             if let Ok(c) = Candidate::host(*c, "udp") {
                 rtc.add_local_candidate(c);
@@ -533,7 +564,6 @@ impl WebRtc {
                 rtc.add_local_candidate(c);
             }
         }
-        let offer = p.offer.take().ok_or(Error::INVALID)?;
         let answer = match rtc.sdp_api().accept_offer(offer) {
             Ok(a) => a,
             Err(e) => {
