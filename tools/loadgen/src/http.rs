@@ -138,6 +138,44 @@ pub fn split_query(p: &str) -> (&str, &str) {
 /// A byte range of a request: first byte, and the last one if bounded.
 pub type Range = (u64, Option<u64>);
 
+/// A request for [`HttpConn::send`]: method, header fields (beyond Host,
+/// User-Agent, Accept and Content-Length, which it writes), body.
+pub struct Req<'a> {
+    pub method: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+}
+
+/// A whole response of [`HttpConn::send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    /// Header fields in order: names lowercased, values trimmed.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first field named `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The header fields of a raw response head (status line first, then
+/// `name: value` lines): names lowercased, values trimmed, as they came.
+pub fn parse_headers(raw: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(raw)
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect()
+}
+
 /// One connection's worth of client, to the host of the URLs it is given
 /// (another host closes it and opens one there).
 pub struct HttpConn {
@@ -216,10 +254,6 @@ impl HttpConn {
         on_head: &mut (dyn FnMut(u16) -> Res<()> + Send),
         on_body: &mut (dyn FnMut(&[u8]) -> Res<()> + Send),
     ) -> Result<u16, Fail> {
-        if self.addr != url.addr {
-            self.sock = None;
-            self.addr = url.addr.clone();
-        }
         let mut req = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: rill-loadgen\r\nAccept: */*\r\n",
             url.path, url.host
@@ -231,6 +265,85 @@ impl HttpConn {
             ));
         }
         req.push_str("\r\n");
+        self.perform(
+            url,
+            req.as_bytes(),
+            end,
+            timeout,
+            &mut |status, _| on_head(status),
+            on_body,
+        )
+        .await
+    }
+
+    /// Any request (`req`: method, header fields, body), the whole
+    /// response into memory (a body of at most `limit` bytes), for WHEP's
+    /// POST of an offer and DELETE of its resource.
+    pub async fn send(
+        &mut self,
+        url: &HttpUrl,
+        req: &Req<'_>,
+        end: Instant,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<Response, Fail> {
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: rill-loadgen\r\nAccept: */*\r\n",
+            req.method, url.path, url.host
+        );
+        for (k, v) in req.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !req.body.is_empty() || req.method == "POST" {
+            head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(req.body);
+        let mut headers = Vec::new();
+        let mut body = Vec::new();
+        let status = self
+            .perform(
+                url,
+                &bytes,
+                end,
+                timeout,
+                &mut |_, raw| {
+                    headers = parse_headers(raw);
+                    Ok(())
+                },
+                &mut |d: &[u8]| {
+                    if body.len() + d.len() > limit {
+                        return Err("response body too large".into());
+                    }
+                    body.extend_from_slice(d);
+                    Ok(())
+                },
+            )
+            .await?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends the request bytes `req` (on the kept-alive connection, or a
+    /// new one) and reads the response: its status and raw head to
+    /// `on_head`, its body to `on_body`.
+    async fn perform(
+        &mut self,
+        url: &HttpUrl,
+        req: &[u8],
+        end: Instant,
+        timeout: Duration,
+        on_head: &mut (dyn FnMut(u16, &[u8]) -> Res<()> + Send),
+        on_body: &mut (dyn FnMut(&[u8]) -> Res<()> + Send),
+    ) -> Result<u16, Fail> {
+        if self.addr != url.addr {
+            self.sock = None;
+            self.addr = url.addr.clone();
+        }
         let limit = Instant::now() + timeout;
         let deadline = tokio::time::Instant::from_std(end.min(limit));
         let expired = move || -> Fail {
@@ -253,10 +366,7 @@ impl HttpConn {
                 self.pending.clear();
             }
             self.requests += 1;
-            match self
-                .exchange(req.as_bytes(), deadline, on_head, on_body)
-                .await
-            {
+            match self.exchange(req, deadline, on_head, on_body).await {
                 Ok((status, keep)) => {
                     if !keep {
                         self.sock = None;
@@ -297,7 +407,7 @@ impl HttpConn {
         &mut self,
         req: &[u8],
         deadline: tokio::time::Instant,
-        on_head: &mut (dyn FnMut(u16) -> Res<()> + Send),
+        on_head: &mut (dyn FnMut(u16, &[u8]) -> Res<()> + Send),
         on_body: &mut (dyn FnMut(&[u8]) -> Res<()> + Send),
     ) -> Result<(u16, bool), Ex> {
         {
@@ -333,7 +443,6 @@ impl HttpConn {
             }
         };
         let head = String::from_utf8_lossy(&self.pending[..head_len]).to_ascii_lowercase();
-        self.pending.drain(..head_len);
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap_or("");
         let mut words = status_line.split_whitespace();
@@ -361,7 +470,8 @@ impl HttpConn {
                 _ => {}
             }
         }
-        on_head(status).map_err(Fail::Err)?;
+        on_head(status, &self.pending[..head_len]).map_err(Fail::Err)?;
+        self.pending.drain(..head_len);
         if status == 204 || status == 304 || (100..200).contains(&status) {
             return Ok((status, !close));
         }
@@ -434,5 +544,92 @@ mod tests {
             "/live/x/llhls.m3u8?_HLS_msn=4"
         );
         assert!(base.resolve("https://h/x").is_err());
+    }
+
+    /// `send`: a POST with its body and fields, the response's status,
+    /// fields (a header's value keeps its case) and body; a DELETE.
+    #[test]
+    fn sends_a_post_and_reads_the_whole_response() {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for answer in [
+                "HTTP/1.1 201 Created\r\nContent-Type: application/sdp\r\nLocation: /webrtc/session/AbC\r\nContent-Length: 5\r\n\r\nv=0\r\n",
+                "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+            ] {
+                let (mut c, _) = l.accept().unwrap();
+                let mut req = Vec::new();
+                let mut b = [0u8; 4096];
+                // The head, then Content-Length bytes of body.
+                loop {
+                    let n = c.read(&mut b).unwrap();
+                    req.extend_from_slice(&b[..n]);
+                    let text = String::from_utf8_lossy(&req).to_string();
+                    if let Some(i) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                        if req.len() >= i + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                c.write_all(answer.as_bytes()).unwrap();
+                seen.push(String::from_utf8(req).unwrap());
+            }
+            seen
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = HttpUrl::parse(&format!("http://127.0.0.1:{port}/live/x/whep")).unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        let r = rt
+            .block_on(HttpConn::new(1024).send(
+                &url,
+                &Req {
+                    method: "POST",
+                    headers: &[("Content-Type", "application/sdp"), ("Connection", "close")],
+                    body: b"v=0 offer",
+                },
+                end,
+                Duration::from_secs(5),
+                1024,
+            ))
+            .unwrap();
+        assert_eq!(r.status, 201);
+        assert_eq!(r.header("location"), Some("/webrtc/session/AbC"));
+        assert_eq!(r.header("content-type"), Some("application/sdp"));
+        assert_eq!(r.body, b"v=0\r\n");
+        let del = url.resolve(r.header("location").unwrap()).unwrap();
+        let d = rt
+            .block_on(HttpConn::new(1024).send(
+                &del,
+                &Req {
+                    method: "DELETE",
+                    headers: &[],
+                    body: &[],
+                },
+                end,
+                Duration::from_secs(5),
+                1024,
+            ))
+            .unwrap();
+        assert_eq!((d.status, d.body.len()), (200, 0));
+        let seen = server.join().unwrap();
+        assert!(
+            seen[0].starts_with("POST /live/x/whep HTTP/1.1\r\n"),
+            "{}",
+            seen[0]
+        );
+        assert!(seen[0].contains("\r\nContent-Type: application/sdp\r\n"));
+        assert!(seen[0].contains("\r\nContent-Length: 9\r\n"));
+        assert!(seen[0].ends_with("\r\n\r\nv=0 offer"));
+        assert!(seen[1].starts_with("DELETE /webrtc/session/AbC HTTP/1.1\r\n"));
+        assert!(!seen[1].contains("Content-Length"));
     }
 }

@@ -13,6 +13,8 @@
 //! rill-loadgen run --play rtsp://127.0.0.1:8554/live/test --players 100 \
 //!     --file stream.flv --publish rtsp://127.0.0.1:8554/live/test
 //! rill-loadgen run --play 'rtsp://127.0.0.1:8554/live/test?transport=udp' ...
+//! rill-loadgen run --play http://127.0.0.1:8080/live/test/whep --players 100 \
+//!     --file stream.flv --publish rtmp://127.0.0.1:1935/live/test
 //! rill-loadgen null --listen 127.0.0.1:19400 --file stream.flv
 //! rill-loadgen soak --server-pid 1234 --http 127.0.0.1:8080 --rtmp 127.0.0.1:1935 \
 //!     --file stream.flv --minutes 10 --json soak.json --svg soak.svg
@@ -38,6 +40,7 @@ mod soak;
 mod srt;
 mod stats;
 mod udp;
+mod whep;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -142,11 +145,14 @@ enum Proto {
     /// RTSP with RTP over UDP (a socket pair per track); also
     /// `rtsp://...?transport=udp`.
     RtspUdp,
+    /// WebRTC viewers over WHEP (http://host:port/app/stream/whep): an SDP
+    /// offer POSTed, ICE, DTLS and SRTP with str0m on a UDP socket each.
+    Whep,
 }
 
 impl Proto {
     /// The kind a URL implies: rtmp://, srt://, rtsp:// (rtsp-udp with
-    /// `transport=udp`), .m3u8, .mp4, else HTTP-FLV.
+    /// `transport=udp`), .../whep, .m3u8, .mp4, else HTTP-FLV.
     fn of_url(url: &str) -> Proto {
         let path = url.split(['?', '#']).next().unwrap_or(url);
         if url.starts_with("rtmp://") {
@@ -159,6 +165,8 @@ impl Proto {
             } else {
                 Proto::Rtsp
             }
+        } else if path.ends_with("/whep") {
+            Proto::Whep
         } else if path.ends_with(".m3u8") {
             Proto::Hls
         } else if path.ends_with(".mp4") {
@@ -179,6 +187,7 @@ impl Proto {
             Proto::Srt => "srt",
             Proto::Rtsp => "rtsp",
             Proto::RtspUdp => "rtsp-udp",
+            Proto::Whep => "whep",
         }
     }
 }
@@ -191,12 +200,13 @@ struct RunArgs {
     /// srt://host:port?streamid=read:app/stream (SRT; also &passphrase=,
     /// &pbkeylen=, &latency= in ms) or
     /// rtsp://[user:pass@]host:port/app/stream (RTSP over TCP interleaved;
-    /// `?transport=udp`, or --proto rtsp-udp, for RTP over UDP).
+    /// `?transport=udp`, or --proto rtsp-udp, for RTP over UDP) or
+    /// http://host:port/app/stream/whep (WebRTC viewers over WHEP).
     #[arg(long, alias = "url")]
     play: String,
     /// The kind of player (default: from the URL: rtmp://, srt://, rtsp://
-    /// (rtsp-udp with ?transport=udp), .m3u8 → hls, .mp4 → fmp4, else
-    /// http-flv).
+    /// (rtsp-udp with ?transport=udp), /whep → whep, .m3u8 → hls, .mp4 →
+    /// fmp4, else http-flv).
     #[arg(long, value_enum)]
     proto: Option<Proto>,
     /// Keep every player's figures (TTFF, frames, bytes, stalls, latency
@@ -312,6 +322,9 @@ pub struct RunResult {
     /// RTSP runs (rtsp, rtsp-udp): the players' RTP counters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtsp: Option<rtsp::RecvCounters>,
+    /// WHEP runs: the viewers' WebRTC counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whep: Option<whep::RecvCounters>,
     /// With `--per-player`: one row per player.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_player: Vec<PlayerRow>,
@@ -366,6 +379,7 @@ enum PlayUrl {
     Fmp4(httpflv::HttpUrl),
     Srt(srt::SrtUrl),
     Rtsp(rtsp::RtspUrl),
+    Whep(whep::WhepUrl),
 }
 
 /// `/app/stream.ext?q` → `/app/stream-i.ext?q`.
@@ -401,6 +415,7 @@ impl PlayUrl {
             Proto::Srt => PlayUrl::Srt(srt::SrtUrl::parse(url)?),
             Proto::Rtsp => PlayUrl::Rtsp(rtsp::RtspUrl::parse(url, false)?),
             Proto::RtspUdp => PlayUrl::Rtsp(rtsp::RtspUrl::parse(url, true)?),
+            Proto::Whep => PlayUrl::Whep(whep::WhepUrl::parse(url)?),
         })
     }
 
@@ -420,6 +435,7 @@ impl PlayUrl {
             PlayUrl::Fmp4(u) => fmp4::play(u.clone(), p, shared, end, rb).await,
             PlayUrl::Srt(u) => srt::play(u.clone(), p, shared, end).await,
             PlayUrl::Rtsp(u) => rtsp::play(u.clone(), p, shared, end, rb).await,
+            PlayUrl::Whep(u) => whep::play(u.clone(), p, shared, end).await,
         }
     }
 
@@ -439,6 +455,7 @@ impl PlayUrl {
             PlayUrl::Fmp4(u) => PlayUrl::Fmp4(with(u)),
             PlayUrl::Srt(u) => PlayUrl::Srt(u.nth(i)),
             PlayUrl::Rtsp(u) => PlayUrl::Rtsp(u.nth(i)),
+            PlayUrl::Whep(u) => PlayUrl::Whep(u.nth(i)),
         }
     }
 }
@@ -692,6 +709,11 @@ async fn run(a: RunArgs) -> Result<RunResult, String> {
     if matches!(url, PlayUrl::Rtsp(..)) {
         res.rtsp = Some(shared.rtsp.lock().unwrap().clone());
     }
+    if matches!(url, PlayUrl::Whep(..)) {
+        let mut c = shared.whep.lock().unwrap().clone();
+        c.finish();
+        res.whep = Some(c);
+    }
     res.mbit_per_player = bits / n.max(1) as f64 / 1e6;
     res.video_fps_per_player = rate / n.max(1) as f64;
     res.ttff_ms = stats::quantiles(ttff);
@@ -828,6 +850,25 @@ fn print_result(r: &RunResult) {
             s.dropped_frames,
             s.rtcp,
             s.reports_sent
+        );
+    }
+    if let Some(w) = &r.whep {
+        println!(
+            "  WHEP: {} answered (POST → answer ms p50 {} p99 {}), {} connected (ICE+DTLS ms p50 {} p99 {}), {} with audio; {} datagrams, {} RTP packets in frames, {} sequence gaps, {} discontinuities, {} NACKs and {} PLIs sent; {} DELETEs failed",
+            w.answered,
+            opt(w.answer_ms.p50),
+            opt(w.answer_ms.p99),
+            w.connected,
+            opt(w.connect_ms.p50),
+            opt(w.connect_ms.p99),
+            w.with_audio,
+            w.datagrams,
+            w.rtp_packets,
+            w.seq_gaps,
+            w.discontinuities,
+            w.nacks_sent,
+            w.plis_sent,
+            w.delete_failed
         );
     }
     println!("  client CPU s in window: {:.2}", r.client_cpu_s);
@@ -989,6 +1030,17 @@ mod tests {
             Proto::Srt
         );
         assert_eq!(Proto::Srt.name(), "srt");
+        assert_eq!(Proto::of_url("http://h:8080/live/x/whep"), Proto::Whep);
+        assert_eq!(Proto::of_url("http://h/live/x/whep?token=t"), Proto::Whep);
+        assert_eq!(Proto::of_url("http://h/live/whep.flv"), Proto::HttpFlv);
+        assert_eq!(Proto::Whep.name(), "whep");
+        let PlayUrl::Whep(u) = PlayUrl::parse("http://h:1/live/x", Proto::Whep)
+            .unwrap()
+            .nth(3, 4)
+        else {
+            panic!("not WHEP");
+        };
+        assert_eq!(u.http.path, "/live/x-3/whep");
         let PlayUrl::Srt(u) = PlayUrl::parse(
             "srt://h:9000?streamid=read:live/x&latency=200",
             Proto::of_url("srt://h:9000"),

@@ -76,6 +76,7 @@ const SERIES: &[(&str, &str, &str, &str)] = &[
     ("rill", "srt", "Rill SRT", "#00838f"),
     ("rill", "rtsp", "Rill RTSP", "#4e342e"),
     ("rill", "rtsp-udp", "Rill RTSP (UDP)", "#8d6e63"),
+    ("rill", "whep", "Rill WHEP", "#f9a825"),
 ];
 
 fn key(r: &RunResult) -> (u64, String, usize) {
@@ -218,6 +219,7 @@ pub fn report(files: &[PathBuf], out_dir: &Path, machine: &str) -> Result<(), St
                 ("nginx", "rtmp"),
                 ("null", "rtmp"),
             ),
+            ("Rill WHEP / Rill RTMP", ("rill", "whep"), ("rill", "rtmp")),
         ];
         for (what, a, b) in pairs {
             let (Some(ra), Some(rb)) = (find(v, a.0, a.1), find(v, b.0, b.1)) else {

@@ -55,10 +55,10 @@ const DATAGRAM: usize = 2048;
 /// The receive buffer asked for an RTP socket (a key frame arrives as a
 /// burst of datagrams; the kernel's default holds about 90). Kernel memory,
 /// used only while datagrams wait; capped by `net.core.rmem_max`.
-const RECV_BUFFER: usize = 1 << 20;
+pub const RECV_BUFFER: usize = 1 << 20;
 
 /// Asks for a receive buffer of `bytes` (best effort).
-fn recv_buffer(sock: &UdpSocket, bytes: usize) {
+pub fn recv_buffer(sock: &UdpSocket, bytes: usize) {
     use std::os::fd::AsRawFd;
     let v = bytes as libc::c_int;
     // SAFETY: a valid socket descriptor and a c_int option of its size.

@@ -168,6 +168,56 @@ pub fn find_avcc(sample: &[u8], nal_len: usize) -> Option<(u32, u64)> {
     None
 }
 
+/// The next start code (`00 00 01`, or `00 00 00 01`) at or after `from`:
+/// (where the NAL unit before it ends, where the next one begins).
+fn next_start_code(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut i = from;
+    while i + 3 <= b.len() {
+        // Skip ahead by what cannot start a code.
+        if b[i + 2] > 1 {
+            i += 3;
+        } else if b[i] == 0 && b[i + 1] == 0 && b[i + 2] == 1 {
+            let end = if i > from && b[i - 1] == 0 { i - 1 } else { i };
+            return Some((end, i + 3));
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// What an Annex-B H.264 access unit (start codes, as WebRTC stacks
+/// depacketize it) says before its first slice: the stamp (sequence
+/// number, wall-clock µs) when there, and whether that slice is IDR (a
+/// key frame). Reads only the NAL units before the first slice (parameter
+/// sets, delimiter, SEI; at most 16 of them) and allocates nothing.
+pub fn find_annexb(au: &[u8]) -> (Option<(u32, u64)>, bool) {
+    let mut stamp = None;
+    let Some((_, mut pos)) = next_start_code(au, 0) else {
+        return (None, false);
+    };
+    for _ in 0..16 {
+        let Some(&h) = au.get(pos) else {
+            break;
+        };
+        let t = h & 0x1f;
+        if (1..=5).contains(&t) {
+            return (stamp, t == 5);
+        }
+        let next = next_start_code(au, pos);
+        let end = next.map_or(au.len(), |(e, _)| e);
+        let n = &au[pos..end];
+        if t == 6 && stamp.is_none() && n.len() >= NAL_LEN - 1 && n[1] == 5 && &n[3..19] == UUID {
+            stamp = Some((get7(&n[27..31]) as u32, get7(&n[19..27])));
+        }
+        match next {
+            Some((_, p)) => pos = p,
+            None => break,
+        }
+    }
+    (stamp, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +259,38 @@ mod tests {
         let mut u = (NAL_LEN as u32).to_be_bytes().to_vec();
         u.extend_from_slice(&other);
         assert_eq!(find_avcc(&u, 4), None);
+    }
+
+    #[test]
+    fn found_in_annexb_access_units() {
+        let us = 1_700_000_000_111_222;
+        let sc4 = [0u8, 0, 0, 1];
+        // SPS, PPS, stamp, IDR slice, as str0m depacketizes a key frame.
+        let mut au = Vec::new();
+        for n in [&[0x67u8, 0x42, 0, 0x1f][..], &[0x68, 0xce, 0x3c, 0x80]] {
+            au.extend_from_slice(&sc4);
+            au.extend_from_slice(n);
+        }
+        au.extend_from_slice(&sc4);
+        au.extend_from_slice(&nal(42, us));
+        au.extend_from_slice(&[0, 0, 1, 0x65, 0x88, 0x84, 0, 0, 0, 1, 0x65, 0x11]);
+        assert_eq!(find_annexb(&au), (Some((42, us)), true));
+        // AUD, stamp, non-IDR slice with three-byte start codes.
+        let mut p = vec![0, 0, 1, 0x09, 0xf0, 0, 0, 1];
+        p.extend_from_slice(&nal(43, us + 33_000));
+        p.extend_from_slice(&[0, 0, 1, 0x41, 0x9a, 0x00, 0x00, 0x03]);
+        assert_eq!(find_annexb(&p), (Some((43, us + 33_000)), false));
+        // No stamp; a key frame still says so.
+        assert_eq!(find_annexb(&[0, 0, 0, 1, 0x65, 0x88]), (None, true));
+        // Another SEI, a truncated stamp, no start code, nothing at all.
+        let mut other = sc4.to_vec();
+        let mut n = nal(1, us);
+        n[5] = b'x';
+        other.extend_from_slice(&n);
+        other.extend_from_slice(&[0, 0, 0, 1, 0x41, 0]);
+        assert_eq!(find_annexb(&other), (None, false));
+        assert_eq!(find_annexb(&au[..40]), (None, false));
+        assert_eq!(find_annexb(&[0x65, 0x88, 0x84]), (None, false));
+        assert_eq!(find_annexb(&[]), (None, false));
     }
 }

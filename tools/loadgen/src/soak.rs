@@ -214,6 +214,8 @@ fn play_url(a: &SoakArgs, proto: Proto, stream: usize) -> String {
         Proto::HttpFlv => format!("http://{}/{path}.flv", a.http),
         Proto::Hls | Proto::HlsTs => format!("http://{}/{path}.m3u8", a.http),
         Proto::Fmp4 => format!("http://{}/{path}.mp4", a.http),
+        // Not among the soak's players; the URL all the same.
+        Proto::Whep => format!("http://{}/{path}/whep", a.http),
         Proto::Rtsp => format!("rtsp://{}/{path}", a.rtsp.as_deref().unwrap_or_default()),
         Proto::RtspUdp => format!(
             "rtsp://{}/{path}?transport=udp",

@@ -129,6 +129,8 @@ pub struct Shared {
     pub srt: Mutex<crate::srt::RecvCounters>,
     /// RTSP players' RTP counters.
     pub rtsp: Mutex<crate::rtsp::RecvCounters>,
+    /// WHEP viewers' WebRTC counters.
+    pub whep: Mutex<crate::whep::RecvCounters>,
 }
 
 /// Playback of a player that receives media in bursts (HLS parts and
