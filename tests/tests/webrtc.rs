@@ -36,6 +36,7 @@ impl Server {
                 rtmp::plugin(),
                 target_dir().join("librill_plugin_webrtc.so"),
                 target_dir().join("librill_plugin_transcode.so"),
+                target_dir().join("librill_plugin_hls.so"),
             ],
         );
         assert!(wait_port(rtmp, Duration::from_secs(10)), "{}", rill.log());
@@ -298,8 +299,8 @@ impl Drop for Whip {
 }
 
 #[test]
-fn chromium_publishes_with_whip_and_ffmpeg_plays_it_over_rtmp() {
-    if !browser_ready("chromium_publishes_with_whip_and_ffmpeg_plays_it_over_rtmp") {
+fn chromium_publishes_with_whip_and_ffmpeg_plays_it_over_rtmp_and_hls() {
+    if !browser_ready("chromium_publishes_with_whip_and_ffmpeg_plays_it_over_rtmp_and_hls") {
         return;
     }
     let s = Server::start("");
@@ -317,6 +318,17 @@ fn chromium_publishes_with_whip_and_ffmpeg_plays_it_over_rtmp() {
         s.rill.log()
     );
     assert!(d.monotonic(0) && d.monotonic(1), "timestamps go back");
+    // And over LL-HLS (fMP4, Opus as published), with Debian's ffmpeg.
+    let hls = format!("http://127.0.0.1:{}/live/w.m3u8", s.rill.http_port);
+    let d = play(false, &hls, 4, &[]);
+    let (video, audio) = (d.count(0), d.count(1));
+    assert!(
+        video >= 4 * 20 && audio >= 4 * 40,
+        "HLS: video {video} audio {audio} frames decoded\n{}\n{}",
+        d.stderr,
+        s.rill.log()
+    );
+    assert!(d.monotonic(0) && d.monotonic(1), "HLS timestamps go back");
     // Browsers send a key frame only when asked: the plugin asks every
     // keyframe_interval (2 s), so players joining later start promptly.
     let out = Command::new(ffmpeg(true))
