@@ -109,6 +109,22 @@ fn run_driver(args: &[&str], rill: &Rill) -> serde_json::Value {
     r
 }
 
+/// At least `secs` seconds of 20 fps video and 40 audio frames a second
+/// decoded (stream 0 video, 1 audio), with monotonic timestamps.
+fn assert_av(d: &Decoded, secs: usize, what: &str, rill: &Rill) {
+    let (video, audio) = (d.count(0), d.count(1));
+    assert!(
+        video >= secs * 20 && audio >= secs * 40,
+        "{what}: video {video} audio {audio} frames decoded\n{}\n{}",
+        d.stderr,
+        rill.log()
+    );
+    assert!(
+        d.monotonic(0) && d.monotonic(1),
+        "{what}: timestamps go back"
+    );
+}
+
 fn f(v: &serde_json::Value, k: &str) -> f64 {
     v[k].as_f64().unwrap_or(0.0)
 }
@@ -309,26 +325,10 @@ fn chromium_publishes_with_whip_and_ffmpeg_plays_it_over_rtmp_and_hls() {
     let url = format!("rtmp://127.0.0.1:{}/live/w", s.rtmp);
     // Opus in FLV is Enhanced RTMP: ffmpeg 9 reads it, when it says so.
     let d = play(true, &url, 4, &rtmp::ENHANCED_PLAY);
-    let video = d.count(0);
-    let audio = d.count(1);
-    assert!(
-        video >= 4 * 20 && audio >= 4 * 40,
-        "video {video} audio {audio} frames decoded\n{}\n{}",
-        d.stderr,
-        s.rill.log()
-    );
-    assert!(d.monotonic(0) && d.monotonic(1), "timestamps go back");
+    assert_av(&d, 4, "Enhanced RTMP", &s.rill);
     // And over LL-HLS (fMP4, Opus as published), with Debian's ffmpeg.
     let hls = format!("http://127.0.0.1:{}/live/w.m3u8", s.rill.http_port);
-    let d = play(false, &hls, 4, &[]);
-    let (video, audio) = (d.count(0), d.count(1));
-    assert!(
-        video >= 4 * 20 && audio >= 4 * 40,
-        "HLS: video {video} audio {audio} frames decoded\n{}\n{}",
-        d.stderr,
-        s.rill.log()
-    );
-    assert!(d.monotonic(0) && d.monotonic(1), "HLS timestamps go back");
+    assert_av(&play(false, &hls, 4, &[]), 4, "LL-HLS", &s.rill);
     // Browsers send a key frame only when asked: the plugin asks every
     // keyframe_interval (2 s), so players joining later start promptly.
     let out = Command::new(ffmpeg(true))
@@ -373,16 +373,8 @@ fn a_legacy_rtmp_player_of_a_whip_stream_gets_aac() {
         "ffprobe found {streams:?}\n{}",
         s.rill.log()
     );
-    let d = play(false, &url, 4, &[]);
-    let (video, audio) = (d.count(0), d.count(1));
     // 1024-sample AAC frames at 48 kHz: 47 a second.
-    assert!(
-        video >= 4 * 20 && audio >= 4 * 40,
-        "video {video} audio {audio} frames decoded\n{}\n{}",
-        d.stderr,
-        s.rill.log()
-    );
-    assert!(d.monotonic(0) && d.monotonic(1), "timestamps go back");
+    assert_av(&play(false, &url, 4, &[]), 4, "legacy RTMP", &s.rill);
     assert!(s.rill.log().contains("live/l: bridging audio to AAC"));
 }
 

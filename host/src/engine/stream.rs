@@ -265,6 +265,20 @@ impl Stream {
             ing.claimed[id as usize] = true;
             return Ok(id);
         }
+        let id = self.push_track(&tracks, info, false)?;
+        ing.claimed.resize(id as usize + 1, false);
+        ing.claimed[id as usize] = true;
+        Ok(id)
+    }
+
+    /// Appends a new track to `tracks` (the current list, read under the
+    /// ingest lock the caller holds) and publishes the longer list.
+    fn push_track(
+        &self,
+        tracks: &[Arc<Track>],
+        info: TrackInfo,
+        derived: bool,
+    ) -> Result<u32, EngineError> {
         if tracks.len() >= MAX_TRACKS {
             return Err(EngineError::TooManyTracks(MAX_TRACKS));
         }
@@ -274,11 +288,9 @@ impl Stream {
             .map(|e| e.settings.load().ring_sizes())
             .ok_or(EngineError::ShuttingDown)?;
         let id = tracks.len() as u32;
-        let mut next = (*tracks).clone();
-        next.push(Track::new(id, info, false, sizes));
+        let mut next = tracks.to_vec();
+        next.push(Track::new(id, info, derived, sizes));
         self.tracks.store(Arc::new(next));
-        ing.claimed.resize(id as usize + 1, false);
-        ing.claimed[id as usize] = true;
         Ok(id)
     }
 
@@ -340,18 +352,7 @@ impl Stream {
             *t.info.lock() = info;
             return Ok(t.id);
         }
-        if tracks.len() >= MAX_TRACKS {
-            return Err(EngineError::TooManyTracks(MAX_TRACKS));
-        }
-        let sizes = self
-            .engine
-            .upgrade()
-            .map(|e| e.settings.load().ring_sizes())
-            .ok_or(EngineError::ShuttingDown)?;
-        let id = tracks.len() as u32;
-        let mut next = (*tracks).clone();
-        next.push(Track::new(id, info, true, sizes));
-        self.tracks.store(Arc::new(next));
+        let id = self.push_track(&tracks, info, true)?;
         ing.derived.resize(id as usize + 1, (0, None));
         ing.derived[id as usize].0 = epoch;
         Ok(id)
