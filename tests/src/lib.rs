@@ -59,6 +59,20 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Two free neighbouring ports, `p` and `p + 1` (as [`free_port`]): an
+/// RTP/RTCP pair.
+pub fn free_port_pair() -> u16 {
+    loop {
+        let p = free_port();
+        if p < u16::MAX
+            && TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+}
+
 /// Polls `f` every 50 ms until it returns Some or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + timeout;

@@ -17,9 +17,9 @@ struct Server {
 
 impl Server {
     fn start(global: &str) -> Server {
-        let (port, rtmp) = (free_port(), free_port());
+        let (port, rtmp, rtp) = (free_port(), free_port(), free_port_pair());
         let yaml = format!(
-            "{global}\nplugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  rtsp:\n    listen: 127.0.0.1:{port}\n"
+            "{global}\nplugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  rtsp:\n    listen: 127.0.0.1:{port}\n    rtp_port: {rtp}\n"
         );
         let rill = Rill::start(
             &yaml,
@@ -129,6 +129,54 @@ fn rtsp_in_over_udp() {
         4,
         "RTMP of an RTSP/UDP publish",
     );
+}
+
+/// A new build of the plugin while a UDP publisher and a UDP player are
+/// on the port pair: the new generation takes the sockets over, the old
+/// one's sessions still get their clients' datagrams (the host offers the
+/// new generation's unknown ones to it), and a new UDP player is served
+/// by the new generation.
+#[test]
+fn udp_sessions_keep_going_across_a_reload() {
+    let s = Server::start("");
+    let _p = Guard(publish_lavfi(
+        false,
+        40,
+        "libx264",
+        "aac",
+        &["-f", "rtsp", "-rtsp_transport", "udp"],
+        &s.rtsp_url("live/ureload"),
+    ));
+    wait_publishing(&s.rill, "live/ureload");
+    let url = s.rtsp_url("live/ureload");
+    let before = {
+        let url = url.clone();
+        std::thread::spawn(move || play(false, &url, 10, &["-rtsp_transport", "udp"]))
+    };
+    wait_for(Duration::from_secs(10), || {
+        let st = s.rill.get_json("/api/v1/streams/live/ureload");
+        (st["subscribers"].as_u64()? >= 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("player not in:\n{}", s.rill.log()));
+    std::thread::sleep(Duration::from_secs(2));
+    install_new_build(
+        &s.rill,
+        &target_dir().join("librill_plugin_rtsp.so"),
+        "udp-reload",
+    );
+    wait_for(Duration::from_secs(10), || {
+        (plugin_state(&s.rill, "rtsp")?["generation"] == 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no generation 2:\n{}", s.rill.log()));
+    let after = play(false, &url, 3, &["-rtsp_transport", "udp"]);
+    check_played(&after, 3, "a UDP player of the new generation");
+    check_played(
+        &before.join().unwrap(),
+        10,
+        "a UDP player across the reload",
+    );
+    let st = s.rill.get_json("/api/v1/streams/live/ureload");
+    assert_eq!(st["state"], "publishing", "the UDP publisher stays: {st}");
 }
 
 #[test]
@@ -368,77 +416,125 @@ fn retina_checks_the_sdp_and_rtp_timestamps() {
 }
 
 /// An RTSP proxy for one publishing client over UDP that loses `loss_pct`
-/// of its RTP datagrams: RTSP passes through, the `server_port` of each
-/// SETUP answer is replaced by a port pair of the proxy, which forwards
-/// RTP (dropping some, deterministically) and RTCP to the server's.
+/// of its RTP datagrams, the way a NAT would sit between them: the
+/// `client_port` of each SETUP is replaced by a port pair of the proxy
+/// (which the server then knows the client's datagrams by), the
+/// `server_port` of its answer by another pair, and the proxy forwards RTP
+/// (dropping some, deterministically) and RTCP from the one to the other.
 fn lossy_rtsp_proxy(server: u16, loss_pct: u64) -> u16 {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream, UdpSocket};
 
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let Ok((mut client, _)) = listener.accept() else {
-            return;
-        };
-        let mut upstream = TcpStream::connect(("127.0.0.1", server)).unwrap();
-        let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut c2, &mut u2);
-        });
-        // Answers from the server, rewritten header block by header block
-        // (the publisher's answers have no bodies).
+    /// The head of each RTSP message read so far in `buf` (with its body,
+    /// which passes unchanged), rewritten by `edit`, until the peer ends.
+    fn rewrite(mut from: TcpStream, mut to: TcpStream, mut edit: impl FnMut(String) -> String) {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
         loop {
-            let Ok(n) = upstream.read(&mut chunk) else {
-                return;
-            };
-            if n == 0 {
-                return;
-            }
-            buf.extend_from_slice(&chunk[..n]);
             while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head: Vec<u8> = buf.drain(..end + 4).collect();
-                let mut text = String::from_utf8_lossy(&head).into_owned();
-                if let Some(i) = text.find("server_port=") {
-                    let rest = &text[i + 12..];
-                    let len = rest
-                        .find(|c: char| !c.is_ascii_digit() && c != '-')
-                        .unwrap_or(rest.len());
-                    let (a, b) = rest[..len].split_once('-').unwrap();
-                    let (a, b): (u16, u16) = (a.parse().unwrap(), b.parse().unwrap());
-                    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-                    let mine = rtp.local_addr().unwrap().port();
-                    // RTCP on the next port when free, else on any.
-                    let rtcp = UdpSocket::bind(("127.0.0.1", mine + 1))
-                        .unwrap_or_else(|_| UdpSocket::bind("127.0.0.1:0").unwrap());
-                    let rtcp_port = rtcp.local_addr().unwrap().port();
-                    for (sock, to, lossy) in [(rtp, a, true), (rtcp, b, false)] {
-                        let mut seed = rng;
-                        rng = rng.rotate_left(17) ^ 0xD1B5_4A32_D192_ED03;
-                        std::thread::spawn(move || {
-                            let out = UdpSocket::bind("127.0.0.1:0").unwrap();
-                            let mut d = [0u8; 2048];
-                            while let Ok(n) = sock.recv(&mut d) {
-                                seed ^= seed << 13;
-                                seed ^= seed >> 7;
-                                seed ^= seed << 17;
-                                if lossy && seed % 100 < loss_pct {
-                                    continue;
-                                }
-                                let _ = out.send_to(&d[..n], ("127.0.0.1", to));
-                            }
-                        });
-                    }
-                    text.replace_range(i + 12..i + 12 + len, &format!("{mine}-{rtcp_port}"));
+                let text = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+                let body = text
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
+                    .unwrap_or(0usize);
+                if buf.len() < end + 4 + body {
+                    break;
                 }
-                if client.write_all(text.as_bytes()).is_err() {
+                let head = edit(text);
+                let rest: Vec<u8> = buf.drain(..end + 4 + body).skip(end + 4).collect();
+                if to
+                    .write_all(head.as_bytes())
+                    .and_then(|()| to.write_all(&rest))
+                    .is_err()
+                {
                     return;
                 }
             }
+            match from.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
         }
+    }
+
+    /// The `key=a-b` ports of a Transport header, replaced by `ports`'s.
+    fn swap_ports(text: &mut String, key: &str, ports: impl FnOnce(u16, u16) -> (u16, u16)) {
+        let Some(i) = text.find(key) else { return };
+        let at = i + key.len();
+        let rest = &text[at..];
+        let len = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '-')
+            .unwrap_or(rest.len());
+        let (a, b) = rest[..len].split_once('-').unwrap();
+        let (x, y) = ports(a.parse().unwrap(), b.parse().unwrap());
+        text.replace_range(at..at + len, &format!("{x}-{y}"));
+    }
+
+    /// Two UDP sockets on neighbouring loopback ports.
+    fn pair() -> (UdpSocket, UdpSocket) {
+        let p = free_port_pair();
+        match (
+            UdpSocket::bind(("127.0.0.1", p)),
+            UdpSocket::bind(("127.0.0.1", p + 1)),
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => pair(),
+        }
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((client, _)) = listener.accept() else {
+            return;
+        };
+        let upstream = TcpStream::connect(("127.0.0.1", server)).unwrap();
+        let (c2, u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+        // Requests: each SETUP's client ports become the proxy's outward
+        // pair, handed to the answer's side.
+        let (tx, rx) = std::sync::mpsc::channel::<(UdpSocket, UdpSocket)>();
+        std::thread::spawn(move || {
+            rewrite(c2, u2, |mut text| {
+                swap_ports(&mut text, "client_port=", |_, _| {
+                    let out = pair();
+                    let p = out.0.local_addr().unwrap().port();
+                    tx.send(out).unwrap();
+                    (p, p + 1)
+                });
+                text
+            })
+        });
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        rewrite(upstream, client, |mut text| {
+            swap_ports(&mut text, "server_port=", |a, b| {
+                let (out_rtp, out_rtcp) = rx.recv().unwrap();
+                let (rtp, rtcp) = pair();
+                let mine = rtp.local_addr().unwrap().port();
+                for (sock, out, to, lossy) in [(rtp, out_rtp, a, true), (rtcp, out_rtcp, b, false)]
+                {
+                    let mut seed = rng;
+                    rng = rng.rotate_left(17) ^ 0xD1B5_4A32_D192_ED03;
+                    std::thread::spawn(move || {
+                        let mut d = [0u8; 2048];
+                        while let Ok(n) = sock.recv(&mut d) {
+                            seed ^= seed << 13;
+                            seed ^= seed >> 7;
+                            seed ^= seed << 17;
+                            if lossy && seed % 100 < loss_pct {
+                                continue;
+                            }
+                            let _ = out.send_to(&d[..n], ("127.0.0.1", to));
+                        }
+                    });
+                }
+                (mine, mine + 1)
+            });
+            text
+        });
     });
     port
 }

@@ -9,13 +9,14 @@
 //! player stamps its own 12-byte headers. Publishers: ANNOUNCE is admitted
 //! (publish) and its SDP opens the tracks; RECORD's RTP is depacketized into
 //! host frames. Media goes interleaved on the RTSP connection (TCP) or over
-//! UDP: a port pair per track from `rtp_ports`, bound for the session
-//! (RTP even, RTCP odd); a UDP publisher's packets pass a reorder buffer.
+//! UDP, on the plugin's one port pair (`rtp_port`, see `udp`); a UDP
+//! publisher's packets pass a reorder buffer.
 
 mod config;
+mod udp;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use rill_abi::sdk::{
     Admission, Conn, Error, FrameRef, Host, Plugin, Publisher, Result, Subscriber, SubscriberId,
-    TimerHandle, TrackInfo, Udp,
+    TimerHandle, TrackInfo,
 };
 use rill_abi::{
     rill_codec_kind, rill_log, RILL_END_ERROR, RILL_END_NORMAL, RILL_END_PEER, RILL_END_TIMEOUT,
@@ -48,9 +49,8 @@ const REORDER_TICK: u64 = 2;
 const MAX_QUEUED: usize = 1024;
 /// Track ids looked at for a stream's declared tracks.
 const MAX_TRACKS: u32 = 8;
-/// UDP port pairs tried for one SETUP at most (a bind each: cheap, but
-/// bounded when the range is nearly exhausted).
-const MAX_PAIR_TRIES: u32 = 1024;
+/// Media (µs) a DESCRIBE waits for a declared track's configuration.
+const DECLARED_WAIT_US: i64 = 1_000_000;
 
 fn now(host: &Host) -> u64 {
     host.now_us().max(0) as u64
@@ -62,14 +62,11 @@ fn random_u32() -> u32 {
     u32::from_le_bytes(r)
 }
 
-/// A track's UDP port pair and where its peer receives.
-struct UdpPair {
-    rtp: Udp,
-    rtcp: Udp,
-    /// The client's RTP address (`ip:port`).
-    to: String,
-    /// The client's RTCP address.
-    to_rtcp: String,
+/// Where a track's client receives (and sends from) over UDP.
+#[derive(Clone, Copy)]
+struct UdpPeer {
+    to: SocketAddr,
+    to_rtcp: SocketAddr,
 }
 
 struct PlayTrack {
@@ -77,10 +74,25 @@ struct PlayTrack {
     codec: u32,
     config: Option<Bytes>,
     channel: Option<u8>,
-    udp: Option<UdpPair>,
+    udp: Option<UdpPeer>,
     stamp: Stamp,
     clock_rate: u32,
     ts_offset: u32,
+}
+
+impl PlayTrack {
+    fn new(host_track: u32, codec: u32, config: Option<Bytes>) -> PlayTrack {
+        PlayTrack {
+            host_track,
+            codec,
+            config,
+            channel: None,
+            udp: None,
+            stamp: Stamp::new(random_u32(), 0, random_u32() as u16, 0),
+            clock_rate: 0,
+            ts_offset: random_u32(),
+        }
+    }
 }
 
 struct Play {
@@ -100,13 +112,15 @@ struct Play {
     /// wall time (µs) of PLAY. Sender reports map wall time to media time
     /// through it, the same for every track.
     clock_base: Option<(i64, i64)>,
+    /// The pts of the first media frame before DESCRIBE is answered.
+    first_media: Option<i64>,
 }
 
 struct PubTrack {
     receiver: TrackReceiver,
     params: rill_rtp::TrackParams,
     payload_type: u8,
-    udp: Option<UdpPair>,
+    udp: Option<UdpPeer>,
 }
 
 struct Publish {
@@ -148,15 +162,36 @@ pub struct Session {
     waiting: Option<Waiting>,
     play: Option<Play>,
     publish: Option<Publish>,
+    /// Datagrams from this session's client addresses.
+    inbox: Arc<udp::Inbox>,
     _timer: Option<TimerHandle>,
+}
+
+impl Session {
+    /// The client addresses of every track over UDP.
+    fn udp_addrs(&self) -> Vec<SocketAddr> {
+        let play = self
+            .play
+            .iter()
+            .flat_map(|p| p.tracks.iter().map(|t| t.udp));
+        let publish = self
+            .publish
+            .iter()
+            .flat_map(|p| p.tracks.iter().flatten().map(|t| t.udp));
+        play.chain(publish)
+            .flatten()
+            .flat_map(|u| [u.to, u.to_rtcp])
+            .collect()
+    }
 }
 
 pub struct Rtsp {
     host: Host,
     cfg: Config,
     streams: Mutex<HashMap<String, Arc<SharedPacketizers>>>,
-    /// Where the next search for a free UDP port pair starts.
-    next_port: AtomicU32,
+    /// The UDP port pair is bound: SETUP may ask for UDP.
+    udp: bool,
+    routes: udp::Routes,
 }
 
 fn admission<'a>(
@@ -297,14 +332,13 @@ impl Rtsp {
                     ..
                 } => self.ingest(s, track, payload),
                 Event::Interleaved { .. } | Event::Paused { .. } => {}
-                Event::SessionEnded { mode, .. } => match mode {
-                    Some(Mode::Record) => {
-                        s.publish = None;
+                Event::SessionEnded { mode, .. } => {
+                    self.routes.remove(conn.id(), s.udp_addrs());
+                    match mode {
+                        Some(Mode::Record) => s.publish = None,
+                        _ => s.play = None,
                     }
-                    _ => {
-                        s.play = None;
-                    }
-                },
+                }
                 Event::TimedOut => conn.close(RILL_END_TIMEOUT)?,
                 Event::Closed => conn.close(RILL_END_NORMAL)?,
             }
@@ -338,6 +372,7 @@ impl Rtsp {
                     playing: false,
                     session: None,
                     clock_base: None,
+                    first_media: None,
                 });
             }
             Err(e) => {
@@ -419,33 +454,6 @@ impl Rtsp {
         let _ = s.rtsp.accept_announce(request);
     }
 
-    /// A UDP port pair for track `track` of this connection, from
-    /// `rtp_ports`, on the address the client connected to.
-    fn bind_pair(&self, conn: &Conn, track: usize) -> Option<(Udp, Udp, u16)> {
-        let ip = conn
-            .local_addr()
-            .rsplit_once(':')
-            .map(|(ip, _)| ip.to_owned())?;
-        let (first, last) = self.cfg.rtp_ports;
-        let pairs = u32::from(last - first + 1) / 2;
-        let start = self.next_port.load(Ordering::Relaxed);
-        // Taken pairs (this generation's sessions, or an older one's still
-        // draining) are skipped; the search goes on from the pair found.
-        for k in 0..pairs.min(MAX_PAIR_TRIES) {
-            let pair = (start.wrapping_add(k)) % pairs;
-            let port = first + (pair * 2) as u16;
-            let id = track as u32 * 2;
-            let Ok(rtp) = conn.udp_bind(&format!("{ip}:{port}"), id) else {
-                continue;
-            };
-            if let Ok(rtcp) = conn.udp_bind(&format!("{ip}:{}", port + 1), id + 1) {
-                self.next_port.store(pair + 1, Ordering::Relaxed);
-                return Some((rtp, rtcp, port));
-            }
-        }
-        None
-    }
-
     fn setup(&self, s: &mut Session, conn: &Conn, req: SetupReq) {
         let SetupReq {
             request,
@@ -457,36 +465,43 @@ impl Rtsp {
         let udp = if transport.lower == Lower::Tcp {
             None
         } else {
-            let Some((client_rtp, client_rtcp)) = transport.client_port else {
+            let peer = conn.peer_addr();
+            let client = transport
+                .client_port
+                .filter(|_| self.udp)
+                .and_then(|(rtp, rtcp)| {
+                    Some(UdpPeer {
+                        to: udp::client_addr(peer, rtp)?,
+                        to_rtcp: udp::client_addr(peer, rtcp)?,
+                    })
+                });
+            let Some(client) = client else {
                 let _ = s.rtsp.reject(request, 461);
                 return;
             };
-            let Some((rtp, rtcp, port)) = self.bind_pair(conn, track) else {
-                rill_log!(self.host, Warn, "no free UDP port pair in rtp_ports");
-                let _ = s.rtsp.reject(request, 453);
-                return;
-            };
-            let Some((peer_ip, _)) = conn.peer_addr().rsplit_once(':') else {
+            if !self
+                .routes
+                .add(conn.id(), track, &s.inbox, [client.to, client.to_rtcp])
+            {
+                rill_log!(
+                    self.host,
+                    Info,
+                    "{peer}: SETUP refused: another session has client ports {}-{}",
+                    client.to.port(),
+                    client.to_rtcp.port()
+                );
                 let _ = s.rtsp.reject(request, 461);
                 return;
-            };
-            Some((
-                UdpPair {
-                    rtp,
-                    rtcp,
-                    to: format!("{peer_ip}:{client_rtp}"),
-                    to_rtcp: format!("{peer_ip}:{client_rtcp}"),
-                },
-                port,
-            ))
+            }
+            Some(client)
         };
-        let server_port = udp.as_ref().map(|(_, port)| (*port, *port + 1));
+        let server_port = udp.map(|_| (self.cfg.rtp_port, self.cfg.rtp_port + 1));
         let channel = transport.interleaved.map(|(rtp, _)| rtp);
         match (mode, &mut s.play, &mut s.publish) {
             (Mode::Play, Some(p), _) if track < p.tracks.len() => {
                 let t = &mut p.tracks[track];
                 t.channel = channel;
-                t.udp = udp.map(|(u, _)| u);
+                t.udp = udp;
                 p.session = Some(session);
                 let ssrc = t.stamp.ssrc;
                 let _ = s.rtsp.accept_setup(
@@ -514,7 +529,7 @@ impl Rtsp {
                                 .ok();
                         }
                     }
-                    t.udp = udp.map(|(u, _)| u);
+                    t.udp = udp;
                 }
                 p.session = Some(session);
                 let _ = s.rtsp.accept_setup(
@@ -526,6 +541,9 @@ impl Rtsp {
                 );
             }
             _ => {
+                if let Some(u) = udp {
+                    self.routes.remove(conn.id(), [u.to, u.to_rtcp]);
+                }
                 let _ = s.rtsp.reject(request, 404);
             }
         }
@@ -594,7 +612,7 @@ impl Rtsp {
             let mut out = Vec::with_capacity(64);
             rill_rtp::write_rtcp(std::slice::from_ref(&sr), &mut out);
             if let Some(u) = &t.udp {
-                let _ = u.rtcp.send_to(&u.to_rtcp, &out);
+                let _ = self.host.udp_send(udp::RTCP, u.to_rtcp, &out);
             } else if let Some(ch) = t.channel {
                 let mut framed = Vec::with_capacity(out.len() + 4);
                 let len = out.len();
@@ -627,7 +645,7 @@ impl Rtsp {
                 buf.clear();
                 t.stamp.write(&packets, i, &mut buf);
                 // A full send queue drops the datagram, as a network would.
-                let _ = u.rtp.send_to(&u.to, &buf);
+                let _ = self.host.udp_send(udp::RTP, u.to, &buf);
             }
             return Ok(());
         }
@@ -646,8 +664,8 @@ impl Rtsp {
     }
 
     /// Before PLAY: learns the tracks from the start of the subscription,
-    /// answers DESCRIBE once the first media frame shows they are all known,
-    /// and queues frames from there.
+    /// answers DESCRIBE once the media frames show they are all known, and
+    /// queues frames from there.
     fn before_play(&self, s: &mut Session, frame: &FrameRef) {
         let Some(p) = &mut s.play else { return };
         let info = frame.info();
@@ -662,34 +680,21 @@ impl Rtsp {
                 let cfg = Bytes::copy_from_slice(frame.data());
                 match known {
                     Some(i) => p.tracks[i].config = Some(cfg),
-                    None => p.tracks.push(PlayTrack {
-                        host_track: info.track,
-                        codec: info.codec,
-                        config: Some(cfg),
-                        channel: None,
-                        udp: None,
-                        stamp: Stamp::new(random_u32(), 0, random_u32() as u16, 0),
-                        clock_rate: 0,
-                        ts_offset: random_u32(),
-                    }),
+                    None => p
+                        .tracks
+                        .push(PlayTrack::new(info.track, info.codec, Some(cfg))),
                 }
                 return;
             }
             if known.is_none() {
-                p.tracks.push(PlayTrack {
-                    host_track: info.track,
-                    codec: info.codec,
-                    config: None,
-                    channel: None,
-                    udp: None,
-                    stamp: Stamp::new(random_u32(), 0, random_u32() as u16, 0),
-                    clock_rate: 0,
-                    ts_offset: random_u32(),
-                });
+                p.tracks.push(PlayTrack::new(info.track, info.codec, None));
             }
-            // The first media frame: the tracks the stream started with are
-            // known, and the stream's other declared tracks whose codecs
-            // need no configuration (Opus, G.711) join; write the SDP.
+            // A media frame: the stream's declared tracks whose codecs need
+            // no configuration (Opus, G.711) join. One whose configuration
+            // has not come yet (a publisher's first audio frame often
+            // follows its first video frames) is waited for, up to
+            // DECLARED_WAIT_US of media, before the SDP is written.
+            let mut waiting = false;
             for id in 0..MAX_TRACKS {
                 let Ok(ti) = p.sub.track_info(id) else {
                     continue;
@@ -699,16 +704,18 @@ impl Rtsp {
                 if known || (kind != RILL_TRACK_VIDEO && kind != RILL_TRACK_AUDIO) {
                     continue;
                 }
-                p.tracks.push(PlayTrack {
-                    host_track: id,
-                    codec: ti.codec,
-                    config: None,
-                    channel: None,
-                    udp: None,
-                    stamp: Stamp::new(random_u32(), 0, random_u32() as u16, 0),
-                    clock_rate: 0,
-                    ts_offset: random_u32(),
-                });
+                if SdpTrack::from_config(ti.codec, None, 0).is_ok() {
+                    p.tracks.push(PlayTrack::new(id, ti.codec, None));
+                } else {
+                    waiting = true;
+                }
+            }
+            let first = *p.first_media.get_or_insert(info.pts);
+            if waiting && info.pts.saturating_sub(first) < DECLARED_WAIT_US {
+                if p.queued.len() < MAX_QUEUED {
+                    p.queued.push_back(frame.clone());
+                }
+                return;
             }
             let mut sdp_tracks = Vec::new();
             let mut kept = Vec::new();
@@ -783,6 +790,31 @@ impl Rtsp {
     }
 }
 
+/// Binds the UDP port pair on the RTSP listener's address. Taken (by
+/// another program, or another plugin): RTSP goes on over TCP only, and
+/// SETUP asking for UDP gets 461, which players answer by trying TCP.
+fn bind_udp(host: &Host, cfg: &Config) -> bool {
+    let ip = cfg.listen.rsplit_once(':').map_or("0.0.0.0", |(ip, _)| ip);
+    let (rtp, rtcp) = (cfg.rtp_port, cfg.rtp_port + 1);
+    let bound = host
+        .udp_listen(&format!("{ip}:{rtp}"), udp::RTP)
+        .and_then(|()| host.udp_listen(&format!("{ip}:{rtcp}"), udp::RTCP));
+    match bound {
+        Ok(()) => {
+            rill_log!(host, Info, "RTSP's RTP/RTCP over UDP on {ip}:{rtp}-{rtcp}");
+            true
+        }
+        Err(e) => {
+            rill_log!(
+                host,
+                Error,
+                "RTSP over UDP is off: ports {rtp}-{rtcp} on {ip}: {e} (set plugins.rtsp.rtp_port)"
+            );
+            false
+        }
+    }
+}
+
 impl Plugin for Rtsp {
     type Session = Session;
     const WANTS_STREAM_EVENTS: bool = true;
@@ -791,13 +823,13 @@ impl Plugin for Rtsp {
         let cfg = host.parse_config(|y| Config::parse(y).map_err(|e| e.in_plugin("rtsp")))?;
         host.listen(&cfg.listen, LISTENER, 0)?;
         rill_log!(host, Info, "RTSP on {}", cfg.listen);
+        let udp = cfg.rtp_port != 0 && bind_udp(host, &cfg);
         Ok(Rtsp {
             host: *host,
             cfg,
             streams: Mutex::new(HashMap::new()),
-            // A new generation starts its search elsewhere than the old
-            // one, whose sessions keep their pairs while they drain.
-            next_port: AtomicU32::new((host.wall_us() / 1000) as u32),
+            udp,
+            routes: udp::Routes::default(),
         })
     }
 
@@ -813,6 +845,7 @@ impl Plugin for Rtsp {
             waiting: None,
             play: None,
             publish: None,
+            inbox: Arc::default(),
             _timer: Some(timer),
         })
     }
@@ -901,16 +934,27 @@ impl Plugin for Rtsp {
         }
     }
 
-    fn on_udp_data(
+    fn on_udp_packet(&self, socket_id: u32, from: SocketAddr, data: &[u8]) -> Result<()> {
+        if self.routes.deliver(&self.host, socket_id, from, data) {
+            Ok(())
+        } else {
+            // Not this generation's client: after a reload, the host offers
+            // the datagram to the generation whose session has it.
+            Err(Error::NOT_FOUND)
+        }
+    }
+
+    fn on_post(
         &self,
-        s: &mut Session,
-        _conn: &Conn,
-        socket_id: u32,
-        _from: &str,
-        data: &[u8],
+        session: Option<(&mut Session, &Conn)>,
+        msg: Box<dyn std::any::Any + Send>,
     ) -> Result<()> {
-        let (track, rtcp) = ((socket_id / 2) as usize, socket_id % 2 == 1);
-        let now = now(&self.host);
+        let Some((s, _conn)) = session else {
+            return Ok(());
+        };
+        if !msg.is::<udp::Wake>() {
+            return Ok(());
+        }
         // Anything from the client keeps its session alive.
         let session = s
             .publish
@@ -918,10 +962,12 @@ impl Plugin for Rtsp {
             .and_then(|p| p.session.clone())
             .or_else(|| s.play.as_ref().and_then(|p| p.session.clone()));
         if let Some(id) = session {
-            s.rtsp.refresh(now, &id);
+            s.rtsp.refresh(now(&self.host), &id);
         }
-        if !rtcp && s.publish.is_some() {
-            self.ingest(s, track, Bytes::copy_from_slice(data));
+        for d in s.inbox.take() {
+            if !d.rtcp && s.publish.is_some() {
+                self.ingest(s, d.track, d.data);
+            }
         }
         Ok(())
     }
@@ -935,6 +981,7 @@ impl Plugin for Rtsp {
 
     fn on_close(&self, mut s: Session, conn: &Conn, _reason: u32, _why: &str) {
         s.rtsp.close();
+        self.routes.remove(conn.id(), s.udp_addrs());
         if let Some(p) = s.publish.take() {
             rill_log!(
                 self.host,
