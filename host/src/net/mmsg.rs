@@ -148,43 +148,152 @@ fn recv_into(fd: RawFd, data: &mut [u8], got: &mut Vec<Received>) -> io::Result<
     Ok(1)
 }
 
-/// Sends the datagrams in order, as many as the socket takes now. Returns
-/// how many went (at least one), or `WouldBlock` when none could.
-pub fn send(fd: &impl AsRawFd, out: &[(SockAddr, Bytes)]) -> io::Result<usize> {
-    send_from(fd.as_raw_fd(), out)
-}
+/// Segments of one UDP GSO send at most (the kernel's `UDP_MAX_SEGMENTS`).
+pub const MAX_SEGMENTS: usize = 64;
+/// Bytes of one UDP GSO send at most (an IP datagram's limit, headers
+/// apart, with room to spare).
+pub const MAX_GSO_BYTES: usize = 65_000;
+/// Datagrams one [`send`] takes at most, whatever their grouping.
+const MAX_DATAGRAMS: usize = 256;
 
+/// Whether the kernel offers UDP GSO (`UDP_SEGMENT`, Linux 4.18) on `fd`.
 #[cfg(target_os = "linux")]
-fn send_from(fd: RawFd, out: &[(SockAddr, Bytes)]) -> io::Result<usize> {
-    let n = out.len().min(BATCH);
-    if n == 0 {
-        return Ok(0);
-    }
-    // SAFETY: all-zero is a valid value of these plain C structs.
-    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-    for (i, (to, data)) in out.iter().take(n).enumerate() {
-        iovs[i] = libc::iovec {
-            iov_base: data.as_ptr() as *mut libc::c_void,
-            iov_len: data.len(),
-        };
-        msgs[i].msg_hdr.msg_name = to.as_ptr() as *mut libc::c_void;
-        msgs[i].msg_hdr.msg_namelen = to.len();
-        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    // SAFETY: every msghdr points at a live address and a live iovec over
-    // bytes borrowed from `out` for the call; the kernel only reads them.
-    let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(sent as usize)
+pub fn gso_supported(fd: &impl AsRawFd) -> bool {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a getsockopt of an int into a live int, its size given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_from(fd: RawFd, out: &[(SockAddr, Bytes)]) -> io::Result<usize> {
+pub fn gso_supported(_fd: &impl AsRawFd) -> bool {
+    false
+}
+
+/// How many of `out`'s first datagrams one GSO send can carry: the same
+/// destination, the same size, except the last, which may be shorter.
+fn run_len(out: &[(SockAddr, Bytes)], room: usize) -> usize {
+    let Some((to, first)) = out.first() else {
+        return 0;
+    };
+    let seg = first.len();
+    let (mut n, mut total) = (1, seg);
+    if seg == 0 {
+        return 1;
+    }
+    for (t, d) in &out[1..] {
+        if n == MAX_SEGMENTS.min(room)
+            || t != to
+            || d.len() > seg
+            || total + d.len() > MAX_GSO_BYTES
+        {
+            break;
+        }
+        n += 1;
+        total += d.len();
+        if d.len() < seg {
+            break;
+        }
+    }
+    n
+}
+
+/// Sends the datagrams in order, as many as the socket takes now. Returns
+/// how many went (at least one), or `WouldBlock` when none could. With
+/// `gso`, runs of datagrams to one destination, equal in size but for the
+/// last, leave as one UDP GSO send each (the kernel or the NIC cuts them
+/// apart): one trip through the stack instead of one per datagram. An
+/// error is the first message's: `first` tells how many datagrams it
+/// carried.
+pub fn send(fd: &impl AsRawFd, out: &[(SockAddr, Bytes)], gso: bool) -> Result<usize, SendError> {
+    send_from(fd.as_raw_fd(), out, gso)
+}
+
+/// A send that failed: the error, and how many datagrams the first message
+/// carried (more than one: a GSO send).
+#[derive(Debug)]
+pub struct SendError {
+    pub error: io::Error,
+    pub first: usize,
+}
+
+#[cfg(target_os = "linux")]
+fn send_from(fd: RawFd, out: &[(SockAddr, Bytes)], gso: bool) -> Result<usize, SendError> {
+    /// A cmsg holding one u16, in u64s for its alignment.
+    type Cmsg = [u64; 4];
+    const _: () = assert!(std::mem::size_of::<Cmsg>() >= unsafe { libc::CMSG_SPACE(2) } as usize);
+    // SAFETY: all-zero is a valid value of these plain C structs.
+    let mut iovs: [libc::iovec; MAX_DATAGRAMS] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let mut cmsgs: [Cmsg; BATCH] = [[0; 4]; BATCH];
+    let mut counts = [0usize; BATCH];
+    let (mut m, mut i) = (0, 0);
+    while i < out.len() && m < BATCH && i < MAX_DATAGRAMS {
+        let n = if gso {
+            run_len(&out[i..], MAX_DATAGRAMS - i)
+        } else {
+            1
+        };
+        for (k, (_, data)) in out[i..i + n].iter().enumerate() {
+            iovs[i + k] = libc::iovec {
+                iov_base: data.as_ptr() as *mut libc::c_void,
+                iov_len: data.len(),
+            };
+        }
+        let to = &out[i].0;
+        let hdr = &mut msgs[m].msg_hdr;
+        hdr.msg_name = to.as_ptr() as *mut libc::c_void;
+        hdr.msg_namelen = to.len();
+        hdr.msg_iov = &mut iovs[i];
+        hdr.msg_iovlen = n;
+        if n > 1 {
+            hdr.msg_control = cmsgs[m].as_mut_ptr().cast();
+            // SAFETY: CMSG_SPACE is a constant computation.
+            hdr.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
+            // SAFETY: msg_control points at a zeroed buffer of at least
+            // CMSG_SPACE(2) bytes, 8-aligned, so CMSG_FIRSTHDR is non-null
+            // and its data has room for the u16 segment size.
+            unsafe {
+                let c = libc::CMSG_FIRSTHDR(hdr);
+                (*c).cmsg_level = libc::SOL_UDP;
+                (*c).cmsg_type = libc::UDP_SEGMENT;
+                (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
+                let seg = out[i].1.len() as u16;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg);
+            }
+        }
+        counts[m] = n;
+        m += 1;
+        i += n;
+    }
+    if m == 0 {
+        return Ok(0);
+    }
+    // SAFETY: every msghdr points at a live address, live iovecs over bytes
+    // borrowed from `out` and, for GSO, its own control buffer, all of which
+    // outlive the call; the kernel only reads them.
+    let sent = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), m as u32, libc::MSG_DONTWAIT) };
+    if sent < 0 {
+        return Err(SendError {
+            error: io::Error::last_os_error(),
+            first: counts[0],
+        });
+    }
+    Ok(counts[..sent as usize].iter().sum())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_from(fd: RawFd, out: &[(SockAddr, Bytes)], _gso: bool) -> Result<usize, SendError> {
     use std::mem::ManuallyDrop;
     use std::os::fd::FromRawFd;
     let Some((to, data)) = out.first() else {
@@ -195,8 +304,9 @@ fn send_from(fd: RawFd, out: &[(SockAddr, Bytes)]) -> io::Result<usize> {
     };
     // SAFETY: borrows the caller's open descriptor for this call only.
     let sock = ManuallyDrop::new(unsafe { std::net::UdpSocket::from_raw_fd(fd) });
-    sock.send_to(data, to)?;
-    Ok(1)
+    sock.send_to(data, to)
+        .map(|_| 1)
+        .map_err(|error| SendError { error, first: 1 })
 }
 
 #[cfg(test)]
@@ -215,7 +325,7 @@ mod tests {
         out.push((to.clone(), Bytes::from(vec![9; SLOT + 10])));
         let mut sent = 0;
         while sent < out.len() {
-            sent += send(&b, &out[sent..]).unwrap();
+            sent += send(&b, &out[sent..], false).unwrap();
         }
         let mut bufs = RecvBuffers::default();
         let mut seen = Vec::new();
@@ -242,5 +352,65 @@ mod tests {
             assert!(data.iter().all(|&x| x == i as u8));
         }
         assert!(seen[40].1, "an oversize datagram is flagged");
+    }
+
+    fn datagrams(to: &SockAddr, sizes: &[usize]) -> Vec<(SockAddr, Bytes)> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (to.clone(), Bytes::from(vec![i as u8; n])))
+            .collect()
+    }
+
+    #[test]
+    fn gso_runs_end_at_a_shorter_datagram_or_another_destination() {
+        let a = SockAddr::from("127.0.0.1:1000".parse::<SocketAddr>().unwrap());
+        let b = SockAddr::from("127.0.0.1:1001".parse::<SocketAddr>().unwrap());
+        let out = datagrams(&a, &[1200, 1200, 1200, 800, 1200, 1300]);
+        assert_eq!(run_len(&out, 64), 4, "three full, one shorter");
+        assert_eq!(run_len(&out[4..], 64), 1, "a longer one starts a new run");
+        assert_eq!(run_len(&out, 2), 2, "room");
+        let mut mixed = datagrams(&a, &[1200, 1200]);
+        mixed.extend(datagrams(&b, &[1200]));
+        assert_eq!(run_len(&mixed, 64), 2);
+        let many = datagrams(&a, &[1000; 100]);
+        assert_eq!(run_len(&many, 100), MAX_SEGMENTS);
+        let big = datagrams(&a, &[9000; 10]);
+        assert_eq!(run_len(&big, 100), MAX_GSO_BYTES / 9000);
+    }
+
+    /// Sent with GSO, received as the datagrams they were: sizes, bytes and
+    /// order kept.
+    #[test]
+    fn gso_sends_arrive_as_separate_datagrams() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let gso = gso_supported(&tx);
+        // Linux has had UDP GSO since 4.18: this test is about it.
+        assert_eq!(gso, cfg!(target_os = "linux"));
+        let to = SockAddr::from(rx.local_addr().unwrap());
+        let mut sizes = vec![1400; 9];
+        sizes.push(333);
+        sizes.extend([200, 1400, 1400, 1]);
+        sizes.extend([1300; 70]);
+        let out = datagrams(&to, &sizes);
+        let mut sent = 0;
+        while sent < out.len() {
+            sent += send(&tx, &out[sent..], gso).unwrap();
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got.len() < out.len() && std::time::Instant::now() < deadline {
+            match rx.recv(&mut buf) {
+                Ok(n) => got.push(buf[..n].to_vec()),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        assert_eq!(got.len(), out.len(), "gso {gso}");
+        for (g, (_, want)) in got.iter().zip(&out) {
+            assert_eq!(&g[..], &want[..]);
+        }
     }
 }

@@ -168,6 +168,9 @@ impl Instance {
 
     /// Runs a plugin callback under the plugin's serialization rule.
     pub(crate) fn call<R>(&self, f: impl FnOnce(&RillPluginDescriptor, *mut c_void) -> R) -> R {
+        // Closed last: what the callback queued on UDP leaves when it has
+        // returned and its lock is released.
+        let _udp = super::udp::SendBatch::enter();
         let _g = self.serial.as_ref().map(|m| m.lock());
         let _cb = CallbackScope::enter();
         f(&self.desc, self.instance_ptr())

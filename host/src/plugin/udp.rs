@@ -8,15 +8,19 @@
 //!   (`RILL_ERR_NOT_FOUND`: not its peer) goes to the earlier generations
 //!   still draining, whose connections it belongs to. Reads are batched
 //!   (`recvmmsg`) on the socket's own task, which calls `on_udp_packet`;
-//!   sends are queued (bounded) and written in batches (`sendmmsg`).
+//!   sends are queued (bounded) and written in batches (`sendmmsg`): what
+//!   a plugin callback queues leaves when the callback returns, from its
+//!   own thread, in one batch (see [`SendBatch`]); runs of datagrams to
+//!   one peer leave as UDP GSO sends where the kernel has them.
 //! - **Session sockets** (`udp_bind`, ABI 1.0): a socket owned by one
 //!   session (RTSP's client ports); its datagrams reach the session's task
 //!   in order, through a bounded queue, as `on_udp_data`.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwapOption;
@@ -57,6 +61,9 @@ pub(crate) struct UdpEntry {
     /// one declines; an entry goes when its instance is gone.
     older: Mutex<Vec<(Weak<Instance>, u32)>>,
     queue: Mutex<VecDeque<(SockAddr, Bytes)>>,
+    /// Runs to one peer leave as UDP GSO sends; off where the kernel lacks
+    /// it or the device refused one.
+    gso: AtomicBool,
     wake_sender: Notify,
     tasks: Mutex<Vec<AbortHandle>>,
     /// Counters: datagrams in, out, dropped as oversize, refused (queue full).
@@ -66,25 +73,86 @@ pub(crate) struct UdpEntry {
     pub refused: AtomicU64,
 }
 
+thread_local! {
+    /// The [`SendBatch`]es open on this thread, and the sockets datagrams
+    /// were queued on meanwhile.
+    static BATCH: RefCell<(u32, Vec<Arc<UdpEntry>>)> = const { RefCell::new((0, Vec::new())) };
+}
+
+/// While one is open on a thread (a plugin callback, a batch of received
+/// datagrams), what that thread queues on instance sockets waits; when
+/// the outermost one closes, each socket's queue leaves in `sendmmsg`
+/// batches from this thread. A frame's packets to a player thus go in one
+/// system call, without waking the sender task (which takes over only
+/// what the socket does not accept now).
+pub(crate) struct SendBatch(());
+
+impl SendBatch {
+    pub(crate) fn enter() -> SendBatch {
+        BATCH.with(|b| b.borrow_mut().0 += 1);
+        SendBatch(())
+    }
+}
+
+impl Drop for SendBatch {
+    fn drop(&mut self) {
+        BATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            b.0 -= 1;
+            if b.0 == 0 {
+                // Flushing calls no plugin: nothing opens a batch meanwhile.
+                for e in b.1.drain(..) {
+                    e.flush();
+                }
+            }
+        });
+    }
+}
+
 impl UdpEntry {
-    /// Queues a datagram for sending (`udp_send`).
-    pub(crate) fn send(&self, to: SocketAddr, data: &[u8]) -> i32 {
-        {
+    /// Queues a datagram for sending (`udp_send`). Whoever queues on an
+    /// empty queue sees that it leaves: its thread's open [`SendBatch`],
+    /// else the sender task; until the queue is empty again, the one
+    /// responsible sends what others add.
+    pub(crate) fn send(self: &Arc<Self>, to: SocketAddr, data: &[u8]) -> i32 {
+        let was_empty = {
             let mut q = self.queue.lock();
             if q.len() >= SEND_QUEUE {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 return RILL_ERR_AGAIN;
             }
+            let was_empty = q.is_empty();
             q.push_back((SockAddr::from(to), Bytes::copy_from_slice(data)));
+            was_empty
+        };
+        if was_empty {
+            let batched = BATCH.with(|b| {
+                let mut b = b.borrow_mut();
+                if b.0 == 0 {
+                    return false;
+                }
+                if !b.1.iter().any(|e| Arc::ptr_eq(e, self)) {
+                    b.1.push(self.clone());
+                }
+                true
+            });
+            if !batched {
+                self.wake_sender.notify_one();
+            }
         }
-        self.wake_sender.notify_one();
         RILL_OK
     }
 
     /// Sends what is queued without waiting; what the socket does not take
     /// now is left for the sender task.
-    fn flush_now(&self) {
-        let _ = self.socket.try_io(Interest::WRITABLE, || self.send_some());
+    fn flush(&self) {
+        let res = self.socket.try_io(Interest::WRITABLE, || {
+            while self.send_some()? {}
+            Ok(())
+        });
+        if res.is_err() {
+            self.wake_sender.notify_one();
+        }
     }
 
     /// One `sendmmsg` from the front of the queue. `Ok(true)` while more
@@ -104,14 +172,25 @@ impl UdpEntry {
         } else {
             front
         };
-        let n = match mmsg::send(&self.socket.as_raw_fd(), front) {
+        let gso = self.gso.load(Ordering::Relaxed);
+        let n = match mmsg::send(&self.socket.as_raw_fd(), front, gso) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Err(e),
-            // A datagram the kernel refuses (unreachable, too big): drop it
-            // and go on with the rest.
+            Err(e) if e.error.kind() == std::io::ErrorKind::WouldBlock => return Err(e.error),
+            // A device without checksum offload refuses GSO (EIO): off for
+            // this socket, and the same datagrams go again one by one.
+            Err(e)
+                if e.first > 1
+                    && matches!(e.error.raw_os_error(), Some(libc::EIO | libc::EINVAL)) =>
+            {
+                tracing::info!(addr = %self.addr, "udp: GSO off: {}", e.error);
+                self.gso.store(false, Ordering::Relaxed);
+                return Ok(true);
+            }
+            // Datagrams the kernel refuses (unreachable, too big): dropped,
+            // and on with the rest.
             Err(e) => {
-                tracing::debug!(addr = %self.addr, "udp send: {e}");
-                1
+                tracing::debug!(addr = %self.addr, "udp send: {}", e.error);
+                e.first
             }
         };
         self.sent.fetch_add(n as u64, Ordering::Relaxed);
@@ -207,6 +286,7 @@ impl UdpSockets {
                 target: ArcSwapOption::from(Some(target)),
                 older: Mutex::new(Vec::new()),
                 queue: Mutex::new(VecDeque::new()),
+                gso: AtomicBool::new(mmsg::gso_supported(&*socket)),
                 wake_sender: Notify::new(),
                 tasks: Mutex::new(Vec::new()),
                 received: AtomicU64::new(0),
@@ -310,6 +390,8 @@ async fn recv_loop(socket: Arc<UdpSocket>, entry: Weak<UdpEntry>) {
             }
         }
         let target = e.target.load_full();
+        // Answers queued by the callbacks leave together after the batch.
+        let _batch = SendBatch::enter();
         for i in 0..bufs.got.len() {
             let r = bufs.got[i];
             if r.truncated {
@@ -354,9 +436,6 @@ async fn recv_loop(socket: Arc<UdpSocket>, entry: Weak<UdpEntry>) {
                 }
             }
         }
-        // Answers queued by those callbacks leave in one batch, without
-        // waking the sender task.
-        e.flush_now();
     }
 }
 
@@ -375,7 +454,9 @@ async fn send_loop(entry: Weak<UdpEntry>) {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(err) => {
+                    // Nobody else sends a non-empty queue: drop it.
                     tracing::debug!(addr = %e.addr, "udp send: {err}");
+                    e.queue.lock().clear();
                     break;
                 }
             }
