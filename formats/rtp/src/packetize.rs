@@ -20,10 +20,11 @@
 //!
 //! Built once per frame, shared by every player: a [`Packets`] holds the
 //! payloads in one [`Bytes`] and, per packet, its span, marker and
-//! timestamp step. Players differ only in SSRC, sequence numbers and
-//! timestamp offset: each keeps a [`Stamp`] that writes the 12-byte header
-//! of each packet ([`Stamp::header`]), and sends it before the shared
-//! payload (a vectored write, or a copy into its datagram).
+//! timestamp step. Headers are either the stream's (SSRC, sequence numbers
+//! and timestamp offset per track, the same for every player: see
+//! [`crate::SharedPacketizers::interleaved`]) or a player's own, from a
+//! [`Stamp`] that writes the 12-byte header of each packet
+//! ([`Stamp::header`]) before the shared payload.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rill_abi::{
@@ -55,7 +56,9 @@ pub const MAX_FRAME_NALS: usize = 4096;
 pub const MAX_AAC_AU: usize = 0x1FFF;
 
 /// The first bytes of [`Packets::to_bytes`].
-const CACHE_MAGIC: &[u8; 4] = b"RTP1";
+const CACHE_MAGIC: &[u8; 4] = b"RTP2";
+/// The bytes of [`Packets::to_bytes`] before the packets' table.
+const CACHE_HEAD: usize = 22;
 
 /// One packet of a [`Packets`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +77,15 @@ pub struct PacketInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Packets {
     /// The frame's RTP timestamp with offset 0 (its PTS in the track's
-    /// clock, wrapped to 32 bits); each player adds its own offset.
+    /// clock, wrapped to 32 bits); headers add an offset.
     pub timestamp: u32,
+    /// The track's SSRC in the stream (0 until a
+    /// [`crate::SharedPacketizers`] numbers the packets).
+    pub ssrc: u32,
+    /// The stream's sequence number of the first packet (as `ssrc`).
+    pub seq: u16,
+    /// The stream's timestamp offset for the track (as `ssrc`).
+    pub ts_offset: u32,
     /// Every payload, one after the other.
     pub data: Bytes,
     /// The packets, in sending order.
@@ -100,14 +110,18 @@ impl Packets {
     }
 
     /// The packets in one buffer, for a cache shared by the players of a
-    /// frame (the host's per-frame cache stores byte frames): a 12-byte
-    /// head (`RTP1`, timestamp, count), 13 bytes per packet (start, end,
-    /// marker, timestamp step) and the payloads. [`Packets::from_bytes`]
-    /// reads it back without copying the payloads.
+    /// frame (the host's per-frame cache stores byte frames): a 22-byte
+    /// head (`RTP2`, timestamp, SSRC, sequence number, timestamp offset,
+    /// count), 13 bytes per packet (start, end, marker, timestamp step) and
+    /// the payloads. [`Packets::from_bytes`] reads it back without copying
+    /// the payloads.
     pub fn to_bytes(&self) -> Bytes {
-        let mut b = BytesMut::with_capacity(12 + 13 * self.packets.len() + self.data.len());
+        let mut b = BytesMut::with_capacity(CACHE_HEAD + 13 * self.packets.len() + self.data.len());
         b.put_slice(CACHE_MAGIC);
         b.put_u32(self.timestamp);
+        b.put_u32(self.ssrc);
+        b.put_u16(self.seq);
+        b.put_u32(self.ts_offset);
         b.put_u32(self.packets.len() as u32);
         for p in &self.packets {
             b.put_u32(p.start);
@@ -121,21 +135,22 @@ impl Packets {
 
     /// Reads what [`Packets::to_bytes`] wrote; the payloads stay in `b`.
     pub fn from_bytes(b: Bytes) -> Result<Packets, Error> {
-        if b.len() < 12 || &b[..4] != CACHE_MAGIC {
+        if b.len() < CACHE_HEAD || &b[..4] != CACHE_MAGIC {
             return Err(Error::Malformed("cached RTP packets"));
         }
         let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        let timestamp = be(4);
-        let count = be(8) as usize;
+        let (timestamp, ssrc) = (be(4), be(8));
+        let seq = u16::from_be_bytes([b[12], b[13]]);
+        let (ts_offset, count) = (be(14), be(18) as usize);
         let head = count
             .checked_mul(13)
-            .and_then(|n| n.checked_add(12))
+            .and_then(|n| n.checked_add(CACHE_HEAD))
             .filter(|&n| n <= b.len())
             .ok_or(Error::Truncated("cached RTP packets"))?;
         let data = b.slice(head..);
         let mut packets = Vec::with_capacity(count);
         for k in 0..count {
-            let at = 12 + 13 * k;
+            let at = CACHE_HEAD + 13 * k;
             let p = PacketInfo {
                 start: be(at),
                 end: be(at + 4),
@@ -149,6 +164,9 @@ impl Packets {
         }
         Ok(Packets {
             timestamp,
+            ssrc,
+            seq,
+            ts_offset,
             data,
             packets,
         })
@@ -500,6 +518,7 @@ impl Packetizer {
             timestamp: rtp_timestamp(frame.pts, self.rate, 0),
             data: b.data.freeze(),
             packets: b.packets,
+            ..Packets::default()
         })
     }
 }
@@ -674,15 +693,19 @@ mod tests {
         let config = seeds::video_config(RILL_CODEC_H264);
         let mut p = Packetizer::new(RILL_CODEC_H264, Some(&config), 1200).unwrap();
         let au = seeds::video_au(RILL_CODEC_H264, true, 5000, true, &[1, 2]);
-        let pk = p
+        let mut pk = p
             .packetize(&frame(RILL_CODEC_H264, RILL_FRAME_KEY, 40_000, au))
             .unwrap();
+        (pk.ssrc, pk.seq, pk.ts_offset) = (0xDEAD_BEEF, 65_000, 12_345);
         let cached = pk.to_bytes();
         let back = Packets::from_bytes(cached.clone()).unwrap();
         assert_eq!(back, pk);
         assert!(Packets::from_bytes(cached.slice(..cached.len() - 1)).is_err());
         assert!(Packets::from_bytes(cached.slice(..20)).is_err());
-        assert!(Packets::from_bytes(Bytes::from_static(b"RTP1\0\0\0\0\xFF\xFF\xFF\xFF")).is_err());
+        assert!(Packets::from_bytes(Bytes::from_static(
+            b"RTP2\0\0\0\0\0\0\0\0\0\0\0\0\0\0\xFF\xFF\xFF\xFF"
+        ))
+        .is_err());
         assert!(Packets::from_bytes(Bytes::new()).is_err());
     }
 

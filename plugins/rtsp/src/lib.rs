@@ -31,8 +31,8 @@ use rill_abi::{
     RILL_FRAME_CONFIG, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO, RILL_TRACK_VIDEO,
 };
 use rill_rtp::{
-    clock, ReceiverConfig, Sdp, SdpTrack, SharedPacketizers, Stamp, TrackReceiver,
-    DEFAULT_MAX_PAYLOAD,
+    clock, interleaved_packets, ReceiverConfig, Sdp, SdpTrack, SharedPacketizers, Stamp,
+    TrackReceiver, DEFAULT_MAX_PAYLOAD,
 };
 use rill_rtsp::{
     Credentials, Event, Limits, Lower, Mode, RequestId, ServerSession, Settings, SetupAnswer,
@@ -81,16 +81,24 @@ struct PlayTrack {
 }
 
 impl PlayTrack {
-    fn new(host_track: u32, codec: u32, config: Option<Bytes>) -> PlayTrack {
+    /// A track with the stream's SSRC and timestamp offset: every player
+    /// of a stream gets the same packets.
+    fn new(
+        stream: &SharedPacketizers,
+        host_track: u32,
+        codec: u32,
+        config: Option<Bytes>,
+    ) -> PlayTrack {
+        let st = stream.stamp(host_track);
         PlayTrack {
             host_track,
             codec,
             config,
             channel: None,
             udp: None,
-            stamp: Stamp::new(random_u32(), 0, random_u32() as u16, 0),
+            stamp: Stamp::new(st.ssrc, 0, st.next_seq, st.ts_offset),
             clock_rate: 0,
-            ts_offset: random_u32(),
+            ts_offset: st.ts_offset,
         }
     }
 }
@@ -570,12 +578,22 @@ impl Rtsp {
             .map(|f| f.pts)
             .min()
             .unwrap_or(0);
+        // Each track's first packet: its first queued frame's, numbered
+        // now if no player had it yet.
         let mut starts = Vec::new();
         for &i in tracks {
             let Some(t) = p.tracks.get(i) else { continue };
+            let first = p.queued.iter().find(|f| {
+                let f = f.info();
+                f.track == t.host_track && f.flags & RILL_FRAME_CONFIG == 0
+            });
+            let seq = first
+                .and_then(|f| p.stream.packets(&self.host, f, t.config.as_deref()).ok())
+                .filter(|pk| !pk.is_empty())
+                .map_or_else(|| p.stream.stamp(t.host_track).next_seq, |pk| pk.seq);
             starts.push(TrackStart {
                 track: i,
-                seq: t.stamp.seq,
+                seq,
                 rtptime: clock::rtp_timestamp(start, t.clock_rate, t.ts_offset),
             });
         }
@@ -629,38 +647,37 @@ impl Rtsp {
         let Some(t) = p.tracks.iter_mut().find(|t| t.host_track == info.track) else {
             return Ok(());
         };
-        let packets = match p.stream.packets(&self.host, frame, t.config.as_deref()) {
-            Ok(p) => p,
+        let channel = t.channel.unwrap_or(0);
+        let wire = match p.stream.interleaved(
+            &self.host,
+            frame,
+            t.config.as_deref(),
+            channel,
+            t.stamp.payload_type,
+        ) {
+            Ok(Some(w)) => w,
+            Ok(None) => return Ok(()),
             Err(e) => {
                 rill_log!(self.host, Debug, "RTP: {e}");
                 return Ok(());
             }
         };
-        if packets.is_empty() {
-            return Ok(());
+        // Counted for this player's sender reports.
+        for packet in interleaved_packets(wire.data()) {
+            t.stamp.packets += 1;
+            t.stamp.octets += (packet.len() - rill_rtp::packet::RTP_HEADER_LEN) as u64;
         }
         if let Some(u) = &t.udp {
-            let mut buf = Vec::with_capacity(1500);
-            for i in 0..packets.len() {
-                buf.clear();
-                t.stamp.write(&packets, i, &mut buf);
+            for packet in interleaved_packets(wire.data()) {
                 // A full send queue drops the datagram, as a network would.
-                let _ = self.host.udp_send(udp::RTP, u.to, &buf);
+                let _ = self.host.udp_send(udp::RTP, u.to, packet);
             }
             return Ok(());
         }
-        let Some(channel) = t.channel else {
+        if t.channel.is_none() {
             return Ok(());
-        };
-        let mut buf = Vec::with_capacity(packets.len() * 16 + frame.data().len() + 64);
-        for i in 0..packets.len() {
-            let payload = packets.payload_ref(i);
-            let len = 12 + payload.len();
-            buf.extend_from_slice(&[b'$', channel, (len >> 8) as u8, len as u8]);
-            buf.extend_from_slice(&t.stamp.header(&packets, i));
-            buf.extend_from_slice(payload);
         }
-        conn.write(&buf).map(drop)
+        conn.write_frame(&wire).map(drop)
     }
 
     /// Before PLAY: learns the tracks from the start of the subscription,
@@ -680,14 +697,16 @@ impl Rtsp {
                 let cfg = Bytes::copy_from_slice(frame.data());
                 match known {
                     Some(i) => p.tracks[i].config = Some(cfg),
-                    None => p
-                        .tracks
-                        .push(PlayTrack::new(info.track, info.codec, Some(cfg))),
+                    None => {
+                        p.tracks
+                            .push(PlayTrack::new(&p.stream, info.track, info.codec, Some(cfg)))
+                    }
                 }
                 return;
             }
             if known.is_none() {
-                p.tracks.push(PlayTrack::new(info.track, info.codec, None));
+                p.tracks
+                    .push(PlayTrack::new(&p.stream, info.track, info.codec, None));
             }
             // A media frame: the stream's declared tracks whose codecs need
             // no configuration (Opus, G.711) join. One whose configuration
@@ -705,7 +724,7 @@ impl Rtsp {
                     continue;
                 }
                 if SdpTrack::from_config(ti.codec, None, 0).is_ok() {
-                    p.tracks.push(PlayTrack::new(id, ti.codec, None));
+                    p.tracks.push(PlayTrack::new(&p.stream, id, ti.codec, None));
                 } else {
                     waiting = true;
                 }
@@ -721,10 +740,15 @@ impl Rtsp {
             let mut kept = Vec::new();
             for t in p.tracks.drain(..) {
                 let idx = kept.len();
-                if let Ok(st) = SdpTrack::from_config(t.codec, t.config.as_deref(), idx) {
+                if let Ok(mut st) = SdpTrack::from_config(t.codec, t.config.as_deref(), idx) {
+                    // A dynamic payload type by host track, not by this
+                    // player's order: the packets are the same for all.
+                    if st.payload_type >= 96 {
+                        st.payload_type = 96 + t.host_track.min(31) as u8;
+                    }
                     let mut t = t;
                     t.clock_rate = st.clock_rate;
-                    t.stamp = Stamp::new(t.stamp.ssrc, st.payload_type, t.stamp.seq, t.ts_offset);
+                    t.stamp.payload_type = st.payload_type;
                     sdp_tracks.push(st);
                     kept.push(t);
                 }
