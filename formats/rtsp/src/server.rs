@@ -1145,7 +1145,14 @@ impl ServerSession {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() && self.events.capacity() > 0 {
+            // Events come in bursts (a SETUP, then nothing for minutes but
+            // RTCP): an idle session keeps no room for them (an event is
+            // about 440 bytes).
+            self.events = VecDeque::new();
+        }
+        e
     }
 
     /// The next bytes to write.

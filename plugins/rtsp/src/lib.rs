@@ -607,7 +607,8 @@ impl Rtsp {
         // from the start.
         self.sender_reports(s, conn);
         let Some(p) = &mut s.play else { return Ok(()) };
-        let queued: Vec<FrameRef> = p.queued.drain(..).collect();
+        // Taken whole: a playing session keeps no room for a GOP.
+        let queued = std::mem::take(&mut p.queued);
         for f in &queued {
             self.send_frame(s, conn, f)?;
         }
