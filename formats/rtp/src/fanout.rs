@@ -10,6 +10,14 @@
 //! RTSP's interleaved framing, as a host frame that every TCP player
 //! writes without a copy and every UDP player sends from.
 //!
+//! Sequence numbers are given out when a frame is first packetized: in
+//! stream order as long as the first player to reach each frame had the
+//! ones before it. A player the host let skip frames can reach a frame
+//! first and number it ahead of ones others have still to get; a player
+//! whose packets then do not follow on from its last sends a copy with
+//! its own continuous numbers (the RTSP plugin does), so no player ever
+//! sees its sequence jump or go back.
+//!
 //! The cache key mixes a fixed tag with a number random per
 //! [`SharedPacketizers`]: packets cached on a frame are only valid with the
 //! packetizer state that made them (the configuration it saw), and two

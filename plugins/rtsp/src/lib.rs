@@ -597,6 +597,11 @@ impl Rtsp {
                 rtptime: clock::rtp_timestamp(start, t.clock_rate, t.ts_offset),
             });
         }
+        for st in &starts {
+            if let Some(t) = p.tracks.get_mut(st.track) {
+                t.stamp.seq = st.seq;
+            }
+        }
         let _ = s.rtsp.accept_play(request, None, &starts);
         self.flush(s, conn);
         let Some(p) = &mut s.play else { return Ok(()) };
@@ -663,13 +668,35 @@ impl Rtsp {
                 return Ok(());
             }
         };
-        // Counted for this player's sender reports.
-        for packet in interleaved_packets(wire.data()) {
+        // The stream numbers packets in the order frames are first
+        // packetized; a player whose frames do not follow on from its last
+        // (the host let it, or the first player of a frame, skip some)
+        // gets its own continuous numbers, in a copy.
+        let expected = t.stamp.seq;
+        let data = wire.data();
+        let mut count = 0u16;
+        for packet in interleaved_packets(data) {
+            count = count.wrapping_add(1);
             t.stamp.packets += 1;
             t.stamp.octets += (packet.len() - rill_rtp::packet::RTP_HEADER_LEN) as u64;
         }
+        let first_seq = interleaved_packets(data)
+            .next()
+            .map_or(expected, |p| u16::from_be_bytes([p[2], p[3]]));
+        t.stamp.seq = expected.wrapping_add(count);
+        let own = first_seq != expected;
         if let Some(u) = &t.udp {
-            for packet in interleaved_packets(wire.data()) {
+            let mut buf = Vec::new();
+            for (i, packet) in interleaved_packets(data).enumerate() {
+                let packet = if own {
+                    buf.clear();
+                    buf.extend_from_slice(packet);
+                    let seq = expected.wrapping_add(i as u16);
+                    buf[2..4].copy_from_slice(&seq.to_be_bytes());
+                    &buf[..]
+                } else {
+                    packet
+                };
                 // A full send queue drops the datagram, as a network would.
                 let _ = self.host.udp_send(udp::RTP, u.to, packet);
             }
@@ -678,7 +705,19 @@ impl Rtsp {
         if t.channel.is_none() {
             return Ok(());
         }
-        conn.write_frame(&wire).map(drop)
+        if !own {
+            return conn.write_frame(&wire).map(drop);
+        }
+        let mut copy = data.to_vec();
+        let (mut at, mut i) = (0, 0u16);
+        while at + 8 <= copy.len() {
+            let len = usize::from(u16::from_be_bytes([copy[at + 2], copy[at + 3]]));
+            let seq = expected.wrapping_add(i);
+            copy[at + 6..at + 8].copy_from_slice(&seq.to_be_bytes());
+            at += 4 + len;
+            i = i.wrapping_add(1);
+        }
+        conn.write(&copy).map(drop)
     }
 
     /// Before PLAY: learns the tracks from the start of the subscription,
