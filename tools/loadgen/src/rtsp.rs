@@ -57,6 +57,66 @@ const DATAGRAM: usize = 2048;
 /// used only while datagrams wait; capped by `net.core.rmem_max`.
 pub const RECV_BUFFER: usize = 1 << 20;
 
+/// Reads with `UDP_GRO` (Linux 5.0): a run of datagrams one sender sent
+/// as one GSO send comes in one read, with its segment size, instead of
+/// one read (and, on loopback, one enqueue and wake-up charged to the
+/// sender) per datagram, as QUIC stacks read. `false` where the kernel
+/// lacks it.
+pub fn enable_gro(sock: &UdpSocket) -> bool {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and a c_int option of its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
+/// One read of a socket with `UDP_GRO` on: the bytes and the size of
+/// each datagram in them (the last may be shorter; 0: one datagram).
+fn recv_gro(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, usize)> {
+    use std::os::fd::AsRawFd;
+    sock.try_io(tokio::io::Interest::READABLE, || {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut control = [0u64; 8];
+        // SAFETY: all-zero is a valid msghdr.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: msg points at a live iovec over `buf` and a live control
+        // buffer, both of the lengths given.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut seg = 0usize;
+        // SAFETY: the kernel filled msg's control buffer; CMSG_* walk it
+        // within msg_controllen.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == libc::UDP_GRO {
+                    seg =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>()) as usize;
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        Ok((n as usize, seg))
+    })
+}
+
 /// Asks for a receive buffer of `bytes` (best effort).
 pub fn recv_buffer(sock: &UdpSocket, bytes: usize) {
     use std::os::fd::AsRawFd;
@@ -82,6 +142,8 @@ pub struct RtspUrl {
     pub addr: String,
     /// Media over UDP (players); else TCP interleaved.
     pub udp: bool,
+    /// Over UDP, read with `UDP_GRO` (`gro=off` in the query: without).
+    pub gro: bool,
 }
 
 impl RtspUrl {
@@ -122,6 +184,7 @@ impl RtspUrl {
             url: String::new(),
             addr,
             udp,
+            gro: true,
         };
         let mut kept = Vec::new();
         for kv in query.split('&').filter(|s| !s.is_empty()) {
@@ -131,6 +194,8 @@ impl RtspUrl {
                 Some(("transport", v)) => {
                     return Err(format!("{url}: transport={v}: tcp or udp"));
                 }
+                Some(("gro", "off")) => u.gro = false,
+                Some(("gro", "on")) => u.gro = true,
                 _ => kept.push(kv),
             }
         }
@@ -445,11 +510,13 @@ pub async fn play(
     let peer = conn.sock.peer_addr().map_err(err("connect"))?;
     let mut tracks: Vec<Track> = Vec::new();
     let mut frames = Vec::new();
+    // Room for a GSO run read whole (UDP_GRO).
     let mut dgram = if url.udp {
-        vec![0u8; DATAGRAM].into_boxed_slice()
+        vec![0u8; 65_536].into_boxed_slice()
     } else {
         Box::default()
     };
+    let mut gro = false;
     let mut rtcp = 0u64;
     let mut reports = 0u64;
     let mut next_report = Instant::now() + REPORT_EVERY;
@@ -460,6 +527,11 @@ pub async fn play(
                     ClientEvent::Described { sdp, .. } => {
                         let (t, setup) = describe(&sdp, url.udp.then_some(peer)).await?;
                         tracks = t;
+                        gro = url.gro
+                            && tracks
+                                .iter()
+                                .filter_map(|t| t.udp.as_ref())
+                                .all(|(rtp, _)| enable_gro(rtp));
                         conn.c.setup(setup).map_err(err("RTSP"))?;
                     }
                     ClientEvent::SetUp { track, transport } => {
@@ -552,17 +624,24 @@ pub async fn play(
             for t in &mut tracks {
                 if let Some((sock, _)) = &t.udp {
                     loop {
-                        match sock.try_recv(&mut dgram) {
-                            Ok(n) => {
+                        let got = if gro {
+                            recv_gro(sock, &mut dgram)
+                        } else {
+                            sock.try_recv(&mut dgram[..DATAGRAM]).map(|n| (n, 0))
+                        };
+                        match got {
+                            Ok((n, seg)) => {
                                 p.bytes += n as u64;
-                                // (The fields, not `Track::rtp`: the socket
-                                // is borrowed.)
-                                if t.first_received.is_none() && n >= 4 {
-                                    t.first_received =
-                                        Some(u16::from_be_bytes([dgram[2], dgram[3]]));
+                                let seg = if seg == 0 { n.max(1) } else { seg };
+                                for d in dgram[..n].chunks(seg) {
+                                    // (The fields, not `Track::rtp`: the
+                                    // socket is borrowed.)
+                                    if t.first_received.is_none() && d.len() >= 4 {
+                                        t.first_received = Some(u16::from_be_bytes([d[2], d[3]]));
+                                    }
+                                    let d = Bytes::copy_from_slice(d);
+                                    let _ = t.rx.rtp(now_us(), d, &mut frames);
                                 }
-                                let d = Bytes::copy_from_slice(&dgram[..n]);
-                                let _ = t.rx.rtp(now_us(), d, &mut frames);
                             }
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                             // An ICMP refusal of a report: not fatal.
@@ -574,7 +653,7 @@ pub async fn play(
                 if let Some((_, sock)) = &t.udp {
                     // Sender reports; errors (an ICMP refusal of a report)
                     // end the round.
-                    while let Ok(n) = sock.try_recv(&mut dgram) {
+                    while let Ok(n) = sock.try_recv(&mut dgram[..DATAGRAM]) {
                         rtcp += 1;
                         sender_report(&mut t.rx, &dgram[..n]);
                     }
