@@ -862,7 +862,11 @@ pub struct RillHostApi {
     >,
     /// Added in 1.1. Sends one datagram (copied, at most 65507 bytes) from
     /// the instance's socket `socket_id` to `to`. Thread-safe. Datagrams
-    /// are queued and written in batches (`sendmmsg`). `RILL_ERR_AGAIN`:
+    /// are queued and written in batches (`sendmmsg`): what a callback
+    /// sends leaves when it returns, consecutive datagrams to one peer of
+    /// one size (the last may be shorter) as one UDP GSO send where the
+    /// kernel offers it; send a frame's packets to a peer one after the
+    /// other to benefit. `RILL_ERR_AGAIN`:
     /// the socket's send queue is full, dropped (as the network would).
     /// `RILL_ERR_NOT_FOUND`: no such socket. `RILL_ERR_INVALID`: too long or
     /// a bad address.

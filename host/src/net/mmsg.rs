@@ -181,7 +181,7 @@ pub fn gso_supported(_fd: &impl AsRawFd) -> bool {
 
 /// How many of `out`'s first datagrams one GSO send can carry: the same
 /// destination, the same size, except the last, which may be shorter.
-fn run_len(out: &[(SockAddr, Bytes)], room: usize) -> usize {
+fn run_len(out: &[(SocketAddr, Bytes)], room: usize) -> usize {
     let Some((to, first)) = out.first() else {
         return 0;
     };
@@ -214,7 +214,7 @@ fn run_len(out: &[(SockAddr, Bytes)], room: usize) -> usize {
 /// apart): one trip through the stack instead of one per datagram. An
 /// error is the first message's: `first` tells how many datagrams it
 /// carried.
-pub fn send(fd: &impl AsRawFd, out: &[(SockAddr, Bytes)], gso: bool) -> Result<usize, SendError> {
+pub fn send(fd: &impl AsRawFd, out: &[(SocketAddr, Bytes)], gso: bool) -> Result<usize, SendError> {
     send_from(fd.as_raw_fd(), out, gso)
 }
 
@@ -227,7 +227,7 @@ pub struct SendError {
 }
 
 #[cfg(target_os = "linux")]
-fn send_from(fd: RawFd, out: &[(SockAddr, Bytes)], gso: bool) -> Result<usize, SendError> {
+fn send_from(fd: RawFd, out: &[(SocketAddr, Bytes)], gso: bool) -> Result<usize, SendError> {
     /// A cmsg holding one u16, in u64s for its alignment.
     type Cmsg = [u64; 4];
     const _: () = assert!(std::mem::size_of::<Cmsg>() >= unsafe { libc::CMSG_SPACE(2) } as usize);
@@ -237,6 +237,9 @@ fn send_from(fd: RawFd, out: &[(SockAddr, Bytes)], gso: bool) -> Result<usize, S
     let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
     let mut cmsgs: [Cmsg; BATCH] = [[0; 4]; BATCH];
     let mut counts = [0usize; BATCH];
+    // The queue keeps the 32-byte SocketAddr; the kernel's form is made
+    // here, one per message.
+    let mut names: [Option<SockAddr>; BATCH] = Default::default();
     let (mut m, mut i) = (0, 0);
     while i < out.len() && m < BATCH && i < MAX_DATAGRAMS {
         let n = if gso {
@@ -250,7 +253,7 @@ fn send_from(fd: RawFd, out: &[(SockAddr, Bytes)], gso: bool) -> Result<usize, S
                 iov_len: data.len(),
             };
         }
-        let to = &out[i].0;
+        let to = names[m].insert(SockAddr::from(out[i].0));
         let hdr = &mut msgs[m].msg_hdr;
         hdr.msg_name = to.as_ptr() as *mut libc::c_void;
         hdr.msg_namelen = to.len();
@@ -293,14 +296,11 @@ fn send_from(fd: RawFd, out: &[(SockAddr, Bytes)], gso: bool) -> Result<usize, S
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_from(fd: RawFd, out: &[(SockAddr, Bytes)], _gso: bool) -> Result<usize, SendError> {
+fn send_from(fd: RawFd, out: &[(SocketAddr, Bytes)], _gso: bool) -> Result<usize, SendError> {
     use std::mem::ManuallyDrop;
     use std::os::fd::FromRawFd;
     let Some((to, data)) = out.first() else {
         return Ok(0);
-    };
-    let Some(to) = to.as_socket() else {
-        return Ok(1);
     };
     // SAFETY: borrows the caller's open descriptor for this call only.
     let sock = ManuallyDrop::new(unsafe { std::net::UdpSocket::from_raw_fd(fd) });
@@ -318,11 +318,11 @@ mod tests {
         let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         a.set_nonblocking(true).unwrap();
-        let to = SockAddr::from(a.local_addr().unwrap());
-        let mut out: Vec<(SockAddr, Bytes)> = (0..40u8)
-            .map(|i| (to.clone(), Bytes::from(vec![i; 100 + i as usize])))
+        let to = a.local_addr().unwrap();
+        let mut out: Vec<(SocketAddr, Bytes)> = (0..40u8)
+            .map(|i| (to, Bytes::from(vec![i; 100 + i as usize])))
             .collect();
-        out.push((to.clone(), Bytes::from(vec![9; SLOT + 10])));
+        out.push((to, Bytes::from(vec![9; SLOT + 10])));
         let mut sent = 0;
         while sent < out.len() {
             sent += send(&b, &out[sent..], false).unwrap();
@@ -354,18 +354,18 @@ mod tests {
         assert!(seen[40].1, "an oversize datagram is flagged");
     }
 
-    fn datagrams(to: &SockAddr, sizes: &[usize]) -> Vec<(SockAddr, Bytes)> {
+    fn datagrams(to: &SocketAddr, sizes: &[usize]) -> Vec<(SocketAddr, Bytes)> {
         sizes
             .iter()
             .enumerate()
-            .map(|(i, &n)| (to.clone(), Bytes::from(vec![i as u8; n])))
+            .map(|(i, &n)| (*to, Bytes::from(vec![i as u8; n])))
             .collect()
     }
 
     #[test]
     fn gso_runs_end_at_a_shorter_datagram_or_another_destination() {
-        let a = SockAddr::from("127.0.0.1:1000".parse::<SocketAddr>().unwrap());
-        let b = SockAddr::from("127.0.0.1:1001".parse::<SocketAddr>().unwrap());
+        let a: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:1001".parse().unwrap();
         let out = datagrams(&a, &[1200, 1200, 1200, 800, 1200, 1300]);
         assert_eq!(run_len(&out, 64), 4, "three full, one shorter");
         assert_eq!(run_len(&out[4..], 64), 1, "a longer one starts a new run");
@@ -389,7 +389,7 @@ mod tests {
         let gso = gso_supported(&tx);
         // Linux has had UDP GSO since 4.18: this test is about it.
         assert_eq!(gso, cfg!(target_os = "linux"));
-        let to = SockAddr::from(rx.local_addr().unwrap());
+        let to = rx.local_addr().unwrap();
         let mut sizes = vec![1400; 9];
         sizes.push(333);
         sizes.extend([200, 1400, 1400, 1]);

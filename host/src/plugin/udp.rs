@@ -27,7 +27,6 @@ use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rill_abi::{RillSockAddr, RILL_ERR_AGAIN, RILL_ERR_NOT_FOUND, RILL_OK};
-use socket2::SockAddr;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
@@ -60,7 +59,7 @@ pub(crate) struct UdpEntry {
     /// Earlier generations, newest first, for the datagrams the current
     /// one declines; an entry goes when its instance is gone.
     older: Mutex<Vec<(Weak<Instance>, u32)>>,
-    queue: Mutex<VecDeque<(SockAddr, Bytes)>>,
+    queue: Mutex<VecDeque<(SocketAddr, Bytes)>>,
     /// Runs to one peer leave as UDP GSO sends; off where the kernel lacks
     /// it or the device refused one.
     gso: AtomicBool,
@@ -122,7 +121,7 @@ impl UdpEntry {
                 return RILL_ERR_AGAIN;
             }
             let was_empty = q.is_empty();
-            q.push_back((SockAddr::from(to), Bytes::copy_from_slice(data)));
+            q.push_back((to, Bytes::copy_from_slice(data)));
             was_empty
         };
         if was_empty {
