@@ -210,6 +210,24 @@ fn interleave(p: &Packets, channel: u8, payload_type: u8) -> Result<Bytes, Error
     Ok(b.freeze())
 }
 
+/// Gives the packets of an interleaved buffer (a copy of
+/// [`SharedPacketizers::interleaved`]'s) the sequence numbers `first`,
+/// `first + 1`, ...: a player's own numbering. Stops at anything that is
+/// not a whole frame; returns the number after the last.
+pub fn renumber_interleaved(data: &mut [u8], first: u16) -> u16 {
+    let (mut at, mut seq) = (0, first);
+    while at + 4 + RTP_HEADER_LEN <= data.len() && data[at] == b'$' {
+        let len = usize::from(u16::from_be_bytes([data[at + 2], data[at + 3]]));
+        if len < RTP_HEADER_LEN || at + 4 + len > data.len() {
+            break;
+        }
+        data[at + 6..at + 8].copy_from_slice(&seq.to_be_bytes());
+        seq = seq.wrapping_add(1);
+        at += 4 + len;
+    }
+    seq
+}
+
 /// The RTP packets of an interleaved buffer ([`SharedPacketizers::interleaved`]),
 /// without their framing; stops at anything that is not a whole frame.
 pub fn interleaved_packets(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -273,6 +291,14 @@ mod tests {
             (a.header.payload_type, a.payload, b.payload),
             (97, &b"abcd"[..], &b"efg"[..])
         );
+        let mut copy = wire.to_vec();
+        assert_eq!(renumber_interleaved(&mut copy, 10), 12);
+        let seqs: Vec<u16> = interleaved_packets(&copy)
+            .map(|p| RtpPacket::parse(p).unwrap().header.seq)
+            .collect();
+        assert_eq!(seqs, [10, 11]);
+        assert_eq!(copy[..6], wire[..6], "only the sequence numbers change");
+        assert_eq!(copy[8..20], wire[8..20]);
         // A cut buffer yields its whole packets only.
         assert_eq!(interleaved_packets(&wire[..wire.len() - 1]).count(), 1);
         assert_eq!(interleaved_packets(b"x").count(), 0);

@@ -121,7 +121,7 @@ mod vp9;
 pub use clock::{AvSync, TrackClock, Unwrapper, WallMap};
 pub use depacketize::{AacLayout, Depacketizer, DepacketizerStats, Limits, TrackParams};
 pub use error::Error;
-pub use fanout::{interleaved_packets, SharedPacketizers, TrackStamp};
+pub use fanout::{interleaved_packets, renumber_interleaved, SharedPacketizers, TrackStamp};
 pub use packet::{
     is_rtcp, parse_rtcp, write_rtcp, ReportBlock, RtcpPacket, RtpHeader, RtpPacket, SdesChunk,
     SenderReport,

@@ -31,8 +31,8 @@ use rill_abi::{
     RILL_FRAME_CONFIG, RILL_STREAM_UNPUBLISHED, RILL_TRACK_AUDIO, RILL_TRACK_VIDEO,
 };
 use rill_rtp::{
-    clock, interleaved_packets, ReceiverConfig, Sdp, SdpTrack, SharedPacketizers, Stamp,
-    TrackReceiver, DEFAULT_MAX_PAYLOAD,
+    clock, interleaved_packets, renumber_interleaved, ReceiverConfig, Sdp, SdpTrack,
+    SharedPacketizers, Stamp, TrackReceiver, DEFAULT_MAX_PAYLOAD,
 };
 use rill_rtsp::{
     Credentials, Event, Limits, Lower, Mode, RequestId, ServerSession, Settings, SetupAnswer,
@@ -709,14 +709,7 @@ impl Rtsp {
             return conn.write_frame(&wire).map(drop);
         }
         let mut copy = data.to_vec();
-        let (mut at, mut i) = (0, 0u16);
-        while at + 8 <= copy.len() {
-            let len = usize::from(u16::from_be_bytes([copy[at + 2], copy[at + 3]]));
-            let seq = expected.wrapping_add(i);
-            copy[at + 6..at + 8].copy_from_slice(&seq.to_be_bytes());
-            at += 4 + len;
-            i = i.wrapping_add(1);
-        }
+        renumber_interleaved(&mut copy, expected);
         conn.write(&copy).map(drop)
     }
 
