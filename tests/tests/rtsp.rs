@@ -83,6 +83,18 @@ fn check_played(d: &Decoded, secs: u32, what: &str) {
     );
 }
 
+/// ffmpeg publishing H.264+AAC to `url` over RTSP with RTP over UDP.
+fn rtsp_publish_udp(url: &str, secs: u32) -> Guard {
+    Guard(publish_lavfi(
+        false,
+        secs,
+        "libx264",
+        "aac",
+        &["-f", "rtsp", "-rtsp_transport", "udp"],
+        url,
+    ))
+}
+
 fn codecs(url: &str, opts: &[&str]) -> Vec<String> {
     let mut c: Vec<String> = probe(url, opts).into_iter().map(|(_, c)| c).collect();
     c.sort();
@@ -114,14 +126,7 @@ fn rtmp_in_rtsp_out_over_udp() {
 #[test]
 fn rtsp_in_over_udp() {
     let s = Server::start("");
-    let _p = Guard(publish_lavfi(
-        false,
-        30,
-        "libx264",
-        "aac",
-        &["-f", "rtsp", "-rtsp_transport", "udp"],
-        &s.rtsp_url("live/uin"),
-    ));
+    let _p = rtsp_publish_udp(&s.rtsp_url("live/uin"), 30);
     wait_publishing(&s.rill, "live/uin");
     let rtmp_url = format!("rtmp://127.0.0.1:{}/live/uin", s.rtmp);
     check_played(
@@ -139,14 +144,7 @@ fn rtsp_in_over_udp() {
 #[test]
 fn udp_sessions_keep_going_across_a_reload() {
     let s = Server::start("");
-    let _p = Guard(publish_lavfi(
-        false,
-        40,
-        "libx264",
-        "aac",
-        &["-f", "rtsp", "-rtsp_transport", "udp"],
-        &s.rtsp_url("live/ureload"),
-    ));
+    let _p = rtsp_publish_udp(&s.rtsp_url("live/ureload"), 40);
     wait_publishing(&s.rill, "live/ureload");
     let url = s.rtsp_url("live/ureload");
     let before = {
@@ -545,14 +543,7 @@ fn lossy_rtsp_proxy(server: u16, loss_pct: u64) -> u16 {
 fn two_percent_udp_loss_recovers_at_the_next_key_frame() {
     let s = Server::start("");
     let proxy = lossy_rtsp_proxy(s.rtsp, 2);
-    let _p = Guard(publish_lavfi(
-        false,
-        30,
-        "libx264",
-        "aac",
-        &["-f", "rtsp", "-rtsp_transport", "udp"],
-        &format!("rtsp://127.0.0.1:{proxy}/live/lossy"),
-    ));
+    let _p = rtsp_publish_udp(&format!("rtsp://127.0.0.1:{proxy}/live/lossy"), 30);
     wait_publishing(&s.rill, "live/lossy");
     let rtmp_url = format!("rtmp://127.0.0.1:{}/live/lossy", s.rtmp);
     let d = play(false, &rtmp_url, 8, &[]);
