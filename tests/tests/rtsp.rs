@@ -17,7 +17,11 @@ struct Server {
 
 impl Server {
     fn start(global: &str) -> Server {
-        let (port, rtmp, rtp) = (free_port(), free_port(), free_port_pair());
+        Server::start_with_rtp_port(global, free_port_pair())
+    }
+
+    fn start_with_rtp_port(global: &str, rtp: u16) -> Server {
+        let (port, rtmp) = (free_port(), free_port());
         let yaml = format!(
             "{global}\nplugins:\n  rtmp:\n    listen: 127.0.0.1:{rtmp}\n  rtsp:\n    listen: 127.0.0.1:{port}\n    rtp_port: {rtp}\n"
         );
@@ -134,6 +138,27 @@ fn rtsp_in_over_udp() {
         4,
         "RTMP of an RTSP/UDP publish",
     );
+}
+
+/// The RTP/RTCP pair taken by another program at start: the server says
+/// so and goes on over TCP; ffmpeg, left to its default (UDP first), gets
+/// 461 to its SETUP over UDP and plays over TCP.
+#[test]
+fn a_taken_udp_pair_leaves_tcp_and_players_fall_back() {
+    let p = free_port_pair();
+    let _taken = (
+        std::net::UdpSocket::bind(("127.0.0.1", p)).unwrap(),
+        std::net::UdpSocket::bind(("127.0.0.1", p + 1)).unwrap(),
+    );
+    let s = Server::start_with_rtp_port("", p);
+    wait_for(Duration::from_secs(5), || {
+        s.rill.log().contains("RTSP over UDP is off").then_some(())
+    })
+    .unwrap_or_else(|| panic!("no word of the taken pair:\n{}", s.rill.log()));
+    let _pub = s.rtmp_publish("live/fallback", 30);
+    wait_publishing(&s.rill, "live/fallback");
+    let url = s.rtsp_url("live/fallback");
+    check_played(&play(false, &url, 3, &[]), 3, "ffmpeg after the 461");
 }
 
 /// A new build of the plugin while a UDP publisher and a UDP player are
