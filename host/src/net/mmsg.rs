@@ -191,8 +191,10 @@ fn run_len(out: &[(SocketAddr, Bytes)], room: usize) -> usize {
         return 1;
     }
     for (t, d) in &out[1..] {
+        // An empty datagram cannot be a segment: it would vanish.
         if n == MAX_SEGMENTS.min(room)
             || t != to
+            || d.is_empty()
             || d.len() > seg
             || total + d.len() > MAX_GSO_BYTES
         {
@@ -370,6 +372,11 @@ mod tests {
         assert_eq!(run_len(&out, 64), 4, "three full, one shorter");
         assert_eq!(run_len(&out[4..], 64), 1, "a longer one starts a new run");
         assert_eq!(run_len(&out, 2), 2, "room");
+        assert_eq!(
+            run_len(&datagrams(&a, &[1200, 0]), 64),
+            1,
+            "an empty one goes alone"
+        );
         let mut mixed = datagrams(&a, &[1200, 1200]);
         mixed.extend(datagrams(&b, &[1200]));
         assert_eq!(run_len(&mixed, 64), 2);
@@ -392,7 +399,7 @@ mod tests {
         let to = rx.local_addr().unwrap();
         let mut sizes = vec![1400; 9];
         sizes.push(333);
-        sizes.extend([200, 1400, 1400, 1]);
+        sizes.extend([200, 1400, 1400, 1, 0, 0, 7]);
         sizes.extend([1300; 70]);
         let out = datagrams(&to, &sizes);
         let mut sent = 0;

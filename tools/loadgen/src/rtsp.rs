@@ -310,6 +310,8 @@ struct Track {
     channels: Option<(u8, u8)>,
     /// UDP: the RTP and RTCP sockets.
     udp: Option<(UdpSocket, UdpSocket)>,
+    /// The RTP socket reads with `UDP_GRO`.
+    gro: bool,
     ssrc: u32,
     /// The first sequence number, as PLAY's RTP-Info has it.
     first_expected: Option<u16>,
@@ -462,6 +464,7 @@ async fn describe(
             ssrc: random_u32(i as u64 + 1),
             first_expected: None,
             first_received: None,
+            gro: false,
         });
     }
     if tracks.is_empty() {
@@ -516,7 +519,6 @@ pub async fn play(
     } else {
         Box::default()
     };
-    let mut gro = false;
     let mut rtcp = 0u64;
     let mut reports = 0u64;
     let mut next_report = Instant::now() + REPORT_EVERY;
@@ -527,11 +529,10 @@ pub async fn play(
                     ClientEvent::Described { sdp, .. } => {
                         let (t, setup) = describe(&sdp, url.udp.then_some(peer)).await?;
                         tracks = t;
-                        gro = url.gro
-                            && tracks
-                                .iter()
-                                .filter_map(|t| t.udp.as_ref())
-                                .all(|(rtp, _)| enable_gro(rtp));
+                        for t in &mut tracks {
+                            t.gro =
+                                url.gro && t.udp.as_ref().is_some_and(|(rtp, _)| enable_gro(rtp));
+                        }
                         conn.c.setup(setup).map_err(err("RTSP"))?;
                     }
                     ClientEvent::SetUp { track, transport } => {
@@ -624,7 +625,7 @@ pub async fn play(
             for t in &mut tracks {
                 if let Some((sock, _)) = &t.udp {
                     loop {
-                        let got = if gro {
+                        let got = if t.gro {
                             recv_gro(sock, &mut dgram)
                         } else {
                             sock.try_recv(&mut dgram[..DATAGRAM]).map(|n| (n, 0))
