@@ -77,7 +77,6 @@ struct PlayTrack {
     udp: Option<UdpPeer>,
     stamp: Stamp,
     clock_rate: u32,
-    ts_offset: u32,
 }
 
 impl PlayTrack {
@@ -98,7 +97,6 @@ impl PlayTrack {
             udp: None,
             stamp: Stamp::new(st.ssrc, 0, st.next_seq, st.ts_offset),
             clock_rate: 0,
-            ts_offset: st.ts_offset,
         }
     }
 }
@@ -594,7 +592,7 @@ impl Rtsp {
             starts.push(TrackStart {
                 track: i,
                 seq,
-                rtptime: clock::rtp_timestamp(start, t.clock_rate, t.ts_offset),
+                rtptime: clock::rtp_timestamp(start, t.clock_rate, t.stamp.ts_offset),
             });
         }
         for st in &starts {
@@ -631,7 +629,7 @@ impl Rtsp {
         let wall = self.host.wall_us();
         let ntp = clock::unix_us_to_ntp(wall);
         for t in &p.tracks {
-            let rtp = clock::rtp_timestamp(start + (wall - at), t.clock_rate, t.ts_offset);
+            let rtp = clock::rtp_timestamp(start + (wall - at), t.clock_rate, t.stamp.ts_offset);
             let sr = rill_rtp::RtcpPacket::SenderReport(t.stamp.sender_report(ntp, rtp));
             let mut out = Vec::with_capacity(64);
             rill_rtp::write_rtcp(std::slice::from_ref(&sr), &mut out);
@@ -674,15 +672,15 @@ impl Rtsp {
         // gets its own continuous numbers, in a copy.
         let expected = t.stamp.seq;
         let data = wire.data();
-        let mut count = 0u16;
+        let (mut count, mut first_seq) = (0u16, expected);
         for packet in interleaved_packets(data) {
+            if count == 0 {
+                first_seq = u16::from_be_bytes([packet[2], packet[3]]);
+            }
             count = count.wrapping_add(1);
             t.stamp.packets += 1;
             t.stamp.octets += (packet.len() - rill_rtp::packet::RTP_HEADER_LEN) as u64;
         }
-        let first_seq = interleaved_packets(data)
-            .next()
-            .map_or(expected, |p| u16::from_be_bytes([p[2], p[3]]));
         t.stamp.seq = expected.wrapping_add(count);
         let own = first_seq != expected;
         if let Some(u) = &t.udp {

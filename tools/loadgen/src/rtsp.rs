@@ -63,15 +63,19 @@ pub const RECV_BUFFER: usize = 1 << 20;
 /// sender) per datagram, as QUIC stacks read. `false` where the kernel
 /// lacks it.
 pub fn enable_gro(sock: &UdpSocket) -> bool {
+    set_int_option(sock, libc::SOL_UDP, libc::UDP_GRO, 1)
+}
+
+/// Sets an int socket option; whether the kernel took it.
+fn set_int_option(sock: &UdpSocket, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> bool {
     use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
     // SAFETY: a valid socket descriptor and a c_int option of its size.
     let rc = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_GRO,
-            (&on as *const libc::c_int).cast(),
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -119,18 +123,8 @@ fn recv_gro(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, usize)>
 
 /// Asks for a receive buffer of `bytes` (best effort).
 pub fn recv_buffer(sock: &UdpSocket, bytes: usize) {
-    use std::os::fd::AsRawFd;
-    let v = bytes as libc::c_int;
-    // SAFETY: a valid socket descriptor and a c_int option of its size.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    set_int_option(sock, libc::SOL_SOCKET, libc::SO_RCVBUF, v);
 }
 
 /// `rtsp://[user:pass@]host[:port]/path[?query]`, and the transport.
