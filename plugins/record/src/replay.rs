@@ -90,6 +90,10 @@ pub struct Replay {
     /// Frames sent.
     pub sent: u64,
     done_reading: bool,
+    /// The index answered (`rows` is what there is to read); until then
+    /// a seek waits in `seek`.
+    have_rows: bool,
+    seek: Option<i64>,
 }
 
 impl Replay {
@@ -114,6 +118,8 @@ impl Replay {
             timer: None,
             sent: 0,
             done_reading: false,
+            have_rows: false,
+            seek: None,
         }
     }
 
@@ -184,6 +190,7 @@ impl Record {
                         return conn.close(RILL_END_ERROR);
                     }
                 };
+                r.have_rows = true;
                 r.rows = rows
                     .into_iter()
                     .filter(|row| row.done && row.format == "fmp4")
@@ -198,7 +205,7 @@ impl Record {
                     );
                     return conn.close(RILL_END_NORMAL);
                 }
-                let at = r.ask.from.unwrap_or(r.rows[0].start_us);
+                let at = r.seek.or(r.ask.from).unwrap_or(r.rows[0].start_us);
                 self.seek_to(r, conn, at)
             }
             TOKEN_READ => {
@@ -236,6 +243,11 @@ impl Record {
     /// Starts again at wall-clock time `at`: the recording holding it (or
     /// the next), from its first video key frame at or after it.
     pub(crate) fn seek_to(&self, r: &mut Replay, conn: &Conn, at: i64) -> Result<()> {
+        if !r.have_rows {
+            // The index has not answered yet: start there when it does.
+            r.seek = Some(at);
+            return Ok(());
+        }
         let Some(i) = r.rows.iter().position(|row| row.end_us > at) else {
             return self.finish(r, conn, "the range ended");
         };
