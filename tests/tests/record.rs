@@ -244,6 +244,14 @@ fn parse_rfc3339(s: &str) -> f64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
+fn format_rfc3339(secs: f64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{secs:.6}"), "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// `kill -9` mid-recording, then a restart on the same state: the fMP4
 /// and FLV files play up to the last fragment written, the MP4 gets its
 /// `moov` from the sidecar index, and every row is complete with its
@@ -996,4 +1004,61 @@ fn replay_at_twice_the_speed() {
         "",
     );
     assert_eq!(st, 404);
+}
+
+/// FLV and TS recordings replay too: from 2 s into the first file at 2×,
+/// a player gets the frames from the key frame there to the end of the
+/// second file, the timestamps halved.
+#[test]
+fn replays_flv_and_ts_recordings() {
+    let s = start(
+        "rules:\n  - match: ^rf/\n    format: flv\n    segment: 4s\n  - match: ^rt/\n    format: ts\n    segment: 4s\nmin_free: 1MiB",
+        "",
+    );
+    let publishers = [
+        s.publish(false, "libx264", "rf/x", 8),
+        s.publish(false, "libx264", "rt/x", 8),
+    ];
+    for mut p in publishers {
+        p.wait().unwrap();
+    }
+    let rtmp = |path: &str| format!("rtmp://127.0.0.1:{}/{path}", s.rtmp);
+    let mut runs = Vec::new();
+    for stream in ["rf/x", "rt/x"] {
+        let rows = s.recordings(stream, 2);
+        let total: f64 = rows.iter().map(|r| secs(r, "duration_s")).sum();
+        let from = parse_rfc3339(rows[0]["start"].as_str().unwrap()) + 2.0;
+        let from = format_rfc3339(from);
+        let path = format!("replay/{stream}");
+        runs.push((stream, total, spawn_read_packets(rtmp(&path))));
+        std::thread::sleep(Duration::from_millis(300));
+        let body = format!(r#"{{"stream": "{stream}", "start": "{from}", "speed": 2}}"#);
+        let (st, _, body) = http_request(
+            s.rill.http_port,
+            "POST",
+            "/api/v1/plugins/record/replays",
+            None,
+            &body,
+        );
+        assert_eq!(st, 201, "{body}");
+    }
+    for (stream, total, player) in runs {
+        let d = player.join().unwrap();
+        let summary = rill_e2e::rtmp::summary(&d);
+        let video: Vec<i64> = d.packets.iter().filter(|p| p.0 == 0).map(|p| p.1).collect();
+        let expected = ((total - 2.0) * 25.0) as usize;
+        assert!(
+            video.len().abs_diff(expected) <= expected / 10 + 2,
+            "{stream}: {} video frames, {expected} expected: {summary}",
+            video.len()
+        );
+        assert!(d.count(1) >= expected, "{stream}: {summary}");
+        assert!(d.monotonic(0) && d.monotonic(1), "{stream}: {summary}");
+        let span = (video.last().unwrap() - video[0]) as f64;
+        let want = (total - 2.0) * 1000.0 / 2.0;
+        assert!(
+            (span - want).abs() <= want * 0.1 + 100.0,
+            "{stream}: video spans {span} ms at 2x, {want} expected"
+        );
+    }
 }

@@ -44,6 +44,12 @@ pub fn boxes(data: &[u8]) {
             );
         }
     }
+    // Sample tables: bounded, ordered by offset.
+    if let Ok(samples) = read::sample_tables(data, 100_000) {
+        assert!(samples.len() <= 100_000);
+        assert!(samples.windows(2).all(|w| w[0].offset <= w[1].offset));
+        assert!(samples.iter().all(|s| s.pts >= s.dts));
+    }
     let Ok(init) = read::parse_init(data) else {
         return;
     };
@@ -310,5 +316,9 @@ pub fn progressive(data: &[u8]) {
         })
         .expect("a moov the reader cannot walk");
         assert!(seen > 0);
+        // It reads back as as many samples as it was written for.
+        let back = read::sample_tables(&moov, crate::progressive::MAX_SAMPLES)
+            .expect("a moov the sample reader refuses");
+        assert_eq!(back.len(), samples.len());
     }
 }

@@ -381,6 +381,67 @@ mod tests {
     }
 
     #[test]
+    fn the_moov_reads_back_as_the_samples_written() {
+        use rill_abi::{RILL_CODEC_AAC, RILL_CODEC_H264};
+        let v = TrackInfo::new(
+            RILL_CODEC_H264,
+            Bytes::from_static(crate::fuzzing::seeds::AVCC_HIGH_31),
+        )
+        .unwrap();
+        let a = TrackInfo::new(RILL_CODEC_AAC, Bytes::from_static(&[0x11, 0x90])).unwrap();
+        // Video at 25 fps with B-frame reordering from 1 s; audio
+        // (48 kHz, 1024 samples a frame) from 1.1 s, interleaved.
+        let mut samples = Vec::new();
+        let mut offset = HEADER_LEN;
+        for i in 0..50i64 {
+            let dts = 1_000_000 + i * 40_000;
+            let pts = dts + if i % 3 == 1 { 80_000 } else { 40_000 };
+            let size = 1000 + i as u32;
+            samples.push(StoredSample {
+                track: 0,
+                key: i % 25 == 0,
+                size,
+                offset,
+                dts,
+                pts,
+            });
+            offset += size as u64;
+            let at = 1_100_000 + i * 21_333;
+            samples.push(StoredSample {
+                track: 1,
+                key: true,
+                size: 300,
+                offset,
+                dts: at,
+                pts: at,
+            });
+            offset += 300;
+        }
+        let moov = moov(&[v, a], &samples).unwrap();
+        let back = crate::read::sample_tables(&moov, 1000).unwrap();
+        assert_eq!(back.len(), samples.len());
+        for (b, s) in back.iter().zip(&samples) {
+            assert_eq!(
+                (b.track, b.key, b.offset, b.size),
+                (s.track as u32, s.key, s.offset, s.size)
+            );
+            // Times from the movie's start, to the tick of each timescale.
+            let (dts, pts) = (s.dts - 1_000_000, s.pts - 1_000_000);
+            assert!((b.dts - dts).abs() <= 25, "{b:?} {s:?}");
+            assert!((b.pts - pts).abs() <= 25, "{b:?} {s:?}");
+        }
+        // Too many samples for the limit: refused, not read.
+        assert!(matches!(
+            crate::read::sample_tables(&moov, 99),
+            Err(Error::Limit(_))
+        ));
+        // Cut short anywhere: an error, no panic.
+        for n in (0..moov.len()).step_by(7) {
+            let _ = crate::read::sample_tables(&moov[..n], 1000);
+        }
+    }
+
+    #[test]
     fn header_is_ftyp_then_mdat() {
         let h = header();
         assert_eq!(h.len() as u64, HEADER_LEN);

@@ -751,6 +751,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sample_tables_of_an_ffmpeg_mp4() {
+        // ffmpeg 5.1: 0.5 s of H.264 (B-frames) and AAC, its ftyp and moov
+        // (several samples a chunk, stco, ctts, stss, edit lists).
+        let moov = include_bytes!("../fuzz/corpus/boxes/7cbe4d1b4ceb6f80b051d5b13d0ac1d06ab4e59d");
+        let got: Vec<_> = sample_tables(moov, 100)
+            .unwrap()
+            .iter()
+            .map(|s| (s.track, s.offset, s.size, s.key))
+            .collect();
+        // As ffprobe lists the packets.
+        let want = [
+            (0, 48, 1631, true),
+            (1, 1679, 601, true),
+            (0, 2280, 56, false),
+            (0, 2336, 43, false),
+            (1, 2379, 580, true),
+            (0, 2959, 27, false),
+            (1, 2986, 393, true),
+            (0, 3379, 26, false),
+            (1, 3405, 421, true),
+            (1, 3826, 481, true),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn box_headers() {
         // size 0 (to the end), largesize, uuid, and a too-small size.
         let mut data = vec![0, 0, 0, 12, b'f', b'r', b'e', b'e', 1, 2, 3, 4];
@@ -797,4 +823,258 @@ mod tests {
             Err(Error::Limit("box nesting"))
         );
     }
+}
+
+/// One sample of a progressive MP4, from its `moov`'s sample tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSample {
+    /// The `trak`'s position in the `moov` (0 for the first).
+    pub track: u32,
+    /// A sync sample (`stss` lists it, or there is no `stss`).
+    pub key: bool,
+    /// Where its bytes are, from the start of the file.
+    pub offset: u64,
+    /// Bytes of the sample.
+    pub size: u32,
+    /// Decode time in µs: the track's `stts` sums after its empty edit
+    /// (a track that starts late keeps its delay).
+    pub dts: i64,
+    /// Presentation time in µs (`ctts` added; never before `dts`).
+    pub pts: i64,
+}
+
+/// Every sample the `moov` in `data` describes (`data`: the `moov` box,
+/// alone or among other top-level boxes), ordered by file offset. At most
+/// `max_samples` in all, or [`Error::Limit`]; a table shorter than the
+/// sample count is an error, never read past.
+pub fn sample_tables(data: &[u8], max_samples: usize) -> Result<Vec<TableSample>, Error> {
+    let mut moov = None;
+    for b in boxes(data, 0) {
+        let b = b?;
+        if &b.kind == b"moov" {
+            moov = Some(b);
+            break;
+        }
+    }
+    let moov = need(moov, "file without moov")?;
+    let mvhd = need(
+        child(moov.body, moov.body_offset(), b"mvhd")?,
+        "moov without mvhd",
+    )?;
+    let mut r = Reader::new(mvhd.body, "mvhd");
+    let (version, _) = r.full()?;
+    r.take(if version == 1 { 16 } else { 8 })?;
+    let movie_timescale = r.u32()?.max(1);
+    let mut out = Vec::new();
+    let mut track = 0u32;
+    for c in boxes(moov.body, moov.body_offset()) {
+        let c = c?;
+        if &c.kind != b"trak" {
+            continue;
+        }
+        if track as usize >= crate::MAX_TRACKS * 16 {
+            return Err(Error::Limit("tracks"));
+        }
+        trak_samples(
+            &c,
+            track,
+            movie_timescale,
+            max_samples - out.len(),
+            &mut out,
+        )?;
+        track += 1;
+    }
+    out.sort_by_key(|s| (s.offset, s.track));
+    Ok(out)
+}
+
+/// A table's entry count, checked against the bytes it needs.
+fn entries(r: &mut Reader, each: usize) -> Result<usize, Error> {
+    let n = r.u32()? as usize;
+    if n.saturating_mul(each) > r.remaining() {
+        return Err(Error::Truncated(r.what));
+    }
+    Ok(n)
+}
+
+fn trak_samples(
+    trak: &BoxRef,
+    track: u32,
+    movie_timescale: u32,
+    max_samples: usize,
+    out: &mut Vec<TableSample>,
+) -> Result<(), Error> {
+    let base = trak.body_offset();
+    let mdia = need(child(trak.body, base, b"mdia")?, "trak without mdia")?;
+    let mdhd = need(
+        child(mdia.body, mdia.body_offset(), b"mdhd")?,
+        "mdia without mdhd",
+    )?;
+    let mut r = Reader::new(mdhd.body, "mdhd");
+    let (version, _) = r.full()?;
+    r.take(if version == 1 { 16 } else { 8 })?;
+    let timescale = r.u32()?.max(1) as i128;
+    // An empty edit first: the track starts that late.
+    let mut delay_us = 0i128;
+    if let Some(edts) = child(trak.body, base, b"edts")? {
+        if let Some(elst) = child(edts.body, edts.body_offset(), b"elst")? {
+            let mut r = Reader::new(elst.body, "elst");
+            let (version, _) = r.full()?;
+            if r.u32()? > 0 {
+                let (duration, media_time) = if version == 1 {
+                    (r.u64()?, r.u64()? as i64)
+                } else {
+                    (r.u32()? as u64, r.u32()? as i32 as i64)
+                };
+                if media_time == -1 {
+                    delay_us = duration as i128 * 1_000_000 / movie_timescale as i128;
+                }
+            }
+        }
+    }
+    let minf = need(
+        child(mdia.body, mdia.body_offset(), b"minf")?,
+        "mdia without minf",
+    )?;
+    let stbl = need(
+        child(minf.body, minf.body_offset(), b"stbl")?,
+        "minf without stbl",
+    )?;
+    let table = |kind: &[u8; 4]| child(stbl.body, stbl.body_offset(), kind);
+
+    // Sizes: the sample count.
+    let stsz = need(table(b"stsz")?, "stbl without stsz")?;
+    let mut r = Reader::new(stsz.body, "stsz");
+    r.full()?;
+    let fixed = r.u32()?;
+    let n = if fixed == 0 {
+        entries(&mut r, 4)?
+    } else {
+        r.u32()? as usize
+    };
+    if n > max_samples {
+        return Err(Error::Limit("samples"));
+    }
+    let mut sizes = Vec::with_capacity(n);
+    for _ in 0..n {
+        sizes.push(if fixed == 0 { r.u32()? } else { fixed });
+    }
+
+    // Decode times.
+    let stts = need(table(b"stts")?, "stbl without stts")?;
+    let mut r = Reader::new(stts.body, "stts");
+    r.full()?;
+    let mut dts = Vec::with_capacity(n);
+    let mut t = 0i128;
+    for _ in 0..entries(&mut r, 8)? {
+        let (count, delta) = (r.u32()?, r.u32()?);
+        for _ in 0..count {
+            if dts.len() == n {
+                break;
+            }
+            dts.push(t);
+            t += delta as i128;
+        }
+    }
+    if dts.len() < n {
+        return Err(Error::Malformed("stts shorter than stsz"));
+    }
+
+    // Composition offsets.
+    let mut cts = vec![0i128; n];
+    if let Some(ctts) = table(b"ctts")? {
+        let mut r = Reader::new(ctts.body, "ctts");
+        let (version, _) = r.full()?;
+        let mut i = 0usize;
+        for _ in 0..entries(&mut r, 8)? {
+            let count = r.u32()?;
+            let raw = r.u32()?;
+            let off = if version == 1 {
+                raw as i32 as i128
+            } else {
+                raw as i128
+            };
+            for _ in 0..count {
+                if i == n {
+                    break;
+                }
+                cts[i] = off;
+                i += 1;
+            }
+        }
+    }
+
+    // Sync samples: none listed means every one.
+    let mut key = vec![true; n];
+    if let Some(stss) = table(b"stss")? {
+        key.iter_mut().for_each(|k| *k = false);
+        let mut r = Reader::new(stss.body, "stss");
+        r.full()?;
+        for _ in 0..entries(&mut r, 4)? {
+            let i = r.u32()? as usize;
+            if (1..=n).contains(&i) {
+                key[i - 1] = true;
+            }
+        }
+    }
+
+    // Chunks: their offsets, and how many samples each holds.
+    let (co, wide) = match (table(b"stco")?, table(b"co64")?) {
+        (Some(b), _) => (b, false),
+        (None, Some(b)) => (b, true),
+        (None, None) => return Err(Error::Malformed("stbl without stco or co64")),
+    };
+    let mut r = Reader::new(co.body, "stco");
+    r.full()?;
+    let chunks = entries(&mut r, if wide { 8 } else { 4 })?;
+    let mut chunk_offsets = Vec::with_capacity(chunks);
+    for _ in 0..chunks {
+        chunk_offsets.push(if wide { r.u64()? } else { r.u32()? as u64 });
+    }
+    let stsc = need(table(b"stsc")?, "stbl without stsc")?;
+    let mut r = Reader::new(stsc.body, "stsc");
+    r.full()?;
+    let mut runs = Vec::new();
+    for _ in 0..entries(&mut r, 12)? {
+        let (first, per_chunk) = (r.u32()? as usize, r.u32()? as usize);
+        r.u32()?;
+        // Runs start at increasing chunks (1 first): the walk below then
+        // visits each chunk once.
+        if first <= runs.last().map_or(0, |r: &(usize, usize)| r.0) {
+            return Err(Error::Malformed("stsc"));
+        }
+        runs.push((first, per_chunk));
+    }
+    let mut i = 0usize;
+    for (k, &(first, per_chunk)) in runs.iter().enumerate() {
+        let end = runs.get(k + 1).map_or(chunks + 1, |r| r.0.min(chunks + 1));
+        for chunk in first..end {
+            let Some(&start) = chunk_offsets.get(chunk - 1) else {
+                break;
+            };
+            let mut at = start;
+            for _ in 0..per_chunk {
+                if i == n {
+                    break;
+                }
+                let dts_us = delay_us + dts[i] * 1_000_000 / timescale;
+                let pts_us = delay_us + (dts[i] + cts[i]) * 1_000_000 / timescale;
+                let clamp = |t: i128| t.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+                out.push(TableSample {
+                    track,
+                    key: key[i],
+                    offset: at,
+                    size: sizes[i],
+                    dts: clamp(dts_us),
+                    pts: clamp(pts_us.max(dts_us)),
+                });
+                at = at.saturating_add(sizes[i] as u64);
+                i += 1;
+            }
+        }
+    }
+    if i < n {
+        return Err(Error::Malformed("chunks hold fewer samples than stsz"));
+    }
+    Ok(())
 }

@@ -25,6 +25,7 @@ mod config;
 mod download;
 mod repair;
 mod replay;
+mod source;
 mod vod;
 mod writer;
 

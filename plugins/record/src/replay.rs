@@ -2,8 +2,9 @@
 //! every player (RTMP, HTTP-FLV, HLS, RTSP, WebRTC) can watch it.
 //!
 //! A replay is a session without a socket that publishes `path` (default
-//! `replay/{stream}`) from the fMP4 recordings of `stream` in a time
-//! range. It reads the files in order, 1 MiB at a time while less than
+//! `replay/{stream}`) from the recordings of `stream` in a time range
+//! (fMP4, FLV or TS: what [`crate::source`] reads; MP4 files, whose
+//! `moov` comes last, are not replayed). It reads the files in order, 1 MiB at a time while less than
 //! [`AHEAD_US`] of media waits, and sends each frame when it is due: at
 //! speed `s`, a frame `d` µs of media after the start goes out `d / s` µs
 //! after it, stamped `d / s` — the players see a stream at `s`× that
@@ -14,12 +15,12 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rill_abi::sdk::{Conn, FileId, FrameInfo, Publisher, Result, TimerHandle, TrackInfo};
 use rill_abi::*;
-use rill_hls::segment::Mp4Init;
 use rill_ts::Frame;
 
+use crate::source::Source;
 use crate::vod::Row;
 use crate::Record;
 
@@ -27,8 +28,8 @@ use crate::Record;
 const READ: u64 = 1 << 20;
 /// Media read ahead of the frame due (µs of source time).
 const AHEAD_US: i64 = 3_000_000;
-/// Most bytes held waiting for a whole fragment.
-const MAX_BUFFER: usize = 64 << 20;
+/// Tracks one replay publishes at most (a codec change adds one).
+const MAX_TRACKS: usize = 8;
 /// Replays running at once at most.
 pub(crate) const MAX_REPLAYS: usize = 64;
 /// Recordings one replay reads at most.
@@ -63,8 +64,11 @@ struct Skip {
 pub struct Replay {
     pub(crate) ask: Ask,
     publisher: Option<Publisher>,
-    /// Host track of each init track index.
-    tracks: Vec<u32>,
+    /// The tracks published: (the file's track, codec, host track). A
+    /// queued frame's `track` is an index in here.
+    tracks: Vec<(u32, u32, u32)>,
+    /// The last config sent on each track (a later file repeats it).
+    configs: Vec<Option<Bytes>>,
     rows: Vec<Row>,
     /// The file being read: its index in `rows`.
     row: usize,
@@ -72,13 +76,14 @@ pub struct Replay {
     /// File offset of the next read, and whether one is out.
     pos: u64,
     reading: bool,
-    init: Option<(Bytes, Mp4Init)>,
-    /// Bytes read, not yet a whole `moof` + `mdat`.
-    buf: BytesMut,
+    /// The current file's frames.
+    source: Option<Source>,
     queue: VecDeque<Frame>,
     /// Frames dropped until a video key frame this far (µs) into the
     /// current file.
     skip: Option<Skip>,
+    /// Configs met while skipping: they go out with the key frame.
+    skipped_configs: Vec<Frame>,
     /// (host clock, source dts, output dts) of the frame that set the pace.
     anchor: Option<(i64, i64, i64)>,
     /// The last output dts, of any track and of each.
@@ -102,15 +107,16 @@ impl Replay {
             ask,
             publisher: None,
             tracks: Vec::new(),
+            configs: Vec::new(),
             rows: Vec::new(),
             row: 0,
             file: None,
             pos: 0,
             reading: false,
-            init: None,
-            buf: BytesMut::new(),
+            source: None,
             queue: VecDeque::new(),
             skip: None,
+            skipped_configs: Vec::new(),
             anchor: None,
             last_out: 0,
             last_out_track: Vec::new(),
@@ -129,34 +135,6 @@ impl Replay {
             (Some(a), Some(b)) => b.dts - a.dts,
             _ => 0,
         }
-    }
-
-    /// The whole `moof` + `mdat` pairs at the front of `buf`, cut off.
-    fn take_fragments(&mut self) -> Option<Bytes> {
-        let mut end = 0usize;
-        let mut at = 0usize;
-        let mut moof = false;
-        while at + 8 <= self.buf.len() {
-            let b = &self.buf[at..];
-            let size = match u32::from_be_bytes([b[0], b[1], b[2], b[3]]) {
-                1 if b.len() >= 16 => u64::from_be_bytes(b[8..16].try_into().ok()?) as usize,
-                1 => break,
-                n => n as usize,
-            };
-            if size < 8 || at + size > self.buf.len() {
-                break;
-            }
-            match &b[4..8] {
-                b"moof" => moof = true,
-                b"mdat" if moof => {
-                    moof = false;
-                    end = at + size;
-                }
-                _ => {}
-            }
-            at += size;
-        }
-        (end > 0).then(|| self.buf.split_to(end).freeze())
     }
 }
 
@@ -193,13 +171,13 @@ impl Record {
                 r.have_rows = true;
                 r.rows = rows
                     .into_iter()
-                    .filter(|row| row.done && row.format == "fmp4")
+                    .filter(|row| row.done && Source::new(&row.format).is_some())
                     .collect();
                 if r.rows.is_empty() {
                     rill_log!(
                         self.host,
                         Info,
-                        "replay {}: no fMP4 recordings of {} in its range",
+                        "replay {}: no fMP4, FLV or TS recordings of {} in its range",
                         r.ask.id,
                         r.ask.stream
                     );
@@ -210,27 +188,33 @@ impl Record {
             }
             TOKEN_READ => {
                 r.reading = false;
-                let ended = match result {
-                    Ok(_) if !data.is_empty() => {
+                let mut frames = Vec::new();
+                let ended = match (result, r.source.as_mut()) {
+                    (Ok(_), Some(source)) if !data.is_empty() => {
                         r.pos += data.len() as u64;
-                        if r.buf.len() + data.len() > MAX_BUFFER {
-                            rill_log!(
-                                self.host,
-                                Warn,
-                                "replay {}: {} holds no whole fragment in {MAX_BUFFER} bytes",
-                                r.ask.id,
-                                r.rows[r.row].path
-                            );
-                            true
-                        } else {
-                            r.buf.extend_from_slice(data);
-                            self.parse(r)?;
-                            r.pos >= r.rows[r.row].bytes
+                        match source.feed(data, &mut frames) {
+                            Ok(()) => r.pos >= r.rows[r.row].bytes,
+                            Err(e) => {
+                                rill_log!(
+                                    self.host,
+                                    Warn,
+                                    "replay {}: {}: {e}",
+                                    r.ask.id,
+                                    r.rows[r.row].path
+                                );
+                                true
+                            }
                         }
                     }
                     // The file ended (or went).
                     _ => true,
                 };
+                if ended {
+                    if let Some(source) = r.source.as_mut() {
+                        source.finish(&mut frames);
+                    }
+                }
+                self.take(r, frames)?;
                 if ended {
                     self.next_file(r, conn)?;
                 }
@@ -266,7 +250,8 @@ impl Record {
         }
         r.row = i;
         r.pos = 0;
-        r.buf.clear();
+        r.source = Source::new(&r.rows[i].format);
+        r.skipped_configs.clear();
         r.skip = skip.map(|into_us| Skip {
             into_us,
             first: None,
@@ -316,100 +301,67 @@ impl Record {
         self.host.file_read(f, r.pos, READ, TOKEN_READ)
     }
 
-    /// Frames out of the whole fragments read.
-    fn parse(&self, r: &mut Replay) -> Result<()> {
-        if r.init.is_none() {
-            let Some(end) = crate::vod::init_len(&r.buf) else {
-                return Ok(());
-            };
-            let bytes = r.buf.split_to(end as usize).freeze();
-            let init = match Mp4Init::parse(&bytes) {
-                Ok(i) => i,
-                Err(e) => {
-                    rill_log!(
-                        self.host,
-                        Warn,
-                        "replay {}: {}: {e}",
-                        r.ask.id,
-                        r.rows[r.row].path
-                    );
-                    r.pos = r.rows[r.row].bytes;
-                    return Ok(());
+    /// Queues a file's frames: those before the seek's key frame dropped,
+    /// each on its published track (declared at its first frame).
+    fn take(&self, r: &mut Replay, frames: Vec<Frame>) -> Result<()> {
+        let has_video = r
+            .source
+            .as_ref()
+            .and_then(Source::has_video)
+            .unwrap_or(true);
+        for mut f in frames {
+            let config = f.flags & RILL_FRAME_CONFIG != 0;
+            if let Some(skip) = &mut r.skip {
+                if config {
+                    r.skipped_configs.retain(|c| c.track != f.track);
+                    r.skipped_configs.push(f);
+                    continue;
                 }
-            };
-            self.tracks(r, bytes, init)?;
-        } else if r.pos as usize == r.buf.len() {
-            // A later file's own init segment: the same tracks, or new
-            // configurations sent before its frames.
-            let Some(end) = crate::vod::init_len(&r.buf) else {
-                return Ok(());
-            };
-            let bytes = r.buf.split_to(end as usize).freeze();
-            if r.init.as_ref().is_some_and(|(b, _)| *b != bytes) {
-                if let Ok(init) = Mp4Init::parse(&bytes) {
-                    self.tracks(r, bytes, init)?;
+                let first = *skip.first.get_or_insert(f.dts);
+                let key_video = f.flags & RILL_FRAME_KEY != 0
+                    && (!has_video || rill_codec_kind(f.codec) == RILL_TRACK_VIDEO);
+                if f.dts - first < skip.into_us || !key_video {
+                    continue;
                 }
-            }
-        }
-        // Held apart while frames are taken out of `r`.
-        let Some((bytes, init)) = r.init.take() else {
-            return Ok(());
-        };
-        let has_video = init.tracks().iter().any(|t| t.is_video());
-        while let Some(frags) = r.take_fragments() {
-            let mut frames = Vec::new();
-            if init.frames(&frags, &mut frames).is_err() {
-                continue;
-            }
-            for f in frames {
-                if let Some(skip) = &mut r.skip {
-                    let first = *skip.first.get_or_insert(f.dts);
-                    let key_video = f.flags & RILL_FRAME_KEY != 0
-                        && (!has_video || rill_codec_kind(f.codec) == RILL_TRACK_VIDEO);
-                    if f.dts - first < skip.into_us || !key_video {
-                        continue;
+                r.skip = None;
+                for mut c in std::mem::take(&mut r.skipped_configs) {
+                    (c.dts, c.pts) = (f.dts, f.dts);
+                    if let Some(i) = self.track_of(r, &c)? {
+                        c.track = i;
+                        r.queue.push_back(c);
                     }
-                    r.skip = None;
                 }
+            }
+            if let Some(i) = self.track_of(r, &f)? {
+                f.track = i;
                 r.queue.push_back(f);
             }
         }
-        r.init = Some((bytes, init));
         Ok(())
     }
 
-    /// Tracks (and their configurations) of an init segment.
-    fn tracks(&self, r: &mut Replay, bytes: Bytes, init: Mp4Init) -> Result<()> {
+    /// The published track of a file's frame (declared now if new), as an
+    /// index in `r.tracks`; `None` past [`MAX_TRACKS`].
+    fn track_of(&self, r: &mut Replay, f: &Frame) -> Result<Option<u32>> {
+        if let Some(i) = r
+            .tracks
+            .iter()
+            .position(|&(t, c, _)| t == f.track && c == f.codec)
+        {
+            return Ok(Some(i as u32));
+        }
         let Some(p) = &r.publisher else {
-            return Ok(());
+            return Ok(None);
         };
-        if r.tracks.is_empty() {
-            for t in init.tracks() {
-                let mut ti = TrackInfo::new();
-                ti.kind = rill_codec_kind(t.codec);
-                ti.codec = t.codec;
-                r.tracks.push(p.add_track(&ti)?);
-            }
+        if r.tracks.len() >= MAX_TRACKS {
+            return Ok(None);
         }
-        // Configurations go first, stamped with the next frame's time.
-        let at = r.last_out;
-        for c in init.config_frames(at) {
-            let Some(&track) = r.tracks.get(c.track as usize) else {
-                continue;
-            };
-            let info = FrameInfo {
-                track,
-                codec: c.codec,
-                flags: c.flags,
-                pts: at,
-                dts: at,
-                ..FrameInfo::new()
-            };
-            let f = self.host.frame_wrap(c.payload, &info)?;
-            p.write(&f)?;
-        }
-        r.init = Some((bytes, init));
-        Ok(())
+        let mut ti = TrackInfo::new();
+        ti.kind = rill_codec_kind(f.codec);
+        ti.codec = f.codec;
+        r.tracks.push((f.track, f.codec, p.add_track(&ti)?));
+        r.configs.push(None);
+        Ok(Some(r.tracks.len() as u32 - 1))
     }
 
     /// Sends what is due, reads ahead, and sets the timer for the next.
@@ -443,10 +395,17 @@ impl Record {
                 break;
             }
             let f = r.queue.pop_front().expect("front");
-            let Some(&track) = r.tracks.get(f.track as usize) else {
+            let i = f.track as usize;
+            let Some(&(_, _, track)) = r.tracks.get(i) else {
                 continue;
             };
-            let i = f.track as usize;
+            if f.flags & RILL_FRAME_CONFIG != 0 {
+                // A later file's same config is not news to the players.
+                if r.configs[i].as_ref() == Some(&f.payload) {
+                    continue;
+                }
+                r.configs[i] = Some(f.payload.clone());
+            }
             if r.last_out_track.len() <= i {
                 r.last_out_track.resize(i + 1, i64::MIN);
             }
@@ -492,42 +451,5 @@ impl Record {
             let _ = self.host.file_close(f, 0);
         }
         crate::lock(&self.replays).remove(&r.ask.id);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn boxed(kind: &[u8; 4], len: usize) -> Vec<u8> {
-        [&((len + 8) as u32).to_be_bytes()[..], kind, &vec![7; len]].concat()
-    }
-
-    #[test]
-    fn whole_fragments_are_cut_off_the_front() {
-        let mut r = Replay::new(Ask {
-            id: 1,
-            stream: "a/b".into(),
-            path: "replay/a/b".into(),
-            from: None,
-            to: None,
-            speed: 1.0,
-        });
-        let pair = [boxed(b"moof", 20), boxed(b"mdat", 100)].concat();
-        r.buf.extend_from_slice(&pair);
-        r.buf.extend_from_slice(&pair);
-        // The third pair only begins.
-        r.buf.extend_from_slice(&pair[..50]);
-        assert_eq!(r.take_fragments().map(|b| b.len()), Some(2 * pair.len()));
-        assert_eq!(r.buf.len(), 50);
-        assert_eq!(r.take_fragments(), None);
-        // An mdat without its moof is no fragment; a bad size stops.
-        let mut r2 = Replay::new(r.ask.clone());
-        r2.buf.extend_from_slice(&boxed(b"mdat", 10));
-        assert_eq!(r2.take_fragments(), None);
-        r2.buf.clear();
-        r2.buf
-            .extend_from_slice(&[0, 0, 0, 3, b'm', b'o', b'o', b'f']);
-        assert_eq!(r2.take_fragments(), None);
     }
 }
