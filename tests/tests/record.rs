@@ -246,7 +246,12 @@ fn parse_rfc3339(s: &str) -> f64 {
 
 fn format_rfc3339(secs: f64) -> String {
     let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{secs:.6}"), "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .args([
+            "-u",
+            "-d",
+            &format!("@{secs:.6}"),
+            "+%Y-%m-%dT%H:%M:%S.%6NZ",
+        ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -1006,25 +1011,26 @@ fn replay_at_twice_the_speed() {
     assert_eq!(st, 404);
 }
 
-/// FLV and TS recordings replay too: from 2 s into the first file at 2×,
-/// a player gets the frames from the key frame there to the end of the
-/// second file, the timestamps halved.
+/// FLV, TS and MP4 recordings replay too: from 2 s into the first file
+/// at 2×, a player gets the frames from the key frame there to the end of
+/// the second file, the timestamps halved.
 #[test]
-fn replays_flv_and_ts_recordings() {
+fn replays_flv_ts_and_mp4_recordings() {
     let s = start(
-        "rules:\n  - match: ^rf/\n    format: flv\n    segment: 4s\n  - match: ^rt/\n    format: ts\n    segment: 4s\nmin_free: 1MiB",
+        "rules:\n  - match: ^rf/\n    format: flv\n    segment: 4s\n  - match: ^rt/\n    format: ts\n    segment: 4s\n  - match: ^rm/\n    format: mp4\n    segment: 4s\nmin_free: 1MiB",
         "",
     );
     let publishers = [
         s.publish(false, "libx264", "rf/x", 8),
         s.publish(false, "libx264", "rt/x", 8),
+        s.publish(false, "libx264", "rm/x", 8),
     ];
     for mut p in publishers {
         p.wait().unwrap();
     }
     let rtmp = |path: &str| format!("rtmp://127.0.0.1:{}/{path}", s.rtmp);
     let mut runs = Vec::new();
-    for stream in ["rf/x", "rt/x"] {
+    for stream in ["rf/x", "rt/x", "rm/x"] {
         let rows = s.recordings(stream, 2);
         let total: f64 = rows.iter().map(|r| secs(r, "duration_s")).sum();
         let from = parse_rfc3339(rows[0]["start"].as_str().unwrap()) + 2.0;

@@ -422,8 +422,8 @@ mod tests {
         assert_eq!(back.len(), samples.len());
         for (b, s) in back.iter().zip(&samples) {
             assert_eq!(
-                (b.track, b.key, b.offset, b.size),
-                (s.track as u32, s.key, s.offset, s.size)
+                (b.track_id, b.key, b.offset, b.size),
+                (s.track as u32 + 1, s.key, s.offset, s.size)
             );
             // Times from the movie's start, to the tick of each timescale.
             let (dts, pts) = (s.dts - 1_000_000, s.pts - 1_000_000);

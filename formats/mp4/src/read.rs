@@ -746,90 +746,11 @@ fn parse_moof(moof: &BoxRef, input_len: usize, total: &mut usize) -> Result<Frag
     Ok(info)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sample_tables_of_an_ffmpeg_mp4() {
-        // ffmpeg 5.1: 0.5 s of H.264 (B-frames) and AAC, its ftyp and moov
-        // (several samples a chunk, stco, ctts, stss, edit lists).
-        let moov = include_bytes!("../fuzz/corpus/boxes/7cbe4d1b4ceb6f80b051d5b13d0ac1d06ab4e59d");
-        let got: Vec<_> = sample_tables(moov, 100)
-            .unwrap()
-            .iter()
-            .map(|s| (s.track, s.offset, s.size, s.key))
-            .collect();
-        // As ffprobe lists the packets.
-        let want = [
-            (0, 48, 1631, true),
-            (1, 1679, 601, true),
-            (0, 2280, 56, false),
-            (0, 2336, 43, false),
-            (1, 2379, 580, true),
-            (0, 2959, 27, false),
-            (1, 2986, 393, true),
-            (0, 3379, 26, false),
-            (1, 3405, 421, true),
-            (1, 3826, 481, true),
-        ];
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn box_headers() {
-        // size 0 (to the end), largesize, uuid, and a too-small size.
-        let mut data = vec![0, 0, 0, 12, b'f', b'r', b'e', b'e', 1, 2, 3, 4];
-        data.extend_from_slice(&[0, 0, 0, 1, b'b', b'i', b'g', b'!']);
-        data.extend_from_slice(&17u64.to_be_bytes());
-        data.push(9);
-        data.extend_from_slice(&[0, 0, 0, 0, b'u', b'u', b'i', b'd']);
-        data.extend_from_slice(&[7; 16]);
-        data.extend_from_slice(b"tail");
-        let all: Vec<BoxRef> = boxes(&data, 0).map(Result::unwrap).collect();
-        assert_eq!(all.len(), 3);
-        assert_eq!((&all[0].kind, all[0].body), (b"free", &[1u8, 2, 3, 4][..]));
-        assert_eq!(
-            (&all[1].kind, all[1].body, all[1].offset),
-            (b"big!", &[9u8][..], 12)
-        );
-        assert_eq!(
-            (&all[2].kind, all[2].body, all[2].header_len),
-            (b"uuid", &b"tail"[..], 24)
-        );
-        let bad = [0, 0, 0, 4, b'b', b'a', b'd', b'!'];
-        let r: Vec<_> = boxes(&bad, 0).collect();
-        assert_eq!(r, [Err(Error::Malformed("box size below its header"))]);
-        let cut = [0, 0, 0, 40, b'c', b'u', b't', b'!'];
-        assert_eq!(boxes(&cut, 0).next(), Some(Err(Error::Truncated("box"))));
-        assert_eq!(
-            boxes(&[0, 0, 0], 0).next(),
-            Some(Err(Error::Truncated("box header")))
-        );
-    }
-
-    #[test]
-    fn nesting_is_bounded() {
-        // 40 nested moov boxes.
-        let mut data = Vec::new();
-        for _ in 0..40 {
-            let mut outer = ((data.len() + 8) as u32).to_be_bytes().to_vec();
-            outer.extend_from_slice(b"moov");
-            outer.extend_from_slice(&data);
-            data = outer;
-        }
-        assert_eq!(
-            walk(&data, &mut |_, _| {}),
-            Err(Error::Limit("box nesting"))
-        );
-    }
-}
-
 /// One sample of a progressive MP4, from its `moov`'s sample tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableSample {
-    /// The `trak`'s position in the `moov` (0 for the first).
-    pub track: u32,
+    /// Its track's `tkhd` track ID.
+    pub track_id: u32,
     /// A sync sample (`stss` lists it, or there is no `stss`).
     pub key: bool,
     /// Where its bytes are, from the start of the file.
@@ -866,25 +787,19 @@ pub fn sample_tables(data: &[u8], max_samples: usize) -> Result<Vec<TableSample>
     r.take(if version == 1 { 16 } else { 8 })?;
     let movie_timescale = r.u32()?.max(1);
     let mut out = Vec::new();
-    let mut track = 0u32;
+    let mut traks = 0;
     for c in boxes(moov.body, moov.body_offset()) {
         let c = c?;
         if &c.kind != b"trak" {
             continue;
         }
-        if track as usize >= crate::MAX_TRACKS * 16 {
+        traks += 1;
+        if traks > crate::MAX_TRACKS * 16 {
             return Err(Error::Limit("tracks"));
         }
-        trak_samples(
-            &c,
-            track,
-            movie_timescale,
-            max_samples - out.len(),
-            &mut out,
-        )?;
-        track += 1;
+        trak_samples(&c, movie_timescale, max_samples - out.len(), &mut out)?;
     }
-    out.sort_by_key(|s| (s.offset, s.track));
+    out.sort_by_key(|s| (s.offset, s.track_id));
     Ok(out)
 }
 
@@ -899,12 +814,16 @@ fn entries(r: &mut Reader, each: usize) -> Result<usize, Error> {
 
 fn trak_samples(
     trak: &BoxRef,
-    track: u32,
     movie_timescale: u32,
     max_samples: usize,
     out: &mut Vec<TableSample>,
 ) -> Result<(), Error> {
     let base = trak.body_offset();
+    let tkhd = need(child(trak.body, base, b"tkhd")?, "trak without tkhd")?;
+    let mut r = Reader::new(tkhd.body, "tkhd");
+    let (version, _) = r.full()?;
+    r.take(if version == 1 { 16 } else { 8 })?;
+    let track_id = r.u32()?;
     let mdia = need(child(trak.body, base, b"mdia")?, "trak without mdia")?;
     let mdhd = need(
         child(mdia.body, mdia.body_offset(), b"mdhd")?,
@@ -1061,7 +980,7 @@ fn trak_samples(
                 let pts_us = delay_us + (dts[i] + cts[i]) * 1_000_000 / timescale;
                 let clamp = |t: i128| t.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
                 out.push(TableSample {
-                    track,
+                    track_id,
                     key: key[i],
                     offset: at,
                     size: sizes[i],
@@ -1077,4 +996,83 @@ fn trak_samples(
         return Err(Error::Malformed("chunks hold fewer samples than stsz"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_tables_of_an_ffmpeg_mp4() {
+        // ffmpeg 5.1: 0.5 s of H.264 (B-frames) and AAC, its ftyp and moov
+        // (several samples a chunk, stco, ctts, stss, edit lists).
+        let moov = include_bytes!("../fuzz/corpus/boxes/7cbe4d1b4ceb6f80b051d5b13d0ac1d06ab4e59d");
+        let got: Vec<_> = sample_tables(moov, 100)
+            .unwrap()
+            .iter()
+            .map(|s| (s.track_id, s.offset, s.size, s.key))
+            .collect();
+        // As ffprobe lists the packets.
+        let want = [
+            (1, 48, 1631, true),
+            (2, 1679, 601, true),
+            (1, 2280, 56, false),
+            (1, 2336, 43, false),
+            (2, 2379, 580, true),
+            (1, 2959, 27, false),
+            (2, 2986, 393, true),
+            (1, 3379, 26, false),
+            (2, 3405, 421, true),
+            (2, 3826, 481, true),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn box_headers() {
+        // size 0 (to the end), largesize, uuid, and a too-small size.
+        let mut data = vec![0, 0, 0, 12, b'f', b'r', b'e', b'e', 1, 2, 3, 4];
+        data.extend_from_slice(&[0, 0, 0, 1, b'b', b'i', b'g', b'!']);
+        data.extend_from_slice(&17u64.to_be_bytes());
+        data.push(9);
+        data.extend_from_slice(&[0, 0, 0, 0, b'u', b'u', b'i', b'd']);
+        data.extend_from_slice(&[7; 16]);
+        data.extend_from_slice(b"tail");
+        let all: Vec<BoxRef> = boxes(&data, 0).map(Result::unwrap).collect();
+        assert_eq!(all.len(), 3);
+        assert_eq!((&all[0].kind, all[0].body), (b"free", &[1u8, 2, 3, 4][..]));
+        assert_eq!(
+            (&all[1].kind, all[1].body, all[1].offset),
+            (b"big!", &[9u8][..], 12)
+        );
+        assert_eq!(
+            (&all[2].kind, all[2].body, all[2].header_len),
+            (b"uuid", &b"tail"[..], 24)
+        );
+        let bad = [0, 0, 0, 4, b'b', b'a', b'd', b'!'];
+        let r: Vec<_> = boxes(&bad, 0).collect();
+        assert_eq!(r, [Err(Error::Malformed("box size below its header"))]);
+        let cut = [0, 0, 0, 40, b'c', b'u', b't', b'!'];
+        assert_eq!(boxes(&cut, 0).next(), Some(Err(Error::Truncated("box"))));
+        assert_eq!(
+            boxes(&[0, 0, 0], 0).next(),
+            Some(Err(Error::Truncated("box header")))
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        // 40 nested moov boxes.
+        let mut data = Vec::new();
+        for _ in 0..40 {
+            let mut outer = ((data.len() + 8) as u32).to_be_bytes().to_vec();
+            outer.extend_from_slice(b"moov");
+            outer.extend_from_slice(&data);
+            data = outer;
+        }
+        assert_eq!(
+            walk(&data, &mut |_, _| {}),
+            Err(Error::Limit("box nesting"))
+        );
+    }
 }

@@ -3,8 +3,8 @@
 //!
 //! A replay is a session without a socket that publishes `path` (default
 //! `replay/{stream}`) from the recordings of `stream` in a time range
-//! (fMP4, FLV or TS: what [`crate::source`] reads; MP4 files, whose
-//! `moov` comes last, are not replayed). It reads the files in order, 1 MiB at a time while less than
+//! (fMP4, FLV, TS or MP4: see [`crate::source`]). It reads the files in
+//! order, 1 MiB at a time while less than
 //! [`AHEAD_US`] of media waits, and sends each frame when it is due: at
 //! speed `s`, a frame `d` µs of media after the start goes out `d / s` µs
 //! after it, stamped `d / s` — the players see a stream at `s`× that
@@ -73,8 +73,7 @@ pub struct Replay {
     /// The file being read: its index in `rows`.
     row: usize,
     file: Option<FileId>,
-    /// File offset of the next read, and whether one is out.
-    pos: u64,
+    /// A read is out.
     reading: bool,
     /// The current file's frames.
     source: Option<Source>,
@@ -111,7 +110,6 @@ impl Replay {
             rows: Vec::new(),
             row: 0,
             file: None,
-            pos: 0,
             reading: false,
             source: None,
             queue: VecDeque::new(),
@@ -177,7 +175,7 @@ impl Record {
                     rill_log!(
                         self.host,
                         Info,
-                        "replay {}: no fMP4, FLV or TS recordings of {} in its range",
+                        "replay {}: no recordings of {} in its range",
                         r.ask.id,
                         r.ask.stream
                     );
@@ -191,9 +189,8 @@ impl Record {
                 let mut frames = Vec::new();
                 let ended = match (result, r.source.as_mut()) {
                     (Ok(_), Some(source)) if !data.is_empty() => {
-                        r.pos += data.len() as u64;
                         match source.feed(data, &mut frames) {
-                            Ok(()) => r.pos >= r.rows[r.row].bytes,
+                            Ok(()) => source.done() || source.position() >= r.rows[r.row].bytes,
                             Err(e) => {
                                 rill_log!(
                                     self.host,
@@ -249,7 +246,6 @@ impl Record {
             let _ = self.host.file_close(f, 0);
         }
         r.row = i;
-        r.pos = 0;
         r.source = Source::new(&r.rows[i].format);
         r.skipped_configs.clear();
         r.skip = skip.map(|into_us| Skip {
@@ -294,11 +290,14 @@ impl Record {
         let (Some(f), false) = (r.file, r.reading) else {
             return Ok(());
         };
-        if r.ahead() >= AHEAD_US || r.pos >= r.rows[r.row].bytes {
+        let Some(pos) = r.source.as_ref().map(Source::position) else {
+            return Ok(());
+        };
+        if r.ahead() >= AHEAD_US || pos >= r.rows[r.row].bytes {
             return Ok(());
         }
         r.reading = true;
-        self.host.file_read(f, r.pos, READ, TOKEN_READ)
+        self.host.file_read(f, pos, READ, TOKEN_READ)
     }
 
     /// Queues a file's frames: those before the seek's key frame dropped,
