@@ -23,9 +23,10 @@
 mod api;
 mod config;
 mod download;
+pub mod fuzzing;
 mod repair;
 mod replay;
-mod source;
+pub(crate) mod source;
 mod vod;
 mod writer;
 

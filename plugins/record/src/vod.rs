@@ -191,7 +191,8 @@ pub(crate) fn rows_of(result: Result<i64>, data: &[u8]) -> Result<Vec<Row>> {
     result.map(|_| serde_json::from_slice(data).unwrap_or_default())
 }
 
-/// The size of the leading `ftyp` and `moov` boxes of an fMP4 file.
+/// The size of the leading `ftyp` and `moov` boxes of an fMP4 file, when
+/// `head` holds them whole (a damaged file's `moov` can claim more).
 pub(crate) fn init_len(head: &[u8]) -> Option<u64> {
     let mut at = 0usize;
     let mut end = None;
@@ -211,7 +212,8 @@ pub(crate) fn init_len(head: &[u8]) -> Option<u64> {
         }
         at += size;
     }
-    end.filter(|e| *e <= INIT_READ as usize).map(|e| e as u64)
+    end.filter(|e| *e <= INIT_READ as usize && *e <= head.len())
+        .map(|e| e as u64)
 }
 
 impl Request {
@@ -634,6 +636,8 @@ mod tests {
         b.extend_from_slice(b"moof");
         assert_eq!(init_len(&b), Some(28));
         assert_eq!(init_len(&b[..20]), None);
+        // A moov cut short: not whole, so no length.
+        assert_eq!(init_len(&b[..27]), None);
         assert_eq!(init_len(b"\0\0\0\x08mdat"), None);
     }
 
