@@ -1013,9 +1013,10 @@ fn replay_at_twice_the_speed() {
 
 /// FLV, TS and MP4 recordings replay too: from 2 s into the first file
 /// at 2×, a player gets the frames from the key frame there to the end of
-/// the second file, the timestamps halved.
+/// the second file, the timestamps halved. And they download as one MP4,
+/// remuxed (curl, then ffprobe: both tracks, every frame, the length).
 #[test]
-fn replays_flv_ts_and_mp4_recordings() {
+fn flv_ts_and_mp4_recordings_replay_and_download() {
     let s = start(
         "rules:\n  - match: ^rf/\n    format: flv\n    segment: 4s\n  - match: ^rt/\n    format: ts\n    segment: 4s\n  - match: ^rm/\n    format: mp4\n    segment: 4s\nmin_free: 1MiB",
         "",
@@ -1047,6 +1048,36 @@ fn replays_flv_ts_and_mp4_recordings() {
             &body,
         );
         assert_eq!(st, 201, "{body}");
+    }
+    for stream in ["rf/x", "rt/x", "rm/x"] {
+        let rows = s.recordings(stream, 2);
+        let total: f64 = rows.iter().map(|r| secs(r, "duration_s")).sum();
+        let file = s.rill.dir.path().join(format!("{}.mp4", stream.replace('/', "_")));
+        let url = format!("http://127.0.0.1:{}/vod/{stream}.mp4", s.rill.http_port);
+        let out = Command::new("curl")
+            .args(["-sS", "-D", "-", "-o"])
+            .arg(&file)
+            .arg(&url)
+            .output()
+            .unwrap();
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        assert!(
+            head.starts_with("http/1.1 200") && head.contains("content-type: video/mp4"),
+            "{stream}: {head}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(head.contains("accept-ranges: none"), "{head}");
+        let (codecs, duration, frames) = probe_file(&file);
+        assert_eq!(codecs, ["aac", "h264"], "{stream}");
+        let expected = (total * 25.0).round() as u64;
+        assert!(
+            frames.abs_diff(expected) <= expected / 20 + 2,
+            "{stream}: {frames} video frames, {expected} recorded"
+        );
+        assert!(
+            (duration - total).abs() <= total * 0.05 + 0.3,
+            "{stream}: {duration} s, {total} s recorded"
+        );
     }
     for (stream, total, player) in runs {
         let d = player.join().unwrap();

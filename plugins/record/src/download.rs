@@ -300,14 +300,11 @@ impl Download {
 }
 
 impl Record {
-    /// The rows of a download: read their heads.
+    /// The rows of a download: read their heads (all fMP4), or remux them.
     pub(crate) fn download_rows(&self, r: &mut Request, conn: &Conn, rows: Vec<Row>) -> Result<()> {
-        let rows: Vec<Row> = rows
-            .into_iter()
-            .filter(|row| row.done && row.format == "fmp4")
-            .collect();
+        let rows: Vec<Row> = rows.into_iter().filter(|row| row.done).collect();
         if rows.is_empty() {
-            return text(conn, 404, "no fMP4 recordings in that range\n");
+            return text(conn, 404, "no recordings in that range\n");
         }
         if rows.len() > MAX_FILES {
             let why = format!(
@@ -315,6 +312,9 @@ impl Record {
                 rows.len()
             );
             return text(conn, 400, &why);
+        }
+        if rows.iter().any(|row| row.format != "fmp4") {
+            return self.remux_rows(r, conn, rows);
         }
         r.stage = Stage::Heads(Heads {
             rows,

@@ -24,6 +24,7 @@ mod api;
 mod config;
 mod download;
 pub mod fuzzing;
+mod remux;
 mod repair;
 mod replay;
 pub(crate) mod source;

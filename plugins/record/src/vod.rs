@@ -5,8 +5,10 @@
 //!   UTC; `start` defaults to the first, `end` to now). fMP4 files are
 //!   listed by byte range (their init segment, then their fragments), TS
 //!   files whole; a gap between two files is a discontinuity.
-//! - `GET /vod/{app}/{stream}.mp4?start=…&end=…`: the fMP4 recordings of
-//!   that range as one MP4 download, with `Range` (see [`crate::download`]).
+//! - `GET /vod/{app}/{stream}.mp4?start=…&end=…`: the recordings of that
+//!   range as one MP4 download: fMP4 files with `Range` (see
+//!   [`crate::download`]), others remuxed as they are read, without (see
+//!   [`crate::remux`]).
 //! - `GET /vod/seg/{id}.{ts|mp4|flv}`: a recording's file, with `Range`.
 //!
 //! Who may watch is the host's decision (`admit`, as for live play), for
@@ -74,6 +76,8 @@ pub(crate) enum Stage {
     Heads(crate::download::Heads),
     /// A download is sent.
     Download(crate::download::Download),
+    /// A download of recordings not all fMP4, remuxed as it goes.
+    Remux(Box<crate::remux::Remux>),
     /// Reading the fMP4 files' init segments.
     Inits {
         rows: Vec<Row>,
@@ -362,6 +366,7 @@ impl Record {
             TOKEN_CHUNK => self.chunk_read(r, conn, result, data),
             TOKEN_HEAD => self.head_read(r, conn, result, data),
             TOKEN_DOWNLOAD => self.download_read(r, conn, result, data),
+            crate::remux::TOKEN_REMUX => self.remux_read(r, conn, result, data),
             t if t >= TOKEN_INIT => {
                 let i = (t - TOKEN_INIT) as usize;
                 let Stage::Inits {
@@ -601,6 +606,7 @@ impl Record {
     pub(crate) fn vod_writable(&self, r: &mut Request, conn: &Conn) -> Result<()> {
         match r.stage {
             Stage::Download(_) => self.pump(r, conn),
+            Stage::Remux(_) => self.remux_pump(r, conn),
             _ => self.next_chunk(r),
         }
     }
@@ -616,6 +622,7 @@ impl Record {
                 }
             }
             s @ (Stage::Heads(_) | Stage::Download(_)) => self.download_closed(s),
+            Stage::Remux(m) => self.remux_closed(*m),
             _ => {}
         }
     }
