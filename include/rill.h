@@ -1258,7 +1258,9 @@ typedef struct RillHostApi {
     // `on_io(token)` on session `conn_id` (0: the instance) brings a JSON
     // array of rows ordered by start (`id`, `stream`, `format`, `path`,
     // `group`, `codecs`, `start_us`, `end_us`, `duration_us`, `bytes`,
-    // `done`), `value` their count.
+    // `done`, `node`), `value` their count. Only this node's rows: nodes
+    // sharing a PostgreSQL index each see the files on their own disk
+    // (and rows written before rows named their node).
     int32_t (*recordings_query)(struct RillHost *host,
                                 uint64_t conn_id,
                                 struct RillStr query,
@@ -1267,7 +1269,8 @@ typedef struct RillHostApi {
     // first, the finished rows that started more than `max_age_us` ago
     // (0: no age limit), then the oldest while the group's total exceeds
     // `max_bytes` (0: no size limit). `on_io(token)` brings the number of
-    // rows deleted in `value`.
+    // rows deleted in `value`. Only this node's rows, as in
+    // `recordings_query`.
     int32_t (*recordings_expire)(struct RillHost *host,
                                  uint64_t conn_id,
                                  struct RillStr group,

@@ -1044,7 +1044,9 @@ pub struct RillHostApi {
     /// `on_io(token)` on session `conn_id` (0: the instance) brings a JSON
     /// array of rows ordered by start (`id`, `stream`, `format`, `path`,
     /// `group`, `codecs`, `start_us`, `end_us`, `duration_us`, `bytes`,
-    /// `done`), `value` their count.
+    /// `done`, `node`), `value` their count. Only this node's rows: nodes
+    /// sharing a PostgreSQL index each see the files on their own disk
+    /// (and rows written before rows named their node).
     pub recordings_query: Option<
         unsafe extern "C" fn(host: *mut RillHost, conn_id: u64, query: RillStr, token: u64) -> i32,
     >,
@@ -1052,7 +1054,8 @@ pub struct RillHostApi {
     /// first, the finished rows that started more than `max_age_us` ago
     /// (0: no age limit), then the oldest while the group's total exceeds
     /// `max_bytes` (0: no size limit). `on_io(token)` brings the number of
-    /// rows deleted in `value`.
+    /// rows deleted in `value`. Only this node's rows, as in
+    /// `recordings_query`.
     pub recordings_expire: Option<
         unsafe extern "C" fn(
             host: *mut RillHost,

@@ -135,7 +135,11 @@ async fn run(path: Option<PathBuf>, config: Config, set_log_level: SetLogLevel) 
         },
         None => None,
     };
-    let db = rill::db::Db::open(&config.database.url, &config.state_dir);
+    let db = rill::db::Db::open(
+        &config.database.url,
+        &config.state_dir,
+        config.cluster.node_id(),
+    );
     // Before the plugins: it follows the engine's events from the first
     // publisher on. Redis need not be up (the cluster is degraded until it is).
     let cluster = match rill::cluster::Cluster::start(&config.cluster, &engine) {

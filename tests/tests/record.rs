@@ -1052,7 +1052,11 @@ fn flv_ts_and_mp4_recordings_replay_and_download() {
     for stream in ["rf/x", "rt/x", "rm/x"] {
         let rows = s.recordings(stream, 2);
         let total: f64 = rows.iter().map(|r| secs(r, "duration_s")).sum();
-        let file = s.rill.dir.path().join(format!("{}.mp4", stream.replace('/', "_")));
+        let file = s
+            .rill
+            .dir
+            .path()
+            .join(format!("{}.mp4", stream.replace('/', "_")));
         let url = format!("http://127.0.0.1:{}/vod/{stream}.mp4", s.rill.http_port);
         let out = Command::new("curl")
             .args(["-sS", "-D", "-", "-o"])
@@ -1098,4 +1102,89 @@ fn flv_ts_and_mp4_recordings_replay_and_download() {
             "{stream}: video spans {span} ms at 2x, {want} expected"
         );
     }
+}
+
+/// Two nodes sharing one PostgreSQL index, each with its own disk, both
+/// recording `nd/x`: each API lists both nodes' files, each row naming its
+/// node; a node serves, plays back and deletes only its own files
+/// (another's: 409, nothing deleted), and its VOD playlist lists only its
+/// own.
+#[test]
+fn two_nodes_share_a_postgresql_index() {
+    let pg = Postgres::start();
+    let rules = "rules:\n  - match: ^nd/\n    format: fmp4\n    segment: 4s\nmin_free: 1MiB";
+    let node = |id: &str| {
+        start(
+            rules,
+            &format!("database:\n  url: {}\ncluster:\n  node_id: {id}", pg.url()),
+        )
+    };
+    let (a, b) = (node("node-a"), node("node-b"));
+    let publishers = [
+        a.publish(false, "libx264", "nd/x", 5),
+        b.publish(false, "libx264", "nd/x", 5),
+    ];
+    for mut p in publishers {
+        p.wait().unwrap();
+    }
+    // Both nodes' files, complete, in each node's listing.
+    let rows = a.recordings("nd/x", 4);
+    let of = |rows: &[serde_json::Value], n: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r["node"] == n)
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (mine, theirs) = (of(&rows, "node-a"), of(&rows, "node-b"));
+    assert!(
+        mine.len() >= 2 && theirs.len() >= 2 && mine.len() + theirs.len() == rows.len(),
+        "{rows:?}"
+    );
+    assert_eq!(b.recordings("nd/x", 4).len(), rows.len());
+
+    // Files: each node serves its own; another's is a conflict.
+    let file = |s: &Server, id: &str| {
+        let (st, _, body) =
+            http_get_bytes(s.rill.http_port, &format!("/api/v1/recordings/{id}/file"));
+        (st, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (st, _) = file(&a, &mine[0]);
+    assert_eq!(st, 200);
+    let (st, body) = file(&a, &theirs[0]);
+    assert_eq!(st, 409, "{body}");
+    assert!(body.contains("node-b"), "{body}");
+    let (st, _) = file(&b, &theirs[0]);
+    assert_eq!(st, 200);
+    let del = |s: &Server, id: &str| {
+        http_request(
+            s.rill.http_port,
+            "DELETE",
+            &format!("/api/v1/recordings/{id}"),
+            None,
+            "",
+        )
+        .0
+    };
+    assert_eq!(del(&a, &theirs[0]), 409);
+    assert_eq!(b.recordings("nd/x", 4).len(), rows.len(), "nothing deleted");
+    let (st, _) = file(&b, &theirs[0]);
+    assert_eq!(st, 200, "the file is still there");
+
+    // Playback lists only the node's own files.
+    for (s, own, other) in [(&a, &mine, &theirs), (&b, &theirs, &mine)] {
+        let (st, playlist) = s.rill.get("/vod/nd/x.m3u8");
+        assert_eq!(st, 200, "{playlist}");
+        for id in own {
+            assert!(
+                playlist.contains(&format!("/vod/seg/{id}.mp4")),
+                "{id}: {playlist}"
+            );
+        }
+        for id in other {
+            assert!(!playlist.contains(id.as_str()), "{id}: {playlist}");
+        }
+    }
+    // And a node deletes its own.
+    assert_eq!(del(&b, &theirs[0]), 204);
+    assert_eq!(a.recordings("nd/x", 3).len(), rows.len() - 1);
 }

@@ -19,7 +19,8 @@ pub use recordings::{new_id, Query, Row};
 const QUEUE: usize = 16_384;
 
 /// Schema versions, applied in order, each once.
-const MIGRATIONS: &[(i64, &[&str])] = &[(
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
     1,
     &[
         "CREATE TABLE IF NOT EXISTS recordings (
@@ -38,7 +39,17 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
         "CREATE INDEX IF NOT EXISTS recordings_stream_start ON recordings (stream, start_us)",
         "CREATE INDEX IF NOT EXISTS recordings_grp_start ON recordings (grp, start_us)",
     ],
-)];
+    ),
+    // The node that wrote each file (several nodes share PostgreSQL, each
+    // with its own disk); '' for rows from before: anyone's.
+    (
+        2,
+        &[
+            "ALTER TABLE recordings ADD COLUMN node TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX IF NOT EXISTS recordings_node_grp ON recordings (node, grp, start_us)",
+        ],
+    ),
+];
 
 type Reply<T> = Box<dyn FnOnce(Result<T, String>) + Send>;
 
@@ -47,6 +58,7 @@ enum Job {
     Update(Row),
     Query(Query, Reply<Vec<Row>>),
     Expire {
+        node: String,
         group: String,
         max_age_us: i64,
         max_bytes: u64,
@@ -60,12 +72,15 @@ pub struct Db {
     pool: watch::Receiver<Option<AnyPool>>,
     /// What the URL names, for logs and the API (no password).
     pub kind: &'static str,
+    /// This node's name: its rows carry it, and plugins see only its rows
+    /// (and those from before rows carried one): the files are on its disk.
+    pub node: String,
 }
 
 impl Db {
-    /// Starts connecting to `url` (empty: SQLite at `state_dir/rill.db`);
-    /// returns at once.
-    pub fn open(url: &str, state_dir: &std::path::Path) -> Db {
+    /// Starts connecting to `url` (empty: SQLite at `state_dir/rill.db`)
+    /// as node `node`; returns at once.
+    pub fn open(url: &str, state_dir: &std::path::Path, node: String) -> Db {
         sqlx::any::install_default_drivers();
         let url = if url.is_empty() {
             let _ = std::fs::create_dir_all(state_dir);
@@ -81,7 +96,12 @@ impl Db {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let (pool_tx, pool) = watch::channel(None);
         tokio::spawn(run(url, kind, rx, pool_tx));
-        Db { jobs, pool, kind }
+        Db {
+            jobs,
+            pool,
+            kind,
+            node,
+        }
     }
 
     /// No database: every call is refused (benchmarks).
@@ -92,6 +112,7 @@ impl Db {
             jobs,
             pool,
             kind: "none",
+            node: String::new(),
         }
     }
 
@@ -104,9 +125,15 @@ impl Db {
         self.jobs.try_send(job).is_ok()
     }
 
-    /// Queues a new row; false when the queue is full.
-    pub fn add(&self, row: Row) -> bool {
+    /// Queues a new row, this node's; false when the queue is full.
+    pub fn add(&self, mut row: Row) -> bool {
+        row.node = self.node.clone();
         self.send(Job::Add(row))
+    }
+
+    /// Whether `row`'s file is on this node's disk.
+    pub fn local(&self, row: &Row) -> bool {
+        row.node.is_empty() || row.node == self.node
     }
 
     /// Queues an update of a row's end, duration, size, codecs, group and
@@ -115,12 +142,14 @@ impl Db {
         self.send(Job::Update(row))
     }
 
-    /// Queues a query, answered after every write queued before it.
-    pub fn query(&self, q: Query, reply: Reply<Vec<Row>>) -> bool {
+    /// Queues a query of this node's rows, answered after every write
+    /// queued before it.
+    pub fn query(&self, mut q: Query, reply: Reply<Vec<Row>>) -> bool {
+        q.node = Some(self.node.clone());
         self.send(Job::Query(q, reply))
     }
 
-    /// Queues retention for `group`.
+    /// Queues retention for this node's rows of `group`.
     pub fn expire(
         &self,
         group: String,
@@ -129,6 +158,7 @@ impl Db {
         reply: Reply<u64>,
     ) -> bool {
         self.send(Job::Expire {
+            node: self.node.clone(),
             group,
             max_age_us,
             max_bytes,
@@ -277,12 +307,13 @@ async fn read(pool: &AnyPool, job: Job) {
     match job {
         Job::Query(q, reply) => reply(recordings::query(pool, &q).await.map_err(|e| e.to_string())),
         Job::Expire {
+            node,
             group,
             max_age_us,
             max_bytes,
             reply,
         } => reply(
-            recordings::expire(pool, &group, max_age_us, max_bytes)
+            recordings::expire(pool, &node, &group, max_age_us, max_bytes)
                 .await
                 .map_err(|e| e.to_string()),
         ),

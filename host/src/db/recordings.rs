@@ -23,6 +23,8 @@ pub struct Row {
     pub duration_us: i64,
     pub bytes: i64,
     pub done: bool,
+    /// The node that wrote it ('' from before nodes were recorded).
+    pub node: String,
 }
 
 /// Which rows (`recordings_query`'s JSON, and the API's filters).
@@ -37,6 +39,10 @@ pub struct Query {
     pub unfinished: bool,
     pub group: Option<String>,
     pub limit: Option<u32>,
+    /// Only this node's rows (and those without a node); the host sets it
+    /// for plugins, whose files are on its disk.
+    #[serde(skip)]
+    pub node: Option<String>,
 }
 
 static LAST_ID: AtomicI64 = AtomicI64::new(0);
@@ -63,7 +69,7 @@ pub fn new_id(wall_us: i64) -> i64 {
 }
 
 const COLUMNS: &str =
-    "id, stream, format, path, grp, codecs, start_us, end_us, duration_us, bytes, done";
+    "id, stream, format, path, grp, codecs, start_us, end_us, duration_us, bytes, done, node";
 
 fn from_row(r: &AnyRow) -> Result<Row, sqlx::Error> {
     Ok(Row {
@@ -78,12 +84,13 @@ fn from_row(r: &AnyRow) -> Result<Row, sqlx::Error> {
         duration_us: r.try_get("duration_us")?,
         bytes: r.try_get("bytes")?,
         done: r.try_get::<i64, _>("done")? != 0,
+        node: r.try_get("node")?,
     })
 }
 
 pub async fn insert(db: &mut sqlx::AnyConnection, r: &Row) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "INSERT INTO recordings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        "INSERT INTO recordings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
     .bind(r.id)
     .bind(&r.stream)
@@ -96,6 +103,7 @@ pub async fn insert(db: &mut sqlx::AnyConnection, r: &Row) -> Result<(), sqlx::E
     .bind(r.duration_us)
     .bind(r.bytes)
     .bind(r.done as i64)
+    .bind(&r.node)
     .execute(db)
     .await
     .map(drop)
@@ -136,6 +144,9 @@ pub async fn query(pool: &AnyPool, q: &Query) -> Result<Vec<Row>, sqlx::Error> {
     if q.group.is_some() {
         sql += &format!(" AND grp = {}", next());
     }
+    if q.node.is_some() {
+        sql += &format!(" AND (node = {} OR node = '')", next());
+    }
     if q.to.is_some() {
         sql += &format!(" AND start_us < {}", next());
     }
@@ -156,6 +167,9 @@ pub async fn query(pool: &AnyPool, q: &Query) -> Result<Vec<Row>, sqlx::Error> {
     }
     if let Some(g) = &q.group {
         query = query.bind(g.clone());
+    }
+    if let Some(n) = &q.node {
+        query = query.bind(n.clone());
     }
     if let Some(t) = q.to {
         query = query.bind(t);
@@ -191,18 +205,22 @@ pub async fn delete(pool: &AnyPool, row: &Row) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Retention of `group`: finished rows older than `max_age_us`, then the
-/// oldest while the group is over `max_bytes`. Returns the rows deleted.
+/// Retention of `group` on `node` (its rows and those without a node):
+/// finished rows older than `max_age_us`, then the oldest while the group
+/// is over `max_bytes`. Returns the rows deleted.
 pub async fn expire(
     pool: &AnyPool,
+    node: &str,
     group: &str,
     max_age_us: i64,
     max_bytes: u64,
 ) -> Result<u64, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM recordings WHERE grp = $1 AND done = 1 ORDER BY start_us, id"
+        "SELECT {COLUMNS} FROM recordings WHERE grp = $1 AND (node = $2 OR node = '') AND done = 1
+         ORDER BY start_us, id"
     ))
     .bind(group)
+    .bind(node)
     .fetch_all(pool)
     .await?
     .iter()

@@ -1,6 +1,11 @@
 //! `/api/v1/recordings`: the recording index (list by stream and time,
 //! one row, delete) and each recording's file, with Range. Times are RFC
 //! 3339 in UTC, what the API returns can be passed back.
+//!
+//! Nodes sharing a PostgreSQL index list every node's recordings (each
+//! row names its `node`), but a file is on the disk of the node that wrote
+//! it: another node's file is a redirect to that node when the cluster
+//! registry knows where it is (else 409), and only that node deletes it.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -60,6 +65,7 @@ pub fn view(r: &Row) -> serde_json::Value {
         "bytes": r.bytes,
         "codecs": r.codecs,
         "complete": r.done,
+        "node": r.node,
         "url": format!("/api/v1/recordings/{}/file", r.id),
     })
 }
@@ -146,11 +152,25 @@ async fn one(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     }
 }
 
+/// Another node's recording: its file is not here.
+fn elsewhere(r: &Row, what: &str) -> Response {
+    problem(
+        StatusCode::CONFLICT,
+        &format!(
+            "recording {} is on node {:?}: {what} there",
+            r.id, r.node
+        ),
+    )
+}
+
 async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     let r = match find(&s, &id).await {
         Ok(r) => r,
         Err(e) => return e,
     };
+    if !s.db.local(&r) {
+        return elsewhere(&r, "delete it");
+    }
     if !r.done {
         return problem(
             StatusCode::CONFLICT,
@@ -188,6 +208,20 @@ async fn file(
         Ok(r) => r,
         Err(e) => return e,
     };
+    if !s.db.local(&r) {
+        let view = s.cluster.view().await;
+        return match view.nodes.iter().find(|n| n.node_id == r.node) {
+            Some(n) if !n.advertise.is_empty() => (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(
+                    header::LOCATION,
+                    format!("http://{}/api/v1/recordings/{}/file", n.advertise, r.id),
+                )],
+            )
+                .into_response(),
+            _ => elsewhere(&r, "fetch it"),
+        };
+    }
     let mut f = match tokio::fs::File::open(&r.path).await {
         Ok(f) => f,
         Err(e) => {

@@ -223,6 +223,8 @@ fn row_of(i: &Instance, r: &RillRecording, id: i64) -> Result<Row, i32> {
         duration_us: r.duration_us.max(0),
         bytes: r.bytes.min(i64::MAX as u64) as i64,
         done: r.flags & RILL_REC_DONE != 0,
+        // This node's: `Db::add` sets it.
+        node: String::new(),
     })
 }
 
