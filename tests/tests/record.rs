@@ -581,10 +581,15 @@ fn full_disk_stops_recording_not_the_stream() {
 #[test]
 fn vod_playlists_play() {
     let s = start(
-        "rules:\n  - match: ^vod/ts$\n    format: ts\n    segment: 4s\n  - match: ^vod/fmp4$\n    format: fmp4\n    segment: 4s\nmin_free: 1MiB",
+        &["ts", "fmp4", "flv", "mp4"]
+            .iter()
+            .fold("rules:\n".to_owned(), |y, f| {
+                y + &format!("  - match: ^vod/{f}$\n    format: {f}\n    segment: 4s\n")
+            })
+            .replace("rules:\n", "min_free: 1MiB\nrules:\n"),
         "",
     );
-    let mut pubs: Vec<_> = ["ts", "fmp4"]
+    let mut pubs: Vec<_> = ["ts", "fmp4", "flv", "mp4"]
         .iter()
         .map(|f| s.publish(false, "libx264", &format!("vod/{f}"), 12))
         .collect();
@@ -592,7 +597,8 @@ fn vod_playlists_play() {
         p.wait().unwrap();
     }
     let port = s.rill.http_port;
-    for f in ["ts", "fmp4"] {
+    // FLV and MP4 files are remuxed to TS segments.
+    for f in ["ts", "fmp4", "flv", "mp4"] {
         let rows = s.recordings(&format!("vod/{f}"), 3);
         // The whole recording: 12 s of 25 fps, decoded in order.
         let url = format!("http://127.0.0.1:{port}/vod/vod/{f}.m3u8");

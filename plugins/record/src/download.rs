@@ -314,7 +314,7 @@ impl Record {
             return text(conn, 400, &why);
         }
         if rows.iter().any(|row| row.format != "fmp4") {
-            return self.remux_rows(r, conn, rows);
+            return self.remux_rows(r, conn, rows, crate::remux::Output::Download);
         }
         r.stage = Stage::Heads(Heads {
             rows,

@@ -1,15 +1,23 @@
-//! `GET /vod/{app}/{stream}.mp4` over recordings that are not all fMP4
-//! (FLV, TS, MP4, or a mix): the files' frames ([`crate::source`]) muxed
-//! again into one fragmented MP4 as they are read, sent chunked.
+//! Recordings muxed again as they are read, sent chunked:
 //!
-//! Unlike the fMP4 download ([`crate::download`]), the length is not known
-//! before the last byte, so there is no `Range` (`accept-ranges: none`; a
-//! `Range` header gets the whole file, as HTTP allows). The tracks are
-//! those whose configuration comes in the first second of media of the
-//! first file; a later file's track of the same codec goes on in the same
-//! track. Each file is placed on the download's timeline by its wall-clock
-//! start, as the fMP4 download places files after a gap; fragments are cut
-//! at video key frames a second or more apart.
+//! - `GET /vod/{app}/{stream}.mp4` over recordings that are not all fMP4
+//!   (FLV, TS, MP4, or a mix): the files' frames ([`crate::source`]) in
+//!   one fragmented MP4.
+//! - `GET /vod/seg/{id}.ts` of an FLV or MP4 recording: the file as an
+//!   MPEG-TS segment of a VOD playlist. Its times are the wall clock's
+//!   time of day (so the segments of one recording follow on, and the
+//!   33-bit TS clock does not wrap within a day; the playlist marks a
+//!   discontinuity where the day changes).
+//!
+//! Unlike the fMP4 download ([`crate::download`]) and a file served as it
+//! is, the length is not known before the last byte, so there is no
+//! `Range` (`accept-ranges: none`; a `Range` header gets the whole file, as
+//! HTTP allows). The tracks are those whose configuration comes in the
+//! first second of media of the first file; a later file's track of the
+//! same codec goes on in the same track. Each file is placed on the
+//! timeline by its wall-clock start, as the fMP4 download places files
+//! after a gap; fragments are cut at video key frames a second or more
+//! apart.
 
 use std::collections::VecDeque;
 
@@ -30,9 +38,39 @@ const TRACKS_WAIT_US: i64 = 1_000_000;
 const FRAGMENT_US: i64 = 1_000_000;
 /// Frames held before the tracks are fixed, at most.
 const MAX_HELD: usize = 4096;
+/// A day, µs.
+const DAY_US: i64 = 86_400_000_000;
 
-/// Frames to fMP4 bytes: the part of a remuxed download without I/O.
+/// What a remux makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// One fragmented MP4 of every row, from 0.
+    Download,
+    /// One row as an MPEG-TS segment, on the time of day.
+    Segment,
+}
+
+impl Output {
+    fn format(self) -> Format {
+        match self {
+            Output::Download => Format::Fmp4,
+            Output::Segment => Format::Ts,
+        }
+    }
+
+    /// The download's 0 on the wall clock, for a first file starting at
+    /// `start_us`.
+    fn base_us(self, start_us: i64) -> i64 {
+        match self {
+            Output::Download => start_us,
+            Output::Segment => start_us - start_us.rem_euclid(DAY_US),
+        }
+    }
+}
+
+/// Frames to fMP4 or TS bytes: the part of a remux without I/O.
 pub(crate) struct Remuxer {
+    format: Format,
     /// The first file's wall-clock start: the download's 0.
     base_us: i64,
     /// The current file's wall-clock start, and what its frames' times are
@@ -51,8 +89,10 @@ pub(crate) struct Remuxer {
 }
 
 impl Remuxer {
-    pub(crate) fn new(base_us: i64) -> Remuxer {
+    /// Files placed from `base_us` on, muxed into `format`.
+    pub(crate) fn new(format: Format, base_us: i64) -> Remuxer {
         Remuxer {
+            format,
             base_us,
             file_start_us: base_us,
             shift: None,
@@ -132,7 +172,7 @@ impl Remuxer {
             return Ok(());
         };
         let mut outs = Vec::new();
-        let mut w = Writer::new(Format::Fmp4, &self.configs, first, FRAGMENT_US, &mut outs)?;
+        let mut w = Writer::new(self.format, &self.configs, first, FRAGMENT_US, &mut outs)?;
         for f in &held {
             w.push(f, &mut outs)?;
         }
@@ -165,13 +205,14 @@ impl Remuxer {
 fn appends(outs: Vec<Out>, out: &mut Vec<Bytes>) {
     out.extend(outs.into_iter().filter_map(|o| match o {
         Out::Append(b) => Some(b),
-        // An fMP4 writer only appends.
+        // fMP4 and TS writers only append.
         Out::At(..) | Out::Index(_) => None,
     }));
 }
 
-/// A remuxed download being read and sent.
+/// A remux being read and sent.
 pub(crate) struct Remux {
+    output: Output,
     rows: Vec<Row>,
     /// The file being read: its index in `rows`.
     row: usize,
@@ -192,8 +233,15 @@ pub(crate) struct Remux {
 pub(crate) const TOKEN_REMUX: u64 = 5;
 
 impl Record {
-    /// A download of rows not all fMP4: remuxed as it is read.
-    pub(crate) fn remux_rows(&self, r: &mut Request, conn: &Conn, rows: Vec<Row>) -> Result<()> {
+    /// Rows remuxed as they are read: a download of rows not all fMP4, or
+    /// a segment.
+    pub(crate) fn remux_rows(
+        &self,
+        r: &mut Request,
+        conn: &Conn,
+        rows: Vec<Row>,
+        output: Output,
+    ) -> Result<()> {
         let rows: Vec<Row> = rows
             .into_iter()
             .filter(|row| Source::new(&row.format).is_some())
@@ -202,11 +250,12 @@ impl Record {
             return text(conn, 404, "no recordings in that range\n");
         };
         if r.head {
-            self.remux_respond(conn, &rows[0])?;
+            self.remux_respond(conn, output, &rows[0])?;
             return conn.close(RILL_END_NORMAL);
         }
-        let remuxer = Remuxer::new(first.start_us);
+        let remuxer = Remuxer::new(output.format(), output.base_us(first.start_us));
         r.stage = Stage::Remux(Box::new(Remux {
+            output,
             rows,
             row: 0,
             file: None,
@@ -221,21 +270,26 @@ impl Record {
         self.remux_open(r, conn, 0)
     }
 
-    fn remux_respond(&self, conn: &Conn, row: &Row) -> Result<()> {
+    fn remux_respond(&self, conn: &Conn, output: Output, row: &Row) -> Result<()> {
         let name = format!(
             "attachment; filename=\"{}.mp4\"",
             row.stream.replace(['/', '"', '\\'], "_")
         );
-        conn.http_respond(
-            200,
-            &[
+        let mut headers = vec![
+            ("accept-ranges", "none"),
+            ("access-control-allow-origin", "*"),
+        ];
+        match output {
+            Output::Download => headers.extend([
                 ("content-type", "video/mp4"),
                 ("content-disposition", name.as_str()),
-                ("accept-ranges", "none"),
-                ("access-control-allow-origin", "*"),
-            ],
-            Body::Chunked,
-        )
+            ]),
+            Output::Segment => headers.extend([
+                ("content-type", "video/mp2t"),
+                ("cache-control", "max-age=31536000, immutable"),
+            ]),
+        }
+        conn.http_respond(200, &headers, Body::Chunked)
     }
 
     /// Opens file `i` (or, past the last, finishes).
@@ -283,7 +337,7 @@ impl Record {
         };
         m.full = false;
         if !m.pending.is_empty() && !m.responded {
-            self.remux_respond(conn, &m.rows[0])?;
+            self.remux_respond(conn, m.output, &m.rows[0])?;
             m.responded = true;
         }
         while let Some(b) = m.pending.pop_front() {
@@ -411,7 +465,7 @@ mod tests {
     /// frames 10 s on.
     #[test]
     fn files_become_one_fragmented_mp4() {
-        let mut m = Remuxer::new(1_000_000_000);
+        let mut m = Remuxer::new(Format::Fmp4, 1_000_000_000);
         let mut out = Vec::new();
         for (file, start) in [(0, 1_000_000_000i64), (1, 1_010_000_000)] {
             m.next_file(start);
@@ -456,7 +510,7 @@ mod tests {
 
     #[test]
     fn nothing_readable_writes_nothing() {
-        let mut m = Remuxer::new(0);
+        let mut m = Remuxer::new(Format::Fmp4, 0);
         let mut out = Vec::new();
         // Media before any key frame, and a config alone.
         m.push(

@@ -1,15 +1,17 @@
 //! Playback of recordings over HTTP:
 //!
 //! - `GET /vod/{app}/{stream}.m3u8?start=…&end=…`: a VOD HLS playlist of
-//!   the complete TS or fMP4 recordings overlapping that range (RFC 3339,
-//!   UTC; `start` defaults to the first, `end` to now). fMP4 files are
-//!   listed by byte range (their init segment, then their fragments), TS
-//!   files whole; a gap between two files is a discontinuity.
+//!   the complete recordings overlapping that range (RFC 3339, UTC;
+//!   `start` defaults to the first, `end` to now). fMP4 files are listed
+//!   by byte range (their init segment, then their fragments); TS, FLV and
+//!   MP4 files as whole TS segments (FLV and MP4 remuxed, see
+//!   [`crate::remux`]); a gap between two files is a discontinuity.
 //! - `GET /vod/{app}/{stream}.mp4?start=…&end=…`: the recordings of that
 //!   range as one MP4 download: fMP4 files with `Range` (see
 //!   [`crate::download`]), others remuxed as they are read, without (see
 //!   [`crate::remux`]).
-//! - `GET /vod/seg/{id}.{ts|mp4|flv}`: a recording's file, with `Range`.
+//! - `GET /vod/seg/{id}.{ts|mp4|flv}`: a recording's file, with `Range`;
+//!   `.ts` of an FLV or MP4 recording: remuxed to MPEG-TS.
 //!
 //! Who may watch is the host's decision (`admit`, as for live play), for
 //! the stream the recording belongs to; the query a playlist came with
@@ -66,6 +68,8 @@ enum Want {
     },
     File {
         id: u64,
+        /// Asked as `.ts`: remuxed when the file is not TS.
+        ts: bool,
     },
 }
 
@@ -224,7 +228,7 @@ impl Request {
     /// A request already answered (an error).
     pub fn answered() -> Request {
         Request {
-            want: Want::File { id: 0 },
+            want: Want::File { id: 0, ts: false },
             head: false,
             query: String::new(),
             range: None,
@@ -241,12 +245,15 @@ impl Request {
             .strip_prefix("/vod/")
             .ok_or((404, "not found\n".to_owned()))?;
         let want = if let Some(file) = rest.strip_prefix("seg/") {
-            let id = file
+            let (id, ext) = file
                 .split_once('.')
-                .and_then(|(id, ext)| matches!(ext, "ts" | "mp4" | "flv").then_some(id))
-                .and_then(|id| id.parse().ok())
+                .filter(|(_, ext)| matches!(*ext, "ts" | "mp4" | "flv"))
+                .and_then(|(id, ext)| Some((id.parse().ok()?, ext)))
                 .ok_or((404, "no such recording\n".to_owned()))?;
-            Want::File { id }
+            Want::File {
+                id,
+                ts: ext == "ts",
+            }
         } else if let Some((stream, ext)) = rest.rsplit_once('.') {
             if !matches!(ext, "m3u8" | "mp4")
                 || stream.is_empty()
@@ -307,7 +314,7 @@ impl Record {
                 }
                 Ok(())
             }
-            Want::File { id } => {
+            Want::File { id, .. } => {
                 let q = format!(r#"{{"id": {id}}}"#);
                 self.host.recordings_query(conn.id(), &q, TOKEN_ROWS)
             }
@@ -402,14 +409,14 @@ impl Record {
     fn playlist_rows(&self, r: &mut Request, conn: &Conn, rows: Vec<Row>) -> Result<()> {
         let mut rows: Vec<Row> = rows
             .into_iter()
-            .filter(|row| row.done && (row.format == "ts" || row.format == "fmp4"))
+            .filter(|row| row.done && crate::source::Source::new(&row.format).is_some())
             .collect();
-        let Some(format) = rows.first().map(|row| row.format.clone()) else {
-            return text(conn, 404, "no TS or fMP4 recordings in that range\n");
+        let Some(fmp4) = rows.first().map(|row| row.format == "fmp4") else {
+            return text(conn, 404, "no recordings in that range\n");
         };
-        // One playlist, one kind of segment.
-        rows.retain(|row| row.format == format);
-        if format == "ts" {
+        // One playlist, one kind of segment: fMP4, or TS (the others).
+        rows.retain(|row| (row.format == "fmp4") == fmp4);
+        if !fmp4 {
             r.stage = Stage::Done;
             return self.respond_playlist(r, conn, &rows, &[]);
         }
@@ -464,17 +471,26 @@ impl Record {
             "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n",
             if fmp4 { 7 } else { 3 }
         );
-        let mut prev_end: Option<i64> = None;
+        // The previous file: its end, whether it was TS, its start.
+        let mut prev: Option<(i64, bool, i64)> = None;
         for (i, row) in rows.iter().enumerate() {
             let init = inits.get(i).copied().flatten();
             if fmp4 && init.is_none() {
                 continue;
             }
             // A gap (the publisher went away): the timeline starts over.
-            if prev_end.is_some_and(|e| row.start_us > e + 1_500_000) {
+            // So it does between a TS file and a remuxed one (which count
+            // the time of day), and at midnight in remuxed ones.
+            let day = |us: i64| us.div_euclid(86_400_000_000);
+            let new_timeline = prev.is_some_and(|(end, was_ts, start)| {
+                row.start_us > end + 1_500_000
+                    || was_ts != (row.format == "ts")
+                    || (!fmp4 && row.format != "ts" && day(start) != day(row.start_us))
+            });
+            if new_timeline {
                 p.push_str("#EXT-X-DISCONTINUITY\n");
             }
-            prev_end = Some(row.end_us);
+            prev = Some((row.end_us, row.format == "ts", row.start_us));
             let t = std::time::UNIX_EPOCH
                 + std::time::Duration::from_micros(row.start_us.max(0) as u64);
             p.push_str(&format!(
@@ -513,6 +529,10 @@ impl Record {
         let Some(row) = r.row.as_ref() else {
             return text(conn, 404, "no such recording\n");
         };
+        if matches!(r.want, Want::File { ts: true, .. }) && row.format != "ts" {
+            let rows = vec![row.clone()];
+            return self.remux_rows(r, conn, rows, crate::remux::Output::Segment);
+        }
         let ctype = match row.format.as_str() {
             "ts" => "video/mp2t",
             "flv" => "video/x-flv",
