@@ -18,6 +18,11 @@ use rill::http;
 use rill::plugin::PluginManager;
 use rill::server::{AppState, SetLogLevel};
 use sd_notify::NotifyState;
+
+/// mimalloc, not glibc's malloc: per-request state is allocated and freed
+/// at a high rate (see Cargo.toml).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser, Debug)]

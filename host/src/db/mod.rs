@@ -21,9 +21,9 @@ const QUEUE: usize = 16_384;
 /// Schema versions, applied in order, each once.
 const MIGRATIONS: &[(i64, &[&str])] = &[
     (
-    1,
-    &[
-        "CREATE TABLE IF NOT EXISTS recordings (
+        1,
+        &[
+            "CREATE TABLE IF NOT EXISTS recordings (
             id BIGINT PRIMARY KEY,
             stream TEXT NOT NULL,
             format TEXT NOT NULL,
@@ -36,9 +36,9 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             bytes BIGINT NOT NULL,
             done BIGINT NOT NULL
         )",
-        "CREATE INDEX IF NOT EXISTS recordings_stream_start ON recordings (stream, start_us)",
-        "CREATE INDEX IF NOT EXISTS recordings_grp_start ON recordings (grp, start_us)",
-    ],
+            "CREATE INDEX IF NOT EXISTS recordings_stream_start ON recordings (stream, start_us)",
+            "CREATE INDEX IF NOT EXISTS recordings_grp_start ON recordings (grp, start_us)",
+        ],
     ),
     // The node that wrote each file (several nodes share PostgreSQL, each
     // with its own disk); '' for rows from before: anyone's.
@@ -74,7 +74,8 @@ pub struct Db {
     pub kind: &'static str,
     /// This node's name: its rows carry it, and plugins see only its rows
     /// (and those from before rows carried one): the files are on its disk.
-    pub node: String,
+    /// (Shared: the API's state, this included, is cloned per request.)
+    pub node: std::sync::Arc<str>,
 }
 
 impl Db {
@@ -100,7 +101,7 @@ impl Db {
             jobs,
             pool,
             kind,
-            node,
+            node: node.into(),
         }
     }
 
@@ -112,7 +113,7 @@ impl Db {
             jobs,
             pool,
             kind: "none",
-            node: String::new(),
+            node: "".into(),
         }
     }
 
@@ -127,13 +128,13 @@ impl Db {
 
     /// Queues a new row, this node's; false when the queue is full.
     pub fn add(&self, mut row: Row) -> bool {
-        row.node = self.node.clone();
+        row.node = self.node.to_string();
         self.send(Job::Add(row))
     }
 
     /// Whether `row`'s file is on this node's disk.
     pub fn local(&self, row: &Row) -> bool {
-        row.node.is_empty() || row.node == self.node
+        row.node.is_empty() || *row.node == *self.node
     }
 
     /// Queues an update of a row's end, duration, size, codecs, group and
@@ -145,7 +146,7 @@ impl Db {
     /// Queues a query of this node's rows, answered after every write
     /// queued before it.
     pub fn query(&self, mut q: Query, reply: Reply<Vec<Row>>) -> bool {
-        q.node = Some(self.node.clone());
+        q.node = Some(self.node.to_string());
         self.send(Job::Query(q, reply))
     }
 
@@ -158,7 +159,7 @@ impl Db {
         reply: Reply<u64>,
     ) -> bool {
         self.send(Job::Expire {
-            node: self.node.clone(),
+            node: self.node.to_string(),
             group,
             max_age_us,
             max_bytes,
