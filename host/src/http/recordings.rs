@@ -156,10 +156,7 @@ async fn one(State(s): State<AppState>, Path(id): Path<String>) -> Response {
 fn elsewhere(r: &Row, what: &str) -> Response {
     problem(
         StatusCode::CONFLICT,
-        &format!(
-            "recording {} is on node {:?}: {what} there",
-            r.id, r.node
-        ),
+        &format!("recording {} is on node {:?}: {what} there", r.id, r.node),
     )
 }
 
