@@ -197,7 +197,7 @@ impl Record {
             rule.format,
             &r.configs,
             m,
-            self.cfg.fragment.as_micros() as i64,
+            writer::Cuts::spread(self.cfg.fragment.as_micros() as i64, &r.stream),
             &mut outs,
         ) {
             Ok(w) => w,

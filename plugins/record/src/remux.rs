@@ -16,8 +16,7 @@
 //! first second of media of the first file; a later file's track of the
 //! same codec goes on in the same track. Each file is placed on the
 //! timeline by its wall-clock start, as the fMP4 download places files
-//! after a gap; fragments are cut at video key frames a second or more
-//! apart.
+//! after a gap; fragments are cut every second.
 
 use std::collections::VecDeque;
 
@@ -27,14 +26,14 @@ use rill_abi::*;
 
 use crate::source::Source;
 use crate::vod::{text, Request, Row, Stage};
-use crate::writer::{Format, Media, MediaExt, Out, Writer};
+use crate::writer::{Cuts, Format, Media, MediaExt, Out, Writer};
 use crate::Record;
 
 /// Bytes read from a file at a time.
 const READ: u64 = 1 << 20;
 /// Media held before the tracks are fixed (µs).
 const TRACKS_WAIT_US: i64 = 1_000_000;
-/// Fragments are cut at video key frames at least this far apart (µs).
+/// Fragments are cut this far apart (µs).
 const FRAGMENT_US: i64 = 1_000_000;
 /// Frames held before the tracks are fixed, at most.
 const MAX_HELD: usize = 4096;
@@ -172,7 +171,13 @@ impl Remuxer {
             return Ok(());
         };
         let mut outs = Vec::new();
-        let mut w = Writer::new(self.format, &self.configs, first, FRAGMENT_US, &mut outs)?;
+        let mut w = Writer::new(
+            self.format,
+            &self.configs,
+            first,
+            Cuts::every(FRAGMENT_US),
+            &mut outs,
+        )?;
         for f in &held {
             w.push(f, &mut outs)?;
         }

@@ -39,6 +39,49 @@ impl MediaExt for Media {
     }
 }
 
+/// When an fMP4 writer cuts fragments: at the first frame `first_us`
+/// after the file's start, then every `every_us` (at any frame: a fragment
+/// need not start with a key frame).
+///
+/// A recorder gives each stream its own `first_us`, between half and all
+/// of `every_us`: streams whose key frames line up (one encoder, or
+/// publishers started together) then write their fragments spread over
+/// the period instead of all at once, which delayed every player's frames
+/// behind the burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cuts {
+    pub first_us: i64,
+    pub every_us: i64,
+}
+
+impl Cuts {
+    /// Every `us`, the first too.
+    pub fn every(us: i64) -> Cuts {
+        Cuts {
+            first_us: us,
+            every_us: us,
+        }
+    }
+
+    /// Every `us`, the first after a share of it that `key` picks (the
+    /// same key, the same share): from half of `us` to all of it.
+    pub fn spread(us: i64, key: &str) -> Cuts {
+        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        // FNV-1a, then SplitMix64's finalizer: keys that differ in their
+        // last byte land apart in the high bits too.
+        let h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let h = h ^ (h >> 31);
+        let share = (h >> 11) as f64 / (1u64 << 53) as f64;
+        Cuts {
+            first_us: us / 2 + (us as f64 / 2.0 * share) as i64,
+            every_us: us,
+        }
+    }
+}
+
 /// The container formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -97,11 +140,10 @@ enum Kind {
         mux: Muxer,
         /// Host track id → muxer track.
         map: Vec<u32>,
-        /// Fragments are cut at video key frames at least this far apart
-        /// (at any frame this far apart without video), µs.
-        fragment_us: i64,
-        frag_start: i64,
-        has_video: bool,
+        /// The next fragment is cut at the first frame from this time on
+        /// (after `base`), then `every_us` later.
+        next_cut: i64,
+        every_us: i64,
     },
     Flv,
     Mp4 {
@@ -126,7 +168,7 @@ impl Writer {
         format: Format,
         configs: &[Media],
         first: &Media,
-        fragment_us: i64,
+        cuts: Cuts,
         out: &mut Vec<Out>,
     ) -> Result<Writer, String> {
         let base = match format {
@@ -162,7 +204,6 @@ impl Writer {
         match format {
             Format::Fmp4 => {
                 let (infos, map) = infos()?;
-                let has_video = infos.iter().any(|i| i.is_video());
                 w.codecs = rill_mp4::codecs_attribute(&infos);
                 let mux = Muxer::new(infos).map_err(|e| e.to_string())?;
                 let init = mux.init_segment().map_err(|e| e.to_string())?;
@@ -170,9 +211,8 @@ impl Writer {
                 w.kind = Kind::Fmp4 {
                     mux,
                     map,
-                    fragment_us,
-                    frag_start: w.first,
-                    has_video,
+                    next_cut: w.first + cuts.first_us.max(1),
+                    every_us: cuts.every_us.max(1),
                 };
             }
             Format::Mp4 => {
@@ -279,9 +319,8 @@ impl Writer {
             Kind::Fmp4 {
                 mux,
                 map,
-                fragment_us,
-                frag_start,
-                has_video,
+                next_cut,
+                every_us,
             } => {
                 let Some(t) = map.iter().position(|t| *t == m.track) else {
                     return Ok(());
@@ -291,10 +330,8 @@ impl Writer {
                 }
                 mux.push(t, Sample::from_frame(m.flags, pts, dts, m.payload.clone()))
                     .map_err(|e| e.to_string())?;
-                let cut = (m.is_video() && m.is_key() || !*has_video)
-                    && dts - *frag_start >= *fragment_us;
-                let frag = if cut {
-                    *frag_start = dts;
+                let frag = if dts >= *next_cut {
+                    *next_cut = dts + *every_us;
                     mux.fragment_before(dts)
                 } else {
                     None
@@ -409,6 +446,27 @@ fn codec_names(configs: &[Media]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuts_spread_between_half_and_all_of_the_period() {
+        let firsts: Vec<i64> = (0..100)
+            .map(|i| Cuts::spread(1_000_000, &format!("live/{i}")).first_us)
+            .collect();
+        assert!(firsts.iter().all(|f| (500_000..=1_000_000).contains(f)));
+        // Spread, not bunched: every tenth of the range gets some.
+        for d in 0..5 {
+            let lo = 500_000 + d * 100_000;
+            assert!(
+                firsts.iter().any(|f| (lo..lo + 100_000).contains(f)),
+                "{lo}"
+            );
+        }
+        assert_eq!(
+            Cuts::spread(1_000_000, "a/b"),
+            Cuts::spread(1_000_000, "a/b")
+        );
+        assert_eq!(Cuts::spread(1_000_000, "a/b").every_us, 1_000_000);
+    }
 
     #[test]
     fn formats_parse() {
