@@ -350,7 +350,17 @@ pub fn parse_init(data: &[u8]) -> Result<Init, Error> {
     Ok(init)
 }
 
-fn parse_trak(trak: &BoxRef) -> Result<InitTrack, Error> {
+/// What every reader of a `trak` needs: its `tkhd`, `mdia` and `stbl`.
+struct Trak<'a> {
+    track_id: u32,
+    tkhd_size: (u32, u32),
+    mdia: BoxRef<'a>,
+    /// `mdhd`'s.
+    timescale: u32,
+    stbl: BoxRef<'a>,
+}
+
+fn trak_parts<'a>(trak: &BoxRef<'a>) -> Result<Trak<'a>, Error> {
     let tkhd = need(
         child(trak.body, trak.body_offset(), b"tkhd")?,
         "trak without tkhd",
@@ -376,14 +386,6 @@ fn parse_trak(trak: &BoxRef) -> Result<InitTrack, Error> {
     let (version, _) = r.full()?;
     r.take(if version == 1 { 16 } else { 8 })?;
     let timescale = r.u32()?;
-    let hdlr = need(
-        child(mdia.body, mdia.body_offset(), b"hdlr")?,
-        "mdia without hdlr",
-    )?;
-    let mut r = Reader::new(hdlr.body, "hdlr");
-    r.full()?;
-    r.u32()?;
-    let handler = r.fourcc()?;
     let minf = need(
         child(mdia.body, mdia.body_offset(), b"minf")?,
         "mdia without minf",
@@ -392,6 +394,31 @@ fn parse_trak(trak: &BoxRef) -> Result<InitTrack, Error> {
         child(minf.body, minf.body_offset(), b"stbl")?,
         "minf without stbl",
     )?;
+    Ok(Trak {
+        track_id,
+        tkhd_size,
+        mdia,
+        timescale,
+        stbl,
+    })
+}
+
+fn parse_trak(trak: &BoxRef) -> Result<InitTrack, Error> {
+    let Trak {
+        track_id,
+        tkhd_size,
+        mdia,
+        timescale,
+        stbl,
+    } = trak_parts(trak)?;
+    let hdlr = need(
+        child(mdia.body, mdia.body_offset(), b"hdlr")?,
+        "mdia without hdlr",
+    )?;
+    let mut r = Reader::new(hdlr.body, "hdlr");
+    r.full()?;
+    r.u32()?;
+    let handler = r.fourcc()?;
     let stsd = need(
         child(stbl.body, stbl.body_offset(), b"stsd")?,
         "stbl without stsd",
@@ -819,20 +846,13 @@ fn trak_samples(
     out: &mut Vec<TableSample>,
 ) -> Result<(), Error> {
     let base = trak.body_offset();
-    let tkhd = need(child(trak.body, base, b"tkhd")?, "trak without tkhd")?;
-    let mut r = Reader::new(tkhd.body, "tkhd");
-    let (version, _) = r.full()?;
-    r.take(if version == 1 { 16 } else { 8 })?;
-    let track_id = r.u32()?;
-    let mdia = need(child(trak.body, base, b"mdia")?, "trak without mdia")?;
-    let mdhd = need(
-        child(mdia.body, mdia.body_offset(), b"mdhd")?,
-        "mdia without mdhd",
-    )?;
-    let mut r = Reader::new(mdhd.body, "mdhd");
-    let (version, _) = r.full()?;
-    r.take(if version == 1 { 16 } else { 8 })?;
-    let timescale = r.u32()?.max(1) as i128;
+    let Trak {
+        track_id,
+        timescale,
+        stbl,
+        ..
+    } = trak_parts(trak)?;
+    let timescale = timescale.max(1) as i128;
     // An empty edit first: the track starts that late.
     let mut delay_us = 0i128;
     if let Some(edts) = child(trak.body, base, b"edts")? {
@@ -851,14 +871,6 @@ fn trak_samples(
             }
         }
     }
-    let minf = need(
-        child(mdia.body, mdia.body_offset(), b"minf")?,
-        "mdia without minf",
-    )?;
-    let stbl = need(
-        child(minf.body, minf.body_offset(), b"stbl")?,
-        "minf without stbl",
-    )?;
     let table = |kind: &[u8; 4]| child(stbl.body, stbl.body_offset(), kind);
 
     // Sizes: the sample count.

@@ -25,16 +25,16 @@ pub fn source(data: &[u8]) {
     // Reads never go back more than once (an MP4's samples after its
     // moov): a bound on reads catches a source that would loop.
     let mut reads = 0;
-    while !s.done() && (s.position() as usize) < file.len() {
+    loop {
         reads += 1;
         assert!(reads <= 2 * file.len() + 2, "the source keeps asking");
-        let at = s.position() as usize;
+        // A read past the end brings nothing, as the host's would.
+        let at = (s.position() as usize).min(file.len());
         let end = at.saturating_add(read).min(file.len());
-        if s.feed(&file[at..end], &mut out).is_err() {
+        if s.read(Some(&file[at..end]), file.len() as u64, &mut out) != Ok(true) {
             break;
         }
     }
-    s.finish(&mut out);
     for (i, f) in out.iter().enumerate() {
         if f.flags & RILL_FRAME_CONFIG == 0 {
             continue;

@@ -380,26 +380,20 @@ impl Record {
         m.reading = false;
         let row = &m.rows[m.row];
         let mut frames = Vec::new();
-        let ended = match (result, m.source.as_mut()) {
-            (Ok(_), Some(s)) if !data.is_empty() => match s.feed(data, &mut frames) {
-                Ok(()) => s.done() || s.position() >= row.bytes,
-                Err(e) => {
-                    rill_log!(
-                        self.host,
-                        Warn,
-                        "{}: {e}: the rest left out of a download",
-                        row.path
-                    );
-                    true
-                }
-            },
-            _ => true,
-        };
-        if ended {
-            if let Some(s) = m.source.as_mut() {
-                s.finish(&mut frames);
+        let read = result.is_ok().then_some(data);
+        let ended = match m
+            .source
+            .as_mut()
+            .map(|s| s.read(read, row.bytes, &mut frames))
+        {
+            Some(Ok(more)) => !more,
+            Some(Err(e)) => {
+                let path = &row.path;
+                rill_log!(self.host, Warn, "{path}: {e}: the rest left out");
+                true
             }
-        }
+            None => true,
+        };
         let mut out = Vec::new();
         let pushed = m.remuxer.push(frames, &mut out);
         m.pending.extend(out);

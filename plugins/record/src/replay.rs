@@ -187,30 +187,21 @@ impl Record {
             TOKEN_READ => {
                 r.reading = false;
                 let mut frames = Vec::new();
-                let ended = match (result, r.source.as_mut()) {
-                    (Ok(_), Some(source)) if !data.is_empty() => {
-                        match source.feed(data, &mut frames) {
-                            Ok(()) => source.done() || source.position() >= r.rows[r.row].bytes,
-                            Err(e) => {
-                                rill_log!(
-                                    self.host,
-                                    Warn,
-                                    "replay {}: {}: {e}",
-                                    r.ask.id,
-                                    r.rows[r.row].path
-                                );
-                                true
-                            }
-                        }
+                let row = &r.rows[r.row];
+                let read = result.is_ok().then_some(data);
+                let ended = match r
+                    .source
+                    .as_mut()
+                    .map(|s| s.read(read, row.bytes, &mut frames))
+                {
+                    Some(Ok(more)) => !more,
+                    Some(Err(e)) => {
+                        let id = r.ask.id;
+                        rill_log!(self.host, Warn, "replay {id}: {}: {e}", row.path);
+                        true
                     }
-                    // The file ended (or went).
-                    _ => true,
+                    None => true,
                 };
-                if ended {
-                    if let Some(source) = r.source.as_mut() {
-                        source.finish(&mut frames);
-                    }
-                }
                 self.take(r, frames)?;
                 if ended {
                     self.next_file(r, conn)?;

@@ -195,6 +195,28 @@ impl Source {
         Ok(())
     }
 
+    /// A read of the file came back: `data` (`None`: the read failed) of
+    /// a file of `len` bytes. Whether the file goes on: `Ok(false)` at its
+    /// end (the last frames out), `Err` when the rest cannot be read.
+    pub fn read(
+        &mut self,
+        data: Option<&[u8]>,
+        len: u64,
+        out: &mut Vec<Frame>,
+    ) -> Result<bool, String> {
+        let more = match data {
+            Some(d) if !d.is_empty() => self
+                .feed(d, out)
+                .map(|()| !self.done() && self.position() < len),
+            // The file ended (or went).
+            _ => Ok(false),
+        };
+        if more != Ok(true) {
+            self.finish(out);
+        }
+        more
+    }
+
     /// The file ended: what was held for more bytes.
     pub fn finish(&mut self, out: &mut Vec<Frame>) {
         if let Format::Ts { demux, video } = &mut self.format {
