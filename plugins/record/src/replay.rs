@@ -38,7 +38,9 @@ pub(crate) const MAX_ROWS: u32 = 5000;
 pub(crate) const SPEEDS: std::ops::RangeInclusive<f64> = 0.5..=4.0;
 
 pub(crate) const TOKEN_ROWS: u64 = 1;
-pub(crate) const TOKEN_READ: u64 = 2;
+/// `TOKEN_READ + n`: a read of the `n`th file opened (a read still out
+/// when a seek opens another brings the old file's bytes: dropped).
+pub(crate) const TOKEN_READ: u64 = 1 << 16;
 pub(crate) const TIMER_DUE: u64 = 3;
 
 /// What the API asks for.
@@ -94,6 +96,8 @@ pub struct Replay {
     /// Frames sent.
     pub sent: u64,
     done_reading: bool,
+    /// Files opened so far (mod [`TOKEN_READ`]): the current one's reads.
+    opened: u64,
     /// The index answered (`rows` is what there is to read); until then
     /// a seek waits in `seek`.
     have_rows: bool,
@@ -122,6 +126,7 @@ impl Replay {
             timer: None,
             sent: 0,
             done_reading: false,
+            opened: 0,
             have_rows: false,
             seek: None,
         }
@@ -184,8 +189,11 @@ impl Record {
                 let at = r.seek.or(r.ask.from).unwrap_or(r.rows[0].start_us);
                 self.seek_to(r, conn, at)
             }
-            TOKEN_READ => {
+            t if t >= TOKEN_READ => {
                 r.reading = false;
+                if t - TOKEN_READ != r.opened {
+                    return self.read_more(r);
+                }
                 let mut frames = Vec::new();
                 let row = &r.rows[r.row];
                 let read = result.is_ok().then_some(data);
@@ -237,6 +245,7 @@ impl Record {
             let _ = self.host.file_close(f, 0);
         }
         r.row = i;
+        r.opened = (r.opened + 1) % TOKEN_READ;
         r.source = Source::new(&r.rows[i].format);
         r.skipped_configs.clear();
         r.skip = skip.map(|into_us| Skip {
@@ -288,7 +297,7 @@ impl Record {
             return Ok(());
         }
         r.reading = true;
-        self.host.file_read(f, pos, READ, TOKEN_READ)
+        self.host.file_read(f, pos, READ, TOKEN_READ + r.opened)
     }
 
     /// Queues a file's frames: those before the seek's key frame dropped,
