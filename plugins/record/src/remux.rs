@@ -249,7 +249,7 @@ impl Record {
     ) -> Result<()> {
         let rows: Vec<Row> = rows
             .into_iter()
-            .filter(|row| Source::new(&row.format).is_some())
+            .filter(|row| Source::reads(&row.format))
             .collect();
         let Some(first) = rows.first() else {
             return text(conn, 404, "no recordings in that range\n");

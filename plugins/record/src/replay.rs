@@ -174,7 +174,7 @@ impl Record {
                 r.have_rows = true;
                 r.rows = rows
                     .into_iter()
-                    .filter(|row| row.done && Source::new(&row.format).is_some())
+                    .filter(|row| row.done && Source::reads(&row.format))
                     .collect();
                 if r.rows.is_empty() {
                     rill_log!(

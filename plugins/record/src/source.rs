@@ -78,8 +78,13 @@ enum Mp4Stage {
 }
 
 impl Source {
+    /// Whether a recording of `format` (the index's name) can be read.
+    pub fn reads(format: &str) -> bool {
+        matches!(format, "fmp4" | "flv" | "ts" | "mp4")
+    }
+
     /// A source for a recording of `format` (the index's name: `fmp4`,
-    /// `flv`, `ts`); `None` for a format it cannot read.
+    /// `flv`, `ts`, `mp4`); `None` for a format it cannot read.
     pub fn new(format: &str) -> Option<Source> {
         let format = match format {
             "fmp4" => Format::Fmp4 {
@@ -595,5 +600,8 @@ mod tests {
         let mut s = Source::new("flv").unwrap();
         assert!(s.feed(b"GIF89a and more bytes", &mut out).is_err());
         assert!(Source::new("mp3").is_none());
+        for f in ["fmp4", "flv", "ts", "mp4", "mp3"] {
+            assert_eq!(Source::reads(f), Source::new(f).is_some(), "{f}");
+        }
     }
 }

@@ -409,7 +409,7 @@ impl Record {
     fn playlist_rows(&self, r: &mut Request, conn: &Conn, rows: Vec<Row>) -> Result<()> {
         let mut rows: Vec<Row> = rows
             .into_iter()
-            .filter(|row| row.done && crate::source::Source::new(&row.format).is_some())
+            .filter(|row| row.done && crate::source::Source::reads(&row.format))
             .collect();
         let Some(fmp4) = rows.first().map(|row| row.format == "fmp4") else {
             return text(conn, 404, "no recordings in that range\n");
