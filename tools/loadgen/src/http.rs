@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -181,9 +182,11 @@ pub fn parse_headers(raw: &[u8]) -> Vec<(String, String)> {
 pub struct HttpConn {
     addr: String,
     sock: Option<TcpStream>,
-    buf: Vec<u8>,
-    /// Bytes read but not used yet.
-    pending: Vec<u8>,
+    /// Most bytes read at once.
+    read_size: usize,
+    /// Bytes read but not used yet (read into in place; used bytes are
+    /// dropped from its front without moving the rest).
+    pending: BytesMut,
     /// Bytes read from the network, heads included.
     pub bytes: u64,
     /// Requests sent.
@@ -198,8 +201,8 @@ impl HttpConn {
         HttpConn {
             addr: String::new(),
             sock: None,
-            buf: vec![0; read_buf.max(1024)],
-            pending: Vec::new(),
+            read_size: read_buf.max(1024),
+            pending: BytesMut::new(),
             bytes: 0,
             requests: 0,
         }
@@ -392,12 +395,12 @@ impl HttpConn {
         let Some(sock) = self.sock.as_mut() else {
             return Ok(false);
         };
-        let n = match tokio::time::timeout_at(deadline, sock.read(&mut self.buf)).await {
+        self.pending.reserve(self.read_size);
+        let n = match tokio::time::timeout_at(deadline, sock.read_buf(&mut self.pending)).await {
             Err(_) => return Err(Fail::End),
             Ok(r) => r.map_err(|e| Fail::Err(format!("read: {}", e.kind())))?,
         };
         self.bytes += n as u64;
-        self.pending.extend_from_slice(&self.buf[..n]);
         Ok(n > 0)
     }
 
@@ -427,7 +430,7 @@ impl HttpConn {
                 .iter()
                 .take_while(|&&b| b == b'\r' || b == b'\n')
                 .count();
-            self.pending.drain(..skip);
+            self.pending.advance(skip);
             if let Some(i) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
             }
@@ -471,7 +474,7 @@ impl HttpConn {
             }
         }
         on_head(status, &self.pending[..head_len]).map_err(Fail::Err)?;
-        self.pending.drain(..head_len);
+        self.pending.advance(head_len);
         if status == 204 || status == 304 || (100..200).contains(&status) {
             return Ok((status, !close));
         }
@@ -493,7 +496,7 @@ impl HttpConn {
                 let n = (left.min(self.pending.len() as u64)) as usize;
                 if n > 0 {
                     on_body(&self.pending[..n]).map_err(Fail::Err)?;
-                    self.pending.drain(..n);
+                    self.pending.advance(n);
                     left -= n as u64;
                 }
                 if left == 0 {

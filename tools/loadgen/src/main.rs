@@ -15,7 +15,7 @@
 //! rill-loadgen run --play 'rtsp://127.0.0.1:8554/live/test?transport=udp' ...
 //! rill-loadgen run --play http://127.0.0.1:8080/live/test/whep --players 100 \
 //!     --file stream.flv --publish rtmp://127.0.0.1:1935/live/test
-//! rill-loadgen null --listen 127.0.0.1:19400 --file stream.flv
+//! rill-loadgen null --listen 127.0.0.1:19400 --file stream.flv [--hls]
 //! rill-loadgen soak --server-pid 1234 --http 127.0.0.1:8080 --rtmp 127.0.0.1:1935 \
 //!     --file stream.flv --minutes 10 --json soak.json --svg soak.svg
 //! rill-loadgen report target/bench/runs/*.json --out-dir target/bench
@@ -30,6 +30,7 @@ mod media;
 #[cfg(test)]
 mod mockhls;
 mod null;
+mod nullhls;
 mod procstat;
 mod publish;
 mod report;
@@ -41,6 +42,10 @@ mod srt;
 mod stats;
 mod udp;
 mod whep;
+
+/// mimalloc, as the server (see Cargo.toml).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -82,6 +87,10 @@ enum Cmd {
         /// leaves Nagle on).
         #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
         nodelay: bool,
+        /// Serve Low-Latency HLS instead (the floor for `--proto hls`): the
+        /// stream muxed once by `rill-hls`, playlists rendered once.
+        #[arg(long)]
+        hls: bool,
     },
     /// UDP echo load against `target`: answers per second (one JSON line).
     Udp {
@@ -469,9 +478,16 @@ fn main() {
             port,
             file,
             nodelay,
+            hls,
         } => {
             let listen = port.map_or(listen, |p| format!("127.0.0.1:{p}"));
-            FlvFile::load(&file).and_then(|f| null::run(&listen, f, nodelay))
+            FlvFile::load(&file).and_then(|f| {
+                if hls {
+                    nullhls::run(&listen, f)
+                } else {
+                    null::run(&listen, f, nodelay)
+                }
+            })
         }
         Cmd::Report {
             files,
@@ -1017,6 +1033,60 @@ mod tests {
             assert!(r.latency_ms.samples > 50, "{play}: {r:?}");
         }
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The null HLS server and LL-HLS and classic HLS players, for real,
+    /// on loopback: everyone starts from the running muxer and keeps up,
+    /// the LL-HLS ones through preload hints and blocking reloads, and
+    /// their part latency is measured.
+    #[test]
+    fn null_hls_server_feeds_players() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let file = FlvFile::parse(bytes::Bytes::from(synthetic_flv())).unwrap();
+        std::thread::spawn(move || nullhls::run(&format!("127.0.0.1:{port}"), file));
+        let url = format!("http://127.0.0.1:{port}/live/test.m3u8");
+        for proto in ["hls", "hls-ts"] {
+            let a = RunArgs::parse_from([
+                "run",
+                "--proto",
+                proto,
+                "--url",
+                &url,
+                "--players",
+                "4",
+                "--duration",
+                "3",
+                "--warmup",
+                "2.5",
+                "--settle",
+                "0.5",
+                "--ramp-rate",
+                "50",
+            ]);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let r = rt.block_on(run(a)).unwrap();
+            assert!(r.errors.is_empty(), "{proto}: {r:?}");
+            assert_eq!(r.kept_up, 4, "{proto}: {r:?}");
+            assert!(r.latency_ms.samples > 50, "{proto}: {r:?}");
+            let h = r.hls.as_ref().unwrap();
+            let c = &h.counters;
+            if proto == "hls-ts" {
+                assert!(c.segments > 0 && c.low_latency_players == 0, "{c:?}");
+                continue;
+            }
+            assert_eq!(c.low_latency_players, 4, "{c:?}");
+            assert!(c.hinted_parts > 20 && c.blocking_reloads > 20, "{c:?}");
+            assert!(h.part_latency_ms.samples > 50, "{h:?}");
+            // A part's first frame waits for its part (200 ms) at least.
+            assert!(h.part_latency_ms.p99.unwrap() >= 150.0, "{h:?}");
+        }
     }
 
     #[test]

@@ -71,7 +71,10 @@ const SERIES: &[(&str, &str, &str, &str)] = &[
     ("null", "http-flv", "floor (null) HTTP-FLV", "#cfcfcf"),
     ("rill", "http-flv", "Rill HTTP-FLV", "#ef6c00"),
     ("rill", "fmp4", "Rill fMP4", "#6a1b9a"),
+    ("null", "hls", "floor (null) LL-HLS", "#bdbdbd"),
     ("rill", "hls", "Rill LL-HLS", "#c62828"),
+    ("null", "hls-ts", "floor (null) HLS (TS)", "#e0e0e0"),
+    ("nginx", "hls-ts", "nginx HLS (TS)", "#66bb6a"),
     ("rill", "hls-ts", "Rill HLS (TS)", "#ad1457"),
     ("rill", "srt", "Rill SRT", "#00838f"),
     ("rill", "rtsp", "Rill RTSP", "#4e342e"),
@@ -220,6 +223,26 @@ pub fn report(files: &[PathBuf], out_dir: &Path, machine: &str) -> Result<(), St
                 ("null", "rtmp"),
             ),
             ("Rill WHEP / Rill RTMP", ("rill", "whep"), ("rill", "rtmp")),
+            (
+                "Rill LL-HLS / floor LL-HLS",
+                ("rill", "hls"),
+                ("null", "hls"),
+            ),
+            (
+                "Rill HLS (TS) / floor HLS (TS)",
+                ("rill", "hls-ts"),
+                ("null", "hls-ts"),
+            ),
+            (
+                "Rill HLS (TS) / nginx HLS (TS)",
+                ("rill", "hls-ts"),
+                ("nginx", "hls-ts"),
+            ),
+            (
+                "nginx HLS (TS) / floor HLS (TS)",
+                ("nginx", "hls-ts"),
+                ("null", "hls-ts"),
+            ),
         ];
         for (what, a, b) in pairs {
             let (Some(ra), Some(rb)) = (find(v, a.0, a.1), find(v, b.0, b.1)) else {
