@@ -319,6 +319,29 @@ fn a_publisher_that_comes_back_is_a_discontinuity() {
     check_ll(&text);
 }
 
+/// `always`: both variants are muxed from the publish on, so the first
+/// classic (TS) player finds segments that exist instead of waiting for
+/// one (and every TS player getting it at the same moment).
+#[test]
+fn always_muxes_both_variants_from_publish() {
+    let s = Server::start("", "always: true");
+    let _p = s.publish(false, "live/a", 30, "libx264", "aac");
+    // Nobody asks for anything while three segments (2 s each) are made.
+    std::thread::sleep(Duration::from_secs(7));
+    let t0 = Instant::now();
+    let (st, _, ts) = s.get("/live/a/ts.m3u8");
+    assert_eq!(st, 200, "{}", s.rill.log());
+    let tp = media_playlist(&ts);
+    assert!(tp.segments.len() >= 2, "TS muxed on request only:\n{ts}");
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    let (st, _, ll) = s.get("/live/a/llhls.m3u8");
+    assert_eq!(st, 200);
+    assert!(media_playlist(&ll).segments.len() >= 2, "{ll}");
+    // And its segments play.
+    let d = rtmp::play_av(false, &s.url("live/a.m3u8?format=ts"), 4);
+    assert!(d.count(0) >= 90 && d.monotonic(0), "{}", rtmp::summary(&d));
+}
+
 /// Issue 20's reload storm lost HLS viewers: their parts and segments
 /// lived in the generation a reload replaced. Now the muxing generation
 /// pins its stream's URLs: a player that plays through a reload of the HLS

@@ -8,7 +8,8 @@
 //!     window: 6                # complete segments listed
 //!     format: ll               # what /app/stream.m3u8 offers: ll (fMP4) or ts;
 //!                              #   ?format=ts or ?format=ll on the URL overrides it
-//!     always: false            # mux every published stream, not only watched ones
+//!     always: false            # mux every published stream (both variants) from
+//!                              #   its publish on, not only watched ones
 //!     idle_timeout: 30s        # a stream nobody asked for this long stops muxing
 //!     start_timeout: 15s       # how long a first request waits for a segment
 //!     max_waiting: 20000       # requests held (blocking reloads, hinted parts)

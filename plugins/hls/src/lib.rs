@@ -82,8 +82,15 @@ pub struct Stream {
     pub ts: Option<TsHls<Blob>>,
     /// The muxer session, while it runs.
     pub muxer: Option<ConnId>,
-    /// Sessions to wake when something new is muxed.
-    pub waiters: Vec<ConnId>,
+    /// Sessions to wake when something new is muxed: those waiting for
+    /// media (a hinted part, live fMP4) first, then the rest (blocked
+    /// playlist reloads): a part's release answers both at once, and the
+    /// media is what a player is waiting to play.
+    pub waiters: [Vec<ConnId>; 2],
+    /// Media playlists rendered since the last change, by variant and
+    /// suffix: the blocked reloads a part releases share one rendering
+    /// and its ETag.
+    rendered: Vec<(bool, String, serve::Rendered)>,
     /// Live fMP4 viewers (they keep the muxer running).
     pub live_viewers: usize,
     /// Host clock of the latest request.
@@ -137,7 +144,8 @@ impl Hls {
                     ll: LlHls::new(self.config.hls(first_msn)),
                     ts: None,
                     muxer: None,
-                    waiters: Vec::new(),
+                    waiters: [Vec::new(), Vec::new()],
+                    rendered: Vec::new(),
                     live_viewers: 0,
                     last_request: now,
                     ended: false,
@@ -178,8 +186,11 @@ impl Hls {
     /// Wakes every session waiting on `st` (they re-register if they still
     /// wait).
     fn wake(&self, st: &mut Stream) {
-        for id in std::mem::take(&mut st.waiters) {
-            let _ = self.host.post(id, Box::new(Wake));
+        st.rendered.clear();
+        for list in &mut st.waiters {
+            for id in std::mem::take(list) {
+                let _ = self.host.post(id, Box::new(Wake));
+            }
         }
     }
 
@@ -342,7 +353,13 @@ impl Plugin for Hls {
         };
         match s {
             Session::Muxer { .. } if msg.is::<Stop>() => conn.close(RILL_END_NORMAL),
-            Session::Request(r) if msg.is::<Wake>() && r.admitted && !r.done => self.serve(r, conn),
+            Session::Request(r) if msg.is::<Wake>() => {
+                r.waiting = false;
+                if r.admitted && !r.done {
+                    return self.serve(r, conn);
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -386,8 +403,11 @@ impl Plugin for Hls {
     }
 
     fn on_stream_event(&self, event: u32, path: &str) -> Result<()> {
+        // Both variants: a classic player then starts from segments that
+        // exist, as the first LL-HLS one does, instead of every TS player
+        // waiting for the first segment and getting it at the same moment.
         if self.config.always && event == RILL_STREAM_PUBLISHED {
-            self.stream(path, self.config.ts_default)?;
+            self.stream(path, true)?;
         }
         Ok(())
     }
@@ -403,7 +423,7 @@ impl Hls {
         let mut forgotten = Vec::new();
         map.retain(|path, st| {
             let mut g = lock(st);
-            let busy = !g.waiters.is_empty() || g.live_viewers > 0;
+            let busy = g.waiters.iter().any(|w| !w.is_empty()) || g.live_viewers > 0;
             let keep = busy || now - g.last_request < idle || (self.config.always && !g.ended);
             if !keep {
                 if let Some(id) = g.muxer.take() {
@@ -429,14 +449,22 @@ impl Hls {
         Ok(())
     }
 
-    /// Registers `conn` to be woken by the stream's muxer.
-    pub(crate) fn wait_on(&self, st: &mut Stream, conn: &Conn) -> Result<()> {
-        let id = conn.id();
-        if !st.waiters.contains(&id) {
-            if st.waiters.len() >= self.config.max_waiting {
+    /// Registers `conn` to be woken by the stream's muxer, once:
+    /// `waiting` is the session's own mark (cleared by the wake), `media`
+    /// whether it waits for media rather than a playlist.
+    pub(crate) fn wait_on(
+        &self,
+        st: &mut Stream,
+        conn: &Conn,
+        waiting: &mut bool,
+        media: bool,
+    ) -> Result<()> {
+        if !*waiting {
+            if st.waiters.iter().map(Vec::len).sum::<usize>() >= self.config.max_waiting {
                 return Err(Error::BUSY);
             }
-            st.waiters.push(id);
+            st.waiters[usize::from(!media)].push(conn.id());
+            *waiting = true;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use rill_abi::sdk::{Body, Conn, Error, Flow, Result, TimerHandle};
 use rill_abi::{RILL_END_NORMAL, RILL_WS_BINARY};
 use rill_hls::playlist::multivariant;
@@ -55,6 +56,8 @@ pub struct Request {
     pub done: bool,
     /// Its deadline passed: answer with what there is.
     pub expired: bool,
+    /// Registered with the stream's waiters (until woken).
+    pub waiting: bool,
     pub timer: Option<TimerHandle>,
     pub(crate) stream: Option<Arc<Mutex<Stream>>>,
     /// `If-None-Match`.
@@ -89,6 +92,7 @@ impl Request {
             admitted: false,
             done: false,
             expired: false,
+            waiting: false,
             timer: None,
             stream: None,
             etag: None,
@@ -152,12 +156,50 @@ pub(crate) fn text(conn: &Conn, status: u16, body: &str, head: bool) -> Result<(
     conn.close(RILL_END_NORMAL)
 }
 
-/// FNV-1a of a playlist, as its ETag.
-fn etag(body: &str) -> String {
-    let h = body.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    format!("\"{h:016x}\"")
+/// A playlist as served: its text and ETag (FNV-1a of the text).
+#[derive(Clone)]
+pub(crate) struct Rendered {
+    body: Bytes,
+    etag: Arc<str>,
+}
+
+impl Rendered {
+    fn new(body: String) -> Rendered {
+        let h = body.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        Rendered {
+            body: Bytes::from(body),
+            etag: format!("\"{h:016x}\"").into(),
+        }
+    }
+}
+
+/// Most media playlists kept rendered per stream (one per variant and
+/// suffix; a suffix per client, with tokens, renders per request).
+const RENDERED: usize = 8;
+
+impl Stream {
+    /// The media playlist of a variant (`ts`) with `suffix` on its URIs,
+    /// rendered once per change of the stream (`wake` forgets them).
+    fn media_playlist(&mut self, ts: bool, suffix: &str) -> Rendered {
+        if let Some((_, _, r)) = self
+            .rendered
+            .iter()
+            .find(|(t, s, _)| *t == ts && s == suffix)
+        {
+            return r.clone();
+        }
+        let text = match (&self.ts, ts) {
+            (Some(t), true) => t.playlist(suffix),
+            _ => self.ll.playlist(suffix),
+        };
+        let r = Rendered::new(text);
+        if self.rendered.len() < RENDERED {
+            self.rendered.push((ts, suffix.to_owned(), r.clone()));
+        }
+        r
+    }
 }
 
 fn last_component(path: &str) -> &str {
@@ -166,7 +208,7 @@ fn last_component(path: &str) -> &str {
 
 /// What to do with a request now.
 enum Step {
-    Playlist(String),
+    Playlist(Rendered),
     Blobs(&'static str, Vec<Blob>),
     /// Hold it, at most this long.
     Wait(Duration),
@@ -200,9 +242,14 @@ impl Hls {
             return self.live(r, conn, &st);
         }
         let mut g = lock(&st);
-        let step = self.step(r, &g);
+        let step = self.step(r, &mut g);
         let step = match step {
-            Step::Wait(after) if !r.expired => match self.wait_on(&mut g, conn) {
+            Step::Wait(after) if !r.expired => match self.wait_on(
+                &mut g,
+                conn,
+                &mut r.waiting,
+                matches!(r.what, What::Object(_)),
+            ) {
                 Ok(()) => {
                     drop(g);
                     return self.arm(r, conn, after);
@@ -215,9 +262,8 @@ impl Hls {
         drop(g);
         r.done = true;
         match step {
-            Step::Playlist(body) => {
-                let tag = etag(&body);
-                if r.etag.as_deref() == Some(tag.as_str()) {
+            Step::Playlist(Rendered { body, etag: tag }) => {
+                if r.etag.as_deref() == Some(&*tag) {
                     conn.http_respond(
                         304,
                         &[("etag", &tag), ("access-control-allow-origin", "*")],
@@ -236,7 +282,7 @@ impl Hls {
                     Body::Fixed(body.len() as u64),
                 )?;
                 if !r.head {
-                    conn.write(body.as_bytes())?;
+                    conn.write(&body)?;
                 }
                 conn.close(RILL_END_NORMAL)
             }
@@ -264,7 +310,7 @@ impl Hls {
     }
 
     /// What the stream allows for `r` now.
-    fn step(&self, r: &Request, g: &Stream) -> Step {
+    fn step(&self, r: &Request, g: &mut Stream) -> Step {
         let start = self.config.start_timeout;
         // A blocked reload or hinted part waits at most three targets.
         let hold = self.config.segment_target * 3;
@@ -283,7 +329,12 @@ impl Hls {
                     _ => (g.ll.window().peak_bps(), "llhls.m3u8"),
                 };
                 let uri = format!("{}/{name}{}", last_component(&r.path), r.suffix);
-                Step::Playlist(multivariant(&uri, bw, g.ll.codecs(), g.ll.resolution()))
+                Step::Playlist(Rendered::new(multivariant(
+                    &uri,
+                    bw,
+                    g.ll.codecs(),
+                    g.ll.resolution(),
+                )))
             }
             What::Media { ts: false } => {
                 if !g.ll.has_segment() {
@@ -299,10 +350,10 @@ impl Hls {
                         Readiness::Ready => {}
                     }
                 }
-                Step::Playlist(g.ll.playlist(&r.suffix))
+                Step::Playlist(g.media_playlist(false, &r.suffix))
             }
             What::Media { ts: true } => match &g.ts {
-                Some(t) if t.has_segment() => Step::Playlist(t.playlist(&r.suffix)),
+                Some(t) if t.has_segment() => Step::Playlist(g.media_playlist(true, &r.suffix)),
                 _ => Step::Wait(start),
             },
             What::Object(Object::Init(id)) => match g.ll.init(id) {
@@ -379,7 +430,7 @@ impl Hls {
                         return text(conn, 404, "no media yet\n", head);
                     }
                     None => {
-                        self.wait_on(&mut g, conn)?;
+                        self.wait_on(&mut g, conn, &mut r.waiting, true)?;
                         drop(g);
                         if !l.started {
                             return self.arm(r, conn, self.config.start_timeout);
@@ -407,7 +458,7 @@ impl Hls {
             }
             let (m, i) = cursor;
             let Some(seg) = w.segment(m) else {
-                self.wait_on(&mut g, conn)?;
+                self.wait_on(&mut g, conn, &mut r.waiting, true)?;
                 return Ok(());
             };
             let Some(part) = seg.parts.get(i) else {
@@ -415,7 +466,7 @@ impl Hls {
                     l.cursor = Some((m + 1, 0));
                     continue;
                 }
-                self.wait_on(&mut g, conn)?;
+                self.wait_on(&mut g, conn, &mut r.waiting, true)?;
                 return Ok(());
             };
             if l.init_sent != seg.init {
