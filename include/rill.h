@@ -370,7 +370,7 @@ static inline const char *rill_status_str(int32_t status) {
 
 // The ABI's minor version: grows when fields are appended to a table or
 // struct. Either side may be older; `struct_size` tells what it knows.
-#define RILL_ABI_MINOR 7
+#define RILL_ABI_MINOR 8
 
 // `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 // `uint32_t`.
@@ -1357,6 +1357,41 @@ typedef struct RillHostApi {
                                struct RillConn *conn,
                                struct RillStr path,
                                struct RillPublisher **out);
+    // ==== objects the host serves (added in 1.8) ====
+    //
+    // Added in 1.8. Publishes `frame`'s bytes as the immutable HTTP object
+    // at `path` (a request path: starts with `/`, no query, at most 1024
+    // bytes). From then on the host itself answers GET and HEAD for that
+    // exact path, without a session of the plugin: 200, `content_type`
+    // (at most 128 bytes), `Cache-Control: public, max-age=86400,
+    // immutable`, `Access-Control-Allow-Origin: *`, and the bytes (shared
+    // with the frame, not copied). Each request first passes the admission
+    // a play of `stream` would (the same rules, credentials from its query
+    // and `Authorization`, the same refusals as after `admit`); when a
+    // webhook must decide, the request goes to the plugin as any other.
+    // Requests held for the path (`http_expect`) are answered at once. For
+    // what many clients fetch at the same moment (an LL-HLS part or init
+    // segment). An object stays until `http_unpublish` or the instance's
+    // end. `RILL_ERR_BUSY`: `path` is published already (objects do not
+    // change), or the instance has 65536 objects and expectations.
+    int32_t (*http_publish)(struct RillHost *host,
+                            struct RillStr path,
+                            struct RillStr stream,
+                            struct RillStr content_type,
+                            const struct RillFrame *frame);
+    // Added in 1.8. Removes the object at `path` that this instance
+    // published, or its expectation. `RILL_ERR_NOT_FOUND`: none.
+    int32_t (*http_unpublish)(struct RillHost *host, struct RillStr path);
+    // Added in 1.8. Announces that this instance will publish `path`
+    // within `wait_ms` (at most 60 000): until then, or until published,
+    // the host holds GET and HEAD requests for it rather than passing them
+    // to the plugin, and answers them the moment it is published (the
+    // hinted part of an LL-HLS playlist, which every player asks for
+    // before it exists). Past the deadline, held and new requests go to
+    // the plugin as usual. Expecting a path again moves its deadline.
+    // `RILL_ERR_BUSY`: `path` is published already or expected by another
+    // instance, or the instance has 65536 objects and expectations.
+    int32_t (*http_expect)(struct RillHost *host, struct RillStr path, uint32_t wait_ms);
 } RillHostApi;
 
 // An HTTP request routed to a plugin (`on_http_request`). Everything in it

@@ -1156,6 +1156,47 @@ pub struct RillHostApi {
             out: *mut *mut RillPublisher,
         ) -> i32,
     >,
+
+    /// ==== objects the host serves (added in 1.8) ====
+    ///
+    /// Added in 1.8. Publishes `frame`'s bytes as the immutable HTTP object
+    /// at `path` (a request path: starts with `/`, no query, at most 1024
+    /// bytes). From then on the host itself answers GET and HEAD for that
+    /// exact path, without a session of the plugin: 200, `content_type`
+    /// (at most 128 bytes), `Cache-Control: public, max-age=86400,
+    /// immutable`, `Access-Control-Allow-Origin: *`, and the bytes (shared
+    /// with the frame, not copied). Each request first passes the admission
+    /// a play of `stream` would (the same rules, credentials from its query
+    /// and `Authorization`, the same refusals as after `admit`); when a
+    /// webhook must decide, the request goes to the plugin as any other.
+    /// Requests held for the path (`http_expect`) are answered at once. For
+    /// what many clients fetch at the same moment (an LL-HLS part or init
+    /// segment). An object stays until `http_unpublish` or the instance's
+    /// end. `RILL_ERR_BUSY`: `path` is published already (objects do not
+    /// change), or the instance has 65536 objects and expectations.
+    pub http_publish: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            path: RillStr,
+            stream: RillStr,
+            content_type: RillStr,
+            frame: *const RillFrame,
+        ) -> i32,
+    >,
+    /// Added in 1.8. Removes the object at `path` that this instance
+    /// published, or its expectation. `RILL_ERR_NOT_FOUND`: none.
+    pub http_unpublish: Option<unsafe extern "C" fn(host: *mut RillHost, path: RillStr) -> i32>,
+    /// Added in 1.8. Announces that this instance will publish `path`
+    /// within `wait_ms` (at most 60 000): until then, or until published,
+    /// the host holds GET and HEAD requests for it rather than passing them
+    /// to the plugin, and answers them the moment it is published (the
+    /// hinted part of an LL-HLS playlist, which every player asks for
+    /// before it exists). Past the deadline, held and new requests go to
+    /// the plugin as usual. Expecting a path again moves its deadline.
+    /// `RILL_ERR_BUSY`: `path` is published already or expected by another
+    /// instance, or the instance has 65536 objects and expectations.
+    pub http_expect:
+        Option<unsafe extern "C" fn(host: *mut RillHost, path: RillStr, wait_ms: u32) -> i32>,
 }
 
 // SAFETY: repr(C), starts with u32 struct_size; every other field is an

@@ -16,7 +16,7 @@ use crate::types::{
 pub const RILL_ABI_MAJOR: u16 = 1;
 /// The ABI's minor version: grows when fields are appended to a table or
 /// struct. Either side may be older; `struct_size` tells what it knows.
-pub const RILL_ABI_MINOR: u16 = 7;
+pub const RILL_ABI_MINOR: u16 = 8;
 
 /// `RillPluginDescriptor.magic`: the bytes "RILL" read as a little-endian
 /// `uint32_t`.
@@ -459,6 +459,11 @@ pub const fn rill_v1_6_size_of_host_api() -> usize {
     core::mem::offset_of!(RillHostApi, publish_derived)
 }
 
+/// `sizeof(RillHostApi)` in ABI 1.7 (up to `publish_derived`).
+pub const fn rill_v1_7_size_of_host_api() -> usize {
+    core::mem::offset_of!(RillHostApi, http_publish)
+}
+
 /// `sizeof(RillSubscribeOptions)` in ABI 1.6 (before `audio_codecs`).
 pub const fn rill_v1_6_size_of_subscribe_options() -> usize {
     core::mem::offset_of!(crate::host_api::RillSubscribeOptions, audio_codecs)
@@ -664,6 +669,9 @@ pub const fn rill_host_api_empty() -> RillHostApi {
         metric_set: None,
         http_pin: None,
         publish_derived: None,
+        http_publish: None,
+        http_unpublish: None,
+        http_expect: None,
     }
 }
 

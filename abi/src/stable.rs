@@ -55,7 +55,7 @@ impl RootModule for RillRootModuleRef {
 }
 
 /// `RILL_ABI_MAJOR.RILL_ABI_MINOR.0` (a test keeps them in step).
-pub const ROOT_MODULE_VERSION: &str = "1.7.0";
+pub const ROOT_MODULE_VERSION: &str = "1.8.0";
 
 /// Checks the layout of the Rust plugin at `path` (host side): `Ok(None)`
 /// when it exports no abi_stable root module (a C plugin, or a Rust plugin

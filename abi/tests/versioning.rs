@@ -26,7 +26,7 @@ fn good() -> RillPluginDescriptor {
 fn abi_1_1_to_1_7_append_after_1_0() {
     // 1.1 appended fields: 1.0's sizes end where 1.0's last fields end,
     // and every 1.1 field lies past them.
-    assert_eq!(RILL_ABI_MINOR, 7);
+    assert_eq!(RILL_ABI_MINOR, 8);
     assert_eq!(
         rill_v1_0_size_of_descriptor(),
         offset_of!(RillPluginDescriptor, on_udp_packet)
@@ -80,8 +80,13 @@ fn abi_1_1_to_1_7_append_after_1_0() {
     // 1.7 appended one call (publish_derived) and the subscribe options'
     // audio codecs.
     assert_eq!(
-        size_of::<RillHostApi>(),
+        rill_v1_7_size_of_host_api(),
         rill_v1_6_size_of_host_api() + size_of::<usize>()
+    );
+    // 1.8 appended three calls (http_publish, http_unpublish, http_expect).
+    assert_eq!(
+        size_of::<RillHostApi>(),
+        rill_v1_7_size_of_host_api() + 3 * size_of::<usize>()
     );
     assert_eq!(rill_v1_6_size_of_subscribe_options(), 16);
     assert_eq!(size_of::<RillSubscribeOptions>(), 16 + 16);

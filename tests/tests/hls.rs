@@ -53,6 +53,16 @@ impl Server {
     }
 }
 
+/// `rill_http_object_responses` of `/metrics`: responses the host served
+/// from the objects plugins published.
+fn object_responses(s: &Server) -> u64 {
+    let (_, _, m) = s.get("/metrics");
+    m.lines()
+        .find_map(|l| l.strip_prefix("rill_http_object_responses_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no object responses metric:\n{m}"))
+}
+
 fn media_playlist(text: &str) -> m3u8_rs::MediaPlaylist {
     match m3u8_rs::parse_playlist_res(text.as_bytes()) {
         Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => p,
@@ -150,6 +160,9 @@ fn ll_hls_and_ts_play_in_ffmpeg_with_checked_playlists() {
         "{head}"
     );
     assert_eq!(&body[4..8], b"moof", "a part is a fragment");
+    // Parts are served by the host itself (ABI 1.8 objects), the hinted
+    // one held there until it came.
+    assert!(object_responses(&s) >= 1, "{}", s.get("/metrics").2);
     // Too far ahead: 400, as the spec says.
     let far: u64 = m.parse::<u64>().unwrap() + 10;
     assert_eq!(s.get(&format!("/live/x/llhls.m3u8?_HLS_msn={far}")).0, 400);
@@ -265,6 +278,12 @@ fn live_fmp4_and_tokens_in_every_uri() {
         .unwrap()
         .to_owned();
     assert_eq!(s.get(&format!("/live/t/{part}")).0, 401);
+    // The host answered that from its objects, with the stream's rules;
+    // with the token it serves the object (the init segment of EXT-X-MAP).
+    let before = object_responses(&s);
+    let (st, _, body) = http_get_bytes(s.rill.http_port, &format!("/live/t/{part}?{q}"));
+    assert_eq!((st, &body[4..8]), (200, &b"ftyp"[..]), "{part}");
+    assert_eq!(object_responses(&s), before + 1);
     // ffmpeg follows the URIs with their tokens.
     let d = rtmp::play_av(false, &s.url(&format!("live/t.m3u8?{q}")), 3);
     assert!(d.count(0) >= 70 && d.monotonic(0), "{}", rtmp::summary(&d));

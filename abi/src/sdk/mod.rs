@@ -559,6 +559,48 @@ impl Host {
         Error::check(unsafe { f(self.raw(), rstr(path), u32::from(on)) }).map(drop)
     }
 
+    /// Publishes `frame`'s bytes as the immutable HTTP object at `path`
+    /// (ABI 1.8): the host answers GET and HEAD for it from then on,
+    /// after the admission a play of `stream` gets, without a session of
+    /// the plugin. See `RillHostApi::http_publish`.
+    pub fn http_publish(
+        &self,
+        path: &str,
+        stream: &str,
+        content_type: &str,
+        frame: &FrameRef,
+    ) -> Result<()> {
+        let f = api!(self, http_publish)?;
+        // SAFETY: valid host context; strings and frame lent for the call.
+        Error::check(unsafe {
+            f(
+                self.raw(),
+                rstr(path),
+                rstr(stream),
+                rstr(content_type),
+                frame.raw,
+            )
+        })
+        .map(drop)
+    }
+
+    /// Removes the object at `path` or its expectation (ABI 1.8).
+    pub fn http_unpublish(&self, path: &str) -> Result<()> {
+        let f = api!(self, http_unpublish)?;
+        // SAFETY: valid host context; the string is lent for the call.
+        Error::check(unsafe { f(self.raw(), rstr(path)) }).map(drop)
+    }
+
+    /// Announces that `path` will be published within `wait` (ABI 1.8):
+    /// the host holds requests for it until then instead of passing them
+    /// to the plugin.
+    pub fn http_expect(&self, path: &str, wait: Duration) -> Result<()> {
+        let f = api!(self, http_expect)?;
+        let ms = wait.as_millis().min(u32::MAX as u128) as u32;
+        // SAFETY: valid host context; the string is lent for the call.
+        Error::check(unsafe { f(self.raw(), rstr(path), ms) }).map(drop)
+    }
+
     /// Starts an instance-level timer ([`Plugin::on_timer`] with no
     /// session).
     pub fn timer_start(&self, delay: Duration, repeat: bool, timer_id: u64) -> Result<TimerHandle> {

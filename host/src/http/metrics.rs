@@ -28,6 +28,9 @@ struct Snapshot {
     /// Plugins' storage: written, failed (no space, other), queued, and
     /// the free space last measured by path.
     storage: (u64, u64, u64, u64, Vec<(String, i64)>),
+    /// HTTP objects plugins published: responses the host served from
+    /// them, objects and expectations held.
+    objects: (u64, u64),
     /// The cluster registry, when this node is in a cluster.
     cluster: Option<crate::cluster::ClusterStats>,
     /// What plugins set for themselves (`metric_set`).
@@ -174,6 +177,18 @@ impl Collector for Snapshot {
                 ConstCounter::new(*n).encode(fam.encode_family(&labels)?)?;
             }
         }
+        counter(
+            &mut e,
+            "rill_http_object_responses",
+            "HTTP responses the host served from objects plugins published (LL-HLS parts)",
+            self.objects.0,
+        )?;
+        gauge(
+            &mut e,
+            "rill_http_objects",
+            "HTTP objects plugins published or announced, held by the host",
+            self.objects.1 as i64,
+        )?;
         let (written, no_space, failed, queued, free) = &self.storage;
         counter(
             &mut e,
@@ -272,6 +287,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
     let mut reg = Registry::default();
     reg.register_collector(Box::new(Snapshot {
         cluster: s.cluster.stats(),
+        objects: s.plugins.http_object_stats(),
         totals: s.engine.totals(),
         plugins: s.plugins.plugins().await,
         tls: s.tls.as_ref().map(|t| t.handshake_counts()),

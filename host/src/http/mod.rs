@@ -649,6 +649,24 @@ async fn relay_api(
 /// Hands a request to the plugin route that matches it.
 async fn to_plugin(s: AppState, peer: SocketAddr, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        let authorization = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let object = s
+            .plugins
+            .http_object(
+                parts.uri.path(),
+                parts.uri.query().unwrap_or(""),
+                authorization,
+                &peer.to_string(),
+            )
+            .await;
+        if let Some(o) = object {
+            return object_response(o, parts.method == Method::HEAD);
+        }
+    }
     let upgrade = parts
         .headers
         .get("upgrade")
@@ -754,6 +772,43 @@ async fn to_plugin(s: AppState, peer: SocketAddr, req: Request) -> Response {
             }
             None => problem(StatusCode::BAD_REQUEST, "not a WebSocket upgrade request"),
         },
+    }
+}
+
+/// The answer for a published object (`http_publish`).
+fn object_response(o: crate::plugin::ObjectReply, head: bool) -> Response {
+    use crate::plugin::ObjectReply;
+    match o {
+        ObjectReply::Ok { content_type, body } => {
+            let len = body.len();
+            let mut resp = if head {
+                Response::new(Body::empty())
+            } else {
+                Response::new(Body::from(body))
+            };
+            let h = resp.headers_mut();
+            if let Ok(v) = HeaderValue::try_from(&*content_type) {
+                h.insert("content-type", v);
+            }
+            h.insert("content-length", HeaderValue::from(len));
+            h.insert(
+                "cache-control",
+                HeaderValue::from_static("public, max-age=86400, immutable"),
+            );
+            h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+            resp
+        }
+        ObjectReply::Refused { status, challenge } => {
+            let mut resp = problem(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+                "playing not allowed",
+            );
+            if let Some(c) = challenge {
+                resp.headers_mut()
+                    .insert("www-authenticate", HeaderValue::from_static(c));
+            }
+            resp
+        }
     }
 }
 

@@ -205,11 +205,16 @@ impl SessionShared {
     /// credentials (`WWW-Authenticate` of the host's 401).
     fn note_refusal(&self, adm: &Admission, action: Action, path: &str, r: Refusal) {
         if r.status == RILL_ERR_UNAUTHORIZED {
-            self.st.lock().challenge = Some(if adm.wants_user(action, path) {
-                "Basic realm=\"rill\", Bearer realm=\"rill\""
-            } else {
-                "Bearer realm=\"rill\""
-            });
+            self.st.lock().challenge = Some(challenge(adm, action, path));
         }
+    }
+}
+
+/// The `WWW-Authenticate` challenge of a 401 for `action` on `path`.
+pub(crate) fn challenge(adm: &Admission, action: Action, path: &str) -> &'static str {
+    if adm.wants_user(action, path) {
+        "Basic realm=\"rill\", Bearer realm=\"rill\""
+    } else {
+        "Bearer realm=\"rill\""
     }
 }

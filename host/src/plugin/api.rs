@@ -596,6 +596,55 @@ unsafe extern "C" fn http_pin(host: *mut RillHost, path: RillStr, on: u32) -> i3
     })
 }
 
+unsafe extern "C" fn http_publish(
+    host: *mut RillHost,
+    path: RillStr,
+    stream: RillStr,
+    content_type: RillStr,
+    frame: *const RillFrame,
+) -> i32 {
+    callback_guard("http_publish", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
+        // SAFETY: per contract; strings and frame are lent for the call.
+        let (Some(i), Some(path), Some(stream), Some(ct), Some(f)) = (
+            unsafe { inst(host) },
+            unsafe { text(path) },
+            unsafe { text(stream) },
+            unsafe { text(content_type) },
+            unsafe { frames::borrow(frame) },
+        ) else {
+            return RILL_ERR_INVALID;
+        };
+        let owner = Arc::as_ptr(&i) as usize;
+        let plugin: Arc<str> = Arc::from(i.name.as_str());
+        let body = f.payload().clone();
+        i.host
+            .objects
+            .publish(owner, &plugin, path, stream, ct, body)
+    })
+}
+
+unsafe extern "C" fn http_unpublish(host: *mut RillHost, path: RillStr) -> i32 {
+    callback_guard("http_unpublish", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
+        // SAFETY: per contract; the string is lent for the call.
+        let (Some(i), Some(path)) = (unsafe { inst(host) }, unsafe { text(path) }) else {
+            return RILL_ERR_INVALID;
+        };
+        i.host.objects.unpublish(Arc::as_ptr(&i) as usize, path)
+    })
+}
+
+unsafe extern "C" fn http_expect(host: *mut RillHost, path: RillStr, wait_ms: u32) -> i32 {
+    callback_guard("http_expect", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
+        // SAFETY: per contract; the string is lent for the call.
+        let (Some(i), Some(path)) = (unsafe { inst(host) }, unsafe { text(path) }) else {
+            return RILL_ERR_INVALID;
+        };
+        i.host
+            .objects
+            .expect(Arc::as_ptr(&i) as usize, path, wait_ms)
+    })
+}
+
 unsafe extern "C" fn publisher_close(p: *mut RillPublisher) {
     callback_guard("publisher_close", (), (), || {
         // SAFETY: per contract.
@@ -1529,4 +1578,7 @@ pub(crate) static HOST_API: RillHostApi = RillHostApi {
     metric_set: Some(metric_set),
     http_pin: Some(http_pin),
     publish_derived: Some(publish_derived),
+    http_publish: Some(http_publish),
+    http_unpublish: Some(http_unpublish),
+    http_expect: Some(http_expect),
 };

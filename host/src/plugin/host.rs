@@ -41,6 +41,8 @@ pub(crate) struct HostShared {
     pub cluster: crate::cluster::Cluster,
     /// Metrics plugins set for themselves.
     pub metrics: super::plugin_metrics::PluginMetrics,
+    /// HTTP objects plugins published for the host to serve.
+    pub objects: super::objects::Objects,
 }
 
 impl HostShared {

@@ -329,6 +329,10 @@ impl Instance {
 
     /// The last call: no sessions, no timers, posts delivered, then destroy.
     pub(crate) async fn destroy(&self) {
+        // Its HTTP objects: requests for them go to the routes from now on.
+        self.host
+            .objects
+            .drop_owner(self as *const Instance as usize);
         let timers: Vec<_> = self.timers.lock().drain().collect();
         for (_, (_, abort, _)) in timers {
             abort.abort();

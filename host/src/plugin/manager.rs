@@ -163,6 +163,7 @@ impl PluginManager {
             db,
             cluster,
             metrics: Default::default(),
+            objects: Default::default(),
         });
         PluginManager {
             inner: Arc::new(Inner {
@@ -393,6 +394,26 @@ impl PluginManager {
         } else {
             slots.remove(&name);
         }
+    }
+
+    /// A GET or HEAD of `path` answered from the objects plugins published
+    /// (`http_publish`), once it passed admission; None: the request goes
+    /// to the plugin routes.
+    pub async fn http_object(
+        &self,
+        path: &str,
+        query: &str,
+        authorization: Option<&str>,
+        peer: &str,
+    ) -> Option<super::ObjectReply> {
+        super::objects::answer(&self.inner.host, path, query, authorization, peer).await
+    }
+
+    /// Responses served from published objects, and objects (with
+    /// expectations) held.
+    pub fn http_object_stats(&self) -> (u64, u64) {
+        let o = &self.inner.host.objects;
+        (o.served(), o.held() as u64)
     }
 
     /// Auth and limits, shared with the HTTP server and the API.

@@ -11,6 +11,7 @@ mod host;
 mod instance;
 pub mod library;
 mod manager;
+mod objects;
 pub mod plugin_metrics;
 mod routes;
 mod session;
@@ -19,6 +20,7 @@ mod udp;
 pub mod watch;
 
 pub use manager::{DrainingGeneration, PluginInfo, PluginManager, ReloadOutcome, ReloadRefused};
+pub use objects::ObjectReply;
 pub use session::{HttpReply as PluginReply, HttpRequest as PluginRequest};
 pub use udp::UdpStats;
 
@@ -142,6 +144,7 @@ pub mod bench_support {
                 db: crate::db::Db::none(),
                 cluster: crate::cluster::Cluster::disabled(),
                 metrics: Default::default(),
+                objects: Default::default(),
             });
             let inst = Instance::new(desc, lib.name.clone(), 1, config.to_owned(), host.clone());
             inst.create()?;

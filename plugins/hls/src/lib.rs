@@ -18,7 +18,9 @@
 //! muxes it, so a reload does not break its viewers' sequence (the new
 //! generation takes the stream over once it went idle). Parts, segments
 //! and init segments are host frames: every viewer is served the same
-//! memory. Requests that must wait
+//! memory. Parts and init segments are also handed to the host to serve
+//! itself (`share`), with the hinted part announced so that the host holds
+//! the requests for it. Requests that must wait
 //! (the first playlist until a segment exists, a blocking reload, the
 //! preload-hinted part) stay open, and the muxer wakes them (`post`) when
 //! it has something new; each has a deadline. Who may watch is the host's
@@ -29,8 +31,10 @@
 
 mod config;
 mod serve;
+mod share;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -91,6 +95,8 @@ pub struct Stream {
     /// suffix: the blocked reloads a part releases share one rendering
     /// and its ETag.
     rendered: Vec<(bool, String, serve::Rendered)>,
+    /// What the host serves for it.
+    shared: share::Shared,
     /// Live fMP4 viewers (they keep the muxer running).
     pub live_viewers: usize,
     /// Host clock of the latest request.
@@ -106,6 +112,9 @@ pub struct Stream {
 pub struct Hls {
     host: Host,
     config: Config,
+    /// The host serves parts and init segments (ABI 1.8); false once it
+    /// said it cannot.
+    host_serves: AtomicBool,
     streams: Mutex<HashMap<String, Arc<Mutex<Stream>>>>,
 }
 
@@ -146,6 +155,7 @@ impl Hls {
                     muxer: None,
                     waiters: [Vec::new(), Vec::new()],
                     rendered: Vec::new(),
+                    shared: Default::default(),
                     live_viewers: 0,
                     last_request: now,
                     ended: false,
@@ -181,6 +191,15 @@ impl Hls {
         }
         drop(g);
         Ok(st)
+    }
+
+    /// Hands the host what is new in `st` to serve (see `share`).
+    fn share(&self, path: &str, st: &mut Stream) {
+        if self.host_serves.load(Ordering::Relaxed)
+            && !share::share(&self.host, path, st, self.config.segment_target * 3)
+        {
+            self.host_serves.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Wakes every session waiting on `st` (they re-register if they still
@@ -225,6 +244,7 @@ impl Plugin for Hls {
         Ok(Hls {
             host: *host,
             config,
+            host_serves: AtomicBool::new(true),
             streams: Mutex::new(HashMap::new()),
         })
     }
@@ -312,6 +332,7 @@ impl Plugin for Hls {
             }
         }
         if changed.any() {
+            self.share(path, &mut st);
             self.wake(&mut st);
         }
         Ok(())
@@ -335,6 +356,7 @@ impl Plugin for Hls {
             }
             st.ended = true;
             st.muxer = None;
+            self.share(path, &mut st);
             self.wake(&mut st);
             drop(st);
             rill_log!(self.host, Debug, "stopped muxing {path} ({reason}: {why})");
@@ -426,6 +448,7 @@ impl Hls {
             let busy = g.waiters.iter().any(|w| !w.is_empty()) || g.live_viewers > 0;
             let keep = busy || now - g.last_request < idle || (self.config.always && !g.ended);
             if !keep {
+                share::unshare(&self.host, &mut g);
                 if let Some(id) = g.muxer.take() {
                     let _ = self.host.post(id, Box::new(Stop));
                 }

@@ -54,7 +54,7 @@ pub enum HttpReply {
 }
 
 /// Maps a refusing status of `on_http_request` to the HTTP answer.
-pub(super) fn http_status_for(status: i32) -> u16 {
+pub(crate) fn http_status_for(status: i32) -> u16 {
     match status {
         RILL_ERR_NOT_FOUND => 404,
         RILL_ERR_DENIED => 403,

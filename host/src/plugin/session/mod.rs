@@ -41,8 +41,8 @@ mod timers;
 mod transport;
 
 pub(crate) use handles::{Filter, PubEntry, SubEntry};
-use http::{answer_http, http_status_for, open_http};
-pub(crate) use http::{HttpAnswer, HttpExchange};
+use http::{answer_http, open_http};
+pub(crate) use http::{http_status_for, HttpAnswer, HttpExchange};
 pub use http::{HttpReply, HttpRequest};
 pub(crate) use timers::{forget_timer, start_timer, timer_fires, MAX_TIMER_DELAY};
 use transport::{flush, gone, io_step, read_with, IoEvent, Transport};
