@@ -1382,16 +1382,21 @@ typedef struct RillHostApi {
     // Added in 1.8. Removes the object at `path` that this instance
     // published, or its expectation. `RILL_ERR_NOT_FOUND`: none.
     int32_t (*http_unpublish)(struct RillHost *host, struct RillStr path);
-    // Added in 1.8. Announces that this instance will publish `path`
-    // within `wait_ms` (at most 60 000): until then, or until published,
-    // the host holds GET and HEAD requests for it rather than passing them
-    // to the plugin, and answers them the moment it is published (the
-    // hinted part of an LL-HLS playlist, which every player asks for
-    // before it exists). Past the deadline, held and new requests go to
-    // the plugin as usual. Expecting a path again moves its deadline.
-    // `RILL_ERR_BUSY`: `path` is published already or expected by another
-    // instance, or the instance has 65536 objects and expectations.
-    int32_t (*http_expect)(struct RillHost *host, struct RillStr path, uint32_t wait_ms);
+    // Added in 1.8. Announces that this instance will publish `path`, an
+    // object of `stream`, within `wait_ms` (at most 60 000): until then,
+    // or until published, the host holds GET and HEAD requests for it
+    // (once admitted as for `http_publish`; at most 20 000 an object, more
+    // go to the plugin) rather than passing them to the plugin, and
+    // answers them the moment it is published (the hinted part of an
+    // LL-HLS playlist, which every player asks for before it exists).
+    // Past the deadline, held and new requests go to the plugin as usual.
+    // Expecting a path again moves its deadline. `RILL_ERR_BUSY`: `path`
+    // is published already or expected by another instance, or the
+    // instance has 65536 objects and expectations.
+    int32_t (*http_expect)(struct RillHost *host,
+                           struct RillStr path,
+                           struct RillStr stream,
+                           uint32_t wait_ms);
 } RillHostApi;
 
 // An HTTP request routed to a plugin (`on_http_request`). Everything in it

@@ -1186,17 +1186,25 @@ pub struct RillHostApi {
     /// Added in 1.8. Removes the object at `path` that this instance
     /// published, or its expectation. `RILL_ERR_NOT_FOUND`: none.
     pub http_unpublish: Option<unsafe extern "C" fn(host: *mut RillHost, path: RillStr) -> i32>,
-    /// Added in 1.8. Announces that this instance will publish `path`
-    /// within `wait_ms` (at most 60 000): until then, or until published,
-    /// the host holds GET and HEAD requests for it rather than passing them
-    /// to the plugin, and answers them the moment it is published (the
-    /// hinted part of an LL-HLS playlist, which every player asks for
-    /// before it exists). Past the deadline, held and new requests go to
-    /// the plugin as usual. Expecting a path again moves its deadline.
-    /// `RILL_ERR_BUSY`: `path` is published already or expected by another
-    /// instance, or the instance has 65536 objects and expectations.
-    pub http_expect:
-        Option<unsafe extern "C" fn(host: *mut RillHost, path: RillStr, wait_ms: u32) -> i32>,
+    /// Added in 1.8. Announces that this instance will publish `path`, an
+    /// object of `stream`, within `wait_ms` (at most 60 000): until then,
+    /// or until published, the host holds GET and HEAD requests for it
+    /// (once admitted as for `http_publish`; at most 20 000 an object, more
+    /// go to the plugin) rather than passing them to the plugin, and
+    /// answers them the moment it is published (the hinted part of an
+    /// LL-HLS playlist, which every player asks for before it exists).
+    /// Past the deadline, held and new requests go to the plugin as usual.
+    /// Expecting a path again moves its deadline. `RILL_ERR_BUSY`: `path`
+    /// is published already or expected by another instance, or the
+    /// instance has 65536 objects and expectations.
+    pub http_expect: Option<
+        unsafe extern "C" fn(
+            host: *mut RillHost,
+            path: RillStr,
+            stream: RillStr,
+            wait_ms: u32,
+        ) -> i32,
+    >,
 }
 
 // SAFETY: repr(C), starts with u32 struct_size; every other field is an

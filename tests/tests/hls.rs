@@ -161,8 +161,20 @@ fn ll_hls_and_ts_play_in_ffmpeg_with_checked_playlists() {
     );
     assert_eq!(&body[4..8], b"moof", "a part is a fragment");
     // Parts are served by the host itself (ABI 1.8 objects), the hinted
-    // one held there until it came.
+    // one held there until it came; HEAD gives the length alone.
     assert!(object_responses(&s) >= 1, "{}", s.get("/metrics").2);
+    let (st, head, none) = http_request(
+        s.rill.http_port,
+        "HEAD",
+        &format!("/live/x/{hint}"),
+        None,
+        "",
+    );
+    assert_eq!(st, 200, "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())) && none.is_empty(),
+        "{head}"
+    );
     // Too far ahead: 400, as the spec says.
     let far: u64 = m.parse::<u64>().unwrap() + 10;
     assert_eq!(s.get(&format!("/live/x/llhls.m3u8?_HLS_msn={far}")).0, 400);
@@ -284,6 +296,23 @@ fn live_fmp4_and_tokens_in_every_uri() {
     let (st, _, body) = http_get_bytes(s.rill.http_port, &format!("/live/t/{part}?{q}"));
     assert_eq!((st, &body[4..8]), (200, &b"ftyp"[..]), "{part}");
     assert_eq!(object_responses(&s), before + 1);
+    // The hinted part, not there yet: a client without the token is
+    // refused at once, not held until it comes (the playlist after the
+    // refusal still hints the same part; a part may come in between, so
+    // a few tries).
+    let hint_of = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+            .and_then(|r| r.split(['?', '"']).next())
+            .unwrap()
+            .to_owned()
+    };
+    let refused_before_it_came = (0..5).any(|_| {
+        let hint = hint_of(&s.get(&format!("/live/t/llhls.m3u8?{q}")).2);
+        assert_eq!(s.get(&format!("/live/t/{hint}")).0, 401);
+        hint_of(&s.get(&format!("/live/t/llhls.m3u8?{q}")).2) == hint
+    });
+    assert!(refused_before_it_came);
     // ffmpeg follows the URIs with their tokens.
     let d = rtmp::play_av(false, &s.url(&format!("live/t.m3u8?{q}")), 3);
     assert!(d.count(0) >= 70 && d.monotonic(0), "{}", rtmp::summary(&d));

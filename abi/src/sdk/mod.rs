@@ -591,14 +591,14 @@ impl Host {
         Error::check(unsafe { f(self.raw(), rstr(path)) }).map(drop)
     }
 
-    /// Announces that `path` will be published within `wait` (ABI 1.8):
-    /// the host holds requests for it until then instead of passing them
-    /// to the plugin.
-    pub fn http_expect(&self, path: &str, wait: Duration) -> Result<()> {
+    /// Announces that `path`, an object of `stream`, will be published
+    /// within `wait` (ABI 1.8): the host holds the requests for it it
+    /// admitted until then, instead of passing them to the plugin.
+    pub fn http_expect(&self, path: &str, stream: &str, wait: Duration) -> Result<()> {
         let f = api!(self, http_expect)?;
         let ms = wait.as_millis().min(u32::MAX as u128) as u32;
-        // SAFETY: valid host context; the string is lent for the call.
-        Error::check(unsafe { f(self.raw(), rstr(path), ms) }).map(drop)
+        // SAFETY: valid host context; the strings are lent for the call.
+        Error::check(unsafe { f(self.raw(), rstr(path), rstr(stream), ms) }).map(drop)
     }
 
     /// Starts an instance-level timer ([`Plugin::on_timer`] with no

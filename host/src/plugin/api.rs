@@ -633,15 +633,25 @@ unsafe extern "C" fn http_unpublish(host: *mut RillHost, path: RillStr) -> i32 {
     })
 }
 
-unsafe extern "C" fn http_expect(host: *mut RillHost, path: RillStr, wait_ms: u32) -> i32 {
+unsafe extern "C" fn http_expect(
+    host: *mut RillHost,
+    path: RillStr,
+    stream: RillStr,
+    wait_ms: u32,
+) -> i32 {
     callback_guard("http_expect", RILL_ERR_INVALID, RILL_ERR_PANIC, || {
-        // SAFETY: per contract; the string is lent for the call.
-        let (Some(i), Some(path)) = (unsafe { inst(host) }, unsafe { text(path) }) else {
+        // SAFETY: per contract; the strings are lent for the call.
+        let (Some(i), Some(path), Some(stream)) =
+            (unsafe { inst(host) }, unsafe { text(path) }, unsafe {
+                text(stream)
+            })
+        else {
             return RILL_ERR_INVALID;
         };
+        let plugin: Arc<str> = Arc::from(i.name.as_str());
         i.host
             .objects
-            .expect(Arc::as_ptr(&i) as usize, path, wait_ms)
+            .expect(Arc::as_ptr(&i) as usize, &plugin, path, stream, wait_ms)
     })
 }
 

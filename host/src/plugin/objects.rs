@@ -24,18 +24,39 @@ const MAX_PATH: usize = 1024;
 const MAX_CONTENT_TYPE: usize = 128;
 /// Longest wait an expectation may announce.
 pub(crate) const MAX_EXPECT_MS: u32 = 60_000;
+/// Most requests held for one expected object; more go to the plugin
+/// (which has its own cap).
+const MAX_HELD: usize = 20_000;
 
 /// Who published an object: the instance, by the address of its `Arc`
 /// (unique while it lives; its objects go before it does).
 pub(crate) type Owner = usize;
 
-/// A published object.
-pub(crate) struct Object {
+/// Whose an object is, and what admits a request for it.
+pub(crate) struct Target {
     pub owner: Owner,
     /// The instance's name: what admission records as the protocol.
     pub plugin: Arc<str>,
     /// The stream a play of which admits a request.
     pub stream: Box<str>,
+}
+
+impl Target {
+    fn new(owner: Owner, plugin: &Arc<str>, stream: &str) -> Option<Arc<Target>> {
+        let stream = stream.trim_matches('/');
+        (!stream.is_empty() && stream.len() <= MAX_PATH).then(|| {
+            Arc::new(Target {
+                owner,
+                plugin: plugin.clone(),
+                stream: stream.into(),
+            })
+        })
+    }
+}
+
+/// A published object.
+pub(crate) struct Object {
+    pub target: Arc<Target>,
     pub content_type: Box<str>,
     pub body: Bytes,
 }
@@ -43,17 +64,19 @@ pub(crate) struct Object {
 enum Slot {
     Ready(Arc<Object>),
     Expected {
-        owner: Owner,
+        target: Arc<Target>,
         until: Instant,
         ready: Arc<Notify>,
+        /// Requests held for it.
+        held: usize,
     },
 }
 
 impl Slot {
     fn owner(&self) -> Owner {
         match self {
-            Slot::Ready(o) => o.owner,
-            Slot::Expected { owner, .. } => *owner,
+            Slot::Ready(o) => o.target.owner,
+            Slot::Expected { target, .. } => target.owner,
         }
     }
 }
@@ -111,26 +134,24 @@ impl Objects {
         content_type: &str,
         body: Bytes,
     ) -> i32 {
-        if !path_ok(path)
-            || stream.is_empty()
-            || stream.len() > MAX_PATH
-            || content_type.is_empty()
-            || content_type.len() > MAX_CONTENT_TYPE
-            || content_type.bytes().any(|b| b.is_ascii_control())
-        {
+        let target = Target::new(owner, plugin, stream);
+        let Some(target) = target.filter(|_| {
+            path_ok(path)
+                && !content_type.is_empty()
+                && content_type.len() <= MAX_CONTENT_TYPE
+                && !content_type.bytes().any(|b| b.is_ascii_control())
+        }) else {
             return RILL_ERR_INVALID;
-        }
+        };
         let object = Arc::new(Object {
-            owner,
-            plugin: plugin.clone(),
-            stream: stream.trim_matches('/').into(),
+            target,
             content_type: content_type.into(),
             body,
         });
         let mut st = self.state.lock();
         let waiting = match st.slots.get(path) {
             Some(Slot::Ready(_)) => return RILL_ERR_BUSY,
-            Some(Slot::Expected { owner: o, .. }) if *o != owner => return RILL_ERR_BUSY,
+            Some(s @ Slot::Expected { .. }) if s.owner() != owner => return RILL_ERR_BUSY,
             Some(Slot::Expected { ready, .. }) => Some(ready.clone()),
             None => None,
         };
@@ -160,17 +181,28 @@ impl Objects {
     }
 
     /// `http_expect`.
-    pub(crate) fn expect(&self, owner: Owner, path: &str, wait_ms: u32) -> i32 {
-        if !path_ok(path) || wait_ms > MAX_EXPECT_MS {
+    pub(crate) fn expect(
+        &self,
+        owner: Owner,
+        plugin: &Arc<str>,
+        path: &str,
+        stream: &str,
+        wait_ms: u32,
+    ) -> i32 {
+        let target = Target::new(owner, plugin, stream);
+        let Some(target) = target.filter(|_| path_ok(path) && wait_ms <= MAX_EXPECT_MS) else {
             return RILL_ERR_INVALID;
-        }
+        };
         let until = Instant::now() + std::time::Duration::from_millis(u64::from(wait_ms));
         let mut st = self.state.lock();
         match st.slots.get_mut(path) {
             Some(Slot::Expected {
-                owner: o, until: u, ..
-            }) if *o == owner => {
+                target: t,
+                until: u,
+                ..
+            }) if t.owner == owner => {
                 *u = until;
+                *t = target;
                 return RILL_OK;
             }
             Some(Slot::Expected { until: u, .. }) if *u <= Instant::now() => {
@@ -186,9 +218,10 @@ impl Objects {
         st.slots.insert(
             path.to_owned(),
             Slot::Expected {
-                owner,
+                target,
                 until,
                 ready: Arc::new(Notify::new()),
+                held: 0,
             },
         );
         RILL_OK
@@ -215,19 +248,52 @@ impl Objects {
         }
     }
 
+    /// Whose the object at `path` is (published or expected), to admit a
+    /// request before it waits.
+    pub(crate) fn target(&self, path: &str) -> Option<Arc<Target>> {
+        match self.state.lock().slots.get(path)? {
+            Slot::Ready(o) => Some(o.target.clone()),
+            Slot::Expected { until, .. } if *until <= Instant::now() => None,
+            Slot::Expected { target, .. } => Some(target.clone()),
+        }
+    }
+
     /// The object at `path`, waiting for it while it is expected. None:
-    /// no such object (never was, or it did not come in time).
+    /// no such object (never was, or it did not come in time), or too many
+    /// requests wait for it already.
     pub(crate) async fn get(&self, path: &str) -> Option<Arc<Object>> {
+        let mut holding = None;
+        let got = self.wait_for(path, &mut holding).await;
+        if holding.is_some() {
+            if let Some(Slot::Expected { held, .. }) = self.state.lock().slots.get_mut(path) {
+                *held = held.saturating_sub(1);
+            }
+        }
+        got
+    }
+
+    async fn wait_for(&self, path: &str, holding: &mut Option<()>) -> Option<Arc<Object>> {
         loop {
             let (ready, until) = {
                 let mut st = self.state.lock();
-                match st.slots.get(path)? {
+                match st.slots.get_mut(path)? {
                     Slot::Ready(o) => return Some(o.clone()),
                     Slot::Expected { until, .. } if *until <= Instant::now() => {
                         st.remove(path);
                         return None;
                     }
-                    Slot::Expected { until, ready, .. } => (ready.clone(), *until),
+                    Slot::Expected {
+                        until, ready, held, ..
+                    } => {
+                        if holding.is_none() {
+                            if *held >= MAX_HELD {
+                                return None;
+                            }
+                            *held += 1;
+                            *holding = Some(());
+                        }
+                        (ready.clone(), *until)
+                    }
                 }
             };
             let notified = ready.notified();
@@ -293,7 +359,7 @@ pub(crate) async fn answer(
     peer: &str,
 ) -> Option<ObjectReply> {
     use crate::admission::{self, Action, Creds, Outcome, Request};
-    let o = host.objects.get(path).await?;
+    let o = host.objects.target(path)?;
     let adm = &host.admission;
     let client = admission::client_ip(peer);
     let (user, password, token) = authorization
@@ -312,10 +378,12 @@ pub(crate) async fn answer(
     };
     Some(match verdict {
         Ok(()) => {
+            // Admitted: now it may wait for the object.
+            let object = host.objects.get(path).await?;
             host.objects.served.fetch_add(1, Ordering::Relaxed);
             ObjectReply::Ok {
-                content_type: o.content_type.clone(),
-                body: o.body.clone(),
+                content_type: object.content_type.clone(),
+                body: object.body.clone(),
             }
         }
         Err(r) => {
@@ -361,7 +429,7 @@ mod tests {
         );
         assert!(o.get("/a/p2.m4s").await.is_none());
         // Expected: the request waits, and gets it the moment it comes.
-        assert_eq!(o.expect(1, "/a/p2.m4s", 5_000), RILL_OK);
+        assert_eq!(o.expect(1, &p, "/a/p2.m4s", "a", 5_000), RILL_OK);
         let o2 = o.clone();
         let waiter = tokio::spawn(async move { o2.get("/a/p2.m4s").await });
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -384,7 +452,7 @@ mod tests {
             .unwrap();
         assert_eq!(&got.unwrap().body[..], b"y");
         // Another instance can take neither.
-        assert_eq!(o.expect(2, "/a/p2.m4s", 100), RILL_ERR_BUSY);
+        assert_eq!(o.expect(2, &p, "/a/p2.m4s", "a", 100), RILL_ERR_BUSY);
         assert_eq!(o.unpublish(2, "/a/p2.m4s"), RILL_ERR_NOT_FOUND);
         assert_eq!(o.unpublish(1, "/a/p2.m4s"), RILL_OK);
         assert!(o.get("/a/p2.m4s").await.is_none());
@@ -395,22 +463,23 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_expectation_that_lapses_sends_the_request_on() {
         let o = Objects::default();
-        assert_eq!(o.expect(1, "/a/p9.m4s", 200), RILL_OK);
+        let p = plugin();
+        assert_eq!(o.expect(1, &p, "/a/p9.m4s", "a", 200), RILL_OK);
         let t0 = Instant::now();
         assert!(o.get("/a/p9.m4s").await.is_none());
         assert!(t0.elapsed() >= Duration::from_millis(200));
         // Gone: the next request does not wait.
         assert_eq!(o.held(), 0);
         // A lapsed expectation of another instance can be taken over.
-        assert_eq!(o.expect(1, "/a/q.m4s", 10), RILL_OK);
+        assert_eq!(o.expect(1, &p, "/a/q.m4s", "a", 10), RILL_OK);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(o.expect(2, "/a/q.m4s", 10), RILL_OK);
+        assert_eq!(o.expect(2, &p, "/a/q.m4s", "a", 10), RILL_OK);
     }
 
     #[tokio::test]
     async fn instance_end_wakes_held_requests_and_bad_input_is_refused() {
         let o = Arc::new(Objects::default());
-        assert_eq!(o.expect(7, "/s/x", 10_000), RILL_OK);
+        assert_eq!(o.expect(7, &plugin(), "/s/x", "s", 10_000), RILL_OK);
         let o2 = o.clone();
         let waiter = tokio::spawn(async move { o2.get("/s/x").await });
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -434,6 +503,9 @@ mod tests {
                 "{path} {stream} {ct:?}"
             );
         }
-        assert_eq!(o.expect(1, "/a", MAX_EXPECT_MS + 1), RILL_ERR_INVALID);
+        assert_eq!(
+            o.expect(1, &p, "/a", "s", MAX_EXPECT_MS + 1),
+            RILL_ERR_INVALID
+        );
     }
 }

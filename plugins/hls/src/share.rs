@@ -77,7 +77,7 @@ pub(crate) fn share(host: &Host, path: &str, st: &mut Stream, hold: Duration) ->
         }
     }
     for u in &expected {
-        let _ = host.http_expect(u, hold);
+        let _ = host.http_expect(u, path, hold);
     }
     sh.expected = expected;
     let first = w.first_msn();
