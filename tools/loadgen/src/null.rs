@@ -46,6 +46,24 @@ pub fn run(listen: &str, file: Arc<FlvFile>, nodelay: bool) -> Result<(), String
         .name("broadcast".into())
         .spawn(move || broadcast(f, rx, nodelay))
         .map_err(|e| e.to_string())?;
+    eprintln!("null server on {listen}: RTMP and HTTP-FLV (any path)");
+    accept(listen, move |s| {
+        let tx = tx.clone();
+        async move {
+            if let Err(e) = setup(s, tx).await {
+                eprintln!("null: {e}");
+            }
+        }
+    })
+}
+
+/// Accepts on `listen` for ever on one thread (a current-thread runtime),
+/// each connection a task of `conn`'s.
+pub fn accept<F, Fut>(listen: &str, conn: F) -> Result<(), String>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -54,22 +72,16 @@ pub fn run(listen: &str, file: Arc<FlvFile>, nodelay: bool) -> Result<(), String
         let l = TcpListener::bind(listen)
             .await
             .map_err(|e| format!("bind {listen}: {e}"))?;
-        eprintln!("null server on {listen}: RTMP and HTTP-FLV (any path)");
         loop {
-            let (s, _) = match l.accept().await {
-                Ok(x) => x,
+            match l.accept().await {
+                Ok((s, _)) => {
+                    tokio::spawn(conn(s));
+                }
                 Err(e) => {
                     eprintln!("accept: {e}");
                     tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
                 }
-            };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = setup(s, tx).await {
-                    eprintln!("null: {e}");
-                }
-            });
+            }
         }
     })
 }

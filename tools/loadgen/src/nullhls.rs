@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rill_hls::{BlockingRequest, LlHls, Object, Readiness, TsHls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::flvsrc::{FlvFile, Looper};
@@ -69,27 +69,9 @@ pub fn run(listen: &str, file: Arc<FlvFile>) -> Result<(), String> {
         .name("mux".into())
         .spawn(move || mux(file, sh, [media_tx, playlist_tx]))
         .map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
-        let l = TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("bind {listen}: {e}"))?;
-        eprintln!("null LL-HLS server on {listen}");
-        loop {
-            let (s, _) = match l.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let rx = [media_rx.clone(), playlist_rx.clone()];
-            tokio::spawn(serve(s, shared.clone(), rx));
-        }
+    eprintln!("null LL-HLS server on {listen}");
+    crate::null::accept(listen, move |s| {
+        serve(s, shared.clone(), [media_rx.clone(), playlist_rx.clone()])
     })
 }
 
