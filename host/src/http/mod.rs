@@ -660,7 +660,7 @@ async fn to_plugin(s: AppState, peer: SocketAddr, req: Request) -> Response {
                 parts.uri.path(),
                 parts.uri.query().unwrap_or(""),
                 authorization,
-                &peer.to_string(),
+                peer.ip(),
             )
             .await;
         if let Some(o) = object {

@@ -404,9 +404,9 @@ impl PluginManager {
         path: &str,
         query: &str,
         authorization: Option<&str>,
-        peer: &str,
+        client: std::net::IpAddr,
     ) -> Option<super::ObjectReply> {
-        super::objects::answer(&self.inner.host, path, query, authorization, peer).await
+        super::objects::answer(&self.inner.host, path, query, authorization, Some(client)).await
     }
 
     /// Responses served from published objects, and objects (with

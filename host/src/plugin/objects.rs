@@ -111,6 +111,12 @@ impl State {
     }
 }
 
+/// What [`Objects::lookup`] found.
+pub(crate) enum Found {
+    Ready(Arc<Object>),
+    Expected(Arc<Target>),
+}
+
 /// Every instance's objects, by request path.
 #[derive(Default)]
 pub(crate) struct Objects {
@@ -248,13 +254,13 @@ impl Objects {
         }
     }
 
-    /// Whose the object at `path` is (published or expected), to admit a
-    /// request before it waits.
-    pub(crate) fn target(&self, path: &str) -> Option<Arc<Target>> {
+    /// The object at `path`, or whose it will be while it is expected
+    /// (to admit a request before it waits).
+    pub(crate) fn lookup(&self, path: &str) -> Option<Found> {
         match self.state.lock().slots.get(path)? {
-            Slot::Ready(o) => Some(o.target.clone()),
+            Slot::Ready(o) => Some(Found::Ready(o.clone())),
             Slot::Expected { until, .. } if *until <= Instant::now() => None,
-            Slot::Expected { target, .. } => Some(target.clone()),
+            Slot::Expected { target, .. } => Some(Found::Expected(target.clone())),
         }
     }
 
@@ -356,12 +362,15 @@ pub(crate) async fn answer(
     path: &str,
     query: &str,
     authorization: Option<&str>,
-    peer: &str,
+    client: Option<std::net::IpAddr>,
 ) -> Option<ObjectReply> {
     use crate::admission::{self, Action, Creds, Outcome, Request};
-    let o = host.objects.target(path)?;
+    let found = host.objects.lookup(path)?;
+    let o = match &found {
+        Found::Ready(object) => object.target.clone(),
+        Found::Expected(target) => target.clone(),
+    };
     let adm = &host.admission;
-    let client = admission::client_ip(peer);
     let (user, password, token) = authorization
         .and_then(admission::parse_authorization)
         .unwrap_or_default();
@@ -379,7 +388,10 @@ pub(crate) async fn answer(
     Some(match verdict {
         Ok(()) => {
             // Admitted: now it may wait for the object.
-            let object = host.objects.get(path).await?;
+            let object = match found {
+                Found::Ready(object) => object,
+                Found::Expected(_) => host.objects.get(path).await?,
+            };
             host.objects.served.fetch_add(1, Ordering::Relaxed);
             ObjectReply::Ok {
                 content_type: object.content_type.clone(),

@@ -60,6 +60,12 @@ const KEYS: &[&str] = &[
 ];
 
 impl Config {
+    /// How long a blocked reload or a hinted part is held: three segment
+    /// targets.
+    pub fn hold(&self) -> Duration {
+        self.segment_target * 3
+    }
+
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let mut c = Config::default();
         let err = |key: &str, message: String| ConfigError {

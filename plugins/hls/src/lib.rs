@@ -196,7 +196,7 @@ impl Hls {
     /// Hands the host what is new in `st` to serve (see `share`).
     fn share(&self, path: &str, st: &mut Stream) {
         if self.host_serves.load(Ordering::Relaxed)
-            && !share::share(&self.host, path, st, self.config.segment_target * 3)
+            && !share::share(&self.host, path, st, self.config.hold())
         {
             self.host_serves.store(false, Ordering::Relaxed);
         }

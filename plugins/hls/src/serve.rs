@@ -312,8 +312,7 @@ impl Hls {
     /// What the stream allows for `r` now.
     fn step(&self, r: &Request, g: &mut Stream) -> Step {
         let start = self.config.start_timeout;
-        // A blocked reload or hinted part waits at most three targets.
-        let hold = self.config.segment_target * 3;
+        let hold = self.config.hold();
         match r.what {
             What::Multivariant { ts } => {
                 let ready = if ts {
