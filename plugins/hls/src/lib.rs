@@ -193,18 +193,16 @@ impl Hls {
         Ok(st)
     }
 
-    /// Hands the host what is new in `st` to serve (see `share`).
-    fn share(&self, path: &str, st: &mut Stream) {
+    /// The muxer made something new: the host gets what it serves (see
+    /// `share`; the requests it holds are answered first), then every
+    /// session waiting on `st` is woken (they register again if they
+    /// still wait).
+    fn changed(&self, path: &str, st: &mut Stream) {
         if self.host_serves.load(Ordering::Relaxed)
             && !share::share(&self.host, path, st, self.config.hold())
         {
             self.host_serves.store(false, Ordering::Relaxed);
         }
-    }
-
-    /// Wakes every session waiting on `st` (they re-register if they still
-    /// wait).
-    fn wake(&self, st: &mut Stream) {
         st.rendered.clear();
         for list in &mut st.waiters {
             for id in std::mem::take(list) {
@@ -332,8 +330,7 @@ impl Plugin for Hls {
             }
         }
         if changed.any() {
-            self.share(path, &mut st);
-            self.wake(&mut st);
+            self.changed(path, &mut st);
         }
         Ok(())
     }
@@ -356,8 +353,7 @@ impl Plugin for Hls {
             }
             st.ended = true;
             st.muxer = None;
-            self.share(path, &mut st);
-            self.wake(&mut st);
+            self.changed(path, &mut st);
             drop(st);
             rill_log!(self.host, Debug, "stopped muxing {path} ({reason}: {why})");
             conn.close(RILL_END_NORMAL)?;
@@ -473,7 +469,7 @@ impl Hls {
     }
 
     /// Registers `conn` to be woken by the stream's muxer, once:
-    /// `waiting` is the session's own mark (cleared by the wake), `media`
+    /// `waiting` is the session's own mark (cleared when woken), `media`
     /// whether it waits for media rather than a playlist.
     pub(crate) fn wait_on(
         &self,

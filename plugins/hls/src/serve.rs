@@ -181,7 +181,7 @@ const RENDERED: usize = 8;
 
 impl Stream {
     /// The media playlist of a variant (`ts`) with `suffix` on its URIs,
-    /// rendered once per change of the stream (`wake` forgets them).
+    /// rendered once per change of the stream (`changed` forgets them).
     fn media_playlist(&mut self, ts: bool, suffix: &str) -> Rendered {
         if let Some((_, _, r)) = self
             .rendered

@@ -381,19 +381,11 @@ impl Record {
         let row = &m.rows[m.row];
         let mut frames = Vec::new();
         let read = result.is_ok().then_some(data);
-        let ended = match m
-            .source
-            .as_mut()
-            .map(|s| s.read(read, row.bytes, &mut frames))
-        {
-            Some(Ok(more)) => !more,
-            Some(Err(e)) => {
-                let path = &row.path;
-                rill_log!(self.host, Warn, "{path}: {e}: the rest left out");
-                true
-            }
-            None => true,
-        };
+        let (ended, error) = Source::read_on(m.source.as_mut(), read, row.bytes, &mut frames);
+        if let Some(e) = error {
+            let path = &row.path;
+            rill_log!(self.host, Warn, "{path}: {e}: the rest left out");
+        }
         let mut out = Vec::new();
         let pushed = m.remuxer.push(frames, &mut out);
         m.pending.extend(out);

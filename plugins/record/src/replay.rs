@@ -197,19 +197,12 @@ impl Record {
                 let mut frames = Vec::new();
                 let row = &r.rows[r.row];
                 let read = result.is_ok().then_some(data);
-                let ended = match r
-                    .source
-                    .as_mut()
-                    .map(|s| s.read(read, row.bytes, &mut frames))
-                {
-                    Some(Ok(more)) => !more,
-                    Some(Err(e)) => {
-                        let id = r.ask.id;
-                        rill_log!(self.host, Warn, "replay {id}: {}: {e}", row.path);
-                        true
-                    }
-                    None => true,
-                };
+                let (ended, error) =
+                    Source::read_on(r.source.as_mut(), read, row.bytes, &mut frames);
+                if let Some(e) = error {
+                    let id = r.ask.id;
+                    rill_log!(self.host, Warn, "replay {id}: {}: {e}", row.path);
+                }
                 self.take(r, frames)?;
                 if ended {
                     self.next_file(r, conn)?;

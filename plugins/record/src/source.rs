@@ -222,6 +222,21 @@ impl Source {
         more
     }
 
+    /// [`read`](Self::read) on the file being read, if there is one:
+    /// whether that file ended, and why when it ended on an error.
+    pub fn read_on(
+        source: Option<&mut Source>,
+        data: Option<&[u8]>,
+        len: u64,
+        out: &mut Vec<Frame>,
+    ) -> (bool, Option<String>) {
+        match source.map(|s| s.read(data, len, out)) {
+            Some(Ok(more)) => (!more, None),
+            Some(Err(e)) => (true, Some(e)),
+            None => (true, None),
+        }
+    }
+
     /// The file ended: what was held for more bytes.
     pub fn finish(&mut self, out: &mut Vec<Frame>) {
         if let Format::Ts { demux, video } = &mut self.format {
